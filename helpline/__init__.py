@@ -1,0 +1,1 @@
+"""helpline: anonymous help for people worried about their own abusive behaviour."""

@@ -1,0 +1,33 @@
+"""The small error hierarchy of the core; adapters translate these at the edge."""
+
+
+class HelplineError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class ConfigError(HelplineError):
+    """A setting is missing or invalid; the message names the setting."""
+
+
+class ContentError(HelplineError):
+    """A content file is broken; the message names the file and key."""
+
+
+class DuplicateMessage(HelplineError):
+    """An inbound message with this channel and external id was stored already."""
+
+
+class NotFound(HelplineError):
+    """The thing asked for does not exist (or is not visible to the asker)."""
+
+
+class Forbidden(HelplineError):
+    """The asker is not allowed to do this."""
+
+
+class QueueError(HelplineError):
+    """The routing queue refused an operation (for example a claim already taken)."""
+
+
+class DeliveryError(HelplineError):
+    """A channel could not deliver a message; the message stays stored for a retry."""

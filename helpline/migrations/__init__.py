@@ -1,0 +1,1 @@
+"""Alembic migrations, shared by SQLite and PostgreSQL."""

@@ -1,0 +1,129 @@
+"""The small interfaces the core owns; their implementations live beside them or at the edge."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Collection, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from helpline.domain import OutboundMessage
+
+
+class Priority(enum.IntEnum):
+    """Order in the adviser queue: lower is more urgent."""
+
+    IMMEDIATE = 0
+    SUICIDE = 1
+    CONCERN = 2
+    NORMAL = 3
+
+    @classmethod
+    def for_risk(cls, level: str) -> Priority:
+        return {
+            "immediate": cls.IMMEDIATE,
+            "suicide": cls.SUICIDE,
+            "concern": cls.CONCERN,
+        }.get(level, cls.NORMAL)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A conversation waiting for (or claimed by) a human.
+
+    `queue` is "helpline", "family" or "programme:<id>". `joined_at` is timezone-aware UTC.
+    """
+
+    conversation_id: str
+    queue: str
+    language: str
+    priority: Priority
+    joined_at: datetime
+    channel: str
+
+
+class RoutingQueue(Protocol):
+    """Conversations waiting for an adviser, most urgent first, longest wait first within a level.
+
+    Claims are atomic: whatever the number of concurrent claimers, each conversation goes to
+    exactly one adviser.
+    """
+
+    async def enqueue(self, entry: QueueEntry) -> None:
+        """Add a waiting conversation. If it is already waiting, keep its place and only ever
+        raise its priority; if it is claimed, do nothing."""
+
+    async def escalate(self, conversation_id: str, priority: Priority) -> bool:
+        """Raise (never lower) the priority of a waiting conversation; False if not waiting."""
+
+    async def remove(self, conversation_id: str) -> bool:
+        """Take a conversation out of the queue or out of its claim (cancel or end)."""
+
+    async def claim(self, conversation_id: str, adviser: str, capacity: int) -> QueueEntry | None:
+        """Claim one waiting conversation; None if it is not waiting (already taken) or the
+        adviser is at capacity."""
+
+    async def claim_next(
+        self, adviser: str, queues: Collection[str], capacity: int
+    ) -> QueueEntry | None:
+        """Claim the most urgent waiting conversation in any of `queues`; None when there is
+        none or the adviser already holds `capacity` conversations."""
+
+    async def release(self, conversation_id: str, adviser: str) -> bool:
+        """Put a claimed conversation back in the queue with its original place."""
+
+    async def transfer(self, conversation_id: str, queue: str) -> bool:
+        """Move a waiting or claimed conversation to another queue (it waits there)."""
+
+    async def waiting(self, queues: Collection[str] | None = None) -> list[QueueEntry]:
+        """Waiting conversations in queue order."""
+
+    async def position(self, conversation_id: str) -> int | None:
+        """1-based place among the conversations in the same queue, None if not waiting."""
+
+    async def claims(self, adviser: str | None = None) -> dict[str, str]:
+        """Conversation id -> adviser for claimed conversations (all, or one adviser's)."""
+
+    async def entry(self, conversation_id: str) -> QueueEntry | None:
+        """The entry for a waiting or claimed conversation."""
+
+    async def restore(self, waiting: Iterable[QueueEntry], claims: dict[str, str]) -> None:
+        """Load state from the database at start (the in-process queue); idempotent."""
+
+
+class Locks(Protocol):
+    """A per-conversation lock around load -> step -> save, across processes where needed."""
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
+
+class Hub(Protocol):
+    """Live events between the engine, web chat sockets and adviser consoles, across instances."""
+
+    async def publish(self, topic: str, event: dict[str, Any]) -> None: ...
+
+    def subscribe(self, *topics: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+        """Yields an async iterator of events published to any of `topics` from now on."""
+        ...
+
+
+class Sender(Protocol):
+    """What the engine needs of a channel: a name and a way to deliver one stored reply."""
+
+    name: str
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        """Deliver; return the platform's id for the sent message if it has one.
+
+        Raise helpline.errors.DeliveryError when the platform refuses or cannot be reached."""
+        ...
+
+
+class Channel(Sender, Protocol):
+    """A channel adapter: turns a platform's requests into InboundMessages and back."""
+
+    def routes(self) -> list[web.RouteDef]: ...

@@ -1,0 +1,483 @@
+"""SqlStore: the repository the engine uses; one short transaction per operation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from helpline.domain import (
+    Author,
+    Conversation,
+    Delivery,
+    Direction,
+    Owner,
+    Reply,
+    StoredMessage,
+    utcnow,
+)
+from helpline.errors import DuplicateMessage, NotFound
+from helpline.privacy import new_reference
+from helpline.storage.engine import create_engine
+from helpline.storage.models import ContactRow, ConversationRow, HandoffRow, MessageRow
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An inbound message safely stored: what the channel may now acknowledge."""
+
+    conversation_id: str
+    message_id: int
+    new_conversation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRecord:
+    conversation_id: str
+    queue: str
+    language: str
+    channel: str
+    priority: int
+    reason: str
+    joined_at: datetime
+    claimed_by: str | None
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns.
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        id=row.id,
+        contact_key=row.contact_key,
+        channel=row.channel,
+        reference=row.reference,
+        language=row.language,
+        flow=row.flow,
+        state=row.state,
+        owner=Owner(row.owner),
+        risk_level=row.risk_level,
+        answers=dict(row.answers or {}),
+        adviser=row.adviser,
+        closed=row.closed,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        last_inbound_at=_aware(row.last_inbound_at) if row.last_inbound_at else None,
+    )
+
+
+def _message(row: MessageRow) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        direction=Direction(row.direction),
+        author=Author(row.author),
+        text=row.text,
+        options=tuple(row.options or ()),
+        status=Delivery(row.status),
+        created_at=_aware(row.created_at),
+        external_id=row.external_id,
+        author_name=row.author_name,
+    )
+
+
+class SqlStore:
+    """Conversations, messages and handoffs on SQLite or PostgreSQL through SQLAlchemy."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
+        self._session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._session() as session:
+            await session.execute(select(1))
+
+    def session(self) -> AsyncSession:
+        """For adapters that own tables of their own (console, referrals)."""
+        return self._session()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def accept_inbound(
+        self,
+        *,
+        contact_key: str,
+        channel: str,
+        sealed_address: str | None,
+        text: str,
+        external_id: str | None,
+        received_at: datetime,
+        language: str = "en",
+        flow: str = "welcome",
+        state: str = "start",
+    ) -> Accepted:
+        """Store an inbound message, creating the contact and an open conversation if needed.
+
+        Raises DuplicateMessage when (channel, external_id) was stored before."""
+        try:
+            async with self._session() as session, session.begin():
+                if external_id is not None:
+                    seen = await session.scalar(
+                        select(MessageRow.id).where(
+                            MessageRow.channel == channel, MessageRow.external_id == external_id
+                        )
+                    )
+                    if seen is not None:
+                        raise DuplicateMessage(f"{channel} message already stored")
+                await self._touch_contact(session, contact_key, channel, sealed_address, received_at)
+                conv_id = await session.scalar(
+                    select(ConversationRow.id)
+                    .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
+                    .order_by(ConversationRow.created_at.desc())
+                    .limit(1)
+                )
+                created = conv_id is None
+                if conv_id is None:
+                    conv_id = uuid.uuid4().hex
+                    session.add(
+                        ConversationRow(
+                            id=conv_id,
+                            contact_key=contact_key,
+                            channel=channel,
+                            reference=new_reference(),
+                            language=language,
+                            flow=flow,
+                            state=state,
+                            owner=Owner.BOT.value,
+                            risk_level="none",
+                            answers={},
+                            closed=False,
+                            created_at=received_at,
+                            updated_at=received_at,
+                            last_inbound_at=received_at,
+                        )
+                    )
+                else:
+                    await session.execute(
+                        update(ConversationRow)
+                        .where(ConversationRow.id == conv_id)
+                        .values(last_inbound_at=received_at)
+                    )
+                row = MessageRow(
+                    conversation_id=conv_id,
+                    channel=channel,
+                    direction=Direction.IN.value,
+                    author=Author.PERSON.value,
+                    text=text,
+                    options=[],
+                    status=Delivery.RECEIVED.value,
+                    external_id=external_id,
+                    created_at=received_at,
+                )
+                session.add(row)
+                await session.flush()
+                return Accepted(conv_id, row.id, created)
+        except IntegrityError as exc:
+            # Two instances raced on the same redelivered webhook: the constraint decided.
+            if external_id is not None:
+                raise DuplicateMessage(f"{channel} message already stored") from exc
+            raise
+
+    async def _touch_contact(
+        self,
+        session: AsyncSession,
+        key: str,
+        channel: str,
+        sealed_address: str | None,
+        now: datetime,
+    ) -> None:
+        contact = await session.get(ContactRow, key)
+        if contact is None:
+            session.add(
+                ContactRow(
+                    key=key,
+                    channel=channel,
+                    sealed_address=sealed_address,
+                    opted_out=False,
+                    settings={},
+                    created_at=now,
+                    last_seen_at=now,
+                )
+            )
+            await session.flush()
+            return
+        contact.last_seen_at = now
+        contact.opted_out = False if contact.opted_out is None else contact.opted_out
+        if sealed_address is not None:
+            contact.sealed_address = sealed_address
+
+    # -- conversations ---------------------------------------------------------------------
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        async with self._session() as session:
+            row = await session.get(ConversationRow, conversation_id)
+            if row is None:
+                raise NotFound("no such conversation")
+            return _conversation(row)
+
+    async def conversation_by_reference(self, reference: str) -> Conversation:
+        async with self._session() as session:
+            row = await session.scalar(
+                select(ConversationRow).where(ConversationRow.reference == reference.upper())
+            )
+            if row is None:
+                raise NotFound("no such conversation")
+            return _conversation(row)
+
+    async def open_conversation(self, contact_key: str) -> Conversation | None:
+        async with self._session() as session:
+            row = await session.scalar(
+                select(ConversationRow)
+                .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
+                .order_by(ConversationRow.created_at.desc())
+                .limit(1)
+            )
+            return _conversation(row) if row else None
+
+    async def pending_inbound(self, conversation_id: str) -> list[StoredMessage]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(MessageRow)
+                .where(
+                    MessageRow.conversation_id == conversation_id,
+                    MessageRow.status == Delivery.RECEIVED.value,
+                )
+                .order_by(MessageRow.id)
+            )
+            return [_message(r) for r in rows]
+
+    async def conversations_with_pending_inbound(self) -> list[str]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(MessageRow.conversation_id)
+                .where(MessageRow.status == Delivery.RECEIVED.value)
+                .distinct()
+            )
+            return list(rows)
+
+    async def save_turn(
+        self,
+        conversation: Conversation,
+        handled: Sequence[int],
+        replies: Iterable[Reply],
+        *,
+        author_name: str | None = None,
+        status: Delivery = Delivery.PENDING,
+    ) -> list[StoredMessage]:
+        """Save the conversation's new state, mark inbound messages handled and store replies,
+        all in one transaction: a crash before commit means the turn is simply run again."""
+        now = utcnow()
+        async with self._session() as session, session.begin():
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation.id)
+                .values(
+                    language=conversation.language,
+                    flow=conversation.flow,
+                    state=conversation.state,
+                    owner=conversation.owner.value,
+                    risk_level=conversation.risk_level,
+                    answers=conversation.answers,
+                    adviser=conversation.adviser,
+                    closed=conversation.closed,
+                    updated_at=now,
+                )
+            )
+            if handled:
+                await session.execute(
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(list(handled)))
+                    .values(status=Delivery.HANDLED.value)
+                )
+            rows = [
+                MessageRow(
+                    conversation_id=conversation.id,
+                    channel=conversation.channel,
+                    direction=(
+                        Direction.EVENT.value if r.author is Author.SYSTEM else Direction.OUT.value
+                    ),
+                    author=r.author.value,
+                    author_name=author_name,
+                    text=r.text,
+                    options=list(r.options),
+                    status=status.value,
+                    created_at=now,
+                )
+                for r in replies
+            ]
+            session.add_all(rows)
+            await session.flush()
+            conversation.updated_at = now
+            return [_message(r) for r in rows]
+
+    async def add_note(self, conversation_id: str, text: str, author_name: str) -> StoredMessage:
+        """A private note or an event line in the transcript; never sent to the person."""
+        async with self._session() as session, session.begin():
+            conv = await session.get(ConversationRow, conversation_id)
+            if conv is None:
+                raise NotFound("no such conversation")
+            row = MessageRow(
+                conversation_id=conversation_id,
+                channel=conv.channel,
+                direction=Direction.NOTE.value,
+                author=Author.ADVISER.value,
+                author_name=author_name,
+                text=text,
+                options=[],
+                status=Delivery.HANDLED.value,
+                created_at=utcnow(),
+            )
+            session.add(row)
+            await session.flush()
+            return _message(row)
+
+    async def transcript(self, conversation_id: str) -> list[StoredMessage]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(MessageRow)
+                .where(MessageRow.conversation_id == conversation_id)
+                .order_by(MessageRow.id)
+            )
+            return [_message(r) for r in rows]
+
+    # -- delivery --------------------------------------------------------------------------
+
+    async def sealed_address(self, contact_key: str) -> str | None:
+        async with self._session() as session:
+            return await session.scalar(
+                select(ContactRow.sealed_address).where(ContactRow.key == contact_key)
+            )
+
+    async def contact_settings(self, contact_key: str) -> dict[str, object]:
+        async with self._session() as session:
+            row = await session.get(ContactRow, contact_key)
+            return dict(row.settings or {}) if row else {}
+
+    async def update_contact_settings(self, contact_key: str, **changes: object) -> None:
+        async with self._session() as session, session.begin():
+            row = await session.get(ContactRow, contact_key)
+            if row is None:
+                raise NotFound("no such contact")
+            row.settings = {**(row.settings or {}), **changes}
+
+    async def mark(
+        self, message_id: int, status: Delivery, *, platform_id: str | None = None
+    ) -> None:
+        values: dict[str, object] = {"status": status.value}
+        if status is Delivery.SENT:
+            values["sent_at"] = utcnow()
+        if platform_id is not None:
+            values["platform_id"] = platform_id
+        async with self._session() as session, session.begin():
+            await session.execute(
+                update(MessageRow).where(MessageRow.id == message_id).values(**values)
+            )
+
+    async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
+        async with self._session() as session, session.begin():
+            result = await session.execute(
+                update(MessageRow)
+                .where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
+                .values(status=status.value)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def undelivered(self, statuses: Sequence[Delivery]) -> list[StoredMessage]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(MessageRow)
+                .where(MessageRow.status.in_([s.value for s in statuses]))
+                .order_by(MessageRow.id)
+            )
+            return [_message(r) for r in rows]
+
+    # -- handoffs --------------------------------------------------------------------------
+
+    async def open_handoff(self, record: HandoffRecord) -> None:
+        async with self._session() as session, session.begin():
+            existing = await session.scalar(
+                select(HandoffRow).where(
+                    HandoffRow.conversation_id == record.conversation_id,
+                    HandoffRow.ended_at.is_(None),
+                )
+            )
+            if existing is not None:
+                existing.priority = min(existing.priority, record.priority)
+                return
+            session.add(
+                HandoffRow(
+                    conversation_id=record.conversation_id,
+                    queue=record.queue,
+                    language=record.language,
+                    channel=record.channel,
+                    priority=record.priority,
+                    reason=record.reason,
+                    joined_at=record.joined_at,
+                )
+            )
+
+    async def update_handoff(self, conversation_id: str, **values: object) -> None:
+        async with self._session() as session, session.begin():
+            await session.execute(
+                update(HandoffRow)
+                .where(HandoffRow.conversation_id == conversation_id, HandoffRow.ended_at.is_(None))
+                .values(**values)
+            )
+
+    async def open_handoffs(self) -> list[HandoffRecord]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(HandoffRow).where(HandoffRow.ended_at.is_(None)).order_by(HandoffRow.id)
+            )
+            return [
+                HandoffRecord(
+                    r.conversation_id,
+                    r.queue,
+                    r.language,
+                    r.channel,
+                    r.priority,
+                    r.reason,
+                    _aware(r.joined_at),
+                    r.claimed_by,
+                )
+                for r in rows
+            ]
+
+    # -- erasure and retention -------------------------------------------------------------
+
+    async def erase_contact(self, contact_key: str) -> dict[str, int]:
+        """Delete everything held about one contact: conversations, messages, address."""
+        async with self._session() as session, session.begin():
+            conv_ids = list(
+                await session.scalars(
+                    select(ConversationRow.id).where(ConversationRow.contact_key == contact_key)
+                )
+            )
+            messages = await session.scalar(
+                select(func.count()).select_from(MessageRow).where(
+                    MessageRow.conversation_id.in_(conv_ids)
+                )
+            )
+            if conv_ids:
+                await session.execute(
+                    delete(MessageRow).where(MessageRow.conversation_id.in_(conv_ids))
+                )
+                await session.execute(
+                    delete(HandoffRow).where(HandoffRow.conversation_id.in_(conv_ids))
+                )
+                await session.execute(delete(ConversationRow).where(ConversationRow.id.in_(conv_ids)))
+            await session.execute(delete(ContactRow).where(ContactRow.key == contact_key))
+            return {"conversations": len(conv_ids), "messages": int(messages or 0)}
