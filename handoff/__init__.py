@@ -1,0 +1,1 @@
+"""Handoff to human advisers: the routing queue, per-conversation locks and their adapters."""
