@@ -1,0 +1,127 @@
+"""The Locks contract: MemoryLocks and RedisLocks keep one turn per conversation at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+import redis.asyncio as redis
+
+from handoff.locks_redis import LockTimeout, RedisLocks
+from helpline.locks import MemoryLocks
+from helpline.ports import Locks
+
+
+@dataclass
+class Backend:
+    """Locks under test; `another()` is a second handle, as another process would have."""
+
+    another: Callable[[], Locks]
+    clients: list[redis.Redis] = field(default_factory=list)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def redis_target(request: pytest.FixtureRequest) -> tuple[str, str] | None:
+    if request.param == "memory":
+        return None
+    return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+
+
+@pytest.fixture
+async def backend(redis_target: tuple[str, str] | None) -> AsyncIterator[Backend]:
+    if redis_target is None:
+        memory = MemoryLocks()
+        yield Backend(lambda: memory)
+        return
+    url, prefix = redis_target
+    clients: list[redis.Redis] = []
+
+    def fresh() -> Locks:
+        client = redis.Redis.from_url(url)
+        clients.append(client)
+        return RedisLocks(client, prefix)
+
+    try:
+        yield Backend(fresh, clients)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_turns_of_the_same_conversation_never_overlap(backend: Backend) -> None:
+    inside = 0
+    most_inside = 0
+    turns = 0
+
+    async def turn(locks: Locks) -> None:
+        nonlocal inside, most_inside, turns
+        async with locks.hold("conv-1"):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await asyncio.sleep(0.01)  # widen the window an overlap would need
+            inside -= 1
+            turns += 1
+
+    await asyncio.gather(*(turn(backend.another()) for _ in range(8)))
+
+    assert turns == 8
+    assert most_inside == 1
+
+
+async def test_different_conversations_are_handled_at_the_same_time(backend: Backend) -> None:
+    a_inside = asyncio.Event()
+    b_inside = asyncio.Event()
+
+    async def turn(locks: Locks, key: str, mine: asyncio.Event, theirs: asyncio.Event) -> None:
+        async with locks.hold(key):
+            mine.set()
+            await theirs.wait()  # only finishes if the other conversation got in meanwhile
+
+    async with asyncio.timeout(5):
+        await asyncio.gather(
+            turn(backend.another(), "conv-a", a_inside, b_inside),
+            turn(backend.another(), "conv-b", b_inside, a_inside),
+        )
+
+
+async def test_a_failing_turn_lets_the_next_turn_in(backend: Backend) -> None:
+    locks = backend.another()
+    with pytest.raises(ValueError, match="flow broke"):
+        async with locks.hold("conv-1"):
+            raise ValueError("flow broke")
+
+    async with asyncio.timeout(2), backend.another().hold("conv-1"):
+        pass
+
+
+async def test_waiting_too_long_for_a_redis_lock_raises(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        holder = RedisLocks(client, redis_prefix)
+        impatient = RedisLocks(client, redis_prefix, blocking_timeout=0.3)
+        async with holder.hold("conv-1"):
+            with pytest.raises(LockTimeout):
+                async with impatient.hold("conv-1"):
+                    pytest.fail("got a lock that was held")
+        async with impatient.hold("conv-1"):
+            pass
+    finally:
+        await client.aclose()
+
+
+async def test_a_crashed_holders_redis_lock_expires(
+    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        locks = RedisLocks(client, redis_prefix, timeout=0.2, blocking_timeout=5)
+        # The first holder overruns its timeout, as a crashed process would: the second
+        # gets in, and the overrun is reported when the first lets go, not raised.
+        async with locks.hold("conv-1"), asyncio.timeout(3), locks.hold("conv-1"):
+            pass
+    finally:
+        await client.aclose()
+    assert any("expired before its holder finished" in r.message for r in caplog.records)
+    assert all("conv-1" not in r.getMessage() for r in caplog.records)
