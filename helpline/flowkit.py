@@ -264,23 +264,40 @@ class FlowRunner:
         best: tuple[float, Option | None] = (0.0, None)
         for option in state.options:
             label = normalise(self.content.text(option.label, turn.language))
-            other = normalise(self.content.text(option.label, "cy" if turn.language == "en" else "en"))
+            other = normalise(
+                self.content.text(option.label, "cy" if turn.language == "en" else "en")
+            )
             if said in (label, other):
                 return option
             score = max(fuzz.ratio(said, label), fuzz.ratio(said, other))
             if score > best[0]:
                 best = (score, option)
+        if best[0] >= 85:
+            return best[1]
+        # Free text: the option whose longest keyword phrase appears in what was said.
+        longest: tuple[int, Option | None] = (0, None)
         for option in state.options:
-            if option.keywords and _mentions(said, self.content.all_words(option.keywords)):
-                return option
-        return best[1] if best[0] >= 85 else None
+            if option.keywords:
+                length = longest_mention(said, self.content.all_words(option.keywords))
+                if length > longest[0]:
+                    longest = (length, option)
+        return longest[1]
 
 
-def _mentions(said: str, words: Iterable[str]) -> bool:
+def longest_mention(said: str, words: Iterable[str]) -> int:
+    """Length of the longest keyword found in normalised text, 0 if none.
+
+    A single word counts only when it is the whole message ("help", "stop", "me"), so that
+    "I need help with my temper" is not taken as a command; a phrase counts anywhere."""
     padded = f" {said} "
-    return any(w and f" {w} " in padded for w in words)
+    best = 0
+    for w in words:
+        if not w:
+            continue
+        if (w == said or (" " in w and f" {w} " in padded)) and len(w) > best:
+            best = len(w)
+    return best
 
 
 def mentions(said: str, words: Iterable[str]) -> bool:
-    """True when normalised text contains one of the (normalised) words or phrases whole."""
-    return _mentions(said, words)
+    return longest_mention(said, words) > 0

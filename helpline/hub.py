@@ -88,9 +88,9 @@ class RedisHub:
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         await self._client.publish(self._channel_prefix + topic, json.dumps(event))
 
-    def subscribe(self, *topics: str) -> contextlib.AbstractAsyncContextManager[
-        AsyncIterator[dict[str, Any]]
-    ]:
+    def subscribe(
+        self, *topics: str
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
         return self._local.subscribe(*topics)
 
     async def _listen(self) -> None:

@@ -137,7 +137,9 @@ class SqlStore:
                     )
                     if seen is not None:
                         raise DuplicateMessage(f"{channel} message already stored")
-                await self._touch_contact(session, contact_key, channel, sealed_address, received_at)
+                await self._touch_contact(
+                    session, contact_key, channel, sealed_address, received_at
+                )
                 conv_id = await session.scalar(
                     select(ConversationRow.id)
                     .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
@@ -218,6 +220,49 @@ class SqlStore:
         contact.opted_out = False if contact.opted_out is None else contact.opted_out
         if sealed_address is not None:
             contact.sealed_address = sealed_address
+
+    async def ensure_conversation(
+        self,
+        *,
+        contact_key: str,
+        channel: str,
+        sealed_address: str | None,
+        language: str,
+        flow: str = "welcome",
+        state: str = "start",
+    ) -> tuple[str, bool]:
+        """The contact's open conversation, created if there is none (web chat opens one as
+        soon as the page connects, so the welcome is there before anyone types)."""
+        now = utcnow()
+        async with self._session() as session, session.begin():
+            await self._touch_contact(session, contact_key, channel, sealed_address, now)
+            conv_id = await session.scalar(
+                select(ConversationRow.id)
+                .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
+                .limit(1)
+            )
+            if conv_id is not None:
+                return conv_id, False
+            conv_id = uuid.uuid4().hex
+            session.add(
+                ConversationRow(
+                    id=conv_id,
+                    contact_key=contact_key,
+                    channel=channel,
+                    reference=new_reference(),
+                    language=language,
+                    flow=flow,
+                    state=state,
+                    owner=Owner.BOT.value,
+                    risk_level="none",
+                    answers={},
+                    closed=False,
+                    created_at=now,
+                    updated_at=now,
+                    last_inbound_at=None,
+                )
+            )
+            return conv_id, True
 
     # -- conversations ---------------------------------------------------------------------
 
@@ -313,7 +358,8 @@ class SqlStore:
                     author_name=author_name,
                     text=r.text,
                     options=list(r.options),
-                    status=status.value,
+                    # Transcript events (ownership changes) are never sent to the person.
+                    status=Delivery.HANDLED.value if r.author is Author.SYSTEM else status.value,
                     created_at=now,
                 )
                 for r in replies
@@ -467,9 +513,9 @@ class SqlStore:
                 )
             )
             messages = await session.scalar(
-                select(func.count()).select_from(MessageRow).where(
-                    MessageRow.conversation_id.in_(conv_ids)
-                )
+                select(func.count())
+                .select_from(MessageRow)
+                .where(MessageRow.conversation_id.in_(conv_ids))
             )
             if conv_ids:
                 await session.execute(
@@ -478,6 +524,8 @@ class SqlStore:
                 await session.execute(
                     delete(HandoffRow).where(HandoffRow.conversation_id.in_(conv_ids))
                 )
-                await session.execute(delete(ConversationRow).where(ConversationRow.id.in_(conv_ids)))
+                await session.execute(
+                    delete(ConversationRow).where(ConversationRow.id.in_(conv_ids))
+                )
             await session.execute(delete(ContactRow).where(ContactRow.key == contact_key))
             return {"conversations": len(conv_ids), "messages": int(messages or 0)}

@@ -1,0 +1,257 @@
+"""Web chat: the chat page, its static files, and the JSON-over-websocket protocol
+(docs/webchat.md). The web channel's 'address' is a random token kept in the tab's
+sessionStorage, so a reload resumes and closing the tab forgets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import re
+import weakref
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from helpline.app import CONTENT, DRAINING, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
+from helpline.domain import Direction, InboundMessage, OutboundMessage
+from helpline.errors import DuplicateMessage, HelplineError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_TEXT = 2000
+MAX_FRAME = 16 * 1024
+HELLO_TIMEOUT = 15
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+SOCKETS = web.AppKey("web_sockets", weakref.WeakSet[web.WebSocketResponse])
+
+
+class WebChat:
+    """The web channel: `send` publishes to the person's open sockets through the hub,
+    which reaches them whichever instance they are connected to."""
+
+    name = "web"
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._pages: dict[tuple[str, bool], str] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.page),
+            web.get("/chat/ws", self.socket),
+            web.get("/chat/widget.json", self.widget_words),
+            web.static("/static", STATIC, append_version=False),
+        ]
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        key = self.app[PRIVACY].contact_key(self.name, message.address)
+        reply = message.reply
+        await self.app[HUB].publish(
+            f"web:{key}",
+            {
+                "type": "message",
+                "author": reply.author.value,
+                "text": reply.text,
+                "options": list(reply.options),
+            },
+        )
+        return None
+
+    # -- the page --------------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.Response:
+        lang = "cy" if request.query.get("lang") == "cy" else "en"
+        embed = request.query.get("embed") == "1"
+        body = self._pages.get((lang, embed))
+        if body is None:
+            body = self._render(lang, embed)
+            self._pages[(lang, embed)] = body
+        return web.Response(text=body, content_type="text/html")
+
+    def _render(self, lang: str, embed: bool) -> str:
+        content = self.app[CONTENT]
+        settings = self.app[SETTINGS]
+        template = (STATIC / "chat.html").read_text(encoding="utf-8")
+        values = {"lang": lang, "exit_url": settings.exit_url, "embed": "1" if embed else "0"}
+
+        def fill(match: re.Match[str]) -> str:
+            key = match.group(1)
+            value = values[key] if key in values else content.text(key, lang)
+            return html.escape(value, quote=True)
+
+        return _PLACEHOLDER.sub(fill, template)
+
+    async def widget_words(self, request: web.Request) -> web.Response:
+        lang = "cy" if request.query.get("lang") == "cy" else "en"
+        content = self.app[CONTENT]
+        return web.json_response(
+            {
+                "open": content.text("web.widget_open", lang),
+                "close": content.text("web.widget_close", lang),
+            },
+            headers={"Access-Control-Allow-Origin": "*"},
+        )
+
+    # -- the socket ------------------------------------------------------------------------
+
+    async def socket(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            raise web.HTTPForbidden(text="cross-origin websocket refused")
+        if request.app[DRAINING][0]:
+            raise web.HTTPServiceUnavailable(text="restarting")
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        request.app[SOCKETS].add(ws)
+        try:
+            hello = await self._hello(ws)
+            if hello is not None:
+                await self._converse(ws, *hello)
+        finally:
+            request.app[SOCKETS].discard(ws)
+        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse) -> tuple[str, str] | None:
+        try:
+            msg = await ws.receive(timeout=HELLO_TIMEOUT)
+        except TimeoutError:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
+            return None
+        frame = _frame(msg)
+        if frame is None or frame.get("type") != "hello":
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
+            return None
+        token = frame.get("token")
+        from helpline.privacy import new_token
+
+        if not isinstance(token, str) or not _TOKEN.match(token):
+            token = new_token()
+        lang = "cy" if frame.get("lang") == "cy" else "en"
+        return token, lang
+
+    async def _converse(self, ws: web.WebSocketResponse, token: str, lang: str) -> None:
+        engine = self.app[ENGINE]
+        key = self.app[PRIVACY].contact_key(self.name, token)
+        async with self.app[HUB].subscribe(f"web:{key}") as events:
+            forward = asyncio.create_task(self._forward(ws, events))
+            try:
+                conv = await engine.open(self.name, token, language=lang)
+                await ws.send_json(
+                    {"type": "session", "token": token, "conversation": conv.reference}
+                )
+                await ws.send_json({"type": "history", "messages": await self._history(key)})
+                await self._read(ws, token, key)
+            finally:
+                forward.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await forward
+
+    async def _history(self, key: str) -> list[dict[str, Any]]:
+        store = self.app[STORE]
+        conv = await store.open_conversation(key)
+        if conv is None:
+            return []
+        shown = []
+        for m in await store.transcript(conv.id):
+            if m.direction in (Direction.IN, Direction.OUT):
+                shown.append({"author": m.author.value, "text": m.text, "options": list(m.options)})
+        # Only the newest message's options are still live.
+        for item in shown[:-1]:
+            item["options"] = []
+        return shown
+
+    async def _forward(self, ws: web.WebSocketResponse, events: Any) -> None:
+        async for event in events:
+            if ws.closed:
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json({"type": "typing", "on": False})
+                await ws.send_json(event)
+
+    async def _read(self, ws: web.WebSocketResponse, token: str, key: str) -> None:
+        engine = self.app[ENGINE]
+        content = self.app[CONTENT]
+        async for msg in ws:
+            frame = _frame(msg)
+            if frame is None:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    return
+                await ws.send_json(
+                    {"type": "error", "text": content.text("web.error_format", "en")}
+                )
+                continue
+            if frame.get("type") != "message":
+                continue
+            text = frame.get("text")
+            client_id = frame.get("id")
+            if not isinstance(text, str) or not text.strip():
+                continue
+            if len(text) > MAX_TEXT:
+                conv = await self.app[STORE].open_conversation(key)
+                lang = conv.language if conv else "en"
+                await ws.send_json(
+                    {"type": "error", "text": content.text("web.error_too_long", lang)}
+                )
+                continue
+            external = None
+            if isinstance(client_id, str) and _CLIENT_ID.match(client_id):
+                external = f"{key[:24]}:{client_id}"
+            try:
+                await engine.submit(InboundMessage(self.name, token, text, external))
+            except DuplicateMessage:
+                continue
+            except HelplineError:
+                log.exception("a web chat message could not be stored")
+                await ws.send_json({"type": "error", "text": content.text("web.error_store", "en")})
+                continue
+            await ws.send_json({"type": "typing", "on": True})
+
+
+def _frame(msg: Any) -> dict[str, Any] | None:
+    if msg.type != WSMsgType.TEXT:
+        return None
+    try:
+        data = json.loads(msg.data)
+    except (ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: the Origin check protects browsers only
+    settings = request.app[SETTINGS]
+    allowed = {f"{request.scheme}://{request.host}", settings.base_url}
+    parts = urlsplit(origin)
+    return f"{parts.scheme}://{parts.netloc}" in allowed
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Tell connected people the service is restarting and that the page will reconnect."""
+    content = app[CONTENT]
+    for ws in list(app[SOCKETS]):
+        with contextlib.suppress(Exception):
+            await ws.send_json(
+                {
+                    "type": "status",
+                    "state": "restarting",
+                    "text": content.text("web.restarting", "en"),
+                }
+            )
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting")
+
+
+def setup(app: web.Application) -> None:
+    chat = WebChat(app)
+    app[SOCKETS] = weakref.WeakSet()
+    app[SENDERS][chat.name] = chat
+    app.router.add_routes(chat.routes())
+    app.on_shutdown.append(_close_sockets)

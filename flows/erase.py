@@ -1,0 +1,28 @@
+"""Delete my data: confirm first, then erase everything held about this person."""
+
+from helpline.flowkit import FlowSpec, Option, State, Turn
+
+
+def _erase(turn: Turn) -> None:
+    turn.effect("erase")
+
+
+FLOW = FlowSpec(
+    name="erase",
+    initial="confirm",
+    states=(
+        State(
+            "confirm",
+            say=("erase.confirm",),
+            options=(
+                Option("erase.opt_yes", "yes", keywords="yes"),
+                Option("erase.opt_no", "no", keywords="no"),
+            ),
+        ),
+        State("erasing", enter=(_erase,)),
+    ),
+    transitions=(
+        {"trigger": "yes", "source": "confirm", "dest": "erasing"},
+        {"trigger": "no", "source": "confirm", "dest": "goto:resume"},
+    ),
+)

@@ -1,0 +1,156 @@
+"""create_app: the one place where the service is wired together.
+
+Channels, the console and the journeys are passed in by the composition root (run.py),
+so that the core never imports an adapter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+
+import redis.asyncio as redis
+from aiohttp import web
+
+from helpline.config import Settings
+from helpline.content import Content
+from helpline.domain import utcnow
+from helpline.engine import Engine
+from helpline.flowkit import FlowRunner, FlowSpec
+from helpline.hub import MemoryHub, RedisHub
+from helpline.locks import MemoryLocks
+from helpline.ports import Hub, Locks, RoutingQueue, Sender
+from helpline.privacy import Privacy
+from helpline.routing import Routing
+from helpline.storage import SqlStore
+from helpline.storage.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+CONTENT = web.AppKey("content", Content)
+STORE = web.AppKey("store", SqlStore)
+ENGINE = web.AppKey("engine", Engine)
+ROUTING = web.AppKey("routing", Routing)
+HUB = web.AppKey("hub", Hub)
+PRIVACY = web.AppKey("privacy", Privacy)
+SENDERS = web.AppKey("senders", dict[str, Sender])
+REDIS = web.AppKey("redis", redis.Redis)
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+DRAINING = web.AppKey("draining", list[bool])
+
+Plugin = Callable[[web.Application], None]
+QueueFactory = Callable[[web.Application], RoutingQueue]
+LocksFactory = Callable[[web.Application], Locks]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    flows: Sequence[FlowSpec],
+    plugins: Sequence[Plugin] = (),
+    memory_queue: QueueFactory,
+    redis_queue: QueueFactory | None = None,
+    redis_locks: LocksFactory | None = None,
+    screen: Callable[[str, str], object],
+    clock: Callable[[], datetime] = utcnow,
+    content: Content | None = None,
+) -> web.Application:
+    """Build the aiohttp application. Content is loaded (and checked) here, so a broken
+    content file stops the service before it listens."""
+    app = web.Application(client_max_size=256 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[CONTENT] = content or (
+        Content.load(settings.content_dir) if settings.content_dir else Content.load()
+    )
+    app[SENDERS] = {}
+    app[DRAINING] = [False]
+    runner = FlowRunner(flows, app[CONTENT])
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        store = SqlStore(settings.db_url)
+        await upgrade(store.engine)
+        app[STORE] = store
+        app[PRIVACY] = Privacy(settings.secret)
+        hub: MemoryHub | RedisHub
+        if settings.redis_url:
+            client = redis.Redis.from_url(settings.redis_url)
+            app[REDIS] = client
+            # The subscriber blocks on its socket between events: no read timeout for it.
+            sub_client = redis.Redis.from_url(settings.redis_url, socket_timeout=None)
+            hub = RedisHub(sub_client, settings.redis_prefix)
+            await hub.start()
+            queue = redis_queue(app) if redis_queue else memory_queue(app)
+            locks = redis_locks(app) if redis_locks else MemoryLocks()
+        else:
+            sub_client = None
+            hub = MemoryHub()
+            queue = memory_queue(app)
+            locks = MemoryLocks()
+        app[HUB] = hub
+        routing = Routing(store=store, queue=queue, hub=hub, content=app[CONTENT], clock=clock)
+        engine = Engine(
+            store=store,
+            content=app[CONTENT],
+            runner=runner,
+            privacy=app[PRIVACY],
+            locks=locks,
+            hub=hub,
+            screen=screen,  # type: ignore[arg-type]
+            senders=app[SENDERS],
+            handoffs=routing,
+        )
+        routing.engine = engine
+        app[ROUTING] = routing
+        app[ENGINE] = engine
+        if not settings.redis_url:
+            await routing.restore()
+        await engine.recover()
+        try:
+            yield
+        finally:
+            app[DRAINING][0] = True
+            await engine.drain()
+            if isinstance(hub, RedisHub):
+                await hub.stop()
+            if sub_client is not None:
+                await sub_client.aclose()
+            if REDIS in app:
+                await app[REDIS].aclose()
+            await store.close()
+
+    app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(_security_headers)
+    app.router.add_get("/healthz", _healthz)
+    for plugin in plugins:
+        plugin(app)
+    # The engine is built at start-up; senders registered by plugins are shared by reference.
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    app = request.app
+    try:
+        await app[STORE].ping()
+        await app[ROUTING].queue.waiting(())
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"; the reason is logged
+        log.warning("health check failed", exc_info=True)
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ok", "content_version": app[CONTENT].version})
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    settings = request.app[SETTINGS]
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        f"frame-ancestors {settings.frame_ancestors}",
+    )
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
+    headers.setdefault("Cache-Control", "no-store")

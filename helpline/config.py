@@ -1,0 +1,136 @@
+"""Settings: read once from HELPLINE_* environment variables and command-line options,
+validated, and passed down. Nothing else reads the environment."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from helpline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; each can be set as HELPLINE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="HELPLINE_", extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    data_dir: Path = Field(
+        Path("data"), description="folder for the SQLite database and dev secret"
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite)"
+    )
+    redis_url: str | None = Field(
+        None, description="redis://host:6379/0 for several instances (default: in-process)"
+    )
+    redis_prefix: str = Field("helpline:", description="prefix for every Redis key")
+    secret_key: str | None = Field(
+        None, min_length=32, description="secret for contact hashing and address sealing"
+    )
+    public_url: AnyHttpUrl | None = Field(
+        None, description="public base URL behind a proxy, used to check webhook signatures"
+    )
+    content_dir: Path | None = Field(None, description="folder of the content files")
+    exit_url: str = Field(
+        "https://www.bbc.co.uk/weather", description="neutral page the quick exit goes to"
+    )
+    frame_ancestors: str = Field(
+        "'self'", description="sites allowed to embed the chat widget (CSP frame-ancestors)"
+    )
+    idle_minutes: int = Field(30, ge=1, description="close a quiet bot conversation after this")
+    retention_days: int = Field(30, ge=1, description="delete transcripts after this many days")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(False, description="write logs as JSON lines")
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_base: str | None = None
+    telegram_token: str | None = None
+    telegram_secret: str | None = None
+    telegram_api_base: str | None = None
+    cookie_secure: bool | None = Field(
+        None, description="Secure flag on console cookies (default: on when public URL is https)"
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'helpline.db').resolve()}"
+
+    @property
+    def secret(self) -> str:
+        if self.secret_key is None:
+            raise ConfigError("HELPLINE_SECRET_KEY is not set (call with_dev_secret first)")
+        return self.secret_key
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return str(self.public_url).rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Environment first, command-line overrides on top; a bad value names the setting."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"HELPLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def with_dev_secret(settings: Settings) -> Settings:
+    """No secret configured: generate one once and keep it in the data folder, loudly."""
+    if settings.secret_key:
+        return settings
+    path = settings.data_dir / "dev-secret"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    log.warning(
+        "HELPLINE_SECRET_KEY is not set: using a development secret kept in %s. "
+        "Set HELPLINE_SECRET_KEY in production; changing it later makes stored addresses "
+        "unreadable and returning people unrecognised.",
+        path,
+    )
+    return settings.model_copy(update={"secret_key": path.read_text().strip()})

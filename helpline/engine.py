@@ -1,0 +1,382 @@
+"""The engine: inbound message -> stored -> risk screened -> flow advanced -> replies stored ->
+delivered. One path for every channel; strictly one message at a time per conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from helpline.content import Content, normalise
+from helpline.domain import (
+    Conversation,
+    Delivery,
+    InboundMessage,
+    OutboundMessage,
+    Owner,
+    Reply,
+    StoredMessage,
+)
+from helpline.errors import DeliveryError, HelplineError
+from helpline.flowkit import FlowRunner, Turn, mentions
+from helpline.ports import Hub, Locks, Priority, Sender
+from helpline.privacy import Privacy, SealError
+from helpline.storage import Accepted, SqlStore
+
+log = logging.getLogger(__name__)
+
+URGENT = ("immediate", "suicide")
+LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
+
+
+class RiskResult(Protocol):
+    level: str
+    reasons: tuple[str, ...]
+
+
+Screen = Callable[[str, str], RiskResult]
+
+
+class Handoffs(Protocol):
+    """What the engine asks of routing (implemented in helpline/routing.py)."""
+
+    async def request(self, conv: Conversation, queue: str, reason: str) -> list[Reply]: ...
+
+    async def escalate(self, conv: Conversation) -> None: ...
+
+    async def cancel(self, conv: Conversation) -> None: ...
+
+    async def waiting_replies(self, conv: Conversation) -> list[Reply]: ...
+
+    async def forward(self, conv: Conversation, message: StoredMessage) -> None: ...
+
+    async def erase(self, conv: Conversation) -> None: ...
+
+
+@dataclass(frozen=True)
+class Command:
+    """A word that works at any point, whoever owns the conversation."""
+
+    keywords: str
+    always: bool  # also while the queue or an adviser owns the conversation
+
+
+COMMANDS = (
+    Command("cmd_welsh", True),
+    Command("cmd_english", True),
+    Command("cmd_stop", True),
+    Command("cmd_delete", True),
+    Command("cmd_menu", False),
+    Command("cmd_help", False),
+    Command("cmd_adviser", False),
+)
+
+
+def worst(a: str, b: str) -> str:
+    return a if LEVEL_ORDER.index(a) <= LEVEL_ORDER.index(b) else b
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: SqlStore,
+        content: Content,
+        runner: FlowRunner,
+        privacy: Privacy,
+        locks: Locks,
+        hub: Hub,
+        screen: Screen,
+        senders: Mapping[str, Sender] | None = None,
+        handoffs: Handoffs | None = None,
+    ) -> None:
+        self.store = store
+        self.content = content
+        self.runner = runner
+        self.privacy = privacy
+        self.locks = locks
+        self.hub = hub
+        self.screen = screen
+        self.senders: dict[str, Sender] = dict(senders or {})
+        self.handoffs = handoffs
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- entry points for channels ---------------------------------------------------------
+
+    async def accept(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
+        """Store the message (raises DuplicateMessage for a redelivery). Once this returns,
+        the channel may acknowledge: the message cannot be lost."""
+        key = self.privacy.contact_key(msg.channel, msg.address)
+        return await self.store.accept_inbound(
+            contact_key=key,
+            channel=msg.channel,
+            sealed_address=self.privacy.seal(msg.address, key),
+            text=msg.text,
+            external_id=msg.external_id,
+            received_at=msg.received_at,
+            language=language,
+        )
+
+    async def open(self, channel: str, address: str, *, language: str = "en") -> Conversation:
+        """Open (or find) the conversation for an address and greet it if it is new: for
+        channels where the person has clearly started the contact (a web page opened)."""
+        key = self.privacy.contact_key(channel, address)
+        conv_id, created = await self.store.ensure_conversation(
+            contact_key=key,
+            channel=channel,
+            sealed_address=self.privacy.seal(address, key),
+            language=language,
+        )
+        async with self.locks.hold(conv_id):
+            conv = await self.store.conversation(conv_id)
+            if conv.answers.get("_greeted"):
+                return conv
+            conv.answers["_greeted"] = True
+            turn = Turn(conv, self.content)
+            await self.runner.start(turn, "welcome")
+            stored = await self.store.save_turn(conv, [], turn.replies)
+            await self.deliver(conv, stored)
+            return conv
+
+    async def submit(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
+        """Store, then handle in the background (webhooks acknowledge at once)."""
+        accepted = await self.accept(msg, language=language)
+        self.spawn(self.process(accepted.conversation_id))
+        return accepted
+
+    async def handle(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
+        """Store and handle before returning (tests, and channels that wait)."""
+        accepted = await self.accept(msg, language=language)
+        await self.process(accepted.conversation_id)
+        return accepted
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The message stays stored as "received" and is retried at the next start.
+            log.error("handling a conversation failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for every background handling task (graceful shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def recover(self) -> None:
+        """At start: handle messages stored but not answered, deliver replies not yet sent."""
+        for conversation_id in await self.store.conversations_with_pending_inbound():
+            self.spawn(self.process(conversation_id))
+        pending = await self.store.undelivered([Delivery.PENDING])
+        by_conv: dict[str, list[StoredMessage]] = {}
+        for m in pending:
+            by_conv.setdefault(m.conversation_id, []).append(m)
+        for conversation_id, messages in by_conv.items():
+            self.spawn(self._redeliver(conversation_id, messages))
+
+    async def _redeliver(self, conversation_id: str, messages: list[StoredMessage]) -> None:
+        async with self.locks.hold(conversation_id):
+            conv = await self.store.conversation(conversation_id)
+            await self.deliver(conv, messages)
+
+    # -- the turn --------------------------------------------------------------------------
+
+    async def process(self, conversation_id: str) -> None:
+        """Handle every stored, unanswered message of one conversation, oldest first.
+
+        Whoever holds the lock answers all pending messages, so order holds even when
+        several instances are woken for the same conversation."""
+        async with self.locks.hold(conversation_id):
+            pending = await self.store.pending_inbound(conversation_id)
+            if not pending:
+                return
+            conv = await self.store.conversation(conversation_id)
+            turn = Turn(conv, self.content)
+            for message in pending:
+                turn.text = message.text
+                await self._step(turn, message)
+            stored = await self.store.save_turn(conv, [m.id for m in pending], turn.replies)
+            await self._apply_effects(turn)
+            await self.deliver(conv, stored)
+
+    async def _step(self, turn: Turn, message: StoredMessage) -> None:
+        conv = turn.conversation
+        if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            await self.handoffs.forward(conv, message)
+        risk = self.screen(message.text, conv.language)
+        if risk.level != "none":
+            conv.risk_level = worst(conv.risk_level, risk.level)
+            conv.answers.setdefault("_risk_reasons", [])
+            conv.answers["_risk_reasons"] = sorted(
+                set(conv.answers["_risk_reasons"]) | set(risk.reasons)
+            )
+            log.info(
+                "risk detected",
+                extra={"conversation": conv.reference, "level": risk.level},
+            )
+        first = not conv.answers.get("_greeted")
+        if first:
+            conv.answers["_greeted"] = True
+        if risk.level in URGENT:
+            await self._urgent(turn, risk.level, first)
+            return
+        if risk.level == "concern" and self.handoffs is not None and conv.owner is Owner.QUEUE:
+            await self.handoffs.escalate(conv)
+        if await self._command(turn, message.text, first):
+            return
+        if conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            return  # a human has it: the bot stays silent
+        if first:
+            await self.runner.start(turn, "welcome")
+            return
+        await self.runner.step(turn, message.text)
+
+    async def _urgent(self, turn: Turn, level: str, first: bool) -> None:
+        conv = turn.conversation
+        turn.say(f"risk.{level}")
+        if self.handoffs is None:
+            return
+        if conv.owner is Owner.BOT:
+            turn.replies.extend(await self.handoffs.request(conv, "helpline", f"risk:{level}"))
+        elif conv.owner is Owner.QUEUE:
+            await self.handoffs.escalate(conv)
+        if first and conv.owner is Owner.QUEUE:
+            # Nothing else has been said yet: keep the welcome's promises in view.
+            turn.say("welcome.anonymous_short")
+
+    async def _command(self, turn: Turn, text: str, first: bool) -> bool:
+        said = normalise(text)
+        conv = turn.conversation
+        human = conv.owner in (Owner.QUEUE, Owner.ADVISER)
+        for command in COMMANDS:
+            if human and not command.always:
+                continue
+            if not mentions(said, self.content.all_words(command.keywords)):
+                continue
+            if command.keywords in ("cmd_welsh", "cmd_english") and len(said.split()) > 3:
+                continue  # "I speak English at home" is not a request to switch
+            await self._run_command(turn, command.keywords, human)
+            return True
+        return False
+
+    async def _run_command(self, turn: Turn, name: str, human: bool) -> None:
+        conv = turn.conversation
+        if name in ("cmd_welsh", "cmd_english"):
+            conv.language = "cy" if name == "cmd_welsh" else "en"
+            turn.say("language.switched")
+            if not human:
+                await self.runner.render_current(turn)
+        elif name == "cmd_stop":
+            await self.runner.start(turn, "stop")
+        elif name == "cmd_delete":
+            await self.runner.detour(turn, "erase")
+        elif name == "cmd_menu":
+            conv.answers.pop("_resume", None)
+            await self.runner.start(turn, "welcome", "who")
+        elif name == "cmd_help":
+            await self.runner.detour(turn, "help")
+        elif name == "cmd_adviser":
+            turn.effect("handoff", queue=conv.answers.get("queue", "helpline"), reason="asked")
+
+    async def _apply_effects(self, turn: Turn) -> None:
+        """Effects that need more than the turn's own state; run after the turn is saved."""
+        conv = turn.conversation
+        extra: list[Reply] = []
+        for effect in turn.effects:
+            if effect.kind == "handoff" and self.handoffs is not None:
+                queue = str(effect.data.get("queue", "helpline"))
+                extra += await self.handoffs.request(conv, queue, str(effect.data.get("reason")))
+            elif effect.kind == "cancel_handoff" and self.handoffs is not None:
+                await self.handoffs.cancel(conv)
+            elif effect.kind == "position" and self.handoffs is not None:
+                extra += await self.handoffs.waiting_replies(conv)
+            elif effect.kind == "erase":
+                await self._erase(conv)
+                return
+        if extra:
+            stored = await self.store.save_turn(conv, [], extra)
+            await self.deliver(conv, stored)
+
+    # -- delivery --------------------------------------------------------------------------
+
+    async def deliver(self, conv: Conversation, messages: list[StoredMessage]) -> None:
+        """Hand stored replies to the conversation's channel, in order; mark each."""
+        outbound = [m for m in messages if m.status is Delivery.PENDING]
+        for m in messages:
+            await self.hub.publish(f"transcript:{conv.id}", _event(m))
+        if not outbound:
+            return
+        sender = self.senders.get(conv.channel)
+        if sender is None:
+            log.warning("no channel to deliver to", extra={"conversation": conv.reference})
+            return
+        address = await self._address(conv)
+        if address is None:
+            return
+        for m in outbound:
+            out = OutboundMessage(
+                m.id,
+                conv.id,
+                conv.channel,
+                address,
+                Reply(m.text, m.options, m.author),
+                conv.language,
+            )
+            try:
+                platform_id = await sender.send(out)
+            except DeliveryError:
+                log.warning(
+                    "delivery failed", extra={"conversation": conv.reference, "message": m.id}
+                )
+                await self.store.mark(m.id, Delivery.FAILED)
+                continue
+            await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
+
+    async def _erase(self, conv: Conversation) -> None:
+        """Erase the person's data, then say what was erased without storing that reply."""
+        address = await self._address(conv)
+        if self.handoffs is not None:
+            await self.handoffs.erase(conv)
+        counts = await self.store.erase_contact(conv.contact_key)
+        await self.hub.publish(f"transcript:{conv.id}", {"type": "erased"})
+        sender = self.senders.get(conv.channel)
+        if sender is None or address is None:
+            return
+        reply = Reply(self.content.text("erase.done", conv.language, **counts))
+        try:
+            await sender.send(
+                OutboundMessage(0, conv.id, conv.channel, address, reply, conv.language)
+            )
+        except DeliveryError:
+            log.warning("delivery failed", extra={"conversation": conv.reference})
+
+    async def _address(self, conv: Conversation) -> str | None:
+        sealed = await self.store.sealed_address(conv.contact_key)
+        if sealed is None:
+            return None
+        try:
+            return self.privacy.open(sealed, conv.contact_key)
+        except SealError:
+            log.error("a reply address could not be opened", extra={"conversation": conv.reference})
+            return None
+
+
+def _event(m: StoredMessage) -> dict[str, object]:
+    return {
+        "type": "message",
+        "id": m.id,
+        "direction": m.direction.value,
+        "author": m.author.value,
+        "author_name": m.author_name,
+        "text": m.text,
+        "options": list(m.options),
+        "at": m.created_at.isoformat(),
+    }
+
+
+__all__ = ["Engine", "HelplineError", "Priority", "worst"]

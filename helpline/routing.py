@@ -1,0 +1,258 @@
+"""Routing: moving a conversation between the bot, the queue, an adviser and after-care.
+
+Every change of owner happens under the conversation's lock, is stored, is shown in the
+transcript as an event line, and is published for live consoles."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from helpline.content import Content
+from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, utcnow
+from helpline.errors import Forbidden, NotFound, QueueError
+from helpline.ports import Hub, Priority, QueueEntry, RoutingQueue
+from helpline.storage import SqlStore
+from helpline.storage.store import HandoffRecord
+
+if TYPE_CHECKING:
+    from helpline.engine import Engine
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("signposted", "referred", "safeguarding", "callback", "no_further_action")
+QUEUE_TOPIC = "queue"
+
+IsOpen = Callable[[str, datetime], bool]
+NextOpening = Callable[[str, datetime], datetime]
+
+
+class Routing:
+    def __init__(
+        self,
+        *,
+        store: SqlStore,
+        queue: RoutingQueue,
+        hub: Hub,
+        content: Content,
+        clock: Callable[[], datetime] = utcnow,
+        is_open: IsOpen | None = None,
+        next_opening: NextOpening | None = None,
+        minutes_per_place: int = 8,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.hub = hub
+        self.content = content
+        self.clock = clock
+        self.is_open = is_open
+        self.next_opening = next_opening
+        self.minutes_per_place = minutes_per_place
+        self.engine: Engine | None = None  # set by the app once both exist
+
+    # -- called by the engine, inside the conversation's lock ------------------------------
+
+    async def request(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
+        t = self.content.text
+        if conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            return await self.waiting_replies(conv)
+        now = self.clock()
+        entry = QueueEntry(
+            conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
+        )
+        await self.store.open_handoff(
+            HandoffRecord(
+                conv.id, queue, conv.language, conv.channel, entry.priority, reason, now, None
+            )
+        )
+        await self.queue.enqueue(entry)
+        conv.owner = Owner.QUEUE
+        conv.answers["queue"] = queue
+        await self.publish("joined", conv.id)
+        replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
+        if self.is_open is not None and not self.is_open(queue, now):
+            opens = self.next_opening(queue, now) if self.next_opening else None
+            when = _london(opens) if opens else ""
+            replies.append(Reply(t("handoff.closed", conv.language, opens=when)))
+            return replies
+        return replies + await self.waiting_replies(conv)
+
+    async def escalate(self, conv: Conversation) -> None:
+        if await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level)):
+            await self.store.update_handoff(
+                conv.id, priority=int(Priority.for_risk(conv.risk_level))
+            )
+            await self.publish("escalated", conv.id)
+
+    async def cancel(self, conv: Conversation) -> None:
+        if await self.queue.remove(conv.id):
+            await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome="cancelled")
+            await self.publish("removed", conv.id)
+        if conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            conv.owner = Owner.BOT
+            conv.adviser = None
+
+    async def waiting_replies(self, conv: Conversation) -> list[Reply]:
+        position = await self.queue.position(conv.id)
+        if position is None:
+            return [Reply(self.content.text("handoff.with_adviser", conv.language))]
+        minutes = max(5, position * self.minutes_per_place)
+        return [
+            Reply(
+                self.content.text(
+                    "handoff.waiting", conv.language, position=position, minutes=minutes
+                )
+            )
+        ]
+
+    async def forward(self, conv: Conversation, message: StoredMessage) -> None:
+        """A person's message while a human owns the conversation: consoles see it live
+        (the engine publishes every stored message on the transcript topic)."""
+        await self.publish("activity", conv.id)
+
+    async def erase(self, conv: Conversation) -> None:
+        await self.queue.remove(conv.id)
+        await self.publish("removed", conv.id)
+
+    async def publish(self, kind: str, conversation_id: str, **data: object) -> None:
+        await self.hub.publish(QUEUE_TOPIC, {"type": kind, "conversation": conversation_id, **data})
+
+    # -- called by the adviser console -----------------------------------------------------
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("routing is not wired to an engine")
+        return self.engine
+
+    async def claim(self, conversation_id: str, adviser: str, capacity: int) -> Conversation:
+        entry = await self.queue.claim(conversation_id, adviser, capacity)
+        if entry is None:
+            raise QueueError("this conversation is no longer waiting, or you are at capacity")
+        return await self._joined(entry, adviser)
+
+    async def claim_next(
+        self, adviser: str, queues: Collection[str], capacity: int
+    ) -> Conversation | None:
+        entry = await self.queue.claim_next(adviser, queues, capacity)
+        return await self._joined(entry, adviser) if entry else None
+
+    async def _joined(self, entry: QueueEntry, adviser: str) -> Conversation:
+        engine = self._engine()
+        async with engine.locks.hold(entry.conversation_id):
+            conv = await self.store.conversation(entry.conversation_id)
+            conv.owner, conv.adviser = Owner.ADVISER, adviser
+            await self.store.update_handoff(conv.id, claimed_by=adviser, claimed_at=self.clock())
+            t = self.content.text
+            replies = [
+                Reply(t("event.claimed", conv.language, adviser=adviser), author=Author.SYSTEM),
+                Reply(t("handoff.joined", conv.language)),
+            ]
+            stored = await self.store.save_turn(conv, [], replies)
+            await engine.deliver(conv, stored)
+        await self.publish("claimed", conv.id, adviser=adviser)
+        return conv
+
+    async def say(self, conversation_id: str, adviser: str, text: str) -> StoredMessage:
+        engine = self._engine()
+        async with engine.locks.hold(conversation_id):
+            conv = await self._owned(conversation_id, adviser)
+            stored = await self.store.save_turn(
+                conv, [], [Reply(text, author=Author.ADVISER)], author_name=adviser
+            )
+            await engine.deliver(conv, stored)
+            return stored[0]
+
+    async def release(self, conversation_id: str, adviser: str) -> None:
+        engine = self._engine()
+        async with engine.locks.hold(conversation_id):
+            conv = await self._owned(conversation_id, adviser)
+            await self.queue.release(conversation_id, adviser)
+            await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
+            conv.owner, conv.adviser = Owner.QUEUE, None
+            replies = [
+                Reply(
+                    self.content.text("event.released", conv.language, adviser=adviser),
+                    author=Author.SYSTEM,
+                ),
+                Reply(self.content.text("handoff.released", conv.language)),
+            ]
+            stored = await self.store.save_turn(conv, [], replies)
+            await engine.deliver(conv, stored)
+        await self.publish("released", conversation_id)
+
+    async def transfer(self, conversation_id: str, adviser: str, queue: str, note: str) -> None:
+        engine = self._engine()
+        async with engine.locks.hold(conversation_id):
+            conv = await self._owned(conversation_id, adviser)
+            await self.queue.transfer(conversation_id, queue)
+            await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
+            conv.owner, conv.adviser = Owner.QUEUE, None
+            conv.answers["queue"] = queue
+            if note.strip():
+                await self.store.add_note(conv.id, note.strip()[:2000], adviser)
+            event = self.content.text(
+                "event.transferred", conv.language, adviser=adviser, queue=queue
+            )
+            replies = [
+                Reply(event, author=Author.SYSTEM),
+                Reply(self.content.text("handoff.transferred", conv.language)),
+            ]
+            stored = await self.store.save_turn(conv, [], replies)
+            await engine.deliver(conv, stored)
+        await self.publish("transferred", conversation_id, queue=queue)
+
+    async def end(self, conversation_id: str, adviser: str, outcome: str) -> None:
+        if outcome not in OUTCOMES:
+            raise QueueError(f"unknown outcome {outcome!r}")
+        engine = self._engine()
+        async with engine.locks.hold(conversation_id):
+            conv = await self._owned(conversation_id, adviser)
+            await self.queue.remove(conversation_id)
+            await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome=outcome)
+            conv.owner, conv.adviser = Owner.BOT, None
+            conv.flow, conv.state = "welcome", "who"
+            conv.answers["last_outcome"] = outcome
+            t = self.content.text
+            replies = [
+                Reply(
+                    t("event.ended", conv.language, adviser=adviser, outcome=outcome),
+                    author=Author.SYSTEM,
+                ),
+                Reply(t("handoff.ended", conv.language)),
+            ]
+            stored = await self.store.save_turn(conv, [], replies)
+            await engine.deliver(conv, stored)
+        await self.publish("ended", conversation_id, outcome=outcome)
+
+    async def _owned(self, conversation_id: str, adviser: str) -> Conversation:
+        try:
+            conv = await self.store.conversation(conversation_id)
+        except NotFound:
+            raise
+        if conv.owner is not Owner.ADVISER or conv.adviser != adviser:
+            raise Forbidden("this conversation is not yours")
+        return conv
+
+    async def restore(self) -> None:
+        """The in-process queue starts empty: reload it from the open handoffs."""
+        records = await self.store.open_handoffs()
+        waiting = [
+            QueueEntry(
+                r.conversation_id, r.queue, r.language, Priority(r.priority), r.joined_at, r.channel
+            )
+            for r in records
+        ]
+        claims = {r.conversation_id: r.claimed_by for r in records if r.claimed_by}
+        await self.queue.restore(
+            [e for e in waiting if e.conversation_id not in claims]
+            + [e for e in waiting if e.conversation_id in claims],
+            claims,
+        )
+
+
+def _london(when: datetime) -> str:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo("Europe/London")).strftime("%A %d %B, %H:%M")

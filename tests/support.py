@@ -1,0 +1,86 @@
+"""Test support: run the real app in-process and record what channels would have sent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from helpline.app import ENGINE, SENDERS
+from helpline.config import Settings
+from helpline.domain import OutboundMessage
+from helpline.engine import Engine
+from run import PLUGINS, build
+
+SECRET = "test-secret-" + "x" * 40
+
+
+def settings_for(database_url: str, tmp: Path, **extra: Any) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp, secret_key=SECRET, port=0, **extra)
+
+
+class FakeChannel:
+    """A channel that records what it would have sent (for core tests with no transport)."""
+
+    def __init__(self, name: str = "test") -> None:
+        self.name = name
+        self.sent: list[OutboundMessage] = []
+        self.arrived = asyncio.Event()
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        self.sent.append(message)
+        self.arrived.set()
+        return f"fake-{len(self.sent)}"
+
+    def texts(self, address: str | None = None) -> list[str]:
+        return [m.reply.text for m in self.sent if address is None or m.address == address]
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings,
+    *,
+    journeys: Sequence[Any] | None = None,
+    plugins: Sequence[Callable[[web.Application], None]] = PLUGINS,
+    serve: bool = False,
+    clock: Callable[[], Any] | None = None,
+) -> AsyncIterator[tuple[web.Application, FakeChannel, str]]:
+    """The whole app started (resources up); with serve=True also listening on a free port."""
+    kwargs: dict[str, Any] = {"plugins": plugins}
+    if journeys is not None:
+        kwargs["journeys"] = journeys
+    if clock is not None:
+        kwargs["clock"] = clock
+    app = build(settings, **kwargs)
+    fake = FakeChannel()
+    app[SENDERS][fake.name] = fake
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    url = ""
+    try:
+        if serve:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            url = f"http://127.0.0.1:{port}"
+        yield app, fake, url
+    finally:
+        await runner.cleanup()
+
+
+def engine_of(app: web.Application) -> Engine:
+    return app[ENGINE]
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait until condition() is truthy (polling a cheap in-memory check), or fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

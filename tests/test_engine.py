@@ -1,0 +1,118 @@
+"""The engine end to end on SQLite and the real PostgreSQL: welcome, order, restart, duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from helpline.app import CONTENT, STORE
+from helpline.domain import InboundMessage
+from helpline.errors import DuplicateMessage
+from helpline.flowkit import FlowSpec, State, Turn
+from tests.support import engine_of, running, settings_for, wait_for
+
+PHONE = "+447700900123"
+
+
+async def test_first_message_is_answered_with_the_welcome_and_the_choice(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        await engine_of(app).handle(InboundMessage("test", PHONE, "hello"))
+        content = app[CONTENT]
+        texts = fake.texts(PHONE)
+        assert texts[0] == content.text("welcome.intro", "en")
+        assert fake.sent[-1].reply.options == tuple(
+            content.text(k, "en")
+            for k in ("who.opt_self", "who.opt_other", "who.opt_hurt", "who.opt_professional")
+        )
+
+
+def _echo(turn: Turn) -> None:
+    turn.say_text(f"heard: {turn.text}")
+
+
+ECHO = FlowSpec(
+    name="welcome",
+    initial="echo",
+    states=(State("echo", enter=(_echo,), free_text="heard"),),
+    transitions=({"trigger": "heard", "source": "echo", "dest": "echo"},),
+)
+
+
+async def test_many_messages_at_once_are_answered_in_order_once_each(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", PHONE, "first"))
+        words = [f"message {i}" for i in range(40)]
+        # Stored one after another (as a channel would), handled concurrently.
+        for i, word in enumerate(words):
+            await engine.submit(InboundMessage("test", PHONE, word, external_id=f"m{i}"))
+        await wait_for(lambda: len(fake.sent) >= 41)
+        await engine.drain()
+        assert fake.texts() == ["heard: first"] + [f"heard: {w}" for w in words]
+
+
+async def test_concurrent_conversations_do_not_mix(database_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+        engine = engine_of(app)
+        people = [f"+4477009001{i:02d}" for i in range(12)]
+        await asyncio.gather(
+            *(engine.handle(InboundMessage("test", p, f"from {p}")) for p in people)
+        )
+        for p in people:
+            assert fake.texts(p) == [f"heard: from {p}"]
+
+
+async def test_a_redelivered_message_is_handled_once(database_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", PHONE, "once", external_id="SM1"))
+        try:
+            await engine.handle(InboundMessage("test", PHONE, "once", external_id="SM1"))
+        except DuplicateMessage:
+            pass
+        else:
+            raise AssertionError("the second delivery was accepted")
+        assert fake.texts() == ["heard: once"]
+
+
+async def test_a_conversation_continues_after_a_restart(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings) as (app, fake, _):
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", PHONE, "hi"))
+        await engine.handle(InboundMessage("test", PHONE, "1"))
+        assert fake.texts()[-1] == app[CONTENT].text("own.start", "en")
+    async with running(settings) as (app, fake, _):
+        await engine_of(app).handle(InboundMessage("test", PHONE, "2"))
+        assert fake.texts() == [app[CONTENT].text("own.today", "en")]
+
+
+async def test_a_message_stored_but_not_answered_before_a_crash_is_answered_at_start(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, journeys=(ECHO,)) as (app, fake, _):
+        # Stored and acknowledged, then the process "dies" before handling it.
+        await engine_of(app).accept(InboundMessage("test", PHONE, "are you there?"))
+        assert fake.sent == []
+    async with running(settings, journeys=(ECHO,)) as (app, fake, _):
+        await wait_for(lambda: fake.sent)
+        assert fake.texts() == ["heard: are you there?"]
+        pending = await app[STORE].conversations_with_pending_inbound()
+        assert pending == []
+
+
+async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        await engine_of(app).handle(InboundMessage("test", PHONE, "hello"))
+    raw = (tmp_path / "helpline.db").read_bytes()
+    for suffix in ("-wal",):
+        wal = tmp_path / f"helpline.db{suffix}"
+        if wal.exists():
+            raw += wal.read_bytes()
+    assert PHONE.encode() not in raw
+    assert PHONE[1:].encode() not in raw
