@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 import flows
-from channels import webchat
+import channels
 from handoff.locks_redis import RedisLocks
 from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
@@ -24,7 +24,7 @@ from helpline.errors import HelplineError
 from helpline.flowkit import FlowSpec
 from helpline.logs import setup_logging
 
-PLUGINS: tuple[Plugin, ...] = (webchat.setup,)
+PLUGINS: tuple[Plugin, ...] = (*channels.PLUGINS,)
 
 
 def build(
