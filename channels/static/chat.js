@@ -1,0 +1,789 @@
+/*
+ * The web chat page: one websocket to /chat/ws, messages rendered as text, reconnects that
+ * resume the conversation with the token kept in sessionStorage (never localStorage or a cookie).
+ * Every word shown comes from data-label-* attributes filled by the server from content.
+ * Protocol: docs/webchat.md.
+ */
+(function () {
+  'use strict';
+
+  var TOKEN_KEY = 'helpline.token';
+  var MAX_BACKOFF_MS = 30000;
+  var TYPING_TIMEOUT_MS = 30000;
+  var NEAR_BOTTOM_PX = 160;
+  var AUTHORS = ['person', 'bot', 'adviser', 'system'];
+
+  var root = document.getElementById('chat');
+  if (!root) {
+    return;
+  }
+  var log = document.getElementById('messages');
+  var typingLine = document.getElementById('typing');
+  var statusLine = document.getElementById('status');
+  var optionsBox = document.getElementById('options');
+  var form = document.getElementById('message-form');
+  var field = document.getElementById('message');
+  var newChatButton = document.getElementById('new-chat');
+  var lang = document.documentElement.lang === 'cy' ? 'cy' : 'en';
+  var params = new URLSearchParams(window.location.search);
+  var embedded = params.get('embed') === '1';
+
+  var socket = null;
+  var connection = 0; // increases with every socket, so stale events can be ignored
+  var attempt = 0;
+  var retryTimer = null;
+  var typingTimer = null;
+  var stopped = false; // after quick exit: never reconnect
+  var ended = false;
+  var sawHistory = false; // a history has been rendered since the page loaded
+  var ready = false; // this socket has had its session and history: messages may go out
+  var everConnected = false;
+  var helloToken = null;
+
+  // What the log shows, in order: {author, text, el, pending (an outbox entry or null)}.
+  var shown = [];
+  // Messages the server may not have yet: {id, text, conn (socket they went out on, or 0)}.
+  var outbox = [];
+
+  function label(name) {
+    return root.getAttribute('data-label-' + name) || '';
+  }
+
+  // ---- storage (sessionStorage only; it can be unavailable) -------------------------------
+
+  function loadToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function saveToken(token) {
+    try {
+      if (token) {
+        window.sessionStorage.setItem(TOKEN_KEY, token);
+      } else {
+        window.sessionStorage.removeItem(TOKEN_KEY);
+      }
+    } catch (e) {
+      // Without storage a reload starts a new chat; the conversation still works.
+    }
+  }
+
+  function newId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    var out = '';
+    for (var i = 0; i < bytes.length; i += 1) {
+      out += (bytes[i] + 256).toString(16).slice(1);
+    }
+    return out;
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------
+
+  // URLs and UK phone numbers become links, built as elements: message text is never HTML.
+  var LINKABLE = /(https?:\/\/[^\s<>"]+)|((?:\+44 ?|0)\d(?: ?\d){6,9}|116 ?\d{3}|999|111|101)/g;
+  var TRAILING = /[.,;:!?)\]'"]+$/;
+
+  function isDigit(ch) {
+    return ch >= '0' && ch <= '9';
+  }
+
+  function appendText(parent, text) {
+    if (text) {
+      parent.appendChild(document.createTextNode(text));
+    }
+  }
+
+  function linkFor(url, phone) {
+    var a = document.createElement('a');
+    if (url) {
+      a.href = url;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer';
+      a.textContent = url;
+    } else {
+      a.href = 'tel:' + phone.replace(/ /g, '');
+      a.textContent = phone;
+    }
+    return a;
+  }
+
+  function renderText(parent, text) {
+    var last = 0;
+    var match;
+    LINKABLE.lastIndex = 0;
+    while ((match = LINKABLE.exec(text)) !== null) {
+      var start = match.index;
+      var raw = match[0];
+      var url = null;
+      var phone = null;
+      if (match[1]) {
+        raw = raw.replace(TRAILING, '');
+        try {
+          var parsed = new URL(raw);
+          if (parsed.protocol === 'https:' || parsed.protocol === 'http:') {
+            url = raw;
+          }
+        } catch (e) {
+          url = null;
+        }
+      } else {
+        var before = start > 0 ? text.charAt(start - 1) : '';
+        var after = text.charAt(start + raw.length);
+        // Only whole numbers: not the "101" inside "21012" or a part of a longer figure.
+        if (!isDigit(before) && before !== '.' && !isDigit(after) && !(after === '.' && isDigit(text.charAt(start + raw.length + 1)))) {
+          phone = raw;
+        }
+      }
+      if (!url && !phone) {
+        continue;
+      }
+      appendText(parent, text.slice(last, start));
+      parent.appendChild(linkFor(url, phone));
+      last = start + raw.length;
+      LINKABLE.lastIndex = last;
+    }
+    appendText(parent, text.slice(last));
+  }
+
+  function nearBottom() {
+    var doc = document.scrollingElement || document.documentElement;
+    return doc.scrollHeight - (doc.scrollTop + window.innerHeight) < NEAR_BOTTOM_PX;
+  }
+
+  function scrollToEnd() {
+    var doc = document.scrollingElement || document.documentElement;
+    doc.scrollTop = doc.scrollHeight;
+  }
+
+  function buildMessage(author, text) {
+    var item = document.createElement('div');
+    item.className = 'message message--' + author;
+    var who = document.createElement('p');
+    who.className = 'message__author';
+    who.textContent = label(author);
+    var body = document.createElement('p');
+    body.className = 'message__text';
+    renderText(body, text);
+    item.appendChild(who);
+    item.appendChild(body);
+    return item;
+  }
+
+  function markPending(entry, pending) {
+    var el = entry.el;
+    if (!el) {
+      return;
+    }
+    var note = el.querySelector('.message__pending');
+    if (pending && !note) {
+      note = document.createElement('p');
+      note.className = 'message__pending';
+      note.textContent = label('pending');
+      el.appendChild(note);
+      el.classList.add('message--waiting');
+    } else if (!pending && note) {
+      el.removeChild(note);
+      el.classList.remove('message--waiting');
+    }
+  }
+
+  function addMessage(author, text, outboxEntry) {
+    var follow = nearBottom();
+    var el = buildMessage(author, text);
+    log.appendChild(el);
+    shown.push({ author: author, text: text, el: el, pending: outboxEntry || null });
+    if (outboxEntry) {
+      outboxEntry.el = el;
+    }
+    if (follow || author === 'person') {
+      scrollToEnd();
+    }
+    return el;
+  }
+
+  // Re-render without announcing: a reload should not read the whole conversation aloud.
+  function renderQuietly(messages) {
+    log.setAttribute('aria-live', 'off');
+    while (log.firstChild) {
+      log.removeChild(log.firstChild);
+    }
+    shown = [];
+    for (var i = 0; i < messages.length; i += 1) {
+      addMessage(messages[i].author, messages[i].text, null);
+    }
+    scrollToEnd();
+    window.setTimeout(function () {
+      log.setAttribute('aria-live', 'polite');
+    }, 400);
+  }
+
+  function clearOptions() {
+    var hadFocus = optionsBox.contains(document.activeElement);
+    while (optionsBox.firstChild) {
+      optionsBox.removeChild(optionsBox.firstChild);
+    }
+    optionsBox.hidden = true;
+    return hadFocus;
+  }
+
+  function showOptions(options) {
+    clearOptions();
+    if (!options || !options.length || ended) {
+      return;
+    }
+    for (var i = 0; i < options.length; i += 1) {
+      var text = String(options[i]);
+      if (!text) {
+        continue;
+      }
+      var button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'option';
+      button.textContent = text;
+      button.addEventListener('click', onOptionClick);
+      optionsBox.appendChild(button);
+    }
+    optionsBox.hidden = !optionsBox.firstChild;
+  }
+
+  function onOptionClick(event) {
+    var text = event.currentTarget.textContent;
+    sendMessage(text);
+    // The buttons are gone now: keep focus somewhere sensible. With a keyboard, the message
+    // field; on a touch screen, the log (focusing the field would open the on-screen keyboard).
+    if (wantsEnterToSend()) {
+      field.focus({ preventScroll: true });
+    } else {
+      log.focus({ preventScroll: true });
+    }
+  }
+
+  function setStatus(text) {
+    if (statusLine.textContent !== text) {
+      statusLine.textContent = text || '';
+    }
+  }
+
+  function setTyping(on) {
+    if (typingTimer !== null) {
+      window.clearTimeout(typingTimer);
+      typingTimer = null;
+    }
+    var text = on ? label('typing') : '';
+    if (typingLine.textContent !== text) {
+      typingLine.textContent = text;
+    }
+    typingLine.classList.toggle('typing--on', !!on);
+    if (on) {
+      typingTimer = window.setTimeout(function () {
+        setTyping(false);
+      }, TYPING_TIMEOUT_MS);
+    }
+  }
+
+  function setEnded(isEnded) {
+    var focusInForm = form.contains(document.activeElement);
+    ended = isEnded;
+    form.hidden = isEnded;
+    newChatButton.hidden = !isEnded;
+    if (isEnded) {
+      var focusInOptions = clearOptions();
+      setTyping(false);
+      if (focusInForm || focusInOptions) {
+        newChatButton.focus();
+      }
+    }
+  }
+
+  // ---- the socket ---------------------------------------------------------------------------
+
+  function socketUrl() {
+    var scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return scheme + '//' + window.location.host + '/chat/ws';
+  }
+
+  function isOpen() {
+    return socket !== null && socket.readyState === 1;
+  }
+
+  function sendFrame(frame) {
+    if (!isOpen()) {
+      return false;
+    }
+    try {
+      socket.send(JSON.stringify(frame));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function connect() {
+    if (stopped || socket !== null) {
+      return;
+    }
+    if (retryTimer !== null) {
+      window.clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+    setStatus(everConnected ? label('reconnecting') : label('connecting'));
+    var ws;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    connection += 1;
+    var mine = connection;
+    socket = ws;
+    ws.addEventListener('open', function () {
+      if (mine !== connection) {
+        return;
+      }
+      helloToken = loadToken();
+      sendFrame({ type: 'hello', token: helloToken, lang: lang });
+    });
+    ws.addEventListener('message', function (event) {
+      if (mine !== connection) {
+        return;
+      }
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      if (frame && typeof frame === 'object') {
+        handleFrame(frame, mine);
+      }
+    });
+    ws.addEventListener('close', function () {
+      if (mine !== connection) {
+        return;
+      }
+      socket = null;
+      ready = false;
+      setTyping(false);
+      if (!stopped && !ended) {
+        scheduleReconnect();
+      }
+    });
+  }
+
+  function scheduleReconnect() {
+    if (stopped || retryTimer !== null) {
+      return;
+    }
+    attempt += 1;
+    var base = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempt - 1));
+    var delay = base / 2 + Math.random() * (base / 2);
+    setStatus(navigator.onLine === false ? label('offline') : label('reconnecting'));
+    markAllPending();
+    retryTimer = window.setTimeout(function () {
+      retryTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function reconnectNow() {
+    if (stopped || ended || socket !== null) {
+      return;
+    }
+    if (retryTimer !== null) {
+      window.clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+    connect();
+  }
+
+  function markAllPending() {
+    for (var i = 0; i < outbox.length; i += 1) {
+      markPending(outbox[i], true);
+    }
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  function transmit(entry) {
+    if (ready && sendFrame({ type: 'message', text: entry.text, id: entry.id })) {
+      entry.conn = connection;
+      markPending(entry, false);
+    } else {
+      entry.conn = 0;
+      markPending(entry, true);
+    }
+  }
+
+  function flushOutbox() {
+    for (var i = 0; i < outbox.length; i += 1) {
+      transmit(outbox[i]);
+    }
+  }
+
+  // A reply on the socket a message went out on means the server read it (frames keep order).
+  function confirmSent(conn) {
+    outbox = outbox.filter(function (entry) {
+      return entry.conn !== conn;
+    });
+  }
+
+  function sendMessage(text) {
+    if (stopped || ended || !text || !text.trim()) {
+      return;
+    }
+    clearOptions();
+    var entry = { id: newId(), text: text, conn: 0, el: null };
+    outbox.push(entry);
+    addMessage('person', text, entry);
+    transmit(entry);
+  }
+
+  // ---- frames from the server ----------------------------------------------------------------
+
+  function cleanMessage(raw) {
+    if (!raw || typeof raw !== 'object' || typeof raw.text !== 'string') {
+      return null;
+    }
+    var author = AUTHORS.indexOf(raw.author) === -1 ? 'system' : raw.author;
+    var options = Array.isArray(raw.options) ? raw.options.filter(function (o) {
+      return typeof o === 'string' && o.length > 0;
+    }) : [];
+    return { author: author, text: raw.text, options: options };
+  }
+
+  function sameMessage(a, b) {
+    return a.author === b.author && a.text === b.text;
+  }
+
+  // Bring the log in line with the server's history, announcing only what is new.
+  function applyHistory(list) {
+    var history = [];
+    for (var k = 0; k < (list || []).length; k += 1) {
+      var m = cleanMessage(list[k]);
+      if (m) {
+        history.push(m);
+      }
+    }
+    var firstTime = !sawHistory;
+    sawHistory = true;
+    ready = true;
+    var i = 0;
+    var n = Math.min(shown.length, history.length);
+    while (i < n && sameMessage(shown[i], history[i])) {
+      i += 1;
+    }
+    var extrasArePending = shown.slice(i).every(function (s) {
+      return s.pending !== null && outbox.indexOf(s.pending) !== -1;
+    });
+    if (i === shown.length && !(firstTime && shown.length === 0 && history.length > 0)) {
+      // Everything we show is known to the server: confirm those, add what is new.
+      for (var a = 0; a < shown.length; a += 1) {
+        dropFromOutbox(shown[a].pending);
+      }
+      for (var j = i; j < history.length; j += 1) {
+        addMessage(history[j].author, history[j].text, null);
+      }
+    } else if (i === history.length && extrasArePending) {
+      // The server has all but our unsent messages: they go out again below.
+      for (var b = 0; b < i; b += 1) {
+        dropFromOutbox(shown[b].pending);
+      }
+    } else {
+      var tail = history.slice(i).filter(function (h) {
+        return h.author === 'person';
+      }).map(function (h) {
+        return h.text;
+      });
+      renderQuietly(history);
+      var keep = [];
+      for (var c = 0; c < outbox.length; c += 1) {
+        var at = tail.indexOf(outbox[c].text);
+        if (at !== -1) {
+          tail.splice(at, 1);
+        } else {
+          keep.push(outbox[c]);
+          addMessage('person', outbox[c].text, outbox[c]);
+        }
+      }
+      outbox = keep;
+    }
+    var lastShown = shown.length ? shown[shown.length - 1] : null;
+    var lastHistory = history.length ? history[history.length - 1] : null;
+    if (lastShown && lastHistory && lastShown.pending === null && sameMessage(lastShown, lastHistory)) {
+      showOptions(lastHistory.author === 'person' ? [] : lastHistory.options);
+    } else {
+      clearOptions();
+    }
+    flushOutbox();
+  }
+
+  function dropFromOutbox(entry) {
+    if (entry) {
+      var at = outbox.indexOf(entry);
+      if (at !== -1) {
+        outbox.splice(at, 1);
+      }
+    }
+  }
+
+  function handleStatus(frame) {
+    if (typeof frame.text === 'string' && frame.text) {
+      setStatus(frame.text);
+    }
+    if (frame.state === 'ended') {
+      if (!frame.text) {
+        setStatus(label('ended'));
+      }
+      setEnded(true);
+    } else if (frame.state === 'restarting') {
+      // The server is about to restart: come back quickly once it drops us.
+      attempt = 0;
+    }
+  }
+
+  function handleFrame(frame, conn) {
+    switch (frame.type) {
+      case 'session':
+        if (typeof frame.token === 'string' && frame.token) {
+          saveToken(frame.token);
+        }
+        attempt = 0;
+        everConnected = true;
+        setStatus(label('connected'));
+        if (!helloToken) {
+          // A brand-new conversation has no history to reconcile: send what is waiting.
+          ready = true;
+          flushOutbox();
+        }
+        break;
+      case 'history':
+        applyHistory(Array.isArray(frame.messages) ? frame.messages : []);
+        break;
+      case 'message': {
+        var m = cleanMessage(frame);
+        if (!m) {
+          return;
+        }
+        setTyping(false);
+        if (m.author !== 'person') {
+          confirmSent(conn);
+        }
+        addMessage(m.author, m.text, null);
+        showOptions(m.author === 'person' ? [] : m.options);
+        break;
+      }
+      case 'typing':
+        setTyping(frame.on === true);
+        if (frame.on === true) {
+          confirmSent(conn);
+        }
+        break;
+      case 'status':
+        handleStatus(frame);
+        break;
+      case 'error':
+        if (typeof frame.text === 'string') {
+          setStatus(frame.text);
+        }
+        break;
+      case 'language':
+        // Optional: the person typed "Cymraeg" or "English"; show the page in that language.
+        if ((frame.lang === 'cy' || frame.lang === 'en') && frame.lang !== lang) {
+          window.location.replace(languageHref(frame.lang));
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- the page's controls --------------------------------------------------------------------
+
+  function languageHref(code) {
+    var query = new URLSearchParams();
+    query.set('lang', code);
+    if (embedded) {
+      query.set('embed', '1');
+    }
+    return '/?' + query.toString();
+  }
+
+  function setUpLanguageLinks() {
+    var links = document.querySelectorAll('a[data-lang]');
+    for (var i = 0; i < links.length; i += 1) {
+      var link = links[i];
+      var code = link.getAttribute('data-lang');
+      link.href = languageHref(code);
+      if (code === lang) {
+        link.setAttribute('aria-current', 'page');
+      }
+      // Replace rather than push, so the chat leaves one entry in history, not one per language.
+      link.addEventListener('click', function (event) {
+        if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) {
+          return;
+        }
+        event.preventDefault();
+        window.location.replace(event.currentTarget.href);
+      });
+    }
+  }
+
+  function wantsEnterToSend() {
+    // On phones Enter makes a new line and the Send button sends; with a keyboard Enter sends.
+    return window.matchMedia && window.matchMedia('(pointer: fine)').matches;
+  }
+
+  function setUpForm() {
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      var text = field.value;
+      if (!text.trim()) {
+        field.focus();
+        return;
+      }
+      sendMessage(text);
+      field.value = '';
+      field.focus();
+    });
+    field.addEventListener('keydown', function (event) {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && wantsEnterToSend()) {
+        event.preventDefault();
+        if (typeof form.requestSubmit === 'function') {
+          form.requestSubmit();
+        } else {
+          form.dispatchEvent(new Event('submit', { cancelable: true }));
+        }
+      }
+    });
+    newChatButton.addEventListener('click', startNewChat);
+  }
+
+  function startNewChat() {
+    saveToken(null);
+    outbox = [];
+    renderQuietly([]);
+    clearOptions();
+    sawHistory = false;
+    ready = false;
+    setEnded(false);
+    attempt = 0;
+    if (socket !== null) {
+      var old = socket;
+      socket = null;
+      connection += 1;
+      try {
+        old.close(1000);
+      } catch (e) {
+        // Already closed.
+      }
+    }
+    connect();
+    field.focus();
+  }
+
+  function setUpHide() {
+    var hideButton = document.getElementById('hide-chat');
+    var showButton = document.getElementById('show-chat');
+    var page = document.getElementById('page');
+    var cover = document.getElementById('cover');
+    if (!hideButton || !showButton || !page || !cover) {
+      return;
+    }
+    hideButton.hidden = false;
+    hideButton.addEventListener('click', function () {
+      page.hidden = true;
+      cover.hidden = false;
+      hideButton.hidden = true;
+      showButton.focus();
+    });
+    showButton.addEventListener('click', function () {
+      cover.hidden = true;
+      page.hidden = false;
+      hideButton.hidden = false;
+      hideButton.focus();
+    });
+  }
+
+  // Sticky bars must never hide the focused element (WCAG 2.4.11): keep the scroll padding
+  // equal to their heights.
+  function setUpScrollPadding() {
+    var top = document.getElementById('topbar');
+    var bottom = document.getElementById('composer');
+    var html = document.documentElement;
+    function update() {
+      var stickyBottom = bottom && window.getComputedStyle(bottom).position === 'sticky';
+      html.style.setProperty('--topbar-height', (top ? top.offsetHeight : 0) + 'px');
+      html.style.setProperty('--composer-height', (stickyBottom ? bottom.offsetHeight : 0) + 'px');
+    }
+    update();
+    if (window.ResizeObserver) {
+      var observer = new ResizeObserver(update);
+      if (top) {
+        observer.observe(top);
+      }
+      if (bottom) {
+        observer.observe(bottom);
+      }
+    }
+    window.addEventListener('resize', update);
+  }
+
+  function onQuickExit() {
+    stopped = true;
+    if (retryTimer !== null) {
+      window.clearTimeout(retryTimer);
+    }
+    if (socket !== null) {
+      try {
+        socket.close(1000);
+      } catch (e) {
+        // Already closed.
+      }
+      socket = null;
+    }
+    saveToken(null);
+    while (log.firstChild) {
+      log.removeChild(log.firstChild);
+    }
+    field.value = '';
+  }
+
+  function init() {
+    if (embedded) {
+      document.documentElement.classList.add('embedded');
+    }
+    optionsBox.hidden = true;
+    setUpLanguageLinks();
+    setUpForm();
+    setUpHide();
+    setUpScrollPadding();
+    if (window.HelplineExit) {
+      window.HelplineExit.onExit(onQuickExit);
+    }
+    window.addEventListener('online', reconnectNow);
+    window.addEventListener('offline', function () {
+      if (!isOpen()) {
+        setStatus(label('offline'));
+      }
+    });
+    document.addEventListener('visibilitychange', function () {
+      if (document.visibilityState === 'visible') {
+        reconnectNow();
+      }
+    });
+    // Back/forward cache: a restored page has a dead socket.
+    window.addEventListener('pageshow', function (event) {
+      if (event.persisted) {
+        reconnectNow();
+      }
+    });
+    connect();
+  }
+
+  init();
+})();
