@@ -39,6 +39,8 @@
   var ready = false; // this socket has had its session and history: messages may go out
   var everConnected = false;
   var helloToken = null;
+  var historyAt = 0; // when the last history frame was applied
+  var HISTORY_OVERLAP_MS = 3000;
 
   // What the log shows, in order: {author, text, el, pending (an outbox entry or null)}.
   var shown = [];
@@ -470,6 +472,7 @@
       }
     }
     var firstTime = !sawHistory;
+    historyAt = Date.now();
     sawHistory = true;
     ready = true;
     var i = 0;
@@ -522,6 +525,12 @@
     flushOutbox();
   }
 
+  function isHistoryEcho(m) {
+    var last = shown.length ? shown[shown.length - 1] : null;
+    return last !== null && last.pending === null && sameMessage(last, m) &&
+      Date.now() - historyAt < HISTORY_OVERLAP_MS;
+  }
+
   function dropFromOutbox(entry) {
     if (entry) {
       var at = outbox.indexOf(entry);
@@ -572,6 +581,11 @@
         setTyping(false);
         if (m.author !== 'person') {
           confirmSent(conn);
+        }
+        if (isHistoryEcho(m)) {
+          // Published while the server was reading the history: it is already on screen.
+          showOptions(m.options);
+          break;
         }
         addMessage(m.author, m.text, null);
         showOptions(m.author === 'person' ? [] : m.options);
@@ -705,7 +719,8 @@
       cover.hidden = true;
       page.hidden = false;
       hideButton.hidden = false;
-      hideButton.focus();
+      scrollToEnd();
+      hideButton.focus({ preventScroll: true });
     });
   }
 
