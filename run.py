@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-import flows
 import channels
+import flows
 from handoff.locks_redis import RedisLocks
 from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the service (the default)")
     sub.add_parser("migrate", help="bring the database schema up to date, then exit")
     sub.add_parser("check-content", help="load and check every content file, then exit")
+    sub.add_parser(
+        "purge", help="apply retention now: delete transcripts and addresses older than the period"
+    )
     return p
 
 
@@ -85,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
             print("The database schema is up to date.")
             return 0
+        if command == "purge":
+            counts = asyncio.run(_purge(settings))
+            print(
+                f"Deleted {counts['conversations']} conversations, {counts['messages']} "
+                f"messages and {counts['addresses']} reply addresses older than "
+                f"{settings.retention_days} days."
+            )
+            return 0
         app = build(settings)
         if command == "check-content":
             print("Content is complete in English and Welsh.")
@@ -97,6 +108,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Adviser console: {base}/console", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
+
+
+async def _purge(settings: Settings) -> dict[str, int]:
+    from datetime import timedelta
+
+    from helpline.storage import SqlStore
+    from helpline.storage.migrate import upgrade
+
+    store = SqlStore(settings.db_url)
+    try:
+        await upgrade(store.engine)
+        return await store.purge(utcnow() - timedelta(days=settings.retention_days))
+    finally:
+        await store.close()
 
 
 async def _migrate(settings: Settings) -> None:

@@ -38,6 +38,7 @@ class WebChat:
     which reaches them whichever instance they are connected to."""
 
     name = "web"
+    live = True  # the person is looking at the page: quiet hours do not apply
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
@@ -58,6 +59,7 @@ class WebChat:
             f"web:{key}",
             {
                 "type": "message",
+                "id": message.message_id,
                 "author": reply.author.value,
                 "text": reply.text,
                 "options": list(reply.options),
@@ -139,14 +141,16 @@ class WebChat:
     async def _converse(self, ws: web.WebSocketResponse, token: str, lang: str) -> None:
         engine = self.app[ENGINE]
         key = self.app[PRIVACY].contact_key(self.name, token)
+        # Subscribe before opening, so nothing published in between is missed; what the
+        # history already shows is skipped by message id.
         async with self.app[HUB].subscribe(f"web:{key}") as events:
-            forward = asyncio.create_task(self._forward(ws, events))
+            conv = await engine.open(self.name, token, language=lang)
+            await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
+            history = await self._history(key)
+            await ws.send_json({"type": "history", "messages": history})
+            shown = max((m["id"] for m in history), default=0)
+            forward = asyncio.create_task(self._forward(ws, events, shown))
             try:
-                conv = await engine.open(self.name, token, language=lang)
-                await ws.send_json(
-                    {"type": "session", "token": token, "conversation": conv.reference}
-                )
-                await ws.send_json({"type": "history", "messages": await self._history(key)})
                 await self._read(ws, token, key)
             finally:
                 forward.cancel()
@@ -161,16 +165,25 @@ class WebChat:
         shown = []
         for m in await store.transcript(conv.id):
             if m.direction in (Direction.IN, Direction.OUT):
-                shown.append({"author": m.author.value, "text": m.text, "options": list(m.options)})
+                shown.append(
+                    {
+                        "id": m.id,
+                        "author": m.author.value,
+                        "text": m.text,
+                        "options": list(m.options),
+                    }
+                )
         # Only the newest message's options are still live.
         for item in shown[:-1]:
             item["options"] = []
         return shown
 
-    async def _forward(self, ws: web.WebSocketResponse, events: Any) -> None:
+    async def _forward(self, ws: web.WebSocketResponse, events: Any, shown: int) -> None:
         async for event in events:
             if ws.closed:
                 return
+            if event.get("type") == "message" and 0 < event.get("id", 0) <= shown:
+                continue
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_json({"type": "typing", "on": False})
                 await ws.send_json(event)

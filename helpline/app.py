@@ -5,9 +5,11 @@ so that the core never imports an adapter."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -15,7 +17,7 @@ from aiohttp import web
 from helpline.config import Settings
 from helpline.content import Content
 from helpline.domain import utcnow
-from helpline.engine import Engine
+from helpline.engine import EffectHandler, Engine
 from helpline.flowkit import FlowRunner, FlowSpec
 from helpline.hub import MemoryHub, RedisHub
 from helpline.locks import MemoryLocks
@@ -35,6 +37,7 @@ ROUTING = web.AppKey("routing", Routing)
 HUB = web.AppKey("hub", Hub)
 PRIVACY = web.AppKey("privacy", Privacy)
 SENDERS = web.AppKey("senders", dict[str, Sender])
+EFFECTS = web.AppKey("effects", dict[str, EffectHandler])
 REDIS = web.AppKey("redis", redis.Redis)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 DRAINING = web.AppKey("draining", list[bool])
@@ -65,6 +68,7 @@ def create_app(
         Content.load(settings.content_dir) if settings.content_dir else Content.load()
     )
     app[SENDERS] = {}
+    app[EFFECTS] = {}
     app[DRAINING] = [False]
     runner = FlowRunner(flows, app[CONTENT])
 
@@ -100,6 +104,8 @@ def create_app(
             screen=screen,  # type: ignore[arg-type]
             senders=app[SENDERS],
             handoffs=routing,
+            effects=app[EFFECTS],
+            clock=clock,
         )
         routing.engine = engine
         app[ROUTING] = routing
@@ -107,9 +113,13 @@ def create_app(
         if not settings.redis_url:
             await routing.restore()
         await engine.recover()
+        chores = asyncio.create_task(_housekeeping(app), name="housekeeping")
         try:
             yield
         finally:
+            chores.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chores
             app[DRAINING][0] = True
             await engine.drain()
             if isinstance(hub, RedisHub):
@@ -127,6 +137,25 @@ def create_app(
         plugin(app)
     # The engine is built at start-up; senders registered by plugins are shared by reference.
     return app
+
+
+HOUSEKEEPING_SECONDS = 60
+
+
+async def _housekeeping(app: web.Application) -> None:
+    """Every minute: send messages held for quiet hours, close idle conversations, and apply
+    retention. Each step is safe to run on several instances at once."""
+    settings = app[SETTINGS]
+    engine = app[ENGINE]
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        try:
+            await engine.release_held()
+            await engine.close_idle(timedelta(minutes=settings.idle_minutes))
+            cutoff = app[CLOCK]() - timedelta(days=settings.retention_days)
+            await app[STORE].purge(cutoff)
+        except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
+            log.exception("housekeeping failed")
 
 
 async def _healthz(request: web.Request) -> web.Response:

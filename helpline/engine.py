@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from helpline.content import Content, normalise
@@ -18,11 +19,13 @@ from helpline.domain import (
     Owner,
     Reply,
     StoredMessage,
+    utcnow,
 )
 from helpline.errors import DeliveryError, HelplineError
 from helpline.flowkit import FlowRunner, Turn, mentions
 from helpline.ports import Hub, Locks, Priority, Sender
 from helpline.privacy import Privacy, SealError
+from helpline.quiet import QuietHours
 from helpline.storage import Accepted, SqlStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class RiskResult(Protocol):
 
 
 Screen = Callable[[str, str], RiskResult]
+EffectHandler = Callable[[Conversation, Mapping[str, Any]], Awaitable[list[Reply]]]
 
 
 class Handoffs(Protocol):
@@ -64,6 +68,8 @@ class Command:
 
 
 COMMANDS = (
+    Command("cmd_position", True),
+    Command("cmd_cancel", True),
     Command("cmd_welsh", True),
     Command("cmd_english", True),
     Command("cmd_stop", True),
@@ -91,6 +97,8 @@ class Engine:
         screen: Screen,
         senders: Mapping[str, Sender] | None = None,
         handoffs: Handoffs | None = None,
+        effects: Mapping[str, EffectHandler] | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.content = content
@@ -101,6 +109,9 @@ class Engine:
         self.screen = screen
         self.senders: dict[str, Sender] = dict(senders or {})
         self.handoffs = handoffs
+        # Effects that adapters implement (call-backs, referrals): registered by plugins.
+        self.effects: Mapping[str, EffectHandler] = effects if effects is not None else {}
+        self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points for channels ---------------------------------------------------------
@@ -256,6 +267,10 @@ class Engine:
         for command in COMMANDS:
             if human and not command.always:
                 continue
+            if command.keywords not in self.content.keywords:
+                continue
+            if command.keywords in ("cmd_position", "cmd_cancel") and conv.owner is not Owner.QUEUE:
+                continue
             if not mentions(said, self.content.all_words(command.keywords)):
                 continue
             if command.keywords in ("cmd_welsh", "cmd_english") and len(said.split()) > 3:
@@ -266,7 +281,13 @@ class Engine:
 
     async def _run_command(self, turn: Turn, name: str, human: bool) -> None:
         conv = turn.conversation
-        if name in ("cmd_welsh", "cmd_english"):
+        if name == "cmd_position":
+            turn.effect("position")
+        elif name == "cmd_cancel" and self.handoffs is not None:
+            await self.handoffs.cancel(conv)
+            turn.say("handoff.cancelled")
+            await self.runner.start(turn, "welcome", "who")
+        elif name in ("cmd_welsh", "cmd_english"):
             conv.language = "cy" if name == "cmd_welsh" else "en"
             turn.say("language.switched")
             if not human:
@@ -298,6 +319,18 @@ class Engine:
             elif effect.kind == "erase":
                 await self._erase(conv)
                 return
+            elif effect.kind == "settings":
+                await self.store.update_contact_settings(conv.contact_key, **effect.data)
+            elif effect.kind == "flag":
+                note = self.content.text("note.flagged", "en", reason=effect.data.get("reason", ""))
+                await self.store.add_note(conv.id, note, "helpline")
+                await self.hub.publish(
+                    "queue", {"type": "flagged", "conversation": conv.id, **effect.data}
+                )
+            elif effect.kind in self.effects:
+                extra += await self.effects[effect.kind](conv, effect.data)
+            else:
+                log.error("no handler for effect", extra={"effect": effect.kind})
         if extra:
             stored = await self.store.save_turn(conv, [], extra)
             await self.deliver(conv, stored)
@@ -315,6 +348,10 @@ class Engine:
         if sender is None:
             log.warning("no channel to deliver to", extra={"conversation": conv.reference})
             return
+        if not getattr(sender, "live", False):
+            outbound = await self._hold_in_quiet_hours(conv, outbound)
+            if not outbound:
+                return
         address = await self._address(conv)
         if address is None:
             return
@@ -336,6 +373,61 @@ class Engine:
                 await self.store.mark(m.id, Delivery.FAILED)
                 continue
             await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
+
+    async def _hold_in_quiet_hours(
+        self, conv: Conversation, outbound: list[StoredMessage]
+    ) -> list[StoredMessage]:
+        """Inside the person's quiet hours nothing is sent: messages wait (HELD) and the
+        console is told until when."""
+        quiet = QuietHours.from_settings(await self.store.contact_settings(conv.contact_key))
+        now = self.clock()
+        if quiet is None or not quiet.contains(now):
+            return outbound
+        for m in outbound:
+            await self.store.mark(m.id, Delivery.HELD)
+        until = quiet.ends_after(now).isoformat()
+        await self.hub.publish(f"transcript:{conv.id}", {"type": "held", "until": until})
+        return []
+
+    async def release_held(self) -> int:
+        """Send what waited for quiet hours to end; returns how many conversations."""
+        held = await self.store.undelivered([Delivery.HELD])
+        by_conv: dict[str, list[StoredMessage]] = {}
+        for m in held:
+            by_conv.setdefault(m.conversation_id, []).append(m)
+        released = 0
+        for conversation_id, messages in by_conv.items():
+            async with self.locks.hold(conversation_id):
+                conv = await self.store.conversation(conversation_id)
+                quiet = QuietHours.from_settings(
+                    await self.store.contact_settings(conv.contact_key)
+                )
+                if quiet is not None and quiet.contains(self.clock()):
+                    continue
+                for m in messages:
+                    await self.store.mark(m.id, Delivery.PENDING)
+                await self.deliver(conv, [replace(m, status=Delivery.PENDING) for m in messages])
+                released += 1
+        return released
+
+    async def close_idle(self, idle: timedelta) -> int:
+        """Close bot conversations nobody has written in for `idle`. Only live channels (web
+        chat) are told; a text message out of the blue could be read by someone else."""
+        closed = 0
+        for conversation_id in await self.store.idle_conversations(self.clock() - idle):
+            async with self.locks.hold(conversation_id):
+                conv = await self.store.conversation(conversation_id)
+                if conv.closed or conv.owner is not Owner.BOT:
+                    continue
+                conv.closed = True
+                sender = self.senders.get(conv.channel)
+                replies = []
+                if getattr(sender, "live", False):
+                    replies = [Reply(self.content.text("idle.closed", conv.language))]
+                stored = await self.store.save_turn(conv, [], replies)
+                await self.deliver(conv, stored)
+                closed += 1
+        return closed
 
     async def _erase(self, conv: Conversation) -> None:
         """Erase the person's data, then say what was erased without storing that reply."""

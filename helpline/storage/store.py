@@ -502,7 +502,58 @@ class SqlStore:
                 for r in rows
             ]
 
+    async def idle_conversations(self, cutoff: datetime) -> list[str]:
+        """Open conversations owned by the bot with no activity since `cutoff`."""
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(ConversationRow.id).where(
+                    ~ConversationRow.closed,
+                    ConversationRow.owner == Owner.BOT.value,
+                    ConversationRow.updated_at < cutoff,
+                )
+            )
+            return list(rows)
+
     # -- erasure and retention -------------------------------------------------------------
+
+    async def purge(self, cutoff: datetime) -> dict[str, int]:
+        """Retention: delete conversations (with their messages and handoffs) last touched
+        before `cutoff`, and forget reply addresses of contacts not seen since then."""
+        async with self._session() as session, session.begin():
+            old = list(
+                await session.scalars(
+                    select(ConversationRow.id).where(ConversationRow.updated_at < cutoff)
+                )
+            )
+            messages = 0
+            for start in range(0, len(old), 500):
+                chunk = old[start : start + 500]
+                result = await session.execute(
+                    delete(MessageRow).where(MessageRow.conversation_id.in_(chunk))
+                )
+                messages += int(result.rowcount or 0)  # type: ignore[attr-defined]
+                await session.execute(
+                    delete(HandoffRow).where(HandoffRow.conversation_id.in_(chunk))
+                )
+                await session.execute(delete(ConversationRow).where(ConversationRow.id.in_(chunk)))
+            forgotten = await session.execute(
+                update(ContactRow)
+                .where(ContactRow.last_seen_at < cutoff, ContactRow.sealed_address.is_not(None))
+                .values(sealed_address=None)
+            )
+            await session.execute(
+                delete(ContactRow).where(
+                    ContactRow.last_seen_at < cutoff,
+                    ~select(ConversationRow.id)
+                    .where(ConversationRow.contact_key == ContactRow.key)
+                    .exists(),
+                )
+            )
+            return {
+                "conversations": len(old),
+                "messages": messages,
+                "addresses": int(forgotten.rowcount or 0),  # type: ignore[attr-defined]
+            }
 
     async def erase_contact(self, contact_key: str) -> dict[str, int]:
         """Delete everything held about one contact: conversations, messages, address."""

@@ -1,0 +1,157 @@
+"""Web chat over its websocket protocol (docs/webchat.md), against the running app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from helpline.app import CONTENT, STORE
+from tests.support import running, settings_for
+
+
+async def _frames_until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> list[dict[str, Any]]:
+    """Read frames until one of `kind` arrives; return all read."""
+    seen = []
+    while True:
+        frame = await ws.receive_json(timeout=10)
+        seen.append(frame)
+        if frame["type"] == kind:
+            return seen
+
+
+async def _next_message(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    return (await _frames_until(ws, "message"))[-1]
+
+
+async def test_a_person_is_greeted_and_can_choose_by_typing_a_number(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            frames = await _frames_until(ws, "history")
+            session, history = frames[0], frames[-1]["messages"]
+            assert session["type"] == "session"
+            assert len(session["token"]) >= 20 and session["conversation"]
+            assert history[0]["text"] == content.text("welcome.intro", "en")
+            assert history[-1]["options"][0] == content.text("who.opt_self", "en")
+            await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+            reply = await _next_message(ws)
+            assert reply["text"] == content.text("own.start", "en")
+
+
+async def test_a_reload_in_the_same_tab_resumes_the_conversation(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                token = (await _frames_until(ws, "session"))[-1]["token"]
+                await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+                while (await _next_message(ws))["text"] != content.text("own.start", "en"):
+                    pass
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": token, "lang": "en"})
+                frames = await _frames_until(ws, "history")
+                history = frames[-1]["messages"]
+                assert frames[0]["token"] == token
+                assert [m["text"] for m in history if m["author"] == "person"] == ["1"]
+                assert history[-1]["text"] == content.text("own.start", "en")
+                await ws.send_json({"type": "message", "text": "2", "id": "c2"})
+                assert (await _next_message(ws))["text"] == content.text("own.today", "en")
+
+
+async def test_a_resent_message_with_the_same_id_is_handled_once(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            await _frames_until(ws, "history")
+            for _ in range(3):
+                await ws.send_json({"type": "message", "text": "1", "id": "same"})
+            await _next_message(ws)
+        store = app[STORE]
+        conversations = await store.conversations_with_pending_inbound()
+        assert conversations == []
+        # One conversation, one message from the person.
+        async with store.session() as session:
+            from sqlalchemy import func, select
+
+            from helpline.storage.models import MessageRow
+
+            count = await session.scalar(
+                select(func.count()).select_from(MessageRow).where(MessageRow.author == "person")
+            )
+        assert count == 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        json.dumps([1, 2, 3]),
+        json.dumps({"type": "message", "text": 5}),
+        json.dumps({"type": "message", "text": "x" * 5000, "id": "big"}),
+        json.dumps({"type": "unknown"}),
+    ],
+)
+async def test_bad_frames_get_a_calm_answer_and_the_chat_carries_on(
+    frame: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            await _frames_until(ws, "history")
+            await ws.send_str(frame)
+            await ws.send_json({"type": "message", "text": "1", "id": "ok"})
+            frames = await _frames_until(ws, "message")
+            while frames[-1]["text"] != content.text("own.start", "en"):
+                frames += await _frames_until(ws, "message")
+            assert all(f["type"] != "message" or "Traceback" not in f["text"] for f in frames)
+
+
+async def test_an_oversize_frame_closes_the_socket_without_harm(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                await _frames_until(ws, "history")
+                await ws.send_str("x" * (64 * 1024))
+                msg = await ws.receive(timeout=10)
+                assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            async with http.get(f"{url}/healthz") as resp:
+                assert resp.status == 200
+
+
+async def test_a_websocket_from_another_site_is_refused(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(f"{url}/chat/ws", headers={"Origin": "https://evil.example"})
+            assert refused.value.status == 403
+
+
+async def test_the_page_is_served_in_welsh_with_a_strict_policy(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/?lang=cy") as resp:
+            body = await resp.text()
+            assert resp.status == 200
+            csp = resp.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert resp.headers["Referrer-Policy"] == "no-referrer"
+        assert 'lang="cy"' in body
+        assert app[CONTENT].text("web.send", "cy") in body
+        assert "{{" not in body
