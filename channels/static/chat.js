@@ -531,12 +531,14 @@
       Date.now() - historyAt < HISTORY_OVERLAP_MS;
   }
 
+  // The server has this message (it is in the history): no resend, no "Not sent yet".
   function dropFromOutbox(entry) {
     if (entry) {
       var at = outbox.indexOf(entry);
       if (at !== -1) {
         outbox.splice(at, 1);
       }
+      markPending(entry, false);
     }
   }
 
