@@ -1,0 +1,108 @@
+"""A person uses the real chat page in chromium: options, typing, reload, quick exit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, expect
+
+from helpline.app import CONTENT
+from tests.support import running, settings_for
+
+pytestmark = pytest.mark.browser
+
+
+@asynccontextmanager
+async def neutral_site() -> AsyncIterator[str]:
+    """Stands in for the neutral site the quick exit goes to (no network here)."""
+    app = web.Application()
+
+    async def weather(_: web.Request) -> web.Response:
+        return web.Response(text="<title>Weather</title>Sunny spells", content_type="text/html")
+
+    app.router.add_get("/", weather)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_person_chats_reloads_and_leaves_with_quick_exit(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with neutral_site() as neutral:
+        settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
+        async with running(settings, serve=True) as (app, _, url):
+            t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+            page = await browser.new_page(viewport={"width": 360, "height": 740})
+            await page.goto(url + "/")
+            log = page.get_by_role("log")
+            await expect(log).to_contain_text(t("welcome.who"))
+
+            # Choose by clicking a quick reply.
+            await page.get_by_role("button", name=t("who.opt_self")).click()
+            await expect(log).to_contain_text(t("own.start"))
+
+            # Type an answer.
+            await page.get_by_role("textbox", name="Message").fill("Things I can do today")
+            await page.get_by_role("button", name="Send").click()
+            await expect(log).to_contain_text("Take time out")
+
+            # A reload in the same tab resumes the same conversation.
+            await page.reload()
+            await expect(page.get_by_role("log")).to_contain_text("Take time out")
+            await expect(page.get_by_role("log")).to_contain_text(t("own.start"))
+
+            # Quick exit: replaces the page, and Back does not return to the chat.
+            await page.get_by_role("button", name="Exit this page").click()
+            await page.wait_for_url(neutral)
+            await expect(page.locator("body")).to_contain_text("Sunny spells")
+            await page.go_back()
+            assert not page.url.startswith(url)
+            token = await page.evaluate(
+                "() => { try { return sessionStorage.getItem('helpline.token') }"
+                " catch (e) { return null } }"
+            )
+            assert token is None
+            await page.close()
+
+
+async def test_escape_key_leaves_at_once(browser: Browser, sqlite_url: str, tmp_path: Path) -> None:
+    async with neutral_site() as neutral:
+        settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
+        async with running(settings, serve=True) as (app, _, url):
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            await expect(page.get_by_role("log")).to_contain_text(
+                app[CONTENT].text("welcome.who", "en")
+            )
+            await page.keyboard.press("Escape")
+            await page.wait_for_url(neutral)
+            await page.close()
+
+
+async def test_markup_from_anyone_stays_inert_text(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        page = await browser.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: dialogs.append(d.message))
+        await page.goto(url + "/")
+        attack = '<img src=x onerror="alert(1)"><b>bold</b>'
+        await page.get_by_role("textbox", name="Message").fill(attack)
+        await page.get_by_role("button", name="Send").click()
+        await expect(page.get_by_role("log")).to_contain_text(attack)
+        assert await page.locator("#messages img").count() == 0
+        assert await page.locator("#messages b").count() == 0
+        assert dialogs == []
+        await page.close()
