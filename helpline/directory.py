@@ -1,0 +1,787 @@
+"""The signposting directory: national services, local programmes and the area lookup.
+
+Loaded from content/directory/*.yaml and checked at start: a broken entry stops the service
+with a ContentError naming the file and the entry, rather than sending someone a wrong number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from rapidfuzz import fuzz, process
+
+from helpline.content import normalise
+from helpline.domain import LANGUAGES
+from helpline.errors import ContentError, NotFound
+
+AUDIENCES = ("self", "family", "practitioner", "victim", "child", "anyone")
+NATIONS = ("england", "wales")
+CHANNELS = ("phone", "text", "chat", "email", "web", "form", "bsl")
+DIALLED = ("phone", "text")  # channels whose value must be a UK number
+
+# Typos are tolerated down to this rapidfuzz ratio (0-100); below it we ask again.
+FUZZY_CUTOFF = 80.0
+# If two different forces score within this margin, the answer is ambiguous: ask again.
+FUZZY_MARGIN = 4.0
+# Words people add that say nothing about the place ("Cardiff council", "Gwent police").
+_FILLER = frozenset(
+    [
+        "the",
+        "police",
+        "constabulary",
+        "heddlu",
+        "council",
+        "cyngor",
+        "borough",
+        "bwrdeistref",
+        "sirol",
+        "area",
+        "service",
+        "force",
+    ]
+)
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True, slots=True)
+class Bilingual:
+    """One piece of text in English and Welsh."""
+
+    en: str
+    cy: str
+
+    def get(self, lang: str) -> str:
+        return self.cy if lang == "cy" else self.en
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One way to reach a service: a number to call or text, a chat page, an email address."""
+
+    channel: str
+    value: str
+    keyword: str | None = None  # what to text, e.g. SHOUT
+    cost: Bilingual | None = None
+    note: Bilingual | None = None
+    needs_check: bool = False
+
+    @property
+    def dial(self) -> str | None:
+        """The number with spaces removed, for tel:/sms: links; None for other channels."""
+        return normalise_uk_phone(self.value) if self.channel in DIALLED else None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceHours:
+    text: Bilingual
+    always: bool
+    needs_check: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A national service the helpline signposts to."""
+
+    id: str
+    names: Bilingual
+    who_for: Bilingual
+    audience: tuple[str, ...]
+    topics: tuple[str, ...]
+    nations: tuple[str, ...]
+    area: str
+    contacts: tuple[Contact, ...]
+    hours: ServiceHours
+    languages: tuple[str, ...]
+    self_referral: bool
+    referral: Bilingual
+    confidentiality: Bilingual | None
+    source: str
+    verified_on: date
+    review_due: date
+    needs_check: bool = False  # some value in the entry is still to be confirmed
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang)
+
+
+@dataclass(frozen=True, slots=True)
+class Programme:
+    """A local behaviour-change programme (DAPP) in one or more police force areas."""
+
+    id: str
+    names: Bilingual
+    provider: str | None
+    police_force_areas: tuple[str, ...]
+    local_authorities: tuple[str, ...]
+    offer: Bilingual
+    eligibility: Bilingual
+    self_referral: bool
+    partner_contact: bool
+    partner_contact_note: Bilingual | None
+    cost: Bilingual
+    referral_route: Bilingual
+    accepts_referrals_via_helpline: bool
+    contacts: tuple[Contact, ...]
+    placeholder: bool
+    needs_check: bool
+    notes: str | None
+    source: str | None
+    verified_on: date | None
+    review_due: date
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAuthority:
+    names: Bilingual
+    aliases: tuple[str, ...] = ()
+    postcode_districts: tuple[str, ...] = ()
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang)
+
+
+@dataclass(frozen=True, slots=True)
+class PoliceForceArea:
+    id: str
+    names: Bilingual
+    nation: str
+    aliases: tuple[str, ...]
+    local_authorities: tuple[LocalAuthority, ...]
+    postcode_areas: tuple[str, ...]
+    postcode_districts: tuple[str, ...]
+    postcode_districts_partly: tuple[str, ...]
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang)
+
+    def local_authority(self, name_en: str) -> LocalAuthority:
+        for la in self.local_authorities:
+            if la.names.en == name_en:
+                return la
+        raise NotFound(f"no local authority {name_en!r} in {self.id}")
+
+
+@dataclass(frozen=True, slots=True)
+class AreaMatch:
+    """Where someone is, as far as the directory needs to know: a force area, maybe a council.
+
+    `local_authority` is the council's English name (a stable key; see PoliceForceArea for
+    its Welsh name). `also_possible` lists other forces when a postcode district straddles a
+    boundary, so a flow can ask which town or council rather than guess.
+    """
+
+    police_force_area: str
+    local_authority: str | None
+    nation: str
+    matched_by: str  # postcode_district | postcode_area | local_authority | police_force_area
+    also_possible: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- checks
+
+_MOBILE = re.compile(r"07[1-57-9]\d{8}")
+_FREEPHONE = re.compile(r"0800\d{6,7}|0808\d{7}")
+_GEOGRAPHIC = re.compile(r"0[123]\d{8,9}")
+_HELPLINE_116 = re.compile(r"116\d{3}")
+_SHORT_CODE = re.compile(r"[6-8]\d{4}")
+_SPECIAL = frozenset({"999", "112", "101", "111", "08001111"})  # 0800 1111 is Childline's
+
+
+def normalise_uk_phone(value: str) -> str:
+    """A UK number a person can call or text, spaces removed; ValueError if it is not one.
+
+    Accepts 999/112/101/111, 116 xxx helplines, 0800/0808 freephone, 07 mobiles,
+    01/02/03 landlines and five-digit SMS short codes such as 85258. Premium and
+    other chargeable ranges (09, 084, 087) are refused on purpose.
+    """
+    digits = re.sub(r"[\s\-().]", "", str(value))
+    if digits.startswith("+44"):
+        digits = "0" + digits[3:]
+    if not digits.isdigit():
+        raise ValueError(f"{value!r} is not a UK phone number")
+    if digits in _SPECIAL or any(
+        p.fullmatch(digits) for p in (_MOBILE, _FREEPHONE, _GEOGRAPHIC, _HELPLINE_116, _SHORT_CODE)
+    ):
+        return digits
+    raise ValueError(f"{value!r} is not a UK phone number we can give out")
+
+
+_DISTRICT = re.compile(r"[A-Z]{1,2}\d[A-Z\d]?")
+_RANGE = re.compile(r"([A-Z]{1,2})(\d{1,2})-([A-Z]{1,2})(\d{1,2})")
+
+
+def _expand_districts(items: Iterable[Any], where: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in items:
+        text = str(item).strip().upper()
+        m = _RANGE.fullmatch(text)
+        if m:
+            letters, lo, letters2, hi = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+            if letters != letters2 or lo > hi:
+                raise ContentError(f"{where}: bad postcode district range {text!r}")
+            out.extend(f"{letters}{n}" for n in range(lo, hi + 1))
+        elif _DISTRICT.fullmatch(text):
+            out.append(text)
+        else:
+            raise ContentError(f"{where}: {text!r} is not a postcode district")
+    return tuple(out)
+
+
+class _Entry:
+    """Reads one YAML entry, naming file, entry and field in every error."""
+
+    def __init__(self, file: str, data: Any, allowed: set[str], index: int) -> None:
+        if not isinstance(data, dict):
+            raise ContentError(f"{file}: entry {index + 1}: expected a mapping")
+        self.file = file
+        self.id = str(data.get("id") or f"entry {index + 1}")
+        self.data = data
+        unknown = set(data) - allowed
+        if unknown:
+            self.fail(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+
+    def fail(self, problem: str) -> NoReturn:
+        raise ContentError(f"{self.file}: {self.id}: {problem}")
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def string(self, key: str) -> str:
+        value = self.data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{key} is missing or empty")
+        return value.strip()
+
+    def opt_string(self, key: str) -> str | None:
+        return self.string(key) if self.has(key) else None
+
+    def flag(self, key: str, default: bool | None = None) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(f"{key} must be true or false")
+        return value
+
+    def items(self, key: str, allowed: Iterable[str] | None = None) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if not isinstance(value, list) or not value:
+            self.fail(f"{key} must be a non-empty list")
+        items = tuple(str(v) for v in value)
+        if allowed is not None:
+            bad = [v for v in items if v not in set(allowed)]
+            if bad:
+                self.fail(f"{key}: unknown value(s) {', '.join(bad)}")
+        return items
+
+    def text(self, key: str, value: Any = None, extra: frozenset[str] = frozenset()) -> Bilingual:
+        value = self.data.get(key) if value is None else value
+        if not isinstance(value, dict):
+            self.fail(f"{key} needs an en and a cy version")
+        unknown = set(value) - set(LANGUAGES) - extra
+        if unknown:
+            self.fail(f"{key}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        for lang in LANGUAGES:
+            v = value.get(lang)
+            if not isinstance(v, str) or not v.strip():
+                self.fail(f"{key}: the {lang} version is missing or empty")
+        return Bilingual(en=value["en"].strip(), cy=value["cy"].strip())
+
+    def opt_text(self, key: str, extra: frozenset[str] = frozenset()) -> Bilingual | None:
+        return self.text(key, extra=extra) if self.has(key) else None
+
+    def day(self, key: str, *, nullable: bool = False) -> date | None:
+        if key not in self.data:
+            self.fail(f"{key} is missing")
+        value = self.data[key]
+        if value is None and nullable:
+            return None
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = date.fromisoformat(value)
+        if not isinstance(value, date):
+            self.fail(f"{key} must be a date (YYYY-MM-DD)")
+        return value
+
+    def contacts(self, key: str = "contacts") -> tuple[Contact, ...]:
+        out: list[Contact] = []
+        allowed = {"channel", "value", "keyword", "cost", "note", "needs_check"}
+        for n, raw in enumerate(self.data.get(key) or []):
+            where = f"{key}[{n + 1}]"
+            if not isinstance(raw, dict) or set(raw) - allowed:
+                self.fail(f"{where}: expected channel and value (and keyword, cost, note)")
+            channel, value = raw.get("channel"), str(raw.get("value") or "").strip()
+            if channel not in CHANNELS:
+                self.fail(f"{where}: unknown channel {channel!r}")
+            if not value:
+                self.fail(f"{where}: value is missing")
+            if channel in DIALLED:
+                try:
+                    normalise_uk_phone(value)
+                except ValueError as exc:
+                    self.fail(f"{where}: {exc}")
+            elif channel == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z.]+", value):
+                self.fail(f"{where}: {value!r} is not an email address")
+            elif channel not in ("email",) + DIALLED and not value.startswith(
+                ("https://", "http://")
+            ):
+                self.fail(f"{where}: {value!r} is not a web address")
+            out.append(
+                Contact(
+                    channel=channel,
+                    value=value,
+                    keyword=raw.get("keyword"),
+                    cost=self.text(f"{where}.cost", raw["cost"]) if raw.get("cost") else None,
+                    note=self.text(f"{where}.note", raw["note"]) if raw.get("note") else None,
+                    needs_check=bool(raw.get("needs_check", False)),
+                )
+            )
+        return tuple(out)
+
+
+def _read(path: Path, key: str) -> list[Any]:
+    where = f"directory/{path.name}"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContentError(f"{where}: file is missing") from None
+    except yaml.YAMLError as exc:
+        raise ContentError(f"{where}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ContentError(f"{where}: expected a list under {key!r}")
+    return data[key]
+
+
+def _unique(file: str, ids: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ContentError(f"{file}: {i}: id used twice")
+        seen.add(i)
+
+
+# --------------------------------------------------------------------------- parsing
+
+_SERVICE_FIELDS = {
+    "id", "name", "who_for", "audience", "topics", "nations", "area", "contacts", "hours",
+    "languages", "referral", "confidentiality", "source", "verified_on", "review_due",
+    "needs_check",
+}  # fmt: skip
+_PROGRAMME_FIELDS = {
+    "id", "name", "provider", "police_force_areas", "local_authorities", "offer",
+    "eligibility", "self_referral", "partner_contact", "partner_contact_note", "cost",
+    "referral_route", "accepts_referrals_via_helpline", "contacts", "placeholder",
+    "needs_check", "notes", "source", "verified_on", "review_due",
+}  # fmt: skip
+_AREA_FIELDS = {
+    "id", "name", "nation", "aliases", "postcode_areas", "postcode_districts",
+    "postcode_districts_partly", "local_authorities",
+}  # fmt: skip
+
+
+def _parse_service(raw: Any, n: int) -> Service:
+    e = _Entry("directory/services.yaml", raw, _SERVICE_FIELDS, n)
+    hours_raw = raw.get("hours")
+    hours = e.text("hours", extra=frozenset({"always", "needs_check"}))
+    referral_raw = raw.get("referral") or {}
+    referral = e.text("referral", extra=frozenset({"self_referral"}))
+    conf = e.opt_text("confidentiality", extra=frozenset({"needs_check"}))
+    contacts = e.contacts()
+    if not contacts:
+        e.fail("contacts: at least one way to reach the service is needed")
+    flags = [
+        bool(raw.get("needs_check")),
+        bool(hours_raw.get("needs_check")),
+        bool(conf and raw["confidentiality"].get("needs_check")),
+        *(c.needs_check for c in contacts),
+    ]
+    return Service(
+        id=e.string("id"),
+        names=e.text("name"),
+        who_for=e.text("who_for"),
+        audience=e.items("audience", AUDIENCES),
+        topics=e.items("topics"),
+        nations=e.items("nations", NATIONS),
+        area=e.string("area"),
+        contacts=contacts,
+        hours=ServiceHours(
+            hours, bool(hours_raw.get("always", False)), bool(hours_raw.get("needs_check"))
+        ),
+        languages=e.items("languages"),
+        self_referral=bool(referral_raw.get("self_referral", True)),
+        referral=referral,
+        confidentiality=conf,
+        source=e.string("source"),
+        verified_on=e.day("verified_on"),  # type: ignore[arg-type]
+        review_due=e.day("review_due"),  # type: ignore[arg-type]
+        needs_check=any(flags),
+    )
+
+
+def _parse_programme(raw: Any, n: int, forces: Mapping[str, PoliceForceArea]) -> Programme:
+    e = _Entry("directory/programmes.yaml", raw, _PROGRAMME_FIELDS, n)
+    areas = e.items("police_force_areas")
+    for a in areas:
+        if a not in forces:
+            e.fail(f"police_force_areas: unknown police force area {a!r}")
+    las = tuple(str(x) for x in raw.get("local_authorities") or ())
+    known_las = {la.names.en for a in areas for la in forces[a].local_authorities}
+    for la in las:
+        if la not in known_las:
+            e.fail(f"local_authorities: {la!r} is not a council in {', '.join(areas)}")
+    placeholder = e.flag("placeholder", False)
+    self_referral = e.flag("self_referral")
+    partner_contact = e.flag("partner_contact")
+    note = e.opt_text("partner_contact_note")
+    contacts = e.contacts()
+    if placeholder and any(c.channel in DIALLED for c in contacts):
+        e.fail("a placeholder may not carry a phone number (confirm it first)")
+    if self_referral and not (partner_contact and note):
+        e.fail("a self-referral programme needs partner_contact: true and partner_contact_note")
+    if e.string("id") == "drive" and self_referral:
+        e.fail("Drive is not open to self-referral")
+    verified = e.day("verified_on", nullable=placeholder)
+    if verified is None and not placeholder:
+        e.fail("verified_on is missing")
+    return Programme(
+        id=e.string("id"),
+        names=e.text("name"),
+        provider=e.opt_string("provider"),
+        police_force_areas=areas,
+        local_authorities=las,
+        offer=e.text("offer"),
+        eligibility=e.text("eligibility"),
+        self_referral=self_referral,
+        partner_contact=partner_contact,
+        partner_contact_note=note,
+        cost=e.text("cost"),
+        referral_route=e.text("referral_route"),
+        accepts_referrals_via_helpline=e.flag("accepts_referrals_via_helpline"),
+        contacts=contacts,
+        placeholder=placeholder,
+        needs_check=e.flag("needs_check", False) or any(c.needs_check for c in contacts),
+        notes=e.opt_string("notes"),
+        source=e.opt_string("source"),
+        verified_on=verified,
+        review_due=e.day("review_due"),  # type: ignore[arg-type]
+    )
+
+
+def _parse_force(raw: Any, n: int) -> PoliceForceArea:
+    e = _Entry("directory/areas.yaml", raw, _AREA_FIELDS, n)
+    nation = e.string("nation")
+    if nation not in NATIONS:
+        e.fail(f"nation must be one of {', '.join(NATIONS)}")
+    las: list[LocalAuthority] = []
+    for i, item in enumerate(raw.get("local_authorities") or []):
+        where = f"local_authorities[{i + 1}]"
+        if isinstance(item, str):
+            if nation == "wales":
+                e.fail(f"{where}: a Welsh council needs its name in English and Welsh")
+            las.append(LocalAuthority(Bilingual(item, item)))
+            continue
+        if not isinstance(item, dict) or set(item) - {"name", "aliases", "postcode_districts"}:
+            e.fail(f"{where}: expected a name, or name with aliases and postcode_districts")
+        las.append(
+            LocalAuthority(
+                names=e.text(f"{where}.name", item.get("name") or {}),
+                aliases=tuple(str(a) for a in item.get("aliases") or ()),
+                postcode_districts=_expand_districts(
+                    item.get("postcode_districts") or (), f"{e.file}: {e.id}: {where}"
+                ),
+            )
+        )
+    if not las:
+        e.fail("local_authorities: at least one council is needed")
+    where = f"{e.file}: {e.id}"
+    return PoliceForceArea(
+        id=e.string("id"),
+        names=e.text("name"),
+        nation=nation,
+        aliases=tuple(str(a) for a in raw.get("aliases") or ()),
+        local_authorities=tuple(las),
+        postcode_areas=tuple(str(a).upper() for a in raw.get("postcode_areas") or ()),
+        postcode_districts=_expand_districts(raw.get("postcode_districts") or (), where),
+        postcode_districts_partly=_expand_districts(
+            raw.get("postcode_districts_partly") or (), where
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def _key(text: str) -> str:
+    """Normalised, filler words dropped, spaces removed: 'Tor-faen' == 'Torfaen'."""
+    return "".join(w for w in normalise(text).split() if w not in _FILLER)
+
+
+_FULL_POSTCODE = re.compile(r"([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})")
+_WITH_SECTOR = re.compile(r"([A-Z]{1,2}\d[A-Z\d]?) ?(\d)")
+_IN_SENTENCE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})\b")
+
+
+def outward_code(query: str) -> str | None:
+    """The postcode district in what someone typed; the inward part is thrown away.
+
+    "CF10 3AT", "cf103at", "CF10 3", "cf103" and "CF10" all give "CF10". Without a space a
+    string that is itself a district is read as one ("CH64" is CH64, not CH6 sector 4).
+    """
+    text = " ".join(query.upper().split())
+    for pattern in (_FULL_POSTCODE, _WITH_SECTOR):
+        if " " in text and (m := pattern.fullmatch(text)):
+            return m.group(1)
+    compact = text.replace(" ", "")
+    if m := _FULL_POSTCODE.fullmatch(compact):
+        return m.group(1)
+    if _DISTRICT.fullmatch(compact):
+        return compact
+    if m := _WITH_SECTOR.fullmatch(compact):
+        return m.group(1)
+    m = _IN_SENTENCE.search(text)  # a full postcode inside a sentence: "I'm in NP20 1AB"
+    return m.group(1) if m else None
+
+
+def _postcode_area(district: str) -> str:
+    return re.match(r"[A-Z]+", district).group(0)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    force: str
+    local_authority: str | None
+
+
+@dataclass
+class Directory:
+    """Services, programmes and areas, checked, with the lookups flows need."""
+
+    services: tuple[Service, ...]
+    programmes: tuple[Programme, ...]
+    forces: dict[str, PoliceForceArea]
+    _by_district: dict[str, _Place] = field(default_factory=dict, repr=False)
+    _partly: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _by_area: dict[str, str] = field(default_factory=dict, repr=False)
+    _names: dict[str, _Place] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, root: Path) -> Directory:
+        """Read content/directory/ under `root` (the content folder) and check every entry."""
+        folder = root / "directory"
+        forces = [
+            _parse_force(r, n)
+            for n, r in enumerate(_read(folder / "areas.yaml", "police_force_areas"))
+        ]
+        _unique("directory/areas.yaml", (f.id for f in forces))
+        by_id = {f.id: f for f in forces}
+        services = tuple(
+            _parse_service(r, n) for n, r in enumerate(_read(folder / "services.yaml", "services"))
+        )
+        _unique("directory/services.yaml", (s.id for s in services))
+        programmes = tuple(
+            _parse_programme(r, n, by_id)
+            for n, r in enumerate(_read(folder / "programmes.yaml", "programmes"))
+        )
+        _unique("directory/programmes.yaml", (p.id for p in programmes))
+        directory = cls(services, programmes, by_id)
+        directory._index()
+        return directory
+
+    # ---- building the lookup tables (and checking they do not contradict each other)
+
+    def _index(self) -> None:
+        file = "directory/areas.yaml"
+
+        def claim(table: dict[str, Any], key: str, value: Any, force: str, what: str) -> None:
+            if key in table and table[key] != value:
+                other = getattr(table[key], "force", table[key])
+                raise ContentError(f"{file}: {force}: {what} {key!r} is mapped to {other} too")
+            table[key] = value
+
+        for f in self.forces.values():
+            for area in f.postcode_areas:
+                claim(self._by_area, area, f.id, f.id, "postcode area")
+            for d in f.postcode_districts:
+                claim(self._by_district, d, _Place(f.id, None), f.id, "postcode district")
+            for la in f.local_authorities:
+                for d in la.postcode_districts:
+                    claim(
+                        self._by_district, d, _Place(f.id, la.names.en), f.id, "postcode district"
+                    )
+            names = [f.names.en, f.names.cy, *f.aliases]
+            for name in names:
+                self._add_name(_key(name), _Place(f.id, None))
+        # Councils after forces, so "Leeds" (council) beats "Leeds" (alias of the force).
+        for f in self.forces.values():
+            for la in f.local_authorities:
+                for name in (la.names.en, la.names.cy, *la.aliases):
+                    self._add_name(_key(name), _Place(f.id, la.names.en))
+        for f in self.forces.values():
+            for d in f.postcode_districts_partly:
+                main = self._by_district.get(d) or (
+                    _Place(self._by_area[_postcode_area(d)], None)
+                    if _postcode_area(d) in self._by_area
+                    else None
+                )
+                if main is None or main.force == f.id:
+                    raise ContentError(
+                        f"{file}: {f.id}: partly district {d!r} has no other main force"
+                    )
+                self._partly[d] = (*self._partly.get(d, ()), f.id)
+
+    def _add_name(self, key: str, place: _Place) -> None:
+        old = self._names.get(key)
+        if old is not None and old.force != place.force:
+            raise ContentError(
+                f"directory/areas.yaml: {place.force}: name {key!r} is used by {old.force} too"
+            )
+        if old is None or place.local_authority is not None:
+            self._names[key] = place
+
+    # ---- public lookups
+
+    def service(self, service_id: str) -> Service:
+        for s in self.services:
+            if s.id == service_id:
+                return s
+        raise NotFound(f"no service with id {service_id!r}")
+
+    def programme(self, programme_id: str) -> Programme:
+        for p in self.programmes:
+            if p.id == programme_id:
+                return p
+        raise NotFound(f"no programme with id {programme_id!r}")
+
+    def force(self, force_id: str) -> PoliceForceArea:
+        try:
+            return self.forces[force_id]
+        except KeyError:
+            raise NotFound(f"no police force area with id {force_id!r}") from None
+
+    def services_for(
+        self, audience: str, nation: str | None = None, *, topic: str | None = None
+    ) -> list[Service]:
+        """Services for this audience (and those for anyone), in file order."""
+        if audience not in AUDIENCES:
+            raise ValueError(f"unknown audience {audience!r}")
+        if nation is not None and nation not in NATIONS:
+            raise ValueError(f"unknown nation {nation!r}")
+        return [
+            s
+            for s in self.services
+            if (audience in s.audience or "anyone" in s.audience)
+            and (nation is None or nation in s.nations)
+            and (topic is None or topic in s.topics)
+        ]
+
+    def programmes_for(
+        self, area: AreaMatch, self_referral: bool = True, *, include_placeholders: bool = False
+    ) -> list[Programme]:
+        """Programmes running where this person is.
+
+        With self_referral=True (the default) only programmes people can refer themselves to:
+        never Drive. Placeholders (not yet confirmed by the operator) are left out unless
+        include_placeholders is set, as an operator preview would.
+        """
+        out = []
+        for p in self.programmes:
+            if area.police_force_area not in p.police_force_areas:
+                continue
+            if self_referral and not p.self_referral:
+                continue
+            if p.placeholder and not include_placeholders:
+                continue
+            if p.local_authorities and area.local_authority not in (None, *p.local_authorities):
+                continue
+            out.append(p)
+        return out
+
+    def find_area(self, query: str) -> AreaMatch | None:
+        """Place a postcode, council or police force area name (typos tolerated), or None."""
+        if not query or not query.strip():
+            return None
+        return self._by_postcode(query) or self._by_name(query)
+
+    def _match(self, place: _Place, how: str, district: str | None = None) -> AreaMatch:
+        also = tuple(f for f in self._partly.get(district or "", ()) if f != place.force)
+        return AreaMatch(
+            police_force_area=place.force,
+            local_authority=place.local_authority,
+            nation=self.forces[place.force].nation,
+            matched_by=how,
+            also_possible=also,
+        )
+
+    def _by_postcode(self, query: str) -> AreaMatch | None:
+        district = outward_code(query)
+        if district is None:
+            return None
+        if district in self._by_district:
+            return self._match(self._by_district[district], "postcode_district", district)
+        force = self._by_area.get(_postcode_area(district))
+        return self._match(_Place(force, None), "postcode_area", district) if force else None
+
+    def _by_name(self, query: str) -> AreaMatch | None:
+        key = _key(query)
+        if not key:
+            return None
+        if key in self._names:
+            return self._named(self._names[key])
+        if len(key) >= 4:
+            found = self._fuzzy(key)
+            if found:
+                return found
+        # A name inside a sentence ("I live in Caerdydd"): exact matches only, longest first.
+        words = [w for w in normalise(query).split() if w not in _FILLER]
+        for size in range(min(4, len(words)), 0, -1):
+            for start in range(len(words) - size + 1):
+                gram = "".join(words[start : start + size])
+                if gram in self._names:
+                    return self._named(self._names[gram])
+        return None
+
+    def _fuzzy(self, key: str) -> AreaMatch | None:
+        found = process.extract(key, list(self._names), scorer=fuzz.ratio, limit=5)
+        hits = [(name, score) for name, score, _ in found if score >= FUZZY_CUTOFF]
+        if not hits:
+            return None
+        best, score = hits[0]
+        place = self._names[best]
+        rivals = [s for n, s in hits[1:] if self._names[n].force != place.force]
+        if rivals and score - rivals[0] < FUZZY_MARGIN:
+            return None  # too close to call between two forces: ask again
+        return self._named(place)
+
+    def _named(self, place: _Place) -> AreaMatch:
+        how = "local_authority" if place.local_authority else "police_force_area"
+        return self._match(place, how)
+
+    # ---- keeping the data honest
+
+    def _entries(self) -> Iterator[tuple[str, str, date, bool]]:
+        for s in self.services:
+            yield "services.yaml", s.id, s.review_due, s.needs_check
+        for p in self.programmes:
+            yield "programmes.yaml", p.id, p.review_due, p.needs_check or p.placeholder
+
+    def stale_entries(self, today: date) -> list[str]:
+        """Entries whose review date has passed, as 'file: id (review was due DATE)'."""
+        return [
+            f"{file}: {entry} (review was due {due.isoformat()})"
+            for file, entry, due, _ in self._entries()
+            if due < today
+        ]
+
+    def unconfirmed_entries(self) -> list[str]:
+        """Entries with a value still to be confirmed, or placeholders: the pre-launch list."""
+        return [f"{file}: {entry}" for file, entry, _, flagged in self._entries() if flagged]
