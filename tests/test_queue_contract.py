@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
@@ -516,3 +519,77 @@ async def test_a_fresh_redis_queue_sees_the_same_state_after_a_restart(
         assert await ids(q, ["helpline"]) == ["b", "a"]
     finally:
         await after.aclose()
+
+
+# --- the fake cannot drift ---------------------------------------------------------------
+
+CIDS = ["a", "b", "c", "d"]
+QUEUES = ["helpline", "family"]
+ADVISERS = ["ann", "bob"]
+enqueues = st.tuples(
+    st.just("enqueue"),
+    st.sampled_from(CIDS),
+    st.sampled_from(QUEUES),
+    st.sampled_from(Priority),
+    # Few distinct times, so equal join times, equal scores (same millisecond) and
+    # different milliseconds all come up often.
+    st.sampled_from([0, 400, 700, 2000]).map(lambda us: T0 + timedelta(microseconds=us)),
+)
+operations = st.one_of(
+    enqueues,
+    st.tuples(st.just("escalate"), st.sampled_from(CIDS), st.sampled_from(Priority)),
+    st.tuples(
+        st.just("claim"), st.sampled_from(CIDS), st.sampled_from(ADVISERS), st.integers(0, 2)
+    ),
+    st.tuples(
+        st.just("claim_next"),
+        st.sampled_from(ADVISERS),
+        st.lists(st.sampled_from(QUEUES), max_size=2),
+        st.integers(0, 2),
+    ),
+    st.tuples(st.just("release"), st.sampled_from(CIDS), st.sampled_from(ADVISERS)),
+    st.tuples(st.just("transfer"), st.sampled_from(CIDS), st.sampled_from(QUEUES)),
+    st.tuples(st.just("remove"), st.sampled_from(CIDS)),
+)
+
+
+async def apply(q: RoutingQueue, op: tuple) -> object:
+    name, *args = op
+    if name == "enqueue":
+        cid, queue, priority, joined_at = args
+        return await q.enqueue(
+            waiting_entry(cid, queue=queue, priority=priority, joined_at=joined_at)
+        )
+    return await getattr(q, name)(*args)
+
+
+async def snapshot(q: RoutingQueue) -> tuple:
+    return (
+        await q.waiting(),
+        await q.claims(),
+        [await q.claims(a) for a in ADVISERS],
+        [await q.position(c) for c in CIDS],
+        [await q.entry(c) for c in CIDS],
+    )
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(first=st.lists(enqueues, min_size=2, max_size=8), then=st.lists(operations, max_size=20))
+async def test_memory_and_redis_queues_agree_on_any_sequence_of_operations(
+    redis_url: str, redis_prefix: str, first: list[tuple], then: list[tuple]
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        # Every example gets its own keys; the fixture removes them all at the end.
+        real = RedisQueue(client, prefix=f"{redis_prefix}{secrets.token_hex(4)}:")
+        fake = MemoryQueue()
+        for op in first + then:
+            assert await apply(real, op) == await apply(fake, op), op
+            assert await snapshot(real) == await snapshot(fake), op
+    finally:
+        await client.aclose()
