@@ -264,7 +264,10 @@
     }
   }
 
-  function setStatus(text) {
+  var statusIsError = false;
+
+  function setStatus(text, isError) {
+    statusIsError = !!isError;
     if (statusLine.textContent !== text) {
       statusLine.textContent = text || '';
     }
@@ -480,49 +483,67 @@
     while (i < n && sameMessage(shown[i], history[i])) {
       i += 1;
     }
-    var extrasArePending = shown.slice(i).every(function (s) {
-      return s.pending !== null && outbox.indexOf(s.pending) !== -1;
-    });
-    if (i === shown.length && !(firstTime && shown.length === 0 && history.length > 0)) {
-      // Everything we show is known to the server: confirm those, add what is new.
-      for (var a = 0; a < shown.length; a += 1) {
-        dropFromOutbox(shown[a].pending);
+    var changed = true;
+    if (firstTime && shown.length === 0) {
+      // A reload: draw the conversation without reading it all aloud.
+      if (history.length) {
+        renderQuietly(history);
       }
+    } else if (i === shown.length) {
+      // Everything we show is known to the server: confirm those, add what is new.
+      confirmShown(i);
       for (var j = i; j < history.length; j += 1) {
         addMessage(history[j].author, history[j].text, null);
       }
-    } else if (i === history.length && extrasArePending) {
-      // The server has all but our unsent messages: they go out again below.
-      for (var b = 0; b < i; b += 1) {
-        dropFromOutbox(shown[b].pending);
-      }
+      changed = history.length > i;
+    } else if (i === history.length) {
+      // We show more than the history: our unsent messages (they go out again below) or
+      // replies that arrived while the server was reading the history. Keep them.
+      confirmShown(i);
+      changed = false;
     } else {
-      var tail = history.slice(i).filter(function (h) {
-        return h.author === 'person';
-      }).map(function (h) {
-        return h.text;
-      });
-      renderQuietly(history);
-      var keep = [];
-      for (var c = 0; c < outbox.length; c += 1) {
-        var at = tail.indexOf(outbox[c].text);
-        if (at !== -1) {
-          tail.splice(at, 1);
-        } else {
-          keep.push(outbox[c]);
-          addMessage('person', outbox[c].text, outbox[c]);
-        }
-      }
-      outbox = keep;
+      redrawFrom(history, i);
     }
-    var lastShown = shown.length ? shown[shown.length - 1] : null;
-    var lastHistory = history.length ? history[history.length - 1] : null;
-    if (lastShown && lastHistory && lastShown.pending === null && sameMessage(lastShown, lastHistory)) {
-      showOptions(lastHistory.author === 'person' ? [] : lastHistory.options);
-    } else {
-      clearOptions();
+    if (changed) {
+      var last = history.length ? history[history.length - 1] : null;
+      var lastShown = shown.length ? shown[shown.length - 1] : null;
+      if (last && lastShown && lastShown.pending === null && sameMessage(lastShown, last) &&
+          last.author !== 'person') {
+        showOptions(last.options);
+      } else {
+        clearOptions();
+      }
     }
     flushOutbox();
+  }
+
+  function confirmShown(count) {
+    for (var a = 0; a < count; a += 1) {
+      dropFromOutbox(shown[a].pending);
+    }
+  }
+
+  // The log and the server disagree: the server's history wins, quietly, and messages the
+  // server may not have are put back after it (and resent; it drops any it already has).
+  function redrawFrom(history, agreed) {
+    var tail = history.slice(agreed).filter(function (h) {
+      return h.author === 'person';
+    }).map(function (h) {
+      return h.text;
+    });
+    renderQuietly(history);
+    var keep = [];
+    for (var c = 0; c < outbox.length; c += 1) {
+      var at = tail.indexOf(outbox[c].text);
+      if (at !== -1) {
+        tail.splice(at, 1);
+      } else {
+        keep.push(outbox[c]);
+        addMessage('person', outbox[c].text, outbox[c]);
+        markPending(outbox[c], true);
+      }
+    }
+    outbox = keep;
   }
 
   function isHistoryEcho(m) {
@@ -591,6 +612,10 @@
         }
         addMessage(m.author, m.text, null);
         showOptions(m.author === 'person' ? [] : m.options);
+        if (statusIsError) {
+          // The conversation has moved on: an old error would only mislead.
+          setStatus('');
+        }
         break;
       }
       case 'typing':
@@ -604,7 +629,7 @@
         break;
       case 'error':
         if (typeof frame.text === 'string') {
-          setStatus(frame.text);
+          setStatus(frame.text, true);
         }
         break;
       case 'language':
