@@ -557,9 +557,8 @@ async def apply(q: RoutingQueue, op: tuple) -> object:
     name, *args = op
     if name == "enqueue":
         cid, queue, priority, joined_at = args
-        return await q.enqueue(
-            waiting_entry(cid, queue=queue, priority=priority, joined_at=joined_at)
-        )
+        await q.enqueue(waiting_entry(cid, queue=queue, priority=priority, joined_at=joined_at))
+        return None
     return await getattr(q, name)(*args)
 
 
