@@ -1,0 +1,197 @@
+"""Handing a conversation to a human and back, quiet hours, idle close, retention, erasure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from helpline.app import CONTENT, ENGINE, ROUTING, STORE
+from helpline.domain import InboundMessage, Owner
+from helpline.errors import Forbidden, NotFound
+from helpline.ports import Priority
+from tests.support import running, settings_for
+
+PERSON = "+447700900456"
+OTHER = "+447700900789"
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.now = at
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _to_queue(app, address: str = PERSON) -> str:  # type: ignore[no-untyped-def]
+    engine = app[ENGINE]
+    await engine.handle(InboundMessage("test", address, "hello"))
+    accepted = await engine.handle(InboundMessage("test", address, "talk to someone"))
+    return accepted.conversation_id
+
+
+async def test_asking_for_an_adviser_queues_the_conversation_and_says_how_long(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        conv_id = await _to_queue(app)
+        conv = await app[STORE].conversation(conv_id)
+        assert conv.owner is Owner.QUEUE
+        waiting = await app[ROUTING].queue.waiting()
+        assert [e.conversation_id for e in waiting] == [conv_id]
+        expected = app[CONTENT].text("handoff.waiting", "en", position=1, minutes=8)
+        assert fake.texts()[-1] == expected
+
+
+async def test_while_queued_the_bot_is_silent_but_position_and_cancel_work(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        content = app[CONTENT]
+        await _to_queue(app)
+        before = len(fake.sent)
+        await app[ENGINE].handle(InboundMessage("test", PERSON, "1"))
+        assert len(fake.sent) == before, "the bot answered while a human owns the chat"
+        if "cmd_position" in content.keywords:
+            await app[ENGINE].handle(InboundMessage("test", PERSON, "position"))
+            assert fake.texts()[-1].startswith(
+                content.text("handoff.waiting", "en", position=1, minutes=8)[:30]
+            )
+        if "cmd_cancel" in content.keywords:
+            await app[ENGINE].handle(InboundMessage("test", PERSON, "cancel"))
+            assert content.text("handoff.cancelled", "en") in fake.texts()
+            assert await app[ROUTING].queue.waiting() == []
+
+
+async def test_an_adviser_takes_over_talks_and_hands_back_to_the_bot(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, routing, engine = app[CONTENT], app[ROUTING], app[ENGINE]
+        conv_id = await _to_queue(app)
+        await routing.claim(conv_id, "sam", capacity=2)
+        assert fake.texts()[-1] == content.text("handoff.joined", "en")
+        await routing.say(conv_id, "sam", "Hello, I'm here to listen.")
+        assert fake.texts()[-1] == "Hello, I'm here to listen."
+
+        before = len(fake.sent)
+        await engine.handle(InboundMessage("test", PERSON, "menu"))
+        assert len(fake.sent) == before, "the bot spoke over the adviser"
+
+        with pytest.raises(Forbidden):
+            await routing.say(conv_id, "alex", "not my conversation")
+
+        await routing.end(conv_id, "sam", "signposted")
+        assert fake.texts()[-1] == content.text("handoff.ended", "en")
+        await engine.handle(InboundMessage("test", PERSON, "1"))
+        assert fake.texts()[-1] == content.text("own.start", "en")
+
+        transcript = [m.text for m in await app[STORE].transcript(conv_id)]
+        assert content.text("event.claimed", "en", adviser="sam") in transcript
+        assert content.text("event.ended", "en", adviser="sam", outcome="signposted") in transcript
+
+
+async def test_the_in_process_queue_is_rebuilt_from_the_database_after_a_restart(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings) as (app, _fake, _):
+        first = await _to_queue(app, PERSON)
+        second = await _to_queue(app, OTHER)
+        await app[ROUTING].claim(first, "sam", capacity=1)
+    async with running(settings) as (app, _fake, _):
+        queue = app[ROUTING].queue
+        assert [e.conversation_id for e in await queue.waiting()] == [second]
+        assert await queue.claims() == {first: "sam"}
+
+
+async def test_adviser_messages_wait_for_the_end_of_quiet_hours(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # 23:30 in London in winter (GMT): inside a 22:00-08:00 quiet window.
+    clock = Clock(datetime(2026, 12, 1, 23, 30, tzinfo=UTC))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        conv_id = await _to_queue(app)
+        conv = await app[STORE].conversation(conv_id)
+        await app[STORE].update_contact_settings(
+            conv.contact_key, quiet_hours={"start": "22:00", "end": "08:00"}
+        )
+        await app[ROUTING].claim(conv_id, "sam", capacity=1)
+        await app[ROUTING].say(conv_id, "sam", "Is now a good time?")
+        assert "Is now a good time?" not in fake.texts()
+
+        assert await app[ENGINE].release_held() == 0  # still quiet
+        clock.now = datetime(2026, 12, 2, 8, 5, tzinfo=UTC)
+        assert await app[ENGINE].release_held() == 1
+        assert fake.texts()[-2:] == [
+            app[CONTENT].text("handoff.joined", "en"),
+            "Is now a good time?",
+        ]
+
+
+async def test_a_quiet_bot_conversation_is_closed_and_the_next_message_starts_afresh(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, store = app[ENGINE], app[STORE]
+        first = (await engine.handle(InboundMessage("test", PERSON, "hello"))).conversation_id
+        assert await engine.close_idle(timedelta(minutes=30)) == 0
+        clock.now += timedelta(minutes=31)
+        assert await engine.close_idle(timedelta(minutes=30)) == 1
+        assert (await store.conversation(first)).closed
+        second = (await engine.handle(InboundMessage("test", PERSON, "hello"))).conversation_id
+        assert second != first
+        assert fake.texts()[-1] == app[CONTENT].text("welcome.who", "en")
+
+
+async def test_retention_deletes_old_transcripts_and_addresses(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, _fake, _):
+        store = app[STORE]
+        conv_id = (
+            await app[ENGINE].handle(InboundMessage("test", PERSON, "hello"))
+        ).conversation_id
+        kept = await store.purge(datetime.now(UTC) - timedelta(days=30))
+        assert kept["conversations"] == 0
+        counts = await store.purge(datetime.now(UTC) + timedelta(minutes=1))
+        assert counts["conversations"] == 1 and counts["messages"] >= 2
+        with pytest.raises(NotFound):
+            await store.conversation(conv_id)
+
+
+async def test_delete_my_data_erases_after_confirming_and_says_what_went(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, engine, store = app[CONTENT], app[ENGINE], app[STORE]
+        conv_id = (await engine.handle(InboundMessage("test", PERSON, "hello"))).conversation_id
+        await engine.handle(InboundMessage("test", PERSON, "delete my data"))
+        assert fake.texts()[-1] == content.text("erase.confirm", "en")
+        await engine.handle(InboundMessage("test", PERSON, "yes"))
+        assert fake.texts()[-1].startswith(
+            content.text("erase.done", "en", conversations=1, messages=0)[:20]
+        )
+        with pytest.raises(NotFound):
+            await store.conversation(conv_id)
+        assert await store.sealed_address(conv_id) is None
+
+
+async def test_urgent_priority_goes_ahead_of_earlier_normal_requests(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        normal = await _to_queue(app, OTHER)
+        store, routing = app[STORE], app[ROUTING]
+        urgent_conv = (
+            await app[ENGINE].handle(InboundMessage("test", PERSON, "hi"))
+        ).conversation_id
+        conv = await store.conversation(urgent_conv)
+        conv.risk_level = "suicide"
+        await routing.request(conv, "helpline", "test")
+        waiting = await routing.queue.waiting()
+        assert [e.conversation_id for e in waiting] == [urgent_conv, normal]
+        assert waiting[0].priority is Priority.SUICIDE
