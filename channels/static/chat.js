@@ -41,6 +41,7 @@
   var helloToken = null;
   var historyAt = 0; // when the last history frame was applied
   var HISTORY_OVERLAP_MS = 3000;
+  var historyMaxId = 0; // the newest server message id in the last history, when ids are sent
 
   // What the log shows, in order: {author, text, el, pending (an outbox entry or null)}.
   var shown = [];
@@ -475,6 +476,13 @@
       }
     }
     var firstTime = !sawHistory;
+    historyMaxId = 0;
+    for (var h = 0; h < (list || []).length; h += 1) {
+      var item = list[h];
+      if (item && typeof item.id === 'number' && item.id > historyMaxId) {
+        historyMaxId = item.id;
+      }
+    }
     historyAt = Date.now();
     sawHistory = true;
     ready = true;
@@ -546,7 +554,10 @@
     outbox = keep;
   }
 
-  function isHistoryEcho(m) {
+  function isHistoryEcho(m, id) {
+    if (typeof id === 'number' && id > 0 && historyMaxId > 0) {
+      return id <= historyMaxId;
+    }
     var last = shown.length ? shown[shown.length - 1] : null;
     return last !== null && last.pending === null && sameMessage(last, m) &&
       Date.now() - historyAt < HISTORY_OVERLAP_MS;
@@ -605,9 +616,8 @@
         if (m.author !== 'person') {
           confirmSent(conn);
         }
-        if (isHistoryEcho(m)) {
+        if (isHistoryEcho(m, frame.id)) {
           // Published while the server was reading the history: it is already on screen.
-          showOptions(m.options);
           break;
         }
         addMessage(m.author, m.text, null);
