@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from handoff.locks_redis import LockTimeout, RedisLocks
+from handoff.locks_redis import LockTimeout, LockUnavailable, RedisLocks
+from helpline.errors import HelplineError
 from helpline.locks import MemoryLocks
 from helpline.ports import Locks
 
@@ -125,3 +128,15 @@ async def test_a_crashed_holders_redis_lock_expires(
         await client.aclose()
     assert any("expired before its holder finished" in r.message for r in caplog.records)
     assert all("conv-1" not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_redis_outage_reaches_the_core_as_a_helpline_error() -> None:
+    # Port 1 refuses at once; no retries so the test does not wait out the backoff.
+    client = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    try:
+        with pytest.raises(LockUnavailable) as raised:
+            async with RedisLocks(client, "unreachable:").hold("conv-1"):
+                pytest.fail("held a lock without Redis")
+        assert isinstance(raised.value, HelplineError)
+    finally:
+        await client.aclose()

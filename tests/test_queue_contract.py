@@ -14,6 +14,8 @@ import pytest
 import redis.asyncio as redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
@@ -590,5 +592,19 @@ async def test_memory_and_redis_queues_agree_on_any_sequence_of_operations(
         for op in first + then:
             assert await apply(real, op) == await apply(fake, op), op
             assert await snapshot(real) == await snapshot(fake), op
+    finally:
+        await client.aclose()
+
+
+async def test_a_redis_outage_reaches_the_core_as_a_queue_error() -> None:
+    # Port 1 refuses at once; no retries so the test does not wait out the backoff.
+    client = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    try:
+        q = RedisQueue(client, prefix="unreachable:")
+        with pytest.raises(QueueError) as raised:
+            await q.claim_next("ann", ["helpline"], capacity=1)
+        assert isinstance(raised.value.__cause__, redis.ConnectionError)
+        with pytest.raises(QueueError):
+            await q.waiting()
     finally:
         await client.aclose()
