@@ -21,10 +21,18 @@ from helpline.content import normalise
 from helpline.domain import LANGUAGES
 from helpline.errors import ContentError, NotFound
 
+# The C parser when PyYAML has it (several times faster); same safe constructor.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 AUDIENCES = ("self", "family", "practitioner", "victim", "child", "anyone")
 NATIONS = ("england", "wales")
 CHANNELS = ("phone", "text", "chat", "email", "web", "form", "bsl")
 DIALLED = ("phone", "text")  # channels whose value must be a UK number
+TOPICS = (
+    "domestic-abuse", "suicide", "mental-health", "child-safety", "child-sexual-abuse",
+    "emergency", "police",
+)  # fmt: skip
+SERVICE_LANGUAGES = ("en", "cy", "bsl")
 
 # Typos are tolerated down to this rapidfuzz ratio (0-100); below it we ask again.
 FUZZY_CUTOFF = 80.0
@@ -32,21 +40,12 @@ FUZZY_CUTOFF = 80.0
 FUZZY_MARGIN = 4.0
 # Words people add that say nothing about the place ("Cardiff council", "Gwent police").
 _FILLER = frozenset(
-    [
-        "the",
-        "police",
-        "constabulary",
-        "heddlu",
-        "council",
-        "cyngor",
-        "borough",
-        "bwrdeistref",
-        "sirol",
-        "area",
-        "service",
-        "force",
-    ]
+    {"the", "police", "constabulary", "heddlu", "council", "cyngor", "borough", "area", "force"}
 )
+# In a sentence, only words this long are matched loosely, and more strictly than a
+# one-word answer ("I live in Swansee"), so "hart" is not found in "my heart".
+SENTENCE_FUZZY_MIN = 6
+SENTENCE_FUZZY_CUTOFF = 85.0
 
 
 # --------------------------------------------------------------------------- types
@@ -349,17 +348,24 @@ class _Entry:
         return tuple(out)
 
 
-def _read(path: Path, key: str) -> list[Any]:
+def _read_doc(path: Path) -> dict[str, Any]:
     where = f"directory/{path.name}"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506
     except FileNotFoundError:
         raise ContentError(f"{where}: file is missing") from None
     except yaml.YAMLError as exc:
         raise ContentError(f"{where}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get(key), list):
-        raise ContentError(f"{where}: expected a list under {key!r}")
-    return data[key]
+    if not isinstance(data, dict):
+        raise ContentError(f"{where}: expected a mapping at the top")
+    return data
+
+
+def _read(path: Path, key: str, doc: dict[str, Any] | None = None) -> list[Any]:
+    data = _read_doc(path) if doc is None else doc
+    if not isinstance(data.get(key), list):
+        raise ContentError(f"directory/{path.name}: expected a list under {key!r}")
+    return list(data[key])
 
 
 def _unique(file: str, ids: Iterable[str]) -> None:
@@ -410,14 +416,14 @@ def _parse_service(raw: Any, n: int) -> Service:
         names=e.text("name"),
         who_for=e.text("who_for"),
         audience=e.items("audience", AUDIENCES),
-        topics=e.items("topics"),
+        topics=e.items("topics", TOPICS),
         nations=e.items("nations", NATIONS),
         area=e.string("area"),
         contacts=contacts,
         hours=ServiceHours(
             hours, bool(hours_raw.get("always", False)), bool(hours_raw.get("needs_check"))
         ),
-        languages=e.items("languages"),
+        languages=e.items("languages", SERVICE_LANGUAGES),
         self_referral=bool(referral_raw.get("self_referral", True)),
         referral=referral,
         confidentiality=conf,
@@ -552,6 +558,14 @@ def outward_code(query: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _word_runs(words: list[str], longest: int = 4) -> Iterator[str]:
+    """Runs of up to `longest` consecutive words, joined without spaces, longest first."""
+    words = [w for w in words if w not in _FILLER]
+    for size in range(min(longest, len(words)), 0, -1):
+        for start in range(len(words) - size + 1):
+            yield "".join(words[start : start + size])
+
+
 def _postcode_area(district: str) -> str:
     return re.match(r"[A-Z]+", district).group(0)  # type: ignore[union-attr]
 
@@ -578,9 +592,10 @@ class Directory:
     def load(cls, root: Path) -> Directory:
         """Read content/directory/ under `root` (the content folder) and check every entry."""
         folder = root / "directory"
+        areas_doc = _read_doc(folder / "areas.yaml")
         forces = [
             _parse_force(r, n)
-            for n, r in enumerate(_read(folder / "areas.yaml", "police_force_areas"))
+            for n, r in enumerate(_read(folder / "areas.yaml", "police_force_areas", areas_doc))
         ]
         _unique("directory/areas.yaml", (f.id for f in forces))
         by_id = {f.id: f for f in forces}
@@ -594,12 +609,12 @@ class Directory:
         )
         _unique("directory/programmes.yaml", (p.id for p in programmes))
         directory = cls(services, programmes, by_id)
-        directory._index()
+        directory._index(areas_doc.get("towns") or {})
         return directory
 
     # ---- building the lookup tables (and checking they do not contradict each other)
 
-    def _index(self) -> None:
+    def _index(self, towns: Mapping[str, str]) -> None:
         file = "directory/areas.yaml"
 
         def claim(table: dict[str, Any], key: str, value: Any, force: str, what: str) -> None:
@@ -626,6 +641,11 @@ class Directory:
             for la in f.local_authorities:
                 for name in (la.names.en, la.names.cy, *la.aliases):
                     self._add_name(_key(name), _Place(f.id, la.names.en))
+        councils = {la.names.en: f.id for f in self.forces.values() for la in f.local_authorities}
+        for town, council in towns.items():
+            if council not in councils:
+                raise ContentError(f"{file}: towns: {town}: unknown council {council!r}")
+            self._add_name(_key(str(town)), _Place(councils[council], council))
         for f in self.forces.values():
             for d in f.postcode_districts_partly:
                 main = self._by_district.get(d) or (
@@ -741,18 +761,22 @@ class Directory:
             found = self._fuzzy(key)
             if found:
                 return found
-        # A name inside a sentence ("I live in Caerdydd"): exact matches only, longest first.
-        words = [w for w in normalise(query).split() if w not in _FILLER]
-        for size in range(min(4, len(words)), 0, -1):
-            for start in range(len(words) - size + 1):
-                gram = "".join(words[start : start + size])
-                if gram in self._names:
-                    return self._named(self._names[gram])
+        # A name inside a sentence ("I live in Caerdydd"): exact first, longest first; then
+        # loosely, for longer words only.
+        grams = list(_word_runs(normalise(query).split()))
+        for gram in grams:
+            if gram in self._names:
+                return self._named(self._names[gram])
+        for gram in grams:
+            if len(gram) >= SENTENCE_FUZZY_MIN and (
+                found := self._fuzzy(gram, SENTENCE_FUZZY_CUTOFF)
+            ):
+                return found
         return None
 
-    def _fuzzy(self, key: str) -> AreaMatch | None:
+    def _fuzzy(self, key: str, cutoff: float = FUZZY_CUTOFF) -> AreaMatch | None:
         found = process.extract(key, list(self._names), scorer=fuzz.ratio, limit=5)
-        hits = [(name, score) for name, score, _ in found if score >= FUZZY_CUTOFF]
+        hits = [(name, score) for name, score, _ in found if score >= cutoff]
         if not hits:
             return None
         best, score = hits[0]

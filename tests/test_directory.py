@@ -115,6 +115,50 @@ def test_council_and_force_names_are_found_in_english_welsh_and_with_typos(
     assert (match.police_force_area, match.local_authority) == (force, council)
 
 
+@pytest.mark.parametrize(
+    ("query", "force", "council"),
+    [
+        ("Aberystwyth", "dyfed-powys", "Ceredigion"),
+        ("Llanelli", "dyfed-powys", "Carmarthenshire"),
+        ("Y Fenni", "gwent", "Monmouthshire"),
+        ("Caergybi", "north-wales", "Isle of Anglesey"),
+        ("Dinbych-y-pysgod", "dyfed-powys", "Pembrokeshire"),
+        ("Dinbych", "north-wales", "Denbighshire"),
+        ("Barry", "south-wales", "Vale of Glamorgan"),
+        ("Huddersfield", "west-yorkshire", "Kirklees"),
+        ("Newport Pagnell", "thames-valley", "Milton Keynes"),
+        ("I live in Swansee", "south-wales", "Swansea"),
+        ("my partner lives near Carmarthen", "dyfed-powys", "Carmarthenshire"),
+    ],
+)
+def test_towns_are_placed_in_their_council(
+    directory: Directory, query: str, force: str, council: str
+) -> None:
+    match = directory.find_area(query)
+    assert match is not None, query
+    assert (match.police_force_area, match.local_authority) == (force, council)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "I am worried about my anger",
+        "my heart is racing",
+        "Prefer not to say",
+        "I hit my partner and need help",
+        "yes please",
+    ],
+)
+def test_ordinary_sentences_are_not_mistaken_for_places(directory: Directory, query: str) -> None:
+    assert directory.find_area(query) is None
+
+
+def test_the_full_postcode_is_not_kept_in_the_match(directory: Directory) -> None:
+    match = directory.find_area("CF10 3AT")
+    assert match is not None
+    assert "3AT" not in repr(match) and "CF10" not in repr(match)
+
+
 @pytest.mark.parametrize("query", ["", "   ", "EH1 1AA", "BT1 1AA", "qwertyuiop", "zz"])
 def test_places_outside_england_and_wales_or_nonsense_find_nothing(
     directory: Directory, query: str
@@ -524,6 +568,10 @@ def _welsh_council_without_welsh(d: dict[str, Any]) -> None:
 def _district_claimed_twice(d: dict[str, Any]) -> None:
     gwent = next(f for f in d["police_force_areas"] if f["id"] == "gwent")
     gwent["postcode_districts"] = ["CF10"]
+
+
+def _town_in_unknown_council(d: dict[str, Any]) -> None:
+    d["towns"]["Llandeilo"] = "Carmarthen"
 
 
 @pytest.mark.parametrize(
