@@ -24,6 +24,7 @@
   var form = document.getElementById('message-form');
   var field = document.getElementById('message');
   var newChatButton = document.getElementById('new-chat');
+  var keepOpenButton = document.getElementById('keep-open');
   var lang = document.documentElement.lang === 'cy' ? 'cy' : 'en';
   var params = new URLSearchParams(window.location.search);
   var embedded = params.get('embed') === '1';
@@ -292,14 +293,16 @@
   }
 
   function setEnded(isEnded) {
-    var focusInForm = form.contains(document.activeElement);
+    var composer = document.getElementById('composer');
+    var focusInForm = !!composer && composer.contains(document.activeElement);
     ended = isEnded;
     form.hidden = isEnded;
     newChatButton.hidden = !isEnded;
     if (isEnded) {
-      var focusInOptions = clearOptions();
+      showKeepOpen(false);
+      clearOptions();
       setTyping(false);
-      if (focusInForm || focusInOptions) {
+      if (focusInForm) {
         newChatButton.focus();
       }
     }
@@ -443,6 +446,7 @@
       return;
     }
     clearOptions();
+    showKeepOpen(false);
     var entry = { id: newId(), text: text, conn: 0, el: null };
     outbox.push(entry);
     addMessage('person', text, entry);
@@ -574,10 +578,30 @@
     }
   }
 
+  // Before closing a quiet chat the server warns (WCAG 2.2.1); one press, or any message,
+  // keeps it open.
+  function showKeepOpen(show) {
+    if (!keepOpenButton) {
+      return;
+    }
+    var hadFocus = keepOpenButton === document.activeElement;
+    keepOpenButton.hidden = !show;
+    if (hadFocus && !show) {
+      field.focus({ preventScroll: true });
+    }
+  }
+
+  function keepOpen() {
+    sendFrame({ type: 'keepalive' });
+    showKeepOpen(false);
+    setStatus('');
+  }
+
   function handleStatus(frame) {
     if (typeof frame.text === 'string' && frame.text) {
       setStatus(frame.text);
     }
+    showKeepOpen(frame.state === 'idle_warning' && !ended);
     if (frame.state === 'ended') {
       if (!frame.text) {
         setStatus(label('ended'));
@@ -712,6 +736,9 @@
       }
     });
     newChatButton.addEventListener('click', startNewChat);
+    if (keepOpenButton) {
+      keepOpenButton.addEventListener('click', keepOpen);
+    }
   }
 
   function startNewChat() {
