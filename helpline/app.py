@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as redis
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from helpline.config import Settings
 from helpline.content import Content
@@ -21,6 +22,7 @@ from helpline.engine import EffectHandler, Engine
 from helpline.flowkit import FlowRunner, FlowSpec
 from helpline.hub import MemoryHub, RedisHub
 from helpline.locks import MemoryLocks
+from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hub, Locks, RoutingQueue, Sender
 from helpline.privacy import Privacy
 from helpline.routing import Routing
@@ -41,6 +43,7 @@ EFFECTS = web.AppKey("effects", dict[str, EffectHandler])
 REDIS = web.AppKey("redis", redis.Redis)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 DRAINING = web.AppKey("draining", list[bool])
+METRICS = web.AppKey("metrics", Metrics)
 
 Plugin = Callable[[web.Application], None]
 QueueFactory = Callable[[web.Application], RoutingQueue]
@@ -70,6 +73,7 @@ def create_app(
     app[SENDERS] = {}
     app[EFFECTS] = {}
     app[DRAINING] = [False]
+    app[METRICS] = Metrics()
     runner = FlowRunner(flows, app[CONTENT])
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -93,7 +97,14 @@ def create_app(
             queue = memory_queue(app)
             locks = MemoryLocks()
         app[HUB] = hub
-        routing = Routing(store=store, queue=queue, hub=hub, content=app[CONTENT], clock=clock)
+        routing = Routing(
+            store=store,
+            queue=queue,
+            hub=hub,
+            content=app[CONTENT],
+            clock=clock,
+            metrics=app[METRICS],
+        )
         engine = Engine(
             store=store,
             content=app[CONTENT],
@@ -106,6 +117,7 @@ def create_app(
             handoffs=routing,
             effects=app[EFFECTS],
             clock=clock,
+            metrics=app[METRICS],
         )
         routing.engine = engine
         app[ROUTING] = routing
@@ -133,6 +145,9 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.on_shutdown.insert(0, _start_draining)
     for plugin in plugins:
         plugin(app)
     # The engine is built at start-up; senders registered by plugins are shared by reference.
@@ -158,15 +173,49 @@ async def _housekeeping(app: web.Application) -> None:
             log.exception("housekeeping failed")
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    app = request.app
+async def _dependencies_answer(app: web.Application) -> bool:
     try:
         await app[STORE].ping()
         await app[ROUTING].queue.waiting(())
-    except Exception:  # noqa: BLE001 - any failure means "not healthy"; the reason is logged
-        log.warning("health check failed", exc_info=True)
+        if REDIS in app:
+            await app[REDIS].ping()
+    except Exception:  # noqa: BLE001 - any failure means "not ready"; the reason is logged
+        log.warning("a dependency did not answer", exc_info=True)
+        return False
+    return True
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """The process is alive and its database and queue answer."""
+    if not await _dependencies_answer(request.app):
         return web.json_response({"status": "unavailable"}, status=503)
-    return web.json_response({"status": "ok", "content_version": app[CONTENT].version})
+    return web.json_response({"status": "ok", "content_version": request.app[CONTENT].version})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """Ready for new work: dependencies answer and the process is not draining."""
+    if request.app[DRAINING][0]:
+        return web.json_response({"status": "draining"}, status=503)
+    if not await _dependencies_answer(request.app):
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    depth: dict[str, int] = {}
+    for entry in await request.app[ROUTING].queue.waiting():
+        depth[queue_kind(entry.queue)] = depth.get(queue_kind(entry.queue), 0) + 1
+    metrics.queue_depth.clear()
+    for queue, count in depth.items():
+        metrics.queue_depth.labels(queue).set(count)
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _start_draining(app: web.Application) -> None:
+    """First thing at shutdown: /readyz turns false so a load balancer stops sending work."""
+    app[DRAINING][0] = True
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

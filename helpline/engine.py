@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,8 +22,9 @@ from helpline.domain import (
     StoredMessage,
     utcnow,
 )
-from helpline.errors import DeliveryError, HelplineError
+from helpline.errors import DeliveryError, DuplicateMessage, HelplineError
 from helpline.flowkit import FlowRunner, Turn, mentions
+from helpline.metrics import Metrics
 from helpline.ports import Hub, Locks, Priority, Sender
 from helpline.privacy import Privacy, SealError
 from helpline.quiet import QuietHours
@@ -99,6 +101,7 @@ class Engine:
         handoffs: Handoffs | None = None,
         effects: Mapping[str, EffectHandler] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.content = content
@@ -112,6 +115,7 @@ class Engine:
         # Effects that adapters implement (call-backs, referrals): registered by plugins.
         self.effects: Mapping[str, EffectHandler] = effects if effects is not None else {}
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points for channels ---------------------------------------------------------
@@ -120,15 +124,21 @@ class Engine:
         """Store the message (raises DuplicateMessage for a redelivery). Once this returns,
         the channel may acknowledge: the message cannot be lost."""
         key = self.privacy.contact_key(msg.channel, msg.address)
-        return await self.store.accept_inbound(
-            contact_key=key,
-            channel=msg.channel,
-            sealed_address=self.privacy.seal(msg.address, key),
-            text=msg.text,
-            external_id=msg.external_id,
-            received_at=msg.received_at,
-            language=language,
-        )
+        try:
+            accepted = await self.store.accept_inbound(
+                contact_key=key,
+                channel=msg.channel,
+                sealed_address=self.privacy.seal(msg.address, key),
+                text=msg.text,
+                external_id=msg.external_id,
+                received_at=msg.received_at,
+                language=language,
+            )
+        except DuplicateMessage:
+            self.metrics.duplicates.labels(msg.channel).inc()
+            raise
+        self.metrics.messages_in.labels(msg.channel).inc()
+        return accepted
 
     async def open(self, channel: str, address: str, *, language: str = "en") -> Conversation:
         """Open (or find) the conversation for an address and greet it if it is new: for
@@ -206,6 +216,7 @@ class Engine:
             pending = await self.store.pending_inbound(conversation_id)
             if not pending:
                 return
+            started = time.perf_counter()
             conv = await self.store.conversation(conversation_id)
             turn = Turn(conv, self.content)
             for message in pending:
@@ -214,12 +225,14 @@ class Engine:
             stored = await self.store.save_turn(conv, [m.id for m in pending], turn.replies)
             await self._apply_effects(turn)
             await self.deliver(conv, stored)
+            self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
     async def _step(self, turn: Turn, message: StoredMessage) -> None:
         conv = turn.conversation
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             await self.handoffs.forward(conv, message)
         risk = self.screen(message.text, conv.language)
+        self.metrics.risk.labels(risk.level).inc()
         if risk.level != "none":
             conv.risk_level = worst(conv.risk_level, risk.level)
             conv.answers.setdefault("_risk_reasons", [])
@@ -242,10 +255,13 @@ class Engine:
             return
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
             return  # a human has it: the bot stays silent
+        journey = conv.flow
         if first:
             await self.runner.start(turn, "welcome")
-            return
-        await self.runner.step(turn, message.text)
+        else:
+            await self.runner.step(turn, message.text)
+        if conv.flow != journey or first:
+            self.metrics.conversations.labels(conv.flow).inc()
 
     async def _urgent(self, turn: Turn, level: str, first: bool) -> None:
         conv = turn.conversation
@@ -371,8 +387,10 @@ class Engine:
                     "delivery failed", extra={"conversation": conv.reference, "message": m.id}
                 )
                 await self.store.mark(m.id, Delivery.FAILED)
+                self.metrics.delivery_failures.labels(conv.channel).inc()
                 continue
             await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
+            self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
 
     async def _hold_in_quiet_hours(
         self, conv: Conversation, outbound: list[StoredMessage]

@@ -19,6 +19,28 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Library loggers can echo URLs with phone numbers (Twilio) or tokens (Telegram).
-    for noisy in ("twilio.http_client", "httpx", "telegram.ext", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
+
+
+# Library loggers that, at DEBUG or INFO, echo what people wrote (SQL parameters), phone
+# numbers in URLs (Twilio) or bot tokens (Telegram). They stay at WARNING whatever the level.
+CHATTY = (
+    "aiosqlite",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "asyncpg",
+    "twilio",
+    "twilio.http_client",
+    "httpx",
+    "httpcore",
+    "telegram",
+    "telegram.ext",
+    "aiohttp.access",
+    "aiohttp.client",
+    "redis",
+)
+
+
+def quiet_libraries() -> None:
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from helpline.content import Content
 from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, utcnow
 from helpline.errors import Forbidden, NotFound, QueueError
+from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hub, Priority, QueueEntry, RoutingQueue
 from helpline.storage import SqlStore
 from helpline.storage.store import HandoffRecord
@@ -41,6 +42,7 @@ class Routing:
         is_open: IsOpen | None = None,
         next_opening: NextOpening | None = None,
         minutes_per_place: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -50,6 +52,7 @@ class Routing:
         self.is_open = is_open
         self.next_opening = next_opening
         self.minutes_per_place = minutes_per_place
+        self.metrics = metrics or Metrics()
         self.engine: Engine | None = None  # set by the app once both exist
 
     # -- called by the engine, inside the conversation's lock ------------------------------
@@ -68,6 +71,7 @@ class Routing:
             )
         )
         await self.queue.enqueue(entry)
+        self.metrics.handoffs.labels(queue_kind(queue), reason.partition(":")[0]).inc()
         conv.owner = Owner.QUEUE
         conv.answers["queue"] = queue
         await self.publish("joined", conv.id)
@@ -140,6 +144,8 @@ class Routing:
 
     async def _joined(self, entry: QueueEntry, adviser: str) -> Conversation:
         engine = self._engine()
+        waited = (self.clock() - entry.joined_at).total_seconds()
+        self.metrics.wait_seconds.labels(queue_kind(entry.queue)).observe(max(0.0, waited))
         async with engine.locks.hold(entry.conversation_id):
             conv = await self.store.conversation(entry.conversation_id)
             conv.owner, conv.adviser = Owner.ADVISER, adviser
@@ -211,6 +217,7 @@ class Routing:
             conv = await self._owned(conversation_id, adviser)
             await self.queue.remove(conversation_id)
             await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome=outcome)
+            self.metrics.outcomes.labels(outcome).inc()
             conv.owner, conv.adviser = Owner.BOT, None
             conv.flow, conv.state = "welcome", "who"
             conv.answers["last_outcome"] = outcome
