@@ -1,0 +1,431 @@
+"""Risk screening of every inbound message: a fast, pure, lexicon-driven classifier (en + cy).
+
+`assess(text, language)` returns a `Risk` with a level (most urgent first: "immediate",
+"suicide", "concern", "none") and short stable reason ids. It never returns or logs the text.
+
+How it decides (the lexicon in content/risk/ holds every word; operators tune it there):
+- The text is normalised (case, accents, apostrophes, punctuation to clause and sentence
+  marks), text-speak is expanded ("gonna", "kms", "dwin"), and a word one typo away from a
+  key term ("strangld", "sucidal") is corrected to it.
+- Idioms ("this traffic is killing me", "lladd gwair") are blanked out before matching.
+- Each reason (content/risk/reasons.yaml) has patterns in both languages, and both always
+  apply: people switch language mid-message, and the first message arrives before anyone has
+  chosen a language. `language` is accepted for the engine's interface and changes nothing.
+- A match is dropped when a negation ("never", "not going to", "byth", "ddim") stands in the
+  five words before it in the same clause, or when the reason's guard applies (a weapon or
+  injury that is the writer's own self-harm is a suicide matter, not an immediate one).
+- Time decides between now and history. Non-fatal strangulation, weapons, serious injury and
+  threats to kill are top risk indicators in domestic-abuse practice, so they are "immediate"
+  unless the sentence places them clearly in the past (last week, last year, years ago, used
+  to, in 2019...), which makes them "concern". Unmarked past tense ("I grabbed him by the
+  throat") stays immediate: we cannot tell it was not an hour ago, and a false alarm costs an
+  adviser a minute while a miss can cost a life. Recent markers (just now, tonight, today,
+  last night, earlier) never downgrade. Ordinary violence (hit, pushed, slapped) is "concern"
+  unless the sentence says it is happening now or just happened: then "immediate", reason
+  "violence_now".
+- Suicide threats used as control over a partner count as "suicide" (reason "suicide_threat").
+  When several levels apply, the most urgent wins.
+- Controlling behaviour without violence, children affected or a breached order is "none":
+  the person still reaches an adviser, only without a raised priority.
+
+Speed: every pattern line is gated by the literal word-starts it can begin with (derived from
+the regex itself), so a message only runs the lines whose first word it contains.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import re._constants as sre
+import re._parser as sre_parse
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rapidfuzz.distance import OSA
+
+from helpline.errors import ContentError
+
+LEVELS = ("immediate", "suicide", "concern", "none")
+_RANK = {level: i for i, level in enumerate(LEVELS)}
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "content" / "risk"
+_LANGUAGES = ("en", "cy")
+_WINDOW = 5  # words before a match in which a negation counts ("i would never", "dw i ddim yn")
+_PREFIX = 6  # longest word-start used to gate a pattern line
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    """The outcome of screening one message: a level and the ids of what matched."""
+
+    level: str = "none"
+    reasons: tuple[str, ...] = ()
+
+
+def worst(a: str, b: str) -> str:
+    """The more urgent of two levels."""
+    return a if _RANK[a] <= _RANK[b] else b
+
+
+@dataclass(frozen=True, slots=True)
+class _Reason:
+    id: str
+    level: str
+    when_past: str | None
+    when_now: str | None
+    now_reason: str | None
+    guard: re.Pattern[str] | None
+    negatable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One pattern line, with the word-starts it can begin with (None: any word)."""
+
+    pattern: re.Pattern[str]
+    starts: frozenset[str] | None
+    reason: _Reason | None = None  # None for idiom lines
+
+
+class _Gate:
+    """Finds, for a message's word-starts, the pattern lines that could match it."""
+
+    def __init__(self, lines: Iterable[_Line]) -> None:
+        self.lines = tuple(lines)
+        self.always = 0
+        index: dict[str, int] = {}
+        for i, line in enumerate(self.lines):
+            if line.starts is None:
+                self.always |= 1 << i
+            for start in line.starts or ():
+                index[start] = index.get(start, 0) | 1 << i
+        self.index = index
+
+    def candidates(self, starts: Iterable[str]) -> list[_Line]:
+        get = self.index.get
+        mask = self.always
+        for start in starts:
+            mask |= get(start, 0)
+        chosen = []
+        while mask:
+            low = mask & -mask
+            chosen.append(self.lines[low.bit_length() - 1])
+            mask ^= low
+        return chosen
+
+
+@dataclass(frozen=True, eq=False)
+class Lexicon:
+    """Everything `assess` needs, compiled once from content/risk/."""
+
+    slang: dict[str, str]  # a token -> its plain form
+    raw: tuple[tuple[re.Pattern[str], str], ...]  # replacements before normalising
+    reasons: _Gate
+    idioms: _Gate
+    negation: re.Pattern[str]
+    pseudo_negation: re.Pattern[str]
+    boundaries: frozenset[str]
+    now: re.Pattern[str]
+    past: re.Pattern[str]
+    correct: Callable[[str], str]  # a token -> the key term it is one typo away from
+
+    @classmethod
+    def load(cls, root: Path = DEFAULT_ROOT) -> Lexicon:
+        spec = _read(root / "reasons.yaml")
+        langs = {lang: _read(root / f"{lang}.yaml") for lang in _LANGUAGES}
+        macros = {k: str(v) for d in langs.values() for k, v in (d.get("macros") or {}).items()}
+
+        def patterns(where: str, items: Iterable[Any]) -> list[str]:
+            return [_expand(str(p), macros, where) for p in items]
+
+        def section(key: str, sub: str | None = None) -> list[str]:
+            out: list[str] = []
+            for lang, data in langs.items():
+                items = data.get(key) or {}
+                out += patterns(f"{lang}.yaml: {key}", items.get(sub, []) if sub else items)
+            return out
+
+        def words(key: str) -> list[str]:
+            return [normalise(str(w)) for d in langs.values() for w in d.get(key) or []]
+
+        lines: list[_Line] = []
+        for rid, rspec in spec.items():
+            reason = _build_reason(rid, rspec, langs, patterns)
+            own = [
+                p for lang, d in langs.items() for p in patterns(f"{lang}.yaml: {rid}", _at(d, rid))
+            ]
+            if not own:
+                raise ContentError(f"risk lexicon: reason {rid} has no patterns in any language")
+            lines += [_Line(_compile([p], rid), _starts(p), reason) for p in own]
+        terms = words("fuzzy_terms")
+        by_letter: dict[str, tuple[str, ...]] = {}
+        for term in terms:
+            by_letter[term[0]] = (*by_letter.get(term[0], ()), term)
+        return cls(
+            slang={
+                normalise(str(k)): normalise(str(v))
+                for d in langs.values()
+                for k, v in (d.get("slang") or {}).items()
+            },
+            raw=tuple(
+                (re.compile(str(k), re.IGNORECASE), f" {v} ")
+                for d in langs.values()
+                for k, v in (d.get("raw") or {}).items()
+            ),
+            reasons=_Gate(lines),
+            idioms=_Gate(_Line(_compile([p], "idioms"), _starts(p)) for p in section("idioms")),
+            negation=_compile(section("negation"), "negation"),
+            pseudo_negation=_compile(section("pseudo_negation"), "pseudo_negation"),
+            boundaries=frozenset(words("boundaries")),
+            now=_compile(section("time", "now"), "time: now"),
+            past=_compile(section("time", "past"), "time: past"),
+            correct=functools.lru_cache(maxsize=65536)(
+                functools.partial(_correct, by_letter, frozenset(terms) | set(words("keep")))
+            ),
+        )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContentError(f"{path}: cannot read the risk lexicon: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContentError(f"{path}: expected a mapping")
+    return data
+
+
+def _at(data: dict[str, Any], rid: str) -> list[Any]:
+    return list((data.get("reasons") or {}).get(rid) or [])
+
+
+_MACRO = re.compile(r"\{([a-z_]+)\}")
+
+
+def _expand(pattern: str, macros: dict[str, str], where: str) -> str:
+    # Macros may use other macros; three rounds is plenty and stops a cycle.
+    for _ in range(3):
+        pattern = _MACRO.sub(lambda m: macros.get(m.group(1), m.group(0)), pattern)
+    if _MACRO.search(pattern):
+        raise ContentError(f"{where}: unknown macro in {pattern!r}")
+    return pattern
+
+
+def _compile(parts: Iterable[str], where: str) -> re.Pattern[str]:
+    alternatives = [p for p in parts if p]
+    if not alternatives:
+        return re.compile(r"(?!x)x")  # matches nothing
+    source = "|".join(f"(?:{p})" for p in alternatives)
+    try:
+        return re.compile(rf"\b(?:{source})\b")
+    except re.error as exc:
+        raise ContentError(f"risk lexicon, {where}: bad pattern: {exc}") from exc
+
+
+def _build_reason(
+    rid: str,
+    rspec: dict[str, Any],
+    langs: dict[str, dict[str, Any]],
+    patterns: Callable[[str, Iterable[Any]], list[str]],
+) -> _Reason:
+    if not isinstance(rspec, dict) or rspec.get("level") not in LEVELS[:-1]:
+        raise ContentError(f"reasons.yaml: {rid}: level must be one of {LEVELS[:-1]}")
+    guards = [
+        p
+        for name in rspec.get("unless") or []
+        for lang, d in langs.items()
+        for p in patterns(f"{lang}.yaml: guard {name}", (d.get("guards") or {}).get(name, []))
+    ]
+    return _Reason(
+        id=rid,
+        level=rspec["level"],
+        when_past=rspec.get("when_past"),
+        when_now=rspec.get("when_now"),
+        now_reason=rspec.get("now_reason"),
+        guard=_compile(guards, f"{rid} guards") if guards else None,
+        negatable=bool(rspec.get("negatable", True)),
+    )
+
+
+def _starts(pattern: str) -> frozenset[str] | None:
+    """The literal word-starts a pattern's match can begin with; None if it cannot be told."""
+    try:
+        found = _walk(list(sre_parse.parse(pattern).data), "")
+    except (re.error, RecursionError):
+        return None
+    return frozenset(found) if found is not None and len(found) <= 400 else None
+
+
+def _walk(items: list[Any], acc: str, at_end: bool = True) -> set[str] | None:
+    # Follows the parsed regex from the left, collecting literal text until it is _PREFIX long,
+    # reaches a word's end (kept as a trailing space: "he " is the word "he", not "help"), or
+    # meets something that is not literal. A shorter start is always safe, only less selective.
+    partial = {acc} if acc else None
+    if len(acc) >= _PREFIX:
+        return partial
+    if not items:
+        return ({acc + " "} if at_end else {acc}) if acc else None
+    (op, av), rest = items[0], items[1:]
+    if op is sre.LITERAL:
+        if chr(av) == " ":
+            return {acc + " "} if acc else None
+        return _walk(rest, acc + chr(av), at_end)
+    if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+        return _walk(rest, acc, at_end)
+    if op is sre.SUBPATTERN:
+        return _walk(list(av[-1].data) + rest, acc, at_end)
+    if op is sre.BRANCH:
+        return _union(_walk(list(alt.data) + rest, acc, at_end) for alt in av[1])
+    if op is sre.IN:
+        chars = _chars(av)
+        return _union(_walk(rest, acc + c, at_end) for c in chars) if chars else partial
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+        low, high, sub = av
+        if high == 1:  # optional: either it is there and the rest follows, or only the rest
+            once = _walk(list(sub.data) + rest, acc, at_end)
+        else:  # stop after one round: a safe, shorter start
+            once = _walk(list(sub.data), acc, at_end=False)
+        return _union([once, _walk(rest, acc, at_end)]) if low == 0 else once
+    return partial
+
+
+def _chars(av: list[Any]) -> list[str] | None:
+    chars: list[str] = []
+    for op, value in av:
+        if op is sre.LITERAL:
+            chars.append(chr(value))
+        elif op is sre.CATEGORY and value is sre.CATEGORY_DIGIT:
+            chars += list("0123456789")
+        else:
+            return None
+    return chars
+
+
+def _union(parts: Iterable[set[str] | None]) -> set[str] | None:
+    out: set[str] = set()
+    for part in parts:
+        if part is None:
+            return None
+        out |= part
+    return out
+
+
+def _correct(terms: dict[str, tuple[str, ...]], known: frozenset[str], token: str) -> str:
+    # Only longer words, only towards a term with the same first letter and one edit away,
+    # and never a word the lexicon lists as real ("violet" is not "violent"): typos, not guesses.
+    if len(token) < 5 or token in known or not token.isalpha():
+        return token
+    for term in terms.get(token[0], ()):
+        if abs(len(term) - len(token)) <= 1 and OSA.distance(token, term) <= 1:
+            return term
+    return token
+
+
+_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")  # "self-harm", "mam-gu": one phrase, not two clauses
+# Apostrophes: English clitics join their word ("don't" -> "dont", "he's" -> "hes"); any other
+# apostrophe splits, which keeps Welsh clitics apart ("mae'r" -> "mae r", "i'w" -> "i w").
+_CLITIC = re.compile(r"(?<=\w)['’‘`](t|s|m|re|ll|ve|d)\b")
+_APOSTROPHE = re.compile(r"['’‘`]")
+_SENTENCE = re.compile(r"[.!?;\n\r]+")
+_CLAUSE = re.compile(r"[,:()\[\]\"“”«»\-–—/|]+")
+_OTHER = re.compile(r"[^\w\s.,]+")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+
+
+def normalise(text: str) -> str:
+    """Lower case, accents folded, apostrophes handled, punctuation to " , " and " . "."""
+    text = text.casefold()
+    if not text.isascii():
+        folded = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in folded if not unicodedata.combining(c))
+    text = _APOSTROPHE.sub(" ", _CLITIC.sub(r"\1", _HYPHEN.sub(" ", text)))
+    text = _CLAUSE.sub(" , ", _SENTENCE.sub(" . ", text))
+    text = _OTHER.sub(" ", text).replace("_", " ")
+    return " ".join(_REPEATS.sub(r"\1\1", text).split())
+
+
+def _prepare(text: str, lex: Lexicon) -> tuple[str, list[str]]:
+    """The text ready for matching, between sentence marks, and its words' starts."""
+    for pattern, replacement in lex.raw:
+        text = pattern.sub(replacement, text)
+    words = []
+    for token in normalise(text).split():
+        token = lex.slang.get(token, token)
+        words.append(lex.correct(token) if " " not in token else token)
+    prepared = " ".join(words)
+    starts = _word_starts(prepared)
+    for line in lex.idioms.candidates(starts):
+        prepared = line.pattern.sub("~", prepared)
+    return f" . {prepared} . ", starts
+
+
+def _word_starts(text: str) -> list[str]:
+    """Each word's starts up to _PREFIX letters, and each short word whole ("he ")."""
+    starts = []
+    for word in set(text.split()):
+        starts += [word[:k] for k in range(1, min(len(word), _PREFIX) + 1)]
+        if len(word) <= _PREFIX:
+            starts.append(word + " ")
+    return starts
+
+
+def _sentence(text: str, start: int, end: int) -> str:
+    return text[text.rfind(" . ", 0, start) + 1 : text.find(" . ", end) + 2]
+
+
+def _negated(text: str, start: int, lex: Lexicon) -> bool:
+    before = text[max(0, start - 80) : start]
+    cut = max(before.rfind(" . "), before.rfind(" , "), before.rfind("~"))
+    kept: list[str] = []
+    for word in reversed(before[cut + 1 :].split()):
+        if word in lex.boundaries or len(kept) == _WINDOW:
+            break
+        kept.append(word)
+    if not kept:
+        return False
+    window = " ".join(reversed(kept))
+    return bool(lex.negation.search(lex.pseudo_negation.sub(" ", window)))
+
+
+def _judge(reason: _Reason, text: str, m: re.Match[str], lex: Lexicon) -> str | None:
+    if reason.negatable and _negated(text, m.start(), lex):
+        return None
+    sentence = _sentence(text, m.start(), m.end())
+    if reason.guard is not None and reason.guard.search(sentence):
+        return None
+    if reason.when_now and lex.now.search(sentence):
+        return reason.when_now
+    if reason.when_past and lex.past.search(sentence) and not lex.now.search(sentence):
+        return reason.when_past
+    return reason.level
+
+
+@functools.lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    """The lexicon from content/risk/, loaded on first use and kept for the process."""
+    return Lexicon.load()
+
+
+def assess(text: str, language: str = "en", lex: Lexicon | None = None) -> Risk:
+    """Screen one message. Pure: no I/O after the lexicon's first load; keeps nothing."""
+    lex = lex or lexicon()
+    prepared, starts = _prepare(text, lex)
+    found: dict[str, str] = {}  # reason id -> the most urgent level it reached
+    for line in lex.reasons.candidates(starts):
+        reason = line.reason
+        assert reason is not None  # reason lines always carry their reason
+        for m in line.pattern.finditer(prepared):
+            level = _judge(reason, prepared, m, lex)
+            if level is None:
+                continue
+            rid = reason.now_reason if level == reason.when_now and reason.now_reason else reason.id
+            found[rid] = worst(found.get(rid, "none"), level)
+            if level == "immediate":
+                break  # nothing later in this line can make it more urgent
+    if not found:
+        return Risk()
+    ordered = sorted(found, key=lambda rid: _RANK[found[rid]])
+    return Risk(level=found[ordered[0]], reasons=tuple(ordered))

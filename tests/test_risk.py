@@ -1,0 +1,301 @@
+"""The risk screen: accuracy on the labelled cases and the behaviours advisers rely on."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpline.errors import ContentError
+from helpline.risk import DEFAULT_ROOT, LEVELS, Lexicon, Risk, assess, lexicon, worst
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from risk_report import load_cases, score  # noqa: E402
+
+CASES = load_cases(ROOT / "tests" / "risk_cases.yaml")
+REASON_IDS = set(yaml.safe_load((DEFAULT_ROOT / "reasons.yaml").read_text())) | {"violence_now"}
+
+
+# --- accuracy on the labelled set ------------------------------------------------------------
+
+
+def test_labelled_set_is_big_and_balanced_enough_to_trust() -> None:
+    assert len(CASES) >= 320
+    assert sum(1 for c in CASES if c.language == "cy") >= 60
+    for level in LEVELS:
+        assert sum(1 for c in CASES if c.level == level) >= 60, level
+
+
+def test_almost_no_one_in_immediate_danger_is_missed() -> None:
+    assert score(CASES).recall["immediate"] >= 0.95
+
+
+def test_almost_no_one_at_risk_of_suicide_is_missed() -> None:
+    assert score(CASES).recall["suicide"] >= 0.95
+
+
+def test_ordinary_messages_rarely_raise_a_false_alarm() -> None:
+    assert score(CASES).false_alarm_rate <= 0.05
+
+
+# --- levels ----------------------------------------------------------------------------------
+
+
+def test_levels_run_from_most_to_least_urgent() -> None:
+    assert LEVELS == ("immediate", "suicide", "concern", "none")
+    assert worst("suicide", "immediate") == "immediate"
+    assert worst("concern", "suicide") == "suicide"
+    assert worst("none", "concern") == "concern"
+    assert worst("none", "none") == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "also"),
+    [
+        ("he's outside with a knife and honestly I want to die", "immediate", "suicidal_thoughts"),
+        ("I pushed her last week and now I want to end it all", "suicide", "past_violence"),
+        (
+            "the kids saw me hit their mum and I'm going to kill her tonight",
+            "immediate",
+            "children_affected",
+        ),
+    ],
+)
+def test_the_most_urgent_level_wins_and_every_reason_is_kept(
+    text: str, level: str, also: str
+) -> None:
+    risk = assess(text)
+    assert risk.level == level
+    assert also in risk.reasons
+
+
+def test_a_quiet_or_empty_message_is_none() -> None:
+    assert assess("") == Risk("none", ())
+    assert assess("   ") == Risk("none", ())
+    assert assess("hi, is anyone there?") == Risk("none", ())
+
+
+# --- negation, idioms, text-speak, typos ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I would never hurt her",
+        "I'm not going to kill myself, I just need to talk",
+        "i'd never lay a finger on her",
+        "I'm not suicidal",
+        "He's never hit me but he controls all the money",
+        "Fyddwn i byth yn ei brifo hi.",
+        "Dw i ddim yn mynd i ladd fy hun.",
+    ],
+)
+def test_a_negated_statement_raises_no_alarm(text: str) -> None:
+    assert assess(text).level == "none"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I don't want to live anymore",
+        "i dont wanna be here no more",
+        "I can't stop thinking about taking my own life",
+        "Dw i ddim eisiau byw rhagor.",
+    ],
+)
+def test_wanting_not_to_live_is_suicide_despite_the_negative_words(text: str) -> None:
+    assert assess(text).level == "suicide"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this traffic is killing me",
+        "I could murder a pint",
+        "dying to see the match",
+        "killing it at work",
+        "my back is killing me",
+        "she'll kill me if I forget our anniversary",
+        "I got all choked up at the school play",
+        "Mae'r traffig 'ma'n fy lladd i.",
+        "Ro'n i'n lladd gwair drwy'r dydd.",
+        "Dw i'n marw eisiau gweld y gêm.",
+    ],
+)
+def test_an_idiom_is_not_a_threat(text: str) -> None:
+    assert assess(text).level == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("gonna kill her", "immediate"),
+        ("im gonna kil her", "immediate"),
+        ("strangld her just now", "immediate"),
+        ("wanna die", "suicide"),
+        ("kms", "suicide"),
+        ("feeling sucidal again", "suicide"),
+        ("Im going to kill myslef", "suicide"),
+        ("i'm gonna unalive myself", "suicide"),
+        ("dwin mynd i ladd o", "immediate"),
+        ("dwi isio marw", "suicide"),
+    ],
+)
+def test_text_speak_and_typos_are_understood(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+def test_an_ordinary_word_near_a_key_term_is_not_corrected_into_one() -> None:
+    assert assess("I'm struggling with jealousy").level == "none"
+    assert assess("I cooked her dinner to say sorry").level == "none"
+    assert assess("my daughter is called Violet").level == "none"
+
+
+# --- Welsh ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Dw i'n mynd i'w lladd hi.", "threat_to_kill"),
+        ("Dw i am ei ladd e.", "threat_to_kill"),
+        ("Mae e tu allan gyda chyllell.", "weapon"),
+        ("Mae ganddo fe gyllell.", "weapon"),
+        ("Dw i newydd ei thagu hi.", "strangulation"),
+        ("Mae o wedi bygwth fy nhagu i.", "strangulation"),
+    ],
+)
+def test_welsh_mutated_forms_are_recognised(text: str, reason: str) -> None:
+    risk = assess(text, "cy")
+    assert risk.level == "immediate"
+    assert reason in risk.reasons
+
+
+def test_a_welsh_message_is_screened_even_before_welsh_is_chosen() -> None:
+    assert assess("Dw i eisiau lladd fy hun.", "en").level == "suicide"
+
+
+# --- now and the past -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I choked her last year", "concern"),
+        ("I strangled my ex years ago", "concern"),
+        ("Tagais i hi flynyddoedd yn ôl.", "concern"),
+        ("I choked her tonight", "immediate"),
+        ("he strangled me last night", "immediate"),
+        ("I grabbed him by the throat", "immediate"),
+    ],
+)
+def test_strangulation_is_immediate_unless_clearly_in_the_past(text: str, level: str) -> None:
+    risk = assess(text)
+    assert risk.level == level
+    assert "strangulation" in risk.reasons
+
+
+def test_ordinary_violence_is_a_concern_unless_it_is_happening_now() -> None:
+    assert assess("I pushed her last week") == Risk("concern", ("past_violence",))
+    assert assess("I hit her yesterday").level == "concern"
+    now = assess("I've just hit her")
+    assert now.level == "immediate"
+    assert "violence_now" in now.reasons
+
+
+def test_a_suicide_threat_used_as_control_is_suicide() -> None:
+    risk = assess("she says she'll kill herself if I leave")
+    assert risk.level == "suicide"
+    assert "suicide_threat" in risk.reasons
+
+
+def test_a_knife_held_to_ones_own_wrist_is_a_suicide_matter() -> None:
+    risk = assess("I'm sitting here with a knife against my wrist")
+    assert risk.level == "suicide"
+    assert "weapon" not in risk.reasons
+
+
+# --- what comes out ---------------------------------------------------------------------------
+
+
+def test_reasons_are_stable_ids_never_the_persons_words() -> None:
+    for case in CASES:
+        risk = assess(case.text, case.language)
+        assert risk.level in LEVELS
+        for reason in risk.reasons:
+            assert reason in REASON_IDS
+            assert reason not in case.text.casefold()
+        assert (risk.level == "none") == (risk.reasons == ())
+
+
+def test_a_risk_cannot_be_changed_after_the_fact() -> None:
+    risk = assess("I've got a knife")
+    with pytest.raises(FrozenInstanceError):
+        risk.level = "none"  # type: ignore[misc]
+
+
+def test_screening_reads_no_files_once_the_lexicon_is_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lexicon()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the risk screen touched a file while screening")
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr("builtins.open", refuse)
+    assert assess("I've got a knife and I'm going to use it").level == "immediate"
+
+
+# --- the lexicon as operators' data -----------------------------------------------------------
+
+
+@pytest.fixture
+def lexicon_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "risk"
+    shutil.copytree(DEFAULT_ROOT, root)
+    return root
+
+
+def test_an_operator_can_add_a_phrase_without_touching_code(lexicon_copy: Path) -> None:
+    path = lexicon_copy / "en.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["reasons"]["weapon"].append("nunchucks")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    tuned = Lexicon.load(lexicon_copy)
+    assert assess("he has nunchucks", lex=tuned).level == "immediate"
+    assert assess("he has nunchucks").level == "none"
+
+
+def test_a_broken_pattern_fails_at_load_naming_the_reason(lexicon_copy: Path) -> None:
+    path = lexicon_copy / "en.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["reasons"]["weapon"].append("knife(")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(ContentError, match="weapon"):
+        Lexicon.load(lexicon_copy)
+
+
+def test_the_word_gate_never_hides_a_pattern_that_matches() -> None:
+    # The gate skips pattern lines whose first word is absent; it must never skip one that
+    # would have matched. Checked against every labelled message and every line.
+    from helpline.risk import _prepare
+
+    lex = lexicon()
+    for case in CASES:
+        prepared, starts = _prepare(case.text, lex)
+        chosen = set(map(id, lex.reasons.candidates(starts)))
+        for line in lex.reasons.lines:
+            if line.pattern.search(prepared):
+                assert id(line) in chosen, (case.text, line.pattern.pattern[:60])
+
+
+def test_reason_ids_are_short_snake_case() -> None:
+    for reason in REASON_IDS:
+        assert re.fullmatch(r"[a-z]+(?:_[a-z]+)*", reason)
