@@ -1,1 +1,8 @@
-"""Handoff to human advisers: the routing queue, per-conversation locks and their adapters."""
+"""Handoff to human advisers: the routing queue, per-conversation locks and their adapters,
+and the adviser console (a plugin for create_app)."""
+
+from __future__ import annotations
+
+from handoff import console
+
+PLUGINS = (console.setup,)

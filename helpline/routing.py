@@ -113,7 +113,20 @@ class Routing:
 
     async def forward(self, conv: Conversation, message: StoredMessage) -> None:
         """A person's message while a human owns the conversation: consoles see it live
-        (the engine publishes every stored message on the transcript topic)."""
+        (the engine publishes the replies it stores; the person's own words go out here)."""
+        await self.hub.publish(
+            f"transcript:{conv.id}",
+            {
+                "type": "message",
+                "id": message.id,
+                "direction": message.direction.value,
+                "author": message.author.value,
+                "author_name": None,
+                "text": message.text,
+                "options": [],
+                "at": message.created_at.isoformat(),
+            },
+        )
         await self.publish("activity", conv.id)
 
     async def erase(self, conv: Conversation) -> None:

@@ -1,0 +1,369 @@
+"""Console accounts: staff users and roles, argon2 passwords, sessions with a CSRF token,
+lock-out after repeated failures, an optional TOTP second factor, and the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, select, update
+
+from handoff.models import AuditRow, SessionRow, UserRow
+from helpline.domain import utcnow
+from helpline.errors import Forbidden, HelplineError, NotFound
+from helpline.storage import SqlStore
+
+ROLES = ("adviser", "supervisor", "programme", "admin")
+HELPLINE_ROLES = ("adviser", "supervisor", "admin")
+SUPERVISING = ("supervisor", "admin")
+TOTP_ROLES = ("supervisor", "admin")
+
+MAX_FAILURES = 5
+LOCK_FOR = timedelta(minutes=15)
+SESSION_IDLE = timedelta(minutes=60)
+SESSION_MAX = timedelta(hours=12)
+MIN_PASSWORD = 12
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,39}$")
+_PROGRAMME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+_hasher = PasswordHasher()
+# Verified when the name is unknown, so that a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(HelplineError):
+    """A user could not be added or changed; the message says which rule was broken."""
+
+
+class LoginRefused(HelplineError):
+    """A login failed. `reason` is "invalid", "locked" or "code" (a TOTP code is needed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    role: str
+    programme: str | None = None
+    totp: bool = False
+    disabled: bool = False
+
+    @property
+    def helpline(self) -> bool:
+        return self.role in HELPLINE_ROLES
+
+    @property
+    def supervises(self) -> bool:
+        return self.role in SUPERVISING
+
+    @property
+    def programme_queue(self) -> str | None:
+        return f"programme:{self.programme}" if self.role == "programme" else None
+
+    def sees_queue(self, queue: str) -> bool:
+        """Programme staff see only their own programme's queue; helpline staff see all."""
+        if self.role == "programme":
+            return queue == self.programme_queue
+        return True
+
+    def may_claim_from(self, queue: str) -> bool:
+        if not self.sees_queue(queue):
+            return False
+        if queue.startswith("adviser:") and not self.supervises:
+            return queue == f"adviser:{self.name}"
+        return True
+
+    def claim_queues(self) -> tuple[str, ...]:
+        """Queues `claim next` takes from, in the order of the console's lists."""
+        if self.role == "programme":
+            return (f"programme:{self.programme}",)
+        return ("helpline", "family", f"adviser:{self.name}")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _user(row: UserRow) -> User:
+    return User(row.id, row.name, row.role, row.programme, bool(row.totp_secret), row.disabled)
+
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# -- passwords (argon2 is deliberately slow: always in a thread) -------------------------
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify(stored: str, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+# -- user commands (run.py user add / list / disable) ------------------------------------
+
+
+async def add_user(
+    store: SqlStore, name: str, role: str, password: str, programme: str | None = None
+) -> User:
+    if not _NAME.match(name):
+        raise AccountError("a name is 2-40 letters, digits, dots, dashes or underscores")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if (role == "programme") != bool(programme):
+        raise AccountError("programme staff need --programme, and only they have one")
+    if programme and not _PROGRAMME.match(programme):
+        raise AccountError("a programme id is lower-case letters, digits, dashes or underscores")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    hashed = await hash_password(password)
+    async with store.session() as session, session.begin():
+        if await session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+            raise AccountError(f"there is already a user called {name}")
+        row = UserRow(
+            name=name,
+            role=role,
+            programme=programme,
+            password_hash=hashed,
+            totp_secret=None,
+            disabled=False,
+            failed_logins=0,
+            locked_until=None,
+            created_at=utcnow(),
+        )
+        session.add(row)
+        await session.flush()
+        return _user(row)
+
+
+async def list_users(store: SqlStore) -> list[User]:
+    async with store.session() as session:
+        rows = await session.scalars(select(UserRow).order_by(UserRow.name))
+        return [_user(r) for r in rows]
+
+
+async def disable_user(store: SqlStore, name: str) -> None:
+    """Disable a user and end every session they have, at once."""
+    async with store.session() as session, session.begin():
+        row = await session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None:
+            raise NotFound(f"no user called {name}")
+        row.disabled = True
+        await session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+
+
+async def set_password(store: SqlStore, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    hashed = await hash_password(password)
+    async with store.session() as session, session.begin():
+        result = await session.execute(
+            update(UserRow)
+            .where(UserRow.name == name)
+            .values(password_hash=hashed, failed_logins=0, locked_until=None)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise NotFound(f"no user called {name}")
+
+
+async def enable_totp(store: SqlStore, name: str) -> str:
+    """Give a supervisor or admin a TOTP secret; returns the otpauth:// URI to enrol an app.
+    From then on their login needs a code."""
+    secret = pyotp.random_base32()
+    async with store.session() as session, session.begin():
+        row = await session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None:
+            raise NotFound(f"no user called {name}")
+        if row.role not in TOTP_ROLES:
+            raise AccountError("a second factor is for supervisors and admins")
+        row.totp_secret = secret
+    return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="helpline console")
+
+
+# -- logging in --------------------------------------------------------------------------
+
+
+async def authenticate(
+    store: SqlStore, name: str, password: str, code: str | None = None, *, now: datetime
+) -> User:
+    """Check a login. Five failures in a row lock the account for 15 minutes, during which
+    even the right password is refused. Raises LoginRefused."""
+    async with store.session() as session:
+        row = await session.scalar(select(UserRow).where(UserRow.name == name))
+    if row is None or row.disabled:
+        await _verify(_DUMMY_HASH, password)
+        raise LoginRefused("invalid")
+    locked = _aware(row.locked_until)
+    if locked is not None and locked > now:
+        raise LoginRefused("locked")
+    ok = await _verify(row.password_hash, password)
+    if ok and row.totp_secret:
+        if not code:
+            raise LoginRefused("code")
+        ok = pyotp.TOTP(row.totp_secret).verify(code.strip(), for_time=now, valid_window=1)
+    if not ok:
+        raise LoginRefused(await _failed(store, row.id, now))
+    async with store.session() as session, session.begin():
+        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
+        if _hasher.check_needs_rehash(row.password_hash):
+            values["password_hash"] = await hash_password(password)
+        await session.execute(update(UserRow).where(UserRow.id == row.id).values(**values))
+    return _user(row)
+
+
+async def _failed(store: SqlStore, user_id: int, now: datetime) -> str:
+    async with store.session() as session, session.begin():
+        row = await session.get(UserRow, user_id)
+        if row is None:
+            return "invalid"
+        row.failed_logins += 1
+        if row.failed_logins >= MAX_FAILURES:
+            row.failed_logins = 0
+            row.locked_until = now + LOCK_FOR
+            return "locked"
+        return "invalid"
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    user: User
+    csrf: str
+    token_id: str
+
+
+async def open_session(store: SqlStore, user: User, *, now: datetime) -> tuple[str, str]:
+    """A new session: returns the cookie token (stored only as a hash) and its CSRF token."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    async with store.session() as session, session.begin():
+        session.add(
+            SessionRow(
+                id=_token_id(token),
+                user_id=user.id,
+                csrf=csrf,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + SESSION_MAX,
+            )
+        )
+    return token, csrf
+
+
+async def session_for(
+    store: SqlStore, token: str, *, now: datetime, touch: bool = True
+) -> ConsoleSession | None:
+    """The live session for a cookie token, or None (unknown, idle too long, expired, or
+    the user disabled). Touching keeps an active console logged in."""
+    token_id = _token_id(token)
+    async with store.session() as session, session.begin():
+        found = (
+            await session.execute(
+                select(SessionRow, UserRow)
+                .join(UserRow, UserRow.id == SessionRow.user_id)
+                .where(SessionRow.id == token_id)
+            )
+        ).first()
+        if found is None:
+            return None
+        srow, urow = found
+        seen = _aware(srow.last_seen_at) or now
+        expires = _aware(srow.expires_at) or now
+        if urow.disabled or expires <= now or now - seen > SESSION_IDLE:
+            await session.delete(srow)
+            return None
+        # One write a minute at most: every API call passes through here.
+        if touch and now - seen > timedelta(minutes=1):
+            srow.last_seen_at = now
+        return ConsoleSession(_user(urow), srow.csrf, token_id)
+
+
+async def close_session(store: SqlStore, token: str) -> None:
+    async with store.session() as session, session.begin():
+        await session.execute(delete(SessionRow).where(SessionRow.id == _token_id(token)))
+
+
+async def online_staff(store: SqlStore, *, now: datetime, within: timedelta) -> list[User]:
+    """Staff with a session active in the last `within` (the supervisor's view)."""
+    async with store.session() as session:
+        rows = await session.scalars(
+            select(UserRow)
+            .join(SessionRow, SessionRow.user_id == UserRow.id)
+            .where(SessionRow.last_seen_at >= now - within, ~UserRow.disabled)
+            .distinct()
+            .order_by(UserRow.name)
+        )
+        return [_user(r) for r in rows]
+
+
+def require(user: User, *roles: str) -> None:
+    if user.role not in roles:
+        raise Forbidden("your role cannot do this")
+
+
+# -- the audit log -----------------------------------------------------------------------
+
+
+async def audit(
+    store: SqlStore,
+    actor: str,
+    action: str,
+    conversation_id: str | None = None,
+    **detail: Any,
+) -> None:
+    """Record who viewed or did what. Never pass message text or contact details here."""
+    async with store.session() as session, session.begin():
+        session.add(
+            AuditRow(
+                at=utcnow(),
+                actor=actor,
+                action=action,
+                conversation_id=conversation_id,
+                detail=detail,
+            )
+        )
+
+
+async def audit_entries(
+    store: SqlStore, *, conversation_id: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if conversation_id is not None:
+        query = query.where(AuditRow.conversation_id == conversation_id)
+    async with store.session() as session:
+        rows = await session.scalars(query)
+        return [
+            {
+                "at": (_aware(r.at) or r.at).isoformat(),
+                "actor": r.actor,
+                "action": r.action,
+                "conversation": r.conversation_id,
+                "detail": r.detail or {},
+            }
+            for r in rows
+        ]

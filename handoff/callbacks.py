@@ -1,0 +1,95 @@
+"""Call-backs: a person asks to be called at a time they say is safe; an adviser marks each
+one done or not reached."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from handoff.models import CallbackRow
+from helpline.domain import utcnow
+from helpline.errors import HelplineError, NotFound
+from helpline.ports import Hub
+from helpline.storage import SqlStore
+from helpline.storage.models import ConversationRow
+
+STATUSES = ("requested", "done", "not_reached")
+TOPIC = "callbacks"
+MAX_WINDOW = 200
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def request_callback(
+    store: SqlStore, conversation_id: str, window: str, *, hub: Hub | None = None
+) -> int:
+    """Store a request for a call-back in the person's own words about when it is safe."""
+    window = " ".join(window.split())[:MAX_WINDOW]
+    now = utcnow()
+    async with store.session() as session, session.begin():
+        if await session.get(ConversationRow, conversation_id) is None:
+            raise NotFound("no such conversation")
+        row = CallbackRow(
+            conversation_id=conversation_id,
+            window=window,
+            status="requested",
+            created_at=now,
+            updated_at=now,
+            updated_by=None,
+        )
+        session.add(row)
+        await session.flush()
+        callback_id = row.id
+    if hub is not None:
+        await hub.publish(TOPIC, {"type": "callback"})
+    return callback_id
+
+
+async def callbacks(store: SqlStore, *, open_only: bool = True) -> list[dict[str, Any]]:
+    query = (
+        select(CallbackRow, ConversationRow)
+        .join(ConversationRow, ConversationRow.id == CallbackRow.conversation_id)
+        .order_by(CallbackRow.id)
+        .limit(500)
+    )
+    if open_only:
+        query = query.where(CallbackRow.status == "requested")
+    async with store.session() as session:
+        rows = (await session.execute(query)).all()
+    return [
+        {
+            "id": cb.id,
+            "conversation": conv.id,
+            "reference": conv.reference,
+            "channel": conv.channel,
+            "language": conv.language,
+            "window": cb.window,
+            "status": cb.status,
+            "requested_at": _aware(cb.created_at).isoformat(),
+            "updated_by": cb.updated_by,
+        }
+        for cb, conv in rows
+    ]
+
+
+async def mark_callback(
+    store: SqlStore, callback_id: int, status: str, by: str, *, hub: Hub | None = None
+) -> str:
+    """Mark a call-back done or not reached; returns its conversation id (for the audit)."""
+    if status not in ("done", "not_reached"):
+        raise HelplineError(f"unknown call-back status {status!r}")
+    async with store.session() as session, session.begin():
+        row = await session.get(CallbackRow, callback_id)
+        if row is None:
+            raise NotFound("no such call-back")
+        row.status = status
+        row.updated_at = utcnow()
+        row.updated_by = by
+        conversation_id = row.conversation_id
+    if hub is not None:
+        await hub.publish(TOPIC, {"type": "callback"})
+    return conversation_id

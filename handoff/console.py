@@ -1,0 +1,534 @@
+"""The adviser console: the page, logging in and out, and the JSON API under /console/api.
+
+Every API call is authenticated by the session cookie, checked against the caller's role and
+(for programme staff) their programme, and every state-changing call needs the session's
+CSRF token in the X-CSRF-Token header. The live websocket is in handoff/live.py."""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import re
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from handoff import accounts, callbacks, live, referrals, safeguarding
+from handoff.accounts import (
+    HELPLINE_ROLES,
+    ROLES,
+    SUPERVISING,
+    ConsoleSession,
+    LoginRefused,
+    User,
+)
+from handoff.views import conversation_view, queue_snapshot, supervisor_view, visible
+from helpline.app import CLOCK, CONTENT, HUB, ROUTING, SETTINGS, STORE
+from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
+from helpline.routing import OUTCOMES
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "helpline_console"
+CSRF_HEADER = "X-CSRF-Token"
+CAPACITY = 3  # conversations one adviser holds at once
+MAX_TEXT = 2000
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+_QUEUE = re.compile(
+    r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63}|adviser:[A-Za-z0-9._-]{2,40})$"
+)
+
+Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+
+
+class LoginThrottle:
+    """At most `limit` login attempts per address in `window` seconds, in this process.
+    (The per-account lock-out, in the database, holds across instances.)"""
+
+    def __init__(self, limit: int = 20, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, address: str) -> bool:
+        now = time.monotonic()
+        seen = self._seen.setdefault(address, deque())
+        while seen and now - seen[0] > self.window:
+            seen.popleft()
+        if len(seen) >= self.limit:
+            return False
+        seen.append(now)
+        if len(self._seen) > 10_000:  # bounded memory under a spray of addresses
+            self._seen = {k: v for k, v in self._seen.items() if v}
+        return True
+
+
+THROTTLE = web.AppKey("console_throttle", LoginThrottle)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[CLOCK]()
+
+
+def _error(status: int, code: str) -> web.Response:
+    return web.json_response({"error": code}, status=status)
+
+
+def same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not sent by a browser; the cookie is SameSite=Strict anyway
+    allowed = {f"{request.scheme}://{request.host}", request.app[SETTINGS].base_url}
+    parts = urlsplit(origin)
+    return f"{parts.scheme}://{parts.netloc}" in allowed
+
+
+async def current_session(request: web.Request) -> ConsoleSession | None:
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > 100:
+        return None
+    return await accounts.session_for(request.app[STORE], token, now=_now(request))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text='{"error": "json"}', content_type="application/json"
+        ) from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error": "json"}', content_type="application/json")
+    return data
+
+
+def _text(data: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise web.HTTPBadRequest(text=f'{{"error": "{key}"}}', content_type="application/json")
+    return value.strip()
+
+
+def api(
+    roles: tuple[str, ...] = ROLES, *, write: bool = False
+) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Authenticate, check the role, and for writes the Origin and the CSRF token; translate
+    the core's errors into HTTP answers."""
+
+    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def inner(request: web.Request) -> web.StreamResponse:
+            session = await current_session(request)
+            if session is None:
+                return _error(401, "login")
+            if write:
+                given = request.headers.get(CSRF_HEADER, "")
+                if not same_origin(request) or not hmac.compare_digest(
+                    given.encode(), session.csrf.encode()
+                ):
+                    return _error(403, "csrf")
+            if session.user.role not in roles:
+                return _error(403, "role")
+            try:
+                return await handler(request, session.user)
+            except Forbidden:
+                return _error(403, "forbidden")
+            except NotFound:
+                return _error(404, "not_found")
+            except QueueError:
+                return _error(409, "conflict")
+            except HelplineError:
+                return _error(400, "refused")
+
+        return inner
+
+    return wrap
+
+
+def _conversation_id(request: web.Request) -> str:
+    value = request.match_info["conversation"]
+    if not re.fullmatch(r"[0-9a-f]{32}", value):
+        raise NotFound("no such conversation")
+    return value
+
+
+def _int(request: web.Request, key: str) -> int:
+    try:
+        return int(request.match_info[key])
+    except ValueError:
+        raise NotFound("no such item") from None
+
+
+async def _audit(
+    request: web.Request, user: User, action: str, conversation_id: str | None, **detail: Any
+) -> None:
+    await accounts.audit(request.app[STORE], user.name, action, conversation_id, **detail)
+
+
+# -- the page and logging in -------------------------------------------------------------
+
+
+async def page(request: web.Request) -> web.Response:
+    lang = "cy" if request.query.get("lang") == "cy" else "en"
+    content = request.app[CONTENT]
+    template = (STATIC / "console.html").read_text(encoding="utf-8")
+    values = {"lang": lang, "exit_url": request.app[SETTINGS].exit_url}
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        value = values[key] if key in values else content.text(key, lang)
+        return html.escape(value, quote=True)
+
+    return web.Response(text=_PLACEHOLDER.sub(fill, template), content_type="text/html")
+
+
+def _cookie_secure(request: web.Request) -> bool:
+    settings = request.app[SETTINGS]
+    if settings.cookie_secure is not None:
+        return settings.cookie_secure
+    return settings.base_url.startswith("https://")
+
+
+def _me(session_user: User, csrf: str) -> dict[str, Any]:
+    return {
+        "name": session_user.name,
+        "role": session_user.role,
+        "programme": session_user.programme,
+        "csrf": csrf,
+        "outcomes": list(OUTCOMES),
+    }
+
+
+async def login(request: web.Request) -> web.Response:
+    if not same_origin(request):
+        return _error(403, "origin")
+    address = request.remote or "unknown"
+    if not request.app[THROTTLE].allow(address):
+        return _error(429, "throttled")
+    data = await _body(request)
+    name, password, code = data.get("username"), data.get("password"), data.get("code")
+    if not isinstance(name, str) or not isinstance(password, str) or len(password) > 1000:
+        return _error(400, "invalid")
+    store = request.app[STORE]
+    now = _now(request)
+    try:
+        user = await accounts.authenticate(
+            store, name.strip(), password, code if isinstance(code, str) else None, now=now
+        )
+    except LoginRefused as refused:
+        if refused.reason == "locked":
+            # Only a real account can be locked, so the name is safe to record.
+            await accounts.audit(store, name.strip(), "login_locked")
+            return _error(429, "locked")
+        return _error(401, refused.reason)
+    token, csrf = await accounts.open_session(store, user, now=now)
+    await accounts.audit(store, user.name, "login")
+    response = web.json_response(_me(user, csrf))
+    response.set_cookie(
+        COOKIE,
+        token,
+        path="/console",
+        httponly=True,
+        samesite="Strict",
+        secure=_cookie_secure(request),
+        max_age=int(accounts.SESSION_MAX.total_seconds()),
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = await current_session(request)
+    if session is not None:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(given.encode(), session.csrf.encode()):
+            return _error(403, "csrf")
+        await accounts.close_session(request.app[STORE], request.cookies[COOKIE])
+        await accounts.audit(request.app[STORE], session.user.name, "logout")
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/console")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    session = await current_session(request)
+    if session is None:
+        return _error(401, "login")
+    return web.json_response(_me(session.user, session.csrf))
+
+
+# -- the queue and conversations ---------------------------------------------------------
+
+
+@api()
+async def queue(request: web.Request, user: User) -> web.Response:
+    return web.json_response(await queue_snapshot(request.app, user, now=_now(request)))
+
+
+@api()
+async def conversation(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    view = await conversation_view(request.app, user, conv_id)
+    await _audit(request, user, "view", conv_id)
+    return web.json_response(view)
+
+
+@api(SUPERVISING, write=True)
+async def join(request: web.Request, user: User) -> web.Response:
+    """A supervisor joins any conversation read-only: they read it and watch it live."""
+    conv_id = _conversation_id(request)
+    view = await conversation_view(request.app, user, conv_id)
+    await _audit(request, user, "join", conv_id)
+    return web.json_response(view)
+
+
+@api(write=True)
+async def claim(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    _, current = await visible(request.app, user, conv_id)
+    if not user.may_claim_from(current):
+        raise NotFound("no such conversation")
+    await request.app[ROUTING].claim(conv_id, user.name, CAPACITY)
+    await _audit(request, user, "claim", conv_id)
+    return web.json_response(await conversation_view(request.app, user, conv_id))
+
+
+@api(write=True)
+async def claim_next(request: web.Request, user: User) -> web.Response:
+    conv = await request.app[ROUTING].claim_next(user.name, user.claim_queues(), CAPACITY)
+    if conv is None:
+        return web.json_response({"conversation": None})
+    await _audit(request, user, "claim", conv.id)
+    return web.json_response(await conversation_view(request.app, user, conv.id))
+
+
+@api(write=True)
+async def say(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    text = _text(await _body(request), "text")
+    await visible(request.app, user, conv_id)
+    stored = await request.app[ROUTING].say(conv_id, user.name, text)
+    await _audit(request, user, "say", conv_id)
+    return web.json_response({"id": stored.id})
+
+
+@api(write=True)
+async def note(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    text = _text(await _body(request), "text")
+    await visible(request.app, user, conv_id)
+    stored = await request.app[STORE].add_note(conv_id, text, user.name)
+    await request.app[HUB].publish(
+        f"transcript:{conv_id}",
+        {
+            "type": "message",
+            "id": stored.id,
+            "direction": stored.direction.value,
+            "author": stored.author.value,
+            "author_name": stored.author_name,
+            "text": stored.text,
+            "options": [],
+            "at": stored.created_at.isoformat(),
+        },
+    )
+    await _audit(request, user, "note", conv_id)
+    return web.json_response({"id": stored.id})
+
+
+@api(write=True)
+async def release(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    await visible(request.app, user, conv_id)
+    await request.app[ROUTING].release(conv_id, user.name)
+    await _audit(request, user, "release", conv_id)
+    return web.json_response({"ok": True})
+
+
+@api(write=True)
+async def transfer(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    data = await _body(request)
+    target = _text(data, "queue", 120)
+    note_text = data.get("note") if isinstance(data.get("note"), str) else ""
+    if not _QUEUE.match(target):
+        return _error(400, "queue")
+    if user.role == "programme" and target not in ("helpline", user.programme_queue):
+        raise Forbidden("programme staff pass conversations back to the helpline only")
+    if target.startswith("adviser:"):
+        names = {u.name for u in await accounts.list_users(request.app[STORE]) if u.helpline}
+        if target.split(":", 1)[1] not in names:
+            return _error(400, "queue")
+    await visible(request.app, user, conv_id)
+    await request.app[ROUTING].transfer(conv_id, user.name, target, str(note_text)[:MAX_TEXT])
+    await _audit(request, user, "transfer", conv_id, queue=target)
+    return web.json_response({"ok": True})
+
+
+@api(write=True)
+async def end(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    outcome = _text(await _body(request), "outcome", 40)
+    if outcome not in OUTCOMES:
+        return _error(400, "outcome")
+    await visible(request.app, user, conv_id)
+    await request.app[ROUTING].end(conv_id, user.name, outcome)
+    await _audit(request, user, "end", conv_id, outcome=outcome)
+    return web.json_response({"ok": True})
+
+
+@api(write=True)
+async def raise_concern(request: web.Request, user: User) -> web.Response:
+    conv_id = _conversation_id(request)
+    text = _text(await _body(request), "concern", safeguarding.MAX_TEXT)
+    await visible(request.app, user, conv_id)
+    concern_id = await safeguarding.raise_concern(
+        request.app[STORE], request.app[HUB], conv_id, user.name, text
+    )
+    await _audit(request, user, "safeguarding_raised", conv_id, concern=concern_id)
+    return web.json_response({"id": concern_id})
+
+
+@api()
+async def canned(request: web.Request, user: User) -> web.Response:
+    lang = "cy" if request.query.get("lang") == "cy" else "en"
+    content = request.app[CONTENT]
+    keys = sorted(k for k in content.messages if k.startswith("canned."))
+    return web.json_response(
+        [
+            {"key": k, "label": content.text(f"console.{k}", lang), "text": content.text(k, lang)}
+            for k in keys
+        ]
+    )
+
+
+@api()
+async def queues(request: web.Request, user: User) -> web.Response:
+    """Where a conversation can be transferred to."""
+    if user.role == "programme":
+        return web.json_response(["helpline"])
+    users = await accounts.list_users(request.app[STORE])
+    programmes = sorted({u.programme for u in users if u.programme and not u.disabled})
+    return web.json_response(
+        ["helpline", "family"]
+        + [f"programme:{p}" for p in programmes]
+        + [f"adviser:{u.name}" for u in users if u.helpline and not u.disabled]
+    )
+
+
+# -- safeguarding, call-backs, referrals, supervision ------------------------------------
+
+
+@api(SUPERVISING)
+async def concerns(request: web.Request, user: User) -> web.Response:
+    return web.json_response(await safeguarding.concerns(request.app[STORE]))
+
+
+@api(SUPERVISING, write=True)
+async def sign_off(request: web.Request, user: User) -> web.Response:
+    concern_id = _int(request, "concern")
+    decision = _text(await _body(request), "decision", safeguarding.MAX_TEXT)
+    conv_id = await safeguarding.sign_off(
+        request.app[STORE], request.app[HUB], concern_id, user.name, decision
+    )
+    await _audit(request, user, "safeguarding_signed_off", conv_id, concern=concern_id)
+    return web.json_response({"ok": True})
+
+
+@api(HELPLINE_ROLES)
+async def callback_list(request: web.Request, user: User) -> web.Response:
+    return web.json_response(await callbacks.callbacks(request.app[STORE]))
+
+
+@api(HELPLINE_ROLES, write=True)
+async def callback_mark(request: web.Request, user: User) -> web.Response:
+    status = _text(await _body(request), "status", 20)
+    conv_id = await callbacks.mark_callback(
+        request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
+    )
+    await _audit(request, user, "callback", conv_id, status=status)
+    return web.json_response({"ok": True})
+
+
+@api()
+async def referral_list(request: web.Request, user: User) -> web.Response:
+    scope = user.programme if user.role == "programme" else None
+    return web.json_response(await referrals.referrals(request.app[STORE], scope))
+
+
+@api(("programme", *SUPERVISING), write=True)
+async def referral_mark(request: web.Request, user: User) -> web.Response:
+    status = _text(await _body(request), "status", 20)
+    view = await referrals.set_status(
+        request.app[STORE],
+        _int(request, "referral"),
+        status,
+        user.name,
+        programme_id=user.programme if user.role == "programme" else None,
+        hub=request.app[HUB],
+    )
+    await _audit(
+        request, user, "referral", view["conversation_id"], referral=view["id"], status=status
+    )
+    return web.json_response({"ok": True, "status": view["status"]})
+
+
+@api(SUPERVISING)
+async def supervision(request: web.Request, user: User) -> web.Response:
+    return web.json_response(await supervisor_view(request.app, now=_now(request)))
+
+
+@api(SUPERVISING)
+async def audit_log(request: web.Request, user: User) -> web.Response:
+    conv = request.query.get("conversation")
+    return web.json_response(
+        await accounts.audit_entries(request.app[STORE], conversation_id=conv or None)
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Register the console's routes; the composition root lists this in its plugins."""
+    app[THROTTLE] = LoginThrottle()
+    app[live.SOCKETS] = weakref.WeakSet()
+    conv = "/console/api/conversations/{conversation}"
+    app.router.add_routes(
+        [
+            web.get("/console", page),
+            web.post("/console/login", login),
+            web.post("/console/logout", logout),
+            web.get("/console/ws", live.socket),
+            web.get("/console/api/me", me),
+            web.get("/console/api/queue", queue),
+            web.get("/console/api/queues", queues),
+            web.get("/console/api/canned", canned),
+            web.post("/console/api/claim-next", claim_next),
+            web.get(conv, conversation),
+            web.post(conv + "/join", join),
+            web.post(conv + "/claim", claim),
+            web.post(conv + "/say", say),
+            web.post(conv + "/note", note),
+            web.post(conv + "/release", release),
+            web.post(conv + "/transfer", transfer),
+            web.post(conv + "/end", end),
+            web.post(conv + "/safeguarding", raise_concern),
+            web.get("/console/api/safeguarding", concerns),
+            web.post("/console/api/safeguarding/{concern}/sign-off", sign_off),
+            web.get("/console/api/callbacks", callback_list),
+            web.post("/console/api/callbacks/{callback}", callback_mark),
+            web.get("/console/api/referrals", referral_list),
+            web.post("/console/api/referrals/{referral}", referral_mark),
+            web.get("/console/api/supervisor", supervision),
+            web.get("/console/api/audit", audit_log),
+            web.static("/console/static", STATIC, append_version=False),
+        ]
+    )
+    app.on_shutdown.append(live.close_sockets)

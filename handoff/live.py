@@ -1,0 +1,226 @@
+"""The console's live websocket (/console/ws): queue snapshots, transcripts as they happen,
+safeguarding alerts, referrals and call-backs, all scoped to the logged-in user's role.
+
+Events come from the hub, so a console on one instance sees what happens on another. The
+socket never forwards a raw queue event: it sends a fresh snapshot computed for its user."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from handoff import accounts, callbacks, referrals, safeguarding
+from handoff.accounts import ConsoleSession
+from handoff.views import queue_snapshot, supervisor_view, visible
+from helpline.app import CLOCK, DRAINING, HUB, STORE
+from helpline.errors import Forbidden, NotFound
+from helpline.routing import QUEUE_TOPIC
+
+log = logging.getLogger(__name__)
+
+SOCKETS = web.AppKey("console_sockets", weakref.WeakSet[web.WebSocketResponse])
+MAX_FRAME = 16 * 1024
+MAX_WATCHED = 12
+RECHECK_SECONDS = 60
+_ID = re.compile(r"^[0-9a-f]{32}$")
+UNAUTHORISED = 4401  # application close code: the session ended
+
+
+async def socket(request: web.Request) -> web.StreamResponse:
+    from handoff.console import current_session, same_origin
+
+    if not same_origin(request):
+        raise web.HTTPForbidden(text="cross-origin websocket refused")
+    if request.app[DRAINING][0]:
+        raise web.HTTPServiceUnavailable(text="restarting")
+    session = await current_session(request)
+    if session is None:
+        raise web.HTTPUnauthorized(text="log in first")
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    try:
+        await LiveConsole(request.app, ws, session, request.cookies[_cookie()]).run()
+    finally:
+        request.app[SOCKETS].discard(ws)
+    return ws
+
+
+def _cookie() -> str:
+    from handoff.console import COOKIE
+
+    return COOKIE
+
+
+class LiveConsole:
+    def __init__(
+        self, app: web.Application, ws: web.WebSocketResponse, session: ConsoleSession, token: str
+    ) -> None:
+        self.app = app
+        self.ws = ws
+        self.user = session.user
+        self.token = token
+        self.watched: dict[str, asyncio.Task[None]] = {}
+        self.dirty = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_json(frame)
+
+    async def run(self) -> None:
+        topics: list[tuple[str, Callable[[dict[str, Any]], Awaitable[None]]]] = [
+            (QUEUE_TOPIC, self._on_queue),
+            (referrals.TOPIC, self._on_referral),
+        ]
+        if self.user.helpline:
+            topics.append((callbacks.TOPIC, self._on_callback))
+        if self.user.supervises:
+            topics.append((safeguarding.TOPIC, self._on_safeguarding))
+        ready: list[asyncio.Event] = []
+        for topic, handler in topics:
+            started = asyncio.Event()
+            ready.append(started)
+            self.tasks.append(asyncio.create_task(self._pump(topic, handler, started)))
+        self.tasks.append(asyncio.create_task(self._snapshots()))
+        self.tasks.append(asyncio.create_task(self._recheck()))
+        try:
+            # Subscribed before the first snapshot: nothing can fall between the two.
+            await asyncio.gather(*(e.wait() for e in ready))
+            self.dirty.set()
+            await self._read()
+        finally:
+            for task in [*self.tasks, *self.watched.values()]:
+                task.cancel()
+            for task in [*self.tasks, *self.watched.values()]:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _pump(
+        self,
+        topic: str,
+        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        started: asyncio.Event,
+    ) -> None:
+        async with self.app[HUB].subscribe(topic) as events:
+            started.set()
+            async for event in events:
+                try:
+                    await handler(event)
+                except Exception:  # noqa: BLE001 - one bad event must not end the console
+                    log.exception("a console event could not be handled")
+
+    # -- hub events ------------------------------------------------------------------------
+
+    async def _on_queue(self, event: dict[str, Any]) -> None:
+        self.dirty.set()
+
+    async def _on_referral(self, event: dict[str, Any]) -> None:
+        if self.user.role == "programme" and event.get("programme") != self.user.programme:
+            return
+        scope = self.user.programme if self.user.role == "programme" else None
+        await self.send(
+            {"type": "referrals", "items": await referrals.referrals(self.app[STORE], scope)}
+        )
+
+    async def _on_callback(self, event: dict[str, Any]) -> None:
+        await self.send({"type": "callbacks", "items": await callbacks.callbacks(self.app[STORE])})
+
+    async def _on_safeguarding(self, event: dict[str, Any]) -> None:
+        await self.send(
+            {
+                "type": "safeguarding",
+                "alert": event.get("type") == "safeguarding",
+                "items": await safeguarding.concerns(self.app[STORE]),
+            }
+        )
+
+    async def _snapshots(self) -> None:
+        """Coalesce bursts of queue events into one snapshot, computed for this user."""
+        while True:
+            await self.dirty.wait()
+            self.dirty.clear()
+            now = self.app[CLOCK]()
+            await self.send(await queue_snapshot(self.app, self.user, now=now))
+            if self.user.supervises:
+                await self.send(await supervisor_view(self.app, now=now))
+            await self._drop_lost_watches()
+
+    async def _drop_lost_watches(self) -> None:
+        # A conversation transferred out of a programme's queue stops streaming to its staff.
+        for conv_id in list(self.watched):
+            try:
+                await visible(self.app, self.user, conv_id)
+            except (NotFound, Forbidden):
+                self.watched.pop(conv_id).cancel()
+                await self.send({"type": "unwatched", "conversation": conv_id})
+
+    async def _recheck(self) -> None:
+        """A disabled user or an expired session is cut off within a minute."""
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            now = self.app[CLOCK]()
+            if await accounts.session_for(self.app[STORE], self.token, now=now) is None:
+                await self.ws.close(code=UNAUTHORISED, message=b"session ended")
+                return
+
+    # -- frames from the console -----------------------------------------------------------
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    return
+                continue
+            try:
+                frame = json.loads(msg.data)
+            except ValueError:
+                continue
+            if not isinstance(frame, dict):
+                continue
+            conv_id = frame.get("conversation")
+            if not isinstance(conv_id, str) or not _ID.match(conv_id):
+                continue
+            if frame.get("type") == "watch":
+                await self._watch(conv_id)
+            elif frame.get("type") == "unwatch" and conv_id in self.watched:
+                self.watched.pop(conv_id).cancel()
+
+    async def _watch(self, conv_id: str) -> None:
+        if conv_id in self.watched:
+            return
+        try:
+            await visible(self.app, self.user, conv_id)
+        except (NotFound, Forbidden):
+            await self.send({"type": "refused", "conversation": conv_id})
+            return
+        if len(self.watched) >= MAX_WATCHED:
+            oldest = next(iter(self.watched))
+            self.watched.pop(oldest).cancel()
+        started = asyncio.Event()
+        self.watched[conv_id] = asyncio.create_task(self._transcript(conv_id, started))
+        await started.wait()
+        await self.send({"type": "watching", "conversation": conv_id})
+
+    async def _transcript(self, conv_id: str, started: asyncio.Event) -> None:
+        async with self.app[HUB].subscribe(f"transcript:{conv_id}") as events:
+            started.set()
+            async for event in events:
+                await self.send({**event, "conversation": conv_id})
+
+
+async def close_sockets(app: web.Application) -> None:
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting")

@@ -1,0 +1,141 @@
+"""Referrals to local programmes: made with the person's consent, carrying only what they
+agreed to share, seen only by that programme's staff, with a status the helpline can see."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from handoff.models import ReferralRow
+from helpline.domain import utcnow
+from helpline.errors import HelplineError, NotFound
+from helpline.ports import Hub
+from helpline.privacy import new_reference
+from helpline.storage import SqlStore
+from helpline.storage.models import ConversationRow
+
+STATUSES = ("new", "contacted", "accepted", "declined")
+STAFF_STATUSES = ("contacted", "accepted", "declined")
+TOPIC = "referrals"
+_MAX_FIELDS = 20
+_MAX_VALUE = 500
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _shared(shared: dict[str, Any]) -> dict[str, str]:
+    # Only plain short strings travel: the flow decided what the person agreed to share.
+    out: dict[str, str] = {}
+    for key, value in list(shared.items())[:_MAX_FIELDS]:
+        if str(key).startswith("_") or value is None:
+            continue
+        out[str(key)[:60]] = str(value)[:_MAX_VALUE]
+    return out
+
+
+def _view(row: ReferralRow, conversation_reference: str | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "reference": row.reference,
+        "conversation": conversation_reference,
+        "programme": row.programme_id,
+        "shared": dict(row.shared or {}),
+        "status": row.status,
+        "created_at": _aware(row.created_at).isoformat(),
+        "updated_at": _aware(row.updated_at).isoformat(),
+        "updated_by": row.updated_by,
+    }
+
+
+async def create_referral(
+    store: SqlStore,
+    conversation_id: str,
+    programme_id: str,
+    shared: dict[str, Any],
+    *,
+    hub: Hub | None = None,
+) -> str:
+    """Store a consented referral and return the reference the person can quote."""
+    now = utcnow()
+    for _ in range(5):
+        reference = "R" + new_reference(7)
+        try:
+            async with store.session() as session, session.begin():
+                if await session.get(ConversationRow, conversation_id) is None:
+                    raise NotFound("no such conversation")
+                session.add(
+                    ReferralRow(
+                        reference=reference,
+                        conversation_id=conversation_id,
+                        programme_id=programme_id,
+                        shared=_shared(shared),
+                        status="new",
+                        created_at=now,
+                        updated_at=now,
+                        updated_by=None,
+                    )
+                )
+        except IntegrityError:
+            continue  # the reference was taken; draw another
+        if hub is not None:
+            await hub.publish(TOPIC, {"type": "referral", "programme": programme_id})
+        return reference
+    raise HelplineError("could not find a free referral reference")
+
+
+async def referrals(store: SqlStore, programme_id: str | None = None) -> list[dict[str, Any]]:
+    """Every referral (helpline staff), or one programme's (that programme's staff).
+
+    Programme staff get the referral's own reference, never the conversation's."""
+    query = (
+        select(ReferralRow, ConversationRow.reference)
+        .join(ConversationRow, ConversationRow.id == ReferralRow.conversation_id)
+        .order_by(ReferralRow.id.desc())
+        .limit(500)
+    )
+    if programme_id is not None:
+        query = query.where(ReferralRow.programme_id == programme_id)
+    async with store.session() as session:
+        rows = (await session.execute(query)).all()
+    return [_view(r, None if programme_id is not None else ref) for r, ref in rows]
+
+
+async def set_status(
+    store: SqlStore,
+    referral_id: int,
+    status: str,
+    by: str,
+    *,
+    programme_id: str | None,
+    hub: Hub | None = None,
+) -> dict[str, Any]:
+    """Record what a programme did with a referral. With `programme_id`, a referral of
+    another programme is NotFound, exactly as if it did not exist."""
+    if status not in STAFF_STATUSES:
+        raise HelplineError(f"unknown referral status {status!r}")
+    async with store.session() as session, session.begin():
+        row = await session.get(ReferralRow, referral_id)
+        if row is None or (programme_id is not None and row.programme_id != programme_id):
+            raise NotFound("no such referral")
+        row.status = status
+        row.updated_at = utcnow()
+        row.updated_by = by
+        conversation_id = row.conversation_id
+        view = _view(row, None)
+    if hub is not None:
+        await hub.publish(TOPIC, {"type": "referral", "programme": view["programme"]})
+    view["conversation_id"] = conversation_id
+    return view
+
+
+async def referral_status(store: SqlStore, reference: str) -> str | None:
+    """The status of a referral by the reference a person quotes (None if unknown)."""
+    async with store.session() as session:
+        return await session.scalar(
+            select(ReferralRow.status).where(ReferralRow.reference == reference.strip().upper())
+        )

@@ -1,0 +1,828 @@
+/*
+ * The adviser console. Talks to /console/api (JSON, with the session's CSRF token on every
+ * change) and /console/ws (live queue, transcripts, alerts). Everything a person or adviser
+ * wrote is shown with textContent, so markup in a message stays inert. Words come from the
+ * data-label-* attributes the server filled from content/messages/console.yaml.
+ */
+(function () {
+  'use strict';
+
+  var root = document.getElementById('console');
+  if (!root) {
+    return;
+  }
+  var lang = root.getAttribute('data-lang') === 'cy' ? 'cy' : 'en';
+  var MAX_BACKOFF_MS = 30000;
+
+  var me = null;
+  var csrf = '';
+  var socket = null;
+  var attempt = 0;
+  var retryTimer = null;
+  var stopped = false;
+  var current = null; // the open conversation's view
+  var shownIds = {};
+  var canned = { en: [], cy: [] };
+  var lastQueue = null;
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function label(name) {
+    return root.getAttribute('data-label-' + name) || '';
+  }
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) {
+      node.textContent = String(text);
+    }
+    if (className) {
+      node.className = className;
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) {
+      node.removeChild(node.firstChild);
+    }
+  }
+
+  function status(text) {
+    $('status').textContent = text || '';
+  }
+
+  function alertText(text) {
+    var box = $('alerts');
+    clear(box);
+    if (text) {
+      box.appendChild(el('p', text));
+    }
+  }
+
+  // ---- the API ------------------------------------------------------------------------
+
+  function call(method, path, body) {
+    var options = {
+      method: method,
+      credentials: 'same-origin',
+      headers: { Accept: 'application/json' }
+    };
+    if (method !== 'GET') {
+      options.headers['Content-Type'] = 'application/json';
+      options.headers['X-CSRF-Token'] = csrf;
+      options.body = JSON.stringify(body || {});
+    }
+    return window.fetch(path, options).then(function (resp) {
+      return resp.json().then(
+        function (data) {
+          return { status: resp.status, data: data };
+        },
+        function () {
+          return { status: resp.status, data: null };
+        }
+      );
+    });
+  }
+
+  function failed(result) {
+    if (result.status === 401) {
+      loggedOut(label('session-ended'));
+    } else if (result.status === 403 || result.status === 404) {
+      alertText(label('error-forbidden'));
+    } else if (result.status === 409) {
+      alertText(label('error-conflict'));
+    } else {
+      alertText(label('error'));
+    }
+  }
+
+  // ---- logging in and out -------------------------------------------------------------
+
+  function showLogin(message) {
+    $('app').hidden = true;
+    $('login').hidden = false;
+    $('login-error').textContent = message || '';
+  }
+
+  function loggedOut(message) {
+    me = null;
+    csrf = '';
+    stopped = true;
+    if (socket) {
+      socket.close();
+    }
+    closeConversation();
+    showLogin(message);
+  }
+
+  function onLogin(event) {
+    event.preventDefault();
+    var body = {
+      username: $('username').value.trim(),
+      password: $('password').value
+    };
+    if (!$('code-row').hidden) {
+      body.code = $('code').value.trim();
+    }
+    call('POST', '/console/login', body).then(function (result) {
+      if (result.status === 200) {
+        $('password').value = '';
+        $('code').value = '';
+        $('code-row').hidden = true;
+        start(result.data);
+        return;
+      }
+      var error = result.data && result.data.error;
+      if (error === 'code') {
+        $('code-row').hidden = false;
+        $('login-error').textContent = label('login-code');
+        $('code').focus();
+      } else if (error === 'locked' || error === 'throttled') {
+        $('login-error').textContent = label('login-locked');
+      } else {
+        $('login-error').textContent = label('login-invalid');
+      }
+    });
+  }
+
+  function onLogout() {
+    call('POST', '/console/logout').then(function () {
+      loggedOut('');
+    });
+  }
+
+  function helpline() {
+    return me && me.role !== 'programme';
+  }
+
+  function supervises() {
+    return me && (me.role === 'supervisor' || me.role === 'admin');
+  }
+
+  function start(data) {
+    me = data;
+    csrf = data.csrf;
+    stopped = false;
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('whoami-name').textContent = me.name;
+    $('whoami-role').textContent = me.programme ? me.role + ' (' + me.programme + ')' : me.role;
+    $('supervisor').hidden = !supervises();
+    $('callbacks').hidden = !helpline();
+    fillOutcomes();
+    loadCanned();
+    loadQueues();
+    loadReferrals();
+    if (helpline()) {
+      loadCallbacks();
+    }
+    if (supervises()) {
+      call('GET', '/console/api/safeguarding').then(function (r) {
+        if (r.status === 200) {
+          renderConcerns(r.data);
+        }
+      });
+    }
+    connect();
+  }
+
+  // ---- live updates -------------------------------------------------------------------
+
+  function connect() {
+    if (stopped) {
+      return;
+    }
+    var scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var ws = new WebSocket(scheme + '//' + window.location.host + '/console/ws');
+    socket = ws;
+    ws.onopen = function () {
+      attempt = 0;
+      status(label('live'));
+      if (current) {
+        watch(current.id);
+      }
+    };
+    ws.onmessage = function (event) {
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      onFrame(frame);
+    };
+    ws.onclose = function (event) {
+      if (socket !== ws) {
+        return;
+      }
+      socket = null;
+      if (stopped) {
+        return;
+      }
+      if (event.code === 4401) {
+        loggedOut(label('session-ended'));
+        return;
+      }
+      status(label('reconnecting'));
+      attempt += 1;
+      var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempt));
+      window.clearTimeout(retryTimer);
+      retryTimer = window.setTimeout(function () {
+        // The session may have ended while we were away: ask before reconnecting.
+        call('GET', '/console/api/me').then(function (r) {
+          if (r.status === 200) {
+            connect();
+          } else {
+            loggedOut(label('session-ended'));
+          }
+        }, connect);
+      }, delay);
+    };
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+    }
+  }
+
+  function watch(id) {
+    send({ type: 'watch', conversation: id });
+  }
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case 'queue':
+        lastQueue = frame;
+        renderQueue(frame);
+        break;
+      case 'supervisor':
+        renderSupervisor(frame);
+        break;
+      case 'safeguarding':
+        renderConcerns(frame.items);
+        if (frame.alert) {
+          alertText(label('safeguarding-alert'));
+        }
+        break;
+      case 'referrals':
+        renderReferrals(frame.items);
+        break;
+      case 'callbacks':
+        renderCallbacks(frame.items);
+        break;
+      case 'message':
+        if (current && frame.conversation === current.id) {
+          addMessage(frame);
+        }
+        break;
+      case 'unwatched':
+      case 'erased':
+        if (current && frame.conversation === current.id) {
+          closeConversation();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- the queue ----------------------------------------------------------------------
+
+  function riskLabel(level) {
+    return label('risk-' + level) || level;
+  }
+
+  function minutes(item) {
+    var joined = Date.parse(item.joined_at);
+    var seconds = isNaN(joined) ? item.waiting_seconds : (Date.now() - joined) / 1000;
+    return label('minutes').replace('{n}', String(Math.max(0, Math.floor(seconds / 60))));
+  }
+
+  function fact(list, name, value) {
+    list.appendChild(el('dt', name));
+    list.appendChild(el('dd', value));
+  }
+
+  function itemFacts(item) {
+    var facts = el('dl', null, 'facts');
+    fact(facts, label('risk'), riskLabel(item.risk));
+    fact(facts, label('channel'), item.channel);
+    fact(facts, label('language'), item.language);
+    fact(facts, label('waiting'), minutes(item));
+    fact(facts, label('queue'), item.queue);
+    if (item.claimed_by) {
+      fact(facts, label('held-by'), item.claimed_by);
+    }
+    var keys = Object.keys(item.summary || {});
+    if (keys.length) {
+      var answers = keys.map(function (k) {
+        return k + ': ' + item.summary[k];
+      });
+      fact(facts, label('answers'), answers.join('; '));
+    }
+    return facts;
+  }
+
+  function queueItem(item, actionName, action) {
+    var li = el('li', null, 'item risk-' + item.risk);
+    var refId = 'ref-' + item.id;
+    var ref = el('strong', item.reference);
+    ref.id = refId;
+    li.appendChild(ref);
+    li.appendChild(itemFacts(item));
+    if (actionName) {
+      var button = el('button', actionName);
+      button.type = 'button';
+      button.setAttribute('aria-describedby', refId);
+      button.addEventListener('click', action);
+      li.appendChild(button);
+    }
+    return li;
+  }
+
+  function renderQueue(frame) {
+    var waiting = $('waiting');
+    var claimed = $('claimed');
+    clear(waiting);
+    clear(claimed);
+    frame.waiting.forEach(function (item) {
+      waiting.appendChild(
+        queueItem(item, label('claim'), function () {
+          claim(item.id);
+        })
+      );
+    });
+    if (!frame.waiting.length) {
+      waiting.appendChild(el('li', label('queue-empty'), 'empty'));
+    }
+    frame.claimed.forEach(function (item) {
+      var mine = me && item.claimed_by === me.name;
+      var name = mine ? label('open') : supervises() ? label('join') : null;
+      claimed.appendChild(
+        queueItem(item, name, function () {
+          if (mine) {
+            openConversation(item.id);
+          } else {
+            joinConversation(item.id);
+          }
+        })
+      );
+    });
+    if (!frame.claimed.length) {
+      claimed.appendChild(el('li', label('claimed-empty'), 'empty'));
+    }
+  }
+
+  function claim(id) {
+    alertText('');
+    call('POST', '/console/api/conversations/' + id + '/claim').then(function (r) {
+      if (r.status === 200) {
+        showConversation(r.data);
+      } else {
+        failed(r);
+      }
+    });
+  }
+
+  function claimNext() {
+    alertText('');
+    call('POST', '/console/api/claim-next').then(function (r) {
+      if (r.status === 200 && r.data && r.data.id) {
+        showConversation(r.data);
+      } else if (r.status === 200) {
+        alertText(label('queue-empty'));
+      } else {
+        failed(r);
+      }
+    });
+  }
+
+  // ---- one conversation ---------------------------------------------------------------
+
+  function openConversation(id) {
+    call('GET', '/console/api/conversations/' + id).then(function (r) {
+      if (r.status === 200) {
+        showConversation(r.data);
+      } else {
+        failed(r);
+      }
+    });
+  }
+
+  function joinConversation(id) {
+    call('POST', '/console/api/conversations/' + id + '/join').then(function (r) {
+      if (r.status === 200) {
+        showConversation(r.data);
+      } else {
+        failed(r);
+      }
+    });
+  }
+
+  function showConversation(view) {
+    if (current && current.id !== view.id) {
+      send({ type: 'unwatch', conversation: current.id });
+    }
+    current = view;
+    shownIds = {};
+    $('conversation').hidden = false;
+    $('conversation-reference').textContent = view.reference;
+    var details = $('conversation-details');
+    clear(details);
+    fact(details, label('risk'), riskLabel(view.risk) + (view.flags.length ? ' (' + view.flags.join(', ') + ')' : ''));
+    fact(details, label('channel'), view.channel);
+    fact(details, label('language'), view.language);
+    fact(details, label('queue'), view.queue);
+    Object.keys(view.summary || {}).forEach(function (k) {
+      fact(details, k, view.summary[k]);
+    });
+    clear($('transcript'));
+    view.messages.forEach(addMessage);
+    $('controls').hidden = !view.mine;
+    $('read-only').hidden = view.mine;
+    fillCanned(view.language);
+    watch(view.id);
+    if (view.mine) {
+      $('message').focus();
+    } else {
+      $('transcript').focus();
+    }
+  }
+
+  function closeConversation() {
+    if (current) {
+      send({ type: 'unwatch', conversation: current.id });
+    }
+    current = null;
+    $('conversation').hidden = true;
+  }
+
+  function authorLabel(m) {
+    if (m.direction === 'note') {
+      return label('author-note') + (m.author_name ? ' (' + m.author_name + ')' : '');
+    }
+    var name = label('author-' + m.author) || m.author;
+    return m.author === 'adviser' && m.author_name ? name + ' (' + m.author_name + ')' : name;
+  }
+
+  function addMessage(m) {
+    if (m.id !== undefined && shownIds[m.id]) {
+      return;
+    }
+    if (m.id !== undefined) {
+      shownIds[m.id] = true;
+    }
+    var box = el('div', null, 'message message--' + (m.direction === 'note' ? 'note' : m.author));
+    box.appendChild(el('span', authorLabel(m), 'author'));
+    box.appendChild(el('p', m.text, 'text'));
+    var log = $('transcript');
+    log.appendChild(box);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function act(path, body, after) {
+    if (!current) {
+      return;
+    }
+    alertText('');
+    var id = current.id;
+    call('POST', '/console/api/conversations/' + id + path, body).then(function (r) {
+      if (r.status === 200) {
+        if (after) {
+          after(r.data);
+        }
+      } else {
+        failed(r);
+      }
+    });
+  }
+
+  function onSay(event) {
+    event.preventDefault();
+    var text = $('message').value.trim();
+    if (!text) {
+      return;
+    }
+    act('/say', { text: text }, function () {
+      $('message').value = '';
+      $('canned').value = '';
+      $('message').focus();
+    });
+  }
+
+  function onNote(event) {
+    event.preventDefault();
+    var text = $('note').value.trim();
+    if (text) {
+      act('/note', { text: text }, function () {
+        $('note').value = '';
+      });
+    }
+  }
+
+  function onTransfer(event) {
+    event.preventDefault();
+    act('/transfer', { queue: $('transfer-to').value, note: $('transfer-note').value }, function () {
+      $('transfer-note').value = '';
+      closeConversation();
+    });
+  }
+
+  function onEnd(event) {
+    event.preventDefault();
+    act('/end', { outcome: $('outcome').value }, closeConversation);
+  }
+
+  function onConcern(event) {
+    event.preventDefault();
+    var text = $('concern').value.trim();
+    if (text) {
+      act('/safeguarding', { concern: text }, function () {
+        $('concern').value = '';
+        status(label('safeguarding-recorded'));
+      });
+    }
+  }
+
+  // ---- choices: outcomes, canned responses, transfer targets --------------------------
+
+  function option(select, value, text) {
+    var o = el('option', text);
+    o.value = value;
+    select.appendChild(o);
+  }
+
+  function fillOutcomes() {
+    var select = $('outcome');
+    clear(select);
+    me.outcomes.forEach(function (name) {
+      option(select, name, label('outcome-' + name) || name);
+    });
+  }
+
+  function loadCanned() {
+    ['en', 'cy'].forEach(function (l) {
+      call('GET', '/console/api/canned?lang=' + l).then(function (r) {
+        if (r.status === 200) {
+          canned[l] = r.data;
+        }
+      });
+    });
+  }
+
+  function fillCanned(language) {
+    var select = $('canned');
+    while (select.options.length > 1) {
+      select.remove(1);
+    }
+    (canned[language === 'cy' ? 'cy' : 'en'] || []).forEach(function (c) {
+      option(select, c.text, c.label);
+    });
+  }
+
+  function loadQueues() {
+    call('GET', '/console/api/queues').then(function (r) {
+      if (r.status !== 200) {
+        return;
+      }
+      var select = $('transfer-to');
+      clear(select);
+      r.data.forEach(function (q) {
+        if (!(me && q === 'adviser:' + me.name)) {
+          option(select, q, q);
+        }
+      });
+    });
+  }
+
+  // ---- call-backs, referrals, supervision ---------------------------------------------
+
+  function loadCallbacks() {
+    call('GET', '/console/api/callbacks').then(function (r) {
+      if (r.status === 200) {
+        renderCallbacks(r.data);
+      }
+    });
+  }
+
+  function renderCallbacks(items) {
+    var list = $('callback-list');
+    clear(list);
+    items.forEach(function (cb) {
+      var li = el('li', null, 'item');
+      var ref = el('strong', cb.reference);
+      ref.id = 'callback-' + cb.id;
+      li.appendChild(ref);
+      var facts = el('dl', null, 'facts');
+      fact(facts, label('callback-window'), cb.window);
+      fact(facts, label('channel'), cb.channel);
+      fact(facts, label('language'), cb.language);
+      li.appendChild(facts);
+      ['done', 'not_reached'].forEach(function (s) {
+        var b = el('button', label('callback-' + s));
+        b.type = 'button';
+        b.setAttribute('aria-describedby', ref.id);
+        b.addEventListener('click', function () {
+          call('POST', '/console/api/callbacks/' + cb.id, { status: s }).then(function (r) {
+            if (r.status === 200) {
+              loadCallbacks();
+            } else {
+              failed(r);
+            }
+          });
+        });
+        li.appendChild(b);
+      });
+      list.appendChild(li);
+    });
+    if (!items.length) {
+      list.appendChild(el('li', label('callbacks-empty'), 'empty'));
+    }
+  }
+
+  function loadReferrals() {
+    call('GET', '/console/api/referrals').then(function (r) {
+      if (r.status === 200) {
+        renderReferrals(r.data);
+      }
+    });
+  }
+
+  function renderReferrals(items) {
+    var list = $('referral-list');
+    clear(list);
+    var canMark = me && me.role !== 'adviser';
+    items.forEach(function (ref) {
+      var li = el('li', null, 'item');
+      var title = el('strong', ref.reference);
+      title.id = 'referral-' + ref.id;
+      li.appendChild(title);
+      var facts = el('dl', null, 'facts');
+      fact(facts, label('programme'), ref.programme);
+      fact(facts, label('referral-status'), label('referral-' + ref.status) || ref.status);
+      var shared = Object.keys(ref.shared || {}).map(function (k) {
+        return k + ': ' + ref.shared[k];
+      });
+      if (shared.length) {
+        fact(facts, label('shared'), shared.join('; '));
+      }
+      li.appendChild(facts);
+      if (canMark) {
+        ['contacted', 'accepted', 'declined'].forEach(function (s) {
+          var b = el('button', label('referral-' + s));
+          b.type = 'button';
+          b.setAttribute('aria-describedby', title.id);
+          b.addEventListener('click', function () {
+            call('POST', '/console/api/referrals/' + ref.id, { status: s }).then(function (r) {
+              if (r.status === 200) {
+                loadReferrals();
+              } else {
+                failed(r);
+              }
+            });
+          });
+          li.appendChild(b);
+        });
+      }
+      list.appendChild(li);
+    });
+    if (!items.length) {
+      list.appendChild(el('li', label('referrals-empty'), 'empty'));
+    }
+  }
+
+  function renderSupervisor(frame) {
+    var staff = $('staff');
+    clear(staff);
+    frame.staff.forEach(function (s) {
+      staff.appendChild(el('li', s.name + ' (' + s.role + ') — ' + label('load') + ': ' + s.load));
+    });
+    var depth = $('depth');
+    clear(depth);
+    frame.queues.forEach(function (q) {
+      var wait = label('minutes').replace('{n}', String(Math.floor(q.longest_seconds / 60)));
+      depth.appendChild(
+        el('li', q.queue + ': ' + q.waiting + ' — ' + label('longest-wait') + ' ' + wait)
+      );
+    });
+    var urgent = $('urgent');
+    clear(urgent);
+    frame.urgent.forEach(function (u) {
+      var li = el('li', null, 'item risk-' + u.risk);
+      li.appendChild(el('strong', u.reference));
+      li.appendChild(el('span', ' ' + riskLabel(u.risk) + (u.adviser ? ' — ' + u.adviser : '')));
+      var b = el('button', label('join'));
+      b.type = 'button';
+      b.addEventListener('click', function () {
+        joinConversation(u.id);
+      });
+      li.appendChild(b);
+      urgent.appendChild(li);
+    });
+    if (!frame.urgent.length) {
+      urgent.appendChild(el('li', label('urgent-empty'), 'empty'));
+    }
+  }
+
+  function renderConcerns(items) {
+    var list = $('concerns');
+    clear(list);
+    items.forEach(function (c) {
+      var li = el('li', null, 'item');
+      li.appendChild(el('strong', c.reference));
+      var facts = el('dl', null, 'facts');
+      fact(facts, label('raised-by'), c.raised_by);
+      li.appendChild(facts);
+      li.appendChild(el('p', c.concern, 'text'));
+      var form = el('form', null, 'stack');
+      var fieldId = 'decision-' + c.id;
+      var lab = el('label', label('decision'));
+      lab.setAttribute('for', fieldId);
+      var field = el('textarea');
+      field.id = fieldId;
+      field.rows = 2;
+      var b = el('button', label('sign-off'));
+      b.type = 'submit';
+      form.appendChild(lab);
+      form.appendChild(field);
+      form.appendChild(b);
+      form.addEventListener('submit', function (event) {
+        event.preventDefault();
+        var decision = field.value.trim();
+        if (!decision) {
+          return;
+        }
+        call('POST', '/console/api/safeguarding/' + c.id + '/sign-off', {
+          decision: decision
+        }).then(function (r) {
+          if (r.status === 200) {
+            alertText('');
+            call('GET', '/console/api/safeguarding').then(function (rr) {
+              if (rr.status === 200) {
+                renderConcerns(rr.data);
+              }
+            });
+          } else {
+            failed(r);
+          }
+        });
+      });
+      li.appendChild(form);
+      list.appendChild(li);
+    });
+    if (!items.length) {
+      list.appendChild(el('li', label('safeguarding-empty'), 'empty'));
+    }
+  }
+
+  // ---- wiring -------------------------------------------------------------------------
+
+  function init() {
+    $('login-form').addEventListener('submit', onLogin);
+    $('logout').addEventListener('click', onLogout);
+    $('claim-next').addEventListener('click', claimNext);
+    $('say-form').addEventListener('submit', onSay);
+    $('note-form').addEventListener('submit', onNote);
+    $('release').addEventListener('click', function () {
+      act('/release', {}, closeConversation);
+    });
+    $('transfer-form').addEventListener('submit', onTransfer);
+    $('end-form').addEventListener('submit', onEnd);
+    $('safeguarding-form').addEventListener('submit', onConcern);
+    $('close-conversation').addEventListener('click', closeConversation);
+    $('canned').addEventListener('change', function () {
+      if ($('canned').value) {
+        $('message').value = $('canned').value;
+        $('message').focus();
+      }
+    });
+    // Waiting times move on between queue events.
+    window.setInterval(function () {
+      if (lastQueue) {
+        renderQueue(lastQueue);
+      }
+    }, 30000);
+    if (window.HelplineExit) {
+      window.HelplineExit.onExit(function () {
+        stopped = true;
+        if (socket) {
+          socket.close();
+        }
+      });
+    }
+    call('GET', '/console/api/me').then(function (r) {
+      if (r.status === 200) {
+        start(r.data);
+      } else {
+        showLogin('');
+      }
+    });
+  }
+
+  void lang;
+  init();
+})();

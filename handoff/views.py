@@ -1,0 +1,196 @@
+"""What the console shows, scoped to the person looking: the queue, one conversation, and
+the supervisor's overview. Advisers see a reference, never a phone number or platform id."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from handoff import accounts
+from handoff.accounts import User
+from helpline.app import ROUTING, STORE
+from helpline.domain import Conversation, Owner
+from helpline.errors import Forbidden, NotFound
+from helpline.ports import Priority, QueueEntry
+from helpline.storage.models import ConversationRow
+
+ONLINE_WITHIN = timedelta(minutes=3)
+URGENT = ("immediate", "suicide")
+
+
+def summary(answers: dict[str, Any]) -> dict[str, str]:
+    """What the person answered in the flow; keys starting "_" are the engine's own."""
+    out: dict[str, str] = {}
+    for key, value in answers.items():
+        if key.startswith("_") or key == "queue" or value in (None, "", [], {}):
+            continue
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        out[key] = str(value)[:300]
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def visible(
+    app: web.Application, user: User, conversation_id: str
+) -> tuple[Conversation, str]:
+    """The conversation and the queue it belongs to now, if this user may see it.
+
+    Outside a programme's scope the answer is NotFound, exactly as for an unknown id. Only a
+    supervisor may look into a conversation another adviser holds."""
+    conv = await app[STORE].conversation(conversation_id)
+    entry = await app[ROUTING].queue.entry(conversation_id)
+    current = entry.queue if entry else str(conv.answers.get("queue", "helpline"))
+    if not user.sees_queue(current):
+        raise NotFound("no such conversation")
+    held_by_other = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
+    if held_by_other and not user.supervises:
+        raise Forbidden("another adviser holds this conversation")
+    return conv, current
+
+
+async def conversation_view(
+    app: web.Application, user: User, conversation_id: str
+) -> dict[str, Any]:
+    conv, current = await visible(app, user, conversation_id)
+    messages = await app[STORE].transcript(conversation_id)
+    return {
+        "id": conv.id,
+        "reference": conv.reference,
+        "channel": conv.channel,
+        "language": conv.language,
+        "risk": conv.risk_level,
+        "flags": list(conv.answers.get("_risk_reasons", [])),
+        "owner": conv.owner.value,
+        "adviser": conv.adviser,
+        "queue": current,
+        "summary": summary(conv.answers),
+        "mine": conv.owner is Owner.ADVISER and conv.adviser == user.name,
+        "messages": [
+            {
+                "id": m.id,
+                "direction": m.direction.value,
+                "author": m.author.value,
+                "author_name": m.author_name,
+                "text": m.text,
+                "at": m.created_at.isoformat(),
+            }
+            for m in messages
+        ],
+    }
+
+
+async def _conversations(app: web.Application, ids: Iterable[str]) -> dict[str, ConversationRow]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    async with app[STORE].session() as session:
+        rows = await session.scalars(select(ConversationRow).where(ConversationRow.id.in_(wanted)))
+        return {r.id: r for r in rows}
+
+
+def _item(
+    entry: QueueEntry, row: ConversationRow, claimed_by: str | None, now: datetime
+) -> dict[str, Any]:
+    joined = _aware(entry.joined_at)
+    return {
+        "id": entry.conversation_id,
+        "reference": row.reference,
+        "queue": entry.queue,
+        "channel": entry.channel,
+        "language": row.language,
+        "risk": row.risk_level,
+        "flags": list((row.answers or {}).get("_risk_reasons", [])),
+        "priority": Priority(entry.priority).name.lower(),
+        "joined_at": joined.isoformat(),
+        "waiting_seconds": max(0, int((now - joined).total_seconds())),
+        "summary": summary(dict(row.answers or {})),
+        "claimed_by": claimed_by,
+    }
+
+
+async def _entries(app: web.Application) -> tuple[list[QueueEntry], list[tuple[QueueEntry, str]]]:
+    queue = app[ROUTING].queue
+    waiting = await queue.waiting()
+    claimed: list[tuple[QueueEntry, str]] = []
+    for conv_id, adviser in (await queue.claims()).items():
+        entry = await queue.entry(conv_id)
+        if entry is not None:
+            claimed.append((entry, adviser))
+    return waiting, claimed
+
+
+async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> dict[str, Any]:
+    """The queue as this user may see it: waiting in priority order, then claimed ones."""
+    waiting, claimed = await _entries(app)
+    waiting = [e for e in waiting if user.sees_queue(e.queue)]
+    claimed = [(e, a) for e, a in claimed if user.sees_queue(e.queue)]
+    rows = await _conversations(
+        app, [e.conversation_id for e in waiting] + [e.conversation_id for e, _ in claimed]
+    )
+    return {
+        "type": "queue",
+        "waiting": [
+            _item(e, rows[e.conversation_id], None, now)
+            for e in waiting
+            if e.conversation_id in rows
+        ],
+        "claimed": [
+            _item(e, rows[e.conversation_id], a, now)
+            for e, a in claimed
+            if e.conversation_id in rows
+        ],
+    }
+
+
+async def supervisor_view(app: web.Application, *, now: datetime) -> dict[str, Any]:
+    """Advisers online and their load, queue depth and waits, and urgent conversations."""
+    waiting, claimed = await _entries(app)
+    load = Counter(a for _, a in claimed)
+    staff = await accounts.online_staff(app[STORE], now=now, within=ONLINE_WITHIN)
+    depth: dict[str, dict[str, int]] = {}
+    for e in waiting:
+        wait = max(0, int((now - _aware(e.joined_at)).total_seconds()))
+        d = depth.setdefault(e.queue, {"waiting": 0, "longest_seconds": 0})
+        d["waiting"] += 1
+        d["longest_seconds"] = max(d["longest_seconds"], wait)
+    async with app[STORE].session() as session:
+        urgent = list(
+            await session.scalars(
+                select(ConversationRow)
+                .where(
+                    ConversationRow.risk_level.in_(URGENT),
+                    ~ConversationRow.closed,
+                    ConversationRow.owner.in_((Owner.QUEUE.value, Owner.ADVISER.value)),
+                )
+                .order_by(ConversationRow.updated_at.desc())
+                .limit(50)
+            )
+        )
+    return {
+        "type": "supervisor",
+        "staff": [
+            {"name": u.name, "role": u.role, "programme": u.programme, "load": load.get(u.name, 0)}
+            for u in staff
+        ],
+        "queues": [{"queue": q, **d} for q, d in sorted(depth.items())],
+        "urgent": [
+            {
+                "id": r.id,
+                "reference": r.reference,
+                "risk": r.risk_level,
+                "owner": r.owner,
+                "adviser": r.adviser,
+                "channel": r.channel,
+            }
+            for r in urgent
+        ],
+    }

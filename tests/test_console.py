@@ -1,0 +1,377 @@
+"""The adviser console over HTTP and its websocket, on SQLite and the real PostgreSQL:
+the claim -> say -> end flow, CSRF, role and programme boundaries, safeguarding, call-backs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from handoff import callbacks, referrals
+from helpline.app import CONTENT, HUB, ROUTING, STORE
+from helpline.domain import InboundMessage, Owner
+from tests.console_support import (
+    PLUGINS,
+    Console,
+    add_staff,
+    next_frame,
+    person_asks_for_adviser,
+    waiting_refs,
+)
+from tests.support import engine_of, running, settings_for
+
+PHONE = "+447700900123"
+OTHER = "+447700900456"
+
+
+async def test_adviser_claims_talks_with_the_person_and_ends_with_an_outcome(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        reference = (await app[STORE].conversation(conv_id)).reference
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            first = await next_frame(ws, lambda f: f["type"] == "queue")
+            assert waiting_refs(first) == [reference]
+            status, snapshot = await alice.get("/console/api/queue")
+            assert status == 200
+            item = snapshot["waiting"][0]
+            assert item["channel"] == "test" and item["risk"] == "none"
+            assert PHONE not in json.dumps(snapshot) and PHONE[1:] not in json.dumps(snapshot)
+
+            status, view = await alice.post(f"/console/api/conversations/{conv_id}/claim")
+            assert status == 200 and view["mine"] is True
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f["type"] == "watching")
+
+            status, _ = await alice.post(
+                f"/console/api/conversations/{conv_id}/say", {"text": "Hello, I'm Alice."}
+            )
+            assert status == 200
+            assert fake.texts(PHONE)[-1] == "Hello, I'm Alice."
+
+            await engine_of(app).handle(InboundMessage("test", PHONE, "I lost my temper"))
+            heard = await next_frame(
+                ws, lambda f: f["type"] == "message" and f.get("author") == "person"
+            )
+            assert heard["text"] == "I lost my temper" and heard["conversation"] == conv_id
+
+            status, _ = await alice.post(
+                f"/console/api/conversations/{conv_id}/end", {"outcome": "signposted"}
+            )
+            assert status == 200
+            await ws.close()
+        assert fake.texts(PHONE)[-1] == app[CONTENT].text("handoff.ended", "en")
+        conv = await app[STORE].conversation(conv_id)
+        assert conv.owner is Owner.BOT and conv.adviser is None
+        before = len(fake.sent)
+        await engine_of(app).handle(InboundMessage("test", PHONE, "menu"))
+        assert len(fake.sent) > before, "the bot answers again once the adviser has ended"
+        async with Console(url) as check:
+            await add_staff(app, "sam", "supervisor")
+            await check.login("sam")
+            _, entries = await check.get(f"/console/api/audit?conversation={conv_id}")
+        actions = [e["action"] for e in entries if e["actor"] == "alice"]
+        assert {"claim", "say", "end"} <= set(actions)
+        assert "Hello" not in json.dumps(entries), "the audit log holds no message text"
+
+
+async def test_state_changing_requests_without_the_csrf_token_are_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        async with Console(url) as alice:
+            await alice.login("alice")
+            path = f"/console/api/conversations/{conv_id}/claim"
+            assert (await alice.post(path, csrf=""))[0] == 403
+            assert (await alice.post(path, csrf="not-the-token"))[0] == 403
+            # The right token from another site's page is refused too.
+            async with alice.http.post(
+                url + path,
+                json={},
+                headers={"X-CSRF-Token": alice.csrf, "Origin": "https://evil.example"},
+            ) as resp:
+                assert resp.status == 403
+            assert (await alice.post("/console/logout", csrf="nope"))[0] == 403
+            entry = await app[ROUTING].queue.entry(conv_id)
+            assert entry is not None and await app[ROUTING].queue.claims() == {}
+            assert (await alice.post(path))[0] == 200
+
+
+async def test_an_adviser_cannot_end_or_write_in_a_conversation_another_adviser_holds(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        await add_staff(app, "bob")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        async with Console(url) as alice, Console(url) as bob:
+            await alice.login("alice")
+            await bob.login("bob")
+            assert (await alice.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+            base = f"/console/api/conversations/{conv_id}"
+            assert (await bob.post(base + "/end", {"outcome": "signposted"}))[0] == 403
+            assert (await bob.post(base + "/say", {"text": "hi"}))[0] == 403
+            assert (await bob.post(base + "/release"))[0] == 403
+            assert (await bob.post(base + "/claim"))[0] == 403
+            assert (await bob.get(base))[0] == 403
+        conv = await app[STORE].conversation(conv_id)
+        assert conv.owner is Owner.ADVISER and conv.adviser == "alice"
+        assert "hi" not in fake.texts(PHONE)
+
+
+async def test_programme_staff_see_only_their_own_programme_over_http(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        await add_staff(app, "quinn", "programme", "south")
+        helpline_conv = await person_asks_for_adviser(app, PHONE)
+        north_conv = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        north_ref = (await app[STORE].conversation(north_conv)).reference
+        ours = await referrals.create_referral(
+            app[STORE], north_conv, "north", {"first_name": "Sam", "_secret": "x"}
+        )
+        theirs = await referrals.create_referral(app[STORE], helpline_conv, "south", {"a": "b"})
+        async with Console(url) as pat, Console(url) as quinn:
+            await pat.login("pat")
+            await quinn.login("quinn")
+            assert (await pat.get(f"/console/api/conversations/{helpline_conv}"))[0] == 404
+            assert (await quinn.get(f"/console/api/conversations/{north_conv}"))[0] == 404
+            status, view = await pat.get(f"/console/api/conversations/{north_conv}")
+            assert status == 200 and view["reference"] == north_ref
+            _, snapshot = await pat.get("/console/api/queue")
+            assert waiting_refs(snapshot) == [north_ref]
+            _, snapshot = await quinn.get("/console/api/queue")
+            assert waiting_refs(snapshot) == []
+            for path in (
+                f"/console/api/conversations/{helpline_conv}/claim",
+                f"/console/api/conversations/{helpline_conv}/note",
+            ):
+                assert (await pat.post(path, {"text": "x"}))[0] == 404
+            assert (await pat.get("/console/api/callbacks"))[0] == 403
+            assert (await pat.get("/console/api/supervisor"))[0] == 403
+
+            _, listed = await pat.get("/console/api/referrals")
+            assert [r["reference"] for r in listed] == [ours]
+            assert listed[0]["shared"] == {"first_name": "Sam"}
+            assert listed[0]["conversation"] is None, "no helpline reference leaks to programmes"
+            their_id = (await quinn.get("/console/api/referrals"))[1][0]["id"]
+            assert (await pat.post(f"/console/api/referrals/{their_id}", {"status": "accepted"}))[
+                0
+            ] == 404
+            our_id = listed[0]["id"]
+            assert (await pat.post(f"/console/api/referrals/{our_id}", {"status": "accepted"}))[
+                0
+            ] == 200
+            assert (await pat.post(f"/console/api/conversations/{north_conv}/claim"))[0] == 200
+        assert await referrals.referral_status(app[STORE], ours) == "accepted"
+        assert await referrals.referral_status(app[STORE], theirs) == "new"
+
+
+async def test_programme_staff_receive_no_live_events_of_other_queues(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        async with Console(url) as pat:
+            await pat.login("pat")
+            ws = await pat.socket()
+            seen: list[dict[str, object]] = []
+            await next_frame(ws, lambda f: f["type"] == "queue", seen)
+            helpline_conv = await person_asks_for_adviser(app, PHONE)
+            helpline_ref = (await app[STORE].conversation(helpline_conv)).reference
+            await ws.send_json({"type": "watch", "conversation": helpline_conv})
+            await next_frame(ws, lambda f: f["type"] in ("refused", "watching"), seen)
+            await engine_of(app).handle(InboundMessage("test", PHONE, "private words"))
+            await referrals.create_referral(app[STORE], helpline_conv, "south", {}, hub=app[HUB])
+            # Something pat may see happens last; everything before it has been delivered.
+            north_conv = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+            north_ref = (await app[STORE].conversation(north_conv)).reference
+            await next_frame(ws, lambda f: north_ref in waiting_refs(f), seen)
+            await ws.close()
+        text = json.dumps(seen)
+        assert {"type": "refused", "conversation": helpline_conv} in seen
+        assert helpline_ref not in text and "private words" not in text
+        assert not any(f["type"] == "referrals" for f in seen)
+
+
+async def test_the_console_refuses_anyone_not_logged_in(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        async with Console(url) as stranger:
+            assert (await stranger.get("/console/api/queue"))[0] == 401
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await stranger.socket()
+            assert refused.value.status == 401
+            await stranger.login("alice")
+            with pytest.raises(aiohttp.WSServerHandshakeError) as cross:
+                await stranger.http.ws_connect(url + "/console/ws", origin="https://evil.example")
+            assert cross.value.status == 403
+            assert (await stranger.post("/console/logout"))[0] == 200
+            assert (await stranger.get("/console/api/queue"))[0] == 401
+
+
+async def test_the_session_cookie_is_httponly_strict_and_secure_when_configured(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path, cookie_secure=True)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{url}/console/login",
+                json={"username": "alice", "password": "correct horse battery staple"},
+            ) as resp,
+        ):
+            assert resp.status == 200
+            header = resp.headers["Set-Cookie"]
+        assert "HttpOnly" in header and "SameSite=Strict" in header and "Secure" in header
+        assert "Path=/console" in header
+
+
+async def test_a_safeguarding_concern_alerts_a_supervisor_who_must_sign_it_off(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        await add_staff(app, "sam", "supervisor")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        async with Console(url) as alice, Console(url) as sam:
+            await alice.login("alice")
+            await sam.login("sam")
+            ws = await sam.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            assert (await alice.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+            status, raised = await alice.post(
+                f"/console/api/conversations/{conv_id}/safeguarding",
+                {"concern": "A child is at home and was hurt last night."},
+            )
+            assert status == 200
+            alert = await next_frame(ws, lambda f: f["type"] == "safeguarding" and f["alert"])
+            assert [c["id"] for c in alert["items"]] == [raised["id"]]
+            sign = f"/console/api/safeguarding/{raised['id']}/sign-off"
+            assert (await alice.post(sign, {"decision": "mine"}))[0] == 403
+            assert (await alice.get("/console/api/safeguarding"))[0] == 403
+            assert (await sam.post(sign, {"decision": "Referred to children's services."}))[
+                0
+            ] == 200
+            assert (await sam.post(sign, {"decision": "again"}))[0] == 400
+            assert (await sam.get("/console/api/safeguarding"))[1] == []
+            # A supervisor can join a conversation another adviser holds, read-only.
+            status, view = await sam.post(f"/console/api/conversations/{conv_id}/join")
+            assert status == 200 and view["mine"] is False
+            assert (await sam.post(f"/console/api/conversations/{conv_id}/say", {"text": "x"}))[
+                0
+            ] == 403
+            _, overview = await sam.get("/console/api/supervisor")
+            assert {"name": "alice", "role": "adviser", "programme": None, "load": 1} in overview[
+                "staff"
+            ]
+            _, entries = await sam.get(f"/console/api/audit?conversation={conv_id}")
+            await ws.close()
+        actions = {(e["actor"], e["action"]) for e in entries}
+        assert ("alice", "safeguarding_raised") in actions
+        assert ("sam", "safeguarding_signed_off") in actions
+        assert ("sam", "join") in actions
+
+
+async def test_advisers_see_requested_call_backs_and_mark_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        await callbacks.request_callback(app[STORE], conv_id, "weekdays after 6pm, not Fridays")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            _, listed = await alice.get("/console/api/callbacks")
+            assert [c["window"] for c in listed] == ["weekdays after 6pm, not Fridays"]
+            assert PHONE not in json.dumps(listed)
+            path = f"/console/api/callbacks/{listed[0]['id']}"
+            assert (await alice.post(path, {"status": "sideways"}))[0] == 400
+            assert (await alice.post(path, {"status": "not_reached"}))[0] == 200
+            assert (await alice.get("/console/api/callbacks"))[1] == []
+
+
+async def test_the_console_migration_goes_down_and_up_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    from alembic import command
+
+    from helpline.storage.migrate import alembic_config, upgrade
+
+    engine = create_async_engine(database_url)
+    try:
+        await upgrade(engine)
+
+        def down_and_up(connection: object) -> None:
+            config = alembic_config(connection)  # type: ignore[arg-type]
+            command.downgrade(config, "0001")
+            command.upgrade(config, "head")
+
+        async with engine.connect() as conn:
+            await conn.run_sync(down_and_up)
+            await conn.commit()
+            tables = await conn.run_sync(
+                lambda c: set(__import__("sqlalchemy").inspect(c).get_table_names())
+            )
+        assert {"console_users", "console_sessions", "audit_log", "referrals"} <= tables
+        assert {"callbacks", "safeguarding"} <= tables
+    finally:
+        await engine.dispose()
+
+
+async def test_the_console_page_has_the_words_and_no_inline_script(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/console?lang=cy") as resp:
+                page = await resp.text()
+                csp = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+        assert app[CONTENT].text("console.login_button", "cy") in page
+        assert "{{" not in page and "<script>" not in page and "style=" not in page
