@@ -1,0 +1,280 @@
+"""Telegram through python-telegram-bot, used only as the transport: updates arrive on our own
+webhook (secret header checked) or by polling, are stored through the engine, and replies go
+out with the PTB Bot. No flow state lives in PTB (docs/channels.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from telegram import (
+    Bot,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatType, MessageLimit
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from channels import texting
+from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
+from helpline.config import Settings
+from helpline.domain import InboundMessage, OutboundMessage
+from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+
+log = logging.getLogger(__name__)
+
+PATH = "/channels/telegram"
+MAX_REQUEST = 64 * 1024  # an update with a 4,096-character text is well under this
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
+POLL_SECONDS = 25
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+
+
+def _base_url(settings: Settings) -> str:
+    base = (settings.telegram_api_base or "https://api.telegram.org").rstrip("/")
+    return f"{base}/bot"
+
+
+def _bot(settings: Settings) -> Bot:
+    return Bot(str(settings.telegram_token), base_url=_base_url(settings))
+
+
+class TelegramChannel:
+    """The "telegram" channel: a private chat with the bot is one contact."""
+
+    name = "telegram"
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = ApplicationBuilder()
+        self.application: Application[Any, Any, Any, Any, Any, Any] = (
+            builder.token(str(settings.telegram_token))
+            .base_url(_base_url(settings))
+            .updater(None)
+            .build()
+        )
+
+    @property
+    def bot(self) -> Bot:
+        return self.application.bot
+
+    def routes(self) -> list[web.RouteDef]:
+        if not self.settings.telegram_secret:
+            return []  # no secret, no webhook: polling only (`poll`)
+        return [web.post(PATH, self.webhook)]
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        await self.application.initialize()  # calls getMe: a wrong token stops the start
+        await self.application.start()
+        try:
+            yield
+        finally:
+            if ENGINE in app:  # replies still being handled need the bot
+                await app[ENGINE].drain()
+            await self.application.stop()
+            await self.application.shutdown()
+
+    # -- outbound --------------------------------------------------------------------------
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        key = self.app[PRIVACY].contact_key(self.name, message.address)
+        if await self.app[STORE].sealed_address(key) is None and message.message_id != 0:
+            # Never message first. (message_id 0 is the unstored "deleted" confirmation,
+            # sent after the contact row is gone.)
+            raise DeliveryError("refusing to message a chat that has not written in")
+        try:
+            chat_id = int(message.address)
+        except ValueError as exc:
+            raise DeliveryError("not a Telegram chat id") from exc
+        reply = message.reply
+        parts = texting.split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+        markup: ReplyKeyboardMarkup | ReplyKeyboardRemove
+        if reply.options:
+            markup = ReplyKeyboardMarkup(
+                [[KeyboardButton(label)] for label in reply.options],
+                one_time_keyboard=True,
+                resize_keyboard=True,
+            )
+        else:
+            markup = ReplyKeyboardRemove()  # no stale buttons from an earlier question
+        sent: Message | None = None
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                sent = await self.bot.send_message(
+                    chat_id, part, reply_markup=markup if last else None
+                )
+            except Forbidden as exc:
+                # The person blocked the bot or deleted the chat: note it, never retry.
+                await self._settings(key, opted_out=True)
+                raise DeliveryError("Telegram: the person has blocked the bot") from exc
+            except TelegramError as exc:
+                raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
+        return str(sent.message_id) if sent else None
+
+    async def _settings(self, key: str, **changes: object) -> None:
+        with contextlib.suppress(NotFound):  # erased meanwhile: nothing left to note it on
+            await self.app[STORE].update_contact_settings(key, **changes)
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, str(self.settings.telegram_secret).encode()):
+            raise web.HTTPForbidden(text="bad secret")
+        body = await texting.read_body(request, MAX_REQUEST)
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise web.HTTPBadRequest(text="expected JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise web.HTTPBadRequest(text="expected an update")
+        try:
+            update = Update.de_json(data, self.bot)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise web.HTTPBadRequest(text="not an update") from None
+        await self.handle_update(update)
+        return web.Response(status=200)
+
+    async def handle_update(self, update: Update) -> None:
+        """Store what a person wrote (then the engine answers in the background); anything
+        else gets at most a calm word. Returns once the text is stored."""
+        if update.callback_query is not None:
+            await self._button(update)
+            return
+        message = update.message
+        if message is None:
+            edited = update.edited_message
+            if edited is not None and edited.chat.type == ChatType.PRIVATE:
+                self._notice(edited, "channels.edit_unseen")
+            return  # unknown update types: nothing to do
+        if message.chat.type != ChatType.PRIVATE:
+            return  # groups and channels are not conversations with one person
+        if not message.text:
+            self._notice(message, "channels.text_only")
+            return
+        await self._submit(message, message.text, str(message.message_id))
+
+    async def _button(self, update: Update) -> None:
+        query = update.callback_query
+        assert query is not None
+        self.app[ENGINE].spawn(self._answer_query(query.id))
+        message = query.message
+        if not query.data or message is None or message.chat.type != ChatType.PRIVATE:
+            return
+        if isinstance(message, Message):
+            await self._submit(message, query.data, f"cb:{query.id}")
+
+    async def _answer_query(self, query_id: str) -> None:
+        try:
+            await self.bot.answer_callback_query(query_id)
+        except TelegramError:
+            log.warning("a button press could not be acknowledged")
+
+    async def _submit(self, message: Message, text: str, local_id: str) -> None:
+        address = str(message.chat.id)
+        key = self.app[PRIVACY].contact_key(self.name, address)
+        code = (message.from_user.language_code if message.from_user else None) or ""
+        msg = InboundMessage(self.name, address, text.strip(), external_id=f"{key}:{local_id}")
+        with contextlib.suppress(DuplicateMessage):  # a redelivery: handled the first time
+            await texting.submit(
+                self.app,
+                msg,
+                language="cy" if code.startswith("cy") else "en",
+                safe_key="channels.safe_telegram",
+            )
+
+    def _notice(self, message: Message, content_key: str) -> None:
+        self.app[ENGINE].spawn(self._send_notice(message.chat.id, message, content_key))
+
+    async def _send_notice(self, chat_id: int, message: Message, content_key: str) -> None:
+        """Not stored (there is nothing of the person's to keep); the person wrote, so this
+        is a reply, not a first message."""
+        key = self.app[PRIVACY].contact_key(self.name, str(chat_id))
+        conv = await self.app[STORE].open_conversation(key)
+        code = (message.from_user.language_code if message.from_user else None) or ""
+        lang = conv.language if conv else ("cy" if code.startswith("cy") else "en")
+        try:
+            await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
+        except TelegramError:
+            log.warning("a notice could not be sent")
+
+
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
+
+
+def setup(app: web.Application) -> None:
+    """Register "telegram" when a bot token is set; otherwise nothing."""
+    settings = app[SETTINGS]
+    if not settings.telegram_token:
+        return
+    texting.quiet_library_loggers()
+    texting.words_of(app)
+    channel = TelegramChannel(app, settings)
+    app[TELEGRAM] = channel
+    app.cleanup_ctx.append(channel.lifetime)
+    app.router.add_routes(channel.routes())
+    app[SENDERS][channel.name] = channel
+    if not settings.telegram_secret:
+        log.warning("HELPLINE_TELEGRAM_SECRET is not set: no Telegram webhook, polling only")
+
+
+# -- commands for run.py --------------------------------------------------------------------
+
+
+async def set_webhook(settings: Settings) -> str:
+    """Point Telegram at {public_url}/channels/telegram with our secret; returns the URL."""
+    if not settings.telegram_token or not settings.telegram_secret:
+        raise DeliveryError("HELPLINE_TELEGRAM_TOKEN and HELPLINE_TELEGRAM_SECRET are needed")
+    if settings.public_url is None:
+        raise DeliveryError("HELPLINE_PUBLIC_URL is needed (Telegram calls it over HTTPS)")
+    texting.quiet_library_loggers()
+    url = settings.base_url + PATH
+    try:
+        async with _bot(settings) as bot:
+            await bot.set_webhook(
+                url,
+                secret_token=settings.telegram_secret,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+    except TelegramError as exc:
+        raise DeliveryError(f"Telegram refused the webhook ({type(exc).__name__})") from exc
+    return url
+
+
+async def poll(app: web.Application, *, stop: asyncio.Event | None = None) -> None:
+    """Fetch updates with getUpdates instead of a webhook (development, or no public URL).
+
+    Run it beside the started app. The webhook is removed first (Telegram allows one or the
+    other). An update is confirmed (offset moved on) only once it is stored."""
+    channel = app[TELEGRAM]
+    bot = channel.bot
+    stop = stop or asyncio.Event()
+    await bot.delete_webhook()
+    offset: int | None = None
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            updates = await bot.get_updates(
+                offset=offset, timeout=POLL_SECONDS, allowed_updates=list(ALLOWED_UPDATES)
+            )
+            for update in updates:
+                await channel.handle_update(update)
+                offset = update.update_id + 1
+            delay = 1.0
+        except Exception as exc:  # noqa: BLE001 - keep polling; the type only (no data)
+            log.warning("polling Telegram failed (%s); trying again", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):  # back off, but stop promptly
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 60.0)

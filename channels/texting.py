@@ -1,0 +1,236 @@
+"""What the text channels (SMS, WhatsApp, Telegram) share: splitting long replies, options as
+numbered lines, and the words they answer themselves (HELP, "SAFE?", QUIET hours), which are
+stored like any message before they are answered."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
+from helpline.content import DEFAULT_ROOT
+from helpline.domain import LANGUAGES, InboundMessage, Reply
+from helpline.errors import ContentError
+from helpline.storage import Accepted
+
+log = logging.getLogger(__name__)
+
+KEYWORDS_FILE = "channel_keywords.yaml"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
+_WINDOW = re.compile(rf"^{_TIME}\s*(?:-|–|—|to|tan|i)\s*{_TIME}$")
+
+# These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
+# token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
+_CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
+
+
+def quiet_library_loggers() -> None:
+    for name in _CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, or 413 as soon as it is known to be longer than `limit`."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- shaping replies ------------------------------------------------------------------------
+
+
+def numbered(reply: Reply, intro: str) -> str:
+    """Options as numbered lines under the text (SMS and WhatsApp have no buttons)."""
+    if not reply.options:
+        return reply.text
+    lines = [f"{i}. {label}" for i, label in enumerate(reply.options, start=1)]
+    return "\n".join([reply.text, "", intro, *lines])
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut text into parts of at most `limit` characters, at paragraph, line, sentence or
+    word boundaries in that order of preference, keeping the order."""
+    text = text.strip()
+    if len(text) <= limit:
+        return [text] if text else []
+    for separator in ("\n\n", "\n", None, " "):
+        pieces = _SENTENCE_END.split(text) if separator is None else text.split(separator)
+        if len(pieces) > 1:
+            joiner = " " if separator is None else separator
+            return _pack(pieces, joiner, limit)
+    return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
+def _pack(pieces: list[str], joiner: str, limit: int) -> list[str]:
+    parts: list[str] = []
+    current = ""
+    for piece in pieces:
+        candidate = f"{current}{joiner}{piece}" if current else piece
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            parts.append(current.strip())
+        if len(piece) > limit:
+            *whole, current = split_text(piece, limit)
+            parts.extend(whole)
+        else:
+            current = piece
+    if current.strip():
+        parts.append(current.strip())
+    return [p for p in parts if p]
+
+
+# -- words the channel answers itself -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCommand:
+    kind: str  # "help", "safe" or "quiet"
+    language: str | None  # set when the word belongs to one language only
+    argument: str = ""
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().replace("’", "'").split()).rstrip(".!")
+
+
+class ChannelWords:
+    """The lists in content/channel_keywords.yaml, matched against a whole message."""
+
+    def __init__(self, lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> None:
+        self.lists = lists
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> ChannelWords:
+        path = (root or DEFAULT_ROOT) / KEYWORDS_FILE
+        try:
+            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ContentError(f"{path}: cannot be read: {exc}") from exc
+        lists: dict[str, dict[str, tuple[str, ...]]] = {}
+        for name in ("help", "safe", "quiet", "quiet_off"):
+            langs = (data or {}).get(name)
+            if not isinstance(langs, dict) or any(lang not in langs for lang in LANGUAGES):
+                raise ContentError(f"{path.name}: {name} needs a list for each of en, cy")
+            lists[name] = {lang: tuple(_fold(str(w)) for w in langs[lang]) for lang in LANGUAGES}
+        return cls(lists)
+
+    def _language(self, name: str, word: str) -> str | None:
+        found = [lang for lang in LANGUAGES if word in self.lists[name][lang]]
+        return found[0] if len(found) == 1 else None
+
+    def match(self, text: str) -> ChannelCommand | None:
+        said = _fold(text)
+        for kind in ("help", "safe"):
+            if any(said == w for lang in LANGUAGES for w in self.lists[kind][lang]):
+                return ChannelCommand(kind, self._language(kind, said))
+        # The longest keyword first, so "quiet hours 22-7" is not read as "quiet" + "hours...".
+        quiet = sorted(
+            ((w, lang) for lang in LANGUAGES for w in self.lists["quiet"][lang]),
+            key=lambda item: -len(item[0]),
+        )
+        for word, _lang in quiet:
+            if said == word or said.startswith(word + " "):
+                return ChannelCommand("quiet", self._language("quiet", word), said[len(word) :])
+        return None
+
+    def is_off(self, argument: str) -> bool:
+        said = _fold(argument)
+        return any(said == w for lang in LANGUAGES for w in self.lists["quiet_off"][lang])
+
+
+def parse_window(argument: str) -> dict[str, str] | None:
+    """'22:00-08:00', '22-8', '22.30 to 7' -> {"start": "22:00", "end": "08:00"}, else None."""
+    match = _WINDOW.match(argument.strip())
+    if match is None:
+        return None
+    h1, m1, h2, m2 = (int(g) if g else 0 for g in match.groups())
+    if not (0 <= h1 <= 23 and 0 <= h2 <= 23 and 0 <= m1 <= 59 and 0 <= m2 <= 59):
+        return None
+    start, end = f"{h1:02d}:{m1:02d}", f"{h2:02d}:{m2:02d}"
+    return None if start == end else {"start": start, "end": end}
+
+
+WORDS = web.AppKey("channel_words", ChannelWords)
+
+
+def words_of(app: web.Application) -> ChannelWords:
+    """Loaded once per app (at set-up, so a broken file stops the service before it listens)."""
+    if WORDS not in app:
+        app[WORDS] = ChannelWords.load(app[SETTINGS].content_dir)
+    return app[WORDS]
+
+
+async def submit(
+    app: web.Application, msg: InboundMessage, *, language: str = "en", safe_key: str
+) -> Accepted:
+    """Store the message (DuplicateMessage for a redelivery), then have it answered in the
+    background: by the channel for its own words, by the engine for everything else."""
+    engine = app[ENGINE]
+    command = app[WORDS].match(msg.text)
+    if command is None:
+        return await engine.submit(msg, language=language)
+    accepted = await engine.accept(msg, language=language)
+    engine.spawn(_answer(app, msg, accepted, command, safe_key))
+    return accepted
+
+
+async def _answer(
+    app: web.Application,
+    msg: InboundMessage,
+    accepted: Accepted,
+    command: ChannelCommand,
+    safe_key: str,
+) -> None:
+    engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
+    key = engine.privacy.contact_key(msg.channel, msg.address)
+    async with engine.locks.hold(accepted.conversation_id):
+        conv = await store.conversation(accepted.conversation_id)
+        lang = command.language or conv.language
+        if command.kind == "help":
+            texts = [content.text("help.show", lang), content.text("channels.help_more", lang)]
+        elif command.kind == "safe":
+            texts = [content.text(safe_key, lang)]
+        else:
+            texts = [await _quiet(app, key, command.argument, lang)]
+        stored = await store.save_turn(conv, [accepted.message_id], [Reply(t) for t in texts])
+        await engine.deliver(conv, stored)
+    # Anything stored meanwhile for this conversation is the engine's to answer.
+    engine.spawn(engine.process(accepted.conversation_id))
+
+
+async def _quiet(app: web.Application, key: str, argument: str, lang: str) -> str:
+    store, content = app[STORE], app[CONTENT]
+    if app[WORDS].is_off(argument):
+        await store.update_contact_settings(key, quiet_hours=None)
+        log.info("quiet hours removed")
+        return content.text("channels.quiet_off", lang)
+    if not argument.strip():
+        current = (await store.contact_settings(key)).get("quiet_hours")
+        if isinstance(current, dict) and "start" in current and "end" in current:
+            return content.text("channels.quiet_now", lang, **current)
+        return content.text("channels.quiet_how", lang)
+    window = parse_window(argument)
+    if window is None:
+        return content.text("channels.quiet_unclear", lang)
+    await store.update_contact_settings(key, quiet_hours=window)
+    log.info("quiet hours set")
+    return content.text("channels.quiet_set", lang, **window)

@@ -1,0 +1,292 @@
+"""Twilio: SMS and WhatsApp through one class with two names (as courier does).
+
+Inbound webhooks are checked with Twilio's signature, stored, and answered with an empty
+TwiML <Response/>; every reply goes out through the REST API (docs/channels.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+from aiohttp import web
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from channels import texting
+from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
+from helpline.config import Settings
+from helpline.domain import Delivery, InboundMessage, OutboundMessage
+from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 1600  # characters per message, Twilio's limit for SMS and WhatsApp
+MAX_REQUEST = 32 * 1024  # a Twilio webhook is a few hundred bytes
+SEND_TIMEOUT = 15.0  # the async client ignores its own timeout (twilio-python #925)
+OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
+OUTSIDE_WINDOW = 63016  # WhatsApp: free-form text only within 24 h of the person's last message
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+STATUSES = {
+    "sent": Delivery.SENT,
+    "delivered": Delivery.DELIVERED,
+    "read": Delivery.DELIVERED,
+    "failed": Delivery.FAILED,
+    "undelivered": Delivery.FAILED,
+}
+# The library's own logger is quiet at WARNING: it would log request URLs and headers.
+_HTTP_LOG = logging.getLogger("twilio.async_http_client")
+
+
+class TwilioRefused(DeliveryError):
+    """Twilio answered with an error; `code` is Twilio's error code (never the message text,
+    which can contain the phone number)."""
+
+    def __init__(self, code: int | None, status: int) -> None:
+        super().__init__(f"Twilio refused the message (error {code}, HTTP {status})")
+        self.code = code
+
+
+class _HttpClient(AsyncTwilioHttpClient):
+    """Twilio's async HTTP client, sending Basic auth as a header: aiohttp 3.14 deprecates
+    the BasicAuth object the library builds. (The library never logs Authorization.)"""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the library's signature
+        allow_redirects: bool = False,
+    ) -> Response:
+        headers = dict(headers or {})
+        if auth is not None:
+            pair = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {pair}"
+        return await super().request(
+            method, url, params, data, headers, None, timeout, allow_redirects
+        )
+
+
+class TwilioTransport:
+    """The one REST client both names share, created inside the running loop and closed at
+    shutdown. Sends are never retried: the Messages API has no idempotency key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: Client | None = None
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        http = _HttpClient(logger=_HTTP_LOG)  # no max_retries on purpose
+        client = Client(
+            self.settings.twilio_account_sid, self.settings.twilio_auth_token, http_client=http
+        )
+        if self.settings.twilio_api_base:
+            client.api.base_url = self.settings.twilio_api_base.rstrip("/")
+        self.client = client
+        try:
+            yield
+        finally:
+            # Replies still being handled need the client: let the engine finish first.
+            if ENGINE in app:
+                await app[ENGINE].drain()
+            self.client = None
+            await http.close()
+
+    async def create(self, **params: Any) -> str:
+        if self.client is None:
+            raise DeliveryError("the Twilio client is not running")
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                message = await self.client.messages.create_async(**params)
+        except TimeoutError as exc:
+            raise DeliveryError(
+                "Twilio did not answer in time (the message may have gone)"
+            ) from exc
+        except TwilioRestException as exc:
+            raise TwilioRefused(exc.code, exc.status) from exc
+        except (TwilioException, aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError(f"Twilio could not be reached ({type(exc).__name__})") from exc
+        return str(message.sid)
+
+
+class TwilioChannel:
+    """One Twilio channel: "sms" or "whatsapp". Same class, same transport, own webhooks."""
+
+    def __init__(
+        self, app: web.Application, name: str, transport: TwilioTransport, sender: Mapping[str, str]
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.transport = transport
+        self.sender = dict(sender)  # from_ or messaging_service_sid
+        self.settings: Settings = app[SETTINGS]
+        self.validator = RequestValidator(self.settings.twilio_auth_token)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post(f"/channels/twilio/{self.name}", self.inbound),
+            web.post(f"/channels/twilio/{self.name}/status", self.status),
+        ]
+
+    # -- outbound --------------------------------------------------------------------------
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        key = self.app[PRIVACY].contact_key(self.name, message.address)
+        await self._guard(message, key)
+        intro = self.app[CONTENT].text("channels.reply_with_number", message.language)
+        parts = texting.split_text(texting.numbered(message.reply, intro), BODY_LIMIT)
+        params: dict[str, Any] = dict(self.sender)
+        if self.settings.public_url is not None:
+            params["status_callback"] = (
+                f"{self.settings.base_url}/channels/twilio/{self.name}/status"
+            )
+        sid: str | None = None
+        for part in parts:  # in order, one after another: each waits for Twilio's answer
+            try:
+                sid = await self.transport.create(to=message.address, body=part, **params)
+            except TwilioRefused as exc:
+                if exc.code == OPTED_OUT:
+                    # The person texted STOP (Twilio keeps the opt-out): note it, never retry.
+                    await self._settings(key, opted_out=True)
+                raise
+        return sid
+
+    async def _guard(self, message: OutboundMessage, key: str) -> None:
+        """Never text first: only an address that has written in may get a reply. (The
+        engine's unstored "deleted" confirmation, message id 0, comes after the contact row
+        is gone: it answers the person's own "yes, delete".)"""
+        if message.message_id == 0:
+            return
+        if await self.app[STORE].sealed_address(key) is None:
+            raise DeliveryError("refusing to text an address that has not written in")
+
+    async def _settings(self, key: str, **changes: object) -> None:
+        with contextlib.suppress(NotFound):  # erased meanwhile: nothing left to note it on
+            await self.app[STORE].update_contact_settings(key, **changes)
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def _form(self, request: web.Request) -> dict[str, str]:
+        """The signed form, or the HTTP error to answer (413, 403, 400)."""
+        body = await texting.read_body(request, MAX_REQUEST)
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            form = None
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = self.settings.base_url + request.path_qs
+        if not signature or not self.validator.validate(url, form or {}, signature):
+            raise web.HTTPForbidden(text="bad signature")
+        if form is None or "application/x-www-form-urlencoded" not in request.content_type:
+            raise web.HTTPBadRequest(text="expected a form")
+        return form
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        form = await self._form(request)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        address = form.get("From", "")
+        is_whatsapp = address.startswith("whatsapp:")
+        if not sid or len(sid) > 64 or not address or is_whatsapp != (self.name == "whatsapp"):
+            raise web.HTTPBadRequest(text="missing or wrong MessageSid or From")
+        text = form.get("Body", "").strip()
+        opt = form.get("OptOutType", "").upper()
+        msg = InboundMessage(self.name, address, text, external_id=sid)
+        key = self.app[PRIVACY].contact_key(self.name, address)
+        try:
+            if opt == "STOP":
+                await self._opted_out(msg, key)
+            elif text:
+                await texting.submit(self.app, msg, safe_key="channels.safe_text")
+                if opt == "START":
+                    await self._settings(key, opted_out=False)
+            elif _media_count(form):
+                self.app[ENGINE].spawn(self._text_only(address, key))
+        except DuplicateMessage:
+            pass  # a redelivery: stored and handled the first time
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    async def _opted_out(self, msg: InboundMessage, key: str) -> None:
+        """STOP-type word with Twilio's Advanced Opt-Out: Twilio has confirmed it to the
+        person and will refuse our sends, so the conversation just ends, silently."""
+        engine = self.app[ENGINE]
+        accepted = await engine.accept(msg)
+        await self._settings(key, opted_out=True)
+        engine.spawn(self._close(accepted.conversation_id, accepted.message_id))
+
+    async def _close(self, conversation_id: str, message_id: int) -> None:
+        engine, store = self.app[ENGINE], self.app[STORE]
+        async with engine.locks.hold(conversation_id):
+            conv = await store.conversation(conversation_id)
+            conv.closed = True
+            await store.save_turn(conv, [message_id], [])
+            if engine.handoffs is not None:
+                await engine.handoffs.cancel(conv)
+        log.info("conversation ended by an opt-out", extra={"conversation": conv.reference})
+
+    async def _text_only(self, address: str, key: str) -> None:
+        """A picture or other media with no text: say calmly that only text is read. Nothing
+        of it is stored; the person did write in, so this is not texting first."""
+        conv = await self.app[STORE].open_conversation(key)
+        lang = conv.language if conv else "en"
+        body = self.app[CONTENT].text("channels.text_only", lang)
+        try:
+            await self.transport.create(to=address, body=body, **self.sender)
+        except DeliveryError:
+            log.warning("the text-only notice could not be sent")
+
+    async def status(self, request: web.Request) -> web.Response:
+        form = await self._form(request)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        state = STATUSES.get(form.get("MessageStatus", "").lower())
+        if not sid:
+            raise web.HTTPBadRequest(text="missing MessageSid")
+        if state is not None:
+            await self.app[STORE].mark_by_platform_id(self.name, sid, state)
+        return web.Response(status=204)
+
+
+def _media_count(form: Mapping[str, str]) -> int:
+    try:
+        return int(form.get("NumMedia", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def _whatsapp(number: str) -> str:
+    return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
+
+
+def setup(app: web.Application) -> None:
+    """Register "sms" and/or "whatsapp" when their settings are there; otherwise nothing."""
+    settings = app[SETTINGS]
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return
+    senders: dict[str, dict[str, str]] = {}
+    if settings.twilio_messaging_service_sid:
+        senders["sms"] = {"messaging_service_sid": settings.twilio_messaging_service_sid}
+    elif settings.twilio_from:
+        senders["sms"] = {"from_": settings.twilio_from}
+    if settings.twilio_whatsapp_from:
+        senders["whatsapp"] = {"from_": _whatsapp(settings.twilio_whatsapp_from)}
+    if not senders:
+        return
+    texting.quiet_library_loggers()
+    texting.words_of(app)
+    transport = TwilioTransport(settings)
+    app.cleanup_ctx.append(transport.lifetime)
+    for name, sender in senders.items():
+        channel = TwilioChannel(app, name, transport, sender)
+        app.router.add_routes(channel.routes())
+        app[SENDERS][name] = channel
