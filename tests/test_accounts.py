@@ -1,0 +1,173 @@
+"""Console accounts: argon2 hashes, user rules, lock-out, TOTP, disabling and idle sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from handoff import accounts
+from handoff.accounts import AccountError
+from handoff.models import UserRow
+from helpline.app import STORE
+from helpline.domain import utcnow
+from tests.console_support import PASSWORD, PLUGINS, Console, add_staff
+from tests.support import running, settings_for
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_passwords_are_kept_only_as_argon2_hashes(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _fake, _):
+        await add_staff(app, "alice")
+        async with app[STORE].session() as session:
+            stored = await session.scalar(select(UserRow.password_hash))
+        assert stored is not None and stored.startswith("$argon2id$")
+        assert PASSWORD not in stored
+        users = await accounts.list_users(app[STORE])
+        assert [(u.name, u.role, u.disabled) for u in users] == [("alice", "adviser", False)]
+
+
+@pytest.mark.parametrize(
+    ("name", "role", "password", "programme"),
+    [
+        ("bob", "adviser", "short", None),
+        ("bob", "boss", PASSWORD, None),
+        ("bob", "programme", PASSWORD, None),
+        ("bob", "adviser", PASSWORD, "north"),
+        ("<b>", "adviser", PASSWORD, None),
+        ("pat", "programme", PASSWORD, "North Wales!"),
+    ],
+)
+async def test_a_user_that_breaks_the_rules_is_not_added(
+    sqlite_url: str, tmp_path: Path, name: str, role: str, password: str, programme: str | None
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _fake, _):
+        with pytest.raises(AccountError):
+            await accounts.add_user(app[STORE], name, role, password, programme)
+        assert await accounts.list_users(app[STORE]) == []
+
+
+async def test_the_same_name_cannot_be_added_twice(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _fake, _):
+        await add_staff(app, "alice")
+        with pytest.raises(AccountError):
+            await add_staff(app, "alice", "supervisor")
+
+
+async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = Clock()
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True, clock=clock) as (app, _fake, url):
+        await add_staff(app, "alice")
+        async with Console(url) as browser:
+            login = f"{url}/console/login"
+            statuses = []
+            for _ in range(5):
+                async with browser.http.post(
+                    login, json={"username": "alice", "password": "wrong password!"}
+                ) as resp:
+                    statuses.append((resp.status, (await resp.json())["error"]))
+            assert statuses == [(401, "invalid")] * 4 + [(429, "locked")]
+            async with browser.http.post(
+                login, json={"username": "alice", "password": PASSWORD}
+            ) as resp:
+                assert (resp.status, (await resp.json())["error"]) == (429, "locked")
+            clock.now += timedelta(minutes=14)
+            async with browser.http.post(
+                login, json={"username": "alice", "password": PASSWORD}
+            ) as resp:
+                assert resp.status == 429
+            clock.now += timedelta(minutes=2)
+            await browser.login("alice")
+            # An unknown name is refused exactly like a wrong password.
+            async with browser.http.post(
+                login, json={"username": "nobody", "password": PASSWORD}
+            ) as resp:
+                assert (resp.status, (await resp.json())["error"]) == (401, "invalid")
+
+
+async def test_many_attempts_from_one_address_are_throttled(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        _app,
+        _fake,
+        url,
+    ):
+        async with Console(url) as browser:
+            seen = []
+            for i in range(21):
+                async with browser.http.post(
+                    f"{url}/console/login", json={"username": f"user{i}", "password": "x"}
+                ) as resp:
+                    seen.append(resp.status)
+        assert seen[:20] == [401] * 20 and seen[20] == 429
+
+
+async def test_a_supervisor_with_a_second_factor_needs_the_code(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "sam", "supervisor")
+        await add_staff(app, "alice")
+        with pytest.raises(AccountError):
+            await accounts.enable_totp(app[STORE], "alice")
+        uri = await accounts.enable_totp(app[STORE], "sam")
+        secret = parse_qs(urlsplit(uri).query)["secret"][0]
+        async with Console(url) as browser:
+            login = f"{url}/console/login"
+            body = {"username": "sam", "password": PASSWORD}
+            async with browser.http.post(login, json=body) as resp:
+                assert (resp.status, (await resp.json())["error"]) == (401, "code")
+            async with browser.http.post(login, json={**body, "code": "000000"}) as resp:
+                assert resp.status == 401
+            data = await browser.login("sam", code=pyotp.TOTP(secret).now())
+            assert data["role"] == "supervisor"
+
+
+async def test_disabling_a_user_ends_their_session_at_once(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            assert (await alice.get("/console/api/me"))[0] == 200
+            await accounts.disable_user(app[STORE], "alice")
+            assert (await alice.get("/console/api/me"))[0] == 401
+            async with alice.http.post(
+                f"{url}/console/login", json={"username": "alice", "password": PASSWORD}
+            ) as resp:
+                assert resp.status == 401
+
+
+async def test_an_idle_session_ends_after_an_hour(sqlite_url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True, clock=clock) as (app, _fake, url):
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            clock.now += timedelta(minutes=59)
+            assert (await alice.get("/console/api/me"))[0] == 200
+            clock.now += timedelta(minutes=61)
+            assert (await alice.get("/console/api/me"))[0] == 401
