@@ -1,0 +1,90 @@
+"""A person in web chat and an adviser in the console, in two real browsers (Debian's
+chromium through Playwright), found by role and label as a screen reader would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from helpline.app import CONTENT
+from tests.console_support import PASSWORD, PLUGINS, add_staff
+from tests.support import running, settings_for
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Markup a person might type (on purpose or not); it must reach the adviser as plain text.
+MARKUP = '<img src=x onerror="document.title=1"> <b>thanks</b>'
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _page(browser: Browser) -> Page:
+    context = await browser.new_context()
+    return await context.new_page()
+
+
+async def _say(page: Page, text: str) -> None:
+    await page.get_by_role("textbox", name="Message", exact=True).fill(text)
+    await page.get_by_role("button", name="Send", exact=True).click()
+
+
+@pytest.mark.browser
+async def test_a_person_and_an_adviser_talk_both_ways_until_the_adviser_ends_it(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        content = app[CONTENT]
+        person = await _page(browser)
+        await person.goto(url + "/")
+        await expect(person.get_by_text(content.text("welcome.intro", "en")[:40])).to_be_visible()
+        await _say(person, "adviser")
+
+        adviser = await _page(browser)
+        await adviser.goto(url + "/console")
+        await adviser.get_by_label("Username", exact=True).fill("alice")
+        await adviser.get_by_label("Password", exact=True).fill(PASSWORD)
+        await adviser.get_by_role("button", name="Log in", exact=True).click()
+        # The queue is live: the waiting person is there without a reload.
+        claim = adviser.get_by_role("button", name="Claim", exact=True)
+        await expect(claim).to_have_count(1)
+        await claim.click()
+
+        await _say(adviser, "Hello, I'm Alice. Is it safe to talk?")
+        await expect(person.get_by_text("Hello, I'm Alice. Is it safe to talk?")).to_be_visible()
+
+        await _say(person, MARKUP)
+        transcript = adviser.get_by_role("log", name="Transcript")
+        await expect(transcript.get_by_text(MARKUP, exact=True)).to_be_visible()
+        assert await transcript.locator("img").count() == 0
+        assert await adviser.title() != "1"
+
+        await adviser.get_by_label("Outcome", exact=True).select_option("signposted")
+        await adviser.get_by_role("button", name="End", exact=True).click()
+        ended = content.text("handoff.ended", "en")
+        await expect(person.get_by_text(ended[:40])).to_be_visible()
+        await expect(adviser.get_by_role("button", name="Claim", exact=True)).to_have_count(0)
