@@ -5,6 +5,8 @@ The in-process twin is helpline.locks.MemoryLocks; both satisfy helpline.ports.L
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,18 +29,19 @@ class LockUnavailable(HelplineError):
 
 
 class RedisLocks:
-    """One Redis lock per key.
+    """One Redis lock per key, held as a short lease that its holder renews while it works.
 
-    `timeout` bounds how long a crashed holder can block a conversation; a turn must finish
-    well within it. `blocking_timeout` bounds how long a waiter waits before LockTimeout.
-    The caller creates and closes the client.
+    `timeout` is the lease: how long a crashed (killed) holder can block a conversation.
+    A live holder renews it every third of the lease, so a slow turn (a slow SMS gateway)
+    never loses the lock. `blocking_timeout` bounds how long a waiter waits before
+    LockTimeout. The caller creates and closes the client.
     """
 
     def __init__(
         self,
         client: redis.Redis,
         prefix: str = "helpline:",
-        timeout: float = 30.0,
+        timeout: float = 6.0,
         blocking_timeout: float = 60.0,
     ) -> None:
         self._client = client
@@ -61,10 +64,23 @@ class RedisLocks:
             raise LockUnavailable("could not ask Redis for a conversation lock") from exc
         if not acquired:
             raise LockTimeout(f"no conversation lock within {self._blocking_timeout}s")
+        renewing = asyncio.create_task(self._renew(lock))
         try:
             yield
         finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
             await self._release(lock)
+
+    async def _renew(self, lock: Lock) -> None:
+        while True:
+            await asyncio.sleep(self._timeout / 3)
+            try:
+                await lock.reacquire()
+            except (LockError, RedisError):
+                log.warning("could not renew a conversation lock", exc_info=True)
+                return
 
     async def _release(self, lock: Lock) -> None:
         # Raising here would hide the body's own exception, or fail a turn that was saved.
