@@ -43,12 +43,16 @@ class Scores:
 def load_cases(path: Path = DEFAULT_CASES) -> list[Case]:
     """Cases from the labelled file: {level: {language: [text, ...]}}."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [
-        Case(str(text), language, level)
+    cases = [
+        Case(text, language, level)
         for level, by_language in data.items()
         for language, texts in by_language.items()
         for text in texts
     ]
+    for case in cases:  # an unquoted "no" or "yes" would silently become a boolean
+        if not isinstance(case.text, str) or case.level not in LEVELS:
+            raise ValueError(f"{path}: bad case {case!r}: quote the text, use a known level")
+    return cases
 
 
 def score(cases: list[Case], classify: Callable[[str, str], Risk] = assess) -> Scores:
