@@ -375,3 +375,82 @@ async def test_the_console_page_has_the_words_and_no_inline_script(
         assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
         assert app[CONTENT].text("console.login_button", "cy") in page
         assert "{{" not in page and "<script>" not in page and "style=" not in page
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_console_on_another_instance_sees_the_queue_and_the_person_live(
+    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    settings = settings_for(pg_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    async with (
+        running(settings, plugins=PLUGINS) as (app_a, _fake_a, _),
+        running(settings, plugins=PLUGINS, serve=True) as (app_b, fake_b, url_b),
+    ):
+        await add_staff(app_b, "alice")
+        async with Console(url_b) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            conv_id = await person_asks_for_adviser(app_a, PHONE)
+            reference = (await app_a[STORE].conversation(conv_id)).reference
+            await next_frame(ws, lambda f: reference in waiting_refs(f))
+            assert (await alice.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f["type"] == "watching")
+            await engine_of(app_a).handle(InboundMessage("test", PHONE, "are you there?"))
+            heard = await next_frame(
+                ws, lambda f: f["type"] == "message" and f.get("author") == "person"
+            )
+            assert heard["text"] == "are you there?"
+            await alice.post(f"/console/api/conversations/{conv_id}/say", {"text": "Yes, I am."})
+            assert fake_b.texts(PHONE)[-1] == "Yes, I am."
+            await ws.close()
+
+
+async def test_notes_stay_private_and_transfers_reach_the_right_people(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        await add_staff(app, "bob")
+        await add_staff(app, "pat", "programme", "north")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as alice, Console(url) as bob, Console(url) as pat:
+            await alice.login("alice")
+            await bob.login("bob")
+            await pat.login("pat")
+            assert (await alice.post(base + "/claim"))[0] == 200
+            assert (await alice.post(base + "/note", {"text": "Seems calmer now."}))[0] == 200
+            assert "Seems calmer now." not in fake.texts(PHONE)
+
+            # To one named adviser: only they may claim it.
+            assert (await alice.post(base + "/transfer", {"queue": "adviser:bob"}))[0] == 200
+            assert (await alice.post(base + "/claim"))[0] == 404
+            assert (await pat.get(base))[0] == 404
+            assert (await bob.post(base + "/claim"))[0] == 200
+            assert (await bob.post(base + "/release"))[0] == 200
+            assert (await app[ROUTING].queue.entry(conv_id)).queue == "adviser:bob"  # type: ignore[union-attr]
+            assert (await bob.post(base + "/claim"))[0] == 200
+
+            # On to a programme, with a note its staff can read.
+            status, _ = await bob.post(
+                base + "/transfer",
+                {"queue": "programme:north", "note": "Wants a group near Bangor."},
+            )
+            assert status == 200
+            assert (await bob.post(base + "/transfer", {"queue": "nowhere"}))[0] == 400
+            status, view = await pat.get(base)
+            assert status == 200 and view["queue"] == "programme:north"
+            notes = [m["text"] for m in view["messages"] if m["direction"] == "note"]
+            assert notes == ["Seems calmer now.", "Wants a group near Bangor."]
+            assert (await pat.post(base + "/claim"))[0] == 200
+            assert (await pat.post(base + "/say", {"text": "Hello from North."}))[0] == 200
+            assert (await pat.post(base + "/transfer", {"queue": "family"}))[0] == 403
+        assert fake.texts(PHONE)[-1] == "Hello from North."
+        assert fake.texts(PHONE).count(app[CONTENT].text("handoff.transferred", "en")) == 2
