@@ -86,6 +86,7 @@ class TwilioTransport:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client: Client | None = None
+        self.timeout = SEND_TIMEOUT
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
         http = _HttpClient(logger=_HTTP_LOG)  # no max_retries on purpose
@@ -108,7 +109,7 @@ class TwilioTransport:
         if self.client is None:
             raise DeliveryError("the Twilio client is not running")
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 message = await self.client.messages.create_async(**params)
         except TimeoutError as exc:
             raise DeliveryError(

@@ -47,6 +47,7 @@ class Loopback:
     telegram_failures: deque[tuple[int, str]] = field(default_factory=deque)
     updates: list[dict[str, Any]] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)  # Twilio message SIDs handed out, in order
+    hold_twilio: asyncio.Event | None = None  # when set to an Event, answers wait for it
     _update_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
@@ -97,6 +98,8 @@ class Loopback:
         form = dict(await request.post())
         params = {k: str(v) for k, v in form.items()}
         self.calls.append(Call("twilio", "Messages.json", params))
+        if self.hold_twilio is not None:
+            await self.hold_twilio.wait()  # Twilio being slow: the client must give up
         if self.twilio_failures:
             status, code = self.twilio_failures.popleft()
             return _twilio_error(status, code, "Refused by the loopback")

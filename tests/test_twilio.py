@@ -3,6 +3,7 @@ the running app; replies captured by a loopback speaking the Twilio REST API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -230,6 +231,31 @@ async def test_whatsapp_outside_the_24_hour_window_is_a_failed_delivery(env: Env
     conv = await env.app[STORE].open_conversation(env.key(WHATSAPP))
     assert conv is not None
     assert (await env.app[STORE].transcript(conv.id))[-1].status is Delivery.FAILED
+
+
+async def test_a_twilio_that_does_not_answer_fails_the_message_in_time_without_a_retry(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    calls = len(env.loop.twilio_sent())
+    env.app[SENDERS]["sms"].transport.timeout = 0.2  # type: ignore[attr-defined]
+    env.loop.hold_twilio = release = asyncio.Event()
+    try:
+        await env.say("1")
+    finally:
+        release.set()
+    assert len(env.loop.twilio_sent()) == calls + 1
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    assert (await env.app[STORE].transcript(conv.id))[-1].status is Delivery.FAILED
+
+
+async def test_welsh_help_words_are_answered_in_welsh(env: Env) -> None:
+    await env.say("Cymorth")
+    assert env.loop.sms_bodies()[-2:] == [
+        env.text("help.show", "cy"),
+        env.text("channels.help_more", "cy"),
+    ]
 
 
 async def test_the_helpline_never_texts_a_number_that_has_not_written_in(env: Env) -> None:
