@@ -67,6 +67,14 @@ class WebChat:
         )
         return None
 
+    async def notify(self, address: str, kind: str, data: dict[str, Any]) -> None:
+        key = self.app[PRIVACY].contact_key(self.name, address)
+        if kind == "language":
+            event = {"type": "language", "lang": data.get("lang", "en")}
+        else:
+            event = {"type": "status", "state": kind, "text": data.get("text", "")}
+        await self.app[HUB].publish(f"web:{key}", event)
+
     # -- the page --------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.Response:
@@ -98,6 +106,7 @@ class WebChat:
             {
                 "open": content.text("web.widget_open", lang),
                 "close": content.text("web.widget_close", lang),
+                "title": content.text("web.page_title", lang),
             },
             headers={"Access-Control-Allow-Origin": "*"},
         )
@@ -199,6 +208,9 @@ class WebChat:
                 await ws.send_json(
                     {"type": "error", "text": content.text("web.error_format", "en")}
                 )
+                continue
+            if frame.get("type") == "keepalive":
+                await engine.keepalive(self.name, token)
                 continue
             if frame.get("type") != "message":
                 continue

@@ -166,7 +166,9 @@ async def _housekeeping(app: web.Application) -> None:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:
             await engine.release_held()
-            await engine.close_idle(timedelta(minutes=settings.idle_minutes))
+            idle = timedelta(minutes=settings.idle_minutes)
+            await engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes))
+            await engine.close_idle(idle)
             cutoff = app[CLOCK]() - timedelta(days=settings.retention_days)
             await app[STORE].purge(cutoff)
         except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries

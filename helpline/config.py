@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         "'self'", description="sites allowed to embed the chat widget (CSP frame-ancestors)"
     )
     idle_minutes: int = Field(30, ge=1, description="close a quiet bot conversation after this")
+    idle_warning_minutes: int = Field(
+        5, ge=1, description="warn a quiet web chat this many minutes before closing it"
+    )
     retention_days: int = Field(30, ge=1, description="delete transcripts after this many days")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="write logs as JSON lines")
@@ -70,6 +73,13 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @field_validator("exit_url")
+    @classmethod
+    def _exit(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// address")
         return value
 
     @field_validator("database_url")

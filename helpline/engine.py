@@ -218,6 +218,7 @@ class Engine:
                 return
             started = time.perf_counter()
             conv = await self.store.conversation(conversation_id)
+            was_closed, was_language = conv.closed, conv.language
             turn = Turn(conv, self.content)
             for message in pending:
                 turn.text = message.text
@@ -225,6 +226,10 @@ class Engine:
             stored = await self.store.save_turn(conv, [m.id for m in pending], turn.replies)
             await self._apply_effects(turn)
             await self.deliver(conv, stored)
+            if conv.language != was_language:
+                await self.notify(conv, "language", lang=conv.language)
+            if conv.closed and not was_closed:
+                await self.notify(conv, "ended")
             self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
     async def _step(self, turn: Turn, message: StoredMessage) -> None:
@@ -428,6 +433,48 @@ class Engine:
                 released += 1
         return released
 
+    async def notify(self, conv: Conversation, kind: str, **data: Any) -> None:
+        """Tell a live channel about a change of state (ended, language, idle warning);
+        channels without a live page have nothing to show and ignore it."""
+        notify = getattr(self.senders.get(conv.channel), "notify", None)
+        if notify is None:
+            return
+        address = await self._address(conv)
+        if address is not None:
+            await notify(address, kind, data)
+
+    async def warn_idle(self, idle: timedelta, warning: timedelta) -> int:
+        """Before an idle close, warn live chats once and let them keep the chat open
+        (WCAG 2.2.1: a warning and a way to extend before any time-out)."""
+        warned = 0
+        for conversation_id in await self.store.idle_conversations(self.clock() - idle + warning):
+            async with self.locks.hold(conversation_id):
+                conv = await self.store.conversation(conversation_id)
+                sender = self.senders.get(conv.channel)
+                if (
+                    conv.closed
+                    or conv.answers.get("_idle_warned")
+                    or not getattr(sender, "live", False)
+                ):
+                    continue
+                conv.answers["_idle_warned"] = True
+                await self.store.save_turn(conv, [], [], touch=False)
+                minutes = max(1, int(warning.total_seconds() // 60))
+                text = self.content.text("idle.warning", conv.language, minutes=minutes)
+                await self.notify(conv, "idle_warning", text=text)
+                warned += 1
+        return warned
+
+    async def keepalive(self, channel: str, address: str) -> None:
+        """The person asked to keep a quiet chat open: it counts as activity."""
+        conv = await self.store.open_conversation(self.privacy.contact_key(channel, address))
+        if conv is None:
+            return
+        async with self.locks.hold(conv.id):
+            conv = await self.store.conversation(conv.id)
+            conv.answers.pop("_idle_warned", None)
+            await self.store.save_turn(conv, [], [])
+
     async def close_idle(self, idle: timedelta) -> int:
         """Close bot conversations nobody has written in for `idle`. Only live channels (web
         chat) are told; a text message out of the blue could be read by someone else."""
@@ -444,6 +491,7 @@ class Engine:
                     replies = [Reply(self.content.text("idle.closed", conv.language))]
                 stored = await self.store.save_turn(conv, [], replies)
                 await self.deliver(conv, stored)
+                await self.notify(conv, "ended")
                 closed += 1
         return closed
 

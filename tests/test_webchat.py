@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from helpline.app import CONTENT, STORE
-from tests.support import running, settings_for
+from tests.support import eventually, running, settings_for
 
 
 async def _frames_until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> list[dict[str, Any]]:
@@ -155,3 +155,56 @@ async def test_the_page_is_served_in_welsh_with_a_strict_policy(
         assert 'lang="cy"' in body
         assert app[CONTENT].text("web.send", "cy") in body
         assert "{{" not in body
+
+
+async def test_a_quiet_chat_is_warned_can_be_kept_open_and_is_told_when_it_ends(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from helpline.app import ENGINE
+
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        engine = app[ENGINE]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            await _frames_until(ws, "history")
+            # Everything counts as "quiet" with a zero idle time; warn once, five minutes ahead.
+            assert await engine.warn_idle(timedelta(0), timedelta(minutes=5)) == 1
+            status = (await _frames_until(ws, "status"))[-1]
+            assert status["state"] == "idle_warning"
+            assert status["text"] == app[CONTENT].text("idle.warning", "en", minutes=5)
+            assert await engine.warn_idle(timedelta(0), timedelta(minutes=5)) == 0
+
+            await ws.send_json({"type": "keepalive"})
+            # Keeping it open re-arms the warning for the next quiet spell.
+            await eventually(lambda: engine.warn_idle(timedelta(0), timedelta(minutes=5)))
+            assert (await _frames_until(ws, "status"))[-1]["state"] == "idle_warning"
+            assert await engine.close_idle(timedelta(0)) == 1
+            ended = (await _frames_until(ws, "status"))[-1]
+            assert ended["state"] == "ended"
+
+
+async def test_typing_cymraeg_switches_the_page_language(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            await _frames_until(ws, "history")
+            await ws.send_json({"type": "message", "text": "Cymraeg", "id": "cy"})
+            frames = await _frames_until(ws, "language")
+            assert frames[-1]["lang"] == "cy"
+            texts = [f["text"] for f in frames if f["type"] == "message"]
+            assert app[CONTENT].text("language.switched", "cy") in texts
+
+
+async def test_the_widget_gets_its_words_and_title_from_content(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{url}/chat/widget.json?lang=cy") as r,
+        ):
+            words = await r.json()
+        assert words["open"] == app[CONTENT].text("web.widget_open", "cy")
+        assert words["title"] == app[CONTENT].text("web.page_title", "cy")

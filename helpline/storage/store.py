@@ -321,6 +321,7 @@ class SqlStore:
         *,
         author_name: str | None = None,
         status: Delivery = Delivery.PENDING,
+        touch: bool = True,
     ) -> list[StoredMessage]:
         """Save the conversation's new state, mark inbound messages handled and store replies,
         all in one transaction: a crash before commit means the turn is simply run again."""
@@ -338,7 +339,8 @@ class SqlStore:
                     answers=conversation.answers,
                     adviser=conversation.adviser,
                     closed=conversation.closed,
-                    updated_at=now,
+                    # A warning is not activity: it must not postpone the close it announces.
+                    updated_at=now if touch else conversation.updated_at,
                 )
             )
             if handled:
