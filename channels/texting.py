@@ -16,7 +16,7 @@ from aiohttp import web
 
 from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
-from helpline.domain import LANGUAGES, InboundMessage, Reply
+from helpline.domain import LANGUAGES, InboundMessage, Owner, Reply
 from helpline.errors import ContentError
 from helpline.storage import Accepted
 
@@ -204,6 +204,11 @@ async def _answer(
     key = engine.privacy.contact_key(msg.channel, msg.address)
     async with engine.locks.hold(accepted.conversation_id):
         conv = await store.conversation(accepted.conversation_id)
+        if engine.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            # An adviser has this conversation: their console hears of it like any message.
+            for stored_in in await store.pending_inbound(conv.id):
+                if stored_in.id == accepted.message_id:
+                    await engine.handoffs.forward(conv, stored_in)
         lang = command.language or conv.language
         if command.kind == "help":
             texts = [content.text("help.show", lang), content.text("channels.help_more", lang)]
