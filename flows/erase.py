@@ -16,8 +16,9 @@ FLOW = FlowSpec(
             say=("erase.confirm",),
             options=(
                 Option("erase.opt_yes", "yes", keywords="yes"),
-                Option("erase.opt_no", "no", keywords="no"),
+                Option("erase.opt_no", "no", keywords="no", rank=1),
             ),
+            retry="erase.retry",
         ),
         State("erasing", enter=(_erase,)),
     ),

@@ -1,19 +1,48 @@
-"""Friends and family: how to respond safely to someone who is abusive, and to the person hurt."""
+"""Friends and family: how to respond safely to someone who is abusive and to the person being
+hurt, what not to do, services for both, and an adviser from the family queue."""
 
 from helpline.flowkit import FlowSpec, Option, State, Turn
 
 
-def _hand_off(turn: Turn) -> None:
+def _family_queue(turn: Turn) -> None:
+    # "adviser" typed at any point from here on reaches the family queue (engine command).
     turn.answers["queue"] = "family"
+
+
+def _hand_off(turn: Turn) -> None:
     turn.effect("handoff", queue="family", reason="asked")
 
+
+TOPICS = (
+    Option("family.opt_abuser", "abuser", keywords="topic_abuser"),
+    Option("family.opt_victim", "victim", keywords="topic_victim", rank=1),
+    Option("family.opt_services", "services", keywords="topic_services"),
+    Option("family.opt_adviser", "adviser", keywords="want_adviser"),
+)
+MORE = (*TOPICS, Option("flow.opt_done", "done", keywords="done"))
+INFO = ("abuser", "victim", "services")
 
 FLOW = FlowSpec(
     name="family",
     initial="start",
     states=(
-        State("start", say=("family.start",), options=(Option("family.opt_adviser", "adviser"),)),
+        State("start", say=("family.start",), enter=(_family_queue,), options=TOPICS),
+        State("abuser", say=("family.abuser", "family.more"), options=MORE),
+        State("victim", say=("family.victim", "family.more"), options=MORE),
+        State("services", say=("family.services", "family.more"), options=MORE),
         State("adviser", enter=(_hand_off,)),
+        State(
+            "end",
+            say=("family.end",),
+            options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+        ),
     ),
-    transitions=({"trigger": "adviser", "source": "start", "dest": "adviser"},),
+    transitions=(
+        {"trigger": "abuser", "source": ["start", *INFO], "dest": "abuser"},
+        {"trigger": "victim", "source": ["start", *INFO], "dest": "victim"},
+        {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
+        {"trigger": "adviser", "source": ["start", *INFO], "dest": "adviser"},
+        {"trigger": "done", "source": list(INFO), "dest": "end"},
+        {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
+    ),
 )

@@ -5,6 +5,13 @@ from helpline.flowkit import FlowSpec, Option, State
 FLOW = FlowSpec(
     name="help",
     initial="show",
-    states=(State("show", say=("help.show",), options=(Option("help.opt_back", "back"),)),),
+    states=(
+        State(
+            "show",
+            say=("help.show",),
+            options=(Option("help.opt_back", "back", keywords="carry_on"),),
+            free_text="back",
+        ),
+    ),
     transitions=({"trigger": "back", "source": "show", "dest": "goto:resume"},),
 )

@@ -1,4 +1,4 @@
-"""Stop: end the conversation; the person can come back any time."""
+"""Stop: end the conversation and opt out of any further messages; writing again starts anew."""
 
 from helpline.flowkit import FlowSpec, State, Turn
 
@@ -6,6 +6,9 @@ from helpline.flowkit import FlowSpec, State, Turn
 def _end(turn: Turn) -> None:
     turn.conversation.closed = True
     turn.effect("cancel_handoff")
+    # Nothing more is sent unless they write again (held replies, call-backs): the engine
+    # stores this on the contact and clears it when they next write.
+    turn.effect("settings", opted_out=True)
 
 
 FLOW = FlowSpec(

@@ -1,25 +1,47 @@
-"""Welcome: what this service is, what is confidential, and who is writing."""
+"""Welcome: what this service is, what stays confidential, whether it is safe to talk, and who
+is writing (numbered options, or the person's own words)."""
 
-from helpline.flowkit import FlowSpec, Option, State
+from helpline.flowkit import FlowSpec, Option, State, Turn
+
+
+def _danger(turn: Turn) -> None:
+    # The person told us someone is in danger now: same priority as a risk-screened message.
+    turn.conversation.risk_level = "immediate"
+    turn.effect("handoff", queue="helpline", reason="risk:immediate")
+
+
+WHO = (
+    Option("who.opt_self", "self", keywords="who_self", rank=1),
+    Option("who.opt_other", "other", keywords="who_other"),
+    # Being hurt outranks the rest: "my brother hits me" names a relative but needs victim help.
+    Option("who.opt_hurt", "hurt", keywords="who_hurt", rank=2),
+    Option("who.opt_professional", "professional", keywords="who_professional"),
+)
 
 FLOW = FlowSpec(
     name="welcome",
-    initial="who",
+    initial="start",
     states=(
         State(
-            "who",
-            say=("welcome.intro", "welcome.confidential", "welcome.who"),
+            "start",
+            say=("welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"),
             options=(
-                Option("who.opt_self", "self", keywords="who_self"),
-                Option("who.opt_other", "other", keywords="who_other"),
-                Option("who.opt_hurt", "hurt", keywords="who_hurt"),
-                Option("who.opt_professional", "professional", keywords="who_professional"),
+                Option("welcome.opt_safe", "safe", keywords="yes"),
+                Option("welcome.opt_not_now", "later", keywords="not_now"),
+                Option("welcome.opt_danger", "danger", keywords="danger_now", rank=1),
             ),
-            store_as="who",
-            retry="who.retry",
+            store_as="safe_now",
+            retry="welcome.safe_retry",
         ),
+        State("later", say=("welcome.not_safe",), free_text="back"),
+        State("danger", say=("risk.immediate",), enter=(_danger,)),
+        State("who", say=("welcome.who",), options=WHO, store_as="who", retry="who.retry"),
     ),
     transitions=(
+        {"trigger": "safe", "source": "start", "dest": "who"},
+        {"trigger": "later", "source": "start", "dest": "later"},
+        {"trigger": "back", "source": "later", "dest": "who"},
+        {"trigger": "danger", "source": "start", "dest": "danger"},
         {"trigger": "self", "source": "who", "dest": "goto:own"},
         {"trigger": "other", "source": "who", "dest": "goto:family"},
         {"trigger": "hurt", "source": "who", "dest": "goto:victim"},

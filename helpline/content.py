@@ -1,20 +1,32 @@
-"""Every word the service says, in English and Welsh, loaded from content/ and checked at start."""
+"""Every word the service says, in English and Welsh, loaded from content/ and checked at start.
+
+A broken file stops the service with a ContentError naming the file and the key: a missing
+translation, a placeholder used in one language only, a malformed phone number, wording that
+minimises abuse or blames the person harmed, a guardrail pattern that does not compile, or a
+broken directory entry (helpline/directory.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from helpline.domain import LANGUAGES
 from helpline.errors import ContentError
 
+if TYPE_CHECKING:
+    from helpline.directory import Directory
+
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "content"
+
+# A UK number as written in a message: "0808 2000 247", "+44 808 ...", "116 123".
+_PHONE = re.compile(r"(?<![\w+])(?:\+44 ?|0|116 )\d(?:[ -]?\d)+(?!\w)")
 
 
 def normalise(text: str) -> str:
@@ -33,45 +45,61 @@ def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ContentError(f"{path}: not valid YAML: {exc}") from exc
+        raise ContentError(f"{path.name}: not valid YAML: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """Requests the service always refuses (someone's whereabouts, whether they have been in
+    touch, what they said): patterns over normalised text, and the reply that refuses."""
+
+    name: str
+    reply: str
+    patterns: tuple[re.Pattern[str], ...]
+
+    def matches(self, said: str) -> bool:
+        return any(p.search(said) for p in self.patterns)
 
 
 @dataclass
 class Content:
-    """Messages keyed by stable ids, each with an `en` and a `cy` version, and keyword lists."""
+    """Messages keyed by stable ids, each with an `en` and a `cy` version, keyword lists,
+    guardrails and the signposting directory."""
 
     messages: dict[str, dict[str, str]]
     keywords: dict[str, dict[str, tuple[str, ...]]]
     version: str
     root: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    guardrails: tuple[Guardrail, ...] = ()
+    directory: Directory | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # message id -> file name
 
     @classmethod
     def load(cls, root: Path = DEFAULT_ROOT) -> Content:
-        messages: dict[str, dict[str, str]] = {}
         digest = hashlib.sha256()
-        for path in sorted((root / "messages").glob("*.yaml")):
-            digest.update(path.read_bytes())
-            data = _read_yaml(path) or {}
-            if not isinstance(data, dict):
-                raise ContentError(f"{path}: expected a mapping of message ids")
-            for key, versions in data.items():
-                where = f"{path.name}: {key}"
-                if key in messages:
-                    raise ContentError(f"{where}: defined twice")
-                messages[str(key)] = _check_message(where, versions)
-        keywords: dict[str, dict[str, tuple[str, ...]]] = {}
-        kw_path = root / "keywords.yaml"
-        if kw_path.exists():
-            digest.update(kw_path.read_bytes())
-            for name, langs in (_read_yaml(kw_path) or {}).items():
-                where = f"{kw_path.name}: {name}"
-                if not isinstance(langs, dict) or any(lang not in langs for lang in LANGUAGES):
-                    raise ContentError(f"{where}: needs a list for each of {', '.join(LANGUAGES)}")
-                keywords[str(name)] = {
-                    lang: tuple(normalise(str(w)) for w in langs[lang]) for lang in LANGUAGES
-                }
-        return cls(messages, keywords, digest.hexdigest()[:12], root)
+        messages, sources = _load_messages(root, digest)
+        keywords = _load_keywords(root, digest)
+        guardrails = _load_guardrails(root, digest, messages)
+        for key, versions in messages.items():
+            where = f"{sources[key]}: {key}"
+            for lang, text in versions.items():
+                _check_phone_numbers(f"{where} ({lang})", text)
+        _check_wording(root, digest, messages, sources)
+        directory = None
+        if (root / "directory").is_dir():
+            from helpline.directory import Directory  # the directory imports normalise from here
+
+            directory = Directory.load(root)
+        return cls(
+            messages,
+            keywords,
+            digest.hexdigest()[:12],
+            root,
+            guardrails=guardrails,
+            directory=directory,
+            sources=sources,
+        )
 
     def has(self, key: str) -> bool:
         return key in self.messages
@@ -93,6 +121,120 @@ class Content:
     def all_words(self, name: str) -> tuple[str, ...]:
         """Keywords for a command in every language (people switch languages mid-sentence)."""
         return tuple(w for lang in LANGUAGES for w in self.words(name, lang))
+
+    def guardrail(self, text: str) -> Guardrail | None:
+        """The first guardrail a message trips, in file order, or None."""
+        said = normalise(text)
+        for rail in self.guardrails:
+            if rail.matches(said):
+                return rail
+        return None
+
+
+def _load_messages(root: Path, digest: Any) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    messages: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}
+    for path in sorted((root / "messages").glob("*.yaml")):
+        digest.update(path.read_bytes())
+        data = _read_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise ContentError(f"{path.name}: expected a mapping of message ids")
+        for key, versions in data.items():
+            where = f"{path.name}: {key}"
+            if key in messages:
+                raise ContentError(f"{where}: defined twice (also in {sources[str(key)]})")
+            messages[str(key)] = _check_message(where, versions)
+            sources[str(key)] = path.name
+    return messages, sources
+
+
+def _load_keywords(root: Path, digest: Any) -> dict[str, dict[str, tuple[str, ...]]]:
+    keywords: dict[str, dict[str, tuple[str, ...]]] = {}
+    kw_path = root / "keywords.yaml"
+    if not kw_path.exists():
+        return keywords
+    digest.update(kw_path.read_bytes())
+    for name, langs in (_read_yaml(kw_path) or {}).items():
+        where = f"{kw_path.name}: {name}"
+        if not isinstance(langs, dict) or any(
+            not isinstance(langs.get(lang), list) or not langs[lang] for lang in LANGUAGES
+        ):
+            raise ContentError(f"{where}: needs a list for each of {', '.join(LANGUAGES)}")
+        keywords[str(name)] = {
+            lang: tuple(normalise(str(w)) for w in langs[lang]) for lang in LANGUAGES
+        }
+    return keywords
+
+
+def _load_guardrails(
+    root: Path, digest: Any, messages: dict[str, dict[str, str]]
+) -> tuple[Guardrail, ...]:
+    path = root / "guardrails.yaml"
+    if not path.exists():
+        return ()
+    digest.update(path.read_bytes())
+    rails: list[Guardrail] = []
+    for name, entry in (_read_yaml(path) or {}).items():
+        where = f"{path.name}: {name}"
+        if not isinstance(entry, dict):
+            raise ContentError(f"{where}: expected reply and patterns for en and cy")
+        reply = entry.get("reply")
+        if not isinstance(reply, str) or reply not in messages:
+            raise ContentError(f"{where}: reply {reply!r} is not a message id")
+        compiled: list[re.Pattern[str]] = []
+        for lang in LANGUAGES:
+            patterns = entry.get(lang)
+            if not isinstance(patterns, list) or not patterns:
+                raise ContentError(f"{where}: needs a list of {lang} patterns")
+            for pattern in patterns:
+                try:
+                    compiled.append(re.compile(str(pattern)))
+                except re.error as exc:
+                    raise ContentError(f"{where}: {lang} pattern {pattern!r}: {exc}") from exc
+        rails.append(Guardrail(str(name), reply, tuple(compiled)))
+    return tuple(rails)
+
+
+def _check_phone_numbers(where: str, text: str) -> None:
+    """Every number in a message must be one a person can actually call or text."""
+    from helpline.directory import normalise_uk_phone
+
+    for match in _PHONE.finditer(text):
+        if len(re.sub(r"\D", "", match.group(0))) < 6:
+            continue  # a time or a count ("06:00", "0 to 5"), not a number to dial
+        groups = re.split(r"[ -]", match.group(0))
+        # "0808 2000 247 24 hours" reads as one run of digits: try the longest valid prefix.
+        for end in range(len(groups), 0, -1):
+            try:
+                normalise_uk_phone(" ".join(groups[:end]))
+                break
+            except ValueError:
+                continue
+        else:
+            raise ContentError(f"{where}: {match.group(0)!r} is not a valid UK phone number")
+
+
+def _check_wording(
+    root: Path, digest: Any, messages: dict[str, dict[str, str]], sources: dict[str, str]
+) -> None:
+    """Our own words must never minimise or excuse abuse or blame the person harmed."""
+    path = root / "wording.yaml"
+    if not path.exists():
+        return
+    digest.update(path.read_bytes())
+    data = _read_yaml(path) or {}
+    banned = data.get("never_say") if isinstance(data, dict) else None
+    if not isinstance(banned, dict) or any(not isinstance(banned.get(g), list) for g in LANGUAGES):
+        raise ContentError(f"{path.name}: never_say needs a list for each of {LANGUAGES}")
+    for key, versions in messages.items():
+        for lang, text in versions.items():
+            padded = f" {normalise(text)} "
+            for phrase in banned[lang]:
+                if f" {normalise(str(phrase))} " in padded:
+                    raise ContentError(
+                        f"{sources[key]}: {key}: the {lang} version says {phrase!r}, wording "
+                        "that minimises or excuses abuse or blames the person harmed"
+                    )
 
 
 def _check_message(where: str, versions: Any) -> dict[str, str]:

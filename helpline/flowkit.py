@@ -5,12 +5,16 @@ states, with optional conditions). The runner attaches a conversation's turn to 
 machine at its stored state, turns the person's text into a trigger, fires it, and renders
 what the new state says. A destination "goto:<flow>" or "goto:<flow>.<state>" moves to another
 journey; "goto:resume" returns to where the person was before a detour (help, delete).
+
+Before any state reads the person's text, the runner applies the guardrails from content/
+(requests for someone's whereabouts, contact or words): from any state, the request is refused,
+a note is flagged for advisers, and the journey carries on where it was.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +25,9 @@ from helpline.content import Content, normalise
 from helpline.domain import Conversation, Reply
 from helpline.errors import ContentError
 
-Action = Callable[["Turn"], None]
+# An enter action may return a destination ("state", "goto:flow.state") to move on at once.
+Action = Callable[["Turn"], "str | None"]
+Choices = Callable[["Turn"], Sequence[str]]
 Interpreter = Callable[["Turn", str], "str | None"]
 
 GOTO = "goto:"
@@ -37,6 +43,7 @@ class Option:
     trigger: str
     answer: str | None = None
     keywords: str | None = None
+    rank: int = 0  # when several options' keywords appear, the higher rank wins ("hits me")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ class State:
     free_text: str | None = None  # trigger fired for any other text (the text is stored)
     enter: tuple[Action, ...] = ()
     retry: str = "flow.not_understood"
+    # Options computed when the state is shown (programmes in an area), numbered before the
+    # fixed ones; choosing one stores its index under `store_as` and fires `chose`.
+    choices: Choices | None = None
+    chose: str | None = None
+    exits: tuple[str, ...] = ()  # where an enter action may send the person (checked, drawn)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,7 @@ class Turn:
         self.replies: list[Reply] = []
         self.effects: list[Effect] = []
         self.vars: dict[str, Any] = {}
+        self.guarded: str | None = None  # the text the guardrails have already checked
 
     @property
     def language(self) -> str:
@@ -117,21 +130,26 @@ class Flow:
         gotos = sorted(
             {t["dest"] for t in spec.transitions if str(t.get("dest", "")).startswith(GOTO)}
         )
-        self.machine = AsyncMachine(
-            model=None,
-            states=names + gotos,
-            transitions=[dict(t) for t in spec.transitions],
-            initial=spec.initial,
-            auto_transitions=False,
-            queued="model",
-            send_event=True,
-        )
+        try:
+            self.machine = AsyncMachine(
+                model=None,
+                states=names + gotos,
+                transitions=[dict(t) for t in spec.transitions],
+                initial=spec.initial,
+                auto_transitions=False,
+                queued="model",
+                send_event=True,
+            )
+        except (ValueError, KeyError) as exc:
+            raise ContentError(f"flows/{spec.name}: {exc}") from exc
 
     def check(self, content: Content, flows: Mapping[str, Flow]) -> None:
         """Fail loudly on a dangling content key, unknown state or unknown goto target."""
         where = f"flows/{self.name}"
         for state in self.spec.states:
             keys = [*state.say, *(o.label for o in state.options), state.retry]
+            if (state.choices is None) != (state.chose is None):
+                raise ContentError(f"{where}: state {state.name!r} needs both choices and chose")
             for key in keys:
                 if not content.has(key):
                     raise ContentError(f"{where}: state {state.name!r} uses unknown id {key!r}")
@@ -140,8 +158,19 @@ class Flow:
                     raise ContentError(
                         f"{where}: state {state.name!r} uses unknown keywords {option.keywords!r}"
                     )
+        names = {s.name for s in self.spec.states}
+        if self.spec.initial not in names:
+            raise ContentError(f"{where}: unknown initial state {self.spec.initial!r}")
         for t in self.spec.transitions:
-            dest = str(t["dest"])
+            sources = t["source"] if isinstance(t["source"], list | tuple) else [t["source"]]
+            for source in sources:
+                if source != "*" and source not in names:
+                    raise ContentError(f"{where}: transition from unknown state {source!r}")
+        dests = [str(t["dest"]) for t in self.spec.transitions]
+        dests += [e for s in self.spec.states for e in s.exits]
+        for dest in dests:
+            if not dest.startswith(GOTO) and dest not in names:
+                raise ContentError(f"{where}: unknown state {dest!r}")
             if dest.startswith(GOTO):
                 target = dest[len(GOTO) :]
                 if target == "resume":
@@ -172,6 +201,8 @@ class FlowRunner:
         """Put the conversation at a flow's state and say what that state says."""
         flow = self.flow(flow_name)
         state_name = state_name or flow.spec.initial
+        if turn.text:
+            self.guard(turn, turn.text)  # a first message can already ask for someone
         turn.conversation.flow, turn.conversation.state = flow_name, state_name
         await self._render(turn, flow, flow.spec.state(state_name))
 
@@ -184,10 +215,12 @@ class FlowRunner:
         conv = turn.conversation
         flow = self.flow(conv.flow)
         state = flow.spec.state(conv.state)
+        if self.guard(turn, text):
+            await self._render(turn, flow, state, say=False)
+            return
         trigger = self._interpret(turn, state, text)
         if trigger is None:
-            turn.say(state.retry)
-            await self._render(turn, flow, state, say=False)
+            await self._not_understood(turn, flow, state)
             return
         flow.machine.add_model(turn, initial=conv.state)
         try:
@@ -196,10 +229,33 @@ class FlowRunner:
         finally:
             flow.machine.remove_model(turn)
         if not fired:
-            turn.say(state.retry)
-            await self._render(turn, flow, state, say=False)
+            await self._not_understood(turn, flow, state)
             return
+        conv.answers.pop("_misses", None)
         await self._arrive(turn, flow, new_state)
+
+    def guard(self, turn: Turn, text: str) -> bool:
+        """Refuse a request for someone's whereabouts, contact or words, from any state.
+
+        Says the refusal and flags the conversation for advisers; True if it did. Each text
+        is checked once per turn, however many times the journey moves on."""
+        if turn.guarded == text:
+            return False
+        turn.guarded = text
+        rail = self.content.guardrail(text)
+        if rail is None:
+            return False
+        turn.say(rail.reply)
+        turn.effect("flag", reason=f"guardrail:{rail.name}")
+        return True
+
+    async def _not_understood(self, turn: Turn, flow: Flow, state: State) -> None:
+        misses = int(turn.answers.get("_misses", 0)) + 1
+        turn.answers["_misses"] = misses
+        turn.say(state.retry)
+        if misses >= 2 and self.content.has("flow.offer_adviser"):
+            turn.say("flow.offer_adviser")  # still stuck: a person can help
+        await self._render(turn, flow, state, say=False)
 
     async def _arrive(self, turn: Turn, flow: Flow, state_name: str) -> None:
         if not state_name.startswith(GOTO):
@@ -225,12 +281,17 @@ class FlowRunner:
         turn.vars.setdefault("options", [])
         if say:
             for action in state.enter:
-                action(turn)
-                if turn.conversation.flow != flow.name or turn.conversation.state != state.name:
-                    return  # the action moved the conversation on (and rendered there)
+                dest = action(turn)
+                if dest is not None:
+                    if dest not in state.exits:
+                        raise ContentError(
+                            f"flows/{flow.name}: state {state.name!r} may not exit to {dest!r}"
+                        )
+                    await self._arrive(turn, flow, dest)  # the action moved the person on
+                    return
             for key in state.say:
                 turn.say(key, **turn.vars)
-        labels = tuple(self.content.text(o.label, turn.language) for o in state.options)
+        labels = (*self._choices(turn, state), *self._labels(turn, state))
         if labels:
             if turn.replies:
                 last = turn.replies[-1]
@@ -238,12 +299,28 @@ class FlowRunner:
             else:
                 turn.say("flow.choose", options=labels)
 
+    def _labels(self, turn: Turn, state: State) -> tuple[str, ...]:
+        return tuple(self.content.text(o.label, turn.language) for o in state.options)
+
+    @staticmethod
+    def _choices(turn: Turn, state: State) -> tuple[str, ...]:
+        return tuple(state.choices(turn)) if state.choices is not None else ()
+
     def _interpret(self, turn: Turn, state: State, text: str) -> str | None:
         said = normalise(text)
         number = _NUMBER.match(text)
         chosen: Option | None = None
-        if number and 1 <= int(number.group(1)) <= len(state.options):
-            chosen = state.options[int(number.group(1)) - 1]
+        choices = self._choices(turn, state)
+        picked = int(number.group(1)) - 1 if number else None
+        if picked is None and said:
+            picked = next((i for i, c in enumerate(choices) if normalise(c) == said), None)
+        if picked is not None and 0 <= picked < len(choices) and state.chose is not None:
+            turn.answers[state.store_as or "_choice"] = picked
+            return state.chose
+        if picked is not None and number:
+            picked -= len(choices)
+            if 0 <= picked < len(state.options):
+                chosen = state.options[picked]
         if chosen is None and said:
             chosen = self._match_option(turn, state, said)
         if chosen is not None:
@@ -274,14 +351,15 @@ class FlowRunner:
                 best = (score, option)
         if best[0] >= 85:
             return best[1]
-        # Free text: the option whose longest keyword phrase appears in what was said.
-        longest: tuple[int, Option | None] = (0, None)
+        # Free text: the option whose keyword phrase appears in what was said; the highest
+        # rank first ("my brother hits me" is about being hurt), then the longest phrase.
+        best_kw: tuple[tuple[int, int], Option | None] = ((0, 0), None)
         for option in state.options:
             if option.keywords:
                 length = longest_mention(said, self.content.all_words(option.keywords))
-                if length > longest[0]:
-                    longest = (length, option)
-        return longest[1]
+                if length and (option.rank, length) > best_kw[0]:
+                    best_kw = ((option.rank, length), option)
+        return best_kw[1]
 
 
 def longest_mention(said: str, words: Iterable[str]) -> int:

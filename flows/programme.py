@@ -1,0 +1,226 @@
+"""A programme near me: find local behaviour-change programmes by postcode district, council or
+police force area (typos tolerated), say what each offers, who it is for and how to join, and,
+with explicit consent, make a minimal referral (what will be shared is shown first).
+
+Drive is never offered to someone referring themselves (Directory.programmes_for leaves it out
+unless a professional is asking). Only the area found is kept, never what was typed."""
+
+from collections.abc import Sequence
+
+from helpline.directory import AreaMatch, Directory, Programme
+from helpline.errors import ContentError
+from helpline.flowkit import FlowSpec, Option, State, Turn
+
+
+def _directory(turn: Turn) -> Directory:
+    if turn.content.directory is None:
+        raise ContentError("content/directory is missing: the programme journey needs it")
+    return turn.content.directory
+
+
+def _professional(turn: Turn) -> bool:
+    return turn.answers.get("who") == "professional"
+
+
+def _area(turn: Turn) -> AreaMatch | None:
+    found = turn.answers.get("area")
+    if not isinstance(found, dict):
+        return None
+    return AreaMatch(found["force"], found.get("la"), found["nation"], "stored")
+
+
+def _area_name(turn: Turn, area: AreaMatch, lang: str | None = None) -> str:
+    force = _directory(turn).force(area.police_force_area)
+    lang = lang or turn.language
+    if area.local_authority:
+        return force.local_authority(area.local_authority).name(lang)
+    return force.name(lang)
+
+
+def _programmes(turn: Turn) -> list[Programme]:
+    area = _area(turn)
+    if area is None:
+        return []
+    return _directory(turn).programmes_for(area, self_referral=not _professional(turn))
+
+
+def _referable(turn: Turn) -> list[Programme]:
+    if _professional(turn):
+        return []  # professionals refer through the programme's own route
+    return [p for p in _programmes(turn) if p.self_referral and p.accepts_referrals_via_helpline]
+
+
+def _find(turn: Turn, text: str) -> str | None:
+    match = _directory(turn).find_area(text)
+    if match is None:
+        return None
+    turn.answers["area"] = {
+        "force": match.police_force_area,
+        "la": match.local_authority,
+        "nation": match.nation,
+    }
+    return "found" if _programmes(turn) else "none"
+
+
+def _area_vars(turn: Turn) -> None:
+    area = _area(turn)
+    turn.vars["area"] = _area_name(turn, area) if area else ""
+
+
+def _describe(turn: Turn, p: Programme) -> str:
+    lang = turn.language
+    lines = [
+        turn.t(
+            "programme.entry",
+            name=p.name(lang),
+            offer=p.offer.get(lang),
+            eligibility=p.eligibility.get(lang),
+            referral=p.referral_route.get(lang),
+            cost=p.cost.get(lang),
+        )
+    ]
+    lines += [turn.t(f"contact.{c.channel}", value=c.value) for c in p.contacts]
+    if p.self_referral and p.partner_contact:
+        note = p.partner_contact_note.get(lang) if p.partner_contact_note else None
+        lines.append(note or turn.t("programme.partner_contact"))
+    return "\n".join(lines)
+
+
+def _show(turn: Turn) -> str:
+    _area_vars(turn)
+    turn.say("programme.found", area=turn.vars["area"])
+    for p in _programmes(turn):
+        turn.say_text(_describe(turn, p))
+    return "offer_referral" if _referable(turn) else "offer_more"
+
+
+def _choose(turn: Turn) -> str:
+    referable = _referable(turn)
+    if len(referable) == 1:
+        turn.answers["programme"] = referable[0].id
+        return "consent"
+    return "which"
+
+
+def _names(turn: Turn) -> Sequence[str]:
+    return [p.name(turn.language) for p in _referable(turn)]
+
+
+def _picked(turn: Turn) -> None:
+    referable = _referable(turn)
+    index = int(turn.answers.pop("programme_index", 0))
+    turn.answers["programme"] = referable[index].id
+
+
+def _shared(turn: Turn) -> dict[str, str]:
+    """Only what a programme needs to start: the area, the language, and the relationship if
+    the person told us. Never a name, a number, or what they wrote."""
+    area = _area(turn)
+    shared = {"area": _area_name(turn, area, "en") if area else "", "language": turn.language}
+    about = turn.answers.get("about")
+    if about in ("partner", "ex", "family"):
+        shared["relationship"] = str(about)
+    return shared
+
+
+def _ask_consent(turn: Turn) -> None:
+    p = _directory(turn).programme(str(turn.answers["programme"]))
+    lang = turn.language
+    shared = _shared(turn)
+    area = _area(turn)
+    lines = [turn.t("programme.shared_area", value=_area_name(turn, area) if area else "")]
+    lines.append(turn.t("programme.shared_language", value=turn.t("language.name")))
+    if "relationship" in shared:
+        about = turn.t(f"programme.about_{shared['relationship']}")
+        lines.append(turn.t("programme.shared_relationship", value=about))
+    note = p.partner_contact_note.get(lang) if p.partner_contact_note else None
+    turn.say(
+        "programme.consent",
+        name=p.name(lang),
+        note=note or turn.t("programme.partner_contact"),
+        shared="\n".join(lines),
+    )
+
+
+def _refer(turn: Turn) -> None:
+    programme = str(turn.answers["programme"])
+    turn.effect("referral", programme=programme, shared=_shared(turn))
+    turn.answers["queue"] = f"programme:{programme}"
+    turn.say("programme.referred", name=_directory(turn).programme(programme).name(turn.language))
+    turn.effect("handoff", queue=f"programme:{programme}", reason="referral")
+
+
+def _hand_off(turn: Turn) -> None:
+    queue = str(turn.answers.get("queue") or "helpline")
+    turn.effect("handoff", queue=queue, reason="programme")
+
+
+ADVISER = Option("own.opt_adviser", "adviser", keywords="want_adviser")
+AGAIN = Option("programme.opt_another", "another", keywords="another_area")
+DONE = Option("flow.opt_done", "done", keywords="done")
+
+FLOW = FlowSpec(
+    name="programme",
+    initial="ask",
+    states=(
+        State("ask", say=("programme.ask",), interpret=_find, retry="programme.retry"),
+        State("found", enter=(_show,), exits=("offer_referral", "offer_more")),
+        State(
+            "offer_referral",
+            say=("programme.next",),
+            options=(
+                Option("programme.opt_refer", "refer", keywords="refer_me", rank=1),
+                ADVISER,
+                AGAIN,
+                DONE,
+            ),
+        ),
+        State("offer_more", say=("programme.next",), options=(ADVISER, AGAIN, DONE)),
+        State("none", say=("programme.none",), enter=(_area_vars,), options=(ADVISER, AGAIN, DONE)),
+        State("refer", enter=(_choose,), exits=("consent", "which")),
+        State(
+            "which",
+            say=("programme.which",),
+            choices=_names,
+            chose="picked",
+            store_as="programme_index",
+        ),
+        State("picked", enter=(_picked,), exits=("consent",)),
+        State(
+            "consent",
+            enter=(_ask_consent,),
+            options=(
+                Option("programme.opt_agree", "agree", keywords="yes"),
+                Option("programme.opt_decline", "decline", keywords="no", rank=1),
+            ),
+        ),
+        State("referred", enter=(_refer,)),
+        State("declined", say=("programme.declined",), options=(ADVISER, DONE)),
+        State("adviser", enter=(_hand_off,)),
+        State(
+            "end",
+            say=("programme.end",),
+            options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+        ),
+    ),
+    transitions=(
+        {"trigger": "found", "source": "ask", "dest": "found"},
+        {"trigger": "none", "source": "ask", "dest": "none"},
+        {"trigger": "refer", "source": "offer_referral", "dest": "refer"},
+        {"trigger": "picked", "source": "which", "dest": "picked"},
+        {"trigger": "agree", "source": "consent", "dest": "referred"},
+        {"trigger": "decline", "source": "consent", "dest": "declined"},
+        {
+            "trigger": "adviser",
+            "source": ["offer_referral", "offer_more", "none", "declined"],
+            "dest": "adviser",
+        },
+        {"trigger": "another", "source": ["offer_referral", "offer_more", "none"], "dest": "ask"},
+        {
+            "trigger": "done",
+            "source": ["offer_referral", "offer_more", "none", "declined"],
+            "dest": "end",
+        },
+        {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
+    ),
+)
