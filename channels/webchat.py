@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from helpline.app import CONTENT, DRAINING, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.domain import Direction, InboundMessage, OutboundMessage
 from helpline.errors import DuplicateMessage, HelplineError
+from helpline.ratelimit import NEW_CHATS, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +123,14 @@ class WebChat:
         await ws.prepare(request)
         request.app[SOCKETS].add(ws)
         try:
-            hello = await self._hello(ws)
+            hello = await self._hello(ws, request.remote or "unknown")
             if hello is not None:
                 await self._converse(ws, *hello)
         finally:
             request.app[SOCKETS].discard(ws)
         return ws
 
-    async def _hello(self, ws: web.WebSocketResponse) -> tuple[str, str] | None:
+    async def _hello(self, ws: web.WebSocketResponse, peer: str) -> tuple[str, str] | None:
         try:
             msg = await ws.receive(timeout=HELLO_TIMEOUT)
         except TimeoutError:
@@ -143,6 +144,15 @@ class WebChat:
         from helpline.privacy import new_token
 
         if not isinstance(token, str) or not _TOKEN.match(token):
+            # New chats are limited per network address (hashed, never stored or logged).
+            limiter = self.app[ENGINE].limiter
+            if not await limiter.allow(self.app[PRIVACY].contact_key("ip", peer), NEW_CHATS):
+                content = self.app[CONTENT]
+                await ws.send_json(
+                    {"type": "error", "text": content.text("web.error_slow_down", "en")}
+                )
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow down")
+                return None
             token = new_token()
         lang = "cy" if frame.get("lang") == "cy" else "en"
         return token, lang
@@ -231,6 +241,12 @@ class WebChat:
             try:
                 await engine.submit(InboundMessage(self.name, token, text, external))
             except DuplicateMessage:
+                continue
+            except RateLimited:
+                conv = await self.app[STORE].open_conversation(key)
+                lang = conv.language if conv else "en"
+                text = content.text("web.error_slow_down", lang)
+                await ws.send_json({"type": "error", "text": text})
                 continue
             except HelplineError:
                 log.exception("a web chat message could not be stored")

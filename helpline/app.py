@@ -25,6 +25,7 @@ from helpline.locks import MemoryLocks
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hub, Locks, RoutingQueue, Sender
 from helpline.privacy import Privacy
+from helpline.ratelimit import MemoryLimiter, RedisLimiter
 from helpline.routing import Routing
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
@@ -91,11 +92,13 @@ def create_app(
             await hub.start()
             queue = redis_queue(app) if redis_queue else memory_queue(app)
             locks = redis_locks(app) if redis_locks else MemoryLocks()
+            limiter: MemoryLimiter | RedisLimiter = RedisLimiter(client, settings.redis_prefix)
         else:
             sub_client = None
             hub = MemoryHub()
             queue = memory_queue(app)
             locks = MemoryLocks()
+            limiter = MemoryLimiter()
         app[HUB] = hub
         routing = Routing(
             store=store,
@@ -118,6 +121,8 @@ def create_app(
             effects=app[EFFECTS],
             clock=clock,
             metrics=app[METRICS],
+            limiter=limiter,
+            messages_per_minute=settings.messages_per_minute,
         )
         routing.engine = engine
         app[ROUTING] = routing

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         5, ge=1, description="warn a quiet web chat this many minutes before closing it"
     )
     retention_days: int = Field(30, ge=1, description="delete transcripts after this many days")
+    messages_per_minute: int = Field(
+        20, ge=1, description="messages one contact may send per minute before a calm refusal"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="write logs as JSON lines")
     twilio_account_sid: str | None = None

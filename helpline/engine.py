@@ -28,6 +28,7 @@ from helpline.metrics import Metrics
 from helpline.ports import Hub, Locks, Priority, Sender
 from helpline.privacy import Privacy, SealError
 from helpline.quiet import QuietHours
+from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
 from helpline.storage import Accepted, SqlStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,12 @@ class RiskResult(Protocol):
 
 
 Screen = Callable[[str, str], RiskResult]
+
+
+class Limiter(Protocol):
+    async def allow(self, key: str, limits: tuple[Limit, ...]) -> bool: ...
+
+
 EffectHandler = Callable[[Conversation, Mapping[str, Any]], Awaitable[list[Reply]]]
 
 
@@ -102,6 +109,8 @@ class Engine:
         effects: Mapping[str, EffectHandler] | None = None,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
+        limiter: Limiter | None = None,
+        messages_per_minute: int = 20,
     ) -> None:
         self.store = store
         self.content = content
@@ -116,6 +125,8 @@ class Engine:
         self.effects: Mapping[str, EffectHandler] = effects if effects is not None else {}
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.limiter: Limiter = limiter or MemoryLimiter()
+        self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- entry points for channels ---------------------------------------------------------
@@ -124,6 +135,9 @@ class Engine:
         """Store the message (raises DuplicateMessage for a redelivery). Once this returns,
         the channel may acknowledge: the message cannot be lost."""
         key = self.privacy.contact_key(msg.channel, msg.address)
+        if not await self.limiter.allow(key, self.message_limits):
+            self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
+            raise RateLimited("too many messages from one contact")
         try:
             accepted = await self.store.accept_inbound(
                 contact_key=key,

@@ -43,7 +43,8 @@ ECHO = FlowSpec(
 async def test_many_messages_at_once_are_answered_in_order_once_each(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+    settings = settings_for(database_url, tmp_path, messages_per_minute=1000)
+    async with running(settings, journeys=(ECHO,)) as (app, fake, _):
         engine = engine_of(app)
         await engine.handle(InboundMessage("test", PHONE, "first"))
         words = [f"message {i}" for i in range(40)]

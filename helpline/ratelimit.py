@@ -1,0 +1,74 @@
+"""Rate limits per contact (keyed hash) and per network address (hashed), in memory for one
+process or in Redis for several. Fixed windows: simple, cheap and good enough against floods."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from helpline.errors import HelplineError
+
+
+class RateLimited(HelplineError):
+    """Too many messages from one contact or address in a short time."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    seconds: int
+
+
+def message_limits(per_minute: int) -> tuple[Limit, ...]:
+    """A person typing fast sends a few messages a minute; a script sends hundreds."""
+    return (Limit(per_minute, 60), Limit(per_minute * 15, 3600))
+
+
+NEW_CHATS = (Limit(30, 600),)
+
+
+class MemoryLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[tuple[str, int], tuple[int, int]] = {}
+
+    async def allow(self, key: str, limits: tuple[Limit, ...]) -> bool:
+        now = self._clock()
+        allowed = True
+        for limit in limits:
+            window = int(now // limit.seconds)
+            slot = (key, limit.seconds)
+            start, count = self._windows.get(slot, (window, 0))
+            if start != window:
+                start, count = window, 0
+            count += 1
+            self._windows[slot] = (start, count)
+            allowed = allowed and count <= limit.count
+        if len(self._windows) > 100_000:
+            self._forget_old(now)
+        return allowed
+
+    def _forget_old(self, now: float) -> None:
+        for (key, seconds), (start, _) in list(self._windows.items()):
+            if start != int(now // seconds):
+                del self._windows[(key, seconds)]
+
+
+class RedisLimiter:
+    def __init__(self, client: redis.Redis, prefix: str = "helpline:") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    async def allow(self, key: str, limits: tuple[Limit, ...]) -> bool:
+        now = time.time()
+        pipe = self._client.pipeline(transaction=False)
+        for limit in limits:
+            name = f"{self._prefix}rate:{limit.seconds}:{int(now // limit.seconds)}:{key}"
+            pipe.incr(name)
+            pipe.expire(name, limit.seconds + 1)
+        results = await pipe.execute()
+        counts = results[0::2]
+        return all(int(c) <= limit.count for c, limit in zip(counts, limits, strict=True))

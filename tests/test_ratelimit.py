@@ -1,0 +1,72 @@
+"""Rate limits: a flood from one contact or one address gets a calm reply, nothing stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as redis
+
+from helpline.app import CONTENT, ENGINE, STORE
+from helpline.domain import InboundMessage
+from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, RedisLimiter
+from tests.support import running, settings_for
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> tuple[str, str] | None:
+    """None for the in-process limiter, (url, prefix) for the Redis one."""
+    if request.param == "memory":
+        return None
+    return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+
+
+async def test_a_limiter_allows_up_to_the_limit_then_refuses(
+    backend: tuple[str, str] | None,
+) -> None:
+    client = redis.Redis.from_url(backend[0]) if backend else None
+    limiter = RedisLimiter(client, backend[1]) if client and backend else MemoryLimiter()
+    try:
+        limits = (Limit(3, 60),)
+        results = [await limiter.allow("contact-a", limits) for _ in range(5)]
+        assert results == [True, True, True, False, False]
+        assert await limiter.allow("contact-b", limits), "one contact's flood limited another"
+    finally:
+        if client is not None:
+            await client.aclose()
+
+
+async def test_a_flood_from_one_contact_is_refused_before_anything_is_stored(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        engine = app[ENGINE]
+        refused = 0
+        for i in range(25):
+            try:
+                await engine.accept(InboundMessage("test", "+447700900999", f"m{i}"))
+            except RateLimited:
+                refused += 1
+        assert refused == 5
+        conv = await app[STORE].open_conversation(
+            app[ENGINE].privacy.contact_key("test", "+447700900999")
+        )
+        assert conv is not None
+        assert len(await app[STORE].pending_inbound(conv.id)) == 20
+
+
+async def test_web_chat_tells_a_flooding_person_to_slow_down(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _fake, url):
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            for i in range(25):
+                await ws.send_json({"type": "message", "text": f"hi {i}", "id": f"f{i}"})
+            expected = app[CONTENT].text("web.error_slow_down", "en")
+            while True:
+                frame = await ws.receive_json(timeout=10)
+                if frame["type"] == "error":
+                    assert frame["text"] == expected
+                    break
