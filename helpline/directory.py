@@ -217,6 +217,18 @@ def normalise_uk_phone(value: str) -> str:
     raise ValueError(f"{value!r} is not a UK phone number we can give out")
 
 
+def normalise_uk_callback_number(value: str) -> str:
+    """A number an adviser may call back: a UK mobile or landline only, spaces removed.
+
+    Stricter than normalise_uk_phone: 999, 101, helplines and short codes are refused, so a
+    mistyped or mischievous answer never sends an adviser's call to the emergency services.
+    """
+    digits = normalise_uk_phone(value)
+    if _MOBILE.fullmatch(digits) or _GEOGRAPHIC.fullmatch(digits):
+        return digits
+    raise ValueError(f"{value!r} is not a mobile or landline number")
+
+
 _DISTRICT = re.compile(r"[A-Z]{1,2}\d[A-Z\d]?")
 _RANGE = re.compile(r"([A-Z]{1,2})(\d{1,2})-([A-Z]{1,2})(\d{1,2})")
 

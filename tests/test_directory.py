@@ -16,6 +16,7 @@ from helpline.directory import (
     AreaMatch,
     Bilingual,
     Directory,
+    normalise_uk_callback_number,
     normalise_uk_phone,
     outward_code,
 )
@@ -56,6 +57,7 @@ def directory() -> Directory:
         ("CH41 1AA", "merseyside", None),
         ("M1 1AA", "greater-manchester", None),
         ("EC1A 1BB", "city-of-london", None),
+        ("EC1V 2NX", "metropolitan", None),
         ("W1A 1AA", "metropolitan", None),
         ("TS9 5AA", "north-yorkshire", None),
         ("TD15 1AA", "northumbria", None),
@@ -499,6 +501,17 @@ def test_real_uk_numbers_are_accepted(value: str, dial: str) -> None:
 def test_malformed_or_premium_numbers_are_refused(value: str) -> None:
     with pytest.raises(ValueError):
         normalise_uk_phone(value)
+
+
+@pytest.mark.parametrize("value", ["999", "101", "116 123", "85258", "0808 802 4040"])
+def test_a_call_back_is_never_booked_to_an_emergency_or_helpline_number(value: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_uk_callback_number(value)
+
+
+def test_a_call_back_can_go_to_a_mobile_or_landline() -> None:
+    assert normalise_uk_callback_number("+44 7700 900123") == "07700900123"
+    assert normalise_uk_callback_number("029 2000 0000") == "02920000000"
 
 
 # --------------------------------------------------------------------------- broken content
