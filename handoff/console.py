@@ -73,6 +73,7 @@ class LoginThrottle:
 
 
 THROTTLE = web.AppKey("console_throttle", LoginThrottle)
+PAGES = web.AppKey("console_pages", dict[str, str])
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -181,16 +182,23 @@ async def _audit(
 
 async def page(request: web.Request) -> web.Response:
     lang = "cy" if request.query.get("lang") == "cy" else "en"
-    content = request.app[CONTENT]
+    pages = request.app[PAGES]
+    if lang not in pages:
+        pages[lang] = _render(request.app, lang)
+    return web.Response(text=pages[lang], content_type="text/html")
+
+
+def _render(app: web.Application, lang: str) -> str:
+    content = app[CONTENT]
     template = (STATIC / "console.html").read_text(encoding="utf-8")
-    values = {"lang": lang, "exit_url": request.app[SETTINGS].exit_url}
+    values = {"lang": lang, "exit_url": app[SETTINGS].exit_url}
 
     def fill(match: re.Match[str]) -> str:
         key = match.group(1)
         value = values[key] if key in values else content.text(key, lang)
         return html.escape(value, quote=True)
 
-    return web.Response(text=_PLACEHOLDER.sub(fill, template), content_type="text/html")
+    return _PLACEHOLDER.sub(fill, template)
 
 
 def _cookie_secure(request: web.Request) -> bool:
@@ -498,6 +506,7 @@ async def audit_log(request: web.Request, user: User) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register the console's routes; the composition root lists this in its plugins."""
     app[THROTTLE] = LoginThrottle()
+    app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"
     app.router.add_routes(

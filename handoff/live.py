@@ -207,6 +207,7 @@ class LiveConsole:
         if len(self.watched) >= MAX_WATCHED:
             oldest = next(iter(self.watched))
             self.watched.pop(oldest).cancel()
+        await accounts.audit(self.app[STORE], self.user.name, "watch", conv_id)
         started = asyncio.Event()
         self.watched[conv_id] = asyncio.create_task(self._transcript(conv_id, started))
         await started.wait()

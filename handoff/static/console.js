@@ -338,6 +338,7 @@
       var button = el('button', actionName);
       button.type = 'button';
       button.setAttribute('aria-describedby', refId);
+      button.setAttribute('data-key', (item.claimed_by ? 'c-' : 'w-') + item.id);
       button.addEventListener('click', action);
       li.appendChild(button);
     }
@@ -347,6 +348,9 @@
   function renderQueue(frame) {
     var waiting = $('waiting');
     var claimed = $('claimed');
+    // Live updates rebuild the lists: keep keyboard focus on the same conversation's button.
+    var focused = document.activeElement;
+    var focusKey = focused && focused.getAttribute ? focused.getAttribute('data-key') : null;
     clear(waiting);
     clear(claimed);
     frame.waiting.forEach(function (item) {
@@ -374,6 +378,12 @@
     });
     if (!frame.claimed.length) {
       claimed.appendChild(el('li', label('claimed-empty'), 'empty'));
+    }
+    if (focusKey) {
+      var again = document.querySelector('[data-key="' + focusKey + '"]');
+      if (again) {
+        again.focus();
+      }
     }
   }
 
