@@ -283,6 +283,11 @@ def setup(app: web.Application) -> None:
         senders["whatsapp"] = {"from_": _whatsapp(settings.twilio_whatsapp_from)}
     if not senders:
         return
+    if settings.public_url is None:
+        log.warning(
+            "HELPLINE_PUBLIC_URL is not set: Twilio signs webhooks for the public address, so "
+            "every webhook will be refused until it is (docs/channels.md)"
+        )
     texting.quiet_library_loggers()
     texting.words_of(app)
     transport = TwilioTransport(settings)

@@ -156,6 +156,12 @@ async def test_a_telegram_message_gets_the_welcome_with_the_choices_as_buttons(
             assert await app[STORE].open_conversation(env.key()) is None
 
 
+async def test_pressing_start_in_telegram_opens_with_the_welcome(env: Env) -> None:
+    assert await env.post(update("telegram_start_command.json")) == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.telegram_texts()[0] == env.text("welcome.intro")
+
+
 async def test_a_welsh_telegram_user_is_welcomed_in_welsh(env: Env) -> None:
     await env.say("Helo", language="cy")
     assert env.loop.telegram_texts()[0] == env.text("welcome.intro", "cy")

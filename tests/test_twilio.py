@@ -214,6 +214,17 @@ async def test_a_redelivered_text_is_stored_and_answered_once(env: Env) -> None:
     assert once > 0
 
 
+async def test_delete_my_data_by_text_erases_everything_and_confirms_by_text(env: Env) -> None:
+    await env.say("Hello")
+    await env.say("delete my data")
+    assert env.loop.sms_bodies()[-1].startswith(env.text("erase.confirm"))
+    await env.say("1")
+    done = env.text("erase.done", conversations=1, messages=0).split("1 conversation")[0]
+    assert env.loop.sms_bodies()[-1].startswith(done)
+    assert await env.app[STORE].sealed_address(env.key()) is None
+    assert await env.app[STORE].open_conversation(env.key()) is None
+
+
 # -- STOP, opt-out and refusals ---------------------------------------------------------------
 
 
