@@ -78,6 +78,7 @@ class _Reason:
     when_now: str | None
     now_reason: str | None
     guard: re.Pattern[str] | None
+    now_guard: re.Pattern[str] | None
     negatable: bool
 
 
@@ -233,19 +234,24 @@ def _build_reason(
 ) -> _Reason:
     if not isinstance(rspec, dict) or rspec.get("level") not in LEVELS[:-1]:
         raise ContentError(f"reasons.yaml: {rid}: level must be one of {LEVELS[:-1]}")
-    guards = [
-        p
-        for name in rspec.get("unless") or []
-        for lang, d in langs.items()
-        for p in patterns(f"{lang}.yaml: guard {name}", (d.get("guards") or {}).get(name, []))
-    ]
+
+    def guard(key: str) -> re.Pattern[str] | None:
+        found = [
+            p
+            for name in rspec.get(key) or []
+            for lang, d in langs.items()
+            for p in patterns(f"{lang}.yaml: guard {name}", (d.get("guards") or {}).get(name, []))
+        ]
+        return _compile(found, f"{rid} {key}") if found else None
+
     return _Reason(
         id=rid,
         level=rspec["level"],
         when_past=rspec.get("when_past"),
         when_now=rspec.get("when_now"),
         now_reason=rspec.get("now_reason"),
-        guard=_compile(guards, f"{rid} guards") if guards else None,
+        guard=guard("unless"),
+        now_guard=guard("now_unless"),
         negatable=bool(rspec.get("negatable", True)),
     )
 
@@ -396,7 +402,8 @@ def _judge(reason: _Reason, text: str, m: re.Match[str], lex: Lexicon) -> str | 
     sentence = _sentence(text, m.start(), m.end())
     if reason.guard is not None and reason.guard.search(sentence):
         return None
-    if reason.when_now and lex.now.search(sentence):
+    habit = reason.now_guard is not None and reason.now_guard.search(sentence)
+    if reason.when_now and not habit and lex.now.search(sentence):
         return reason.when_now
     if reason.when_past and lex.past.search(sentence) and not lex.now.search(sentence):
         return reason.when_past

@@ -209,6 +209,31 @@ def test_ordinary_violence_is_a_concern_unless_it_is_happening_now() -> None:
     assert "violence_now" in now.reasons
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "he's hitting her",
+        "she's kicking me",
+        "they're beating him up outside",
+        "Mae fy nhad yn curo fy mam.",
+    ],
+)
+def test_violence_in_the_present_tense_is_happening_now(text: str) -> None:
+    risk = assess(text)
+    assert risk.level == "immediate"
+    assert "violence_now" in risk.reasons
+
+
+def test_a_habit_of_violence_is_a_concern_not_an_emergency() -> None:
+    assert assess("he's hitting me when he's drunk").level == "concern"
+    started = assess("He's been abusive for years and recently he's started hitting the kids")
+    assert started.level == "concern"
+
+
+def test_the_writers_own_childhood_is_not_a_current_risk() -> None:
+    assert assess("My dad was violent when I was a kid, I'm scared I'm like him").level == "none"
+
+
 def test_a_suicide_threat_used_as_control_is_suicide() -> None:
     risk = assess("she says she'll kill herself if I leave")
     assert risk.level == "suicide"
