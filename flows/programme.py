@@ -106,10 +106,11 @@ def _names(turn: Turn) -> Sequence[str]:
     return [p.name(turn.language) for p in _referable(turn)]
 
 
-def _picked(turn: Turn) -> None:
+def _picked(turn: Turn) -> str:
     referable = _referable(turn)
     index = int(turn.answers.pop("programme_index", 0))
     turn.answers["programme"] = referable[index].id
+    return "consent"
 
 
 def _shared(turn: Turn) -> dict[str, str]:
