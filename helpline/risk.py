@@ -105,11 +105,16 @@ class _Gate:
                 index[start] = index.get(start, 0) | 1 << i
         self.index = index
 
-    def candidates(self, starts: Iterable[str]) -> list[_Line]:
+    def mask(self, word: str) -> int:
+        """The lines a word could begin: by its starts, and whole if it is short ("he ")."""
         get = self.index.get
-        mask = self.always
-        for start in starts:
-            mask |= get(start, 0)
+        mask = get(word + " ", 0) if len(word) <= _PREFIX else 0
+        for k in range(1, min(len(word), _PREFIX) + 1):
+            mask |= get(word[:k], 0)
+        return mask
+
+    def candidates(self, mask: int) -> list[_Line]:
+        mask |= self.always
         chosen = []
         while mask:
             low = mask & -mask
@@ -132,6 +137,7 @@ class Lexicon:
     now: re.Pattern[str]
     past: re.Pattern[str]
     correct: Callable[[str], str]  # a token -> the key term it is one typo away from
+    masks: Callable[[str], tuple[int, int]]  # a word -> the idiom and reason lines it may begin
 
     @classmethod
     def load(cls, root: Path = DEFAULT_ROOT) -> Lexicon:
@@ -165,6 +171,8 @@ class Lexicon:
         by_letter: dict[str, tuple[str, ...]] = {}
         for term in terms:
             by_letter[term[0]] = (*by_letter.get(term[0], ()), term)
+        reasons = _Gate(lines)
+        idioms = _Gate(_Line(_compile([p], "idioms"), _starts(p)) for p in section("idioms"))
         return cls(
             slang={
                 normalise(str(k)): normalise(str(v))
@@ -176,8 +184,8 @@ class Lexicon:
                 for d in langs.values()
                 for k, v in (d.get("raw") or {}).items()
             ),
-            reasons=_Gate(lines),
-            idioms=_Gate(_Line(_compile([p], "idioms"), _starts(p)) for p in section("idioms")),
+            reasons=reasons,
+            idioms=idioms,
             negation=_compile(section("negation"), "negation"),
             pseudo_negation=_compile(section("pseudo_negation"), "pseudo_negation"),
             boundaries=frozenset(words("boundaries")),
@@ -185,6 +193,9 @@ class Lexicon:
             past=_compile(section("time", "past"), "time: past"),
             correct=functools.lru_cache(maxsize=65536)(
                 functools.partial(_correct, by_letter, frozenset(terms) | set(words("keep")))
+            ),
+            masks=functools.lru_cache(maxsize=65536)(
+                lambda word: (idioms.mask(word), reasons.mask(word))
             ),
         )
 
@@ -353,8 +364,8 @@ def normalise(text: str) -> str:
     return " ".join(_REPEATS.sub(r"\1\1", text).split())
 
 
-def _prepare(text: str, lex: Lexicon) -> tuple[str, list[str]]:
-    """The text ready for matching, between sentence marks, and its words' starts."""
+def _prepare(text: str, lex: Lexicon) -> tuple[str, int]:
+    """The text ready for matching, between sentence marks, and the reason lines it may match."""
     for pattern, replacement in lex.raw:
         text = pattern.sub(replacement, text)
     words = []
@@ -362,20 +373,14 @@ def _prepare(text: str, lex: Lexicon) -> tuple[str, list[str]]:
         token = lex.slang.get(token, token)
         words.append(lex.correct(token) if " " not in token else token)
     prepared = " ".join(words)
-    starts = _word_starts(prepared)
-    for line in lex.idioms.candidates(starts):
+    idiom_mask = reason_mask = 0
+    for word in set(prepared.split()):
+        idiom_bits, reason_bits = lex.masks(word)
+        idiom_mask |= idiom_bits
+        reason_mask |= reason_bits
+    for line in lex.idioms.candidates(idiom_mask):
         prepared = line.pattern.sub("~", prepared)
-    return f" . {prepared} . ", starts
-
-
-def _word_starts(text: str) -> list[str]:
-    """Each word's starts up to _PREFIX letters, and each short word whole ("he ")."""
-    starts = []
-    for word in set(text.split()):
-        starts += [word[:k] for k in range(1, min(len(word), _PREFIX) + 1)]
-        if len(word) <= _PREFIX:
-            starts.append(word + " ")
-    return starts
+    return f" . {prepared} . ", reason_mask
 
 
 def _sentence(text: str, start: int, end: int) -> str:
@@ -419,9 +424,9 @@ def lexicon() -> Lexicon:
 def assess(text: str, language: str = "en", lex: Lexicon | None = None) -> Risk:
     """Screen one message. Pure: no I/O after the lexicon's first load; keeps nothing."""
     lex = lex or lexicon()
-    prepared, starts = _prepare(text, lex)
+    prepared, mask = _prepare(text, lex)
     found: dict[str, str] = {}  # reason id -> the most urgent level it reached
-    for line in lex.reasons.candidates(starts):
+    for line in lex.reasons.candidates(mask):
         reason = line.reason
         assert reason is not None  # reason lines always carry their reason
         for m in line.pattern.finditer(prepared):

@@ -314,8 +314,8 @@ def test_the_word_gate_never_hides_a_pattern_that_matches() -> None:
 
     lex = lexicon()
     for case in CASES:
-        prepared, starts = _prepare(case.text, lex)
-        chosen = set(map(id, lex.reasons.candidates(starts)))
+        prepared, mask = _prepare(case.text, lex)
+        chosen = set(map(id, lex.reasons.candidates(mask)))
         for line in lex.reasons.lines:
             if line.pattern.search(prepared):
                 assert id(line) in chosen, (case.text, line.pattern.pattern[:60])
