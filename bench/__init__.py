@@ -1,0 +1,1 @@
+"""Load generator and servers for docs/performance.md (GitHub issue 7): `python -m bench.run`."""

@@ -1,0 +1,180 @@
+"""The two servers the load generator drives, each in a process of its own.
+
+`echo`: raw aiohttp, no helpline code: a websocket that answers hello with session and
+history frames and echoes every message frame, and an SMS webhook that parses the same form
+and answers TwiML. `full`: the whole service built by run.py's build(), plus /bench/queue, a
+websocket forwarding hub events on topic "queue" (what an adviser console is sent).
+
+Prints one JSON line {"port": ...} once listening; stops on SIGTERM, when its standard input
+closes (the load generator died) or after --deadline seconds, whichever comes first."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.tree import isolate
+
+TREE = isolate()
+
+from aiohttp import WSMsgType, web  # noqa: E402
+
+WELCOME = {"id": 1, "author": "bot", "text": "welcome", "options": ["1"]}
+TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>ok</Message></Response>'
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def pin(cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+# -- echo ----------------------------------------------------------------------------------
+
+
+async def _echo_socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
+    await ws.prepare(request)
+    n = 1
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT:
+            break
+        frame = json.loads(msg.data)
+        if frame.get("type") == "hello":
+            await ws.send_json({"type": "session", "token": "t" * 32, "conversation": "ECHO"})
+            await ws.send_json({"type": "history", "messages": [WELCOME]})
+        elif frame.get("type") == "message":
+            n += 1
+            await ws.send_json(
+                {
+                    "type": "message",
+                    "id": n,
+                    "author": "bot",
+                    "text": frame["text"],
+                    "options": ["1"],
+                }
+            )
+    return ws
+
+
+async def _echo_sms(request: web.Request) -> web.Response:
+    form = await request.post()
+    if not form.get("From") or not form.get("Body"):
+        raise web.HTTPBadRequest()
+    return web.Response(text=TWIML, content_type="application/xml")
+
+
+def echo_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/chat/ws", _echo_socket)
+    app.router.add_post("/sms", _echo_sms)
+    return app
+
+
+# -- the full service ----------------------------------------------------------------------
+
+
+def _bench_console(app: web.Application) -> None:
+    from helpline.app import HUB
+
+    async def queue_events(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async with request.app[HUB].subscribe("queue") as events:
+            await ws.send_json({"type": "ready"})
+            async for event in events:
+                await ws.send_json(event)
+        return ws
+
+    app.router.add_get("/bench/queue", queue_events)
+
+
+def full_app(args: argparse.Namespace) -> web.Application:
+    from helpline.config import Settings
+    from helpline.logs import setup_logging
+    from run import PLUGINS, build
+
+    extra: dict[str, Any] = {}
+    if args.redis_url:
+        extra = {"redis_url": args.redis_url, "redis_prefix": args.redis_prefix}
+    if args.twilio_api_base:
+        extra |= {
+            "twilio_account_sid": "AC" + "0" * 32,
+            "twilio_auth_token": args.twilio_token,
+            "twilio_from": "+447700900000",
+            "twilio_api_base": args.twilio_api_base,
+            "public_url": args.public_url,
+        }
+    settings = Settings(
+        database_url=args.database_url,
+        data_dir=Path(args.data_dir),
+        secret_key="bench-secret-" + "x" * 40,
+        port=0,
+        log_level="INFO",
+        **extra,
+    )
+    setup_logging(settings.log_level, settings.log_json)
+    return build(settings, plugins=(*PLUGINS, _bench_console))
+
+
+async def serve(args: argparse.Namespace) -> None:
+    app = echo_app() if args.mode == "echo" else full_app(args)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=args.backlog)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    # The parent holds our stdin open; EOF means it has gone.
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 1) else None)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), args.deadline)
+    await runner.cleanup()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("mode", choices=("echo", "full"))
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--backlog", type=int, default=1024)
+    p.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    p.add_argument("--deadline", type=float, default=600.0)
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--data-dir", default=".")
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--redis-prefix", default="bench:")
+    p.add_argument("--twilio-api-base", default=None)
+    p.add_argument("--twilio-token", default="bench-token-" + "y" * 20)
+    p.add_argument("--public-url", default=None)
+    args = p.parse_args()
+    raise_fd_limit()
+    pin(args.cpu)
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(args))
+    else:
+        asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()
