@@ -200,9 +200,13 @@ class Lexicon:
         )
 
 
+# The C loader when PyYAML has it (several times faster); both are safe loaders.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506
     except (OSError, yaml.YAMLError) as exc:
         raise ContentError(f"{path}: cannot read the risk lexicon: {exc}") from exc
     if not isinstance(data, dict):
@@ -237,22 +241,32 @@ def _compile(parts: Iterable[str], where: str) -> re.Pattern[str]:
         raise ContentError(f"risk lexicon, {where}: bad pattern: {exc}") from exc
 
 
+_REASON_KEYS = {"level", "when_past", "when_now", "now_reason", "unless", "now_unless", "negatable"}
+
+
 def _build_reason(
     rid: str,
     rspec: dict[str, Any],
     langs: dict[str, dict[str, Any]],
     patterns: Callable[[str, Iterable[Any]], list[str]],
 ) -> _Reason:
+    # A typo here would silently switch a safeguard off, so anything unknown stops the load.
     if not isinstance(rspec, dict) or rspec.get("level") not in LEVELS[:-1]:
         raise ContentError(f"reasons.yaml: {rid}: level must be one of {LEVELS[:-1]}")
+    if unknown := set(rspec) - _REASON_KEYS:
+        raise ContentError(f"reasons.yaml: {rid}: unknown keys {sorted(unknown)}")
+    for key in ("when_past", "when_now"):
+        if key in rspec and rspec[key] not in LEVELS[:-1]:
+            raise ContentError(f"reasons.yaml: {rid}: {key} must be one of {LEVELS[:-1]}")
 
     def guard(key: str) -> re.Pattern[str] | None:
-        found = [
-            p
-            for name in rspec.get(key) or []
-            for lang, d in langs.items()
-            for p in patterns(f"{lang}.yaml: guard {name}", (d.get("guards") or {}).get(name, []))
-        ]
+        found: list[str] = []
+        for name in rspec.get(key) or []:
+            tables = [(lang, (d.get("guards") or {}).get(name)) for lang, d in langs.items()]
+            if all(table is None for _, table in tables):
+                raise ContentError(f"reasons.yaml: {rid}: no guard called {name!r}")
+            for lang, table in tables:
+                found += patterns(f"{lang}.yaml: guard {name}", table or [])
         return _compile(found, f"{rid} {key}") if found else None
 
     return _Reason(

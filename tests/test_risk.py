@@ -307,6 +307,25 @@ def test_a_broken_pattern_fails_at_load_naming_the_reason(lexicon_copy: Path) ->
         Lexicon.load(lexicon_copy)
 
 
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"when_pst": "concern"}, "unknown keys"),
+        ({"when_past": "later"}, "when_past"),
+        ({"unless": ["self_directd"]}, "no guard"),
+    ],
+)
+def test_a_mistyped_reason_setting_fails_at_load_instead_of_switching_a_rule_off(
+    lexicon_copy: Path, change: dict[str, object], complaint: str
+) -> None:
+    path = lexicon_copy / "reasons.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["weapon"].update(change)
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ContentError, match=complaint):
+        Lexicon.load(lexicon_copy)
+
+
 def test_the_word_gate_never_hides_a_pattern_that_matches() -> None:
     # The gate skips pattern lines whose first word is absent; it must never skip one that
     # would have matched. Checked against every labelled message and every line.
