@@ -13,6 +13,7 @@ from aiohttp import web
 
 import channels
 import flows
+import handoff
 from handoff.locks_redis import RedisLocks
 from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
@@ -24,7 +25,7 @@ from helpline.errors import HelplineError
 from helpline.flowkit import FlowSpec
 from helpline.logs import setup_logging
 
-PLUGINS: tuple[Plugin, ...] = (*channels.PLUGINS,)
+PLUGINS: tuple[Plugin, ...] = (*channels.PLUGINS, *handoff.PLUGINS)
 
 
 def build(
@@ -73,6 +74,30 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "purge", help="apply retention now: delete transcripts and addresses older than the period"
     )
+    sub.add_parser("diagrams", help="draw every journey as a diagram into docs/flows/")
+    user = sub.add_parser("user", help="manage console accounts").add_subparsers(
+        dest="user_command", metavar="ACTION", required=True
+    )
+    add = user.add_parser(
+        "add", help="add an account; password from HELPLINE_NEW_PASSWORD or a prompt"
+    )
+    add.add_argument("name")
+    add.add_argument(
+        "--role", required=True, choices=("adviser", "supervisor", "programme", "admin")
+    )
+    add.add_argument("--programme", help="programme id (for programme staff)")
+    user.add_parser("list", help="list accounts")
+    for action, text in (
+        ("disable", "disable an account and end its sessions"),
+        ("password", "set a new password (HELPLINE_NEW_PASSWORD or a prompt)"),
+        ("totp", "turn on a second factor for a supervisor or admin; prints the enrolment URI"),
+    ):
+        user.add_parser(action, help=text).add_argument("name")
+    telegram = sub.add_parser("telegram", help="Telegram set-up").add_subparsers(
+        dest="telegram_command", metavar="ACTION", required=True
+    )
+    telegram.add_parser("set-webhook", help="register HELPLINE_PUBLIC_URL/channels/telegram")
+    telegram.add_parser("poll", help="serve, fetching Telegram updates by polling (development)")
     return p
 
 
@@ -87,6 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "migrate":
             asyncio.run(_migrate(settings))
             print("The database schema is up to date.")
+            return 0
+        if command == "user":
+            return asyncio.run(_user(settings, args))
+        if command == "diagrams":
+            from flows.diagrams import write_diagrams
+
+            for path in write_diagrams():
+                print(f"wrote {path}")
+            return 0
+        if command == "telegram" and args.telegram_command == "set-webhook":
+            from channels.telegram import set_webhook
+
+            print(asyncio.run(set_webhook(settings)))
             return 0
         if command == "purge":
             counts = asyncio.run(_purge(settings))
@@ -103,11 +141,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HelplineError as exc:
         print(f"helpline: {exc}", file=sys.stderr)
         return 2
+    if command == "telegram":  # poll
+        asyncio.run(_poll(app, settings))
+        return 0
     base = settings.base_url if settings.port else f"http://{settings.host}"
     print(f"Web chat:        {base}/", flush=True)
     print(f"Adviser console: {base}/console", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
     return 0
+
+
+async def _poll(app: web.Application, settings: Settings) -> None:
+    from channels.telegram import poll
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        print(f"Web chat: {settings.base_url}/  (Telegram by polling; Ctrl+C to stop)")
+        await poll(app)
+    finally:
+        await runner.cleanup()
+
+
+def _new_password() -> str:
+    import getpass
+    import os
+
+    given = os.environ.get("HELPLINE_NEW_PASSWORD")
+    if given:
+        return given
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Again: "):
+        raise HelplineError("the passwords do not match")
+    return first
+
+
+async def _user(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff import accounts
+    from helpline.storage import SqlStore
+    from helpline.storage.migrate import upgrade
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.db_url)
+    try:
+        await upgrade(store.engine)
+        action = args.user_command
+        if action == "add":
+            await accounts.add_user(
+                store, args.name, args.role, _new_password(), programme=args.programme
+            )
+            print(f"Added {args.name} ({args.role}).")
+        elif action == "list":
+            for u in await accounts.list_users(store):
+                state = "disabled" if u.disabled else "active"
+                extra = f" programme={u.programme}" if u.programme else ""
+                print(f"{u.name}\t{u.role}\t{state}{extra}")
+        elif action == "disable":
+            await accounts.disable_user(store, args.name)
+            print(f"Disabled {args.name}.")
+        elif action == "password":
+            await accounts.set_password(store, args.name, _new_password())
+            print(f"Password changed for {args.name}.")
+        elif action == "totp":
+            print(await accounts.enable_totp(store, args.name))
+        return 0
+    finally:
+        await store.close()
 
 
 async def _purge(settings: Settings) -> dict[str, int]:

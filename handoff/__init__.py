@@ -3,6 +3,6 @@ and the adviser console (a plugin for create_app)."""
 
 from __future__ import annotations
 
-from handoff import console
+from handoff import console, effects
 
-PLUGINS = (console.setup,)
+PLUGINS = (console.setup, effects.setup)

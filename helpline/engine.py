@@ -34,6 +34,7 @@ from helpline.storage import Accepted, SqlStore
 log = logging.getLogger(__name__)
 
 URGENT = ("immediate", "suicide")
+JUST_WROTE = timedelta(minutes=5)
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 
 
@@ -403,7 +404,7 @@ class Engine:
                 platform_id = await sender.send(out)
             except DeliveryError:
                 log.warning(
-                    "delivery failed", extra={"conversation": conv.reference, "message": m.id}
+                    "delivery failed", extra={"conversation": conv.reference, "message_id": m.id}
                 )
                 await self.store.mark(m.id, Delivery.FAILED)
                 self.metrics.delivery_failures.labels(conv.channel).inc()
@@ -419,6 +420,12 @@ class Engine:
         quiet = QuietHours.from_settings(await self.store.contact_settings(conv.contact_key))
         now = self.clock()
         if quiet is None or not quiet.contains(now):
+            return outbound
+        # The person just wrote: they are holding the phone, so answering is expected (and
+        # emergency guidance must never wait). Only later messages, such as an adviser's
+        # reply after a wait, are held.
+        recent = conv.last_inbound_at is not None and now - conv.last_inbound_at < JUST_WROTE
+        if recent:
             return outbound
         for m in outbound:
             await self.store.mark(m.id, Delivery.HELD)

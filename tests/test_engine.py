@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import flows
 from helpline.app import CONTENT, STORE
 from helpline.domain import InboundMessage
 from helpline.errors import DuplicateMessage
@@ -12,6 +13,7 @@ from helpline.flowkit import FlowSpec, State, Turn
 from tests.support import engine_of, running, settings_for, wait_for
 
 PHONE = "+447700900123"
+OTHER = "+447700900124"
 
 
 async def test_first_message_is_answered_with_the_welcome_and_the_choice(
@@ -20,11 +22,11 @@ async def test_first_message_is_answered_with_the_welcome_and_the_choice(
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
         await engine_of(app).handle(InboundMessage("test", PHONE, "hello"))
         content = app[CONTENT]
-        texts = fake.texts(PHONE)
-        assert texts[0] == content.text("welcome.intro", "en")
+        welcome = next(f for f in flows.ALL if f.name == "welcome")
+        first = welcome.state(welcome.initial)
+        assert fake.texts(PHONE)[0] == content.text("welcome.intro", "en")
         assert fake.sent[-1].reply.options == tuple(
-            content.text(k, "en")
-            for k in ("who.opt_self", "who.opt_other", "who.opt_hurt", "who.opt_professional")
+            content.text(o.label, "en") for o in first.options
         )
 
 
@@ -82,14 +84,22 @@ async def test_a_redelivered_message_is_handled_once(database_url: str, tmp_path
 
 async def test_a_conversation_continues_after_a_restart(database_url: str, tmp_path: Path) -> None:
     settings = settings_for(database_url, tmp_path)
+    answers = ["hi", "1", "1", "1"]
     async with running(settings) as (app, fake, _):
         engine = engine_of(app)
-        await engine.handle(InboundMessage("test", PHONE, "hi"))
-        await engine.handle(InboundMessage("test", PHONE, "1"))
-        assert fake.texts()[-1] == app[CONTENT].text("own.start", "en")
+        for text in answers[:-1]:
+            await engine.handle(InboundMessage("test", PHONE, text))
+        before = fake.texts()
     async with running(settings) as (app, fake, _):
-        await engine_of(app).handle(InboundMessage("test", PHONE, "2"))
-        assert fake.texts() == [app[CONTENT].text("own.today", "en")]
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", PHONE, answers[-1]))
+        resumed = fake.texts()
+        # A person who never saw a restart, giving the same answers, is told the same.
+        for text in answers:
+            await engine.handle(InboundMessage("test", OTHER, text))
+        control = fake.texts(OTHER)
+    assert before + resumed == control
+    assert resumed and resumed != fake.texts(OTHER)[: len(resumed)]
 
 
 async def test_a_message_stored_but_not_answered_before_a_crash_is_answered_at_start(

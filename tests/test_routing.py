@@ -85,8 +85,9 @@ async def test_an_adviser_takes_over_talks_and_hands_back_to_the_bot(
 
         await routing.end(conv_id, "sam", "signposted")
         assert fake.texts()[-1] == content.text("handoff.ended", "en")
+        # The bot is back, where the adviser left it: at the choice of who is writing.
         await engine.handle(InboundMessage("test", PERSON, "1"))
-        assert fake.texts()[-1] == content.text("own.start", "en")
+        assert content.text("own.start", "en") in fake.texts()[-2:]
 
         transcript = [m.text for m in await app[STORE].transcript(conv_id)]
         assert content.text("event.claimed", "en", adviser="sam") in transcript
@@ -144,7 +145,7 @@ async def test_a_quiet_bot_conversation_is_closed_and_the_next_message_starts_af
         assert (await store.conversation(first)).closed
         second = (await engine.handle(InboundMessage("test", PERSON, "hello"))).conversation_id
         assert second != first
-        assert fake.texts()[-1] == app[CONTENT].text("welcome.who", "en")
+        assert fake.texts().count(app[CONTENT].text("welcome.intro", "en")) == 2
 
 
 async def test_retention_deletes_old_transcripts_and_addresses(

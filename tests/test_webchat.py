@@ -39,10 +39,11 @@ async def test_a_person_is_greeted_and_can_choose_by_typing_a_number(
             assert session["type"] == "session"
             assert len(session["token"]) >= 20 and session["conversation"]
             assert history[0]["text"] == content.text("welcome.intro", "en")
-            assert history[-1]["options"][0] == content.text("who.opt_self", "en")
+            assert history[-1]["options"][0] == content.text("welcome.opt_safe", "en")
             await ws.send_json({"type": "message", "text": "1", "id": "c1"})
             reply = await _next_message(ws)
-            assert reply["text"] == content.text("own.start", "en")
+            assert reply["text"] == content.text("welcome.who", "en")
+            assert reply["options"][0] == content.text("who.opt_self", "en")
 
 
 async def test_a_reload_in_the_same_tab_resumes_the_conversation(
@@ -55,7 +56,7 @@ async def test_a_reload_in_the_same_tab_resumes_the_conversation(
                 await ws.send_json({"type": "hello", "token": None, "lang": "en"})
                 token = (await _frames_until(ws, "session"))[-1]["token"]
                 await ws.send_json({"type": "message", "text": "1", "id": "c1"})
-                while (await _next_message(ws))["text"] != content.text("own.start", "en"):
+                while (await _next_message(ws))["text"] != content.text("welcome.who", "en"):
                     pass
             async with http.ws_connect(f"{url}/chat/ws") as ws:
                 await ws.send_json({"type": "hello", "token": token, "lang": "en"})
@@ -63,9 +64,9 @@ async def test_a_reload_in_the_same_tab_resumes_the_conversation(
                 history = frames[-1]["messages"]
                 assert frames[0]["token"] == token
                 assert [m["text"] for m in history if m["author"] == "person"] == ["1"]
-                assert history[-1]["text"] == content.text("own.start", "en")
-                await ws.send_json({"type": "message", "text": "2", "id": "c2"})
-                assert (await _next_message(ws))["text"] == content.text("own.today", "en")
+                assert history[-1]["text"] == content.text("welcome.who", "en")
+                await ws.send_json({"type": "message", "text": "1", "id": "c2"})
+                assert (await _next_message(ws))["text"] == content.text("own.start", "en")
 
 
 async def test_a_resent_message_with_the_same_id_is_handled_once(
@@ -114,7 +115,7 @@ async def test_bad_frames_get_a_calm_answer_and_the_chat_carries_on(
             await ws.send_str(frame)
             await ws.send_json({"type": "message", "text": "1", "id": "ok"})
             frames = await _frames_until(ws, "message")
-            while frames[-1]["text"] != content.text("own.start", "en"):
+            while frames[-1]["text"] != content.text("welcome.who", "en"):
                 frames += await _frames_until(ws, "message")
             assert all(f["type"] != "message" or "Traceback" not in f["text"] for f in frames)
 

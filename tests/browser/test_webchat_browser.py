@@ -46,21 +46,22 @@ async def test_a_person_chats_reloads_and_leaves_with_quick_exit(
             page = await browser.new_page(viewport={"width": 360, "height": 740})
             await page.goto(url + "/")
             log = page.get_by_role("log")
-            await expect(log).to_contain_text(t("welcome.who"))
+            await expect(log).to_contain_text(t("welcome.safe_now"))
 
-            # Choose by clicking a quick reply.
+            # Choose by clicking quick replies.
+            await page.get_by_role("button", name=t("welcome.opt_safe")).click()
             await page.get_by_role("button", name=t("who.opt_self")).click()
-            await expect(log).to_contain_text(t("own.start"))
+            await expect(log).to_contain_text(t("own.about"))
 
-            # Type an answer.
-            await page.get_by_role("textbox", name="Message").fill("Things I can do today")
+            # Type an answer in their own words.
+            await page.get_by_role("textbox", name="Message").fill("it's about my partner")
             await page.get_by_role("button", name="Send").click()
-            await expect(log).to_contain_text("Take time out")
+            await expect(log).to_contain_text(t("own.children"))
 
             # A reload in the same tab resumes the same conversation.
             await page.reload()
-            await expect(page.get_by_role("log")).to_contain_text("Take time out")
-            await expect(page.get_by_role("log")).to_contain_text(t("own.start"))
+            await expect(page.get_by_role("log")).to_contain_text(t("own.children"))
+            await expect(page.get_by_role("log")).to_contain_text("it's about my partner")
 
             # Quick exit: replaces the page, and Back does not return to the chat.
             await page.get_by_role("button", name="Exit this page").click()
@@ -83,7 +84,7 @@ async def test_escape_key_leaves_at_once(browser: Browser, sqlite_url: str, tmp_
             page = await browser.new_page()
             await page.goto(url + "/")
             await expect(page.get_by_role("log")).to_contain_text(
-                app[CONTENT].text("welcome.who", "en")
+                app[CONTENT].text("welcome.safe_now", "en")
             )
             await page.keyboard.press("Escape")
             await page.wait_for_url(neutral)
