@@ -212,17 +212,17 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _purge(settings: Settings) -> dict[str, int]:
-    from datetime import timedelta
+    """The same retention the running service applies every minute, hooks included."""
+    from helpline.app import purge
 
-    from helpline.storage import SqlStore
-    from helpline.storage.migrate import upgrade
-
-    store = SqlStore(settings.db_url)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    runner = web.AppRunner(build(settings), handle_signals=False)
+    await runner.setup()
     try:
-        await upgrade(store.engine)
-        return await store.purge(utcnow() - timedelta(days=settings.retention_days))
+        return await purge(runner.app)
     finally:
-        await store.close()
+        await runner.cleanup()
 
 
 async def _migrate(settings: Settings) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import redis.asyncio as redis
@@ -45,6 +45,7 @@ REDIS = web.AppKey("redis", redis.Redis)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 DRAINING = web.AppKey("draining", list[bool])
 METRICS = web.AppKey("metrics", Metrics)
+BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
 
 Plugin = Callable[[web.Application], None]
 QueueFactory = Callable[[web.Application], RoutingQueue]
@@ -75,6 +76,7 @@ def create_app(
     app[EFFECTS] = {}
     app[DRAINING] = [False]
     app[METRICS] = Metrics()
+    app[BEFORE_PURGE] = []
     runner = FlowRunner(flows, app[CONTENT])
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -174,10 +176,18 @@ async def _housekeeping(app: web.Application) -> None:
             idle = timedelta(minutes=settings.idle_minutes)
             await engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes))
             await engine.close_idle(idle)
-            cutoff = app[CLOCK]() - timedelta(days=settings.retention_days)
-            await app[STORE].purge(cutoff)
+            await purge(app)
         except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
             log.exception("housekeeping failed")
+
+
+async def purge(app: web.Application) -> dict[str, int]:
+    """Apply retention: first let plugins keep their anonymous counts (BEFORE_PURGE hooks get
+    the cutoff), then delete what is older than the retention period."""
+    cutoff = app[CLOCK]() - timedelta(days=app[SETTINGS].retention_days)
+    for hook in app[BEFORE_PURGE]:
+        await hook(cutoff)
+    return await app[STORE].purge(cutoff)
 
 
 async def _dependencies_answer(app: web.Application) -> bool:
