@@ -52,7 +52,7 @@ class Chat:
         except TimeoutError:
             raise Lost("no frame in time") from None
         if msg.type != aiohttp.WSMsgType.TEXT:
-            raise Lost(f"socket ended: {msg.type!r}")
+            raise Lost(f"socket ended: {msg.type!r} {msg.data!r} {msg.extra!r}")
         frame: dict[str, Any] = json.loads(msg.data)
         return frame
 

@@ -31,7 +31,7 @@ from bench.tree import has_risk, tree_path
 BENCH_ROOT = Path(__file__).resolve().parent.parent
 PG_DSN = os.environ.get("HELPLINE_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HELPLINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-SERVER_CPU = 0 if (os.cpu_count() or 1) >= 2 else None
+SERVER_CPU = None if os.environ.get("BENCH_NOPIN") else (0 if (os.cpu_count() or 1) >= 2 else None)
 CLIENT_CPU = 1 if (os.cpu_count() or 1) >= 2 else None
 RISK_TEXT = "I'm going to kill myself tonight, I've got the tablets here"
 

@@ -20,6 +20,8 @@ from helpline.content import Content
 from helpline.domain import utcnow
 from helpline.engine import EffectHandler, Engine
 from helpline.flowkit import FlowRunner, FlowSpec
+from helpline.hours import FILE as HOURS_FILE
+from helpline.hours import OpeningHours
 from helpline.hub import MemoryHub, RedisHub
 from helpline.locks import MemoryLocks
 from helpline.metrics import Metrics, queue_kind
@@ -45,6 +47,9 @@ REDIS = web.AppKey("redis", redis.Redis)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 DRAINING = web.AppKey("draining", list[bool])
 METRICS = web.AppKey("metrics", Metrics)
+# When each queue is open: content/hours.yaml, or whatever a plugin puts here instead (an
+# admin page's overrides, say); None means always open. Read at every hand-off.
+HOURS: web.AppKey[OpeningHours | None] = web.AppKey("hours")
 BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
 
 Plugin = Callable[[web.Application], None]
@@ -77,6 +82,8 @@ def create_app(
     app[DRAINING] = [False]
     app[METRICS] = Metrics()
     app[BEFORE_PURGE] = []
+    hours_file = app[CONTENT].root / HOURS_FILE
+    app[HOURS] = OpeningHours.load(app[CONTENT].root) if hours_file.exists() else None
     runner = FlowRunner(flows, app[CONTENT])
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -109,6 +116,8 @@ def create_app(
             content=app[CONTENT],
             clock=clock,
             metrics=app[METRICS],
+            is_open=lambda queue, at: _hours(app).is_open(queue, at),
+            next_opening=lambda queue, at: _hours(app).next_opening(queue, at),
         )
         engine = Engine(
             store=store,
@@ -162,6 +171,18 @@ def create_app(
 
 
 HOUSEKEEPING_SECONDS = 60
+
+
+class _AlwaysOpen:
+    def is_open(self, queue: str, at: datetime) -> bool:
+        return True
+
+    def next_opening(self, queue: str, at: datetime) -> datetime:
+        return at
+
+
+def _hours(app: web.Application) -> OpeningHours | _AlwaysOpen:
+    return app[HOURS] or _AlwaysOpen()
 
 
 async def _housekeeping(app: web.Application) -> None:

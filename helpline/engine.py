@@ -239,8 +239,12 @@ class Engine:
                 turn.text = message.text
                 await self._step(turn, message)
             stored = await self.store.save_turn(conv, [m.id for m in pending], turn.replies)
-            await self._apply_effects(turn)
+            if not getattr(self.senders.get(conv.channel), "live", False):
+                await self._writing_again(conv)
+            # The turn's own replies (the 999 guidance, say) go before anything its effects
+            # add (the queue's "an adviser will join you").
             await self.deliver(conv, stored)
+            await self._apply_effects(turn)
             if conv.language != was_language:
                 await self.notify(conv, "language", lang=conv.language)
             if conv.closed and not was_closed:
@@ -412,20 +416,31 @@ class Engine:
             await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
 
+    async def _writing_again(self, conv: Conversation) -> None:
+        """Someone who said stop and then writes again has opted back in."""
+        settings = await self.store.contact_settings(conv.contact_key)
+        if settings.get("opted_out"):
+            await self.store.update_contact_settings(conv.contact_key, opted_out=False)
+
     async def _hold_in_quiet_hours(
         self, conv: Conversation, outbound: list[StoredMessage]
     ) -> list[StoredMessage]:
         """Inside the person's quiet hours nothing is sent: messages wait (HELD) and the
-        console is told until when."""
-        quiet = QuietHours.from_settings(await self.store.contact_settings(conv.contact_key))
+        console is told until when. After "stop", nothing is sent until they write again."""
+        settings = await self.store.contact_settings(conv.contact_key)
         now = self.clock()
-        if quiet is None or not quiet.contains(now):
-            return outbound
         # The person just wrote: they are holding the phone, so answering is expected (and
         # emergency guidance must never wait). Only later messages, such as an adviser's
         # reply after a wait, are held.
-        recent = conv.last_inbound_at is not None and now - conv.last_inbound_at < JUST_WROTE
-        if recent:
+        if conv.last_inbound_at is not None and now - conv.last_inbound_at < JUST_WROTE:
+            return outbound
+        if settings.get("opted_out"):
+            for m in outbound:
+                await self.store.mark(m.id, Delivery.FAILED)
+            await self.hub.publish(f"transcript:{conv.id}", {"type": "opted_out"})
+            return []
+        quiet = QuietHours.from_settings(settings)
+        if quiet is None or not quiet.contains(now):
             return outbound
         for m in outbound:
             await self.store.mark(m.id, Delivery.HELD)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import flows
+from flows.diagrams import DEFAULT_OUT, diagrams
 from helpline.content import DEFAULT_ROOT, Content
-from helpline.diagrams import DEFAULT_OUT, diagrams
 from helpline.directory import normalise_uk_phone
 from helpline.errors import ContentError
 from helpline.flowkit import FlowRunner, FlowSpec, Option, State
@@ -170,7 +170,7 @@ def test_every_number_in_our_messages_is_one_the_directory_lists() -> None:
 
 
 def test_journey_diagrams_in_docs_are_up_to_date() -> None:
-    """Run `python run.py diagrams` (helpline.diagrams.write_diagrams) after changing a flow."""
+    """Run `python run.py diagrams` (flows.diagrams.write_diagrams) after changing a flow."""
     expected = diagrams(flows.ALL)
     committed = {p.name: p.read_text(encoding="utf-8") for p in DEFAULT_OUT.glob("*.md")}
     assert committed == expected

@@ -157,23 +157,7 @@ GOLDEN: dict[str, tuple[str, Script, tuple[str, str, Owner]]] = {
 }
 
 
-# The engine delivers an effect's replies (the queue message) before the turn's own replies;
-# safety guidance must come first. Remove this mark when engine.process delivers in order.
-ORDER_BUG = {"someone in danger now"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                n in ORDER_BUG, reason="engine delivers effect replies first", strict=True
-            ),
-        )
-        for n in GOLDEN
-    ],
-)
+@pytest.mark.parametrize("name", list(GOLDEN))
 async def test_journey_golden_script(name: str, sqlite_url: str, tmp_path: Path) -> None:
     language, script, (flow, state, owner) = GOLDEN[name]
     async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):

@@ -8,6 +8,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+# Execution option marking a read-only session: on SQLite it begins with a plain (deferred)
+# BEGIN, so readers run beside the one writer, as WAL allows, instead of queueing for the lock.
+READ_ONLY = "helpline_read_only"
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -15,11 +19,18 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         _sqlite_setup(engine)
         return engine
+    # hide_parameters: a failed statement's error must not carry message text or sealed
+    # addresses into a log.
     return create_async_engine(
-        url, pool_pre_ping=True, pool_recycle=1800, pool_size=pool_size, max_overflow=pool_size
+        url,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_size=pool_size,
+        max_overflow=pool_size,
     )
 
 
@@ -44,4 +55,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +25,7 @@ from helpline.domain import (
 )
 from helpline.errors import DuplicateMessage, NotFound
 from helpline.privacy import new_reference
-from helpline.storage.engine import create_engine
+from helpline.storage.engine import READ_ONLY, create_engine, is_sqlite
 from helpline.storage.models import ContactRow, ConversationRow, HandoffRow, MessageRow
 
 
@@ -97,13 +99,34 @@ class SqlStore:
         self.url = url
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
         self._session = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
+        # SQLite has one writer at a time, and a connection that finds the lock taken sleeps
+        # in SQLite's busy handler (backing off to 100 ms a try), so under load writers
+        # mostly sleep. Writers in this process take turns here instead, woken at once.
+        self._writer = asyncio.Lock() if is_sqlite(url) else None
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        async with self._session() as session:
+        async with self._read() as session:
             await session.execute(select(1))
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction, committed on leaving (rolled back on an error)."""
+        if self._writer is None:
+            async with self._session() as session, session.begin():
+                yield session
+            return
+        async with self._writer, self._session() as session, session.begin():
+            yield session
+
+    def _read(self) -> AsyncSession:
+        """A session that only reads (on SQLite it does not take the write lock)."""
+        return self._reader()
 
     def session(self) -> AsyncSession:
         """For adapters that own tables of their own (console, referrals)."""
@@ -128,7 +151,7 @@ class SqlStore:
 
         Raises DuplicateMessage when (channel, external_id) was stored before."""
         try:
-            async with self._session() as session, session.begin():
+            async with self._write() as session:
                 if external_id is not None:
                     seen = await session.scalar(
                         select(MessageRow.id).where(
@@ -234,7 +257,7 @@ class SqlStore:
         """The contact's open conversation, created if there is none (web chat opens one as
         soon as the page connects, so the welcome is there before anyone types)."""
         now = utcnow()
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             await self._touch_contact(session, contact_key, channel, sealed_address, now)
             conv_id = await session.scalar(
                 select(ConversationRow.id)
@@ -267,14 +290,14 @@ class SqlStore:
     # -- conversations ---------------------------------------------------------------------
 
     async def conversation(self, conversation_id: str) -> Conversation:
-        async with self._session() as session:
+        async with self._read() as session:
             row = await session.get(ConversationRow, conversation_id)
             if row is None:
                 raise NotFound("no such conversation")
             return _conversation(row)
 
     async def conversation_by_reference(self, reference: str) -> Conversation:
-        async with self._session() as session:
+        async with self._read() as session:
             row = await session.scalar(
                 select(ConversationRow).where(ConversationRow.reference == reference.upper())
             )
@@ -283,7 +306,7 @@ class SqlStore:
             return _conversation(row)
 
     async def open_conversation(self, contact_key: str) -> Conversation | None:
-        async with self._session() as session:
+        async with self._read() as session:
             row = await session.scalar(
                 select(ConversationRow)
                 .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
@@ -293,7 +316,7 @@ class SqlStore:
             return _conversation(row) if row else None
 
     async def pending_inbound(self, conversation_id: str) -> list[StoredMessage]:
-        async with self._session() as session:
+        async with self._read() as session:
             rows = await session.scalars(
                 select(MessageRow)
                 .where(
@@ -305,7 +328,7 @@ class SqlStore:
             return [_message(r) for r in rows]
 
     async def conversations_with_pending_inbound(self) -> list[str]:
-        async with self._session() as session:
+        async with self._read() as session:
             rows = await session.scalars(
                 select(MessageRow.conversation_id)
                 .where(MessageRow.status == Delivery.RECEIVED.value)
@@ -326,7 +349,7 @@ class SqlStore:
         """Save the conversation's new state, mark inbound messages handled and store replies,
         all in one transaction: a crash before commit means the turn is simply run again."""
         now = utcnow()
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             await session.execute(
                 update(ConversationRow)
                 .where(ConversationRow.id == conversation.id)
@@ -373,7 +396,7 @@ class SqlStore:
 
     async def add_note(self, conversation_id: str, text: str, author_name: str) -> StoredMessage:
         """A private note or an event line in the transcript; never sent to the person."""
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             conv = await session.get(ConversationRow, conversation_id)
             if conv is None:
                 raise NotFound("no such conversation")
@@ -393,7 +416,7 @@ class SqlStore:
             return _message(row)
 
     async def transcript(self, conversation_id: str) -> list[StoredMessage]:
-        async with self._session() as session:
+        async with self._read() as session:
             rows = await session.scalars(
                 select(MessageRow)
                 .where(MessageRow.conversation_id == conversation_id)
@@ -404,18 +427,18 @@ class SqlStore:
     # -- delivery --------------------------------------------------------------------------
 
     async def sealed_address(self, contact_key: str) -> str | None:
-        async with self._session() as session:
+        async with self._read() as session:
             return await session.scalar(
                 select(ContactRow.sealed_address).where(ContactRow.key == contact_key)
             )
 
     async def contact_settings(self, contact_key: str) -> dict[str, object]:
-        async with self._session() as session:
+        async with self._read() as session:
             row = await session.get(ContactRow, contact_key)
             return dict(row.settings or {}) if row else {}
 
     async def update_contact_settings(self, contact_key: str, **changes: object) -> None:
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             row = await session.get(ContactRow, contact_key)
             if row is None:
                 raise NotFound("no such contact")
@@ -429,13 +452,13 @@ class SqlStore:
             values["sent_at"] = utcnow()
         if platform_id is not None:
             values["platform_id"] = platform_id
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             await session.execute(
                 update(MessageRow).where(MessageRow.id == message_id).values(**values)
             )
 
     async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             result = await session.execute(
                 update(MessageRow)
                 .where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
@@ -444,7 +467,7 @@ class SqlStore:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def undelivered(self, statuses: Sequence[Delivery]) -> list[StoredMessage]:
-        async with self._session() as session:
+        async with self._read() as session:
             rows = await session.scalars(
                 select(MessageRow)
                 .where(MessageRow.status.in_([s.value for s in statuses]))
@@ -455,7 +478,7 @@ class SqlStore:
     # -- handoffs --------------------------------------------------------------------------
 
     async def open_handoff(self, record: HandoffRecord) -> None:
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             existing = await session.scalar(
                 select(HandoffRow).where(
                     HandoffRow.conversation_id == record.conversation_id,
@@ -478,7 +501,7 @@ class SqlStore:
             )
 
     async def update_handoff(self, conversation_id: str, **values: object) -> None:
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             await session.execute(
                 update(HandoffRow)
                 .where(HandoffRow.conversation_id == conversation_id, HandoffRow.ended_at.is_(None))
@@ -486,7 +509,7 @@ class SqlStore:
             )
 
     async def open_handoffs(self) -> list[HandoffRecord]:
-        async with self._session() as session:
+        async with self._read() as session:
             rows = await session.scalars(
                 select(HandoffRow).where(HandoffRow.ended_at.is_(None)).order_by(HandoffRow.id)
             )
@@ -506,7 +529,7 @@ class SqlStore:
 
     async def idle_conversations(self, cutoff: datetime) -> list[str]:
         """Open conversations owned by the bot with no activity since `cutoff`."""
-        async with self._session() as session:
+        async with self._read() as session:
             rows = await session.scalars(
                 select(ConversationRow.id).where(
                     ~ConversationRow.closed,
@@ -521,7 +544,7 @@ class SqlStore:
     async def purge(self, cutoff: datetime) -> dict[str, int]:
         """Retention: delete conversations (with their messages and handoffs) last touched
         before `cutoff`, and forget reply addresses of contacts not seen since then."""
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             old = list(
                 await session.scalars(
                     select(ConversationRow.id).where(ConversationRow.updated_at < cutoff)
@@ -559,7 +582,7 @@ class SqlStore:
 
     async def erase_contact(self, contact_key: str) -> dict[str, int]:
         """Delete everything held about one contact: conversations, messages, address."""
-        async with self._session() as session, session.begin():
+        async with self._write() as session:
             conv_ids = list(
                 await session.scalars(
                     select(ConversationRow.id).where(ConversationRow.contact_key == contact_key)
