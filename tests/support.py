@@ -6,18 +6,48 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from helpline.app import ENGINE, SENDERS
 from helpline.config import Settings
+from helpline.content import DEFAULT_ROOT
 from helpline.domain import OutboundMessage
 from helpline.engine import Engine
+from helpline.hours import OpeningHours
 from run import PLUGINS, build
 
 SECRET = "test-secret-" + "x" * 40
+
+
+def _open_noon() -> datetime:
+    """Midday in London on the latest day on or before today when every queue is open
+    (content/hours.yaml: a weekday that is no bank holiday)."""
+    hours = OpeningHours.load(DEFAULT_ROOT)
+    london = ZoneInfo("Europe/London")
+    now = datetime.now(london)
+    day = now.date()
+    while True:
+        noon = datetime.combine(day, clock_time(12), london)
+        if noon <= now and all(hours.is_open(q, noon) for q in ("helpline", "family", "programme")):
+            return noon.astimezone(UTC)
+        day -= timedelta(days=1)
+
+
+OPEN_NOON = _open_noon()
+_STARTED = time.monotonic()
+
+
+def open_clock() -> datetime:
+    """The app's default clock in tests: real time passing, but from a moment when the lines
+    are open and no quiet-hours window set in a test applies (the wall clock would make
+    hand-off tests fail at night and on Sundays). In the past, so nothing looks idle."""
+    return OPEN_NOON + timedelta(seconds=time.monotonic() - _STARTED)
 
 
 def settings_for(database_url: str, tmp: Path, **extra: Any) -> Settings:
@@ -51,7 +81,7 @@ async def running(
     clock: Callable[[], Any] | None = None,
 ) -> AsyncIterator[tuple[web.Application, FakeChannel, str]]:
     """The whole app started (resources up); with serve=True also listening on a free port."""
-    kwargs: dict[str, Any] = {"plugins": plugins}
+    kwargs: dict[str, Any] = {"plugins": plugins, "clock": open_clock}
     if journeys is not None:
         kwargs["journeys"] = journeys
     if clock is not None:

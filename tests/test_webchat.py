@@ -164,8 +164,11 @@ async def test_a_quiet_chat_is_warned_can_be_kept_open_and_is_told_when_it_ends(
     from datetime import timedelta
 
     from helpline.app import ENGINE
+    from helpline.domain import utcnow
 
-    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+    # The wall clock: the chat is opened now, and idleness is measured from then.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, serve=True, clock=utcnow) as (app, _, url):
         engine = app[ENGINE]
         async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
             await ws.send_json({"type": "hello", "token": None, "lang": "en"})
