@@ -93,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
         ("totp", "turn on a second factor for a supervisor or admin; prints the enrolment URI"),
     ):
         user.add_parser(action, help=text).add_argument("name")
+    _hours_parser(sub)
     telegram = sub.add_parser("telegram", help="Telegram set-up").add_subparsers(
         dest="telegram_command", metavar="ACTION", required=True
     )
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "user":
             return asyncio.run(_user(settings, args))
+        if command == "hours":
+            return asyncio.run(_hours(settings, args))
         if command == "diagrams":
             from flows.diagrams import write_diagrams
 
@@ -209,6 +212,95 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _hours_parser(sub: Any) -> None:
+    hours = sub.add_parser(
+        "hours", help="opening hours set without editing files (as on the admin page)"
+    ).add_subparsers(dest="hours_command", metavar="ACTION", required=True)
+    hours.add_parser("list", help="list closures and weekly hours set here, with their ids")
+    close = hours.add_parser("close", help="close a queue, or every queue, for a while")
+    close.add_argument("--from", dest="start", required=True, help="UK time: 2026-12-24T13:00")
+    close.add_argument("--to", dest="end", required=True, help="UK time: 2026-12-27T09:00")
+    close.add_argument("--queue", help="helpline, family or programme:<id> (default: every one)")
+    close.add_argument("--reason", default="", help="for staff only")
+    hours.add_parser(
+        "open", help="remove a closure or weekly change by its id (see list)"
+    ).add_argument("id", type=int)
+    weekly = hours.add_parser(
+        "weekly", help="new weekly hours for a queue; days not given keep their current hours"
+    )
+    weekly.add_argument("queue", help="default, helpline, family, programme or programme:<id>")
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+        weekly.add_argument(f"--{day}", help='e.g. "09:00-13:00,14:00-17:00", or "closed"')
+
+
+async def _hours(settings: Settings, args: argparse.Namespace) -> int:
+    """The admin page's opening hours from the command line; running instances pick the
+    change up at once through Redis when there is one, otherwise within a minute."""
+    from handoff import hours_overrides
+    from helpline.hub import RedisHub
+    from helpline.storage import SqlStore
+    from helpline.storage.migrate import upgrade
+
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.db_url)
+    try:
+        await upgrade(store.engine)
+        if args.hours_command == "list":
+            found = await hours_overrides.overrides(store, now=utcnow())
+            for override in found:
+                print(override.describe())
+            if not found:
+                print("No closures or weekly hours are set outside the content files.")
+            return 0
+        changed = await _hours_change(settings, store, args)
+    finally:
+        await store.close()
+    if settings.redis_url:
+        import redis.asyncio as redis
+
+        client = redis.Redis.from_url(settings.redis_url)
+        try:
+            hub = RedisHub(client, settings.redis_prefix)
+            await hub.publish(hours_overrides.TOPIC, {"type": "hours", "id": changed})
+        finally:
+            await client.aclose()
+    return 0
+
+
+async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace) -> int:
+    from handoff import hours_overrides as ho
+    from helpline.content import DEFAULT_ROOT
+    from helpline.hours import DAYS, OpeningHours
+    from helpline.hours import FILE as HOURS_FILE
+
+    actor, now = "run.py", utcnow()
+    if args.hours_command == "close":
+        changed = await ho.add_closure(
+            store,
+            starts_at=ho.parse_local(args.start),
+            ends_at=ho.parse_local(args.end),
+            queue=args.queue,
+            name=args.reason,
+            by=actor,
+            now=now,
+        )
+        print(f"Closure {changed} added.")
+        return changed
+    if args.hours_command == "open":
+        gone = await ho.remove(store, args.id, by=actor)
+        print(f"Removed {gone.kind} {gone.id}.")
+        return gone.id
+    root = settings.content_dir or DEFAULT_ROOT
+    base = OpeningHours.load(root) if (root / HOURS_FILE).exists() else None
+    current = ho.merged(base, await ho.overrides(store, now=now)) or ho.ALWAYS_OPEN
+    week: dict[str, str | list[str]] = dict(ho.weekly_text(current.hours_for(args.queue)))
+    week.update({d: getattr(args, d) for d in DAYS if getattr(args, d) is not None})
+    changed = await ho.set_weekly(store, queue=args.queue, weekly=week, by=actor, now=now)
+    print(f"Weekly hours {changed} set for {args.queue}.")
+    return changed
 
 
 async def _purge(settings: Settings) -> dict[str, int]:

@@ -99,3 +99,20 @@ class SafeguardingRow(Base):
     signed_off_by: Mapped[str | None] = mapped_column(String(80))
     signed_off_at: Mapped[datetime | None] = mapped_column(index=True)
     decision: Mapped[str | None] = mapped_column(Text)
+
+
+class HoursOverrideRow(Base):
+    """An admin's change to content/hours.yaml: a closure between two instants (kind
+    "closure"), or a queue's new weekly hours (kind "weekly", `weekly` as in hours.yaml)."""
+
+    __tablename__ = "hours_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    queue: Mapped[str | None] = mapped_column(String(80))  # None: every queue
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None] = mapped_column(index=True)
+    weekly: Mapped[dict[str, Any] | None]
+    name: Mapped[str] = mapped_column(String(120))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]

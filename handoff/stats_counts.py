@@ -1,0 +1,317 @@
+"""Anonymous counts of conversations for supervisors and commissioners.
+
+Each conversation becomes a handful of (dimension, value) facts: its channel, journey, outcome,
+language, area, risk level, the London hour and weekday it began, each wait for an adviser and
+each referral's programme and status. Before retention deletes old conversations their facts
+are added to `stats_counts` (month, dimension, value, count); the figures shown are those
+counts plus the facts of conversations still held. Small numbers are suppressed on the way out.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handoff.models import ReferralRow
+from handoff.stats_models import StatsCountedRow, StatsCountRow
+from helpline.directory import Directory
+from helpline.errors import NotFound
+from helpline.storage import SqlStore
+from helpline.storage.engine import READ_ONLY
+from helpline.storage.models import ConversationRow, HandoffRow
+
+LONDON = ZoneInfo("Europe/London")
+THRESHOLD = 5  # any count from 1 to THRESHOLD - 1 is never shown
+SMALL = "<5"
+WITHHELD = "withheld"  # hidden so that "<5" cannot be worked out from a total
+WAIT_STEP = 10  # waits are kept to the nearest ten seconds below
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RISKS = ("none", "concern", "suicide", "immediate")
+WHO_JOURNEY = {"self": "own", "other": "family", "hurt": "victim", "professional": "professional"}
+# Every conversation has exactly one value of these, so each sums to the number of contacts.
+PER_CONTACT = ("channel", "journey", "outcome", "language", "risk", "hour", "weekday")
+DIMENSIONS = (*PER_CONTACT, "area", "referral")
+_CHUNK = 500
+_LOCK = 804274  # PostgreSQL advisory lock: one instance rolls up at a time
+
+Cell = tuple[str, str, str]  # month, dimension, value
+Count = int | str
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def month_of(at: datetime) -> str:
+    return _aware(at).astimezone(LONDON).strftime("%Y-%m")
+
+
+# -- facts of one conversation ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    id: str
+    channel: str
+    language: str
+    flow: str
+    risk_level: str
+    answers: dict[str, Any]
+    created_at: datetime
+
+
+def _journey(conv: _Conversation) -> str:
+    who = conv.answers.get("who")
+    if isinstance(who, str) and who in WHO_JOURNEY:
+        return WHO_JOURNEY[who]
+    return conv.flow or "welcome"
+
+
+def _area(answers: dict[str, Any], directory: Directory | None) -> str | None:
+    """The council the person named, else their police force area (its English name)."""
+    area = answers.get("area")
+    if not isinstance(area, dict):
+        return None
+    council = area.get("la")
+    if isinstance(council, str) and council:
+        return council[:160]
+    force = area.get("force")
+    if not isinstance(force, str) or not force:
+        return None
+    if directory is not None:
+        try:
+            return directory.force(force).names.en[:160]
+        except NotFound:
+            pass
+    return force[:160]
+
+
+def _outcome(handoffs: Sequence[HandoffRow]) -> str:
+    if not handoffs:
+        return "bot_only"
+    last = max(handoffs, key=lambda h: h.id)
+    if last.ended_at is None:
+        return "open"
+    return last.outcome or "ended"
+
+
+def facts(
+    conv: _Conversation,
+    handoffs: Sequence[HandoffRow],
+    referrals: Sequence[ReferralRow],
+    directory: Directory | None,
+) -> list[tuple[str, str]]:
+    local = _aware(conv.created_at).astimezone(LONDON)
+    out = [
+        ("channel", conv.channel),
+        ("journey", _journey(conv)),
+        ("outcome", _outcome(handoffs)),
+        ("language", conv.language),
+        ("risk", conv.risk_level),
+        ("hour", str(local.hour)),
+        ("weekday", WEEKDAYS[local.weekday()]),
+    ]
+    area = _area(conv.answers, directory)
+    if area:
+        out.append(("area", area))
+    for h in handoffs:
+        if h.claimed_at is not None:
+            waited = max(0, int((_aware(h.claimed_at) - _aware(h.joined_at)).total_seconds()))
+            out.append(("wait", str(waited - waited % WAIT_STEP)))
+    out.extend(("referral", f"{r.programme_id}|{r.status}") for r in referrals)
+    return out
+
+
+async def _collect(
+    session: AsyncSession, where: ColumnElement[bool], directory: Directory | None
+) -> tuple[list[str], Counter[Cell]]:
+    """Facts of every conversation matching `where` and not yet counted."""
+    not_counted = (
+        ~select(StatsCountedRow.conversation_id)
+        .where(StatsCountedRow.conversation_id == ConversationRow.id)
+        .exists()
+    )
+    rows = (
+        await session.execute(
+            select(
+                ConversationRow.id,
+                ConversationRow.channel,
+                ConversationRow.language,
+                ConversationRow.flow,
+                ConversationRow.risk_level,
+                ConversationRow.answers,
+                ConversationRow.created_at,
+            ).where(where, not_counted)
+        )
+    ).all()
+    convs = [_Conversation(*row) for row in rows]
+    handoffs: dict[str, list[HandoffRow]] = defaultdict(list)
+    referrals: dict[str, list[ReferralRow]] = defaultdict(list)
+    ids = [c.id for c in convs]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for h in await session.scalars(
+            select(HandoffRow).where(HandoffRow.conversation_id.in_(chunk))
+        ):
+            handoffs[h.conversation_id].append(h)
+        for r in await session.scalars(
+            select(ReferralRow).where(ReferralRow.conversation_id.in_(chunk))
+        ):
+            referrals[r.conversation_id].append(r)
+    cells: Counter[Cell] = Counter()
+    for conv in convs:
+        month = month_of(conv.created_at)
+        for dimension, value in facts(conv, handoffs[conv.id], referrals[conv.id], directory):
+            cells[(month, dimension, value)] += 1
+    return ids, cells
+
+
+# -- keeping counts through retention --------------------------------------------------
+
+
+async def roll_up(store: SqlStore, directory: Directory | None, cutoff: datetime) -> int:
+    """Add the facts of conversations retention is about to delete (last touched before
+    `cutoff`) to the anonymous counts, once each; returns how many were added."""
+    async with store.session() as session, session.begin():
+        if store.engine.dialect.name == "postgresql":
+            await session.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
+        ids, cells = await _collect(session, ConversationRow.updated_at < cutoff, directory)
+        if not ids:
+            return 0
+        months = sorted({month for month, _, _ in cells})
+        existing = {
+            (r.month, r.dimension, r.value): r
+            for r in await session.scalars(
+                select(StatsCountRow).where(StatsCountRow.month.in_(months))
+            )
+        }
+        for (month, dimension, value), n in cells.items():
+            row = existing.get((month, dimension, value))
+            if row is None:
+                session.add(StatsCountRow(month=month, dimension=dimension, value=value, count=n))
+            else:
+                row.count += n
+        session.add_all(StatsCountedRow(conversation_id=i) for i in ids)
+        return len(ids)
+
+
+# -- reading: counts kept plus conversations still held --------------------------------
+
+
+async def tally(
+    store: SqlStore,
+    directory: Directory | None,
+    first: str | None = None,
+    last: str | None = None,
+) -> Counter[tuple[str, str]]:
+    """Raw counts by (dimension, value) for months `first`..`last` ("YYYY-MM", inclusive).
+    Raw: suppress them with `report` before anyone sees them."""
+    out: Counter[tuple[str, str]] = Counter()
+
+    def wanted(month: str) -> bool:
+        return (first is None or month >= first) and (last is None or month <= last)
+
+    # A reading session: on SQLite it does not hold up writers while it counts.
+    reading = async_sessionmaker(store.engine.execution_options(**{READ_ONLY: True}))
+    async with reading() as session:
+        for row in await session.scalars(select(StatsCountRow)):
+            if wanted(row.month):
+                out[(row.dimension, row.value)] += row.count
+        _, cells = await _collect(session, ConversationRow.id.is_not(None), directory)
+    for (month, dimension, value), n in cells.items():
+        if wanted(month):
+            out[(dimension, value)] += n
+    return out
+
+
+def shown(n: int) -> Count:
+    return SMALL if 0 < n < THRESHOLD else n
+
+
+def _suppress(values: dict[str, int], *, complementary: bool) -> dict[str, Count]:
+    """Hide 1-4. If that hides a single cell of a table whose total is known, hide the next
+    smallest too, so the hidden one cannot be found by subtraction."""
+    out: dict[str, Count] = {k: shown(n) for k, n in values.items()}
+    hidden = [k for k, n in values.items() if 0 < n < THRESHOLD]
+    if complementary and len(hidden) == 1:
+        visible = sorted((n, k) for k, n in values.items() if n >= THRESHOLD)
+        if visible:
+            out[visible[0][1]] = WITHHELD
+    return out
+
+
+def _ordered(dimension: str, values: dict[str, int]) -> list[str]:
+    fixed = {"hour": [str(h) for h in range(24)], "weekday": list(WEEKDAYS), "risk": list(RISKS)}
+    if dimension in fixed:
+        keys = fixed[dimension]
+        return keys + sorted(k for k in values if k not in keys)
+    # Biggest first; small ones alphabetically, so the order tells nothing about them.
+    big = sorted((k for k, n in values.items() if n >= THRESHOLD), key=lambda k: (-values[k], k))
+    return big + sorted(k for k, n in values.items() if n < THRESHOLD)
+
+
+def _percentile(waits: list[int], fraction: float) -> int:
+    ordered = sorted(waits)
+    if len(ordered) == 1:
+        return ordered[0]
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return round(cuts[round(fraction * 100) - 1])
+
+
+def report(counts: Counter[tuple[str, str]]) -> dict[str, Any]:
+    """What may be shown: every count of 1-4 replaced by "<5", never the number."""
+    by_dimension: dict[str, dict[str, int]] = defaultdict(dict)
+    for (dimension, value), n in counts.items():
+        by_dimension[dimension][value] = n
+    contacts = sum(by_dimension["channel"].values())
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for dimension in (*PER_CONTACT, "area"):
+        values = dict(by_dimension[dimension])
+        if dimension in ("hour", "weekday", "risk"):
+            for key in _ordered(dimension, {}):
+                values.setdefault(key, 0)
+        safe = _suppress(values, complementary=dimension in PER_CONTACT)
+        tables[dimension] = [{"value": k, "count": safe[k]} for k in _ordered(dimension, values)]
+    referral_counts = by_dimension["referral"]
+    safe_referrals = _suppress(referral_counts, complementary=False)
+    referrals = [
+        {"programme": k.split("|", 1)[0], "status": k.split("|", 1)[-1], "count": safe_referrals[k]}
+        for k in sorted(referral_counts, key=lambda k: (k.split("|", 1)[0], k))
+    ]
+    waits = [int(v) for v, n in by_dimension["wait"].items() for _ in range(n)]
+    enough = len(waits) >= THRESHOLD
+    return {
+        "threshold": THRESHOLD,
+        "contacts": shown(contacts),
+        "tables": tables,
+        "referrals": referrals,
+        "waits": {
+            "claimed": shown(len(waits)),
+            "median_seconds": _percentile(waits, 0.5) if enough else None,
+            "p90_seconds": _percentile(waits, 0.9) if enough else None,
+        },
+    }
+
+
+def csv_rows(shown_report: dict[str, Any]) -> Iterable[list[str]]:
+    """The suppressed report as rows of section, value, detail, count."""
+    yield ["section", "value", "detail", "count"]
+    yield ["contacts", "all", "", str(shown_report["contacts"])]
+    for dimension, rows in shown_report["tables"].items():
+        for row in rows:
+            yield [dimension, row["value"], "", str(row["count"])]
+    for row in shown_report["referrals"]:
+        yield ["referral", row["programme"], row["status"], str(row["count"])]
+    waits = shown_report["waits"]
+    yield ["wait", "claimed", "", str(waits["claimed"])]
+    for key in ("median_seconds", "p90_seconds"):
+        value = waits[key]
+        yield ["wait", key, "", "" if value is None else str(value)]
