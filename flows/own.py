@@ -2,13 +2,18 @@
 
 A few questions they can skip, then what they want now: an adviser, a call back at a safe
 time, a programme near them, or things to do today. Every ending signposts and offers a
-person. No name is ever asked for."""
+person. No name is ever asked for. Someone who waits a long time for an adviser is offered a
+call back (or other routes) here too: the queue shows them the `wait_offer` state."""
 
-from helpline.directory import normalise_uk_phone
+import re
+
+from helpline.directory import normalise_uk_callback_number
 from helpline.flowkit import FlowSpec, Option, State, Turn
 
 # Channels whose address is a phone number an adviser can call back (Twilio SMS, WhatsApp).
 PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
+# A run of digits (with the spaces, dashes and brackets people type) inside other words.
+_DIGITS = re.compile(r"\+?\d[\d\s\-().]{5,}\d")
 
 
 def _hand_off(turn: Turn) -> None:
@@ -22,24 +27,55 @@ def _children_note(turn: Turn) -> None:
 
 
 def _after_window(turn: Turn) -> str | None:
-    # On SMS and WhatsApp we can call the number they wrote from; elsewhere we must ask.
-    return "callback_done" if turn.conversation.channel in PHONE_CHANNELS else "callback_number"
+    # On SMS and WhatsApp we can call the number they write from, if they want; elsewhere
+    # we must ask for one.
+    return "callback_which" if turn.conversation.channel in PHONE_CHANNELS else "callback_number"
+
+
+def callback_number(text: str) -> str | None:
+    """The UK mobile or landline in what was typed, or None (999, 101, helplines refused)."""
+    for candidate in (text, *_DIGITS.findall(text)):
+        try:
+            return normalise_uk_callback_number(candidate.strip())
+        except ValueError:
+            continue
+    return None
 
 
 def _number(turn: Turn, text: str) -> str | None:
-    try:
-        turn.vars["callback_number"] = normalise_uk_phone(text)
-    except ValueError:
+    number = callback_number(text)
+    if number is None:
         return None
+    # Only in memory for this turn: the call-back effect seals it; never in answers.
+    turn.vars["callback_number"] = number
     return "number"
 
 
 def _book_callback(turn: Turn) -> None:
     window = str(turn.answers.pop("callback_window", ""))
     number = turn.vars.pop("callback_number", None)
+    this_number = turn.answers.pop("callback_on", None) == "this" and number is None
     # The number goes to the console's call-back list only (sealed there), never to answers.
-    turn.effect("callback", window=window, number=number, queue="helpline")
+    # With `this_number` the console's side uses the number they are texting from; if that
+    # cannot be called it asks again at `ask_again`.
+    turn.effect(
+        "callback",
+        window=window,
+        number=number,
+        this_number=this_number,
+        queue=turn.answers.get("queue", "helpline"),
+        ask_again="callback_number",
+        unusable="own.callback_unusable",
+    )
     turn.answers["callback"] = True
+
+
+def _leave_queue_for_callback(turn: Turn) -> str:
+    # Nobody will join: they are called back instead, so they leave the queue now (and the
+    # number they give next is not forwarded to a console as a message to an adviser).
+    turn.effect("cancel_handoff")
+    turn.say("handoff.callback_instead")
+    return "callback"
 
 
 MORE = (
@@ -92,12 +128,24 @@ FLOW = FlowSpec(
             store_as="callback_window",
             free_text="window",
         ),
-        State("callback_check", enter=(_after_window,), exits=("callback_done", "callback_number")),
+        State(
+            "callback_check", enter=(_after_window,), exits=("callback_which", "callback_number")
+        ),
+        State(
+            "callback_which",
+            say=("own.callback_which",),
+            options=(
+                Option("own.opt_this_number", "this", answer="this"),
+                Option("own.opt_other_number", "other", answer="other"),
+            ),
+            store_as="callback_on",
+        ),
         State(
             "callback_number",
             say=("own.callback_number",),
             interpret=_number,
             retry="own.callback_number_retry",
+            redacted="own.callback_number_given",
         ),
         State(
             "callback_done",
@@ -106,6 +154,30 @@ FLOW = FlowSpec(
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
         ),
         State("today", say=("own.today", "own.more"), options=MORE),
+        # Shown by the queue to someone who has waited a long time (helpline/routing.py).
+        State(
+            "wait_offer",
+            say=("handoff.wait_offer",),
+            options=(
+                Option("handoff.opt_keep_waiting", "wait"),
+                Option("own.opt_callback", "callback", keywords="want_callback"),
+                Option("handoff.opt_other_routes", "routes"),
+            ),
+            while_queued=True,
+        ),
+        # Out of hours the queue puts these options on its "we're closed" message.
+        State(
+            "closed_offer",
+            options=(
+                Option("handoff.opt_leave_message", "wait"),
+                Option("own.opt_callback", "callback", keywords="want_callback"),
+            ),
+            while_queued=True,
+        ),
+        State("wait_callback", enter=(_leave_queue_for_callback,), exits=("callback",)),
+        State("leave_message", say=("handoff.leave_message",)),
+        State("waiting", say=("handoff.keep_waiting",)),
+        State("wait_routes", say=("handoff.other_routes",)),
         State(
             "end",
             say=("own.end",),
@@ -121,7 +193,13 @@ FLOW = FlowSpec(
         {"trigger": "adviser", "source": ["want", "today", "end"], "dest": "adviser"},
         {"trigger": "callback", "source": "want", "dest": "callback"},
         {"trigger": "window", "source": "callback", "dest": "callback_check"},
+        {"trigger": "this", "source": "callback_which", "dest": "callback_done"},
+        {"trigger": "other", "source": "callback_which", "dest": "callback_number"},
         {"trigger": "number", "source": "callback_number", "dest": "callback_done"},
+        {"trigger": "wait", "source": "wait_offer", "dest": "waiting"},
+        {"trigger": "callback", "source": ["wait_offer", "closed_offer"], "dest": "wait_callback"},
+        {"trigger": "wait", "source": "closed_offer", "dest": "leave_message"},
+        {"trigger": "routes", "source": "wait_offer", "dest": "wait_routes"},
         {"trigger": "programme", "source": ["want", "today"], "dest": "goto:programme"},
         {"trigger": "today", "source": "want", "dest": "today"},
         {"trigger": "done", "source": "today", "dest": "end"},

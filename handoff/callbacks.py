@@ -1,5 +1,9 @@
 """Call-backs: a person asks to be called at a time they say is safe; an adviser marks each
-one done or not reached."""
+one done or not reached.
+
+The number to call is stored only sealed (AES-GCM, bound to the call-back's conversation),
+opened only when an adviser presses "Show number" (which the console audits), and deleted
+when the call-back is marked; retention and erasure delete it with the conversation."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from handoff.models import CallbackRow
 from helpline.domain import utcnow
 from helpline.errors import HelplineError, NotFound
 from helpline.ports import Hub
+from helpline.privacy import Privacy
 from helpline.storage import SqlStore
 from helpline.storage.models import ConversationRow
 
@@ -24,10 +29,25 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _seal_context(conversation_id: str) -> str:
+    # A sealed number moved onto another conversation's call-back will not open.
+    return f"callback:{conversation_id}"
+
+
+def seal_number(privacy: Privacy, conversation_id: str, number: str) -> str:
+    return privacy.seal(number, _seal_context(conversation_id))
+
+
 async def request_callback(
-    store: SqlStore, conversation_id: str, window: str, *, hub: Hub | None = None
+    store: SqlStore,
+    conversation_id: str,
+    window: str,
+    *,
+    sealed_number: str | None = None,
+    hub: Hub | None = None,
 ) -> int:
-    """Store a request for a call-back in the person's own words about when it is safe."""
+    """Store a request for a call-back in the person's own words about when it is safe, with
+    the number to call already sealed (see `seal_number`)."""
     window = " ".join(window.split())[:MAX_WINDOW]
     now = utcnow()
     async with store.session() as session, session.begin():
@@ -36,6 +56,7 @@ async def request_callback(
         row = CallbackRow(
             conversation_id=conversation_id,
             window=window,
+            sealed_number=sealed_number,
             status="requested",
             created_at=now,
             updated_at=now,
@@ -68,6 +89,7 @@ async def callbacks(store: SqlStore, *, open_only: bool = True) -> list[dict[str
             "channel": conv.channel,
             "language": conv.language,
             "window": cb.window,
+            "has_number": cb.sealed_number is not None,
             "status": cb.status,
             "requested_at": _aware(cb.created_at).isoformat(),
             "updated_by": cb.updated_by,
@@ -87,9 +109,22 @@ async def mark_callback(
         if row is None:
             raise NotFound("no such call-back")
         row.status = status
+        row.sealed_number = None  # the call is over: the number is not kept
         row.updated_at = utcnow()
         row.updated_by = by
         conversation_id = row.conversation_id
     if hub is not None:
         await hub.publish(TOPIC, {"type": "callback"})
     return conversation_id
+
+
+async def reveal_number(store: SqlStore, privacy: Privacy, callback_id: int) -> tuple[str, str]:
+    """Open a waiting call-back's number for the adviser about to call; returns the number
+    and the conversation id (for the audit). The caller records who asked, and never logs
+    the number."""
+    async with store.session() as session:
+        row = await session.get(CallbackRow, callback_id)
+        if row is None or row.status != "requested" or row.sealed_number is None:
+            raise NotFound("no number to show")
+        sealed, conversation_id = row.sealed_number, row.conversation_id
+    return privacy.open(sealed, _seal_context(conversation_id)), conversation_id

@@ -31,7 +31,7 @@ from handoff.accounts import (
     User,
 )
 from handoff.views import conversation_view, queue_snapshot, supervisor_view, visible
-from helpline.app import CLOCK, CONTENT, HUB, ROUTING, SETTINGS, STORE
+from helpline.app import CLOCK, CONTENT, HUB, PRIVACY, ROUTING, SETTINGS, STORE
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.routing import OUTCOMES
 
@@ -467,6 +467,18 @@ async def callback_mark(request: web.Request, user: User) -> web.Response:
     return web.json_response({"ok": True})
 
 
+@api(HELPLINE_ROLES, write=True)
+async def callback_number(request: web.Request, user: User) -> web.Response:
+    """ "Show number": open the sealed number for the adviser about to call. A POST with the
+    CSRF token (a link cannot reveal it), audited with who and when; never logged."""
+    callback_id = _int(request, "callback")
+    number, conv_id = await callbacks.reveal_number(
+        request.app[STORE], request.app[PRIVACY], callback_id
+    )
+    await _audit(request, user, "callback_number_shown", conv_id, callback=callback_id)
+    return web.json_response({"number": number})
+
+
 @api()
 async def referral_list(request: web.Request, user: User) -> web.Response:
     scope = user.programme if user.role == "programme" else None
@@ -533,6 +545,7 @@ def setup(app: web.Application) -> None:
             web.post("/console/api/safeguarding/{concern}/sign-off", sign_off),
             web.get("/console/api/callbacks", callback_list),
             web.post("/console/api/callbacks/{callback}", callback_mark),
+            web.post("/console/api/callbacks/{callback}/number", callback_number),
             web.get("/console/api/referrals", referral_list),
             web.post("/console/api/referrals/{referral}", referral_mark),
             web.get("/console/api/supervisor", supervision),

@@ -10,8 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from handoff import callbacks, referrals
-from helpline.app import CONTENT, EFFECTS, HUB, METRICS, STORE
+from helpline.app import CONTENT, EFFECTS, HUB, METRICS, PRIVACY, STORE
+from helpline.directory import normalise_uk_callback_number
 from helpline.domain import Conversation, Reply
+from helpline.privacy import SealError
 
 
 def setup(app: web.Application) -> None:
@@ -25,13 +27,39 @@ def setup(app: web.Application) -> None:
         return [Reply(app[CONTENT].text("referral.reference", conv.language, reference=reference))]
 
     async def callback(conv: Conversation, data: Mapping[str, Any]) -> list[Reply]:
+        number = data.get("number")
+        if number is None and data.get("this_number"):
+            number = await texting_number(conv)
+            if number is None and data.get("ask_again") and data.get("unusable"):
+                # Not a number we can call (a number abroad): the journey asks for another
+                # at `ask_again`, keeping the time they gave.
+                conv.state = str(data["ask_again"])
+                conv.answers["callback_window"] = str(data.get("window", ""))
+                return [Reply(app[CONTENT].text(str(data["unusable"]), conv.language))]
+        sealed = None
+        if number is not None:
+            sealed = callbacks.seal_number(
+                app[PRIVACY], conv.id, normalise_uk_callback_number(str(number))
+            )
         await callbacks.request_callback(
             app[STORE],
             conv.id,
             str(data.get("window", "")),
+            sealed_number=sealed,
             hub=app[HUB],
         )
         return []
+
+    async def texting_number(conv: Conversation) -> str | None:
+        """The number an SMS or WhatsApp conversation comes from, if we may call it."""
+        sealed = await app[STORE].sealed_address(conv.contact_key)
+        if sealed is None:
+            return None
+        try:
+            address = app[PRIVACY].open(sealed, conv.contact_key)
+            return normalise_uk_callback_number(address.removeprefix("whatsapp:"))
+        except (SealError, ValueError):
+            return None
 
     app[EFFECTS]["referral"] = referral
     app[EFFECTS]["callback"] = callback

@@ -73,6 +73,9 @@ class ReferralRow(Base):
 
 
 class CallbackRow(Base):
+    """A requested call-back. The number is only ever stored sealed, and is dropped as soon
+    as the call-back is marked done or not reached."""
+
     __tablename__ = "callbacks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -80,6 +83,7 @@ class CallbackRow(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
     window: Mapped[str] = mapped_column(String(200))
+    sealed_number: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

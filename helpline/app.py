@@ -186,8 +186,9 @@ def _hours(app: web.Application) -> OpeningHours | _AlwaysOpen:
 
 
 async def _housekeeping(app: web.Application) -> None:
-    """Every minute: send messages held for quiet hours, close idle conversations, and apply
-    retention. Each step is safe to run on several instances at once."""
+    """Every minute: send messages held for quiet hours, close idle conversations, offer a
+    call-back to anyone waiting long, and apply retention. Each step is safe to run on several
+    instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
     while True:
@@ -197,6 +198,7 @@ async def _housekeeping(app: web.Application) -> None:
             idle = timedelta(minutes=settings.idle_minutes)
             await engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes))
             await engine.close_idle(idle)
+            await app[ROUTING].offer_waiting(timedelta(minutes=settings.wait_offer_minutes))
             await purge(app)
         except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
             log.exception("housekeeping failed")

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         5, ge=1, description="warn a quiet web chat this many minutes before closing it"
     )
     retention_days: int = Field(30, ge=1, description="delete transcripts after this many days")
+    wait_offer_minutes: int = Field(
+        10, ge=1, description="offer a call-back or other help to someone waiting this long"
+    )
     messages_per_minute: int = Field(
         20, ge=1, description="messages one contact may send per minute before a calm refusal"
     )

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 URGENT = ("immediate", "suicide")
 JUST_WROTE = timedelta(minutes=5)
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
+# Marks an inbound text stored sealed: it answers a question whose answer is not kept in
+# clear (State.redacted), and is replaced by a stand-in line once handled. (A person who
+# types this prefix only gets their own message unreadable: it will not open.)
+SEALED_TEXT = "\u2400sealed:"
 
 
 class RiskResult(Protocol):
@@ -139,6 +143,12 @@ class Engine:
         if not await self.limiter.allow(key, self.message_limits):
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
+
+        def private(flow: str, state: str, owner: str) -> str | None:
+            if owner != Owner.BOT.value or self.runner.redacted(flow, state) is None:
+                return None
+            return SEALED_TEXT + self.privacy.seal(msg.text, key)
+
         try:
             accepted = await self.store.accept_inbound(
                 contact_key=key,
@@ -148,6 +158,7 @@ class Engine:
                 external_id=msg.external_id,
                 received_at=msg.received_at,
                 language=language,
+                private=private,
             )
         except DuplicateMessage:
             self.metrics.duplicates.labels(msg.channel).inc()
@@ -235,10 +246,19 @@ class Engine:
             conv = await self.store.conversation(conversation_id)
             was_closed, was_language = conv.closed, conv.language
             turn = Turn(conv, self.content)
+            redact: dict[int, str] = {}
             for message in pending:
+                if message.text.startswith(SEALED_TEXT):
+                    # An answer not kept in clear (a phone number): open it for this step
+                    # only, and keep the journey's stand-in line in the transcript.
+                    message = replace(message, text=self._open_text(conv, message.text))
+                    hidden = self.runner.redacted(conv.flow, conv.state) or "flow.redacted"
+                    redact[message.id] = self.content.text(hidden, conv.language)
                 turn.text = message.text
                 await self._step(turn, message)
-            stored = await self.store.save_turn(conv, [m.id for m in pending], turn.replies)
+            stored = await self.store.save_turn(
+                conv, [m.id for m in pending], turn.replies, redact=redact
+            )
             if not getattr(self.senders.get(conv.channel), "live", False):
                 await self._writing_again(conv)
             # The turn's own replies (the 999 guidance, say) go before anything its effects
@@ -277,6 +297,8 @@ class Engine:
             await self.handoffs.escalate(conv)
         if await self._command(turn, message.text, first):
             return
+        if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
+            return  # they took up an offer made while waiting (a call-back instead)
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
             return  # a human has it: the bot stays silent
         journey = conv.flow
@@ -348,12 +370,14 @@ class Engine:
         """Effects that need more than the turn's own state; run after the turn is saved."""
         conv = turn.conversation
         extra: list[Reply] = []
+        changed = False  # the conversation changed after the turn was saved
         for effect in turn.effects:
             if effect.kind == "handoff" and self.handoffs is not None:
                 queue = str(effect.data.get("queue", "helpline"))
                 extra += await self.handoffs.request(conv, queue, str(effect.data.get("reason")))
             elif effect.kind == "cancel_handoff" and self.handoffs is not None:
                 await self.handoffs.cancel(conv)
+                changed = True
             elif effect.kind == "position" and self.handoffs is not None:
                 extra += await self.handoffs.waiting_replies(conv)
             elif effect.kind == "erase":
@@ -371,7 +395,7 @@ class Engine:
                 extra += await self.effects[effect.kind](conv, effect.data)
             else:
                 log.error("no handler for effect", extra={"effect": effect.kind})
-        if extra:
+        if extra or changed:
             stored = await self.store.save_turn(conv, [], extra)
             await self.deliver(conv, stored)
 
@@ -548,6 +572,15 @@ class Engine:
             )
         except DeliveryError:
             log.warning("delivery failed", extra={"conversation": conv.reference})
+
+    def _open_text(self, conv: Conversation, stored: str) -> str:
+        try:
+            return self.privacy.open(stored[len(SEALED_TEXT) :], conv.contact_key)
+        except SealError:
+            log.error(
+                "a sealed message could not be opened", extra={"conversation": conv.reference}
+            )
+            return ""
 
     async def _address(self, conv: Conversation) -> str | None:
         sealed = await self.store.sealed_address(conv.contact_key)

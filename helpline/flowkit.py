@@ -61,6 +61,12 @@ class State:
     choices: Choices | None = None
     chose: str | None = None
     exits: tuple[str, ...] = ()  # where an enter action may send the person (checked, drawn)
+    # The person's answer to this state is kept out of the transcript (a phone number): the
+    # engine stores this content key's words in its place.
+    redacted: str | None = None
+    # An offer made to someone waiting for an adviser: its options are answered even while
+    # the queue owns the conversation; any other words go to the adviser as usual.
+    while_queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ class Flow:
         where = f"flows/{self.name}"
         for state in self.spec.states:
             keys = [*state.say, *(o.label for o in state.options), state.retry]
+            keys += [state.redacted] if state.redacted else []
             if (state.choices is None) != (state.chose is None):
                 raise ContentError(f"{where}: state {state.name!r} needs both choices and chose")
             for key in keys:
@@ -224,7 +231,11 @@ class FlowRunner:
             return
         flow.machine.add_model(turn, initial=conv.state)
         try:
-            fired = await turn.trigger(trigger)  # type: ignore[attr-defined]
+            # Through the machine, not `turn.trigger`: transitions never rebinds a model's
+            # trigger method, so a turn that has already moved through one journey (several
+            # messages answered in one turn) would fire into that journey's machine.
+            event = flow.machine.events.get(trigger)
+            fired = event is not None and await event.trigger(turn)
             new_state = turn.state
         finally:
             flow.machine.remove_model(turn)
@@ -233,6 +244,45 @@ class FlowRunner:
             return
         conv.answers.pop("_misses", None)
         await self._arrive(turn, flow, new_state)
+
+    def _state(self, flow_name: str, state_name: str) -> State | None:
+        flow = self.flows.get(flow_name)
+        if flow is None:
+            return None
+        try:
+            return flow.spec.state(state_name)
+        except KeyError:
+            return None
+
+    def redacted(self, flow_name: str, state_name: str) -> str | None:
+        """The content key kept in the transcript instead of the person's answer to this
+        state, if their answer is not to be kept (a phone number)."""
+        state = self._state(flow_name, state_name)
+        return state.redacted if state is not None else None
+
+    async def answer_offer(self, turn: Turn, text: str) -> bool:
+        """While queued: if the current state is an offer and the text picks one of its
+        options, move on as `step` would and return True; otherwise say nothing. Stricter
+        than `step`: a number, a label, or a whole keyword phrase; words meant for the
+        adviser ("I had a call from the police") are not taken as a choice."""
+        state = self._state(turn.conversation.flow, turn.conversation.state)
+        if state is None or not state.while_queued:
+            return False
+        said = normalise(text)
+        number = _NUMBER.match(text)
+        if number:
+            chosen = 0 <= int(number.group(1)) - 1 < len(state.options)
+        else:
+            chosen = bool(said) and (
+                self._match_label(turn, state, said) is not None
+                or any(
+                    o.keywords and said in self.content.all_words(o.keywords) for o in state.options
+                )
+            )
+        if not chosen:
+            return False
+        await self.step(turn, text)
+        return True
 
     def guard(self, turn: Turn, text: str) -> bool:
         """Refuse a request for someone's whereabouts, contact or words, from any state.
@@ -338,6 +388,21 @@ class FlowRunner:
         return None
 
     def _match_option(self, turn: Turn, state: State, said: str) -> Option | None:
+        by_label = self._match_label(turn, state, said)
+        if by_label is not None:
+            return by_label
+        # Free text: the option whose keyword phrase appears in what was said; the highest
+        # rank first ("my brother hits me" is about being hurt), then the longest phrase.
+        best_kw: tuple[tuple[int, int], Option | None] = ((0, 0), None)
+        for option in state.options:
+            if option.keywords:
+                length = longest_mention(said, self.content.all_words(option.keywords))
+                if length and (option.rank, length) > best_kw[0]:
+                    best_kw = ((option.rank, length), option)
+        return best_kw[1]
+
+    def _match_label(self, turn: Turn, state: State, said: str) -> Option | None:
+        """The option whose label (in either language) is what was said, or nearly."""
         best: tuple[float, Option | None] = (0.0, None)
         for option in state.options:
             label = normalise(self.content.text(option.label, turn.language))
@@ -349,17 +414,7 @@ class FlowRunner:
             score = max(fuzz.ratio(said, label), fuzz.ratio(said, other))
             if score > best[0]:
                 best = (score, option)
-        if best[0] >= 85:
-            return best[1]
-        # Free text: the option whose keyword phrase appears in what was said; the highest
-        # rank first ("my brother hits me" is about being hurt), then the longest phrase.
-        best_kw: tuple[tuple[int, int], Option | None] = ((0, 0), None)
-        for option in state.options:
-            if option.keywords:
-                length = longest_mention(said, self.content.all_words(option.keywords))
-                if length and (option.rank, length) > best_kw[0]:
-                    best_kw = ((option.rank, length), option)
-        return best_kw[1]
+        return best[1] if best[0] >= 85 else None
 
 
 def longest_mention(said: str, words: Iterable[str]) -> int:

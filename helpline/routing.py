@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from helpline.content import Content
 from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, utcnow
 from helpline.errors import Forbidden, NotFound, QueueError
+from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hub, Priority, QueueEntry, RoutingQueue
 from helpline.storage import SqlStore
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("signposted", "referred", "safeguarding", "callback", "no_further_action")
 QUEUE_TOPIC = "queue"
+# Journey states that offer someone waiting long (or out of hours) a call-back or other
+# routes; their options are answered while they wait (State.while_queued), so a reply leads
+# on into the call-back part of the journey.
+WAIT_OFFER = ("own", "wait_offer")
+CLOSED_OFFER = ("own", "closed_offer")
 
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime]
@@ -74,14 +80,29 @@ class Routing:
         self.metrics.handoffs.labels(queue_kind(queue), reason.partition(":")[0]).inc()
         conv.owner = Owner.QUEUE
         conv.answers["queue"] = queue
+        conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
         await self.publish("joined", conv.id)
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
         if self.is_open is not None and not self.is_open(queue, now):
             opens = self.next_opening(queue, now) if self.next_opening else None
             when = _london(opens) if opens else ""
             replies.append(Reply(t("handoff.closed", conv.language, opens=when)))
-            return replies
+            # Out of hours the call-back is offered at once (as options on that message).
+            conv.answers["_wait_offered"] = True
+            return await self._offer(conv, replies, CLOSED_OFFER)
         return replies + await self.waiting_replies(conv)
+
+    async def _offer(
+        self, conv: Conversation, replies: list[Reply], where: tuple[str, str]
+    ) -> list[Reply]:
+        """Put the conversation at an offer's state: its options join the last reply."""
+        flow, state = where
+        if self.engine is None or flow not in self.engine.runner.flows:
+            return replies
+        turn = Turn(conv, self.content)
+        turn.replies = list(replies)
+        await self.engine.runner.start(turn, flow, state)
+        return turn.replies
 
     async def escalate(self, conv: Conversation) -> None:
         if await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level)):
@@ -128,6 +149,35 @@ class Routing:
             },
         )
         await self.publish("activity", conv.id)
+
+    async def offer_waiting(self, after: timedelta) -> int:
+        """Once per wait, offer anyone waiting longer than `after` a call-back at a safe time
+        or other routes, through the engine's delivery (quiet hours hold it on SMS).
+        Returns how many were offered; safe to run on several instances at once."""
+        engine = self._engine()
+        flow, state = WAIT_OFFER
+        if flow not in engine.runner.flows:
+            return 0
+        cutoff = self.clock() - after
+        offered = 0
+        for entry in await self.queue.waiting():
+            if entry.joined_at > cutoff:
+                continue
+            async with engine.locks.hold(entry.conversation_id):
+                try:
+                    conv = await self.store.conversation(entry.conversation_id)
+                except NotFound:
+                    continue  # erased meanwhile
+                if conv.owner is not Owner.QUEUE or conv.answers.get("_wait_offered"):
+                    continue
+                conv.answers["_wait_offered"] = True
+                turn = Turn(conv, self.content)
+                await engine.runner.start(turn, flow, state)
+                # Not the person's activity: it must not postpone an idle close.
+                stored = await self.store.save_turn(conv, [], turn.replies, touch=False)
+                await engine.deliver(conv, stored)
+            offered += 1
+        return offered
 
     async def erase(self, conv: Conversation) -> None:
         await self.queue.remove(conv.id)

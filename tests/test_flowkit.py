@@ -54,20 +54,26 @@ async def test_a_call_back_records_the_safe_time_and_number_but_no_name(content:
     assert callback.data == {
         "window": "Tuesday after 6pm",
         "number": "07700900123",
+        "this_number": False,
         "queue": "helpline",
+        # Where to ask again, and with which words, if a number cannot be called after all.
+        "ask_again": "callback_number",
+        "unusable": "own.callback_unusable",
     }
     # Neither the time nor the number stays in the conversation's answers.
     assert "07700900123" not in str(talk.conv.answers)
     assert "Tuesday" not in str(talk.conv.answers)
 
 
-async def test_on_sms_a_call_back_uses_the_number_they_wrote_from(content: Content) -> None:
+async def test_on_sms_a_call_back_can_use_the_number_they_wrote_from(content: Content) -> None:
     talk = Talk(content, channel="sms")
     await talk.start("own", "want")
     await talk.says("call me back")
-    turn = await talk.says("evenings")
+    asked = await talk.says("evenings")
+    assert asked.replies[0].text == content.text("own.callback_which", "en")
+    turn = await talk.says("1")
     (callback,) = talk.effects("callback")
-    assert callback.data["number"] is None
+    assert callback.data["number"] is None and callback.data["this_number"] is True
     assert turn.replies[0].text == content.text("own.callback_done", "en")
 
 

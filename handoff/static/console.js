@@ -631,7 +631,13 @@
       fact(facts, label('callback-window'), cb.window);
       fact(facts, label('channel'), cb.channel);
       fact(facts, label('language'), cb.language);
+      if (!cb.has_number) {
+        fact(facts, label('callback-number'), label('callback-no-number'));
+      }
       li.appendChild(facts);
+      if (cb.has_number) {
+        showNumberButton(li, cb, ref.id);
+      }
       ['done', 'not_reached'].forEach(function (s) {
         var b = el('button', label('callback-' + s));
         b.type = 'button';
@@ -652,6 +658,28 @@
     if (!items.length) {
       list.appendChild(el('li', label('callbacks-empty'), 'empty'));
     }
+  }
+
+  // The number is fetched only when asked for (the server audits who and when), shown as
+  // text, and forgotten when the list is drawn again.
+  function showNumberButton(li, cb, describedBy) {
+    var shown = el('p', null, 'callback-number');
+    shown.setAttribute('aria-live', 'polite');
+    var b = el('button', label('callback-show'));
+    b.type = 'button';
+    b.setAttribute('aria-describedby', describedBy);
+    b.addEventListener('click', function () {
+      call('POST', '/console/api/callbacks/' + cb.id + '/number').then(function (r) {
+        if (r.status === 200 && r.data && r.data.number) {
+          shown.textContent = label('callback-number') + ': ' + r.data.number;
+          b.disabled = true;
+        } else {
+          failed(r);
+        }
+      });
+    });
+    li.appendChild(b);
+    li.appendChild(shown);
   }
 
   function loadReferrals() {

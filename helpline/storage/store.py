@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,10 +146,13 @@ class SqlStore:
         language: str = "en",
         flow: str = "welcome",
         state: str = "start",
+        private: Callable[[str, str, str], str | None] | None = None,
     ) -> Accepted:
         """Store an inbound message, creating the contact and an open conversation if needed.
 
-        Raises DuplicateMessage when (channel, external_id) was stored before."""
+        `private(flow, state, owner)` of the open conversation may return what to store
+        instead of the text (it sealed, when the text answers a question whose answer is not
+        kept in clear). Raises DuplicateMessage when (channel, external_id) was stored before."""
         try:
             async with self._write() as session:
                 if external_id is not None:
@@ -163,12 +166,22 @@ class SqlStore:
                 await self._touch_contact(
                     session, contact_key, channel, sealed_address, received_at
                 )
-                conv_id = await session.scalar(
-                    select(ConversationRow.id)
-                    .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
-                    .order_by(ConversationRow.created_at.desc())
-                    .limit(1)
-                )
+                found = (
+                    await session.execute(
+                        select(
+                            ConversationRow.id,
+                            ConversationRow.flow,
+                            ConversationRow.state,
+                            ConversationRow.owner,
+                        )
+                        .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
+                        .order_by(ConversationRow.created_at.desc())
+                        .limit(1)
+                    )
+                ).first()
+                conv_id = found[0] if found is not None else None
+                if found is not None and private is not None:
+                    text = private(found[1], found[2], found[3]) or text
                 created = conv_id is None
                 if conv_id is None:
                     conv_id = uuid.uuid4().hex
@@ -345,9 +358,11 @@ class SqlStore:
         author_name: str | None = None,
         status: Delivery = Delivery.PENDING,
         touch: bool = True,
+        redact: Mapping[int, str] | None = None,
     ) -> list[StoredMessage]:
         """Save the conversation's new state, mark inbound messages handled and store replies,
-        all in one transaction: a crash before commit means the turn is simply run again."""
+        all in one transaction: a crash before commit means the turn is simply run again.
+        `redact` replaces the stored text of handled messages (answers not to be kept)."""
         now = utcnow()
         async with self._write() as session:
             await session.execute(
@@ -371,6 +386,10 @@ class SqlStore:
                     update(MessageRow)
                     .where(MessageRow.id.in_(list(handled)))
                     .values(status=Delivery.HANDLED.value)
+                )
+            for message_id, text in (redact or {}).items():
+                await session.execute(
+                    update(MessageRow).where(MessageRow.id == message_id).values(text=text)
                 )
             rows = [
                 MessageRow(

@@ -1,0 +1,487 @@
+"""Call-backs that an adviser can actually make: the number asked for (or the number the
+person texts from), refused when it is 999 or a helpline, kept only sealed and out of the
+transcript, the logs and the live events; shown to an adviser only on request (audited) and
+deleted when the call is marked, by retention and by erasure. And someone left waiting is
+offered a call-back once, after a configurable time, by SMS as well as web chat."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import text
+
+from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, ROUTING, STORE
+from helpline.config import Settings
+from helpline.content import DEFAULT_ROOT
+from helpline.domain import InboundMessage, Owner
+from helpline.hours import OpeningHours
+from helpline.logs import quiet_libraries
+from tests.console_support import PLUGINS, Console, add_staff
+from tests.journey_support import Person
+from tests.loopback import loopback
+from tests.support import running, settings_for
+from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
+
+TYPED = "07700 900987"  # the number a person types (Ofcom's drama range)
+DIGITS = "07700900987"
+TEXTING = "07700900123"  # PHONE, the number the SMS tests text from, as we would dial it
+LONDON = ZoneInfo("Europe/London")
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.now = at
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _noon(*, line_open: bool = True) -> datetime:
+    """Midday in London on a coming day when the helpline is open (or closed): outside the
+    quiet hours tests set, and later than any message's arrival time, so nobody counts as
+    having just written."""
+    hours = OpeningHours.load(DEFAULT_ROOT)
+    day = datetime.now(LONDON) + timedelta(days=1)
+    while True:
+        noon = day.replace(hour=12, minute=0, second=0, microsecond=0).astimezone(UTC)
+        if hours.is_open("helpline", noon) == line_open:
+            return noon
+        day += timedelta(days=1)
+
+
+def _leaks(value: object, *secrets: str) -> list[str]:
+    blob = value if isinstance(value, str) else json.dumps(value, default=str)
+    return [s for s in secrets if s in blob]
+
+
+async def _raw(app: web.Application, sql: str) -> list[tuple[Any, ...]]:
+    """Read the database directly, past every layer of ours."""
+    async with app[STORE].engine.connect() as conn:
+        return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+
+
+def _record_hub(app: web.Application) -> list[tuple[str, dict[str, Any]]]:
+    """Every live event published from now on, whatever its topic."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    hub = app[HUB]
+    publish = hub.publish
+
+    async def recording(topic: str, event: dict[str, Any]) -> None:
+        events.append((topic, event))
+        await publish(topic, event)
+
+    hub.publish = recording  # type: ignore[method-assign]
+    return events
+
+
+async def _to_number_question(person: Person) -> None:
+    for said in ("hi", "1", "1", "1", "2", "call me back"):
+        await person.says(said)
+    assert await person.says("weekday mornings before 9") == ["own.callback_number"]
+
+
+# -- web chat and other channels without a number: the number is asked for ---------------------
+
+
+async def test_a_typed_number_is_sealed_and_kept_out_of_transcript_logs_and_events(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    quiet_libraries()
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        events = _record_hub(app)
+        assert await person.says(f"it's {TYPED}") == ["own.callback_done", "own.end"]
+
+        (window, sealed), *more = await _raw(app, 'SELECT "window", sealed_number FROM callbacks')
+        assert not more and window == "weekday mornings before 9"
+        assert sealed and not _leaks(sealed, DIGITS, TYPED)
+        conv = await person.conversation()
+        assert app[PRIVACY].open(sealed, f"callback:{conv.id}") == DIGITS
+
+        texts = [t for (t,) in await _raw(app, "SELECT text FROM messages")]
+        assert app[CONTENT].text("own.callback_number_given", "en") in texts
+        everything = await _raw(app, "SELECT * FROM messages") + await _raw(
+            app, "SELECT * FROM conversations"
+        )
+        assert not _leaks(everything, DIGITS, TYPED, "900987")
+        assert events and not _leaks(events, DIGITS, TYPED, "900987")
+        logged = [f"{r.getMessage()} {r.__dict__!r}" for r in caplog.records]
+        assert not _leaks(logged, DIGITS, TYPED, "900987")
+
+
+@pytest.mark.parametrize("refused", ["999", "101", "112", "0808 802 4040", "116 123", "85258"])
+async def test_emergency_and_helpline_numbers_are_refused_kindly_and_asked_again(
+    refused: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        assert await person.says(refused) == ["own.callback_number_retry"]
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+        assert await person.says(TYPED) == ["own.callback_done", "own.end"]
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+
+
+async def _frames_until(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> list[str]:
+    """Message texts the page receives, up to and including `wanted`."""
+    texts: list[str] = []
+    while True:
+        frame = await ws.receive_json(timeout=10)
+        if frame["type"] == "message":
+            texts.append(frame["text"])
+            if frame["text"] == wanted:
+                return texts
+
+
+async def test_web_chat_asks_for_a_number_and_keeps_only_a_redacted_line(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with (
+        running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _fake, url),
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{url}/chat/ws") as ws,
+    ):
+        t = app[CONTENT].text
+        await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+        for n, said in enumerate(["1", "1", "1", "2", "2", "evenings after 7"]):
+            await ws.send_json({"type": "message", "text": said, "id": f"c{n}"})
+            if said == "evenings after 7":
+                await _frames_until(ws, t("own.callback_number", "en"))
+        await ws.send_json({"type": "message", "text": "999", "id": "c8"})
+        await _frames_until(ws, t("own.callback_number_retry", "en"))
+        await ws.send_json({"type": "message", "text": TYPED, "id": "c9"})
+        await _frames_until(ws, t("own.callback_done", "en"))
+        await app[ENGINE].drain()  # the call-back is stored just after the reply goes out
+        rows = await _raw(app, 'SELECT "window", sealed_number FROM callbacks')
+        assert [r[0] for r in rows] == ["evenings after 7"] and rows[0][1]
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("helpline.db*"))
+        assert DIGITS.encode() not in stored and TYPED.encode() not in stored
+
+
+# -- SMS: the number they text from, or another ----------------------------------------------
+
+
+@pytest.fixture
+async def sms(sqlite_url: str, tmp_path: Path) -> AsyncIterator[tuple[Env, Clock]]:
+    clock = Clock(_noon())
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=clock) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            yield Env(app, url, settings, lb, http), clock
+
+
+async def _sms_to_window(env: Env, sender: str = PHONE) -> None:
+    for said in ("hi", "1", "1", "1", "2", "2"):
+        await env.say(said, sender)
+    await env.say("Tuesday after 6pm", sender)
+
+
+async def test_by_sms_the_number_they_text_from_is_offered_and_booked_sealed(
+    sms: tuple[Env, Clock],
+) -> None:
+    env, _ = sms
+    await _sms_to_window(env)
+    question = env.loop.sms_bodies(PHONE)[-1]
+    assert question.startswith(env.text("own.callback_which"))
+    assert f"1. {env.text('own.opt_this_number')}" in question
+    await env.say("1")
+    assert env.loop.sms_bodies(PHONE)[-2].startswith(env.text("own.callback_done", "en"))
+    [(sealed, conv_id)] = await _raw(
+        env.app, "SELECT sealed_number, conversation_id FROM callbacks"
+    )
+    assert env.app[PRIVACY].open(sealed, f"callback:{conv_id}") == TEXTING
+
+
+async def test_by_sms_another_number_can_be_given_and_999_is_refused(
+    sms: tuple[Env, Clock],
+) -> None:
+    env, _ = sms
+    await _sms_to_window(env)
+    await env.say("2")
+    assert env.loop.sms_bodies(PHONE)[-1] == env.text("own.callback_number", "en")
+    await env.say("999")
+    assert env.loop.sms_bodies(PHONE)[-1] == env.text("own.callback_number_retry", "en")
+    await env.say(TYPED)
+    [(sealed, conv_id)] = await _raw(
+        env.app, "SELECT sealed_number, conversation_id FROM callbacks"
+    )
+    assert env.app[PRIVACY].open(sealed, f"callback:{conv_id}") == DIGITS
+    texts = [t for (t,) in await _raw(env.app, "SELECT text FROM messages")]
+    assert "999" not in texts and TYPED not in texts  # both answers were redacted
+
+
+async def test_a_number_from_abroad_cannot_be_called_so_another_is_asked_for(
+    sms: tuple[Env, Clock],
+) -> None:
+    env, _ = sms
+    abroad = "+14155550123"
+    await _sms_to_window(env, abroad)
+    await env.say("1", abroad)
+    assert env.loop.sms_bodies(abroad)[-1] == env.text("own.callback_unusable")
+    assert await _raw(env.app, "SELECT id FROM callbacks") == []
+    await env.say(TYPED, abroad)
+    assert env.loop.sms_bodies(abroad)[-2].startswith(env.text("own.callback_done", "en"))
+    [(window,)] = await _raw(env.app, 'SELECT "window" FROM callbacks')
+    assert window == "Tuesday after 6pm"
+
+
+# -- the console: shown on request (audited), deleted when marked ------------------------------
+
+
+async def test_show_number_is_audited_and_marking_the_call_deletes_the_number(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    quiet_libraries()
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        await person.says(TYPED)
+        reference = (await person.conversation()).reference
+        await add_staff(app, "alice")
+        await add_staff(app, "pat", "programme", "north")
+        await add_staff(app, "sam", "supervisor")
+        async with Console(url) as alice, Console(url) as pat, Console(url) as sam:
+            await alice.login("alice")
+            await pat.login("pat")
+            await sam.login("sam")
+            _, listed = await alice.get("/console/api/callbacks")
+            [item] = listed
+            assert item["reference"] == reference and item["has_number"] is True
+            assert item["window"] == "weekday mornings before 9"
+            assert not _leaks(listed, DIGITS, TYPED)
+            path = f"/console/api/callbacks/{item['id']}/number"
+            assert (await alice.post(path, csrf="wrong"))[0] == 403
+            assert (await pat.post(path))[0] == 403
+            _, audit = await sam.get(f"/console/api/audit?conversation={person.conversation_id}")
+            assert "callback_number_shown" not in [e["action"] for e in audit]
+
+            status, shown = await alice.post(path)
+            assert (status, shown) == (200, {"number": DIGITS})
+            _, audit = await sam.get(f"/console/api/audit?conversation={person.conversation_id}")
+            [entry] = [e for e in audit if e["action"] == "callback_number_shown"]
+            assert entry["actor"] == "alice" and entry["at"]
+            assert not _leaks(audit, DIGITS, TYPED)
+
+            mark = f"/console/api/callbacks/{item['id']}"
+            assert (await alice.post(mark, {"status": "done"}))[0] == 200
+            assert await _raw(app, "SELECT sealed_number, status FROM callbacks") == [
+                (None, "done")
+            ]
+            assert (await alice.post(path))[0] == 404
+            assert (await alice.get("/console/api/callbacks"))[1] == []
+        logged = [f"{r.getMessage()} {r.__dict__!r}" for r in caplog.records]
+        assert not _leaks(logged, DIGITS, TYPED)
+
+
+async def test_not_reached_also_deletes_the_number(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        await person.says(TYPED)
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            [item] = (await alice.get("/console/api/callbacks"))[1]
+            status, _ = await alice.post(
+                f"/console/api/callbacks/{item['id']}", {"status": "not_reached"}
+            )
+            assert status == 200
+        assert await _raw(app, "SELECT sealed_number FROM callbacks") == [(None,)]
+
+
+async def test_retention_deletes_call_back_numbers_with_the_conversation(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        await person.says(TYPED)
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await app[STORE].purge(datetime.now(UTC) + timedelta(minutes=1))
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+
+
+async def test_delete_my_data_deletes_call_back_numbers(database_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        await person.says(TYPED)
+        await person.says("delete my data")
+        await person.says("yes")
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+        assert await _raw(app, "SELECT id FROM conversations") == []
+
+
+# -- a long wait: a call-back or other routes, once -------------------------------------------
+
+
+async def _queued(app: web.Application, address: str = PHONE, channel: str = "test") -> str:
+    engine = app[ENGINE]
+    await engine.handle(InboundMessage(channel, address, "hello"))
+    accepted = await engine.handle(InboundMessage(channel, address, "talk to someone"))
+    return accepted.conversation_id
+
+
+async def test_someone_waiting_is_offered_a_call_back_after_the_set_time_and_only_once(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon())
+    settings = settings_for(sqlite_url, tmp_path, wait_offer_minutes=15)
+    assert Settings.model_fields["wait_offer_minutes"].default == 10
+    async with running(settings, clock=clock) as (app, fake, _):
+        t, routing = app[CONTENT].text, app[ROUTING]
+        after = timedelta(minutes=settings.wait_offer_minutes)
+        conv_id = await _queued(app)
+        sent = len(fake.sent)
+        clock.now += timedelta(minutes=14, seconds=59)
+        assert await routing.offer_waiting(after) == 0
+        assert len(fake.sent) == sent
+        clock.now += timedelta(seconds=1)
+        assert await routing.offer_waiting(after) == 1
+        offer = fake.sent[-1].reply
+        assert offer.text == t("handoff.wait_offer", "en")
+        assert offer.options == (
+            t("handoff.opt_keep_waiting", "en"),
+            t("own.opt_callback", "en"),
+            t("handoff.opt_other_routes", "en"),
+        )
+        clock.now += timedelta(minutes=30)
+        assert await routing.offer_waiting(after) == 0
+        assert len(fake.sent) == sent + 1
+        conv = await app[STORE].conversation(conv_id)
+        assert conv.owner is Owner.QUEUE  # still waiting, place kept
+
+
+async def test_taking_up_the_offer_leaves_the_queue_and_books_a_call_back(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon())
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        routing = app[ROUTING]
+        conv_id = await _queued(app)
+        person = Person(app, fake, conversation_id=conv_id)
+        assert await person.says("is anyone there?") == []  # for the adviser: the bot is quiet
+        clock.now += timedelta(minutes=10)
+        assert await routing.offer_waiting(timedelta(minutes=10)) == 1
+        assert await person.says("I'm still here") == []  # not an answer to the offer
+        assert await person.says("2") == ["handoff.callback_instead", "own.callback_when"]
+        conv = await person.conversation()
+        assert conv.owner is Owner.BOT and await routing.queue.waiting() == []
+        assert await person.says("after 8pm") == ["own.callback_number"]
+        assert await person.says(TYPED) == ["own.callback_done", "own.end"]
+        [(window, sealed)] = await _raw(app, 'SELECT "window", sealed_number FROM callbacks')
+        assert window == "after 8pm" and sealed
+
+
+async def test_keep_waiting_and_other_routes_keep_the_place_in_the_queue(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon())
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        routing = app[ROUTING]
+        first = await _queued(app, PHONE)
+        clock.now += timedelta(minutes=1)
+        second = await _queued(app, "+447700900555")
+        clock.now += timedelta(minutes=10)
+        assert await routing.offer_waiting(timedelta(minutes=10)) == 2
+        one = Person(app, fake, address=PHONE, conversation_id=first)
+        two = Person(app, fake, address="+447700900555", conversation_id=second)
+        assert await one.says("keep waiting") == ["handoff.keep_waiting"]
+        assert await two.says("3") == ["handoff.other_routes"]
+        assert await one.says("1") == []  # the offer is over: words go to the adviser
+        waiting = [e.conversation_id for e in await routing.queue.waiting()]
+        assert waiting == [first, second]
+
+
+async def test_by_sms_the_offer_waits_for_quiet_hours_and_a_reply_leads_to_a_call_back(
+    sms: tuple[Env, Clock],
+) -> None:
+    env, clock = sms
+    app, routing = env.app, env.app[ROUTING]
+    await env.say("hi")
+    await env.say("talk to someone")
+    conv = await app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.owner is Owner.QUEUE
+    await app[STORE].update_contact_settings(
+        conv.contact_key, quiet_hours={"start": "12:05", "end": "13:00"}
+    )
+    clock.now += timedelta(minutes=10)  # 12:10 in London: inside their quiet hours
+    before = len(env.loop.sms_bodies(PHONE))
+    assert await routing.offer_waiting(timedelta(minutes=10)) == 1
+    assert len(env.loop.sms_bodies(PHONE)) == before, "texted inside quiet hours"
+    clock.now += timedelta(hours=1)
+    assert await app[ENGINE].release_held() == 1
+    offer = env.loop.sms_bodies(PHONE)[-1]
+    assert offer.startswith(env.text("handoff.wait_offer"))
+    assert f"2. {env.text('own.opt_callback')}" in offer
+    assert await routing.offer_waiting(timedelta(minutes=10)) == 0
+    await env.say("2")
+    assert env.loop.sms_bodies(PHONE)[-1].startswith(env.text("own.callback_when"))
+    await env.say("weekends")
+    await env.say("1")  # the number I'm texting from
+    [(sealed, conv_id)] = await _raw(app, "SELECT sealed_number, conversation_id FROM callbacks")
+    assert app[PRIVACY].open(sealed, f"callback:{conv_id}") == TEXTING
+
+
+async def test_on_web_chat_the_offer_arrives_live_and_can_be_taken_up(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon())
+    async with (
+        running(settings_for(sqlite_url, tmp_path), serve=True, clock=clock) as (app, _f, url),
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{url}/chat/ws") as ws,
+    ):
+        t = app[CONTENT].text
+        await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+        await ws.send_json({"type": "message", "text": "talk to someone", "id": "c1"})
+        await _frames_until(ws, t("handoff.waiting", "en", position=1, minutes=8))
+        clock.now += timedelta(minutes=10)
+        assert await app[ROUTING].offer_waiting(timedelta(minutes=10)) == 1
+        await _frames_until(ws, t("handoff.wait_offer", "en"))
+        await ws.send_json({"type": "message", "text": "call back", "id": "c2"})
+        await _frames_until(ws, t("own.callback_when", "en"))
+        await ws.send_json({"type": "message", "text": "mornings", "id": "c3"})
+        await _frames_until(ws, t("own.callback_number", "en"))
+        await ws.send_json({"type": "message", "text": TYPED, "id": "c4"})
+        await _frames_until(ws, t("own.callback_done", "en"))
+        await app[ENGINE].drain()
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+
+
+async def test_out_of_hours_the_closed_message_offers_a_call_back_at_once(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon(line_open=False))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        t, routing = app[CONTENT].text, app[ROUTING]
+        conv_id = await _queued(app)
+        closed = fake.sent[-1].reply
+        assert closed.text.startswith(t("handoff.closed", "en", opens="")[:40])
+        assert closed.options == (t("handoff.opt_leave_message", "en"), t("own.opt_callback", "en"))
+        clock.now += timedelta(minutes=30)
+        assert await routing.offer_waiting(timedelta(minutes=10)) == 0  # offered already
+        person = Person(app, fake, conversation_id=conv_id)
+        assert await person.says("I had a call from the police") == []  # a message, kept
+        assert await person.says("call back") == ["handoff.callback_instead", "own.callback_when"]
+        assert (await person.conversation()).owner is Owner.BOT
