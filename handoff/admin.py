@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -232,11 +232,11 @@ async def remove(request: web.Request, user: User) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Register after the console: the content hours are kept, and overrides laid over them."""
-    live = hours_overrides.LiveHours(app[HOURS])
+    base = app[HOURS]
+    live = hours_overrides.LiveHours(base if isinstance(base, OpeningHours) else None)
     app[LIVE_HOURS] = live
-    # Routing only calls is_open and next_opening on app[HOURS] (helpline/app.py, _hours);
-    # the key is typed as the content file's OpeningHours, which LiveHours stands in for.
-    app[HOURS] = cast(OpeningHours, live)
+    # Routing only calls is_open and next_opening on app[HOURS] (helpline/app.py, _hours).
+    app[HOURS] = live
     app[HOURS_LOCK] = asyncio.Lock()
     app.cleanup_ctx.append(_keep_hours)
     app.router.add_routes(

@@ -25,7 +25,7 @@ from helpline.hours import OpeningHours
 from helpline.hub import MemoryHub, RedisHub
 from helpline.locks import MemoryLocks
 from helpline.metrics import Metrics, queue_kind
-from helpline.ports import Hub, Locks, RoutingQueue, Sender
+from helpline.ports import Hours, Hub, Locks, RoutingQueue, Sender
 from helpline.privacy import Privacy
 from helpline.ratelimit import MemoryLimiter, RedisLimiter
 from helpline.routing import Routing
@@ -49,7 +49,7 @@ DRAINING = web.AppKey("draining", list[bool])
 METRICS = web.AppKey("metrics", Metrics)
 # When each queue is open: content/hours.yaml, or whatever a plugin puts here instead (an
 # admin page's overrides, say); None means always open. Read at every hand-off.
-HOURS: web.AppKey[OpeningHours | None] = web.AppKey("hours")
+HOURS: web.AppKey[Hours | None] = web.AppKey("hours")
 BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
 
 Plugin = Callable[[web.Application], None]
@@ -181,7 +181,7 @@ class _AlwaysOpen:
         return at
 
 
-def _hours(app: web.Application) -> OpeningHours | _AlwaysOpen:
+def _hours(app: web.Application) -> Hours:
     return app[HOURS] or _AlwaysOpen()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from helpline.errors import DeliveryError, DuplicateMessage, HelplineError
 from helpline.flowkit import FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
 from helpline.ports import Hub, Locks, Priority, Sender
-from helpline.privacy import Privacy, SealError
+from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
 from helpline.storage import Accepted, SqlStore
@@ -40,6 +41,10 @@ LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # clear (State.redacted), and is replaced by a stand-in line once handled. (A person who
 # types this prefix only gets their own message unreadable: it will not open.)
 SEALED_TEXT = "\u2400sealed:"
+# A code word to continue on another channel lasts a day and works once.
+HANDOVER_TTL = timedelta(hours=24)
+# "continue K7MP-QW3X" (after normalise(): lower case, the hyphen a space).
+_CONTINUE = re.compile(r"^(?P<word>[a-z]+(?: [a-z]+)?) (?P<code>[a-z0-9]{4} ?[a-z0-9]{4})$")
 
 
 class RiskResult(Protocol):
@@ -88,6 +93,7 @@ COMMANDS = (
     Command("cmd_english", True),
     Command("cmd_stop", True),
     Command("cmd_delete", True),
+    Command("cmd_code", True),
     Command("cmd_menu", False),
     Command("cmd_help", False),
     Command("cmd_adviser", False),
@@ -326,6 +332,8 @@ class Engine:
         said = normalise(text)
         conv = turn.conversation
         human = conv.owner in (Owner.QUEUE, Owner.ADVISER)
+        if await self._continue_from_elsewhere(turn, said):
+            return True
         for command in COMMANDS:
             if human and not command.always:
                 continue
@@ -365,6 +373,61 @@ class Engine:
             await self.runner.detour(turn, "help")
         elif name == "cmd_adviser":
             turn.effect("handoff", queue=conv.answers.get("queue", "helpline"), reason="asked")
+        elif name == "cmd_code":
+            code, now = new_code(), self.clock()
+            await self.store.save_handover_code(
+                conv.id, self.privacy.code_hash(code), now + HANDOVER_TTL, now
+            )
+            hours = int(HANDOVER_TTL.total_seconds() // 3600)
+            turn.say("handover.code", code=code, hours=hours)
+
+    # -- continuing on another channel -----------------------------------------------------
+
+    async def _continue_from_elsewhere(self, turn: Turn, said: str) -> bool:
+        """ "continue <code word>": this arrival takes over the conversation the code word
+        was given in (its journey, its place in the queue, its adviser)."""
+        match = _CONTINUE.match(said)
+        if match is None or "cmd_continue" not in self.content.keywords:
+            return False
+        if not mentions(match["word"], self.content.all_words("cmd_continue")):
+            return False
+        conv = turn.conversation
+        if conv.owner is not Owner.BOT:
+            turn.say("handover.busy")
+            return True
+        found = await self.store.take_handover_code(
+            self.privacy.code_hash(match["code"]), self.clock()
+        )
+        if found is None or found == conv.id:
+            turn.say("handover.unknown")
+            return True
+        turn.effect("adopt", conversation=found)
+        return True
+
+    async def _adopt(self, arrived: Conversation, conversation_id: str) -> None:
+        async with self.locks.hold(conversation_id):
+            conv = await self.store.conversation(conversation_id)
+            # A page still open on the old channel is told the conversation has moved on.
+            await self.notify(conv, "ended")
+            await self.store.adopt(conversation_id, arrived.id, self.clock())
+            conv = await self.store.conversation(conversation_id)
+            note = self.content.text("note.continued", "en", channel=conv.channel)
+            await self.store.add_note(conversation_id, note, "helpline")
+            await self.hub.publish("queue", {"type": "activity", "conversation": conversation_id})
+            turn = Turn(conv, self.content)
+            if conv.owner is Owner.ADVISER:
+                turn.say("handover.joined_adviser")
+            elif conv.owner is Owner.QUEUE and self.handoffs is not None:
+                turn.say("handover.joined")
+                turn.replies.extend(await self.handoffs.waiting_replies(conv))
+            else:
+                turn.say("handover.joined")
+                await self.runner.render_current(turn)
+            stored = await self.store.save_turn(conv, [], turn.replies)
+            await self.deliver(conv, stored)
+        log.info(
+            "conversation continued on another channel", extra={"conversation": conv.reference}
+        )
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""
@@ -382,6 +445,9 @@ class Engine:
                 extra += await self.handoffs.waiting_replies(conv)
             elif effect.kind == "erase":
                 await self._erase(conv)
+                return
+            elif effect.kind == "adopt":
+                await self._adopt(conv, str(effect.data["conversation"]))
                 return
             elif effect.kind == "settings":
                 await self.store.update_contact_settings(conv.contact_key, **effect.data)

@@ -127,3 +127,11 @@ class Channel(Sender, Protocol):
     """A channel adapter: turns a platform's requests into InboundMessages and back."""
 
     def routes(self) -> list[web.RouteDef]: ...
+
+
+class Hours(Protocol):
+    """When each queue is open (helpline.hours.OpeningHours, or an overlay of it)."""
+
+    def is_open(self, queue: str, at: datetime) -> bool: ...
+
+    def next_opening(self, queue: str, at: datetime) -> datetime: ...

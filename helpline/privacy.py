@@ -27,6 +27,7 @@ class Privacy:
         root = secret_key.encode()
         self._hash_key = hmac.new(root, b"helpline contact key v1", hashlib.sha256).digest()
         seal_key = hmac.new(root, b"helpline address seal v1", hashlib.sha256).digest()
+        self._code_key = hmac.new(root, b"helpline handover code v1", hashlib.sha256).digest()
         self._aead = AESGCM(seal_key)
 
     def contact_key(self, channel: str, address: str) -> str:
@@ -35,6 +36,12 @@ class Privacy:
         # may consider one of them safe and the other not.
         message = f"{channel}\x00{address}".encode()
         return hmac.new(self._hash_key, message, hashlib.sha256).hexdigest()
+
+    def code_hash(self, code: str) -> str:
+        """The keyed hash a handover code word is stored and looked up by ("K7MP-QW3X",
+        "k7mp qw3x" and "K7MPQW3X" are the same code)."""
+        folded = "".join(c for c in code.upper() if c.isalnum())
+        return hmac.new(self._code_key, folded.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, address: str, context: str) -> str:
         """AES-GCM with the contact key as associated data, so a sealed address cannot be
@@ -54,6 +61,13 @@ class Privacy:
 def new_reference(length: int = 6) -> str:
     """A short reference an adviser sees instead of any address (and a person can quote)."""
     return "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(length))
+
+
+def new_code() -> str:
+    """A code word to carry a conversation to another channel: 8 unambiguous characters
+    (about 40 bits), shown in two groups so it is easy to type on a phone."""
+    raw = new_reference(8)
+    return f"{raw[:4]}-{raw[4:]}"
 
 
 def new_token() -> str:

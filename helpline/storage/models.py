@@ -110,3 +110,16 @@ class HandoffRow(Base):
     claimed_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None] = mapped_column(index=True)
     outcome: Mapped[str | None] = mapped_column(String(40))
+
+
+class HandoverRow(Base):
+    """A code word that lets a person carry a conversation to another channel: only its
+    keyed hash is kept, for a day, and it works once."""
+
+    __tablename__ = "handover_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -26,7 +26,13 @@ from helpline.domain import (
 from helpline.errors import DuplicateMessage, NotFound
 from helpline.privacy import new_reference
 from helpline.storage.engine import READ_ONLY, create_engine, is_sqlite
-from helpline.storage.models import ContactRow, ConversationRow, HandoffRow, MessageRow
+from helpline.storage.models import (
+    ContactRow,
+    ConversationRow,
+    HandoffRow,
+    HandoverRow,
+    MessageRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +604,70 @@ class SqlStore:
                 "messages": messages,
                 "addresses": int(forgotten.rowcount or 0),  # type: ignore[attr-defined]
             }
+
+    # -- continuing on another channel -----------------------------------------------------
+
+    async def save_handover_code(
+        self, conversation_id: str, code_hash: str, expires_at: datetime, now: datetime
+    ) -> None:
+        """Keep a code word's hash for the conversation, replacing any earlier one (and
+        clearing out every expired code)."""
+        async with self._write() as session:
+            await session.execute(
+                delete(HandoverRow).where(
+                    (HandoverRow.conversation_id == conversation_id)
+                    | (HandoverRow.expires_at < now)
+                )
+            )
+            session.add(
+                HandoverRow(
+                    code_hash=code_hash, conversation_id=conversation_id, expires_at=expires_at
+                )
+            )
+
+    async def take_handover_code(self, code_hash: str, now: datetime) -> str | None:
+        """The open conversation a code word belongs to, if the code is still valid. A code
+        works once: it is used up here, whatever the outcome."""
+        async with self._write() as session:
+            row = await session.get(HandoverRow, code_hash)
+            if row is None:
+                return None
+            conversation_id, expires_at = row.conversation_id, _aware(row.expires_at)
+            await session.delete(row)
+            if expires_at <= now:
+                return None
+            conv = await session.get(ConversationRow, conversation_id)
+            if conv is None or conv.closed:
+                return None
+            return conversation_id
+
+    async def adopt(self, conversation_id: str, arrived_id: str, now: datetime) -> None:
+        """Carry a conversation over to the contact and channel of another one (where the
+        person has just arrived with a code word): the arrival's messages join the older
+        transcript and the arrival itself is gone."""
+        async with self._write() as session:
+            conv = await session.get(ConversationRow, conversation_id)
+            arrived = await session.get(ConversationRow, arrived_id)
+            if conv is None or arrived is None:
+                raise NotFound("no such conversation")
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.conversation_id == arrived_id)
+                .values(conversation_id=conversation_id)
+            )
+            await session.execute(
+                update(HandoffRow)
+                .where(HandoffRow.conversation_id == conversation_id, HandoffRow.ended_at.is_(None))
+                .values(channel=arrived.channel)
+            )
+            await session.execute(
+                delete(HandoffRow).where(HandoffRow.conversation_id == arrived_id)
+            )
+            conv.contact_key = arrived.contact_key
+            conv.channel = arrived.channel
+            conv.last_inbound_at = arrived.last_inbound_at
+            conv.updated_at = now
+            await session.delete(arrived)
 
     async def erase_contact(self, contact_key: str) -> dict[str, int]:
         """Delete everything held about one contact: conversations, messages, address."""

@@ -1,0 +1,132 @@
+"""Carrying a conversation to another channel with a code word: same journey, same queue
+place, same adviser; the code works once, for a day, and only its keyed hash is kept."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from helpline.app import CONTENT, ROUTING, STORE
+from helpline.domain import InboundMessage, Owner
+from helpline.privacy import Privacy
+from tests.support import SECRET, FakeChannel, engine_of, running, settings_for
+
+PHONE = "+447700900123"
+CHAT = "4242424242"
+CODE = re.compile(r"\b([A-Z0-9]{4}-[A-Z0-9]{4})\b")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, London noon
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _code(texts: list[str]) -> str:
+    found = CODE.search(texts[-1])
+    assert found, texts[-1]
+    return found.group(1)
+
+
+async def test_a_person_carries_their_journey_to_another_channel_with_a_code_word(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine, store = engine_of(app), app[STORE]
+        for said in ("hi", "1", "1"):  # safe to talk, then "my own behaviour"
+            await engine.handle(InboundMessage("test", PHONE, said))
+        question = sms.texts()[-1]
+        before = await store.conversation(
+            (await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))).id
+        )
+        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        code = _code(sms.texts())
+
+        await engine.handle(InboundMessage("other", CHAT, f"continue {code.lower()}"))
+
+        # Told they are back, then asked the same question they were last asked.
+        said_there = other.texts()
+        assert said_there[0] == app[CONTENT].text("handover.joined", "en")
+        assert said_there[-1] == question
+        after = await store.open_conversation(Privacy(SECRET).contact_key("other", CHAT))
+        assert after is not None and after.id == before.id
+        assert (after.reference, after.flow, after.state) == (
+            before.reference,
+            before.flow,
+            before.state,
+        )
+        assert after.channel == "other"
+        assert await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE)) is None
+        # The whole story is in one transcript, with a line for the adviser.
+        transcript = [m.text for m in await store.transcript(before.id)]
+        assert "code word" in transcript and f"continue {code.lower()}" in transcript
+        assert any("carried this conversation on by other" in t for t in transcript)
+
+        # From now on replies go to the new channel only.
+        sent_before = len(sms.sent)
+        await engine.handle(InboundMessage("other", CHAT, "menu"))
+        assert len(sms.sent) == sent_before
+        assert len(other.texts()) > len(said_there)
+
+
+async def test_an_adviser_conversation_follows_the_person(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
+        await engine.handle(InboundMessage("test", PHONE, "hi"))
+        await engine.handle(InboundMessage("test", PHONE, "talk to someone"))
+        conv = await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))
+        assert conv is not None and conv.owner is Owner.QUEUE
+        await routing.claim(conv.id, "alex", 3)
+        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        code = _code(sms.texts())
+
+        # The new channel may already have greeted them: the code word still carries them over.
+        await engine.handle(InboundMessage("other", CHAT, "hello"))
+        await engine.handle(InboundMessage("other", CHAT, f"continue {code}"))
+        assert other.texts()[-1] == app[CONTENT].text("handover.joined_adviser", "en")
+
+        await routing.say(conv.id, "alex", "Thanks for moving over. How are you doing?")
+        assert other.texts()[-1] == "Thanks for moving over. How are you doing?"
+        assert "Thanks for moving over" not in " ".join(sms.texts())
+
+
+async def test_a_code_word_works_once_and_for_a_day(database_url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    async with running(settings_for(database_url, tmp_path), clock=clock) as (app, sms, _):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine, store = engine_of(app), app[STORE]
+        unknown = app[CONTENT].text("handover.unknown", "en")
+        await engine.handle(InboundMessage("test", PHONE, "hi"))
+        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        stale = _code(sms.texts())
+        clock.now += timedelta(hours=24, minutes=1)
+        await engine.handle(InboundMessage("other", CHAT, f"continue {stale}"))
+        assert other.texts()[-1] == unknown
+
+        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        fresh = _code(sms.texts())
+        await engine.handle(InboundMessage("other", "555", f"continue {fresh}"))
+        assert app[CONTENT].text("handover.joined", "en") in other.texts("555")
+        await engine.handle(InboundMessage("other", CHAT, f"continue {fresh}"))
+        assert other.texts(CHAT)[-1] == unknown
+        # A made-up code is refused the same way, and nothing but hashes is kept.
+        await engine.handle(InboundMessage("other", CHAT, "continue ABCD-EFGH"))
+        assert other.texts(CHAT)[-1] == unknown
+        await engine.handle(InboundMessage("test", "+447700900999", "code word"))
+        kept = _code(sms.texts("+447700900999"))
+        async with store.session() as session:
+            hashes = list(await session.scalars(text("SELECT code_hash FROM handover_codes")))
+        assert hashes == [Privacy(SECRET).code_hash(kept)]
+        assert kept.replace("-", "") not in hashes[0].upper()
