@@ -138,11 +138,11 @@ class TelegramChannel:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise web.HTTPBadRequest(text="expected JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        if not isinstance(data, dict) or not _well_formed(data):
             raise web.HTTPBadRequest(text="expected an update")
         try:
             update = Update.de_json(data, self.bot)
-        except (TypeError, ValueError, KeyError, AttributeError):
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
             raise web.HTTPBadRequest(text="not an update") from None
         await self.handle_update(update)
         return web.Response(status=200)
@@ -186,7 +186,8 @@ class TelegramChannel:
         address = str(message.chat.id)
         key = self.app[PRIVACY].contact_key(self.name, address)
         code = (message.from_user.language_code if message.from_user else None) or ""
-        msg = InboundMessage(self.name, address, text.strip(), external_id=f"{key}:{local_id}")
+        text = texting.storable(text).strip()
+        msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
         with contextlib.suppress(DuplicateMessage):  # a redelivery: handled the first time
             await texting.submit(
                 self.app,
@@ -209,6 +210,45 @@ class TelegramChannel:
             await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
         except TelegramError:
             log.warning("a notice could not be sent")
+
+
+def _id(value: Any) -> bool:
+    """A Bot API integer id: an int (not a bool) in 64 bits."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def _is_message(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    chat, sender = value.get("chat"), value.get("from")
+    return (
+        _id(value.get("message_id"))
+        and _id(value.get("date", 0))
+        and isinstance(chat, dict)
+        and _id(chat.get("id"))
+        and isinstance(chat.get("type"), str)
+        and isinstance(value.get("text") or "", str)
+        and (sender is None or isinstance(sender, dict))
+        and isinstance((sender or {}).get("language_code") or "", str)
+    )
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    """The parts of an update this channel reads have the types the Bot API documents.
+    (PTB's de_json takes any types, and a wrong one would fail later, as a 500.)"""
+    if not _id(data.get("update_id")):
+        return False
+    if any(name in data and not _is_message(data[name]) for name in ("message", "edited_message")):
+        return False
+    query = data.get("callback_query")
+    if query is None:
+        return True
+    return (
+        isinstance(query, dict)
+        and isinstance(query.get("id"), str)
+        and isinstance(query.get("data") or "", str)
+        and ("message" not in query or _is_message(query["message"]))
+    )
 
 
 TELEGRAM = web.AppKey("telegram", TelegramChannel)

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,6 +43,8 @@ STATUSES = {
     "failed": Delivery.FAILED,
     "undelivered": Delivery.FAILED,
 }
+# Twilio's ids are letters and digits ("SM" + 32 hex digits): anything else is not Twilio.
+_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 # The library's own logger is quiet at WARNING: it would log request URLs and headers.
 _HTTP_LOG = logging.getLogger("twilio.async_http_client")
 
@@ -199,9 +202,9 @@ class TwilioChannel:
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         address = form.get("From", "")
         is_whatsapp = address.startswith("whatsapp:")
-        if not sid or len(sid) > 64 or not address or is_whatsapp != (self.name == "whatsapp"):
+        if not _SID.match(sid) or not address or is_whatsapp != (self.name == "whatsapp"):
             raise web.HTTPBadRequest(text="missing or wrong MessageSid or From")
-        text = form.get("Body", "").strip()
+        text = texting.storable(form.get("Body", "")).strip()
         opt = form.get("OptOutType", "").upper()
         msg = InboundMessage(self.name, address, text, external_id=sid)
         key = self.app[PRIVACY].contact_key(self.name, address)
@@ -251,7 +254,7 @@ class TwilioChannel:
         form = await self._form(request)
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         state = STATUSES.get(form.get("MessageStatus", "").lower())
-        if not sid:
+        if not _SID.match(sid):
             raise web.HTTPBadRequest(text="missing MessageSid")
         if state is not None:
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from channels.texting import storable
 from helpline.app import CONTENT, DRAINING, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.domain import Direction, InboundMessage, OutboundMessage
 from helpline.errors import DuplicateMessage, HelplineError
@@ -143,7 +144,9 @@ class WebChat:
         token = frame.get("token")
         from helpline.privacy import new_token
 
-        if not isinstance(token, str) or not _TOKEN.match(token):
+        if not await self._known(token):
+            # Only a token this service handed out resumes a chat: a made-up one would
+            # otherwise open new chats past the limit below.
             # New chats are limited per network address (hashed, never stored or logged).
             limiter = self.app[ENGINE].limiter
             if not await limiter.allow(self.app[PRIVACY].contact_key("ip", peer), NEW_CHATS):
@@ -156,6 +159,12 @@ class WebChat:
             token = new_token()
         lang = "cy" if frame.get("lang") == "cy" else "en"
         return token, lang
+
+    async def _known(self, token: Any) -> bool:
+        if not isinstance(token, str) or not _TOKEN.match(token):
+            return False
+        key = self.app[PRIVACY].contact_key(self.name, token)
+        return await self.app[STORE].sealed_address(key) is not None
 
     async def _converse(self, ws: web.WebSocketResponse, token: str, lang: str) -> None:
         engine = self.app[ENGINE]
@@ -228,6 +237,7 @@ class WebChat:
             client_id = frame.get("id")
             if not isinstance(text, str) or not text.strip():
                 continue
+            text = storable(text)
             if len(text) > MAX_TEXT:
                 conv = await self.app[STORE].open_conversation(key)
                 lang = conv.language if conv else "en"

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
+from twilio.request_validator import RequestValidator
 
-from helpline.app import DRAINING, ENGINE
+from helpline.app import DRAINING, ENGINE, PRIVACY, STORE
 from helpline.domain import InboundMessage
 from helpline.logs import setup_logging
+from tests.console_support import PLUGINS, Console, add_staff
+from tests.loopback import loopback
 from tests.support import running, settings_for
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 PHONE = "+447700900321"
 
@@ -63,3 +70,153 @@ async def test_logs_of_a_journey_hold_no_address_and_no_message_text(
     assert PHONE not in logged and PHONE[1:] not in logged
     for text in ("hello there", "kill myself", "talk to someone"):
         assert text not in logged
+
+
+# -- a full journey on every channel leaves no address and no words in the logs ----------------
+
+ACCOUNT = "AC" + "0" * 32
+TWILIO_TOKEN = "twilio-test-token"
+BOT_TOKEN = "123456:TEST-token_abc"
+TELEGRAM_SECRET = "telegram-webhook-secret-0123456789"
+PUBLIC = "https://helpline.example.org"
+SMS_NUMBER = "+447700900321"
+WHATSAPP = "whatsapp:+447700900654"
+CHAT_ID = 5550009876
+_ids = iter(range(1, 10**6))
+
+
+class Person:
+    """One person on one channel, speaking its real wire format to the running app."""
+
+    def __init__(self, app: web.Application, url: str, http: aiohttp.ClientSession, channel: str):
+        self.app, self.url, self.http, self.channel = app, url, http, channel
+        self.address = {"sms": SMS_NUMBER, "whatsapp": WHATSAPP, "telegram": str(CHAT_ID)}.get(
+            channel, ""
+        )
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def start(self) -> None:
+        if self.channel == "web":
+            self.ws = await self.http.ws_connect(f"{self.url}/chat/ws")
+            await self.ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            self.address = (await self.ws.receive_json(timeout=10))["token"]
+
+    async def say(self, text: str) -> None:
+        n = next(_ids)
+        if self.channel == "web":
+            assert self.ws is not None
+            await self.ws.send_json({"type": "message", "text": text, "id": f"m{n}"})
+            while (await self.ws.receive_json(timeout=10)) != {"type": "typing", "on": True}:
+                pass  # "typing on" comes once the message is stored
+        elif self.channel == "telegram":
+            update = json.loads((FIXTURES / "telegram_text_message.json").read_text())
+            update["update_id"] = 600_000_000 + n
+            update["message"].update(message_id=n, text=text)
+            update["message"]["chat"]["id"] = update["message"]["from"]["id"] = CHAT_ID
+            headers = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
+            async with self.http.post(
+                f"{self.url}/channels/telegram", json=update, headers=headers
+            ) as resp:
+                assert resp.status == 200
+        else:
+            name = f"twilio_{'whatsapp' if self.channel == 'whatsapp' else 'sms'}_inbound.json"
+            form = json.loads((FIXTURES / name).read_text())
+            sid = f"SM{n:032x}"
+            form.update(Body=text, From=self.address, MessageSid=sid, SmsSid=sid, SmsMessageSid=sid)
+            path = f"/channels/twilio/{self.channel}"
+            signature = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, form)
+            async with self.http.post(
+                self.url + path, data=form, headers={"X-Twilio-Signature": signature}
+            ) as resp:
+                assert resp.status == 200
+        await self.app[ENGINE].drain()
+
+    async def conversation_id(self) -> str:
+        key = self.app[PRIVACY].contact_key(self.channel, self.address)
+        conv = await self.app[STORE].open_conversation(key)
+        assert conv is not None
+        return conv.id
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+
+def _address_forms(channel: str, address: str) -> list[str]:
+    """The address as given, and for numbers its digits with and without the country code."""
+    if channel == "web":
+        return [address]  # the session token
+    digits = "".join(ch for ch in address if ch.isdigit())
+    return [address, digits, digits[-10:]]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_logs_of_a_full_journey_on_every_channel_hold_no_address_and_no_words(
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    setup_logging("DEBUG", as_json=True)
+    logging.getLogger().addHandler(caplog.handler)  # setup_logging replaced the handlers
+    caplog.set_level(logging.DEBUG)
+    words: list[str] = []
+    addresses: list[str] = []
+    async with loopback(ACCOUNT, TWILIO_TOKEN, BOT_TOKEN) as lb:
+        settings = settings_for(
+            pg_url,
+            tmp_path,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            twilio_account_sid=ACCOUNT,
+            twilio_auth_token=TWILIO_TOKEN,
+            twilio_from="+447700900000",
+            twilio_whatsapp_from="+14155238886",
+            twilio_api_base=lb.url,
+            telegram_token=BOT_TOKEN,
+            telegram_secret=TELEGRAM_SECRET,
+            telegram_api_base=lb.url,
+            public_url=PUBLIC,
+            cookie_secure=False,  # the console is reached over plain http in the test
+        )
+        async with (
+            running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url),
+            aiohttp.ClientSession() as http,
+            Console(url) as adviser,
+        ):
+            await add_staff(app, "alice")
+            await adviser.login("alice")
+            for channel in ("web", "sms", "whatsapp", "telegram"):
+                person = Person(app, url, http, channel)
+                await person.start()
+                mine = [
+                    f"hello from {channel} quokka",
+                    f"my {channel} secret is that I grabbed her wrist",
+                    f"thank you {channel} wombat adviser",
+                ]
+                words += mine
+                await person.say(mine[0])
+                await person.say("1")
+                await person.say(mine[1])
+                await person.say("I've got a knife and I'm going to use it")
+                await person.say("talk to someone")
+                conv_id = await person.conversation_id()
+                path = f"/console/api/conversations/{conv_id}"
+                assert (await adviser.post(path + "/claim"))[0] == 200
+                said = f"adviser words for {channel} platypus"
+                words.append(said)
+                assert (await adviser.post(path + "/say", {"text": said}))[0] == 200
+                await person.say(mine[2])
+                assert (await adviser.post(path + "/end", {"outcome": "signposted"}))[0] == 200
+                await person.say("delete my data")
+                await person.say("1")
+                addresses += _address_forms(channel, person.address)
+                await person.close()
+            assert lb.sms_bodies(SMS_NUMBER) and lb.sms_bodies(WHATSAPP) and lb.telegram_texts()
+    assert len(caplog.records) > 20  # the journeys really logged (at DEBUG)
+    for record in caplog.records:
+        logged = f"{record.getMessage()} {record.__dict__!r}"
+        for leak in addresses + words:
+            assert leak not in logged, f"{record.name} logged {leak!r}"
