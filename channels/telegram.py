@@ -28,7 +28,7 @@ from telegram.ext import Application, ApplicationBuilder
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import InboundMessage, OutboundMessage
+from helpline.domain import InboundMessage, OutboundMessage, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class TelegramChannel:
     def bot(self) -> Bot:
         return self.application.bot
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[web.AbstractRouteDef]:
         if not self.settings.telegram_secret:
             return []  # no secret, no webhook: polling only (`poll`)
         return [web.post(PATH, self.webhook)]
@@ -186,7 +186,7 @@ class TelegramChannel:
         address = str(message.chat.id)
         key = self.app[PRIVACY].contact_key(self.name, address)
         code = (message.from_user.language_code if message.from_user else None) or ""
-        text = texting.storable(text).strip()
+        text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
         with contextlib.suppress(DuplicateMessage):  # a redelivery: handled the first time
             await texting.submit(

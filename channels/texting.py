@@ -26,8 +26,6 @@ KEYWORDS_FILE = "channel_keywords.yaml"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
 _WINDOW = re.compile(rf"^{_TIME}\s*(?:-|–|—|to|tan|i)\s*{_TIME}$")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
 # These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
 # token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
 _CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
@@ -52,13 +50,6 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def storable(text: str) -> str:
-    """What a person wrote, as any database can keep it: NUL (which PostgreSQL refuses) and
-    lone surrogate halves (which no UTF-8 encoder takes) become U+FFFD. Every channel passes
-    text from outside through this before it reaches the engine."""
-    return _UNSTORABLE.sub("\ufffd", text)
 
 
 # -- shaping replies ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from twilio.rest import Client
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import Delivery, InboundMessage, OutboundMessage
+from helpline.domain import Delivery, InboundMessage, OutboundMessage, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class TwilioChannel:
         self.settings: Settings = app[SETTINGS]
         self.validator = RequestValidator(self.settings.twilio_auth_token)
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[web.AbstractRouteDef]:
         return [
             web.post(f"/channels/twilio/{self.name}", self.inbound),
             web.post(f"/channels/twilio/{self.name}/status", self.status),
@@ -204,7 +204,7 @@ class TwilioChannel:
         is_whatsapp = address.startswith("whatsapp:")
         if not _SID.match(sid) or not address or is_whatsapp != (self.name == "whatsapp"):
             raise web.HTTPBadRequest(text="missing or wrong MessageSid or From")
-        text = texting.storable(form.get("Body", "")).strip()
+        text = storable(form.get("Body", "")).strip()
         opt = form.get("OptOutType", "").upper()
         msg = InboundMessage(self.name, address, text, external_id=sid)
         key = self.app[PRIVACY].contact_key(self.name, address)

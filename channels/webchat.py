@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from channels.texting import storable
 from helpline.app import CONTENT, DRAINING, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
-from helpline.domain import Direction, InboundMessage, OutboundMessage
+from helpline.domain import Direction, InboundMessage, OutboundMessage, storable
 from helpline.errors import DuplicateMessage, HelplineError
 from helpline.ratelimit import NEW_CHATS, RateLimited
 
@@ -32,7 +31,7 @@ HELLO_TIMEOUT = 15
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
-SOCKETS = web.AppKey("web_sockets", weakref.WeakSet[web.WebSocketResponse])
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("web_sockets")
 
 
 class WebChat:
@@ -46,7 +45,7 @@ class WebChat:
         self.app = app
         self._pages: dict[tuple[str, bool], str] = {}
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[web.AbstractRouteDef]:
         return [
             web.get("/", self.page),
             web.get("/chat/ws", self.socket),
@@ -144,7 +143,8 @@ class WebChat:
         token = frame.get("token")
         from helpline.privacy import new_token
 
-        if not await self._known(token):
+        known = isinstance(token, str) and await self._known(token)
+        if not known:
             # Only a token this service handed out resumes a chat: a made-up one would
             # otherwise open new chats past the limit below.
             # New chats are limited per network address (hashed, never stored or logged).
@@ -158,7 +158,7 @@ class WebChat:
                 return None
             token = new_token()
         lang = "cy" if frame.get("lang") == "cy" else "en"
-        return token, lang
+        return str(token), lang
 
     async def _known(self, token: Any) -> bool:
         if not isinstance(token, str) or not _TOKEN.match(token):
@@ -288,7 +288,8 @@ def _same_origin(request: web.Request) -> bool:
 async def _close_sockets(app: web.Application) -> None:
     """Tell connected people the service is restarting and that the page will reconnect."""
     content = app[CONTENT]
-    for ws in list(app[SOCKETS]):
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
         with contextlib.suppress(Exception):
             await ws.send_json(
                 {

@@ -349,6 +349,13 @@ async def audit(
         )
 
 
+async def prune_audit(store: SqlStore, before: datetime) -> int:
+    """Delete audit entries older than `before` (the audit log's own retention)."""
+    async with store.session() as session, session.begin():
+        result = await session.execute(delete(AuditRow).where(AuditRow.at < before))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def audit_entries(
     store: SqlStore, *, conversation_id: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:

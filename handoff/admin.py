@@ -23,6 +23,7 @@ from handoff.console import api
 from handoff.hours_overrides import HoursRefused, local_text
 from handoff.stats import page_for
 from helpline.app import CLOCK, CONTENT, HOURS, HUB, STORE
+from helpline.domain import storable
 from helpline.hours import OpeningHours
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ def _directory(app: web.Application, now: datetime) -> dict[str, Any]:
     directory = app[CONTENT].directory
     if directory is None:
         return {"checked_on": None, "oldest_check": None, "stale": [], "unconfirmed": 0}
-    checked = [e.verified_on for e in (*directory.services, *directory.programmes) if e.verified_on]
+    checked = [e.verified_on for e in directory.services if e.verified_on]
+    checked += [e.verified_on for e in directory.programmes if e.verified_on]
     return {
         "checked_on": max(checked).isoformat() if checked else None,
         "oldest_check": min(checked).isoformat() if checked else None,
@@ -175,7 +177,7 @@ def _string(data: dict[str, Any], key: str, limit: int = 120) -> str:
         return ""
     if not isinstance(value, str) or len(value) > limit:
         raise HoursRefused(f"{key} must be text of up to {limit} characters")
-    return value
+    return storable(value)
 
 
 @api(ADMIN, write=True)

@@ -14,7 +14,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +31,8 @@ from handoff.accounts import (
     User,
 )
 from handoff.views import conversation_view, queue_snapshot, supervisor_view, visible
-from helpline.app import CLOCK, CONTENT, HUB, PRIVACY, ROUTING, SETTINGS, STORE
+from helpline.app import BEFORE_PURGE, CLOCK, CONTENT, HUB, PRIVACY, ROUTING, SETTINGS, STORE
+from helpline.domain import storable
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.routing import OUTCOMES
 
@@ -119,7 +120,7 @@ def _text(data: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise web.HTTPBadRequest(text=f'{{"error": "{key}"}}', content_type="application/json")
-    return value.strip()
+    return storable(value.strip())
 
 
 def api(
@@ -227,6 +228,8 @@ async def login(request: web.Request) -> web.Response:
     data = await _body(request)
     name, password, code = data.get("username"), data.get("password"), data.get("code")
     if not isinstance(name, str) or not isinstance(password, str) or len(password) > 1000:
+        return _error(400, "invalid")
+    if len(name) > 200 or storable(name) != name:
         return _error(400, "invalid")
     store = request.app[STORE]
     now = _now(request)
@@ -367,7 +370,7 @@ async def transfer(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
     data = await _body(request)
     target = _text(data, "queue", 120)
-    note_text = data.get("note") if isinstance(data.get("note"), str) else ""
+    note_text = storable(data["note"]) if isinstance(data.get("note"), str) else ""
     if not _QUEUE.match(target):
         return _error(400, "queue")
     if user.role == "programme" and target not in ("helpline", user.programme_queue):
@@ -518,6 +521,12 @@ async def audit_log(request: web.Request, user: User) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register the console's routes; the composition root lists this in its plugins."""
     app[THROTTLE] = LoginThrottle()
+
+    async def prune_audit(_cutoff: datetime) -> None:
+        days = app[SETTINGS].audit_retention_days
+        await accounts.prune_audit(app[STORE], app[CLOCK]() - timedelta(days=days))
+
+    app[BEFORE_PURGE].append(prune_audit)
     app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as redis
 from aiohttp import web
+from aiohttp_remotes import XForwardedStrict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from helpline.config import Settings
@@ -52,6 +53,8 @@ METRICS = web.AppKey("metrics", Metrics)
 HOURS: web.AppKey[Hours | None] = web.AppKey("hours")
 BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
 
+HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
+
 Plugin = Callable[[web.Application], None]
 QueueFactory = Callable[[web.Application], RoutingQueue]
 LocksFactory = Callable[[web.Application], Locks]
@@ -72,6 +75,12 @@ def create_app(
     """Build the aiohttp application. Content is loaded (and checked) here, so a broken
     content file stops the service before it listens."""
     app = web.Application(client_max_size=256 * 1024)
+    if settings.proxies:
+        # Behind a reverse proxy every connection comes from the proxy: the client's address
+        # (hashed for the per-address limits, never stored) is the one it forwards. A request
+        # that did not come through it gets 400, except the balancer's health checks.
+        forwarded = XForwardedStrict([settings.proxies], white_paths=HEALTH_PATHS)
+        app.middlewares.append(forwarded.middleware)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[CONTENT] = content or (

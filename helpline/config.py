@@ -3,6 +3,7 @@ validated, and passed down. Nothing else reads the environment."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 from collections.abc import Mapping
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
         None, description="public base URL behind a proxy, used to check webhook signatures"
     )
     content_dir: Path | None = Field(None, description="folder of the content files")
+    trusted_proxies: str | None = Field(
+        None,
+        description="the reverse proxy's addresses or networks, comma-separated: the client "
+        "address (for rate limits) is then read from its X-Forwarded-For, and requests that "
+        "did not come through it are refused",
+    )
     exit_url: str = Field(
         "https://www.bbc.co.uk/weather", description="neutral page the quick exit goes to"
     )
@@ -52,6 +59,9 @@ class Settings(BaseSettings):
         5, ge=1, description="warn a quiet web chat this many minutes before closing it"
     )
     retention_days: int = Field(30, ge=1, description="delete transcripts after this many days")
+    audit_retention_days: int = Field(
+        730, ge=30, description="keep the console's audit log this many days"
+    )
     wait_offer_minutes: int = Field(
         10, ge=1, description="offer a call-back or other help to someone waiting this long"
     )
@@ -94,6 +104,22 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for item in value.split(","):
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def proxies(self) -> list[str]:
+        return [item.strip() for item in (self.trusted_proxies or "").split(",") if item.strip()]
 
     @field_validator("redis_url")
     @classmethod

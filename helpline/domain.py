@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -117,3 +118,13 @@ class StoredMessage:
     created_at: datetime
     external_id: str | None = None
     author_name: str | None = None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """Text from outside (a person, an adviser) as any database can keep it: NUL (which
+    PostgreSQL refuses) and lone surrogate halves (which no UTF-8 encoder takes) become
+    U+FFFD. Every channel and the console pass what they receive through this."""
+    return _UNSTORABLE.sub("\ufffd", text)

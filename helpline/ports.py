@@ -126,7 +126,7 @@ class Sender(Protocol):
 class Channel(Sender, Protocol):
     """A channel adapter: turns a platform's requests into InboundMessages and back."""
 
-    def routes(self) -> list[web.RouteDef]: ...
+    def routes(self) -> list[web.AbstractRouteDef]: ...
 
 
 class Hours(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -171,3 +171,21 @@ async def test_an_idle_session_ends_after_an_hour(sqlite_url: str, tmp_path: Pat
             assert (await alice.get("/console/api/me"))[0] == 200
             clock.now += timedelta(minutes=61)
             assert (await alice.get("/console/api/me"))[0] == 401
+
+
+async def test_the_audit_log_is_kept_for_its_own_period_then_pruned(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from helpline.app import purge
+
+    now = [datetime.now(UTC)]
+    settings = settings_for(sqlite_url, tmp_path, audit_retention_days=365)
+    async with running(settings, plugins=PLUGINS, clock=lambda: now[0]) as (app, _fake, _url):
+        store = app[STORE]
+        await accounts.audit(store, "alice", "view", None)
+        now[0] += timedelta(days=364)
+        await purge(app)  # transcripts are long gone by now; the audit log is not
+        assert [e["actor"] for e in await accounts.audit_entries(store)] == ["alice"]
+        now[0] += timedelta(days=2)
+        await purge(app)
+        assert await accounts.audit_entries(store) == []

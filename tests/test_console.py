@@ -454,3 +454,25 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             assert (await pat.post(base + "/transfer", {"queue": "family"}))[0] == 403
         assert fake.texts(PHONE)[-1] == "Hello from North."
         assert fake.texts(PHONE).count(app[CONTENT].text("handoff.transferred", "en")) == 2
+
+
+async def test_what_an_adviser_types_is_kept_even_with_characters_a_database_refuses(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        async with Console(url) as alice:
+            await alice.login("alice")
+            base = f"/console/api/conversations/{conv_id}"
+            assert (await alice.post(base + "/claim"))[0] == 200
+            # A NUL pasted from somewhere (PostgreSQL refuses it in text) and a lone
+            # surrogate half: kept as a replacement character, never a server error.
+            assert (await alice.post(base + "/say", {"text": "Hi\x00 there \ud800"}))[0] == 200
+            assert (await alice.post(base + "/note", {"text": "note\x00"}))[0] == 200
+            assert fake.texts(PHONE)[-1] == "Hi\ufffd there \ufffd"
+            status, _ = await alice.post("/console/login", {"username": "x\x00", "password": "p"})
+            assert status == 400
+        notes = [m.text for m in await app[STORE].transcript(conv_id)]
+        assert "note\ufffd" in notes

@@ -70,3 +70,40 @@ async def test_web_chat_tells_a_flooding_person_to_slow_down(
                 if frame["type"] == "error":
                     assert frame["text"] == expected
                     break
+
+
+async def _open_chat(http: aiohttp.ClientSession, url: str, client: str) -> str:
+    """Open a new web chat as `client` (through the proxy); the first frame's type."""
+    headers = {"X-Forwarded-For": client}
+    async with http.ws_connect(f"{url}/chat/ws", headers=headers) as ws:
+        await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+        frame = await ws.receive_json(timeout=10)
+        return str(frame["type"])
+
+
+async def test_behind_a_proxy_new_chats_are_limited_per_client_not_for_everyone(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path, trusted_proxies="127.0.0.1, ::1")
+    async with running(settings, serve=True) as (_app, _fake, url):
+        async with aiohttp.ClientSession() as http:
+            opened = [await _open_chat(http, url, "198.51.100.7") for _ in range(31)]
+            # The thirtieth new chat from one address is the last; another person behind
+            # the same proxy is not held back by it.
+            assert opened[:30] == ["session"] * 30
+            assert opened[30] == "error"
+            assert await _open_chat(http, url, "203.0.113.9") == "session"
+
+            # A request that did not come through the proxy is refused; the balancer's
+            # health checks still answer.
+            async with http.get(f"{url}/") as resp:
+                assert resp.status == 400
+            async with http.get(f"{url}/healthz") as resp:
+                assert resp.status == 200
+            async with http.get(f"{url}/", headers={"X-Forwarded-For": "203.0.113.9"}) as resp:
+                assert resp.status == 200
+
+
+def test_a_proxy_setting_that_is_not_an_address_stops_the_service(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        settings_for("sqlite+aiosqlite://", tmp_path, trusted_proxies="nginx.local")
