@@ -8,10 +8,9 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -26,18 +25,12 @@ from helpline.domain import Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
 from tests.loopback import Loopback, loopback
-from tests.support import running, settings_for
+from tests.support import OPEN_NOON, running, settings_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _last_london_noon() -> datetime:
-    now = datetime.now(ZoneInfo("Europe/London"))
-    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
-    return (noon if noon <= now else noon - timedelta(days=1)).astimezone(UTC)
-
-
-NOON = _last_london_noon()
+NOON = OPEN_NOON
 
 
 def noon() -> datetime:

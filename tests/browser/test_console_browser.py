@@ -3,15 +3,20 @@ chromium through Playwright), found by role and label as a screen reader would."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from helpline.app import CONTENT
 from tests.console_support import PASSWORD, PLUGINS, add_staff
+from tests.loopback import loopback
 from tests.support import running, settings_for
+from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -41,6 +46,15 @@ async def browser() -> AsyncIterator[Browser]:
 async def _page(browser: Browser) -> Page:
     context = await browser.new_context()
     return await context.new_page()
+
+
+async def _log_in(browser: Browser, url: str, name: str) -> Page:
+    adviser = await _page(browser)
+    await adviser.goto(url + "/console")
+    await adviser.get_by_label("Username", exact=True).fill(name)
+    await adviser.get_by_label("Password", exact=True).fill(PASSWORD)
+    await adviser.get_by_role("button", name="Log in", exact=True).click()
+    return adviser
 
 
 async def _say(page: Page, text: str) -> None:
@@ -88,3 +102,53 @@ async def test_a_person_and_an_adviser_talk_both_ways_until_the_adviser_ends_it(
         ended = content.text("handoff.ended", "en")
         await expect(person.get_by_text(ended[:40])).to_be_visible()
         await expect(adviser.get_by_role("button", name="Claim", exact=True)).to_have_count(0)
+
+
+@pytest.mark.browser
+async def test_the_same_conversation_carried_over_sms_with_the_adviser_in_a_browser(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The person texts (webhooks signed with Twilio's RequestValidator); the adviser works in
+    the console in chromium; what the adviser types leaves as Twilio API calls."""
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url),
+            aiohttp.ClientSession() as http,
+        ):
+            person = Env(app, url, settings, lb, http)
+            await add_staff(app, "alice")
+            await person.say("hello")
+            await person.say("talk to someone")
+            assert any("adviser" in body.lower() for body in lb.sms_bodies(PHONE)[-2:])
+
+            adviser = await _log_in(browser, url, "alice")
+            claim = adviser.get_by_role("button", name="Claim", exact=True)
+            await expect(claim).to_have_count(1)
+            page_text = await adviser.locator("body").inner_text()
+            assert PHONE not in page_text and PHONE[3:] not in page_text
+            await claim.click()
+
+            await _say(adviser, "Hello, I'm Alice. Is now a good time to text?")
+            await eventually_sent(lb, "Hello, I'm Alice. Is now a good time to text?")
+
+            await person.say("yes it's fine, I shouted at my partner last night")
+            transcript = adviser.get_by_role("log", name="Transcript")
+            await expect(
+                transcript.get_by_text("yes it's fine, I shouted at my partner last night")
+            ).to_be_visible()
+
+            await adviser.get_by_label("Outcome", exact=True).select_option("signposted")
+            await adviser.get_by_role("button", name="End", exact=True).click()
+            await eventually_sent(lb, app[CONTENT].text("handoff.ended", "en"))
+            await expect(adviser.get_by_role("button", name="Claim", exact=True)).to_have_count(0)
+
+
+async def eventually_sent(lb: Any, text: str, timeout: float = 10.0) -> None:
+    """Wait until the loopback Twilio has been asked to send `text` to the person."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if any(text in body for body in lb.sms_bodies(PHONE)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never sent by SMS: {text!r}; sent: {lb.sms_bodies(PHONE)[-3:]}")
