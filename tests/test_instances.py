@@ -228,3 +228,28 @@ async def test_a_person_with_an_adviser_carries_on_through_another_instance_afte
                 assert status == 200
                 await _from(again, "adviser", "Still here.")
             await console.close()
+
+
+async def test_a_stopping_instance_tells_open_chats_and_another_carries_on(
+    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """SIGTERM (a deploy): the instance stops being ready, tells the open chat it is
+    restarting, exits cleanly, and the chat carries on through the other instance."""
+    async with instances(2, pg_url, redis_url, redis_prefix, tmp_path) as (a, b):
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{a.url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                frames = await _until(ws, "history")
+                token = frames[0]["token"]
+                first = await _say(ws, "1", "m1")
+                stopping = asyncio.get_running_loop().run_in_executor(None, a.stop)
+                status = (await _until(ws, "status"))[-1]
+                assert status["state"] == "restarting" and status["text"]
+                closing = await ws.receive(timeout=15)
+                assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                await stopping
+            assert a.process.returncode == 0
+            async with http.ws_connect(f"{b.url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": token, "lang": "en"})
+                frames = await _until(ws, "history")
+                assert frames[-1]["messages"][-1]["text"] == first
