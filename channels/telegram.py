@@ -108,20 +108,36 @@ class TelegramChannel:
             )
         else:
             markup = ReplyKeyboardRemove()  # no stale buttons from an earlier question
-        sent: Message | None = None
+        sent_ids: list[str] = []
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             try:
                 sent = await self.bot.send_message(
                     chat_id, part, reply_markup=markup if last else None
                 )
+                sent_ids.append(str(sent.message_id))
             except Forbidden as exc:
                 # The person blocked the bot or deleted the chat: note it, never retry.
                 await self._settings(key, opted_out=True)
                 raise DeliveryError("Telegram: the person has blocked the bot") from exc
             except TelegramError as exc:
                 raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
-        return str(sent.message_id) if sent else None
+        # Every part's id (a long reply is several messages), so a tidy-up finds them all.
+        return ",".join(sent_ids) or None
+
+    async def tidy(self, address: str, sent: list[str], received: list[str]) -> None:
+        """After "delete my data": remove the conversation from the Telegram chat too, the
+        bot's messages and the person's (Telegram lets a bot delete both in a private chat,
+        for 48 hours; older ones stay, and the person can clear the chat themselves)."""
+        ids = {int(part) for item in sent for part in item.split(",") if part.isdigit()}
+        ids |= {int(local) for item in received if (local := item.rpartition(":")[2]).isdigit()}
+        chat_id = int(address)
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 100):  # the Bot API takes 100 at a time
+            try:
+                await self.bot.delete_messages(chat_id, ordered[start : start + 100])
+            except TelegramError as exc:
+                raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
 
     async def _settings(self, key: str, **changes: object) -> None:
         with contextlib.suppress(NotFound):  # erased meanwhile: nothing left to note it on

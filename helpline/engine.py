@@ -624,13 +624,22 @@ class Engine:
     async def _erase(self, conv: Conversation) -> None:
         """Erase the person's data, then say what was erased without storing that reply."""
         address = await self._address(conv)
+        sender = self.senders.get(conv.channel)
+        # A channel that can remove the conversation from the person's own chat app does so
+        # (Telegram), so nothing is left on a device someone else may look at.
+        tidy = getattr(sender, "tidy", None)
+        ids = await self.store.chat_message_ids(conv.contact_key) if tidy else None
         if self.handoffs is not None:
             await self.handoffs.erase(conv)
         counts = await self.store.erase_contact(conv.contact_key)
         await self.hub.publish(f"transcript:{conv.id}", {"type": "erased"})
-        sender = self.senders.get(conv.channel)
         if sender is None or address is None:
             return
+        if tidy is not None and ids is not None:
+            try:
+                await tidy(address, *ids)
+            except DeliveryError:
+                log.warning("the chat could not be tidied", extra={"conversation": conv.reference})
         reply = Reply(self.content.text("erase.done", conv.language, **counts))
         try:
             await sender.send(

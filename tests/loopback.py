@@ -159,7 +159,13 @@ class Loopback:
             )
         if method == "getUpdates":
             return _ok(await self._get_updates(params))
-        if method in ("answerCallbackQuery", "setWebhook", "deleteWebhook", "deleteMessage"):
+        if method in (
+            "answerCallbackQuery",
+            "setWebhook",
+            "deleteWebhook",
+            "deleteMessage",
+            "deleteMessages",
+        ):
             return _ok(True)
         return web.json_response(
             {"ok": False, "error_code": 404, "description": "Not Found"}, status=404

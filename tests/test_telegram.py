@@ -345,3 +345,23 @@ async def test_polling_stores_and_answers_updates_without_a_webhook(
             finally:
                 stop.set()
                 await task
+
+
+async def test_delete_my_data_also_clears_the_conversation_from_the_telegram_chat(
+    env: Env,
+) -> None:
+    posted = []
+    for n, text in enumerate(("hello", "1", "delete my data", "1")):
+        data = text_update(text)
+        data["message"]["message_id"] = 500_000 + n  # apart from the bot's own numbering
+        posted.append(data["message"]["message_id"])
+        assert await env.post(data) == 200
+        await env.app[ENGINE].drain()
+    deleted = {i for call in env.loop.telegram("deleteMessages") for i in call["message_ids"]}
+    # Everything the bot sent before the erasure (the loopback numbers them from 100) and
+    # everything the person sent is gone from the chat; only the confirmation remains.
+    sent = env.loop.telegram("sendMessage")
+    bot_ids = set(range(100, 100 + len(sent) - 1))
+    assert set(posted) <= deleted and bot_ids <= deleted
+    assert 100 + len(sent) - 1 not in deleted
+    assert await env.app[STORE].sealed_address(env.key()) is None

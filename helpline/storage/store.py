@@ -669,6 +669,25 @@ class SqlStore:
             conv.updated_at = now
             await session.delete(arrived)
 
+    async def chat_message_ids(self, contact_key: str) -> tuple[list[str], list[str]]:
+        """The platform's ids of every message in the contact's conversations: what was sent
+        (platform_id) and what was received (external_id), for tidying a chat on erasure."""
+        async with self._read() as session:
+            rows = await session.execute(
+                select(MessageRow.direction, MessageRow.platform_id, MessageRow.external_id)
+                .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                .where(ConversationRow.contact_key == contact_key)
+                .order_by(MessageRow.id)
+            )
+            sent: list[str] = []
+            received: list[str] = []
+            for direction, platform_id, external_id in rows:
+                if direction == Direction.OUT.value and platform_id:
+                    sent.append(platform_id)
+                elif direction == Direction.IN.value and external_id:
+                    received.append(external_id)
+            return sent, received
+
     async def erase_contact(self, contact_key: str) -> dict[str, int]:
         """Delete everything held about one contact: conversations, messages, address."""
         async with self._write() as session:
