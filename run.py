@@ -86,6 +86,16 @@ def parser() -> argparse.ArgumentParser:
         "--role", required=True, choices=("adviser", "supervisor", "programme", "admin")
     )
     add.add_argument("--programme", help="programme id (for programme staff)")
+    add.add_argument(
+        "--capacity",
+        type=int,
+        help="conversations held at once (default HELPLINE_ADVISER_CAPACITY)",
+    )
+    capacity = user.add_parser(
+        "capacity", help="set how many conversations an adviser holds at once ('default' resets)"
+    )
+    capacity.add_argument("name")
+    capacity.add_argument("conversations", help="a number from 1 to 20, or 'default'")
     user.add_parser("list", help="list accounts")
     for action, text in (
         ("disable", "disable an account and end its sessions"),
@@ -167,6 +177,13 @@ async def _poll(app: web.Application, settings: Settings) -> None:
         await runner.cleanup()
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SystemExit(f"not a whole number: {text!r}") from None
+
+
 def _new_password() -> str:
     import getpass
     import os
@@ -193,7 +210,12 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
         action = args.user_command
         if action == "add":
             await accounts.add_user(
-                store, args.name, args.role, _new_password(), programme=args.programme
+                store,
+                args.name,
+                args.role,
+                _new_password(),
+                programme=args.programme,
+                capacity=args.capacity,
             )
             print(f"Added {args.name} ({args.role}).")
         elif action == "list":
@@ -207,6 +229,10 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
         elif action == "password":
             await accounts.set_password(store, args.name, _new_password())
             print(f"Password changed for {args.name}.")
+        elif action == "capacity":
+            value = None if args.conversations == "default" else _whole(args.conversations)
+            await accounts.set_capacity(store, args.name, value)
+            print(f"Capacity of {args.name}: {value or 'the default'}.")
         elif action == "totp":
             print(await accounts.enable_totp(store, args.name))
         return 0

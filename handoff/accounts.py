@@ -59,6 +59,7 @@ class User:
     programme: str | None = None
     totp: bool = False
     disabled: bool = False
+    capacity: int | None = None  # conversations at once; None: the service's default
 
     @property
     def helpline(self) -> bool:
@@ -99,7 +100,15 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _user(row: UserRow) -> User:
-    return User(row.id, row.name, row.role, row.programme, bool(row.totp_secret), row.disabled)
+    return User(
+        row.id,
+        row.name,
+        row.role,
+        row.programme,
+        bool(row.totp_secret),
+        row.disabled,
+        row.capacity,
+    )
 
 
 def _token_id(token: str) -> str:
@@ -126,8 +135,31 @@ async def _verify(stored: str, password: str) -> bool:
 # -- user commands (run.py user add / list / disable) ------------------------------------
 
 
+MAX_CAPACITY = 20
+
+
+def _check_capacity(capacity: int | None) -> None:
+    if capacity is not None and not 1 <= capacity <= MAX_CAPACITY:
+        raise AccountError(f"capacity is 1 to {MAX_CAPACITY} conversations at once")
+
+
+async def set_capacity(store: SqlStore, name: str, capacity: int | None) -> None:
+    """How many conversations an adviser holds at once (None: the service's default)."""
+    _check_capacity(capacity)
+    async with store.session() as session, session.begin():
+        row = await session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None:
+            raise NotFound(f"no user called {name}")
+        row.capacity = capacity
+
+
 async def add_user(
-    store: SqlStore, name: str, role: str, password: str, programme: str | None = None
+    store: SqlStore,
+    name: str,
+    role: str,
+    password: str,
+    programme: str | None = None,
+    capacity: int | None = None,
 ) -> User:
     if not _NAME.match(name):
         raise AccountError("a name is 2-40 letters, digits, dots, dashes or underscores")
@@ -139,6 +171,7 @@ async def add_user(
         raise AccountError("a programme id is lower-case letters, digits, dashes or underscores")
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    _check_capacity(capacity)
     hashed = await hash_password(password)
     async with store.session() as session, session.begin():
         if await session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
@@ -153,6 +186,7 @@ async def add_user(
             failed_logins=0,
             locked_until=None,
             created_at=utcnow(),
+            capacity=capacity,
         )
         session.add(row)
         await session.flush()

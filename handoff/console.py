@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "helpline_console"
 CSRF_HEADER = "X-CSRF-Token"
-CAPACITY = 3  # conversations one adviser holds at once
 MAX_TEXT = 2000
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
 _QUEUE = re.compile(
@@ -102,6 +101,11 @@ async def current_session(request: web.Request) -> ConsoleSession | None:
     if not token or len(token) > 100:
         return None
     return await accounts.session_for(request.app[STORE], token, now=_now(request))
+
+
+def _capacity(request: web.Request, user: User) -> int:
+    """How many conversations this adviser may hold at once."""
+    return user.capacity or request.app[SETTINGS].adviser_capacity
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -309,14 +313,16 @@ async def claim(request: web.Request, user: User) -> web.Response:
     _, current = await visible(request.app, user, conv_id)
     if not user.may_claim_from(current):
         raise NotFound("no such conversation")
-    await request.app[ROUTING].claim(conv_id, user.name, CAPACITY)
+    await request.app[ROUTING].claim(conv_id, user.name, _capacity(request, user))
     await _audit(request, user, "claim", conv_id)
     return web.json_response(await conversation_view(request.app, user, conv_id))
 
 
 @api(write=True)
 async def claim_next(request: web.Request, user: User) -> web.Response:
-    conv = await request.app[ROUTING].claim_next(user.name, user.claim_queues(), CAPACITY)
+    conv = await request.app[ROUTING].claim_next(
+        user.name, user.claim_queues(), _capacity(request, user)
+    )
     if conv is None:
         return web.json_response({"conversation": None})
     await _audit(request, user, "claim", conv.id)

@@ -25,6 +25,8 @@ class UserRow(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # How many conversations this adviser holds at once; None: HELPLINE_ADVISER_CAPACITY.
+    capacity: Mapped[int | None] = mapped_column(Integer)
 
 
 class SessionRow(Base):

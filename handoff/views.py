@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from handoff import accounts
 from handoff.accounts import User
-from helpline.app import ROUTING, STORE
+from helpline.app import ROUTING, SETTINGS, STORE
 from helpline.domain import Conversation, Owner
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority, QueueEntry
@@ -178,7 +178,13 @@ async def supervisor_view(app: web.Application, *, now: datetime) -> dict[str, A
     return {
         "type": "supervisor",
         "staff": [
-            {"name": u.name, "role": u.role, "programme": u.programme, "load": load.get(u.name, 0)}
+            {
+                "name": u.name,
+                "role": u.role,
+                "programme": u.programme,
+                "load": load.get(u.name, 0),
+                "capacity": u.capacity or app[SETTINGS].adviser_capacity,
+            }
             for u in staff
         ],
         "queues": [{"queue": q, **d} for q, d in sorted(depth.items())],

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         5, ge=1, description="warn a quiet web chat this many minutes before closing it"
     )
     retention_days: int = Field(30, ge=1, description="delete transcripts after this many days")
+    adviser_capacity: int = Field(
+        3, ge=1, le=20, description="conversations an adviser holds at once, unless set per adviser"
+    )
     audit_retention_days: int = Field(
         730, ge=30, description="keep the console's audit log this many days"
     )

@@ -3,6 +3,7 @@ the claim -> say -> end flow, CSRF, role and programme boundaries, safeguarding,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -299,9 +300,9 @@ async def test_a_safeguarding_concern_alerts_a_supervisor_who_must_sign_it_off(
                 0
             ] == 403
             _, overview = await sam.get("/console/api/supervisor")
-            assert {"name": "alice", "role": "adviser", "programme": None, "load": 1} in overview[
-                "staff"
-            ]
+            alice_now = {"name": "alice", "role": "adviser", "programme": None, "load": 1}
+            # The service's default capacity (3) unless one is set for her.
+            assert {**alice_now, "capacity": 3} in overview["staff"]
             _, entries = await sam.get(f"/console/api/audit?conversation={conv_id}")
             await ws.close()
         actions = {(e["actor"], e["action"]) for e in entries}
@@ -476,3 +477,31 @@ async def test_what_an_adviser_types_is_kept_even_with_characters_a_database_ref
             assert status == 400
         notes = [m.text for m in await app[STORE].transcript(conv_id)]
         assert "note\ufffd" in notes
+
+
+async def test_advisers_hold_no_more_conversations_than_their_capacity(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    import run
+
+    settings = settings_for(sqlite_url, tmp_path, adviser_capacity=2)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        await add_staff(app, "bob")
+        waiting = [await person_asks_for_adviser(app, f"+4477009001{i:02d}") for i in range(4)]
+        # bob is set to one conversation at a time from the command line.
+        cli = ["--database-url", sqlite_url, "--data-dir", str(tmp_path), "user", "capacity"]
+        assert await asyncio.to_thread(run.main, [*cli, "bob", "1"]) == 0
+        async with Console(url) as alice, Console(url) as bob:
+            await alice.login("alice")
+            await bob.login("bob")
+            base = "/console/api/conversations/"
+            assert (await bob.post(base + waiting[0] + "/claim"))[0] == 200
+            assert (await bob.post(base + waiting[1] + "/claim"))[0] == 409
+            # alice has the service's default of two.
+            taken = [(await alice.post("/console/api/claim-next"))[1] for _ in range(3)]
+            assert [bool(t.get("id")) for t in taken] == [True, True, False]
+            status, view = await alice.get("/console/api/queue")
+            assert status == 200 and len(view["waiting"]) == 1
+        assert await asyncio.to_thread(run.main, [*cli, "bob", "0"]) == 2  # refused
+        assert await asyncio.to_thread(run.main, [*cli, "nobody", "2"]) == 2

@@ -737,7 +737,7 @@
     var staff = $('staff');
     clear(staff);
     frame.staff.forEach(function (s) {
-      staff.appendChild(el('li', s.name + ' (' + s.role + ') — ' + label('load') + ': ' + s.load));
+      staff.appendChild(el('li', s.name + ' (' + s.role + ') — ' + label('load') + ': ' + s.load + (s.capacity ? ' / ' + s.capacity : '')));
     });
     var depth = $('depth');
     clear(depth);
