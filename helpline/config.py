@@ -115,7 +115,7 @@ class Settings(BaseSettings):
             return None
         for item in value.split(","):
             try:
-                ipaddress.ip_network(item.strip(), strict=False)
+                ipaddress.ip_network(item.strip())  # strictly, as aiohttp-remotes reads it
             except ValueError:
                 raise ValueError(f"{item.strip()!r} is not an IP address or network") from None
         return value

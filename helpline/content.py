@@ -12,8 +12,10 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -23,6 +25,7 @@ from helpline.errors import ContentError
 if TYPE_CHECKING:
     from helpline.directory import Directory
 
+UK_TIME = ZoneInfo("Europe/London")
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "content"
 
 # A UK number as written in a message: "0808 2000 247", "+44 808 ...", "116 123".
@@ -110,6 +113,21 @@ class Content:
         except KeyError:
             raise ContentError(f"no message with id {key!r}") from None
         return template.format(**params) if params else template
+
+    def when(self, at: datetime, language: str) -> str:
+        """A moment as people in England and Wales read it, in UK time and in their
+        language: "Monday 30 November, 09:00" / "Dydd Llun 30 Tachwedd, 09:00"."""
+        local = at.astimezone(UK_TIME)
+        days = self.text("calendar.days", language).split(",")
+        months = self.text("calendar.months", language).split(",")
+        return self.text(
+            "calendar.when",
+            language,
+            day=days[local.weekday()].strip(),
+            date=local.day,
+            month=months[local.month - 1].strip(),
+            time=local.strftime("%H:%M"),
+        )
 
     def words(self, name: str, language: str) -> tuple[str, ...]:
         """Keywords (normalised) for a command or intent in one language."""

@@ -23,7 +23,7 @@ from helpline.domain import (
     StoredMessage,
     utcnow,
 )
-from helpline.errors import DeliveryError, DuplicateMessage, HelplineError
+from helpline.errors import DeliveryError, DuplicateMessage, HelplineError, NotFound
 from helpline.flowkit import FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
 from helpline.ports import Hub, Locks, Priority, Sender
@@ -150,8 +150,13 @@ class Engine:
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 
-        def private(flow: str, state: str, owner: str) -> str | None:
-            if owner != Owner.BOT.value or self.runner.redacted(flow, state) is None:
+        def private(flow: str, state: str, owner: str, queued: bool) -> str | None:
+            # Sealed when it may answer a question whose answer is not kept: the journey is
+            # at one now, or messages still waiting before it may bring it there. Which it
+            # was is known once it is handled (see process()).
+            if owner != Owner.BOT.value:
+                return None
+            if self.runner.redacted(flow, state) is None and not queued:
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
@@ -255,11 +260,19 @@ class Engine:
             redact: dict[int, str] = {}
             for message in pending:
                 if message.text.startswith(SEALED_TEXT):
-                    # An answer not kept in clear (a phone number): open it for this step
-                    # only, and keep the journey's stand-in line in the transcript.
+                    # Opened for this step only. If it answers a question whose answer is not
+                    # kept (a phone number), the transcript keeps the journey's stand-in line;
+                    # otherwise it is an ordinary message and is kept as written, because an
+                    # adviser must be able to read it ("he has just come home with a knife").
                     message = replace(message, text=self._open_text(conv, message.text))
-                    hidden = self.runner.redacted(conv.flow, conv.state) or "flow.redacted"
-                    redact[message.id] = self.content.text(hidden, conv.language)
+                    hidden = (
+                        self.runner.redacted(conv.flow, conv.state)
+                        if conv.owner is Owner.BOT
+                        else None
+                    )
+                    redact[message.id] = (
+                        self.content.text(hidden, conv.language) if hidden else message.text
+                    )
                 turn.text = message.text
                 await self._step(turn, message)
             stored = await self.store.save_turn(
@@ -379,7 +392,8 @@ class Engine:
                 conv.id, self.privacy.code_hash(code), now + HANDOVER_TTL, now
             )
             hours = int(HANDOVER_TTL.total_seconds() // 3600)
-            turn.say("handover.code", code=code, hours=hours)
+            # Sent, never stored: the transcript (and anyone reading it) gets a stand-in.
+            turn.effect("code_word", text=turn.t("handover.code", code=code, hours=hours))
 
     # -- continuing on another channel -----------------------------------------------------
 
@@ -404,12 +418,28 @@ class Engine:
         turn.effect("adopt", conversation=found)
         return True
 
-    async def _adopt(self, arrived: Conversation, conversation_id: str) -> None:
-        async with self.locks.hold(conversation_id):
-            conv = await self.store.conversation(conversation_id)
+    async def _adopt(self, arrived_id: str, conversation_id: str) -> None:
+        """Carry a conversation over to where the person has just arrived with its code
+        word. Runs outside both conversations' locks and then takes both, in a fixed order,
+        so two adoptions crossing each other cannot deadlock."""
+        first, second = sorted((arrived_id, conversation_id))
+        async with self.locks.hold(first), self.locks.hold(second):
+            try:
+                arrived = await self.store.conversation(arrived_id)
+                conv = await self.store.conversation(conversation_id)
+            except NotFound:
+                return  # erased meanwhile
+            if arrived.closed or conv.closed or arrived.owner is not Owner.BOT:
+                if not arrived.closed:
+                    turn = Turn(arrived, self.content)
+                    turn.say("handover.unknown")
+                    await self.deliver(
+                        arrived, await self.store.save_turn(arrived, [], turn.replies)
+                    )
+                return
             # A page still open on the old channel is told the conversation has moved on.
             await self.notify(conv, "ended")
-            await self.store.adopt(conversation_id, arrived.id, self.clock())
+            await self.store.adopt(conversation_id, arrived_id, self.clock())
             conv = await self.store.conversation(conversation_id)
             note = self.content.text("note.continued", "en", channel=conv.channel)
             await self.store.add_note(conversation_id, note, "helpline")
@@ -423,11 +453,12 @@ class Engine:
             else:
                 turn.say("handover.joined")
                 await self.runner.render_current(turn)
-            stored = await self.store.save_turn(conv, [], turn.replies)
-            await self.deliver(conv, stored)
+            await self.deliver(conv, await self.store.save_turn(conv, [], turn.replies))
         log.info(
             "conversation continued on another channel", extra={"conversation": conv.reference}
         )
+        # Anything that reached the arrival while it was being carried over.
+        await self.process(conversation_id)
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""
@@ -447,8 +478,13 @@ class Engine:
                 await self._erase(conv)
                 return
             elif effect.kind == "adopt":
-                await self._adopt(conv, str(effect.data["conversation"]))
+                # After this turn lets go of its lock (see _adopt).
+                self.spawn(self._adopt(conv.id, str(effect.data["conversation"])))
                 return
+            elif effect.kind == "code_word":
+                kept = Reply(self.content.text("handover.code_kept", conv.language))
+                stored = await self.store.save_turn(conv, [], [kept])
+                await self.deliver(conv, stored, instead={stored[0].id: str(effect.data["text"])})
             elif effect.kind == "settings":
                 await self.store.update_contact_settings(conv.contact_key, **effect.data)
             elif effect.kind == "flag":
@@ -467,8 +503,15 @@ class Engine:
 
     # -- delivery --------------------------------------------------------------------------
 
-    async def deliver(self, conv: Conversation, messages: list[StoredMessage]) -> None:
-        """Hand stored replies to the conversation's channel, in order; mark each."""
+    async def deliver(
+        self,
+        conv: Conversation,
+        messages: list[StoredMessage],
+        *,
+        instead: Mapping[int, str] | None = None,
+    ) -> None:
+        """Hand stored replies to the conversation's channel, in order; mark each. `instead`
+        sends other words than the stored ones (a code word: the transcript keeps a stand-in)."""
         outbound = [m for m in messages if m.status is Delivery.PENDING]
         for m in messages:
             await self.hub.publish(f"transcript:{conv.id}", _event(m))
@@ -491,7 +534,7 @@ class Engine:
                 conv.id,
                 conv.channel,
                 address,
-                Reply(m.text, m.options, m.author),
+                Reply((instead or {}).get(m.id, m.text), m.options, m.author),
                 conv.language,
             )
             try:

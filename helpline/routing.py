@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from helpline.content import Content
 from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, utcnow
-from helpline.errors import Forbidden, NotFound, QueueError
+from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hub, Priority, QueueEntry, RoutingQueue
@@ -33,7 +33,7 @@ WAIT_OFFER = ("own", "wait_offer")
 CLOSED_OFFER = ("own", "closed_offer")
 
 IsOpen = Callable[[str, datetime], bool]
-NextOpening = Callable[[str, datetime], datetime]
+NextOpening = Callable[[str, datetime], datetime | None]
 
 
 class Routing:
@@ -68,6 +68,9 @@ class Routing:
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
             return await self.waiting_replies(conv)
         now = self.clock()
+        # Whether the line is open, worked out first: nothing below may fail half-way.
+        closed = self.is_open is not None and not self.is_open(queue, now)
+        opens = self._next_opening(queue, now) if closed else None
         entry = QueueEntry(
             conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
         )
@@ -83,14 +86,27 @@ class Routing:
         conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
         await self.publish("joined", conv.id)
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
-        if self.is_open is not None and not self.is_open(queue, now):
-            opens = self.next_opening(queue, now) if self.next_opening else None
-            when = _london(opens) if opens else ""
-            replies.append(Reply(t("handoff.closed", conv.language, opens=when)))
+        if closed:
+            if opens is None:
+                replies.append(Reply(t("handoff.closed_unknown", conv.language)))
+            else:
+                when = self.content.when(opens, conv.language)
+                replies.append(Reply(t("handoff.closed", conv.language, opens=when)))
             # Out of hours the call-back is offered at once (as options on that message).
             conv.answers["_wait_offered"] = True
             return await self._offer(conv, replies, CLOSED_OFFER)
         return replies + await self.waiting_replies(conv)
+
+    def _next_opening(self, queue: str, now: datetime) -> datetime | None:
+        """When a closed queue opens again; None when that is not known (closed until
+        further notice, or hours that cannot be read)."""
+        if self.next_opening is None:
+            return None
+        try:
+            return self.next_opening(queue, now)
+        except HelplineError:
+            log.exception("the next opening time could not be worked out")
+            return None
 
     async def _offer(
         self, conv: Conversation, replies: list[Reply], where: tuple[str, str]
@@ -320,9 +336,3 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
-
-
-def _london(when: datetime) -> str:
-    from zoneinfo import ZoneInfo
-
-    return when.astimezone(ZoneInfo("Europe/London")).strftime("%A %d %B, %H:%M")

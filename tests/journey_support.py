@@ -28,6 +28,8 @@ class KeyFinder:
         self.exact: dict[str, str] = {}
         self.patterns: list[tuple[re.Pattern[str], str]] = []
         for key, versions in content.messages.items():
+            if key.startswith("calendar."):
+                continue  # pieces of other messages (a date), never a reply of their own
             for text in versions.values():
                 if "{" in text:
                     pattern = _FIELD.sub(r"(.+?)", re.escape(text))

@@ -485,3 +485,46 @@ async def test_out_of_hours_the_closed_message_offers_a_call_back_at_once(
         assert await person.says("I had a call from the police") == []  # a message, kept
         assert await person.says("call back") == ["handoff.callback_instead", "own.callback_when"]
         assert (await person.conversation()).owner is Owner.BOT
+
+
+# -- messages that arrive together -------------------------------------------------------
+
+
+async def _place(app: web.Application, conversation_id: str, flow: str, state: str) -> None:
+    """Put a conversation at a journey state (as if the person had just been asked)."""
+    engine = app[ENGINE]
+    async with engine.locks.hold(conversation_id):
+        conv = await app[STORE].conversation(conversation_id)
+        conv.flow, conv.state = flow, state
+        await app[STORE].save_turn(conv, [], [])
+
+
+async def test_words_sent_right_after_the_number_are_kept_for_the_adviser(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _f, _u):
+        engine, store = app[ENGINE], app[STORE]
+        first = await engine.handle(InboundMessage("test", "4242", "hi"))
+        await _place(app, first.conversation_id, "own", "callback_number")
+        # Two texts land before either is handled: the number, then something urgent.
+        await engine.accept(InboundMessage("test", "4242", "07700 900123"))
+        await engine.accept(InboundMessage("test", "4242", "he has just come home, he has a knife"))
+        await engine.process(first.conversation_id)
+        texts = [m.text for m in await store.transcript(first.conversation_id)]
+        assert "he has just come home, he has a knife" in texts
+        assert not any("900123" in t for t in texts)
+
+
+async def test_a_number_sent_right_after_choosing_another_number_is_never_kept_in_clear(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _f, _u):
+        engine, store = app[ENGINE], app[STORE]
+        first = await engine.handle(InboundMessage("test", "4242", "hi"))
+        await _place(app, first.conversation_id, "own", "callback_which")
+        await engine.accept(InboundMessage("test", "4242", "2"))  # "another number"
+        await engine.accept(InboundMessage("test", "4242", "07700900123"))
+        await engine.process(first.conversation_id)
+        texts = [m.text for m in await store.transcript(first.conversation_id)]
+        assert not any("07700900123" in t for t in texts)
+        assert "2" in texts  # the choice itself is an ordinary answer, kept as written

@@ -3,6 +3,7 @@ place, same adviser; the code works once, for a day, and only its keyed hash is 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy import text
 
 from helpline.app import CONTENT, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
+from helpline.engine import Engine
 from helpline.privacy import Privacy
 from tests.support import SECRET, FakeChannel, engine_of, running, settings_for
 
@@ -27,6 +29,12 @@ class Clock:
         return self.now
 
 
+async def _handle(engine: Engine, message: InboundMessage) -> None:
+    """Handle a message and whatever it sets going (a carry-over runs after the turn)."""
+    await engine.handle(message)
+    await engine.drain()
+
+
 def _code(texts: list[str]) -> str:
     found = CODE.search(texts[-1])
     assert found, texts[-1]
@@ -41,15 +49,15 @@ async def test_a_person_carries_their_journey_to_another_channel_with_a_code_wor
         engine_of(app).senders["other"] = other
         engine, store = engine_of(app), app[STORE]
         for said in ("hi", "1", "1"):  # safe to talk, then "my own behaviour"
-            await engine.handle(InboundMessage("test", PHONE, said))
+            await _handle(engine, InboundMessage("test", PHONE, said))
         question = sms.texts()[-1]
         before = await store.conversation(
             (await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))).id
         )
-        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
         code = _code(sms.texts())
 
-        await engine.handle(InboundMessage("other", CHAT, f"continue {code.lower()}"))
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {code.lower()}"))
 
         # Told they are back, then asked the same question they were last asked.
         said_there = other.texts()
@@ -67,11 +75,14 @@ async def test_a_person_carries_their_journey_to_another_channel_with_a_code_wor
         # The whole story is in one transcript, with a line for the adviser.
         transcript = [m.text for m in await store.transcript(before.id)]
         assert "code word" in transcript and f"continue {code.lower()}" in transcript
+        # The code was sent but never kept: the transcript has a stand-in in its place.
+        assert app[CONTENT].text("handover.code_kept", "en") in transcript
+        assert not any(code in t for t in transcript if not t.startswith("continue"))
         assert any("carried this conversation on by other" in t for t in transcript)
 
         # From now on replies go to the new channel only.
         sent_before = len(sms.sent)
-        await engine.handle(InboundMessage("other", CHAT, "menu"))
+        await _handle(engine, InboundMessage("other", CHAT, "menu"))
         assert len(sms.sent) == sent_before
         assert len(other.texts()) > len(said_there)
 
@@ -83,17 +94,17 @@ async def test_an_adviser_conversation_follows_the_person(
         other = FakeChannel("other")
         engine_of(app).senders["other"] = other
         engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
-        await engine.handle(InboundMessage("test", PHONE, "hi"))
-        await engine.handle(InboundMessage("test", PHONE, "talk to someone"))
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "talk to someone"))
         conv = await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))
         assert conv is not None and conv.owner is Owner.QUEUE
         await routing.claim(conv.id, "alex", 3)
-        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
         code = _code(sms.texts())
 
         # The new channel may already have greeted them: the code word still carries them over.
-        await engine.handle(InboundMessage("other", CHAT, "hello"))
-        await engine.handle(InboundMessage("other", CHAT, f"continue {code}"))
+        await _handle(engine, InboundMessage("other", CHAT, "hello"))
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
         assert other.texts()[-1] == app[CONTENT].text("handover.joined_adviser", "en")
 
         await routing.say(conv.id, "alex", "Thanks for moving over. How are you doing?")
@@ -108,25 +119,73 @@ async def test_a_code_word_works_once_and_for_a_day(database_url: str, tmp_path:
         engine_of(app).senders["other"] = other
         engine, store = engine_of(app), app[STORE]
         unknown = app[CONTENT].text("handover.unknown", "en")
-        await engine.handle(InboundMessage("test", PHONE, "hi"))
-        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
         stale = _code(sms.texts())
         clock.now += timedelta(hours=24, minutes=1)
-        await engine.handle(InboundMessage("other", CHAT, f"continue {stale}"))
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {stale}"))
         assert other.texts()[-1] == unknown
 
-        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
         fresh = _code(sms.texts())
-        await engine.handle(InboundMessage("other", "555", f"continue {fresh}"))
+        await _handle(engine, InboundMessage("other", "555", f"continue {fresh}"))
         assert app[CONTENT].text("handover.joined", "en") in other.texts("555")
-        await engine.handle(InboundMessage("other", CHAT, f"continue {fresh}"))
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {fresh}"))
         assert other.texts(CHAT)[-1] == unknown
         # A made-up code is refused the same way, and nothing but hashes is kept.
-        await engine.handle(InboundMessage("other", CHAT, "continue ABCD-EFGH"))
+        await _handle(engine, InboundMessage("other", CHAT, "continue ABCD-EFGH"))
         assert other.texts(CHAT)[-1] == unknown
-        await engine.handle(InboundMessage("test", "+447700900999", "code word"))
+        await _handle(engine, InboundMessage("test", "+447700900999", "code word"))
         kept = _code(sms.texts("+447700900999"))
         async with store.session() as session:
             hashes = list(await session.scalars(text("SELECT code_hash FROM handover_codes")))
         assert hashes == [Privacy(SECRET).code_hash(kept)]
         assert kept.replace("-", "") not in hashes[0].upper()
+
+
+async def test_two_conversations_carried_into_each_other_at_once_do_not_stall(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine = engine_of(app)
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("other", CHAT, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
+        await _handle(engine, InboundMessage("other", CHAT, "code word"))
+        to_other, to_sms = _code(sms.texts()), _code(other.texts())
+        # Each side sends the other's code at the same moment.
+        await asyncio.wait_for(
+            asyncio.gather(
+                engine.handle(InboundMessage("test", PHONE, f"continue {to_sms}")),
+                engine.handle(InboundMessage("other", CHAT, f"continue {to_other}")),
+            ),
+            timeout=20,
+        )
+        await asyncio.wait_for(engine.drain(), timeout=20)
+        # Whatever order they ran in, both people still get answers afterwards.
+        for channel, address, fake in (("test", PHONE, sms), ("other", CHAT, other)):
+            before = len(fake.texts(address))
+            await asyncio.wait_for(
+                _handle(engine, InboundMessage(channel, address, "menu")), timeout=20
+            )
+            assert len(fake.texts(address)) > before
+
+
+async def test_what_was_attached_to_the_arrival_is_kept(database_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine, store = engine_of(app), app[STORE]
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
+        code = _code(sms.texts())
+        await _handle(engine, InboundMessage("other", CHAT, "hi"))
+        arrival = await store.open_conversation(Privacy(SECRET).contact_key("other", CHAT))
+        assert arrival is not None
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
+        # The arrival is closed, not deleted, so rows that point at it (a call-back, a
+        # referral) are not swept away with it.
+        closed = await store.conversation(arrival.id)
+        assert closed.closed

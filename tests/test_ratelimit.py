@@ -105,5 +105,6 @@ async def test_behind_a_proxy_new_chats_are_limited_per_client_not_for_everyone(
 
 
 def test_a_proxy_setting_that_is_not_an_address_stops_the_service(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="trusted_proxies"):
-        settings_for("sqlite+aiosqlite://", tmp_path, trusted_proxies="nginx.local")
+    for wrong in ("nginx.local", "10.0.0.1/8"):  # a host with a network's mask is not a network
+        with pytest.raises(ValueError, match="trusted_proxies"):
+            settings_for("sqlite+aiosqlite://", tmp_path, trusted_proxies=wrong)

@@ -196,3 +196,49 @@ async def test_urgent_priority_goes_ahead_of_earlier_normal_requests(
         waiting = await routing.queue.waiting()
         assert [e.conversation_id for e in waiting] == [urgent_conv, normal]
         assert waiting[0].priority is Priority.SUICIDE
+
+
+async def test_out_of_hours_the_opening_time_is_told_in_the_person_s_language(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Sunday 29 November 2026, 20:00 in London: closed until Monday 09:00 (content/hours.yaml).
+    clock = Clock(datetime(2026, 11, 29, 20, 0, tzinfo=UTC))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, content = app[ENGINE], app[CONTENT]
+        await engine.handle(InboundMessage("test", "+447700900301", "hi"))
+        await engine.handle(InboundMessage("test", "+447700900301", "talk to someone"))
+        english = content.text("handoff.closed", "en", opens="Monday 30 November, 09:00")
+        assert english in fake.texts("+447700900301")
+        await engine.handle(InboundMessage("test", "+447700900302", "Cymraeg"))
+        await engine.handle(InboundMessage("test", "+447700900302", "siarad a rhywun"))
+        welsh = content.text("handoff.closed", "cy", opens="Dydd Llun 30 Tachwedd, 09:00")
+        assert welsh in fake.texts("+447700900302")
+
+
+async def test_a_line_closed_until_further_notice_still_takes_the_person_in(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    import yaml
+
+    from tests.journey_support import content_copy
+
+    # Closed every day for longer than anyone can see ahead (a line paused indefinitely).
+    root = content_copy(tmp_path)
+    hours = yaml.safe_load((root / "hours.yaml").read_text(encoding="utf-8"))
+    start = datetime(2026, 11, 24, tzinfo=UTC).date()
+    hours["closures"] = [
+        {"date": (start + timedelta(days=n)).isoformat(), "queues": ["helpline"], "name": "paused"}
+        for n in range(500)
+    ]
+    (root / "hours.yaml").write_text(yaml.safe_dump(hours), encoding="utf-8")
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    clock = Clock(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    async with running(settings, clock=clock) as (app, fake, _):
+        engine = app[ENGINE]
+        await engine.handle(InboundMessage("test", "+447700900303", "hi"))
+        await engine.handle(InboundMessage("test", "+447700900303", "talk to someone"))
+        told = "\n".join(fake.texts("+447700900303"))
+        assert app[CONTENT].text("handoff.closed_unknown", "en") in told
+        key = engine.privacy.contact_key("test", "+447700900303")
+        conv = await app[STORE].open_conversation(key)
+        assert conv is not None and conv.owner is Owner.QUEUE

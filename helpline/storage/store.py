@@ -152,13 +152,14 @@ class SqlStore:
         language: str = "en",
         flow: str = "welcome",
         state: str = "start",
-        private: Callable[[str, str, str], str | None] | None = None,
+        private: Callable[[str, str, str, bool], str | None] | None = None,
     ) -> Accepted:
         """Store an inbound message, creating the contact and an open conversation if needed.
 
-        `private(flow, state, owner)` of the open conversation may return what to store
-        instead of the text (it sealed, when the text answers a question whose answer is not
-        kept in clear). Raises DuplicateMessage when (channel, external_id) was stored before."""
+        `private(flow, state, owner, queued)` of the open conversation (queued: earlier messages
+        still wait to be handled) may return what to store instead of the text (it sealed,
+        when the text may answer a question whose answer is not kept in clear).
+        Raises DuplicateMessage when (channel, external_id) was stored before."""
         try:
             async with self._write() as session:
                 if external_id is not None:
@@ -187,7 +188,21 @@ class SqlStore:
                 ).first()
                 conv_id = found[0] if found is not None else None
                 if found is not None and private is not None:
-                    text = private(found[1], found[2], found[3]) or text
+                    # Messages still waiting before this one may move the journey on to a
+                    # question whose answer is not kept (the number question).
+                    queued = (
+                        await session.scalar(
+                            select(MessageRow.id)
+                            .where(
+                                MessageRow.conversation_id == found[0],
+                                MessageRow.direction == Direction.IN.value,
+                                MessageRow.status == Delivery.RECEIVED.value,
+                            )
+                            .limit(1)
+                        )
+                        is not None
+                    )
+                    text = private(found[1], found[2], found[3], queued) or text
                 created = conv_id is None
                 if conv_id is None:
                     conv_id = uuid.uuid4().hex
@@ -644,7 +659,7 @@ class SqlStore:
     async def adopt(self, conversation_id: str, arrived_id: str, now: datetime) -> None:
         """Carry a conversation over to the contact and channel of another one (where the
         person has just arrived with a code word): the arrival's messages join the older
-        transcript and the arrival itself is gone."""
+        transcript and the arrival is closed."""
         async with self._write() as session:
             conv = await session.get(ConversationRow, conversation_id)
             arrived = await session.get(ConversationRow, arrived_id)
@@ -660,14 +675,14 @@ class SqlStore:
                 .where(HandoffRow.conversation_id == conversation_id, HandoffRow.ended_at.is_(None))
                 .values(channel=arrived.channel)
             )
-            await session.execute(
-                delete(HandoffRow).where(HandoffRow.conversation_id == arrived_id)
-            )
             conv.contact_key = arrived.contact_key
             conv.channel = arrived.channel
             conv.last_inbound_at = arrived.last_inbound_at
             conv.updated_at = now
-            await session.delete(arrived)
+            # The arrival is closed, not deleted: anything already attached to it (a call-back,
+            # a referral) stays where it is, and retention deletes it in time.
+            arrived.closed = True
+            arrived.updated_at = now
 
     async def chat_message_ids(self, contact_key: str) -> tuple[list[str], list[str]]:
         """The platform's ids of every message in the contact's conversations: what was sent
