@@ -200,17 +200,29 @@ async def _housekeeping(app: web.Application) -> None:
     instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
+    idle = timedelta(minutes=settings.idle_minutes)
+    steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+        ("release held messages", engine.release_held),
+        (
+            "warn idle chats",
+            lambda: engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes)),
+        ),
+        ("close idle conversations", lambda: engine.close_idle(idle)),
+        (
+            "offer call-backs",
+            lambda: app[ROUTING].offer_waiting(timedelta(minutes=settings.wait_offer_minutes)),
+        ),
+        ("apply retention", lambda: purge(app)),
+    )
     while True:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
-        try:
-            await engine.release_held()
-            idle = timedelta(minutes=settings.idle_minutes)
-            await engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes))
-            await engine.close_idle(idle)
-            await app[ROUTING].offer_waiting(timedelta(minutes=settings.wait_offer_minutes))
-            await purge(app)
-        except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
-            log.exception("housekeeping failed")
+        # Each step on its own: one that keeps failing must not stop the others (above all,
+        # retention).
+        for name, step in steps:
+            try:
+                await step()
+            except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
+                log.exception("housekeeping failed", extra={"step": name})
 
 
 async def purge(app: web.Application) -> dict[str, int]:
