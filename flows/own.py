@@ -51,8 +51,17 @@ def _number(turn: Turn, text: str) -> str | None:
     return "number"
 
 
+def _without_numbers(text: str) -> str:
+    """The safe time as typed, less any phone number in it ("after 6 on 07700 900123"): the
+    number is asked for on its own and kept only sealed."""
+    for candidate in _DIGITS.findall(text):
+        if callback_number(candidate) is not None:
+            text = text.replace(candidate, "…")
+    return text
+
+
 def _book_callback(turn: Turn) -> None:
-    window = str(turn.answers.pop("callback_window", ""))
+    window = _without_numbers(str(turn.answers.pop("callback_window", "")))
     number = turn.vars.pop("callback_number", None)
     this_number = turn.answers.pop("callback_on", None) == "this" and number is None
     # The number goes to the console's call-back list only (sealed there), never to answers.

@@ -528,3 +528,18 @@ async def test_a_number_sent_right_after_choosing_another_number_is_never_kept_i
         texts = [m.text for m in await store.transcript(first.conversation_id)]
         assert not any("07700900123" in t for t in texts)
         assert "2" in texts  # the choice itself is an ordinary answer, kept as written
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("after 6 on 07700 900123", "after 6 on …"),
+        ("weekday mornings, +44 7700 900123 is best", "weekday mornings, … is best"),
+        ("between 10 and 12", "between 10 and 12"),
+        ("Tuesday 14:00-16:00", "Tuesday 14:00-16:00"),
+    ],
+)
+def test_a_number_typed_into_the_safe_time_is_not_kept_with_it(typed: str, kept: str) -> None:
+    from flows.own import _without_numbers
+
+    assert _without_numbers(typed) == kept
