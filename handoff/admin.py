@@ -33,6 +33,7 @@ RELOAD_SECONDS = 30
 LIVE_HOURS = web.AppKey("live_hours", hours_overrides.LiveHours)
 HOURS_LOCK = web.AppKey("hours_reload_lock", asyncio.Lock)
 STATUS_QUEUES = ("helpline", "family")
+MAX_ID = 2**31
 
 
 # -- keeping app[HOURS] up to date on every instance -----------------------------------
@@ -129,8 +130,8 @@ def _status(app: web.Application, queues: list[str], now: datetime) -> list[dict
     out = []
     for queue in queues:
         is_open = hours.is_open(queue, now)
-        opens = hours.next_opening(queue, now)
-        out.append({"queue": queue, "open": is_open, "opens": local_text(opens)})
+        opens = hours.next_opening(queue, now)  # None: closed past the horizon
+        out.append({"queue": queue, "open": is_open, "opens": local_text(opens) if opens else None})
     return out
 
 
@@ -226,6 +227,8 @@ async def remove(request: web.Request, user: User) -> web.Response:
     try:
         override_id = int(request.match_info["override"])
     except ValueError:
+        override_id = 0
+    if not 1 <= override_id < MAX_ID:  # past the id column's 32 bits: not one of ours
         return web.json_response({"error": "not_found"}, status=404)
     await hours_overrides.remove(request.app[STORE], override_id, by=user.name)
     await _announce(request.app, override_id)

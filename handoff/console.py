@@ -171,9 +171,12 @@ def _conversation_id(request: web.Request) -> str:
 
 def _int(request: web.Request, key: str) -> int:
     try:
-        return int(request.match_info[key])
+        value = int(request.match_info[key])
     except ValueError:
         raise NotFound("no such item") from None
+    if not 1 <= value < 2**31:  # ids are 32-bit columns; a bigger one would fail the query
+        raise NotFound("no such item")
+    return value
 
 
 async def _audit(

@@ -19,7 +19,8 @@ from helpline.storage import SqlStore
 
 LONDON = ZoneInfo("Europe/London")
 TOPIC = "hours"  # hub topic: an override changed, every instance reloads
-MAX_CLOSURE = timedelta(days=90)  # next_opening looks 400 days ahead; stay well inside it
+# Closures can follow one another past next_opening's horizon: it then answers None.
+MAX_CLOSURE = timedelta(days=90)
 MAX_AHEAD = timedelta(days=730)
 KEEP_PAST = timedelta(days=1)
 CLOSURE_QUEUE = re.compile(r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63})$")
@@ -199,6 +200,8 @@ async def set_weekly(
     slots = {}
     for day in DAYS:
         given = weekly[day]
+        if not isinstance(given, str) and not all(isinstance(s, str) for s in given):
+            raise HoursRefused(f"{day}: give times as text like 09:00-17:00")
         slots[day] = parse_slots(given if isinstance(given, str) else ",".join(given), day)
     if not any(slots.values()):
         raise HoursRefused("a queue must open at some time in the week; add a closure instead")
@@ -303,7 +306,8 @@ class LiveHours:
     def is_open(self, queue: str, at: datetime) -> bool:
         return self.current is None or self.current.is_open(queue, at)
 
-    def next_opening(self, queue: str, at: datetime) -> datetime:
+    def next_opening(self, queue: str, at: datetime) -> datetime | None:
+        """None when closed for longer than OpeningHours looks ahead (closures can chain)."""
         return at if self.current is None else self.current.next_opening(queue, at)
 
 

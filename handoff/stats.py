@@ -1,6 +1,6 @@
 """The console's statistics page for supervisors and admins: anonymous counts as JSON, CSV and
-charts, with small numbers suppressed. Also keeps the counts through retention (a
-BEFORE_PURGE hook) and reports the advisers online gauge from the live consoles."""
+charts, small numbers suppressed month by month (stats_counts.report). Also keeps the counts
+through retention (a BEFORE_PURGE hook) and reports the advisers online gauge."""
 
 from __future__ import annotations
 
@@ -114,8 +114,11 @@ async def statistics(request: web.Request, user: User) -> web.Response:
 @api(SUPERVISING)
 async def statistics_csv(request: web.Request, user: User) -> web.Response:
     report = await _report(request)
+    lang = "cy" if request.query.get("lang") == "cy" else "en"
     out = io.StringIO()
     csv.writer(out).writerows(stats_counts.csv_rows(report))
+    # The rule behind "<5", "withheld" and "N+", in the file itself for whoever opens it later.
+    csv.writer(out).writerow(["rule", "", request.app[CONTENT].text("stats.rule", lang), ""])
     period = report["period"]
     await accounts.audit(request.app[STORE], user.name, "stats_export", None, period=period)
     name = "helpline-statistics.csv"

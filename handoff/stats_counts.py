@@ -4,7 +4,8 @@ Each conversation becomes a handful of (dimension, value) facts: its channel, jo
 language, area, risk level, the London hour and weekday it began, each wait for an adviser and
 each referral's programme and status. Before retention deletes old conversations their facts
 are added to `stats_counts` (month, dimension, value, count); the figures shown are those
-counts plus the facts of conversations still held. Small numbers are suppressed on the way out.
+counts plus the facts of conversations still held. Small numbers are suppressed on the way out,
+month by month, so that no choice of period can subtract its way to one (see `report`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ LONDON = ZoneInfo("Europe/London")
 THRESHOLD = 5  # any count from 1 to THRESHOLD - 1 is never shown
 SMALL = "<5"
 WITHHELD = "withheld"  # hidden so that "<5" cannot be worked out from a total
+AT_LEAST = "+"  # "120+": several months added up, some of them hidden (see over_months)
 WAIT_STEP = 10  # waits are kept to the nearest ten seconds below
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RISKS = ("none", "concern", "suicide", "immediate")
@@ -211,10 +213,12 @@ async def tally(
     directory: Directory | None,
     first: str | None = None,
     last: str | None = None,
-) -> Counter[tuple[str, str]]:
-    """Raw counts by (dimension, value) for months `first`..`last` ("YYYY-MM", inclusive).
-    Raw: suppress them with `report` before anyone sees them."""
-    out: Counter[tuple[str, str]] = Counter()
+) -> Counter[Cell]:
+    """Raw counts by (month, dimension, value) for months `first`..`last` ("YYYY-MM",
+    inclusive): the kept counts and the conversations still held added up cell by cell, so
+    a month half rolled up is one month. Raw: suppress them with `report` before anyone
+    sees them."""
+    out: Counter[Cell] = Counter()
 
     def wanted(month: str) -> bool:
         return (first is None or month >= first) and (last is None or month <= last)
@@ -224,11 +228,11 @@ async def tally(
     async with reading() as session:
         for row in await session.scalars(select(StatsCountRow)):
             if wanted(row.month):
-                out[(row.dimension, row.value)] += row.count
+                out[(row.month, row.dimension, row.value)] += row.count
         _, cells = await _collect(session, ConversationRow.id.is_not(None), directory)
     for (month, dimension, value), n in cells.items():
         if wanted(month):
-            out[(dimension, value)] += n
+            out[(month, dimension, value)] += n
     return out
 
 
@@ -237,8 +241,8 @@ def shown(n: int) -> Count:
 
 
 def _suppress(values: dict[str, int], *, complementary: bool) -> dict[str, Count]:
-    """Hide 1-4. If that hides a single cell of a table whose total is known, hide the next
-    smallest too, so the hidden one cannot be found by subtraction."""
+    """One month's table: hide 1-4. If that hides a single cell of a table whose total is
+    known, hide the next smallest too, so the hidden one cannot be found by subtraction."""
     out: dict[str, Count] = {k: shown(n) for k, n in values.items()}
     hidden = [k for k, n in values.items() if 0 < n < THRESHOLD]
     if complementary and len(hidden) == 1:
@@ -248,14 +252,41 @@ def _suppress(values: dict[str, int], *, complementary: bool) -> dict[str, Count
     return out
 
 
-def _ordered(dimension: str, values: dict[str, int]) -> list[str]:
+def over_months(months: list[Count]) -> Count:
+    """A figure for several months from what each month shows on its own. A hidden month
+    ("<5" or withheld) never adds its own number: the figure becomes "N+", at least N, with
+    such a month as 1 or 5, which its own month already tells. So subtracting one period's
+    figures from another's gives nothing away that a month's own figures do not. An "N+"
+    under THRESHOLD is withheld, so that no number from 1 to 4 shows even as a bound."""
+    present = [m for m in months if m != 0]
+    hidden = [m for m in present if isinstance(m, str)]
+    if not hidden:
+        return sum(m for m in present if isinstance(m, int))
+    if len(present) == 1:
+        return hidden[0]
+    least = {SMALL: 1, WITHHELD: THRESHOLD}
+    bound = sum(m if isinstance(m, int) else least[m] for m in present)
+    return f"{bound}{AT_LEAST}" if bound >= THRESHOLD else WITHHELD
+
+
+def _size(count: Count) -> int | None:
+    """The number a shown count stands for (an "N+" at least N); None if it is hidden."""
+    if isinstance(count, int):
+        return count
+    if count.endswith(AT_LEAST):
+        return int(count.removesuffix(AT_LEAST))
+    return None
+
+
+def _ordered(dimension: str, counts: dict[str, Count]) -> list[str]:
     fixed = {"hour": [str(h) for h in range(24)], "weekday": list(WEEKDAYS), "risk": list(RISKS)}
     if dimension in fixed:
         keys = fixed[dimension]
-        return keys + sorted(k for k in values if k not in keys)
-    # Biggest first; small ones alphabetically, so the order tells nothing about them.
-    big = sorted((k for k, n in values.items() if n >= THRESHOLD), key=lambda k: (-values[k], k))
-    return big + sorted(k for k, n in values.items() if n < THRESHOLD)
+        return keys + sorted(k for k in counts if k not in keys)
+    # Biggest first by what is shown; hidden ones alphabetically, so the order tells nothing.
+    sizes = {k: n for k, c in counts.items() if (n := _size(c)) is not None}
+    ranked = sorted(sizes, key=lambda k: (-sizes[k], k))
+    return ranked + sorted(k for k in counts if k not in sizes)
 
 
 def _percentile(waits: list[int], fraction: float) -> int:
@@ -266,37 +297,65 @@ def _percentile(waits: list[int], fraction: float) -> int:
     return round(cuts[round(fraction * 100) - 1])
 
 
-def report(counts: Counter[tuple[str, str]]) -> dict[str, Any]:
-    """What may be shown: every count of 1-4 replaced by "<5", never the number."""
-    by_dimension: dict[str, dict[str, int]] = defaultdict(dict)
-    for (dimension, value), n in counts.items():
-        by_dimension[dimension][value] = n
-    contacts = sum(by_dimension["channel"].values())
+@dataclass
+class _Months:
+    """What each month shows on its own, collected month by month."""
+
+    contacts: list[Count] = field(default_factory=list)
+    claimed: list[Count] = field(default_factory=list)
+    cells: dict[str, dict[str, list[Count]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    waits: list[int] = field(default_factory=list)  # from months of THRESHOLD waits or more
+
+    def add(self, raw: dict[str, dict[str, int]]) -> None:
+        self.contacts.append(shown(sum(raw.get("channel", {}).values())))
+        for dimension in (*PER_CONTACT, "area", "referral"):
+            safe = _suppress(raw.get(dimension, {}), complementary=dimension in PER_CONTACT)
+            for value, count in safe.items():
+                self.cells[dimension][value].append(count)
+        month_waits = raw.get("wait", {})
+        claimed = sum(month_waits.values())
+        self.claimed.append(shown(claimed))
+        if claimed >= THRESHOLD:
+            self.waits.extend(int(v) for v, n in month_waits.items() for _ in range(n))
+
+    def table(self, dimension: str) -> dict[str, Count]:
+        return {value: over_months(counts) for value, counts in self.cells[dimension].items()}
+
+
+def report(cells: Counter[Cell]) -> dict[str, Any]:
+    """What may be shown: each month suppressed on its own (no count of 1-4, complementary
+    suppression), then the months added up by `over_months`, never using a hidden number."""
+    raw: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for (month, dimension, value), n in cells.items():
+        if n:
+            raw[month][dimension][value] = n
+    months = _Months()
+    for month in sorted(raw):
+        months.add(raw[month])
     tables: dict[str, list[dict[str, Any]]] = {}
     for dimension in (*PER_CONTACT, "area"):
-        values = dict(by_dimension[dimension])
+        counts = months.table(dimension)
         if dimension in ("hour", "weekday", "risk"):
             for key in _ordered(dimension, {}):
-                values.setdefault(key, 0)
-        safe = _suppress(values, complementary=dimension in PER_CONTACT)
-        tables[dimension] = [{"value": k, "count": safe[k]} for k in _ordered(dimension, values)]
-    referral_counts = by_dimension["referral"]
-    safe_referrals = _suppress(referral_counts, complementary=False)
+                counts.setdefault(key, 0)
+        tables[dimension] = [{"value": k, "count": counts[k]} for k in _ordered(dimension, counts)]
+    referral_counts = months.table("referral")
     referrals = [
-        {"programme": k.split("|", 1)[0], "status": k.split("|", 1)[-1], "count": safe_referrals[k]}
-        for k in sorted(referral_counts, key=lambda k: (k.split("|", 1)[0], k))
+        {"programme": k.split("|", 1)[0], "status": k.split("|", 1)[-1], "count": c}
+        for k, c in sorted(referral_counts.items(), key=lambda kc: (kc[0].split("|", 1)[0], kc[0]))
     ]
-    waits = [int(v) for v, n in by_dimension["wait"].items() for _ in range(n)]
-    enough = len(waits) >= THRESHOLD
+    enough = len(months.waits) >= THRESHOLD
     return {
         "threshold": THRESHOLD,
-        "contacts": shown(contacts),
+        "contacts": over_months(months.contacts),
         "tables": tables,
         "referrals": referrals,
         "waits": {
-            "claimed": shown(len(waits)),
-            "median_seconds": _percentile(waits, 0.5) if enough else None,
-            "p90_seconds": _percentile(waits, 0.9) if enough else None,
+            "claimed": over_months(months.claimed),
+            "median_seconds": _percentile(months.waits, 0.5) if enough else None,
+            "p90_seconds": _percentile(months.waits, 0.9) if enough else None,
         },
     }
 

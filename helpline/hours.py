@@ -24,7 +24,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FILE = "hours.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60
-# How far ahead next_opening looks: past any run of holidays and closures.
+# How far ahead next_opening looks; a queue closed for longer has no next opening (None).
 HORIZON_DAYS = 400
 
 _SLOT = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
@@ -164,8 +164,9 @@ class OpeningHours:
         local = _aware(at).astimezone(self.zone)
         return self._open_at(queue, local.date(), local.hour * 60 + local.minute)
 
-    def next_opening(self, queue: str, at: datetime) -> datetime:
-        """`at` itself (in UTC) if the queue is open then, otherwise when it next opens."""
+    def next_opening(self, queue: str, at: datetime) -> datetime | None:
+        """`at` itself (in UTC) if the queue is open then, otherwise when it next opens;
+        None if it does not open within HORIZON_DAYS (closed until further notice)."""
         at = _aware(at).astimezone(UTC)
         if self.is_open(queue, at):
             return at
@@ -178,7 +179,7 @@ class OpeningHours:
                 candidate = local.astimezone(UTC)
                 if candidate > at and self.is_open(queue, candidate):
                     return candidate
-        _fail(f"queues.{hours.name}", f"does not open in the next {HORIZON_DAYS} days")
+        return None
 
     def _open_at(self, queue: str, day: date, minute: int) -> bool:
         hours = self.hours_for(queue)

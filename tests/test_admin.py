@@ -4,7 +4,7 @@ opening hours changed without editing files, which every instance then applies a
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +260,79 @@ async def test_a_change_from_the_command_line_reaches_a_running_service(
         await admin.reload_hours(app)  # what the service does every RELOAD_SECONDS
         told = await asks_for_adviser(app, fake, "+447700900006")
         assert closed_message(app, "Tuesday 23 November, 17:00") in told
+
+
+async def test_closures_one_after_another_past_a_year_still_show_and_can_be_removed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Each closure may last 90 days, but several in a row can close a queue for longer than
+    # opening hours look ahead: the page must still load so that they can be taken away.
+    clock = Clock(TUESDAY_NOON)
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True, clock=clock) as (app, fake, url):
+        await add_staff(app, "ada", "admin")
+        start = datetime(2026, 11, 24, 11, 0)
+        made = []
+        async with Console(url) as ada:
+            await ada.login("ada")
+            for n in range(5):
+                first, last = start + timedelta(days=89 * n), start + timedelta(days=89 * (n + 1))
+                status, body = await ada.post(
+                    "/console/api/admin/closures",
+                    {
+                        "from": first.strftime("%Y-%m-%dT%H:%M"),
+                        "to": last.strftime("%Y-%m-%dT%H:%M"),
+                        "queue": "helpline",
+                        "name": f"Closed, part {n + 1}",
+                    },
+                )
+                assert status == 200, body
+                made.append(body["id"])
+            status, view = await ada.get("/console/api/admin")
+            assert status == 200
+            assert len(view["closures"]) == 5
+            now = {s["queue"]: s for s in view["status"]}
+            assert now["helpline"] == {"queue": "helpline", "open": False, "opens": None}
+            assert now["family"]["open"] is True
+            async with ada.http.get(url + "/console/admin") as resp:
+                page = await resp.text()
+            # The hand-off still works (what routing then says is routing's own test).
+            assert await asks_for_adviser(app, fake, "+447700900005")
+
+            path = f"/console/api/admin/overrides/{made[-1]}/remove"
+            assert (await ada.post(path))[0] == 200
+            _, view = await ada.get("/console/api/admin")
+        now = {s["queue"]: s for s in view["status"]}
+        assert now["helpline"]["opens"] is not None and now["helpline"]["opens"] > "2027-11-"
+        no_opening = app[CONTENT].text("admin.closed_no_opening", "en")
+        assert f'data-label-admin-closed-no-opening="{no_opening}"' in page
+
+
+async def test_weekly_hours_given_as_anything_but_text_are_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "ada", "admin")
+        week = {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+        async with Console(url) as ada:
+            await ada.login("ada")
+            for day in ([9], [None], ["09:00-12:00", {"from": "13:00"}], [["09:00-17:00"]]):
+                body = {"queue": "helpline", "weekly": {**week, "mon": day}}
+                status, answer = await ada.post("/console/api/admin/weekly", body)
+                assert status == 400 and answer["error"] == "invalid", (day, answer)
+            good = {"queue": "helpline", "weekly": {**week, "mon": ["09:00-12:00", "13:00-17:00"]}}
+            assert (await ada.post("/console/api/admin/weekly", good))[0] == 200
+
+
+@pytest.mark.parametrize("override", ["99999999999999999999", str(2**31), "0", "-5"])
+async def test_removing_an_override_no_row_could_have_is_not_found(
+    database_url: str, tmp_path: Path, override: str
+) -> None:
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "ada", "admin")
+        async with Console(url) as ada:
+            await ada.login("ada")
+            status, _ = await ada.post(f"/console/api/admin/overrides/{override}/remove")
+        assert status == 404

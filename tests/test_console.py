@@ -505,3 +505,23 @@ async def test_advisers_hold_no_more_conversations_than_their_capacity(
             assert status == 200 and len(view["waiting"]) == 1
         assert await asyncio.to_thread(run.main, [*cli, "bob", "0"]) == 2  # refused
         assert await asyncio.to_thread(run.main, [*cli, "nobody", "2"]) == 2
+
+
+@pytest.mark.parametrize("item", ["99999999999999999999", str(2**31), "3000000000", "0", "-1"])
+async def test_an_id_no_item_could_have_is_not_found_rather_than_an_error(
+    database_url: str, tmp_path: Path, item: str
+) -> None:
+    # Ids are 32-bit columns: a bigger number used to fail in the database (a 500).
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "sam", "supervisor")
+        async with Console(url) as sam:
+            await sam.login("sam")
+            for path, body in (
+                (f"/console/api/callbacks/{item}/number", {}),
+                (f"/console/api/callbacks/{item}", {"status": "done"}),
+                (f"/console/api/safeguarding/{item}/sign-off", {"decision": "Referred on."}),
+                (f"/console/api/referrals/{item}", {"status": "contacted"}),
+            ):
+                status, answer = await sam.post(path, body)
+                assert status == 404, (path, status, answer)

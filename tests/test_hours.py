@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from helpline.errors import ContentError
-from helpline.hours import OpeningHours
+from helpline.hours import HORIZON_DAYS, Closure, OpeningHours
 
 CONTENT = Path(__file__).resolve().parent.parent / "content"
 
@@ -151,3 +152,19 @@ def test_a_bank_holiday_on_a_weekend_is_a_mistake(tmp_path: Path) -> None:
     (tmp_path / "hours.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ContentError, match=r"hours.yaml: bank_holidays\[1\]: 2026-12-26"):
         OpeningHours.load(tmp_path)
+
+
+def test_a_queue_closed_past_the_horizon_has_no_next_opening(hours: OpeningHours) -> None:
+    # Closures one after another (each at most 90 days from the admin page) can outlast how
+    # far ahead we look: "until further notice", not an error.
+    first = date(2026, 11, 16)
+    days = [first + timedelta(days=n) for n in range(HORIZON_DAYS + 1)]
+    shut = replace(
+        hours,
+        closures=tuple(Closure(d, (0, 24 * 60), "closed", frozenset({"helpline"})) for d in days),
+    )
+    at = utc("2026-11-16T10:00:00")
+    assert shut.next_opening("helpline", at) is None
+    assert shut.next_opening("family", at) == at
+    reopens = replace(shut, closures=shut.closures[:-2])  # open again on the last day looked at
+    assert reopens.next_opening("helpline", at) == utc("2027-12-20T09:00:00")

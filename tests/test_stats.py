@@ -5,8 +5,12 @@ and that the counts outlive the transcripts retention deletes."""
 from __future__ import annotations
 
 import csv
+import html
 import io
+import itertools
 import json
+import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,10 @@ import aiohttp
 from sqlalchemy import func, select, update
 
 from handoff import referrals
-from handoff.stats_counts import month_of
+from handoff.stats_counts import Cell, month_of
+from handoff.stats_counts import report as suppressed
 from handoff.stats_models import StatsCountedRow, StatsCountRow
-from helpline.app import BEFORE_PURGE, STORE, purge
+from helpline.app import BEFORE_PURGE, CONTENT, STORE, purge
 from helpline.domain import InboundMessage, utcnow
 from helpline.storage.models import ConversationRow
 from tests.console_support import PLUGINS, Console, add_staff, person_asks_for_adviser
@@ -74,7 +79,10 @@ def counts_shown(report: dict[str, Any]) -> list[Any]:
 
 def assert_nothing_small_shows(report: dict[str, Any]) -> None:
     for count in counts_shown(report):
-        assert count in ("<5", "withheld") or count == 0 or count >= 5, count
+        if isinstance(count, str) and count.endswith("+"):  # "at least", over several months
+            assert int(count[:-1]) >= 5, count
+        else:
+            assert count in ("<5", "withheld") or count == 0 or count >= 5, count
 
 
 async def test_a_supervisor_sees_contacts_by_journey_channel_and_time_with_small_numbers_hidden(
@@ -353,3 +361,146 @@ async def test_the_statistics_migration_goes_down_and_up_again(
             assert ours <= await conn.run_sync(tables)
     finally:
         await engine.dispose()
+
+
+# -- no period can be subtracted from another to find a small number ------------------
+
+MONTHS = ("2026-01", "2026-02", "2026-03")
+Months = dict[str, dict[str, dict[str, int]]]
+
+
+def cells_of(months: Months) -> Counter[Cell]:
+    return Counter(
+        {
+            (month, dimension, value): n
+            for month, dimensions in months.items()
+            for dimension, values in dimensions.items()
+            for value, n in values.items()
+        }
+    )
+
+
+def every_period(months: Months) -> dict[tuple[str, str], dict[str, Any]]:
+    """The suppressed report for every from/to a supervisor could choose."""
+    cells = cells_of(months)
+    return {
+        (first, last): suppressed(
+            Counter({c: n for c, n in cells.items() if first <= c[0] <= last})
+        )
+        for first, last in itertools.combinations_with_replacement(MONTHS, 2)
+    }
+
+
+QUIET_MONTHS = {"2026-01": 6, "2026-02": 7}
+
+
+def months_with(march_own: int, march_family: int, march_area: int) -> Months:
+    out: Months = {
+        month: {"channel": {"sms": n}, "journey": {"own": n}, "area": {"Ceredigion": n - 1}}
+        for month, n in QUIET_MONTHS.items()
+    }
+    out["2026-03"] = {
+        "channel": {"sms": march_own + march_family},
+        "journey": {"own": march_own, "family": march_family},
+        "area": {"Ceredigion": march_area},
+    }
+    return out
+
+
+def test_january_to_march_minus_january_to_february_does_not_give_march_away() -> None:
+    # Two Marches a supervisor must not be able to tell apart: the same contacts, two or
+    # three people in the family journey, two or three naming Ceredigion. Each is "<5".
+    one = every_period(months_with(march_own=7, march_family=2, march_area=2))
+    other = every_period(months_with(march_own=6, march_family=3, march_area=3))
+    assert one == other
+    march = one[("2026-03", "2026-03")]
+    assert table(march, "journey") == {"own": "withheld", "family": "<5"}
+    quarter, two_months = one[("2026-01", "2026-03")], one[("2026-01", "2026-02")]
+    assert quarter["contacts"] == 22 and two_months["contacts"] == 13
+    # March's own is withheld in March, so it is left out of the quarter: at least 6 + 7 + 5.
+    assert table(quarter, "journey") == {"own": "18+", "family": "<5"}
+    assert table(two_months, "journey") == {"own": 13}
+    assert table(quarter, "area") == {"Ceredigion": "12+"}  # 5 + 6, and March at least 1
+    for report in one.values():
+        assert_nothing_small_shows(report)
+
+
+def test_months_of_small_numbers_never_add_up_to_a_number_shown() -> None:
+    few = {m: {"channel": {"sms": 2}, "referral": {"north|new": 1}} for m in MONTHS}
+    quarter = every_period(few)[("2026-01", "2026-03")]
+    # Six contacts in all, but from three months of 2: never a figure, nor "6+" or "3+".
+    assert quarter["contacts"] == "withheld"
+    assert quarter["referrals"] == [{"programme": "north", "status": "new", "count": "withheld"}]
+    assert every_period(few)[("2026-02", "2026-02")]["contacts"] == "<5"
+
+
+def test_waits_are_counted_and_summarised_only_from_months_of_five_or_more() -> None:
+    months: Months = {
+        "2026-01": {"channel": {"web": 6}, "wait": {"60": 3, "120": 3}},
+        "2026-02": {"channel": {"web": 6}, "wait": {"600": 2}},  # two long waits: left out
+    }
+    both = suppressed(cells_of(months))
+    # 6 in January and at least one in February; the median and p90 are January's alone.
+    assert both["waits"] == {"claimed": "7+", "median_seconds": 90, "p90_seconds": 120}
+    january = suppressed(cells_of({"2026-01": months["2026-01"]}))
+    assert january["waits"]["median_seconds"] == both["waits"]["median_seconds"]
+
+
+def test_whatever_the_counts_each_period_shows_only_true_bounds_and_no_small_number() -> None:
+    dice = random.Random(20261124)
+    values = ("web", "sms", "whatsapp", "telegram")
+    for _ in range(200):
+        months: Months = {
+            m: {"channel": {v: dice.choice((0, 1, 2, 3, 4, 5, 6, 9, 30)) for v in values}}
+            for m in MONTHS
+        }
+        for (first, last), report in every_period(months).items():
+            assert_nothing_small_shows(report)
+            for row in report["tables"]["channel"]:
+                true = sum(months[m]["channel"][row["value"]] for m in MONTHS if first <= m <= last)
+                count = row["count"]
+                if isinstance(count, int):
+                    assert count == true
+                elif count.endswith("+"):
+                    assert 5 <= int(count[:-1]) <= true
+            if first == last:  # in a month, one count hidden alone only if none is shown
+                rows = report["tables"]["channel"]
+                hidden = [r for r in rows if r["count"] in ("<5", "withheld")]
+                shown = [r for r in rows if isinstance(r["count"], int) and r["count"] >= 5]
+                assert len(hidden) != 1 or not shown, report
+
+
+async def test_a_month_partly_kept_through_retention_is_suppressed_as_one_month(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Counts kept through retention and conversations still held are one month's cells:
+    # three kept and two held in the family journey is five, and shows as 5.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        ids = await journeys(app, own=11, family=2)  # one call: each person a new number
+        await began_at(app, ids[:6], datetime(2026, 1, 10, 12, 0, tzinfo=UTC))
+        await began_at(app, ids[6:], datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
+        await add_staff(app, "sam", "supervisor")
+        async with Console(url) as sam:
+            await sam.login("sam")
+            _, held = await sam.get("/console/api/stats?from=2026-01&to=2026-03")
+            _, january = await sam.get("/console/api/stats?from=2026-01&to=2026-02")
+            async with app[STORE].session() as session, session.begin():
+                for dimension, value in (("channel", "test"), ("journey", "family")):
+                    session.add(
+                        StatsCountRow(month="2026-03", dimension=dimension, value=value, count=3)
+                    )
+            _, kept = await sam.get("/console/api/stats?from=2026-01&to=2026-03")
+            async with sam.http.get(url + "/console/api/stats.csv?from=2026-01") as resp:
+                rows = list(csv.reader(io.StringIO(await resp.text())))
+            async with sam.http.get(url + "/console/stats") as resp:
+                page = await resp.text()
+        assert table(held, "journey") == {"own": "11+", "family": "<5"}  # 6, and March withheld
+        assert held["contacts"] == 13 and january["contacts"] == 6
+        assert table(january, "journey") == {"own": 6}
+        assert table(kept, "journey") == {"own": 11, "family": 5}
+        assert kept["contacts"] == 16
+        assert ["journey", "own", "", "11"] in rows
+        rule = app[CONTENT].text("stats.rule", "en")
+        assert rows[-1] == ["rule", "", rule, ""]
+        assert html.escape(rule, quote=True) in page

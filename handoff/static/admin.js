@@ -114,7 +114,12 @@
     var list = $('open-now');
     clear(list);
     view.status.forEach(function (item) {
-      fact(list, item.queue, item.open ? label('admin-open-now') : label('admin-closed-until') + ' ' + when(item.opens));
+      var text = label('admin-open-now');
+      if (!item.open) {
+        // No opening within the next 400 days (closures one after another): no date to give.
+        text = item.opens ? label('admin-closed-until') + ' ' + when(item.opens) : label('admin-closed-no-opening');
+      }
+      fact(list, item.queue, text);
     });
   }
 

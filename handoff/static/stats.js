@@ -1,6 +1,7 @@
 /*
- * The statistics page: reads /console/api/stats (counts of 1-4 already replaced by "<5" on
- * the server) and shows each dimension as a table with a plain SVG bar chart beside it.
+ * The statistics page: reads /console/api/stats (counts of 1-4 already replaced by "<5", and
+ * totals over hidden months by "N+", on the server) and shows each dimension as a table with
+ * a plain SVG bar chart beside it.
  * Words come from the data-label-* attributes the server filled from content/messages.
  */
 (function () {
@@ -56,9 +57,18 @@
     return label(dimension + '-' + value) || value;
   }
 
+  // "120+": several months added up, some hidden; at least 120 (the rule is on the page).
+  function atLeast(count) {
+    var match = /^(\d+)\+$/.exec(String(count));
+    return match ? Number(match[1]) : null;
+  }
+
   function countText(count) {
     if (count === 'withheld') {
       return label('stats-withheld');
+    }
+    if (atLeast(count) !== null) {
+      return label('stats-at-least') + ' ' + atLeast(count);
     }
     return String(count);
   }
@@ -112,8 +122,9 @@
     var height = items.length * rowHeight + 6;
     var max = 5;
     items.forEach(function (item) {
-      if (typeof item.count === 'number' && item.count > max) {
-        max = item.count;
+      var size = typeof item.count === 'number' ? item.count : atLeast(item.count);
+      if (size !== null && size > max) {
+        max = size;
       }
     });
     var node = svg('svg', {
@@ -126,8 +137,10 @@
       var y = i * rowHeight + 3;
       var name = item.name.length > 22 ? item.name.slice(0, 21) + '…' : item.name;
       node.appendChild(svg('text', { x: labelWidth - 6, y: y + 12, 'text-anchor': 'end' }, name));
-      if (typeof item.count === 'number') {
-        var w = Math.max(item.count ? 1 : 0, Math.round((item.count / max) * barSpace));
+      var size = typeof item.count === 'number' ? item.count : atLeast(item.count);
+      if (size !== null) {
+        // An "at least" count draws its known part; the "+" after it says there is more.
+        var w = Math.max(size ? 1 : 0, Math.round((size / max) * barSpace));
         node.appendChild(svg('rect', { x: labelWidth, y: y, width: w, height: rowHeight - 5, class: 'bar' }));
         node.appendChild(svg('text', { x: labelWidth + w + 4, y: y + 12 }, item.count));
       } else {
@@ -221,7 +234,9 @@
 
   function load() {
     var q = query();
-    $('download').setAttribute('href', '/console/api/stats.csv' + q);
+    // The CSV's last row states the suppression rule, in the page's language.
+    var lang = root.getAttribute('data-lang') === 'cy' ? (q ? '&' : '?') + 'lang=cy' : '';
+    $('download').setAttribute('href', '/console/api/stats.csv' + q + lang);
     $('status').textContent = '';
     window
       .fetch('/console/api/stats' + q, { credentials: 'same-origin' })
