@@ -313,7 +313,12 @@ async def join(request: web.Request, user: User) -> web.Response:
 @api(write=True)
 async def claim(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
-    _, current = await visible(request.app, user, conv_id)
+    try:
+        _, current = await visible(request.app, user, conv_id)
+    except Forbidden:
+        # Another adviser holds it: they won the race for it (the same answer whichever
+        # instance saw the other's claim first).
+        raise QueueError("another adviser has this conversation") from None
     if not user.may_claim_from(current):
         raise NotFound("no such conversation")
     await request.app[ROUTING].claim(conv_id, user.name, _capacity(request, user))
