@@ -40,6 +40,7 @@ class WebChat:
 
     name = "web"
     live = True  # the person is looking at the page: quiet hours do not apply
+    by_key = True  # reaches the page by the contact key: the engine need not open the address
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
@@ -54,7 +55,7 @@ class WebChat:
         ]
 
     async def send(self, message: OutboundMessage) -> str | None:
-        key = self.app[PRIVACY].contact_key(self.name, message.address)
+        key = message.contact_key or self.app[PRIVACY].contact_key(self.name, message.address)
         reply = message.reply
         await self.app[HUB].publish(
             f"web:{key}",

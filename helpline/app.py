@@ -53,6 +53,9 @@ METRICS = web.AppKey("metrics", Metrics)
 HOURS: web.AppKey[Hours | None] = web.AppKey("hours")
 BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
 
+REDIS_CONNECTIONS = 64  # per instance; requests beyond this wait for one to come free
+REDIS_WAIT_SECONDS = 20
+
 HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
 
 Plugin = Callable[[web.Application], None]
@@ -102,7 +105,13 @@ def create_app(
         app[PRIVACY] = Privacy(settings.secret)
         hub: MemoryHub | RedisHub
         if settings.redis_url:
-            client = redis.Redis.from_url(settings.redis_url)
+            # A burst waits for a free connection instead of failing (redis-py 8's default
+            # pool raises MaxConnectionsError once its connections are all in use, which lost
+            # people under load: docs/performance.md).
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_SECONDS
+            )
+            client = redis.Redis.from_pool(pool)
             app[REDIS] = client
             # The subscriber blocks on its socket between events: no read timeout for it.
             sub_client = redis.Redis.from_url(settings.redis_url, socket_timeout=None)

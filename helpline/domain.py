@@ -83,6 +83,7 @@ class OutboundMessage:
     address: str
     reply: Reply
     language: str = "en"
+    contact_key: str = ""  # the keyed hash: enough for a channel that addresses by it
 
 
 @dataclass(eq=False)

@@ -41,6 +41,8 @@ LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # clear (State.redacted), and is replaced by a stand-in line once handled. (A person who
 # types this prefix only gets their own message unreadable: it will not open.)
 SEALED_TEXT = "\u2400sealed:"
+# Below the database pool's connections (10 + 10 overflow), so a turn never waits on it.
+ADMISSION = 16
 # A code word to continue on another channel lasts a day and works once.
 HANDOVER_TTL = timedelta(hours=24)
 # "continue K7MP-QW3X" (after normalise(): lower case, the hyphen a space).
@@ -139,6 +141,10 @@ class Engine:
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Admission: at most this many turns, chat openings and stores at once, in arrival
+        # order. Beyond it people wait their turn here rather than all progressing together
+        # and timing out on the database pool (a burst: docs/performance.md).
+        self._admission = asyncio.Semaphore(ADMISSION)
 
     # -- entry points for channels ---------------------------------------------------------
 
@@ -161,16 +167,17 @@ class Engine:
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
         try:
-            accepted = await self.store.accept_inbound(
-                contact_key=key,
-                channel=msg.channel,
-                sealed_address=self.privacy.seal(msg.address, key),
-                text=msg.text,
-                external_id=msg.external_id,
-                received_at=msg.received_at,
-                language=language,
-                private=private,
-            )
+            async with self._admission:
+                accepted = await self.store.accept_inbound(
+                    contact_key=key,
+                    channel=msg.channel,
+                    sealed_address=self.privacy.seal(msg.address, key),
+                    text=msg.text,
+                    external_id=msg.external_id,
+                    received_at=msg.received_at,
+                    language=language,
+                    private=private,
+                )
         except DuplicateMessage:
             self.metrics.duplicates.labels(msg.channel).inc()
             raise
@@ -181,13 +188,15 @@ class Engine:
         """Open (or find) the conversation for an address and greet it if it is new: for
         channels where the person has clearly started the contact (a web page opened)."""
         key = self.privacy.contact_key(channel, address)
-        conv_id, created = await self.store.ensure_conversation(
-            contact_key=key,
-            channel=channel,
-            sealed_address=self.privacy.seal(address, key),
-            language=language,
-        )
-        async with self.locks.hold(conv_id):
+        async with self._admission:
+            conv_id, created = await self.store.ensure_conversation(
+                contact_key=key,
+                channel=channel,
+                sealed_address=self.privacy.seal(address, key),
+                language=language,
+            )
+        # Always the conversation's lock first, then admission: never the other way round.
+        async with self.locks.hold(conv_id), self._admission:
             conv = await self.store.conversation(conv_id)
             if conv.answers.get("_greeted"):
                 return conv
@@ -249,7 +258,7 @@ class Engine:
 
         Whoever holds the lock answers all pending messages, so order holds even when
         several instances are woken for the same conversation."""
-        async with self.locks.hold(conversation_id):
+        async with self.locks.hold(conversation_id), self._admission:
             pending = await self.store.pending_inbound(conversation_id)
             if not pending:
                 return
@@ -525,9 +534,14 @@ class Engine:
             outbound = await self._hold_in_quiet_hours(conv, outbound)
             if not outbound:
                 return
-        address = await self._address(conv)
-        if address is None:
-            return
+        if getattr(sender, "by_key", False):
+            address = ""  # it reaches the person by their contact key: nothing to open
+        else:
+            opened = await self._address(conv)
+            if opened is None:
+                return
+            address = opened
+        sent: list[int] = []
         for m in outbound:
             out = OutboundMessage(
                 m.id,
@@ -536,6 +550,7 @@ class Engine:
                 address,
                 Reply((instead or {}).get(m.id, m.text), m.options, m.author),
                 conv.language,
+                conv.contact_key,
             )
             try:
                 platform_id = await sender.send(out)
@@ -546,8 +561,14 @@ class Engine:
                 await self.store.mark(m.id, Delivery.FAILED)
                 self.metrics.delivery_failures.labels(conv.channel).inc()
                 continue
-            await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
+            if platform_id is None:
+                sent.append(m.id)  # marked together below: one write, not one each
+            else:
+                # At once: the platform's delivery report may follow within milliseconds.
+                await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
+        if sent:
+            await self.store.mark_sent(sent)
 
     async def _writing_again(self, conv: Conversation) -> None:
         """Someone who said stop and then writes again has opted back in."""

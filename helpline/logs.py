@@ -26,6 +26,7 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
 # numbers in URLs (Twilio) or bot tokens (Telegram). They stay at WARNING whatever the level.
 CHATTY = (
     "aiosqlite",
+    "transitions",  # every state change at INFO, several lines a turn
     "sqlalchemy.engine",
     "sqlalchemy.pool",
     "asyncpg",

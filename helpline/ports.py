@@ -115,6 +115,8 @@ class Sender(Protocol):
     """What the engine needs of a channel: a name and a way to deliver one stored reply.
 
     Optional, looked up by name: `live` (a page the person is looking at: no quiet hours),
+    `by_key` (it reaches the person by `OutboundMessage.contact_key`, so the engine does not
+    open the sealed address),
     `notify(address, kind, data)` (tell a live page about a change of state) and
     `tidy(address, sent_ids, received_ids)` (remove an erased conversation's messages from
     the person's own chat app, where the platform allows it)."""

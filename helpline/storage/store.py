@@ -497,6 +497,15 @@ class SqlStore:
                 update(MessageRow).where(MessageRow.id == message_id).values(**values)
             )
 
+    async def mark_sent(self, message_ids: Sequence[int]) -> None:
+        """Several replies sent (by a channel that gives them no id of its own)."""
+        async with self._write() as session:
+            await session.execute(
+                update(MessageRow)
+                .where(MessageRow.id.in_(list(message_ids)))
+                .values(status=Delivery.SENT.value, sent_at=utcnow())
+            )
+
     async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
         async with self._write() as session:
             result = await session.execute(
