@@ -3,7 +3,8 @@
 `echo`: raw aiohttp, no helpline code: a websocket that answers hello with session and
 history frames and echoes every message frame, and an SMS webhook that parses the same form
 and answers TwiML. `full`: the whole service built by run.py's build(), plus /bench/queue, a
-websocket forwarding hub events on topic "queue" (what an adviser console is sent).
+websocket forwarding raw hub events on topic "queue" (the adviser console itself, /console/ws,
+sends snapshots computed from them), and optionally an adviser account to log in with.
 
 Prints one JSON line {"port": ...} once listening; stops on SIGTERM, when its standard input
 closes (the load generator died) or after --deadline seconds, whichever comes first."""
@@ -100,8 +101,8 @@ class _CountedNotEnforced:
         return True
 
 
-def _bench_console(app: web.Application) -> None:
-    from helpline.app import ENGINE, HUB
+def _bench_console(app: web.Application, adviser: str | None) -> None:
+    from helpline.app import ENGINE, HUB, STORE
 
     async def unlimited(app: web.Application) -> None:
         engine = app[ENGINE]
@@ -109,6 +110,17 @@ def _bench_console(app: web.Application) -> None:
             engine.limiter = _CountedNotEnforced(engine.limiter)
 
     app.on_startup.append(unlimited)
+
+    async def add_adviser(app: web.Application) -> None:
+        # An adviser account for the hand-off scenario, which logs in to the real console.
+        from handoff import accounts
+
+        assert adviser is not None
+        name, password = adviser.split(":", 1)
+        await accounts.add_user(app[STORE], name, "adviser", password)
+
+    if adviser:
+        app.on_startup.append(add_adviser)
 
     async def queue_events(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -147,7 +159,7 @@ def full_app(args: argparse.Namespace) -> web.Application:
         **extra,
     )
     setup_logging(settings.log_level, settings.log_json)
-    return build(settings, plugins=(*PLUGINS, _bench_console))
+    return build(settings, plugins=(*PLUGINS, lambda app: _bench_console(app, args.adviser)))
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -184,15 +196,28 @@ def main() -> None:
     p.add_argument("--twilio-api-base", default=None)
     p.add_argument("--twilio-token", default="bench-token-" + "y" * 20)
     p.add_argument("--public-url", default=None)
+    p.add_argument("--adviser", default=None, help="name:password of an adviser to create")
+    p.add_argument("--cprofile", default=None, help="write cProfile stats here on stopping")
     args = p.parse_args()
     raise_fd_limit()
     pin(args.cpu)
-    if args.loop == "uvloop":
-        import uvloop
+    profiler = None
+    if args.cprofile:
+        import cProfile
 
-        uvloop.run(serve(args))
-    else:
-        asyncio.run(serve(args))
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve(args))
+        else:
+            asyncio.run(serve(args))
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.cprofile)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
-"""SMS webhooks: signed Twilio webhooks posted back to back by simulated phones, against the
-full service and against a raw aiohttp handler that parses the same form and answers TwiML.
+"""SMS webhooks: signed Twilio webhooks posted by simulated phones, each waiting for its
+answer, against the full service and against a raw aiohttp handler that parses the same form
+and answers TwiML.
 
-The service's replies go to a loopback stand-in for Twilio's REST API (HELPLINE_TWILIO_API_BASE)
-running in the load generator's process, which counts them."""
+The service answers a webhook with an empty TwiML and sends its replies through Twilio's REST
+API, here a loopback stand-in (HELPLINE_TWILIO_API_BASE) in the load generator's process: an
+exchange ends when the turn's last reply (the one listing numbered options) reaches it."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import socket
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 PHONES = 50
 TOKEN = "bench-token-" + "y" * 20
+OPTIONS = "\n1. "  # channels/texting.py numbers the options of a turn's last reply
 
 
 def free_port() -> int:
@@ -30,16 +34,27 @@ def free_port() -> int:
 
 
 class TwilioStandIn:
-    """Answers Messages.json like Twilio does (201 and a message resource)."""
+    """Answers Messages.json like Twilio does (201 and a message resource), and tells the
+    phone waiting on a number when its turn's last reply has come."""
 
     def __init__(self) -> None:
         self.sent = 0
+        self.waiting: dict[str, asyncio.Future[None]] = {}
         self.runner: web.AppRunner | None = None
         self.base = ""
 
+    def expect(self, number: str) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[number] = done
+        return done
+
     async def create(self, request: web.Request) -> web.Response:
-        await request.post()
+        form = await request.post()
         self.sent += 1
+        if OPTIONS in str(form.get("Body", "")):
+            done = self.waiting.pop(str(form.get("To", "")), None)
+            if done is not None and not done.done():
+                done.set_result(None)
         sid = "SM" + secrets.token_hex(16)
         return web.json_response({"sid": sid, "status": "queued"}, status=201)
 
@@ -58,23 +73,25 @@ class TwilioStandIn:
         await self.runner.cleanup()
 
 
+def signer(url: str) -> Callable[[dict[str, str]], str]:
+    """The same signing work for both servers (the raw handler does not check it)."""
+    validator = RequestValidator(TOKEN)
+    return lambda form: str(validator.compute_signature(url, form))
+
+
 def measure(bench: Bench, kind: str) -> dict[str, float]:
     from bench.run import Backend
 
     seconds = bench.args.seconds
     with bench.echo() as echo:
-        e, _, _ = asyncio.run(load.sms_load(f"{echo.base}/sms", lambda form: None, PHONES, seconds))
+        url = f"{echo.base}/sms"
+        e = bench.run_async(load.sms_load(url, signer(url), PHONES, seconds))
 
-    async def full_run(backend: list[str]) -> tuple[float, int, int, int]:
+    async def full_run(backend: list[str]) -> tuple[load.SmsResult, int]:
         async with TwilioStandIn() as twilio:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             url = f"{base}/channels/twilio/sms"
-            validator = RequestValidator(TOKEN)
-
-            def sign(form: dict[str, Any]) -> str:
-                return str(validator.compute_signature(url, form))
-
             extra = [
                 "--port", str(port), "--public-url", base,
                 "--twilio-api-base", twilio.base, "--twilio-token", TOKEN,
@@ -83,14 +100,23 @@ def measure(bench: Bench, kind: str) -> dict[str, float]:
             running = bench.full([*backend, *extra])
             running.__enter__()
             try:
-                before = twilio.sent
-                rate, ok, bad = await load.sms_load(url, sign, PHONES, seconds)
-                replies = twilio.sent - before
+                result = await load.sms_load(url, signer(url), PHONES, seconds, twilio.expect)
             finally:
                 # Stop the server off the loop: the stand-in must keep answering its last sends.
                 await loop.run_in_executor(None, running.__exit__, None, None, None)
-            return rate, ok, bad, replies
+            return result, twilio.sent
 
     with Backend(kind, bench.workdir) as backend:
-        f, _ok, bad, replies = asyncio.run(full_run(backend))
-    return {"echo": e, "full": f, "ratio": f / e, "bad": bad, "replies": replies}
+        f, replies = bench.run_async(full_run(backend))
+    return {
+        "echo": e.rate,
+        "echo_p99": 1000 * load.percentile(e.latencies, 99),
+        "full": f.rate,
+        "p50": 1000 * load.percentile(f.latencies, 50),
+        "p99": 1000 * load.percentile(f.latencies, 99),
+        "ack_p99": 1000 * load.percentile(f.acks, 99),
+        "ratio": f.rate / e.rate if e.rate else float("nan"),
+        "bad": f.bad + e.bad,
+        "lost": f.lost + e.lost,
+        "replies": replies,
+    }
