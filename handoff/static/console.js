@@ -25,34 +25,12 @@
   var canned = { en: [], cy: [] };
   var lastQueue = null;
 
-  function $(id) {
-    return document.getElementById(id);
-  }
-
-  function label(name) {
-    return root.getAttribute('data-label-' + name) || '';
-  }
-
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) {
-      node.textContent = String(text);
-    }
-    if (className) {
-      node.className = className;
-    }
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) {
-      node.removeChild(node.firstChild);
-    }
-  }
-
-  function status(text) {
-    $('status').textContent = text || '';
-  }
+  var dom = window.helplineDom(root);
+  var $ = dom.$;
+  var label = dom.label;
+  var el = dom.el;
+  var clear = dom.clear;
+  var status = dom.status;
 
   function alertText(text) {
     var box = $('alerts');

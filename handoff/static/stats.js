@@ -14,24 +14,11 @@
   var SVG = 'http://www.w3.org/2000/svg';
   var DIMENSIONS = ['channel', 'journey', 'outcome', 'language', 'risk', 'hour', 'weekday', 'area'];
 
-  function $(id) {
-    return document.getElementById(id);
-  }
-
-  function label(name) {
-    return root.getAttribute('data-label-' + name) || '';
-  }
-
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) {
-      node.textContent = String(text);
-    }
-    if (className) {
-      node.className = className;
-    }
-    return node;
-  }
+  var dom = window.helplineDom(root);
+  var $ = dom.$;
+  var label = dom.label;
+  var el = dom.el;
+  var clear = dom.clear;
 
   function svg(tag, attrs, text) {
     var node = document.createElementNS(SVG, tag);
@@ -42,12 +29,6 @@
       node.textContent = String(text);
     }
     return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) {
-      node.removeChild(node.firstChild);
-    }
   }
 
   function valueName(dimension, value) {

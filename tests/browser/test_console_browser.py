@@ -152,3 +152,29 @@ async def eventually_sent(lb: Any, text: str, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never sent by SMS: {text!r}; sent: {lb.sms_bodies(PHONE)[-3:]}")
+
+
+@pytest.mark.browser
+async def test_the_statistics_and_admin_pages_draw_themselves_without_script_errors(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "ada", "admin")
+        for n in range(6):  # enough contacts for a count to be shown, not suppressed
+            from tests.console_support import person_asks_for_adviser
+
+            await person_asks_for_adviser(app, f"+4477009004{n:02d}")
+        page = await _log_in(browser, url, "ada")
+        await expect(page.locator("#logout")).to_be_visible()  # logged in
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(url + "/console/stats")
+        await expect(page.locator("#contacts")).to_have_text("6")
+        await expect(page.locator("#tables svg").first).to_be_visible()
+        await page.goto(url + "/console/admin")
+        await expect(page.locator("#content-facts dd").first).to_be_visible()
+        assert errors == []
