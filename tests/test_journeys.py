@@ -382,6 +382,8 @@ GUARDED = [
     ("Has my wife been in touch with you?", "guardrail.contact"),
     ("can you pass a message to her", "guardrail.message"),
     ("Ble mae fy ngwraig yn aros?", "guardrail.whereabouts"),
+    ("Lle mae fy ngwraig yn aros rwan?", "guardrail.whereabouts"),  # northern "where"
+    ("Ble mae'r plant?", "guardrail.whereabouts"),
     ("beth ddywedodd hi wrthoch chi", "guardrail.contact"),
 ]
 
@@ -440,6 +442,8 @@ async def test_ordinary_questions_are_not_mistaken_for_guardrail_requests(
             "did she call the police",
             "I want to find a course near me",
             "ble mae fy rhaglen agosaf",
+            "lle mae'r rhaglen agosaf",
+            "ble mae'r gwasanaeth agosaf",
             "I want to tell her I'm sorry",
         ):
             assert content.guardrail(text) is None, text
