@@ -43,26 +43,7 @@
   // ---- the API ------------------------------------------------------------------------
 
   function call(method, path, body) {
-    var options = {
-      method: method,
-      credentials: 'same-origin',
-      headers: { Accept: 'application/json' }
-    };
-    if (method !== 'GET') {
-      options.headers['Content-Type'] = 'application/json';
-      options.headers['X-CSRF-Token'] = csrf;
-      options.body = JSON.stringify(body || {});
-    }
-    return window.fetch(path, options).then(function (resp) {
-      return resp.json().then(
-        function (data) {
-          return { status: resp.status, data: data };
-        },
-        function () {
-          return { status: resp.status, data: null };
-        }
-      );
-    });
+    return dom.call(method, path, body, csrf);
   }
 
   function failed(result) {

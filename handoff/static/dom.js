@@ -37,6 +37,30 @@
       $('status').textContent = text || '';
     }
 
-    return { $: $, label: label, el: el, clear: clear, status: status };
+    // JSON to and from the console's API, with the session's CSRF token on every change.
+    function call(method, path, body, csrf) {
+      var options = {
+        method: method,
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json' }
+      };
+      if (method !== 'GET') {
+        options.headers['Content-Type'] = 'application/json';
+        options.headers['X-CSRF-Token'] = csrf;
+        options.body = JSON.stringify(body || {});
+      }
+      return window.fetch(path, options).then(function (resp) {
+        return resp.json().then(
+          function (data) {
+            return { status: resp.status, data: data };
+          },
+          function () {
+            return { status: resp.status, data: null };
+          }
+        );
+      });
+    }
+
+    return { $: $, label: label, el: el, clear: clear, status: status, call: call };
   };
 })();
