@@ -10,10 +10,9 @@ from typing import Any
 from aiohttp import web
 
 from handoff import callbacks, referrals
-from helpline.app import CONTENT, EFFECTS, HUB, METRICS, PRIVACY, STORE
+from helpline.app import CONTENT, EFFECTS, ENGINE, HUB, METRICS, PRIVACY, STORE
 from helpline.directory import normalise_uk_callback_number
 from helpline.domain import Conversation, Reply
-from helpline.privacy import SealError
 
 
 def setup(app: web.Application) -> None:
@@ -52,13 +51,12 @@ def setup(app: web.Application) -> None:
 
     async def texting_number(conv: Conversation) -> str | None:
         """The number an SMS or WhatsApp conversation comes from, if we may call it."""
-        sealed = await app[STORE].sealed_address(conv.contact_key)
-        if sealed is None:
+        address = await app[ENGINE].address(conv)
+        if address is None:
             return None
         try:
-            address = app[PRIVACY].open(sealed, conv.contact_key)
             return normalise_uk_callback_number(address.removeprefix("whatsapp:"))
-        except (SealError, ValueError):
+        except ValueError:
             return None
 
     app[EFFECTS]["referral"] = referral

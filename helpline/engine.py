@@ -537,7 +537,7 @@ class Engine:
         if getattr(sender, "by_key", False):
             address = ""  # it reaches the person by their contact key: nothing to open
         else:
-            opened = await self._address(conv)
+            opened = await self.address(conv)
             if opened is None:
                 return
             address = opened
@@ -581,13 +581,13 @@ class Engine:
     ) -> list[StoredMessage]:
         """Inside the person's quiet hours nothing is sent: messages wait (HELD) and the
         console is told until when. After "stop", nothing is sent until they write again."""
-        settings = await self.store.contact_settings(conv.contact_key)
         now = self.clock()
         # The person just wrote: they are holding the phone, so answering is expected (and
         # emergency guidance must never wait). Only later messages, such as an adviser's
         # reply after a wait, are held.
         if conv.last_inbound_at is not None and now - conv.last_inbound_at < JUST_WROTE:
             return outbound
+        settings = await self.store.contact_settings(conv.contact_key)
         if settings.get("opted_out"):
             for m in outbound:
                 await self.store.mark(m.id, Delivery.FAILED)
@@ -629,7 +629,7 @@ class Engine:
         notify = getattr(self.senders.get(conv.channel), "notify", None)
         if notify is None:
             return
-        address = await self._address(conv)
+        address = await self.address(conv)
         if address is not None:
             await notify(address, kind, data)
 
@@ -687,7 +687,7 @@ class Engine:
 
     async def _erase(self, conv: Conversation) -> None:
         """Erase the person's data, then say what was erased without storing that reply."""
-        address = await self._address(conv)
+        address = await self.address(conv)
         sender = self.senders.get(conv.channel)
         # A channel that can remove the conversation from the person's own chat app does so
         # (Telegram), so nothing is left on a device someone else may look at.
@@ -721,7 +721,8 @@ class Engine:
             )
             return ""
 
-    async def _address(self, conv: Conversation) -> str | None:
+    async def address(self, conv: Conversation) -> str | None:
+        """The reply address (phone number, chat id), opened from its seal; None if gone."""
         sealed = await self.store.sealed_address(conv.contact_key)
         if sealed is None:
             return None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from helpline.content import Content
 from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, utcnow
-from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
+from helpline.errors import Forbidden, NotFound, QueueError
 from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hub, Priority, QueueEntry, RoutingQueue
@@ -70,7 +70,7 @@ class Routing:
         now = self.clock()
         # Whether the line is open, worked out first: nothing below may fail half-way.
         closed = self.is_open is not None and not self.is_open(queue, now)
-        opens = self._next_opening(queue, now) if closed else None
+        opens = self.next_opening(queue, now) if closed and self.next_opening else None
         entry = QueueEntry(
             conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
         )
@@ -96,17 +96,6 @@ class Routing:
             conv.answers["_wait_offered"] = True
             return await self._offer(conv, replies, CLOSED_OFFER)
         return replies + await self.waiting_replies(conv)
-
-    def _next_opening(self, queue: str, now: datetime) -> datetime | None:
-        """When a closed queue opens again; None when that is not known (closed until
-        further notice, or hours that cannot be read)."""
-        if self.next_opening is None:
-            return None
-        try:
-            return self.next_opening(queue, now)
-        except HelplineError:
-            log.exception("the next opening time could not be worked out")
-            return None
 
     async def _offer(
         self, conv: Conversation, replies: list[Reply], where: tuple[str, str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -111,7 +112,9 @@ class SqlStore:
         # SQLite has one writer at a time, and a connection that finds the lock taken sleeps
         # in SQLite's busy handler (backing off to 100 ms a try), so under load writers
         # mostly sleep. Writers in this process take turns here instead, woken at once.
-        self._writer = asyncio.Lock() if is_sqlite(url) else None
+        self._writer: contextlib.AbstractAsyncContextManager[object] = (
+            asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -123,10 +126,6 @@ class SqlStore:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction, committed on leaving (rolled back on an error)."""
-        if self._writer is None:
-            async with self._session() as session, session.begin():
-                yield session
-            return
         async with self._writer, self._session() as session, session.begin():
             yield session
 
