@@ -50,6 +50,16 @@ def open_clock() -> datetime:
     return OPEN_NOON + timedelta(seconds=time.monotonic() - _STARTED)
 
 
+class Clock:
+    """A clock a test moves by hand (`clock.now += timedelta(...)`); starts now by default."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def settings_for(database_url: str, tmp: Path, **extra: Any) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp, secret_key=SECRET, port=0, **extra)
 

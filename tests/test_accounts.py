@@ -17,15 +17,7 @@ from handoff.models import UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
 from tests.console_support import PASSWORD, PLUGINS, Console, add_staff
-from tests.support import running, settings_for
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support import Clock, running, settings_for
 
 
 async def test_passwords_are_kept_only_as_argon2_hashes(sqlite_url: str, tmp_path: Path) -> None:

@@ -16,16 +16,7 @@ from handoff import admin
 from helpline.app import CONTENT, HOURS
 from helpline.domain import InboundMessage
 from tests.console_support import PLUGINS, Console, add_staff
-from tests.support import engine_of, eventually, running, settings_for
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
+from tests.support import Clock, engine_of, eventually, running, settings_for
 
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # GMT: noon in London too
 ADMIN_GETS = ("/console/admin", "/console/api/admin")

@@ -28,21 +28,13 @@ from helpline.logs import quiet_libraries
 from tests.console_support import PLUGINS, Console, add_staff
 from tests.journey_support import Person
 from tests.loopback import loopback
-from tests.support import running, settings_for
+from tests.support import Clock, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
 TYPED = "07700 900987"  # the number a person types (Ofcom's drama range)
 DIGITS = "07700900987"
 TEXTING = "07700900123"  # PHONE, the number the SMS tests text from, as we would dial it
 LONDON = ZoneInfo("Europe/London")
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _noon(*, line_open: bool = True) -> datetime:

@@ -14,19 +14,12 @@ from helpline.app import CONTENT, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.engine import Engine
 from helpline.privacy import Privacy
-from tests.support import SECRET, FakeChannel, engine_of, running, settings_for
+from tests.support import SECRET, Clock, FakeChannel, engine_of, running, settings_for
 
 PHONE = "+447700900123"
 CHAT = "4242424242"
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # London noon
 CODE = re.compile(r"\b([A-Z0-9]{4}-[A-Z0-9]{4})\b")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday, London noon
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def _handle(engine: Engine, message: InboundMessage) -> None:
@@ -44,7 +37,11 @@ def _code(texts: list[str]) -> str:
 async def test_a_person_carries_their_journey_to_another_channel_with_a_code_word(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
         other = FakeChannel("other")
         engine_of(app).senders["other"] = other
         engine, store = engine_of(app), app[STORE]
@@ -90,7 +87,11 @@ async def test_a_person_carries_their_journey_to_another_channel_with_a_code_wor
 async def test_an_adviser_conversation_follows_the_person(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
         other = FakeChannel("other")
         engine_of(app).senders["other"] = other
         engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
@@ -113,7 +114,7 @@ async def test_an_adviser_conversation_follows_the_person(
 
 
 async def test_a_code_word_works_once_and_for_a_day(database_url: str, tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(TUESDAY_NOON)
     async with running(settings_for(database_url, tmp_path), clock=clock) as (app, sms, _):
         other = FakeChannel("other")
         engine_of(app).senders["other"] = other
@@ -146,7 +147,11 @@ async def test_a_code_word_works_once_and_for_a_day(database_url: str, tmp_path:
 async def test_two_conversations_carried_into_each_other_at_once_do_not_stall(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
         other = FakeChannel("other")
         engine_of(app).senders["other"] = other
         engine = engine_of(app)
@@ -174,7 +179,11 @@ async def test_two_conversations_carried_into_each_other_at_once_do_not_stall(
 
 
 async def test_what_was_attached_to_the_arrival_is_kept(database_url: str, tmp_path: Path) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock()) as (app, sms, _):
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
         other = FakeChannel("other")
         engine_of(app).senders["other"] = other
         engine, store = engine_of(app), app[STORE]

@@ -11,18 +11,10 @@ from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority
-from tests.support import running, settings_for
+from tests.support import Clock, running, settings_for
 
 PERSON = "+447700900456"
 OTHER = "+447700900789"
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def _to_queue(app, address: str = PERSON) -> str:  # type: ignore[no-untyped-def]

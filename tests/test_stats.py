@@ -26,16 +26,7 @@ from helpline.app import BEFORE_PURGE, CONTENT, STORE, purge
 from helpline.domain import InboundMessage, utcnow
 from helpline.storage.models import ConversationRow
 from tests.console_support import PLUGINS, Console, add_staff, person_asks_for_adviser
-from tests.support import engine_of, eventually, running, settings_for
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
+from tests.support import Clock, engine_of, eventually, running, settings_for
 
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # GMT: noon in London too
 STATS_ROUTES = ("/console/stats", "/console/api/stats", "/console/api/stats.csv")

@@ -173,8 +173,9 @@ async def test_the_statistics_and_admin_pages_draw_themselves_without_script_err
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(url + "/console/stats")
-        await expect(page.locator("#contacts")).to_have_text("6")
-        await expect(page.locator("#tables svg").first).to_be_visible()
+        # A longer wait than Playwright's 5 s: on a busy CI machine the page takes its time.
+        await expect(page.locator("#contacts")).to_have_text("6", timeout=15_000)
+        await expect(page.locator("#tables svg").first).to_be_visible(timeout=15_000)
         await page.goto(url + "/console/admin")
-        await expect(page.locator("#content-facts dd").first).to_be_visible()
+        await expect(page.locator("#content-facts dd").first).to_be_visible(timeout=15_000)
         assert errors == []
