@@ -259,11 +259,11 @@ class Engine:
         Whoever holds the lock answers all pending messages, so order holds even when
         several instances are woken for the same conversation."""
         async with self.locks.hold(conversation_id), self._admission:
-            pending = await self.store.pending_inbound(conversation_id)
-            if not pending:
+            pending, found = await self.store.pending_turn(conversation_id)
+            if found is None:
                 return
             started = time.perf_counter()
-            conv = await self.store.conversation(conversation_id)
+            conv = found
             was_closed, was_language = conv.closed, conv.language
             turn = Turn(conv, self.content)
             redact: dict[int, str] = {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -20,7 +21,7 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, hide_parameters=True)
-        _sqlite_setup(engine)
+        _sqlite_setup(engine.sync_engine)
         return engine
     # hide_parameters: a failed statement's error must not carry message text or sealed
     # addresses into a log.
@@ -34,9 +35,22 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+def create_sqlite_thread_engine(url: str, *, connections: int) -> Engine:
+    """The same SQLite file through the standard library's driver, for store operations run
+    whole in a worker thread (see SqlStore): one thread hop per operation instead of several
+    per statement through aiosqlite."""
+    engine = create_sync_engine(
+        make_url(url).set(drivername="sqlite"),
+        hide_parameters=True,
+        pool_size=connections,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+    _sqlite_setup(engine)
+    return engine
 
+
+def _sqlite_setup(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         # The driver's own transaction handling is switched off so that BEGIN IMMEDIATE below

@@ -1,18 +1,40 @@
-"""SqlStore: the repository the engine uses; one short transaction per operation."""
+"""SqlStore: the repository the engine uses; one short transaction per operation.
+
+Each operation is one plain function over a sync `Session`, run whole in one step: on SQLite in
+a worker thread (one hop per operation, instead of several per statement through aiosqlite;
+writes take turns on a single writer thread, whose queue replaces a lock, and reads run beside
+it, as WAL allows), on PostgreSQL with `AsyncSession.run_sync` over asyncpg. Lock waits and
+SQLite's busy handler therefore never run on the event loop. The statements a message turn
+makes are Core statements on the tables: the ORM's unit of work costs more than the SQL."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from helpline.domain import (
     Author,
@@ -26,7 +48,12 @@ from helpline.domain import (
 )
 from helpline.errors import DuplicateMessage, NotFound
 from helpline.privacy import new_reference
-from helpline.storage.engine import READ_ONLY, create_engine, is_sqlite
+from helpline.storage.engine import (
+    READ_ONLY,
+    create_engine,
+    create_sqlite_thread_engine,
+    is_sqlite,
+)
 from helpline.storage.models import (
     ContactRow,
     ConversationRow,
@@ -34,6 +61,84 @@ from helpline.storage.models import (
     HandoverRow,
     MessageRow,
 )
+
+T = TypeVar("T")
+# SQLite reader threads beside the one writer thread.
+SQLITE_READERS = 2
+
+CONTACTS: Table = ContactRow.__table__  # type: ignore[assignment]
+CONVERSATIONS: Table = ConversationRow.__table__  # type: ignore[assignment]
+MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
+
+# The statements of a message turn, built once: building one costs about as much as running it.
+# Open conversation of a contact, and whether it still has unanswered messages (`queued`).
+_OPEN = (
+    select(
+        CONVERSATIONS.c.id,
+        CONVERSATIONS.c.flow,
+        CONVERSATIONS.c.state,
+        CONVERSATIONS.c.owner,
+        exists()
+        .where(
+            MESSAGES.c.conversation_id == CONVERSATIONS.c.id,
+            MESSAGES.c.direction == Direction.IN.value,
+            MESSAGES.c.status == Delivery.RECEIVED.value,
+        )
+        .label("queued"),
+    )
+    .where(CONVERSATIONS.c.contact_key == bindparam("key"), ~CONVERSATIONS.c.closed)
+    .order_by(CONVERSATIONS.c.created_at.desc())
+    .limit(1)
+)
+_SEEN = (
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.id == bindparam("conv_id"))
+    .values(last_inbound_at=bindparam("at"))
+)
+_NEW_CONVERSATION = insert(CONVERSATIONS)
+_NEW_MESSAGE = insert(MESSAGES).returning(MESSAGES.c.id)
+_NEW_MESSAGES = insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True)
+_CONVERSATION = select(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conv_id"))
+_PENDING = (
+    select(MESSAGES)
+    .where(
+        MESSAGES.c.conversation_id == bindparam("conv_id"),
+        MESSAGES.c.status == Delivery.RECEIVED.value,
+    )
+    .order_by(MESSAGES.c.id)
+)
+# The SET clause comes from the parameters given (the conversation's state).
+_SAVE_STATE = update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conv_id"))
+_HANDLED = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=Delivery.HANDLED.value)
+)
+_REDACT = (
+    update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id")).values(text=bindparam("new"))
+)
+_SENT = (
+    update(MESSAGES)
+    .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=Delivery.SENT.value, sent_at=bindparam("at"))
+)
+
+
+def _contact_upserts(dialect_insert: Callable[[Table], Any]) -> tuple[Executable, Executable]:
+    """Create the contact or mark it seen, in one statement: replacing its sealed address,
+    and (for a message with no address) keeping it."""
+    stmt = dialect_insert(CONTACTS)
+    seen = {
+        "last_seen_at": stmt.excluded.last_seen_at,
+        "opted_out": func.coalesce(CONTACTS.c.opted_out, False),
+    }
+    key = [CONTACTS.c.key]
+    return (
+        stmt.on_conflict_do_update(
+            index_elements=key, set_={**seen, "sealed_address": stmt.excluded.sealed_address}
+        ),
+        stmt.on_conflict_do_update(index_elements=key, set_=seen),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +164,11 @@ class HandoffRecord:
 
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes even for timezone-aware columns.
-    from datetime import UTC
-
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _conversation(row: ConversationRow) -> Conversation:
+def _conversation(row: Any) -> Conversation:
+    """From an ORM row or a Core row of the conversations table."""
     return Conversation(
         id=row.id,
         contact_key=row.contact_key,
@@ -84,7 +188,8 @@ def _conversation(row: ConversationRow) -> Conversation:
     )
 
 
-def _message(row: MessageRow) -> StoredMessage:
+def _message(row: Any) -> StoredMessage:
+    """From an ORM row or a Core row of the messages table."""
     return StoredMessage(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -99,39 +204,149 @@ def _message(row: MessageRow) -> StoredMessage:
     )
 
 
+def _new_conversation(
+    conn: Connection,
+    conv_id: str,
+    contact_key: str,
+    channel: str,
+    language: str,
+    flow: str,
+    state: str,
+    now: datetime,
+    *,
+    last_inbound_at: datetime | None = None,
+) -> None:
+    conn.execute(
+        _NEW_CONVERSATION,
+        {
+            "id": conv_id,
+            "contact_key": contact_key,
+            "channel": channel,
+            "reference": new_reference(),
+            "language": language,
+            "flow": flow,
+            "state": state,
+            "owner": Owner.BOT.value,
+            "risk_level": "none",
+            "answers": {},
+            "adviser": None,
+            "closed": False,
+            "created_at": now,
+            "updated_at": now,
+            "last_inbound_at": last_inbound_at,
+        },
+    )
+
+
+def _get_conversation(conn: Connection, conversation_id: str) -> Conversation:
+    row = conn.execute(_CONVERSATION, {"conv_id": conversation_id}).first()
+    if row is None:
+        raise NotFound("no such conversation")
+    return _conversation(row)
+
+
+def _pending(conn: Connection, conversation_id: str) -> list[StoredMessage]:
+    return [_message(r) for r in conn.execute(_PENDING, {"conv_id": conversation_id})]
+
+
+class _SqliteThreads:
+    """Where SQLite operations run: one writer thread (its queue is the order writes take
+    the lock in) and a few reader threads, over the standard library's driver. Each thread
+    keeps its own connection open: checking one out of a pool for every operation costs more
+    than the operation's SQL."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_sqlite_thread_engine(url, connections=SQLITE_READERS + 1)
+        self._reading = self.engine.execution_options(**{READ_ONLY: True})
+        self._local = threading.local()
+        self._opened: list[Connection] = []
+        self._lock = threading.Lock()
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="helpline-sqlite-write")
+        self.readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="helpline-sqlite-read")
+
+    def _connection(self, engine: Engine) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = engine.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._connection(self.engine)
+        with conn.begin():
+            return fn(conn)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._connection(self._reading)
+        with conn.begin():
+            return fn(conn)
+
+    def close(self) -> None:
+        self.writer.shutdown()
+        self.readers.shutdown()
+        for conn in self._opened:
+            conn.close()
+        self.engine.dispose()
+
+
+def _orm(fn: Callable[[Session], T]) -> Callable[[Connection], T]:
+    """For the operations that are clearer with ORM rows: a Session inside the operation's
+    transaction (its changes are flushed before the transaction commits)."""
+
+    def run(conn: Connection) -> T:
+        with Session(bind=conn, expire_on_commit=False) as session:
+            result = fn(session)
+            session.flush()
+            return result
+
+    return run
+
+
 class SqlStore:
     """Conversations, messages and handoffs on SQLite or PostgreSQL through SQLAlchemy."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
+        # The async engine serves migrations and the adapters that own tables of their own
+        # (console, referrals: see session()) and, on PostgreSQL, SqlStore's own operations.
         self.engine: AsyncEngine = create_engine(url, pool_size=pool_size)
+        self._reading = self.engine.execution_options(**{READ_ONLY: True})
         self._session = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._reader = async_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
-        )
-        # SQLite has one writer at a time, and a connection that finds the lock taken sleeps
-        # in SQLite's busy handler (backing off to 100 ms a try), so under load writers
-        # mostly sleep. Writers in this process take turns here instead, woken at once.
-        self._writer: contextlib.AbstractAsyncContextManager[object] = (
-            asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
+        self._threads = _SqliteThreads(url) if is_sqlite(url) else None
+        self._touch, self._touch_keeping_address = _contact_upserts(
+            sqlite.insert if is_sqlite(url) else postgresql.insert
         )
 
     async def close(self) -> None:
+        if self._threads is not None:
+            await asyncio.to_thread(self._threads.close)
         await self.engine.dispose()
 
     async def ping(self) -> None:
-        async with self._read() as session:
-            await session.execute(select(1))
+        def run(conn: Connection) -> None:
+            conn.execute(select(1))
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction, committed on leaving (rolled back on an error)."""
-        async with self._writer, self._session() as session, session.begin():
-            yield session
+        await self._read(run)
 
-    def _read(self) -> AsyncSession:
-        """A session that only reads (on SQLite it does not take the write lock)."""
-        return self._reader()
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one write transaction, committed after it returns (rolled back if it
+        raises)."""
+        if self._threads is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads.writer, self._threads.write, fn)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in a transaction that only reads (on SQLite it does not take the write
+        lock)."""
+        if self._threads is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads.readers, self._threads.read, fn)
+        async with self._reading.connect() as conn:
+            return await conn.run_sync(fn)
 
     def session(self) -> AsyncSession:
         """For adapters that own tables of their own (console, referrals)."""
@@ -157,125 +372,81 @@ class SqlStore:
 
         `private(flow, state, owner, queued)` of the open conversation (queued: earlier messages
         still wait to be handled) may return what to store instead of the text (it sealed,
-        when the text may answer a question whose answer is not kept in clear).
-        Raises DuplicateMessage when (channel, external_id) was stored before."""
+        when the text may answer a question whose answer is not kept in clear). It runs inside
+        the transaction, so it must be quick and must not touch the event loop.
+        Raises DuplicateMessage when (channel, external_id) was stored before: the unique
+        constraint decides, whichever instance took the first copy."""
+
+        def run(conn: Connection) -> Accepted:
+            self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
+            found = conn.execute(_OPEN, {"key": contact_key}).first()
+            stored = text
+            if found is not None and private is not None:
+                stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
+            if found is None:
+                conv_id = uuid.uuid4().hex
+                _new_conversation(
+                    conn,
+                    conv_id,
+                    contact_key,
+                    channel,
+                    language,
+                    flow,
+                    state,
+                    received_at,
+                    last_inbound_at=received_at,
+                )
+            else:
+                conv_id = found.id
+                conn.execute(_SEEN, {"conv_id": conv_id, "at": received_at})
+            message_id = conn.scalar(
+                _NEW_MESSAGE,
+                {
+                    "conversation_id": conv_id,
+                    "channel": channel,
+                    "direction": Direction.IN.value,
+                    "author": Author.PERSON.value,
+                    "author_name": None,
+                    "text": stored,
+                    "options": [],
+                    "status": Delivery.RECEIVED.value,
+                    "external_id": external_id,
+                    "platform_id": None,
+                    "created_at": received_at,
+                    "sent_at": None,
+                },
+            )
+            return Accepted(conv_id, int(message_id), found is None)
+
         try:
-            async with self._write() as session:
-                if external_id is not None:
-                    seen = await session.scalar(
-                        select(MessageRow.id).where(
-                            MessageRow.channel == channel, MessageRow.external_id == external_id
-                        )
-                    )
-                    if seen is not None:
-                        raise DuplicateMessage(f"{channel} message already stored")
-                await self._touch_contact(
-                    session, contact_key, channel, sealed_address, received_at
-                )
-                found = (
-                    await session.execute(
-                        select(
-                            ConversationRow.id,
-                            ConversationRow.flow,
-                            ConversationRow.state,
-                            ConversationRow.owner,
-                        )
-                        .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
-                        .order_by(ConversationRow.created_at.desc())
-                        .limit(1)
-                    )
-                ).first()
-                conv_id = found[0] if found is not None else None
-                if found is not None and private is not None:
-                    # Messages still waiting before this one may move the journey on to a
-                    # question whose answer is not kept (the number question).
-                    queued = (
-                        await session.scalar(
-                            select(MessageRow.id)
-                            .where(
-                                MessageRow.conversation_id == found[0],
-                                MessageRow.direction == Direction.IN.value,
-                                MessageRow.status == Delivery.RECEIVED.value,
-                            )
-                            .limit(1)
-                        )
-                        is not None
-                    )
-                    text = private(found[1], found[2], found[3], queued) or text
-                created = conv_id is None
-                if conv_id is None:
-                    conv_id = uuid.uuid4().hex
-                    session.add(
-                        ConversationRow(
-                            id=conv_id,
-                            contact_key=contact_key,
-                            channel=channel,
-                            reference=new_reference(),
-                            language=language,
-                            flow=flow,
-                            state=state,
-                            owner=Owner.BOT.value,
-                            risk_level="none",
-                            answers={},
-                            closed=False,
-                            created_at=received_at,
-                            updated_at=received_at,
-                            last_inbound_at=received_at,
-                        )
-                    )
-                else:
-                    await session.execute(
-                        update(ConversationRow)
-                        .where(ConversationRow.id == conv_id)
-                        .values(last_inbound_at=received_at)
-                    )
-                row = MessageRow(
-                    conversation_id=conv_id,
-                    channel=channel,
-                    direction=Direction.IN.value,
-                    author=Author.PERSON.value,
-                    text=text,
-                    options=[],
-                    status=Delivery.RECEIVED.value,
-                    external_id=external_id,
-                    created_at=received_at,
-                )
-                session.add(row)
-                await session.flush()
-                return Accepted(conv_id, row.id, created)
+            return await self._write(run)
         except IntegrityError as exc:
-            # Two instances raced on the same redelivered webhook: the constraint decided.
+            # A redelivered message (or two instances racing on the same webhook).
             if external_id is not None:
                 raise DuplicateMessage(f"{channel} message already stored") from exc
             raise
 
-    async def _touch_contact(
+    def _touch_contact(
         self,
-        session: AsyncSession,
+        conn: Connection,
         key: str,
         channel: str,
         sealed_address: str | None,
         now: datetime,
     ) -> None:
-        contact = await session.get(ContactRow, key)
-        if contact is None:
-            session.add(
-                ContactRow(
-                    key=key,
-                    channel=channel,
-                    sealed_address=sealed_address,
-                    opted_out=False,
-                    settings={},
-                    created_at=now,
-                    last_seen_at=now,
-                )
-            )
-            await session.flush()
-            return
-        contact.last_seen_at = now
-        contact.opted_out = False if contact.opted_out is None else contact.opted_out
-        if sealed_address is not None:
-            contact.sealed_address = sealed_address
+        """The contact, created or marked seen now (one statement)."""
+        conn.execute(
+            self._touch if sealed_address is not None else self._touch_keeping_address,
+            {
+                "key": key,
+                "channel": channel,
+                "sealed_address": sealed_address,
+                "opted_out": False,
+                "settings": {},
+                "created_at": now,
+                "last_seen_at": now,
+            },
+        )
 
     async def ensure_conversation(
         self,
@@ -290,84 +461,74 @@ class SqlStore:
         """The contact's open conversation, created if there is none (web chat opens one as
         soon as the page connects, so the welcome is there before anyone types)."""
         now = utcnow()
-        async with self._write() as session:
-            await self._touch_contact(session, contact_key, channel, sealed_address, now)
-            conv_id = await session.scalar(
-                select(ConversationRow.id)
-                .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
-                .limit(1)
-            )
-            if conv_id is not None:
-                return conv_id, False
+
+        def run(conn: Connection) -> tuple[str, bool]:
+            self._touch_contact(conn, contact_key, channel, sealed_address, now)
+            found = conn.execute(_OPEN, {"key": contact_key}).first()
+            if found is not None:
+                return found.id, False
             conv_id = uuid.uuid4().hex
-            session.add(
-                ConversationRow(
-                    id=conv_id,
-                    contact_key=contact_key,
-                    channel=channel,
-                    reference=new_reference(),
-                    language=language,
-                    flow=flow,
-                    state=state,
-                    owner=Owner.BOT.value,
-                    risk_level="none",
-                    answers={},
-                    closed=False,
-                    created_at=now,
-                    updated_at=now,
-                    last_inbound_at=None,
-                )
-            )
+            _new_conversation(conn, conv_id, contact_key, channel, language, flow, state, now)
             return conv_id, True
+
+        return await self._write(run)
 
     # -- conversations ---------------------------------------------------------------------
 
     async def conversation(self, conversation_id: str) -> Conversation:
-        async with self._read() as session:
-            row = await session.get(ConversationRow, conversation_id)
-            if row is None:
-                raise NotFound("no such conversation")
-            return _conversation(row)
+        return await self._read(lambda conn: _get_conversation(conn, conversation_id))
 
     async def conversation_by_reference(self, reference: str) -> Conversation:
-        async with self._read() as session:
-            row = await session.scalar(
-                select(ConversationRow).where(ConversationRow.reference == reference.upper())
-            )
+        def run(conn: Connection) -> Conversation:
+            row = conn.execute(
+                select(CONVERSATIONS).where(CONVERSATIONS.c.reference == reference.upper())
+            ).first()
             if row is None:
                 raise NotFound("no such conversation")
             return _conversation(row)
 
+        return await self._read(run)
+
     async def open_conversation(self, contact_key: str) -> Conversation | None:
-        async with self._read() as session:
-            row = await session.scalar(
-                select(ConversationRow)
-                .where(ConversationRow.contact_key == contact_key, ~ConversationRow.closed)
-                .order_by(ConversationRow.created_at.desc())
+        def run(conn: Connection) -> Conversation | None:
+            row = conn.execute(
+                select(CONVERSATIONS)
+                .where(CONVERSATIONS.c.contact_key == contact_key, ~CONVERSATIONS.c.closed)
+                .order_by(CONVERSATIONS.c.created_at.desc())
                 .limit(1)
-            )
+            ).first()
             return _conversation(row) if row else None
 
+        return await self._read(run)
+
     async def pending_inbound(self, conversation_id: str) -> list[StoredMessage]:
-        async with self._read() as session:
-            rows = await session.scalars(
-                select(MessageRow)
-                .where(
-                    MessageRow.conversation_id == conversation_id,
-                    MessageRow.status == Delivery.RECEIVED.value,
-                )
-                .order_by(MessageRow.id)
-            )
-            return [_message(r) for r in rows]
+        return await self._read(lambda conn: _pending(conn, conversation_id))
+
+    async def pending_turn(
+        self, conversation_id: str
+    ) -> tuple[list[StoredMessage], Conversation | None]:
+        """A conversation's unanswered messages and, if there are any, the conversation: what
+        a turn starts from, in one read."""
+
+        def run(conn: Connection) -> tuple[list[StoredMessage], Conversation | None]:
+            pending = _pending(conn, conversation_id)
+            if not pending:
+                return pending, None
+            return pending, _get_conversation(conn, conversation_id)
+
+        return await self._read(run)
 
     async def conversations_with_pending_inbound(self) -> list[str]:
-        async with self._read() as session:
-            rows = await session.scalars(
-                select(MessageRow.conversation_id)
-                .where(MessageRow.status == Delivery.RECEIVED.value)
-                .distinct()
+        def run(conn: Connection) -> list[str]:
+            return list(
+                conn.scalars(
+                    select(MESSAGES.c.conversation_id)
+                    .where(MESSAGES.c.status == Delivery.RECEIVED.value)
+                    .distinct()
+                )
             )
-            return list(rows)
+
+        return await self._read(run)
 
     async def save_turn(
         self,
@@ -384,59 +545,73 @@ class SqlStore:
         all in one transaction: a crash before commit means the turn is simply run again.
         `redact` replaces the stored text of handled messages (answers not to be kept)."""
         now = utcnow()
-        async with self._write() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation.id)
-                .values(
-                    language=conversation.language,
-                    flow=conversation.flow,
-                    state=conversation.state,
-                    owner=conversation.owner.value,
-                    risk_level=conversation.risk_level,
-                    answers=conversation.answers,
-                    adviser=conversation.adviser,
-                    closed=conversation.closed,
-                    # A warning is not activity: it must not postpone the close it announces.
-                    updated_at=now if touch else conversation.updated_at,
-                )
-            )
+        # A warning is not activity: it must not postpone the close it announces.
+        updated_at = now if touch else conversation.updated_at
+        rows: list[dict[str, Any]] = [
+            {
+                "conversation_id": conversation.id,
+                "channel": conversation.channel,
+                "direction": (
+                    Direction.EVENT.value if r.author is Author.SYSTEM else Direction.OUT.value
+                ),
+                "author": r.author.value,
+                "author_name": author_name,
+                "text": r.text,
+                "options": list(r.options),
+                # Transcript events (ownership changes) are never sent to the person.
+                "status": Delivery.HANDLED.value if r.author is Author.SYSTEM else status.value,
+                "external_id": None,
+                "platform_id": None,
+                "created_at": now,
+                "sent_at": None,
+            }
+            for r in replies
+        ]
+        state = {
+            "conv_id": conversation.id,
+            "language": conversation.language,
+            "flow": conversation.flow,
+            "state": conversation.state,
+            "owner": conversation.owner.value,
+            "risk_level": conversation.risk_level,
+            "answers": conversation.answers,
+            "adviser": conversation.adviser,
+            "closed": conversation.closed,
+            "updated_at": updated_at,
+        }
+
+        def run(conn: Connection) -> list[int]:
+            conn.execute(_SAVE_STATE, state)
             if handled:
-                await session.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(list(handled)))
-                    .values(status=Delivery.HANDLED.value)
-                )
+                conn.execute(_HANDLED, {"ids": list(handled)})
             for message_id, text in (redact or {}).items():
-                await session.execute(
-                    update(MessageRow).where(MessageRow.id == message_id).values(text=text)
-                )
-            rows = [
-                MessageRow(
-                    conversation_id=conversation.id,
-                    channel=conversation.channel,
-                    direction=(
-                        Direction.EVENT.value if r.author is Author.SYSTEM else Direction.OUT.value
-                    ),
-                    author=r.author.value,
-                    author_name=author_name,
-                    text=r.text,
-                    options=list(r.options),
-                    # Transcript events (ownership changes) are never sent to the person.
-                    status=Delivery.HANDLED.value if r.author is Author.SYSTEM else status.value,
-                    created_at=now,
-                )
-                for r in replies
-            ]
-            session.add_all(rows)
-            await session.flush()
-            conversation.updated_at = now
-            return [_message(r) for r in rows]
+                conn.execute(_REDACT, {"message_id": message_id, "new": text})
+            if not rows:
+                return []
+            return list(conn.scalars(_NEW_MESSAGES, rows))
+
+        ids = await self._write(run)
+        conversation.updated_at = updated_at
+        return [
+            StoredMessage(
+                id=message_id,
+                conversation_id=conversation.id,
+                direction=Direction(row["direction"]),
+                author=Author(row["author"]),
+                text=row["text"],
+                options=tuple(row["options"]),
+                status=Delivery(row["status"]),
+                created_at=now,
+                author_name=author_name,
+            )
+            for message_id, row in zip(ids, rows, strict=True)
+        ]
 
     async def add_note(self, conversation_id: str, text: str, author_name: str) -> StoredMessage:
         """A private note or an event line in the transcript; never sent to the person."""
-        async with self._write() as session:
-            conv = await session.get(ConversationRow, conversation_id)
+
+        def run(session: Session) -> StoredMessage:
+            conv = session.get(ConversationRow, conversation_id)
             if conv is None:
                 raise NotFound("no such conversation")
             row = MessageRow(
@@ -451,37 +626,47 @@ class SqlStore:
                 created_at=utcnow(),
             )
             session.add(row)
-            await session.flush()
+            session.flush()
             return _message(row)
 
+        return await self._write(_orm(run))
+
     async def transcript(self, conversation_id: str) -> list[StoredMessage]:
-        async with self._read() as session:
-            rows = await session.scalars(
+        def run(session: Session) -> list[StoredMessage]:
+            rows = session.scalars(
                 select(MessageRow)
                 .where(MessageRow.conversation_id == conversation_id)
                 .order_by(MessageRow.id)
             )
             return [_message(r) for r in rows]
 
+        return await self._read(_orm(run))
+
     # -- delivery --------------------------------------------------------------------------
 
     async def sealed_address(self, contact_key: str) -> str | None:
-        async with self._read() as session:
-            return await session.scalar(
+        def run(conn: Connection) -> str | None:
+            return conn.scalar(
                 select(ContactRow.sealed_address).where(ContactRow.key == contact_key)
             )
 
+        return await self._read(run)
+
     async def contact_settings(self, contact_key: str) -> dict[str, object]:
-        async with self._read() as session:
-            row = await session.get(ContactRow, contact_key)
+        def run(session: Session) -> dict[str, object]:
+            row = session.get(ContactRow, contact_key)
             return dict(row.settings or {}) if row else {}
 
+        return await self._read(_orm(run))
+
     async def update_contact_settings(self, contact_key: str, **changes: object) -> None:
-        async with self._write() as session:
-            row = await session.get(ContactRow, contact_key)
+        def run(session: Session) -> None:
+            row = session.get(ContactRow, contact_key)
             if row is None:
                 raise NotFound("no such contact")
             row.settings = {**(row.settings or {}), **changes}
+
+        await self._write(_orm(run))
 
     async def mark(
         self, message_id: int, status: Delivery, *, platform_id: str | None = None
@@ -491,43 +676,48 @@ class SqlStore:
             values["sent_at"] = utcnow()
         if platform_id is not None:
             values["platform_id"] = platform_id
-        async with self._write() as session:
-            await session.execute(
-                update(MessageRow).where(MessageRow.id == message_id).values(**values)
-            )
+
+        def run(conn: Connection) -> None:
+            conn.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
+
+        await self._write(run)
 
     async def mark_sent(self, message_ids: Sequence[int]) -> None:
         """Several replies sent (by a channel that gives them no id of its own)."""
-        async with self._write() as session:
-            await session.execute(
-                update(MessageRow)
-                .where(MessageRow.id.in_(list(message_ids)))
-                .values(status=Delivery.SENT.value, sent_at=utcnow())
-            )
+        now = utcnow()
+
+        def run(conn: Connection) -> None:
+            conn.execute(_SENT, {"ids": list(message_ids), "at": now})
+
+        await self._write(run)
 
     async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
-        async with self._write() as session:
-            result = await session.execute(
+        def run(conn: Connection) -> bool:
+            result = conn.execute(
                 update(MessageRow)
                 .where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
                 .values(status=status.value)
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return bool(result.rowcount)
+
+        return await self._write(run)
 
     async def undelivered(self, statuses: Sequence[Delivery]) -> list[StoredMessage]:
-        async with self._read() as session:
-            rows = await session.scalars(
+        def run(session: Session) -> list[StoredMessage]:
+            rows = session.scalars(
                 select(MessageRow)
                 .where(MessageRow.status.in_([s.value for s in statuses]))
                 .order_by(MessageRow.id)
             )
             return [_message(r) for r in rows]
 
+        return await self._read(_orm(run))
+
     # -- handoffs --------------------------------------------------------------------------
 
     async def open_handoff(self, record: HandoffRecord) -> None:
-        async with self._write() as session:
-            existing = await session.scalar(
+        def run(session: Session) -> None:
+            existing = session.scalar(
                 select(HandoffRow).where(
                     HandoffRow.conversation_id == record.conversation_id,
                     HandoffRow.ended_at.is_(None),
@@ -548,17 +738,21 @@ class SqlStore:
                 )
             )
 
+        await self._write(_orm(run))
+
     async def update_handoff(self, conversation_id: str, **values: object) -> None:
-        async with self._write() as session:
-            await session.execute(
+        def run(conn: Connection) -> None:
+            conn.execute(
                 update(HandoffRow)
                 .where(HandoffRow.conversation_id == conversation_id, HandoffRow.ended_at.is_(None))
                 .values(**values)
             )
 
+        await self._write(run)
+
     async def open_handoffs(self) -> list[HandoffRecord]:
-        async with self._read() as session:
-            rows = await session.scalars(
+        def run(session: Session) -> list[HandoffRecord]:
+            rows = session.scalars(
                 select(HandoffRow).where(HandoffRow.ended_at.is_(None)).order_by(HandoffRow.id)
             )
             return [
@@ -575,10 +769,13 @@ class SqlStore:
                 for r in rows
             ]
 
+        return await self._read(_orm(run))
+
     async def idle_conversations(self, cutoff: datetime) -> list[str]:
         """Open conversations owned by the bot with no activity since `cutoff`."""
-        async with self._read() as session:
-            rows = await session.scalars(
+
+        def run(conn: Connection) -> list[str]:
+            rows = conn.scalars(
                 select(ConversationRow.id).where(
                     ~ConversationRow.closed,
                     ConversationRow.owner == Owner.BOT.value,
@@ -587,34 +784,33 @@ class SqlStore:
             )
             return list(rows)
 
+        return await self._read(run)
+
     # -- erasure and retention -------------------------------------------------------------
 
     async def purge(self, cutoff: datetime) -> dict[str, int]:
         """Retention: delete conversations (with their messages and handoffs) last touched
         before `cutoff`, and forget reply addresses of contacts not seen since then."""
-        async with self._write() as session:
+
+        def run(conn: Connection) -> dict[str, int]:
             old = list(
-                await session.scalars(
-                    select(ConversationRow.id).where(ConversationRow.updated_at < cutoff)
-                )
+                conn.scalars(select(ConversationRow.id).where(ConversationRow.updated_at < cutoff))
             )
             messages = 0
             for start in range(0, len(old), 500):
                 chunk = old[start : start + 500]
-                result = await session.execute(
+                result = conn.execute(
                     delete(MessageRow).where(MessageRow.conversation_id.in_(chunk))
                 )
-                messages += int(result.rowcount or 0)  # type: ignore[attr-defined]
-                await session.execute(
-                    delete(HandoffRow).where(HandoffRow.conversation_id.in_(chunk))
-                )
-                await session.execute(delete(ConversationRow).where(ConversationRow.id.in_(chunk)))
-            forgotten = await session.execute(
+                messages += int(result.rowcount or 0)
+                conn.execute(delete(HandoffRow).where(HandoffRow.conversation_id.in_(chunk)))
+                conn.execute(delete(ConversationRow).where(ConversationRow.id.in_(chunk)))
+            forgotten = conn.execute(
                 update(ContactRow)
                 .where(ContactRow.last_seen_at < cutoff, ContactRow.sealed_address.is_not(None))
                 .values(sealed_address=None)
             )
-            await session.execute(
+            conn.execute(
                 delete(ContactRow).where(
                     ContactRow.last_seen_at < cutoff,
                     ~select(ConversationRow.id)
@@ -625,8 +821,10 @@ class SqlStore:
             return {
                 "conversations": len(old),
                 "messages": messages,
-                "addresses": int(forgotten.rowcount or 0),  # type: ignore[attr-defined]
+                "addresses": int(forgotten.rowcount or 0),
             }
+
+        return await self._write(run)
 
     # -- continuing on another channel -----------------------------------------------------
 
@@ -635,8 +833,9 @@ class SqlStore:
     ) -> None:
         """Keep a code word's hash for the conversation, replacing any earlier one (and
         clearing out every expired code)."""
-        async with self._write() as session:
-            await session.execute(
+
+        def run(session: Session) -> None:
+            session.execute(
                 delete(HandoverRow).where(
                     (HandoverRow.conversation_id == conversation_id)
                     | (HandoverRow.expires_at < now)
@@ -648,37 +847,43 @@ class SqlStore:
                 )
             )
 
+        await self._write(_orm(run))
+
     async def take_handover_code(self, code_hash: str, now: datetime) -> str | None:
         """The open conversation a code word belongs to, if the code is still valid. A code
         works once: it is used up here, whatever the outcome."""
-        async with self._write() as session:
-            row = await session.get(HandoverRow, code_hash)
+
+        def run(session: Session) -> str | None:
+            row = session.get(HandoverRow, code_hash)
             if row is None:
                 return None
             conversation_id, expires_at = row.conversation_id, _aware(row.expires_at)
-            await session.delete(row)
+            session.delete(row)
             if expires_at <= now:
                 return None
-            conv = await session.get(ConversationRow, conversation_id)
+            conv = session.get(ConversationRow, conversation_id)
             if conv is None or conv.closed:
                 return None
             return conversation_id
+
+        return await self._write(_orm(run))
 
     async def adopt(self, conversation_id: str, arrived_id: str, now: datetime) -> None:
         """Carry a conversation over to the contact and channel of another one (where the
         person has just arrived with a code word): the arrival's messages join the older
         transcript and the arrival is closed."""
-        async with self._write() as session:
-            conv = await session.get(ConversationRow, conversation_id)
-            arrived = await session.get(ConversationRow, arrived_id)
+
+        def run(session: Session) -> None:
+            conv = session.get(ConversationRow, conversation_id)
+            arrived = session.get(ConversationRow, arrived_id)
             if conv is None or arrived is None:
                 raise NotFound("no such conversation")
-            await session.execute(
+            session.execute(
                 update(MessageRow)
                 .where(MessageRow.conversation_id == arrived_id)
                 .values(conversation_id=conversation_id)
             )
-            await session.execute(
+            session.execute(
                 update(HandoffRow)
                 .where(HandoffRow.conversation_id == conversation_id, HandoffRow.ended_at.is_(None))
                 .values(channel=arrived.channel)
@@ -692,11 +897,14 @@ class SqlStore:
             arrived.closed = True
             arrived.updated_at = now
 
+        await self._write(_orm(run))
+
     async def chat_message_ids(self, contact_key: str) -> tuple[list[str], list[str]]:
         """The platform's ids of every message in the contact's conversations: what was sent
         (platform_id) and what was received (external_id), for tidying a chat on erasure."""
-        async with self._read() as session:
-            rows = await session.execute(
+
+        def run(conn: Connection) -> tuple[list[str], list[str]]:
+            rows = conn.execute(
                 select(MessageRow.direction, MessageRow.platform_id, MessageRow.external_id)
                 .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
                 .where(ConversationRow.contact_key == contact_key)
@@ -711,28 +919,27 @@ class SqlStore:
                     received.append(external_id)
             return sent, received
 
+        return await self._read(run)
+
     async def erase_contact(self, contact_key: str) -> dict[str, int]:
         """Delete everything held about one contact: conversations, messages, address."""
-        async with self._write() as session:
+
+        def run(conn: Connection) -> dict[str, int]:
             conv_ids = list(
-                await session.scalars(
+                conn.scalars(
                     select(ConversationRow.id).where(ConversationRow.contact_key == contact_key)
                 )
             )
-            messages = await session.scalar(
+            messages = conn.scalar(
                 select(func.count())
                 .select_from(MessageRow)
                 .where(MessageRow.conversation_id.in_(conv_ids))
             )
             if conv_ids:
-                await session.execute(
-                    delete(MessageRow).where(MessageRow.conversation_id.in_(conv_ids))
-                )
-                await session.execute(
-                    delete(HandoffRow).where(HandoffRow.conversation_id.in_(conv_ids))
-                )
-                await session.execute(
-                    delete(ConversationRow).where(ConversationRow.id.in_(conv_ids))
-                )
-            await session.execute(delete(ContactRow).where(ContactRow.key == contact_key))
+                conn.execute(delete(MessageRow).where(MessageRow.conversation_id.in_(conv_ids)))
+                conn.execute(delete(HandoffRow).where(HandoffRow.conversation_id.in_(conv_ids)))
+                conn.execute(delete(ConversationRow).where(ConversationRow.id.in_(conv_ids)))
+            conn.execute(delete(ContactRow).where(ContactRow.key == contact_key))
             return {"conversations": len(conv_ids), "messages": int(messages or 0)}
+
+        return await self._write(run)
