@@ -77,6 +77,10 @@ class Content:
     guardrails: tuple[Guardrail, ...] = ()
     directory: Directory | None = None
     sources: dict[str, str] = field(default_factory=dict)  # message id -> file name
+    # all_words() of each list, worked out once: it is asked on every message.
+    _every_language: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, root: Path = DEFAULT_ROOT) -> Content:
@@ -138,7 +142,11 @@ class Content:
 
     def all_words(self, name: str) -> tuple[str, ...]:
         """Keywords for a command in every language (people switch languages mid-sentence)."""
-        return tuple(w for lang in LANGUAGES for w in self.words(name, lang))
+        found = self._every_language.get(name)
+        if found is None:
+            found = tuple(w for lang in LANGUAGES for w in self.words(name, lang))
+            self._every_language[name] = found
+        return found
 
     def guardrail(self, text: str) -> Guardrail | None:
         """The first guardrail a message trips, in file order, or None."""
