@@ -82,6 +82,29 @@ async def test_a_redelivered_message_is_handled_once(database_url: str, tmp_path
         assert fake.texts() == ["heard: once"]
 
 
+async def test_a_redelivery_arriving_with_other_messages_fails_alone(
+    database_url: str, tmp_path: Path
+) -> None:
+    # On SQLite, writes arriving together are committed together: a duplicate among them
+    # must not cost anyone else their message.
+    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", PHONE, "first", external_id="SM1"))
+        phones = [f"+4477009002{i:02d}" for i in range(30)]
+        results = await asyncio.gather(
+            *(engine.handle(InboundMessage("test", p, f"from {p}", external_id=p)) for p in phones),
+            engine.handle(InboundMessage("test", PHONE, "first", external_id="SM1")),
+            return_exceptions=True,
+        )
+        assert [type(r) for r in results[:-1]] == [type(results[0])] * len(phones)
+        assert not isinstance(results[0], BaseException)
+        assert isinstance(results[-1], DuplicateMessage)
+        await engine.drain()
+        for p in phones:
+            assert fake.texts(p) == [f"heard: from {p}"]
+        assert fake.texts(PHONE) == ["heard: first"]
+
+
 async def test_a_conversation_continues_after_a_restart(database_url: str, tmp_path: Path) -> None:
     settings = settings_for(database_url, tmp_path)
     answers = ["hi", "1", "1", "1"]

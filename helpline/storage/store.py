@@ -10,6 +10,8 @@ makes are Core statements on the tables: the ORM's unit of work costs more than 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,8 +65,10 @@ from helpline.storage.models import (
 )
 
 T = TypeVar("T")
-# SQLite reader threads beside the one writer thread.
+# SQLite reader threads beside the one writer thread, and the most write operations the
+# writer runs in one transaction.
 SQLITE_READERS = 2
+WRITE_BATCH = 64
 
 CONTACTS: Table = ContactRow.__table__  # type: ignore[assignment]
 CONVERSATIONS: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -249,11 +253,103 @@ def _pending(conn: Connection, conversation_id: str) -> list[StoredMessage]:
     return [_message(r) for r in conn.execute(_PENDING, {"conv_id": conversation_id})]
 
 
+class _Writer:
+    """SQLite's one writer: a thread that runs queued write operations in batches, in the
+    order they were asked for. A batch is one transaction (one BEGIN IMMEDIATE, one COMMIT)
+    and its results reach the event loop in one wake-up, so under load the cost of taking
+    the lock, committing and waking the loop is shared. If an operation raises, the batch is
+    rolled back and each of its operations runs again alone: one failing operation (a
+    duplicate webhook) never fails another. An operation's result is given only once its
+    transaction has committed."""
+
+    def __init__(self, engine: Engine, *, batch: int = WRITE_BATCH) -> None:
+        self._engine = engine
+        self._batch = batch
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # A daemon, so a process that never closes its store can still exit: a transaction
+        # cut short is rolled back by SQLite, and nobody was told it had been stored.
+        self._thread = threading.Thread(
+            target=self._work, name="helpline-sqlite-write", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, fn: Callable[[Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((fn, future, loop))
+        return future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        conn = self._engine.connect()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                jobs = [job]
+                while len(jobs) < self._batch:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        self._jobs.put(None)  # stop after this batch
+                        break
+                    jobs.append(job)
+                self._settle(jobs, self._run(conn, jobs))
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _run(conn: Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        try:
+            with conn.begin():
+                return [(True, fn(conn)) for fn, _, _ in jobs]
+        except Exception as exc:
+            if len(jobs) == 1:
+                return [(False, exc)]
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, _, _ in jobs:
+            try:
+                with conn.begin():
+                    outcomes.append((True, fn(conn)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+        return outcomes
+
+    @staticmethod
+    def _settle(jobs: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+        by_loop = {}
+        for (_, future, loop), (ok, value) in zip(jobs, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that event loop has already closed
+                loop.call_soon_threadsafe(_resolve, settled)
+
+
+_Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _resolve(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 class _SqliteThreads:
-    """Where SQLite operations run: one writer thread (its queue is the order writes take
-    the lock in) and a few reader threads, over the standard library's driver. Each thread
-    keeps its own connection open: checking one out of a pool for every operation costs more
-    than the operation's SQL."""
+    """Where SQLite operations run: the writer thread above and a few reader threads, over
+    the standard library's driver. Each thread keeps its own connection open: checking one
+    out of a pool for every operation costs more than the operation's SQL."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_sqlite_thread_engine(url, connections=SQLITE_READERS + 1)
@@ -261,30 +357,21 @@ class _SqliteThreads:
         self._local = threading.local()
         self._opened: list[Connection] = []
         self._lock = threading.Lock()
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="helpline-sqlite-write")
+        self.writer = _Writer(self.engine)
         self.readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="helpline-sqlite-read")
 
-    def _connection(self, engine: Engine) -> Connection:
+    def read(self, fn: Callable[[Connection], T]) -> T:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = engine.connect()
+            conn = self._reading.connect()
             self._local.conn = conn
             with self._lock:
                 self._opened.append(conn)
-        return conn
-
-    def write(self, fn: Callable[[Connection], T]) -> T:
-        conn = self._connection(self.engine)
-        with conn.begin():
-            return fn(conn)
-
-    def read(self, fn: Callable[[Connection], T]) -> T:
-        conn = self._connection(self._reading)
         with conn.begin():
             return fn(conn)
 
     def close(self) -> None:
-        self.writer.shutdown()
+        self.writer.close()
         self.readers.shutdown()
         for conn in self._opened:
             conn.close()
@@ -334,8 +421,7 @@ class SqlStore:
         """Run `fn` in one write transaction, committed after it returns (rolled back if it
         raises)."""
         if self._threads is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads.writer, self._threads.write, fn)
+            return await self._threads.writer.submit(fn)
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn)
 
