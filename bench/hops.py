@@ -4,8 +4,9 @@ and each operation's median time, alone (no other load in this process).
 `python -m bench.hops` (add HELPLINE_BENCH_TREE=<path> to measure another tree, as far back as
 16fe818). A hop is a round trip from the event loop to a database thread and back: every await
 on aiosqlite (older trees: several per statement) or every operation handed to the store's
-own SQLite threads (since 3384752: one per operation). Under load each hop also waits for the
-event loop's next turn and for the GIL."""
+own SQLite threads (since 3384752: one per operation; since 2531198 writes queue for one
+writer thread, which commits the writes queued together in one transaction). Under load each
+hop also waits for the event loop's next turn and for the GIL."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ async def main(args: argparse.Namespace) -> None:
         if engine is not None:
             event.listen(engine, "before_cursor_execute", _statement)
     _count_executor_hops(asyncio.get_running_loop())
+    writer = getattr(getattr(store, "_threads", None), "writer", None)
+    if hasattr(writer, "submit"):  # since 2531198: SQLite writes queue for one writer thread
+        submit = writer.submit
+
+        def counted_write(fn: Any) -> Any:
+            HOPS[_current[0]] += 1
+            return submit(fn)
+
+        writer.submit = counted_write
 
     privacy = Privacy("bench-secret-" + "x" * 40)
     timings: dict[str, list[float]] = {}
