@@ -266,6 +266,7 @@ class _Writer:
         self._engine = engine
         self._batch = batch
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
         # A daemon, so a process that never closes its store can still exit: a transaction
         # cut short is rolled back by SQLite, and nobody was told it had been stored.
         self._thread = threading.Thread(
@@ -274,6 +275,8 @@ class _Writer:
         self._thread.start()
 
     def submit(self, fn: Callable[[Connection], T]) -> asyncio.Future[T]:
+        if self._closed:
+            raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, future, loop))
@@ -281,11 +284,12 @@ class _Writer:
 
     def close(self) -> None:
         """Finish what is queued, then stop."""
+        self._closed = True
         self._jobs.put(None)
         self._thread.join()
 
     def _work(self) -> None:
-        conn = self._engine.connect()
+        conn: Connection | None = None
         try:
             while True:
                 job = self._jobs.get()
@@ -301,9 +305,18 @@ class _Writer:
                         self._jobs.put(None)  # stop after this batch
                         break
                     jobs.append(job)
-                self._settle(jobs, self._run(conn, jobs))
+                try:
+                    if conn is None or conn.closed or conn.invalidated:
+                        conn = self._engine.connect()
+                    outcomes = self._run(conn, jobs)
+                except Exception as exc:
+                    # No connection (the file cannot be opened): these fail, and the writer
+                    # carries on, so that later writes are tried rather than left waiting.
+                    outcomes = [(False, exc)] * len(jobs)
+                self._settle(jobs, outcomes)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     @staticmethod
     def _run(conn: Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
