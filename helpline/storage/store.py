@@ -307,6 +307,8 @@ class _Writer:
                     jobs.append(job)
                 try:
                     if conn is None or conn.closed or conn.invalidated:
+                        if conn is not None:
+                            conn.close()  # gives its place in the pool back
                         conn = self._engine.connect()
                     outcomes = self._run(conn, jobs)
                 except Exception as exc:
@@ -376,6 +378,8 @@ class _SqliteThreads:
     def read(self, fn: Callable[[Connection], T]) -> T:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()  # gives its place in the pool back
             conn = self._reading.connect()
             self._local.conn = conn
             with self._lock:
