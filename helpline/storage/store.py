@@ -74,7 +74,8 @@ CONTACTS: Table = ContactRow.__table__  # type: ignore[assignment]
 CONVERSATIONS: Table = ConversationRow.__table__  # type: ignore[assignment]
 MESSAGES: Table = MessageRow.__table__  # type: ignore[assignment]
 
-# The statements of a message turn, built once: building one costs about as much as running it.
+# The statements of a message turn, built once: building each one every time, and running it
+# through an ORM Session, cost several times the SQL itself (docs/performance.md).
 # Open conversation of a contact, and whether it still has unanswered messages (`queued`).
 _OPEN = (
     select(
