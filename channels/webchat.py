@@ -175,7 +175,7 @@ class WebChat:
         async with self.app[HUB].subscribe(f"web:{key}") as events:
             conv = await engine.open(self.name, token, language=lang)
             await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
-            history = await self._history(key)
+            history = await self._history(conv.id)
             await ws.send_json({"type": "history", "messages": history})
             shown = max((m["id"] for m in history), default=0)
             forward = asyncio.create_task(self._forward(ws, events, shown))
@@ -186,13 +186,9 @@ class WebChat:
                 with contextlib.suppress(asyncio.CancelledError):
                     await forward
 
-    async def _history(self, key: str) -> list[dict[str, Any]]:
-        store = self.app[STORE]
-        conv = await store.open_conversation(key)
-        if conv is None:
-            return []
+    async def _history(self, conversation_id: str) -> list[dict[str, Any]]:
         shown = []
-        for m in await store.transcript(conv.id):
+        for m in await self.app[STORE].transcript(conversation_id):
             if m.direction in (Direction.IN, Direction.OUT):
                 shown.append(
                     {
