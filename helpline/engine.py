@@ -259,11 +259,10 @@ class Engine:
         Whoever holds the lock answers all pending messages, so order holds even when
         several instances are woken for the same conversation."""
         async with self.locks.hold(conversation_id), self._admission:
-            pending, found = await self.store.pending_turn(conversation_id)
-            if found is None:
-                return
+            pending, conv = await self.store.pending_turn(conversation_id)
+            if conv is None:
+                return  # another turn has answered them
             started = time.perf_counter()
-            conv = found
             was_closed, was_language = conv.closed, conv.language
             turn = Turn(conv, self.content)
             redact: dict[int, str] = {}
