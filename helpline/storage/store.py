@@ -254,6 +254,16 @@ def _pending(conn: Connection, conversation_id: str) -> list[StoredMessage]:
     return [_message(r) for r in conn.execute(_PENDING, {"conv_id": conversation_id})]
 
 
+def _usable(conn: Connection | None, engine: Engine) -> Connection:
+    """A thread's kept connection, or a new one if it has none that still works (one found
+    invalidated is closed first, which gives its place in the pool back)."""
+    if conn is not None and not conn.closed and not conn.invalidated:
+        return conn
+    if conn is not None:
+        conn.close()
+    return engine.connect()
+
+
 class _Writer:
     """SQLite's one writer: a thread that runs queued write operations in batches, in the
     order they were asked for. A batch is one transaction (one BEGIN IMMEDIATE, one COMMIT)
@@ -307,10 +317,7 @@ class _Writer:
                         break
                     jobs.append(job)
                 try:
-                    if conn is None or conn.closed or conn.invalidated:
-                        if conn is not None:
-                            conn.close()  # gives its place in the pool back
-                        conn = self._engine.connect()
+                    conn = _usable(conn, self._engine)
                     outcomes = self._run(conn, jobs)
                 except Exception as exc:
                     # No connection (the file cannot be opened): these fail, and the writer
@@ -377,11 +384,9 @@ class _SqliteThreads:
         self.readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="helpline-sqlite-read")
 
     def read(self, fn: Callable[[Connection], T]) -> T:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            if conn is not None:
-                conn.close()  # gives its place in the pool back
-            conn = self._reading.connect()
+        kept: Connection | None = getattr(self._local, "conn", None)
+        conn = _usable(kept, self._reading)
+        if conn is not kept:
             self._local.conn = conn
             with self._lock:
                 self._opened.append(conn)
