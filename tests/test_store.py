@@ -1,4 +1,5 @@
-"""The SQLite store's writer thread: a failure is reported at once, never left waiting."""
+"""The store on its own: the SQLite writer thread reports a failure at once, never leaves it
+waiting, and what a turn stores reads back the same however it is read."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from helpline.domain import utcnow
+from helpline.domain import Delivery, Direction, Reply, utcnow
+from helpline.errors import DuplicateMessage
 from helpline.storage import SqlStore
+from helpline.storage.migrate import upgrade
 
 
 async def _accept(store: SqlStore, n: int) -> object:
@@ -44,3 +47,71 @@ async def test_a_closed_store_refuses_writes_instead_of_keeping_them_waiting(
     async with asyncio.timeout(10):
         with pytest.raises(RuntimeError, match="closed"):
             await _accept(store, 0)
+
+
+async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_url: str) -> None:
+    # A turn's statements run on SQLite's own cursor (helpline/storage/prepared.py); the
+    # transcript, the console and the statistics read the same rows through the ORM. Both
+    # must agree on every value: times (and their order), options, flags.
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        received = utcnow()
+        accepted = await store.accept_inbound(
+            contact_key="7" * 64,
+            channel="test",
+            sealed_address="sealed",
+            text="I shouted at her again",
+            external_id="SM-read-back",
+            received_at=received,
+        )
+        pending, conv = await store.pending_turn(accepted.conversation_id)
+        assert conv is not None and [m.text for m in pending] == ["I shouted at her again"]
+        assert pending[0].created_at == received
+        conv.state, conv.answers = "who", {"_greeted": True, "seen": ["a", "b"]}
+        stored = await store.save_turn(
+            conv,
+            [pending[0].id],
+            [Reply("Thank you for telling us.", options=("Yes", "No")), Reply("Second.")],
+        )
+        await store.mark_sent([m.id for m in stored])
+
+        transcript = await store.transcript(conv.id)
+        assert [(m.direction, m.text, m.options, m.status) for m in transcript] == [
+            (Direction.IN, "I shouted at her again", (), Delivery.HANDLED),
+            (Direction.OUT, "Thank you for telling us.", ("Yes", "No"), Delivery.SENT),
+            (Direction.OUT, "Second.", (), Delivery.SENT),
+        ]
+        assert transcript[0].created_at == received
+        assert transcript[1].created_at == stored[0].created_at
+        again = await store.conversation(conv.id)
+        assert (again.state, again.answers, again.closed) == ("who", conv.answers, False)
+        assert again.created_at == conv.created_at and again.last_inbound_at == received
+        found = await store.open_conversation("7" * 64)
+        assert found is not None and vars(found) == vars(again)
+    finally:
+        await store.close()
+
+
+async def test_a_redelivery_is_reported_as_a_duplicate_not_a_crash(database_url: str) -> None:
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        for attempt in range(2):
+            call = store.accept_inbound(
+                contact_key="8" * 64,
+                channel="test",
+                sealed_address=None,
+                text="hello",
+                external_id="SM-twice",
+                received_at=utcnow(),
+            )
+            if attempt == 0:
+                await call
+            else:
+                with pytest.raises(DuplicateMessage):
+                    await call
+        conv = await store.open_conversation("8" * 64)
+        assert conv is not None and len(await store.transcript(conv.id)) == 1
+    finally:
+        await store.close()

@@ -63,8 +63,10 @@ from helpline.storage.models import (
     HandoverRow,
     MessageRow,
 )
+from helpline.storage.prepared import CoreStatements, SqliteStatements
 
 T = TypeVar("T")
+Statements = CoreStatements | SqliteStatements
 # SQLite reader threads beside the one writer thread, and the most write operations the
 # writer runs in one transaction.
 SQLITE_READERS = 2
@@ -112,7 +114,10 @@ _PENDING = (
     )
     .order_by(MESSAGES.c.id)
 )
-# The SET clause comes from the parameters given (the conversation's state).
+_ADDRESS = select(CONTACTS.c.sealed_address).where(CONTACTS.c.key == bindparam("key"))
+_SETTINGS = select(CONTACTS.c.settings).where(CONTACTS.c.key == bindparam("key"))
+# The SET clause of these two comes from the parameters given.
+_MARK = update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id"))
 _SAVE_STATE = update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conv_id"))
 _HANDLED = (
     update(MESSAGES)
@@ -210,6 +215,7 @@ def _message(row: Any) -> StoredMessage:
 
 
 def _new_conversation(
+    sql: Statements,
     conn: Connection,
     conv_id: str,
     contact_key: str,
@@ -221,7 +227,8 @@ def _new_conversation(
     *,
     last_inbound_at: datetime | None = None,
 ) -> None:
-    conn.execute(
+    sql.run(
+        conn,
         _NEW_CONVERSATION,
         {
             "id": conv_id,
@@ -243,15 +250,15 @@ def _new_conversation(
     )
 
 
-def _get_conversation(conn: Connection, conversation_id: str) -> Conversation:
-    row = conn.execute(_CONVERSATION, {"conv_id": conversation_id}).first()
+def _get_conversation(sql: Statements, conn: Connection, conversation_id: str) -> Conversation:
+    row = sql.first(conn, _CONVERSATION, {"conv_id": conversation_id})
     if row is None:
         raise NotFound("no such conversation")
     return _conversation(row)
 
 
-def _pending(conn: Connection, conversation_id: str) -> list[StoredMessage]:
-    return [_message(r) for r in conn.execute(_PENDING, {"conv_id": conversation_id})]
+def _pending(sql: Statements, conn: Connection, conversation_id: str) -> list[StoredMessage]:
+    return [_message(r) for r in sql.rows(conn, _PENDING, {"conv_id": conversation_id})]
 
 
 def _usable(conn: Connection | None, engine: Engine) -> Connection:
@@ -425,6 +432,11 @@ class SqlStore:
         self._reading = self.engine.execution_options(**{READ_ONLY: True})
         self._session = async_sessionmaker(self.engine, expire_on_commit=False)
         self._threads = _SqliteThreads(url) if is_sqlite(url) else None
+        self._sql: Statements = (
+            SqliteStatements(self._threads.engine.dialect)
+            if self._threads is not None
+            else CoreStatements()
+        )
         self._touch, self._touch_keeping_address = _contact_upserts(
             sqlite.insert if is_sqlite(url) else postgresql.insert
         )
@@ -488,13 +500,14 @@ class SqlStore:
 
         def run(conn: Connection) -> Accepted:
             self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
-            found = conn.execute(_OPEN, {"key": contact_key}).first()
+            found = self._sql.first(conn, _OPEN, {"key": contact_key})
             stored = text
             if found is not None and private is not None:
                 stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
             if found is None:
                 conv_id = uuid.uuid4().hex
                 _new_conversation(
+                    self._sql,
                     conn,
                     conv_id,
                     contact_key,
@@ -507,8 +520,9 @@ class SqlStore:
                 )
             else:
                 conv_id = found.id
-                conn.execute(_SEEN, {"conv_id": conv_id, "at": received_at})
-            message_id = conn.scalar(
+                self._sql.run(conn, _SEEN, {"conv_id": conv_id, "at": received_at})
+            message_id = self._sql.scalar(
+                conn,
                 _NEW_MESSAGE,
                 {
                     "conversation_id": conv_id,
@@ -544,7 +558,8 @@ class SqlStore:
         now: datetime,
     ) -> None:
         """The contact, created or marked seen now (one statement)."""
-        conn.execute(
+        self._sql.run(
+            conn,
             self._touch if sealed_address is not None else self._touch_keeping_address,
             {
                 "key": key,
@@ -573,11 +588,13 @@ class SqlStore:
 
         def run(conn: Connection) -> tuple[str, bool]:
             self._touch_contact(conn, contact_key, channel, sealed_address, now)
-            found = conn.execute(_OPEN, {"key": contact_key}).first()
+            found = self._sql.first(conn, _OPEN, {"key": contact_key})
             if found is not None:
                 return found.id, False
             conv_id = uuid.uuid4().hex
-            _new_conversation(conn, conv_id, contact_key, channel, language, flow, state, now)
+            _new_conversation(
+                self._sql, conn, conv_id, contact_key, channel, language, flow, state, now
+            )
             return conv_id, True
 
         return await self._write(run)
@@ -585,7 +602,7 @@ class SqlStore:
     # -- conversations ---------------------------------------------------------------------
 
     async def conversation(self, conversation_id: str) -> Conversation:
-        return await self._read(lambda conn: _get_conversation(conn, conversation_id))
+        return await self._read(lambda conn: _get_conversation(self._sql, conn, conversation_id))
 
     async def conversation_by_reference(self, reference: str) -> Conversation:
         def run(conn: Connection) -> Conversation:
@@ -611,7 +628,7 @@ class SqlStore:
         return await self._read(run)
 
     async def pending_inbound(self, conversation_id: str) -> list[StoredMessage]:
-        return await self._read(lambda conn: _pending(conn, conversation_id))
+        return await self._read(lambda conn: _pending(self._sql, conn, conversation_id))
 
     async def pending_turn(
         self, conversation_id: str
@@ -620,10 +637,10 @@ class SqlStore:
         a turn starts from, in one read."""
 
         def run(conn: Connection) -> tuple[list[StoredMessage], Conversation | None]:
-            pending = _pending(conn, conversation_id)
+            pending = _pending(self._sql, conn, conversation_id)
             if not pending:
                 return pending, None
-            return pending, _get_conversation(conn, conversation_id)
+            return pending, _get_conversation(self._sql, conn, conversation_id)
 
         return await self._read(run)
 
@@ -690,14 +707,13 @@ class SqlStore:
         }
 
         def run(conn: Connection) -> list[int]:
-            conn.execute(_SAVE_STATE, state)
+            sql = self._sql
+            sql.run(conn, _SAVE_STATE, state)
             if handled:
-                conn.execute(_HANDLED, {"ids": list(handled)})
+                sql.run(conn, _HANDLED, {"ids": list(handled)})
             for message_id, text in (redact or {}).items():
-                conn.execute(_REDACT, {"message_id": message_id, "new": text})
-            if not rows:
-                return []
-            return list(conn.scalars(_NEW_MESSAGES, rows))
+                sql.run(conn, _REDACT, {"message_id": message_id, "new": text})
+            return sql.inserted_ids(conn, _NEW_MESSAGES, rows)
 
         ids = await self._write(run)
         conversation.updated_at = updated_at
@@ -754,19 +770,13 @@ class SqlStore:
     # -- delivery --------------------------------------------------------------------------
 
     async def sealed_address(self, contact_key: str) -> str | None:
-        def run(conn: Connection) -> str | None:
-            return conn.scalar(
-                select(ContactRow.sealed_address).where(ContactRow.key == contact_key)
-            )
-
-        return await self._read(run)
+        return await self._read(lambda conn: self._sql.scalar(conn, _ADDRESS, {"key": contact_key}))
 
     async def contact_settings(self, contact_key: str) -> dict[str, object]:
-        def run(session: Session) -> dict[str, object]:
-            row = session.get(ContactRow, contact_key)
-            return dict(row.settings or {}) if row else {}
+        def run(conn: Connection) -> dict[str, object]:
+            return dict(self._sql.scalar(conn, _SETTINGS, {"key": contact_key}) or {})
 
-        return await self._read(_orm(run))
+        return await self._read(run)
 
     async def update_contact_settings(self, contact_key: str, **changes: object) -> None:
         def run(session: Session) -> None:
@@ -780,14 +790,15 @@ class SqlStore:
     async def mark(
         self, message_id: int, status: Delivery, *, platform_id: str | None = None
     ) -> None:
-        values: dict[str, object] = {"status": status.value}
+        values: dict[str, object] = {"message_id": message_id, "status": status.value}
         if status is Delivery.SENT:
             values["sent_at"] = utcnow()
         if platform_id is not None:
             values["platform_id"] = platform_id
 
         def run(conn: Connection) -> None:
-            conn.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
+            # The SET clause comes from the values given.
+            self._sql.run(conn, _MARK, values)
 
         await self._write(run)
 
@@ -796,7 +807,7 @@ class SqlStore:
         now = utcnow()
 
         def run(conn: Connection) -> None:
-            conn.execute(_SENT, {"ids": list(message_ids), "at": now})
+            self._sql.run(conn, _SENT, {"ids": list(message_ids), "at": now})
 
         await self._write(run)
 

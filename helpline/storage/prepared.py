@@ -1,0 +1,175 @@
+"""How the store's hot statements run: through SQLAlchemy's execution layer, or (SQLite)
+compiled once and run on the driver's own cursor.
+
+On SQLite a statement's SQL takes microseconds, and SQLAlchemy's execution layer (parameter
+processing, result set-up, events, its per-statement caches) costs several times as much:
+`python -m bench.read_cost` measured one read of a conversation at 174-190 µs through a kept
+connection and 20 µs through the sqlite3 driver alone. `Prepared` keeps SQLAlchemy where it is
+good (the SQL is written as Core statements and compiled by SQLAlchemy's SQLite dialect, and
+values are converted by each column type's own processors, so rows are stored exactly as
+SQLAlchemy would store them) and skips it where it is not (running them).
+
+Both kinds answer the same calls, so each store operation is written once."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Connection, Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
+from sqlalchemy.types import TypeEngine
+
+Params = Mapping[str, Any]
+_REQUIRED = object()
+
+
+class CoreStatements:
+    """Statements run through SQLAlchemy's execution layer (PostgreSQL)."""
+
+    def rows(self, conn: Connection, stmt: Executable, params: Params) -> Sequence[Any]:
+        return conn.execute(stmt, params).all()
+
+    def first(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        return conn.execute(stmt, params).first()
+
+    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        return conn.execute(stmt, params).scalar()
+
+    def run(self, conn: Connection, stmt: Executable, params: Params) -> None:
+        conn.execute(stmt, params)
+
+    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
+        """Rows inserted by `stmt` (an INSERT returning the new id, in parameter order)."""
+        return list(conn.scalars(stmt, rows)) if rows else []
+
+
+class SqliteStatements:
+    """Statements compiled once for SQLite and run on the driver's cursor of the
+    connection's current transaction. Driver errors come out as SQLAlchemy's own exceptions
+    (an IntegrityError is an IntegrityError either way), with their parameters hidden."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._cache: dict[tuple[int, tuple[str, ...]], tuple[Executable, Prepared]] = {}
+
+    def _prepared(self, stmt: Executable, params: Params) -> Prepared:
+        key = (id(stmt), tuple(params))
+        found = self._cache.get(key)
+        if found is not None and found[0] is stmt:
+            return found[1]
+        prepared = Prepared(stmt, self._dialect, tuple(params))
+        self._cache[key] = (stmt, prepared)
+        return prepared
+
+    def _execute(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        prepared = self._prepared(stmt, params)
+        sql, values = prepared.bind(params)
+        driver = conn.connection.driver_connection
+        try:
+            return prepared, driver.execute(sql, values)  # type: ignore[union-attr]
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                sql, values, exc, self._dialect.loaded_dbapi.Error,
+                hide_parameters=True, dialect=self._dialect,
+            ) from exc  # fmt: skip
+
+    def rows(self, conn: Connection, stmt: Executable, params: Params) -> list[Any]:
+        prepared, cursor = self._execute(conn, stmt, params)
+        return [prepared.row(raw) for raw in cursor.fetchall()]
+
+    def first(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        prepared, cursor = self._execute(conn, stmt, params)
+        raw = cursor.fetchone()
+        cursor.close()
+        return None if raw is None else prepared.row(raw)
+
+    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        row = self.first(conn, stmt, params)
+        return None if row is None else row[0]
+
+    def run(self, conn: Connection, stmt: Executable, params: Params) -> None:
+        self._execute(conn, stmt, params)[1].close()
+
+    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
+        return [self.scalar(conn, stmt, row) for row in rows]
+
+
+Processor = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """One Core statement compiled for SQLite with the parameter names it is given: its SQL,
+    how to turn a parameter mapping into the driver's positional values (each through its
+    type's bind processor) and a driver row into a named row (each through its column type's
+    result processor). An expanding parameter (`IN`) gets a placeholder per value."""
+
+    def __init__(self, stmt: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
+        compiled = cast(
+            SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect, column_keys=list(keys))
+        )
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            # Python-side column defaults are SQLAlchemy's execution layer's job.
+            raise ValueError("a prepared statement must be given every column it sets")
+        self._template = compiled.string
+        self._binds: list[tuple[str, Processor, Any, bool]] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            fixed = _REQUIRED if bind.required or name in keys else bind.effective_value
+            self._binds.append(
+                (
+                    name,
+                    _impl(bind.type, dialect).bind_processor(dialect),
+                    fixed,
+                    bool(bind.expanding),
+                )
+            )
+        self._expanding = any(expanding for *_, expanding in self._binds)
+        self._sql_by_count: dict[tuple[int, ...], str] = {}
+        columns = list(stmt.exported_columns) if isinstance(stmt, ReturnsRows) else []
+        named = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
+        self._make: Callable[[Iterable[Any]], Any] = named._make
+        self._results = [_impl(c.type, dialect).result_processor(dialect, None) for c in columns]
+        self._plain = not any(self._results)
+
+    def bind(self, params: Params) -> tuple[str, list[Any]]:
+        values: list[Any] = []
+        counts: list[int] = []
+        for name, process, fixed, expanding in self._binds:
+            value = params[name] if fixed is _REQUIRED else fixed
+            if expanding:
+                many = [process(v) for v in value] if process else list(value)
+                counts.append(len(many))
+                values.extend(many)
+            else:
+                values.append(process(value) if process else value)
+        if not self._expanding:
+            return self._template, values
+        return self._sql(tuple(counts)), values
+
+    def _sql(self, counts: tuple[int, ...]) -> str:
+        sql = self._sql_by_count.get(counts)
+        if sql is None:
+            sql = self._template
+            names = iter(n for n, _, _, expanding in self._binds if expanding)
+            for name, count in zip(names, counts, strict=True):
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * count))
+            self._sql_by_count[counts] = sql
+        return sql
+
+    def row(self, raw: Sequence[Any]) -> Any:
+        if self._plain:
+            return self._make(raw)
+        return self._make(
+            process(value) if process and value is not None else value
+            for process, value in zip(self._results, raw, strict=True)
+        )
+
+
+def _impl(type_: TypeEngine[Any], dialect: Dialect) -> TypeEngine[Any]:
+    """The type as this dialect implements it (SQLite's DATETIME stores strings, say)."""
+    return type_.dialect_impl(dialect)
