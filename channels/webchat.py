@@ -210,7 +210,9 @@ class WebChat:
             if event.get("type") == "message" and 0 < event.get("id", 0) <= shown:
                 continue
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_json({"type": "typing", "on": False})
+                if event.get("type") != "message":
+                    # A message ends "typing…" on the page by itself (chat.js).
+                    await ws.send_json({"type": "typing", "on": False})
                 await ws.send_json(event)
 
     async def _read(self, ws: web.WebSocketResponse, token: str, key: str) -> None:

@@ -41,7 +41,8 @@ LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # clear (State.redacted), and is replaced by a stand-in line once handled. (A person who
 # types this prefix only gets their own message unreadable: it will not open.)
 SEALED_TEXT = "\u2400sealed:"
-# Below the database pool's connections (10 + 10 overflow), so a turn never waits on it.
+# Below the database pool's connections (storage.engine.POOL_SIZE), so a turn never waits
+# on one, nor opens one.
 ADMISSION = 16
 # A code word to continue on another channel lasts a day and works once.
 HANDOVER_TTL = timedelta(hours=24)

@@ -18,7 +18,16 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+# PostgreSQL connections each instance keeps open, and how many more it may open for a
+# moment. The pool must hold what the engine's admission lets run at once (ADMISSION, 16)
+# plus the console's and housekeeping's: connections opened beyond the pool are closed again
+# as soon as they are given back, and under load that meant opening a connection (a new
+# server process) for a good part of the turns (docs/performance.md).
+POOL_SIZE = 20
+POOL_OVERFLOW = 5
+
+
+def create_engine(url: str, *, pool_size: int = POOL_SIZE) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, hide_parameters=True)
         _sqlite_setup(engine.sync_engine)
@@ -31,7 +40,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=POOL_OVERFLOW,
     )
 
 

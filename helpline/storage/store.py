@@ -51,6 +51,7 @@ from helpline.domain import (
 from helpline.errors import DuplicateMessage, NotFound
 from helpline.privacy import new_reference
 from helpline.storage.engine import (
+    POOL_SIZE,
     READ_ONLY,
     create_engine,
     create_sqlite_thread_engine,
@@ -424,7 +425,7 @@ def _orm(fn: Callable[[Session], T]) -> Callable[[Connection], T]:
 class SqlStore:
     """Conversations, messages and handoffs on SQLite or PostgreSQL through SQLAlchemy."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
         # The async engine serves migrations and the adapters that own tables of their own
         # (console, referrals: see session()) and, on PostgreSQL, SqlStore's own operations.
