@@ -119,6 +119,8 @@ class Prepared:
         self._binds: list[tuple[str, Processor, Any, bool]] = []
         for name in compiled.positiontup or ():
             bind = compiled.binds[name]
+            if bind.callable is not None:
+                raise ValueError("a prepared statement cannot hold a value computed per call")
             fixed = _REQUIRED if bind.required or name in keys else bind.effective_value
             self._binds.append(
                 (
