@@ -7,11 +7,13 @@ import asyncio
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from helpline.admission import Admission
 from helpline.content import Content, normalise
 from helpline.domain import (
     Conversation,
@@ -44,6 +46,8 @@ SEALED_TEXT = "\u2400sealed:"
 # Below the database pool's connections (storage.engine.POOL_SIZE), so a turn never waits
 # on one, nor opens one.
 ADMISSION = 16
+# Screening results and urgent conversations kept for turns still to run here.
+REMEMBERED = 10_000
 # A code word to continue on another channel lasts a day and works once.
 HANDOVER_TTL = timedelta(hours=24)
 # "continue K7MP-QW3X" (after normalise(): lower case, the hyphen a space).
@@ -103,6 +107,13 @@ COMMANDS = (
 )
 
 
+def _remember(found: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    """Kept for the turn to come; bounded, because the turn may run on another instance."""
+    found[key] = value
+    if len(found) > REMEMBERED:
+        found.popitem(last=False)
+
+
 def worst(a: str, b: str) -> str:
     return a if LEVEL_ORDER.index(a) <= LEVEL_ORDER.index(b) else b
 
@@ -145,7 +156,11 @@ class Engine:
         # Admission: at most this many turns, chat openings and stores at once, in arrival
         # order. Beyond it people wait their turn here rather than all progressing together
         # and timing out on the database pool (a burst: docs/performance.md).
-        self._admission = asyncio.Semaphore(ADMISSION)
+        self._admission = Admission(ADMISSION)
+        # Screened on arrival, so that a risky message goes before everyone waiting
+        # (helpline/admission.py); the turn uses the same result rather than screening again.
+        self._screened: OrderedDict[int, tuple[str, RiskResult]] = OrderedDict()
+        self._risky: OrderedDict[str, None] = OrderedDict()
 
     # -- entry points for channels ---------------------------------------------------------
 
@@ -167,8 +182,10 @@ class Engine:
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
+        risk = self.screen(msg.text, language)
+        urgent = risk.level != "none"
         try:
-            async with self._admission:
+            async with self._admission.slot(urgent=urgent):
                 accepted = await self.store.accept_inbound(
                     contact_key=key,
                     channel=msg.channel,
@@ -183,13 +200,16 @@ class Engine:
             self.metrics.duplicates.labels(msg.channel).inc()
             raise
         self.metrics.messages_in.labels(msg.channel).inc()
+        _remember(self._screened, accepted.message_id, (language, risk))
+        if urgent:
+            _remember(self._risky, accepted.conversation_id, None)
         return accepted
 
     async def open(self, channel: str, address: str, *, language: str = "en") -> Conversation:
         """Open (or find) the conversation for an address and greet it if it is new: for
         channels where the person has clearly started the contact (a web page opened)."""
         key = self.privacy.contact_key(channel, address)
-        async with self._admission:
+        async with self._admission.slot():
             conv_id, created = await self.store.ensure_conversation(
                 contact_key=key,
                 channel=channel,
@@ -197,7 +217,7 @@ class Engine:
                 language=language,
             )
         # Always the conversation's lock first, then admission: never the other way round.
-        async with self.locks.hold(conv_id), self._admission:
+        async with self.locks.hold(conv_id), self._admission.slot():
             conv = await self.store.conversation(conv_id)
             if conv.answers.get("_greeted"):
                 return conv
@@ -259,7 +279,9 @@ class Engine:
 
         Whoever holds the lock answers all pending messages, so order holds even when
         several instances are woken for the same conversation."""
-        async with self.locks.hold(conversation_id), self._admission:
+        urgent = conversation_id in self._risky
+        self._risky.pop(conversation_id, None)
+        async with self.locks.hold(conversation_id), self._admission.slot(urgent=urgent):
             pending, conv = await self.store.pending_turn(conversation_id)
             if conv is None:
                 return  # another turn has answered them
@@ -303,7 +325,11 @@ class Engine:
         conv = turn.conversation
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             await self.handoffs.forward(conv, message)
-        risk = self.screen(message.text, conv.language)
+        screened = self._screened.pop(message.id, None)
+        if screened is not None and screened[0] == conv.language:
+            risk = screened[1]
+        else:
+            risk = self.screen(message.text, conv.language)
         self.metrics.risk.labels(risk.level).inc()
         if risk.level != "none":
             conv.risk_level = worst(conv.risk_level, risk.level)

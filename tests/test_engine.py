@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 import flows
+import helpline.engine as engine_module
 from helpline.app import CONTENT, STORE
 from helpline.domain import InboundMessage
 from helpline.errors import DuplicateMessage
@@ -150,3 +153,24 @@ async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Pat
             raw += wal.read_bytes()
     assert PHONE.encode() not in raw
     assert PHONE[1:].encode() not in raw
+
+
+async def test_under_load_a_message_about_danger_is_answered_before_those_waiting(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One turn at a time, so that everyone else has to wait: the person in danger is
+    # answered first, with the emergency guidance, though twenty wrote before them.
+    monkeypatch.setattr(engine_module, "ADMISSION", 1)
+    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+        engine = engine_of(app)
+        people = [f"+4477009003{i:02d}" for i in range(20)]
+        danger = "+447700900399"
+        await asyncio.gather(
+            *(engine.handle(InboundMessage("test", p, f"from {p}")) for p in people),
+            engine.handle(InboundMessage("test", danger, "he's outside with a knife")),
+        )
+        first = fake.sent[0]
+        assert first.address == danger
+        assert first.reply.text == app[CONTENT].text("risk.immediate", "en")
+        for p in people:
+            assert fake.texts(p) == [f"heard: from {p}"]
