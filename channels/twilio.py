@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from aiohttp import web
@@ -77,8 +77,15 @@ class _HttpClient(AsyncTwilioHttpClient):
         if auth is not None:
             pair = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {pair}"
+        body: Any = data
+        if data is not None:
+            # The same form aiohttp would send, encoded here: given a dict, aiohttp builds a
+            # multipart writer (and a random boundary) for every message before it finds the
+            # form needs none.
+            body = urlencode(list(data.items()), doseq=True)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         return await super().request(
-            method, url, params, data, headers, None, timeout, allow_redirects
+            method, url, params, body, headers, None, timeout, allow_redirects
         )
 
 
