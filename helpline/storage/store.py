@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -72,6 +72,8 @@ Statements = CoreStatements | SqliteStatements
 # writer runs in one transaction.
 SQLITE_READERS = 2
 WRITE_BATCH = 64
+# A contact is marked seen again once this long has passed since its last message.
+TOUCH_EVERY = timedelta(minutes=1)
 
 CONTACTS: Table = ContactRow.__table__  # type: ignore[assignment]
 CONVERSATIONS: Table = ConversationRow.__table__  # type: ignore[assignment]
@@ -86,6 +88,7 @@ _OPEN = (
         CONVERSATIONS.c.flow,
         CONVERSATIONS.c.state,
         CONVERSATIONS.c.owner,
+        CONVERSATIONS.c.last_inbound_at,
         exists()
         .where(
             MESSAGES.c.conversation_id == CONVERSATIONS.c.id,
@@ -176,6 +179,13 @@ class HandoffRecord:
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes even for timezone-aware columns.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _seen_long_ago(last: datetime | None, now: datetime) -> bool:
+    """Whether a contact's last message is old enough to mark it seen again. Retention
+    counts in days, so a contact's last-seen time may lag its last message by a minute; the
+    contact is not written again for every message of a chat."""
+    return last is None or now - _aware(last) >= TOUCH_EVERY
 
 
 def _conversation(row: Any) -> Conversation:
@@ -500,8 +510,11 @@ class SqlStore:
         constraint decides, whichever instance took the first copy."""
 
         def run(conn: Connection) -> Accepted:
-            self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
             found = self._sql.first(conn, _OPEN, {"key": contact_key})
+            if found is None or _seen_long_ago(found.last_inbound_at, received_at):
+                # Otherwise the contact was marked seen (and its address sealed) moments ago,
+                # by the message before this one.
+                self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
             stored = text
             if found is not None and private is not None:
                 stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
