@@ -159,7 +159,7 @@ class Engine:
         self._admission = Admission(ADMISSION)
         # Screened on arrival, so that a risky message goes before everyone waiting
         # (helpline/admission.py); the turn uses the same result rather than screening again.
-        self._screened: OrderedDict[int, tuple[str, RiskResult]] = OrderedDict()
+        self._screened: OrderedDict[int, tuple[str, str, RiskResult]] = OrderedDict()
         self._risky: OrderedDict[str, None] = OrderedDict()
 
     # -- entry points for channels ---------------------------------------------------------
@@ -196,11 +196,15 @@ class Engine:
                     language=language,
                     private=private,
                 )
+                if urgent:
+                    # A turn of this conversation already waiting will be the one to answer
+                    # it: moved up before this slot goes to anyone else.
+                    self._admission.promote(accepted.conversation_id)
         except DuplicateMessage:
             self.metrics.duplicates.labels(msg.channel).inc()
             raise
         self.metrics.messages_in.labels(msg.channel).inc()
-        _remember(self._screened, accepted.message_id, (language, risk))
+        _remember(self._screened, accepted.message_id, (language, msg.text, risk))
         if urgent:
             _remember(self._risky, accepted.conversation_id, None)
         return accepted
@@ -279,55 +283,58 @@ class Engine:
 
         Whoever holds the lock answers all pending messages, so order holds even when
         several instances are woken for the same conversation."""
-        urgent = conversation_id in self._risky
-        self._risky.pop(conversation_id, None)
-        async with self.locks.hold(conversation_id), self._admission.slot(urgent=urgent):
-            pending, conv = await self.store.pending_turn(conversation_id)
-            if conv is None:
-                return  # another turn has answered them
-            started = time.perf_counter()
-            was_closed, was_language = conv.closed, conv.language
-            turn = Turn(conv, self.content)
-            redact: dict[int, str] = {}
-            for message in pending:
-                if message.text.startswith(SEALED_TEXT):
-                    # Opened for this step only. If it answers a question whose answer is not
-                    # kept (a phone number), the transcript keeps the journey's stand-in line;
-                    # otherwise it is an ordinary message and is kept as written, because an
-                    # adviser must be able to read it ("he has just come home with a knife").
-                    message = replace(message, text=self._open_text(conv, message.text))
-                    hidden = (
-                        self.runner.redacted(conv.flow, conv.state)
-                        if conv.owner is Owner.BOT
-                        else None
-                    )
-                    redact[message.id] = (
-                        self.content.text(hidden, conv.language) if hidden else message.text
-                    )
-                turn.text = message.text
-                await self._step(turn, message)
-            stored = await self.store.save_turn(
-                conv, [m.id for m in pending], turn.replies, redact=redact
-            )
-            if not getattr(self.senders.get(conv.channel), "live", False):
-                await self._writing_again(conv)
-            # The turn's own replies (the 999 guidance, say) go before anything its effects
-            # add (the queue's "an adviser will join you").
-            await self.deliver(conv, stored)
-            await self._apply_effects(turn)
-            if conv.language != was_language:
-                await self.notify(conv, "language", lang=conv.language)
-            if conv.closed and not was_closed:
-                await self.notify(conv, "ended")
-            self.metrics.turn_seconds.observe(time.perf_counter() - started)
+        async with self.locks.hold(conversation_id):
+            urgent = conversation_id in self._risky
+            self._risky.pop(conversation_id, None)
+            async with self._admission.slot(urgent=urgent, key=conversation_id):
+                await self._turn(conversation_id)
+
+    async def _turn(self, conversation_id: str) -> None:
+        """process() once the conversation's lock and an admission slot are held."""
+        pending, conv = await self.store.pending_turn(conversation_id)
+        if conv is None:
+            return  # another turn has answered them
+        started = time.perf_counter()
+        was_closed, was_language = conv.closed, conv.language
+        turn = Turn(conv, self.content)
+        redact: dict[int, str] = {}
+        for message in pending:
+            if message.text.startswith(SEALED_TEXT):
+                # Opened for this step only. If it answers a question whose answer is not
+                # kept (a phone number), the transcript keeps the journey's stand-in line;
+                # otherwise it is an ordinary message and is kept as written, because an
+                # adviser must be able to read it ("he has just come home with a knife").
+                message = replace(message, text=self._open_text(conv, message.text))
+                hidden = (
+                    self.runner.redacted(conv.flow, conv.state) if conv.owner is Owner.BOT else None
+                )
+                redact[message.id] = (
+                    self.content.text(hidden, conv.language) if hidden else message.text
+                )
+            turn.text = message.text
+            await self._step(turn, message)
+        stored = await self.store.save_turn(
+            conv, [m.id for m in pending], turn.replies, redact=redact
+        )
+        if not getattr(self.senders.get(conv.channel), "live", False):
+            await self._writing_again(conv)
+        # The turn's own replies (the 999 guidance, say) go before anything its effects
+        # add (the queue's "an adviser will join you").
+        await self.deliver(conv, stored)
+        await self._apply_effects(turn)
+        if conv.language != was_language:
+            await self.notify(conv, "language", lang=conv.language)
+        if conv.closed and not was_closed:
+            await self.notify(conv, "ended")
+        self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
     async def _step(self, turn: Turn, message: StoredMessage) -> None:
         conv = turn.conversation
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             await self.handoffs.forward(conv, message)
         screened = self._screened.pop(message.id, None)
-        if screened is not None and screened[0] == conv.language:
-            risk = screened[1]
+        if screened is not None and screened[:2] == (conv.language, message.text):
+            risk = screened[2]
         else:
             risk = self.screen(message.text, conv.language)
         self.metrics.risk.labels(risk.level).inc()

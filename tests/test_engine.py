@@ -174,3 +174,31 @@ async def test_under_load_a_message_about_danger_is_answered_before_those_waitin
         assert first.reply.text == app[CONTENT].text("risk.immediate", "en")
         for p in people:
             assert fake.texts(p) == [f"heard: from {p}"]
+
+
+async def test_a_turn_waiting_when_danger_is_disclosed_is_moved_up_with_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Twenty turns wait in line, the last of them for someone who said hello; then that
+    # person discloses danger. Their waiting turn answers both messages, so it goes first.
+    monkeypatch.setattr(engine_module, "ADMISSION", 1)
+    async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
+        engine = engine_of(app)
+        people = [f"+4477009004{i:02d}" for i in range(20)]
+        danger = "+447700900398"
+        waiting = [
+            (await engine.accept(InboundMessage("test", p, f"from {p}"))).conversation_id
+            for p in [*people, danger]
+        ]
+        await asyncio.gather(
+            *(engine.process(conversation_id) for conversation_id in waiting),
+            engine.handle(InboundMessage("test", danger, "he's outside with a knife")),
+        )
+        # The first person's turn was already running; the person in danger is next.
+        assert [m.address for m in fake.sent[:3]] == [people[0], danger, danger]
+        assert fake.texts(danger)[:2] == [
+            f"heard: from {danger}",
+            app[CONTENT].text("risk.immediate", "en"),
+        ]
+        for p in people:
+            assert fake.texts(p) == [f"heard: from {p}"]
