@@ -88,7 +88,7 @@ _OPEN = (
         CONVERSATIONS.c.flow,
         CONVERSATIONS.c.state,
         CONVERSATIONS.c.owner,
-        CONVERSATIONS.c.last_inbound_at,
+        CONTACTS.c.last_seen_at.label("contact_seen"),
         exists()
         .where(
             MESSAGES.c.conversation_id == CONVERSATIONS.c.id,
@@ -97,9 +97,14 @@ _OPEN = (
         )
         .label("queued"),
     )
+    .select_from(CONVERSATIONS.join(CONTACTS, CONTACTS.c.key == CONVERSATIONS.c.contact_key))
     .where(CONVERSATIONS.c.contact_key == bindparam("key"), ~CONVERSATIONS.c.closed)
     .order_by(CONVERSATIONS.c.created_at.desc())
     .limit(1)
+)
+_STORED = select(MESSAGES.c.id).where(
+    MESSAGES.c.channel == bindparam("channel"),
+    MESSAGES.c.external_id == bindparam("external_id"),
 )
 _SEEN = (
     update(CONVERSATIONS)
@@ -182,9 +187,9 @@ def _aware(value: datetime) -> datetime:
 
 
 def _seen_long_ago(last: datetime | None, now: datetime) -> bool:
-    """Whether a contact's last message is old enough to mark it seen again. Retention
-    counts in days, so a contact's last-seen time may lag its last message by a minute; the
-    contact is not written again for every message of a chat."""
+    """Whether a contact was marked seen long enough ago to be marked again. Retention counts
+    in days, so a contact's last-seen time may lag its last message by a minute; the contact
+    is not written again for every message of a chat."""
     return last is None or now - _aware(last) >= TOUCH_EVERY
 
 
@@ -511,9 +516,9 @@ class SqlStore:
 
         def run(conn: Connection) -> Accepted:
             found = self._sql.first(conn, _OPEN, {"key": contact_key})
-            if found is None or _seen_long_ago(found.last_inbound_at, received_at):
+            if found is None or _seen_long_ago(found.contact_seen, received_at):
                 # Otherwise the contact was marked seen (and its address sealed) moments ago,
-                # by the message before this one.
+                # by an earlier message.
                 self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
             stored = text
             if found is not None and private is not None:
@@ -558,8 +563,14 @@ class SqlStore:
         try:
             return await self._write(run)
         except IntegrityError as exc:
-            # A redelivered message (or two instances racing on the same webhook).
-            if external_id is not None:
+            # A redelivered message (or two instances racing on the same webhook). Any other
+            # conflict (a new conversation's reference taken, once in a billion) is an error:
+            # the channel does not acknowledge, and the platform delivers again.
+            if external_id is not None and await self._read(
+                lambda conn: self._sql.first(
+                    conn, _STORED, {"channel": channel, "external_id": external_id}
+                )
+            ):
                 raise DuplicateMessage(f"{channel} message already stored") from exc
             raise
 
