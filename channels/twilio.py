@@ -58,6 +58,9 @@ class TwilioRefused(DeliveryError):
         self.code = code
 
 
+_FORM = "application/x-www-form-urlencoded"
+
+
 class _HttpClient(AsyncTwilioHttpClient):
     """Twilio's async HTTP client, sending Basic auth as a header: aiohttp 3.14 deprecates
     the BasicAuth object the library builds. (The library never logs Authorization.)"""
@@ -78,12 +81,12 @@ class _HttpClient(AsyncTwilioHttpClient):
             pair = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {pair}"
         body: Any = data
-        if data is not None:
+        if data is not None and headers.get("Content-Type", _FORM) == _FORM:
             # The same form aiohttp would send, encoded here: given a dict, aiohttp builds a
             # multipart writer (and a random boundary) for every message before it finds the
             # form needs none.
             body = urlencode(list(data.items()), doseq=True)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Content-Type"] = _FORM
         return await super().request(
             method, url, params, body, headers, None, timeout, allow_redirects
         )
