@@ -4,6 +4,7 @@ waiting, and what a turn stores reads back the same however it is read."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -113,5 +114,44 @@ async def test_a_redelivery_is_reported_as_a_duplicate_not_a_crash(database_url:
                     await call
         conv = await store.open_conversation("8" * 64)
         assert conv is not None and len(await store.transcript(conv.id)) == 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_rows_written_by_a_turn_are_stored_as_the_orm_stores_them(
+    sqlite_url: str,
+) -> None:
+    # Read back through SQLAlchemy, a date stored in another format could still parse; so
+    # compare the stored text itself with a row the ORM wrote (a note, see add_note).
+    store = SqlStore(sqlite_url)
+    try:
+        await upgrade(store.engine)
+        accepted = await store.accept_inbound(
+            contact_key="6" * 64,
+            channel="test",
+            sealed_address="sealed",
+            text="hello",
+            external_id=None,
+            received_at=utcnow(),
+        )
+        pending, conv = await store.pending_turn(accepted.conversation_id)
+        assert conv is not None
+        await store.save_turn(conv, [pending[0].id], [Reply("Hi.", options=("Yes", "No"))])
+        await store.add_note(conv.id, "a note", "Adviser")
+        async with store.engine.connect() as conn:
+            rows = (
+                await conn.exec_driver_sql(
+                    "SELECT direction, created_at, options, typeof(created_at) FROM messages"
+                    " ORDER BY id"
+                )
+            ).all()
+            closed = (await conn.exec_driver_sql("SELECT closed FROM conversations")).scalar()
+        by_orm = next(r for r in rows if r[0] == "note")
+        shape = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+        assert [r[0] for r in rows] == ["in", "out", "note"]
+        for direction, created_at, _, kind in rows:
+            assert kind == by_orm[3] == "text" and shape.match(created_at), direction
+        assert [r[2] for r in rows] == ["[]", '["Yes", "No"]', by_orm[2]] and by_orm[2] == "[]"
+        assert closed == 0
     finally:
         await store.close()
