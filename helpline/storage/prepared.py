@@ -1,15 +1,5 @@
-"""How the store's hot statements run: through SQLAlchemy's execution layer, or (SQLite)
-compiled once and run on the driver's own cursor.
-
-On SQLite a statement's SQL takes microseconds, and SQLAlchemy's execution layer (parameter
-processing, result set-up, events, its per-statement caches) costs several times as much:
-`python -m bench.read_cost` measured one read of a conversation at 174-190 µs through a kept
-connection and 20 µs through the sqlite3 driver alone. `Prepared` keeps SQLAlchemy where it is
-good (the SQL is written as Core statements and compiled by SQLAlchemy's SQLite dialect, and
-values are converted by each column type's own processors, so rows are stored exactly as
-SQLAlchemy would store them) and skips it where it is not (running them).
-
-Both kinds answer the same calls, so each store operation is written once."""
+"""How the store's hot statements run: through SQLAlchemy's execution layer (PostgreSQL), or
+compiled once by SQLAlchemy and run on SQLite's own cursor."""
 
 from __future__ import annotations
 
@@ -51,7 +41,16 @@ class CoreStatements:
 class SqliteStatements:
     """Statements compiled once for SQLite and run on the driver's cursor of the
     connection's current transaction. Driver errors come out as SQLAlchemy's own exceptions
-    (an IntegrityError is an IntegrityError either way), with their parameters hidden."""
+    (an IntegrityError is an IntegrityError either way), with their parameters hidden.
+
+    On SQLite a statement's SQL takes microseconds and SQLAlchemy's execution layer
+    (parameter processing, result set-up, events, caches) several times as much: one read of
+    a conversation took 174-190 µs through a kept connection and 20 µs through the driver
+    alone (`python -m bench.read_cost`). This keeps SQLAlchemy where it is good (the SQL is
+    Core statements compiled by its SQLite dialect, and values go through each column type's
+    own processors, so rows are stored exactly as the ORM stores them) and skips it for
+    running them. Both kinds of statements answer the same calls, so each store operation is
+    written once."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
