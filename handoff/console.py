@@ -7,7 +7,6 @@ CSRF token in the X-CSRF-Token header. The live websocket is in handoff/live.py.
 from __future__ import annotations
 
 import hmac
-import html
 import logging
 import re
 import time
@@ -15,13 +14,12 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from handoff import accounts, callbacks, live, referrals, safeguarding
+from handoff import accounts, callbacks, live, pages, referrals, safeguarding
 from handoff.accounts import (
     HELPLINE_ROLES,
     ROLES,
@@ -38,11 +36,10 @@ from helpline.routing import OUTCOMES
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = pages.STATIC
 COOKIE = "helpline_console"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_TEXT = 2000
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
 _QUEUE = re.compile(
     r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63}|adviser:[A-Za-z0-9._-]{2,40})$"
 )
@@ -197,16 +194,7 @@ async def page(request: web.Request) -> web.Response:
 
 
 def _render(app: web.Application, lang: str) -> str:
-    content = app[CONTENT]
-    template = (STATIC / "console.html").read_text(encoding="utf-8")
-    values = {"lang": lang, "exit_url": app[SETTINGS].exit_url}
-
-    def fill(match: re.Match[str]) -> str:
-        key = match.group(1)
-        value = values[key] if key in values else content.text(key, lang)
-        return html.escape(value, quote=True)
-
-    return _PLACEHOLDER.sub(fill, template)
+    return pages.render(app, "console", lang)
 
 
 def _cookie_secure(request: web.Request) -> bool:

@@ -5,7 +5,6 @@ through retention (a BEFORE_PURGE hook) and reports the advisers online gauge.""
 from __future__ import annotations
 
 import csv
-import html
 import io
 import re
 from collections.abc import Awaitable, Callable
@@ -13,16 +12,14 @@ from datetime import datetime
 
 from aiohttp import web
 
-from handoff import accounts, live, stats_counts
+from handoff import accounts, live, pages, stats_counts
 from handoff.accounts import SUPERVISING, User
-from handoff.console import STATIC, api, current_session
-from helpline.app import BEFORE_PURGE, CONTENT, METRICS, SETTINGS, STORE
+from handoff.console import api, current_session
+from helpline.app import BEFORE_PURGE, CONTENT, METRICS, STORE
 from helpline.content import Content
 from helpline.routing import OUTCOMES
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-LABELS = "labels"  # the placeholder that becomes the page's data-label-* attributes
 
 
 # -- pages shared with the admin page --------------------------------------------------
@@ -49,22 +46,9 @@ def _labels(content: Content, lang: str) -> dict[str, str]:
 
 
 def render_page(app: web.Application, name: str, lang: str) -> str:
-    """Fill {{key}} in handoff/static/<name>.html with content words (escaped)."""
-    content = app[CONTENT]
-    template = (STATIC / f"{name}.html").read_text(encoding="utf-8")
-    values = {"lang": lang, "exit_url": app[SETTINGS].exit_url}
-
-    def fill(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key == LABELS:
-            return "\n        ".join(
-                f'data-label-{k}="{html.escape(v, quote=True)}"'
-                for k, v in sorted(_labels(content, lang).items())
-            )
-        value = values[key] if key in values else content.text(key, lang)
-        return html.escape(value, quote=True)
-
-    return _PLACEHOLDER.sub(fill, template)
+    """The statistics or admin page (handoff/pages.py), with the names of values its script
+    shows."""
+    return pages.render(app, name, lang, _labels(app[CONTENT], lang))
 
 
 def page_for(

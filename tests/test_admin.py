@@ -327,3 +327,33 @@ async def test_removing_an_override_no_row_could_have_is_not_found(
             await ada.login("ada")
             status, _ = await ada.post(f"/console/api/admin/overrides/{override}/remove")
         assert status == 404
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+async def test_every_staff_page_has_the_quick_exit_and_links_to_itself_in_both_languages(
+    lang: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The console, statistics and admin pages share one layout (handoff/static/layout.html).
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "ada", "admin")
+        content = app[CONTENT]
+        async with Console(url) as ada:
+            await ada.login("ada")
+            for path, title in (
+                ("/console", "console.page_title"),
+                ("/console/stats", "stats.page_title"),
+                ("/console/admin", "admin.page_title"),
+            ):
+                async with ada.http.get(f"{url}{path}?lang={lang}") as resp:
+                    page = await resp.text()
+                assert f'<html lang="{lang}">' in page, path
+                assert content.text(title, lang) in page.split("</title>")[0], path
+                assert (
+                    "data-helpline-exit" in page and content.text("web.exit_button", lang) in page
+                )
+                assert f'href="{path}?lang=en"' in page and f'href="{path}?lang=cy"' in page
+                assert "{{" not in page and page.count("<main") == 1, path
