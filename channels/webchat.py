@@ -168,16 +168,11 @@ class WebChat:
         return await self.app[STORE].sealed_address(key) is not None
 
     async def _converse(self, ws: web.WebSocketResponse, token: str, lang: str) -> None:
-        engine = self.app[ENGINE]
         key = self.app[PRIVACY].contact_key(self.name, token)
         # Subscribe before opening, so nothing published in between is missed; what the
         # history already shows is skipped by message id.
         async with self.app[HUB].subscribe(f"web:{key}") as events:
-            conv = await engine.open(self.name, token, language=lang)
-            await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
-            history = await self._history(conv.id)
-            await ws.send_json({"type": "history", "messages": history})
-            shown = max((m["id"] for m in history), default=0)
+            shown = await self._start(ws, token, lang)
             forward = asyncio.create_task(self._forward(ws, events, shown))
             try:
                 await self._read(ws, token, key)
@@ -185,6 +180,15 @@ class WebChat:
                 forward.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await forward
+
+    async def _start(self, ws: web.WebSocketResponse, token: str, lang: str) -> int:
+        """Open the conversation and show it so far; the newest message id shown. (Its own
+        method, so that the history is not kept for as long as the chat stays open.)"""
+        conv = await self.app[ENGINE].open(self.name, token, language=lang)
+        await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
+        history = await self._history(conv.id)
+        await ws.send_json({"type": "history", "messages": history})
+        return max((m["id"] for m in history), default=0)
 
     async def _history(self, conversation_id: str) -> list[dict[str, Any]]:
         shown = []
