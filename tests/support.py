@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -136,3 +137,15 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0)
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+# When, where and in which thread a record was made: numbers that say nothing about anyone,
+# and that now and then contain any given run of digits (a phone number's last six, say).
+_RECORD_METADATA = {"created", "msecs", "relativeCreated", "thread", "process", "lineno"}
+
+
+def log_text(record: logging.LogRecord) -> str:
+    """Everything a log record could carry from a person: its message and every attribute
+    but the record's own time, place and thread numbers."""
+    kept = {k: v for k, v in record.__dict__.items() if k not in _RECORD_METADATA}
+    return f"{record.getMessage()} {kept!r}"

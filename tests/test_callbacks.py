@@ -28,7 +28,7 @@ from helpline.logs import quiet_libraries
 from tests.console_support import PLUGINS, Console, add_staff
 from tests.journey_support import Person
 from tests.loopback import loopback
-from tests.support import Clock, running, settings_for
+from tests.support import Clock, log_text, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
 TYPED = "07700 900987"  # the number a person types (Ofcom's drama range)
@@ -108,7 +108,7 @@ async def test_a_typed_number_is_sealed_and_kept_out_of_transcript_logs_and_even
         )
         assert not _leaks(everything, DIGITS, TYPED, "900987")
         assert events and not _leaks(events, DIGITS, TYPED, "900987")
-        logged = [f"{r.getMessage()} {r.__dict__!r}" for r in caplog.records]
+        logged = [log_text(r) for r in caplog.records]
         assert not _leaks(logged, DIGITS, TYPED, "900987")
 
 
@@ -277,7 +277,7 @@ async def test_show_number_is_audited_and_marking_the_call_deletes_the_number(
             ]
             assert (await alice.post(path))[0] == 404
             assert (await alice.get("/console/api/callbacks"))[1] == []
-        logged = [f"{r.getMessage()} {r.__dict__!r}" for r in caplog.records]
+        logged = [log_text(r) for r in caplog.records]
         assert not _leaks(logged, DIGITS, TYPED)
 
 

@@ -16,7 +16,7 @@ from helpline.domain import InboundMessage
 from helpline.logs import setup_logging
 from tests.console_support import PLUGINS, Console, add_staff
 from tests.loopback import loopback
-from tests.support import running, settings_for
+from tests.support import log_text, running, settings_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -66,7 +66,7 @@ async def test_logs_of_a_journey_hold_no_address_and_no_message_text(
         engine = app[ENGINE]
         for text in ("hello there", "1", "I want to kill myself", "talk to someone", "stop"):
             await engine.handle(InboundMessage("test", PHONE, text))
-    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    logged = "\n".join(log_text(r) for r in caplog.records)
     assert PHONE not in logged and PHONE[1:] not in logged
     for text in ("hello there", "kill myself", "talk to someone"):
         assert text not in logged

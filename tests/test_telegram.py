@@ -24,7 +24,7 @@ from helpline.domain import Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
 from tests.loopback import Loopback, loopback
-from tests.support import OPEN_NOON, running, settings_for, wait_for
+from tests.support import OPEN_NOON, log_text, running, settings_for, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -295,7 +295,7 @@ async def test_the_chat_id_and_words_stay_out_of_logs_and_the_id_out_of_the_data
     await env.say("stop")
     assert env.loop.telegram_texts()
     for leak in (str(CHAT_ID), secret_words, BOT_TOKEN, SECRET):
-        leaking = [r.name for r in caplog.records if leak in f"{r.getMessage()} {r.__dict__!r}"]
+        leaking = [r.name for r in caplog.records if leak in log_text(r)]
         assert not leaking, f"logged by {leaking}"
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("helpline.db*"))
     assert stored

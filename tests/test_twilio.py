@@ -25,7 +25,7 @@ from helpline.domain import Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
 from tests.loopback import Loopback, loopback
-from tests.support import OPEN_NOON, running, settings_for
+from tests.support import OPEN_NOON, log_text, running, settings_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -420,7 +420,7 @@ async def test_the_phone_number_and_words_stay_out_of_logs_and_the_number_out_of
     await env.say("stop")
     assert env.loop.sms_bodies()  # the journey really ran
     for leak in (PHONE, PHONE[1:], "7700900123", secret_words, TOKEN):
-        leaking = [r.name for r in caplog.records if leak in f"{r.getMessage()} {r.__dict__!r}"]
+        leaking = [r.name for r in caplog.records if leak in log_text(r)]
         assert not leaking, f"logged by {leaking}"
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("helpline.db*"))
     assert stored  # the database (and its WAL) were read
