@@ -159,7 +159,9 @@ class Engine:
         self._admission = Admission(ADMISSION)
         # Screened on arrival, so that a risky message goes before everyone waiting
         # (helpline/admission.py); the turn uses the same result rather than screening again.
-        self._screened: OrderedDict[int, tuple[str, str, RiskResult]] = OrderedDict()
+        # (Keyed by message id, with the language and a hash of the text it was screened
+        # with: the text itself is not kept here.)
+        self._screened: OrderedDict[int, tuple[str, int, RiskResult]] = OrderedDict()
         self._risky: OrderedDict[str, None] = OrderedDict()
 
     # -- entry points for channels ---------------------------------------------------------
@@ -204,7 +206,7 @@ class Engine:
             self.metrics.duplicates.labels(msg.channel).inc()
             raise
         self.metrics.messages_in.labels(msg.channel).inc()
-        _remember(self._screened, accepted.message_id, (language, msg.text, risk))
+        _remember(self._screened, accepted.message_id, (language, hash(msg.text), risk))
         if urgent:
             _remember(self._risky, accepted.conversation_id, None)
         return accepted
@@ -333,7 +335,7 @@ class Engine:
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             await self.handoffs.forward(conv, message)
         screened = self._screened.pop(message.id, None)
-        if screened is not None and screened[:2] == (conv.language, message.text):
+        if screened is not None and screened[:2] == (conv.language, hash(message.text)):
             risk = screened[2]
         else:
             risk = self.screen(message.text, conv.language)
