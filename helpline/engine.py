@@ -154,8 +154,9 @@ class Engine:
         self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
         # Admission: at most this many turns, chat openings and stores at once, in arrival
-        # order. Beyond it people wait their turn here rather than all progressing together
-        # and timing out on the database pool (a burst: docs/performance.md).
+        # order but a risky message first. Beyond it people wait their turn here rather than
+        # all progressing together and timing out on the database pool (a burst:
+        # docs/performance.md).
         self._admission = Admission(ADMISSION)
         # Screened on arrival, so that a risky message goes before everyone waiting
         # (helpline/admission.py); the turn uses the same result rather than screening again.
@@ -170,7 +171,11 @@ class Engine:
         """Store the message (raises DuplicateMessage for a redelivery). Once this returns,
         the channel may acknowledge: the message cannot be lost."""
         key = self.privacy.contact_key(msg.channel, msg.address)
-        if not await self.limiter.allow(key, self.message_limits):
+        risk = self.screen(msg.text, language)
+        urgent = risk.level != "none"
+        # A message about danger is never refused for coming too fast: it is stored and
+        # answered with the emergency guidance like any other risky message.
+        if not urgent and not await self.limiter.allow(key, self.message_limits):
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 
@@ -184,8 +189,6 @@ class Engine:
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
-        risk = self.screen(msg.text, language)
-        urgent = risk.level != "none"
         try:
             async with self._admission.slot(urgent=urgent):
                 accepted = await self.store.accept_inbound(

@@ -1,4 +1,5 @@
-"""Rate limits: a flood from one contact or one address gets a calm reply, nothing stored."""
+"""Rate limits: a flood from one contact or one address gets a calm reply, nothing stored;
+a message about danger always gets through."""
 
 from __future__ import annotations
 
@@ -108,3 +109,17 @@ def test_a_proxy_setting_that_is_not_an_address_stops_the_service(tmp_path: Path
     for wrong in ("nginx.local", "10.0.0.1/8"):  # a host with a network's mask is not a network
         with pytest.raises(ValueError, match="trusted_proxies"):
             settings_for("sqlite+aiosqlite://", tmp_path, trusted_proxies=wrong)
+
+
+async def test_a_message_about_danger_is_never_refused_for_coming_too_fast(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        engine = app[ENGINE]
+        phone = "+447700900998"
+        for i in range(20):
+            await engine.accept(InboundMessage("test", phone, f"m{i}"))
+        with pytest.raises(RateLimited):
+            await engine.accept(InboundMessage("test", phone, "one more"))
+        await engine.handle(InboundMessage("test", phone, "he's outside with a knife"))
+        assert app[CONTENT].text("risk.immediate", "en") in fake.texts(phone)
