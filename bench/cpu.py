@@ -18,10 +18,11 @@ from pathlib import Path
 from bench import load, run
 
 
-def thread_seconds(pid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) used so far by each thread of a process, with its name."""
+def thread_seconds(pid: int) -> dict[int, tuple[str, float, float]]:
+    """CPU seconds used so far by each thread of a process, in user space and in the kernel,
+    with its name."""
     ticks = os.sysconf("SC_CLK_TCK")
-    found: dict[int, tuple[str, float]] = {}
+    found: dict[int, tuple[str, float, float]] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
@@ -29,7 +30,7 @@ def thread_seconds(pid: int) -> dict[int, tuple[str, float]]:
         except OSError:
             continue  # the thread ended
         fields = stat.rpartition(")")[2].split()
-        found[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+        found[int(tid)] = (name, int(fields[11]) / ticks, int(fields[12]) / ticks)
     return found
 
 
@@ -44,19 +45,22 @@ async def measure(base: str, pid: int, conversations: int, window: float) -> Non
         f"{conversations} conversations: {result.rate:.0f} msg/s, p50 {result.p50_ms:.0f} ms, "
         f"p99 {result.p99_ms:.0f} ms; server threads over {elapsed:.1f} s:"
     )
-    total = 0.0
-    for tid, (name, seconds) in sorted(after.items()):
-        used = seconds - before.get(tid, (name, 0.0))[1]
-        total += used
+    total = kernel = 0.0
+    for tid, (name, user, system) in sorted(after.items()):
+        _, user_before, system_before = before.get(tid, (name, 0.0, 0.0))
+        used, in_kernel = user + system - user_before - system_before, system - system_before
+        total, kernel = total + used, kernel + in_kernel
         if used > 0:
             label = "event loop" if tid == pid else f"{name} ({tid})"
             print(
                 f"  {label:28} {100 * used / elapsed:5.1f}% of a core, "
-                f"{1e6 * used / elapsed / result.rate:6.0f} us a message"
+                f"{1e6 * used / elapsed / result.rate:6.0f} us a message "
+                f"({1e6 * in_kernel / elapsed / result.rate:4.0f} in the kernel)"
             )
     print(
         f"  {'all':28} {100 * total / elapsed:5.1f}% of a core, "
-        f"{1e6 * total / elapsed / result.rate:6.0f} us a message"
+        f"{1e6 * total / elapsed / result.rate:6.0f} us a message "
+        f"({1e6 * kernel / elapsed / result.rate:4.0f} in the kernel)"
     )
 
 
