@@ -35,6 +35,11 @@ class RedisLocks:
     A live holder renews it every third of the lease, so a slow turn (a slow SMS gateway)
     never loses the lock. `blocking_timeout` bounds how long a waiter waits before
     LockTimeout. The caller creates and closes the client.
+
+    The renewal is stopped by an event, never by cancelling it: redis-py can swallow a
+    cancellation that lands while a command is on the wire, and a renewal cancelled that way
+    went on renewing for ever while the turn waited for it to end, so the conversation's
+    next message never got the lock (tests/test_locks_contract.py).
     """
 
     def __init__(
@@ -48,6 +53,8 @@ class RedisLocks:
         self._prefix = prefix
         self._timeout = timeout
         self._blocking_timeout = blocking_timeout
+        # Renewals told to stop that are finishing a command in flight: kept until they end.
+        self._stopping: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -64,22 +71,30 @@ class RedisLocks:
             raise LockUnavailable("could not ask Redis for a conversation lock") from exc
         if not acquired:
             raise LockTimeout(f"no conversation lock within {self._blocking_timeout}s")
-        renewing = asyncio.create_task(self._renew(lock))
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(lock, done))
         try:
             yield
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            # Not awaited: a renewal in flight ends after its one command. If it lands after
+            # the release below, it finds the lock not ours and changes nothing.
+            done.set()
+            if not renewing.done():
+                self._stopping.add(renewing)
+                renewing.add_done_callback(self._stopping.discard)
             await self._release(lock)
 
-    async def _renew(self, lock: Lock) -> None:
+    async def _renew(self, lock: Lock, done: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self._timeout / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self._timeout / 3)
+            if done.is_set():
+                return
             try:
                 await lock.reacquire()
             except (LockError, RedisError):
-                log.warning("could not renew a conversation lock", exc_info=True)
+                if not done.is_set():
+                    log.warning("could not renew a conversation lock", exc_info=True)
                 return
 
     async def _release(self, lock: Lock) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -152,5 +153,43 @@ async def test_a_redis_outage_reaches_the_core_as_a_helpline_error() -> None:
             async with RedisLocks(client, "unreachable:").hold("conv-1"):
                 pytest.fail("held a lock without Redis")
         assert isinstance(raised.value, HelplineError)
+    finally:
+        await client.aclose()
+
+
+async def test_a_turn_that_ends_during_a_lease_renewal_still_frees_the_conversation(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # redis-py can swallow a cancellation that lands while a command is on the wire, so a
+    # renewal in flight when the turn ended once kept renewing the lease for ever, and the
+    # conversation's next message waited for a lock nobody would give back (found with 1,000
+    # conversations on PostgreSQL + Redis). Each turn here ends while a renewal is in flight,
+    # a few steps of the event loop into it.
+    renewing = asyncio.Event()
+    reacquire = Lock.reacquire
+
+    async def observed(lock: Lock) -> bool:
+        renewing.set()
+        return await reacquire(lock)
+
+    monkeypatch.setattr(Lock, "reacquire", observed)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        locks = RedisLocks(client, redis_prefix, timeout=0.06, blocking_timeout=1)
+
+        async def turn(steps: int) -> None:
+            renewing.clear()
+            async with locks.hold("conv-1"):
+                await renewing.wait()
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+
+        for n in range(60):
+            # A task of its own: a stuck unlock must fail the test, not hang it.
+            running = asyncio.create_task(turn(n % 6))
+            await asyncio.wait({running}, timeout=2)
+            assert running.done(), f"turn {n} could not let go of its lock"
+            running.result()
+            assert not await client.exists(redis_prefix + "lock:conv-1"), f"held after turn {n}"
     finally:
         await client.aclose()
