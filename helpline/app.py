@@ -6,7 +6,6 @@ so that the core never imports an adapter."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from helpline.ratelimit import MemoryLimiter, RedisLimiter
 from helpline.routing import Routing
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
+from helpline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,7 @@ def create_app(
         try:
             yield
         finally:
-            chores.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await chores
+            await cancel_and_wait(chores)
             app[DRAINING][0] = True
             await engine.drain()
             if isinstance(hub, RedisHub):

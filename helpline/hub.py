@@ -15,6 +15,8 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from helpline.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 _QUEUE_LIMIT = 1000  # a subscriber that falls this far behind loses its oldest events
@@ -81,9 +83,7 @@ class RedisHub:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         await self._client.publish(self._channel_prefix + topic, json.dumps(event))
