@@ -6,7 +6,6 @@ The in-process twin is helpline.locks.MemoryLocks; both satisfy helpline.ports.L
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +27,16 @@ class LockUnavailable(HelplineError):
     """Redis could not be asked for a lock."""
 
 
+class _Renewal:
+    """What a lock's renewal task and its holder share."""
+
+    __slots__ = ("done", "in_flight")
+
+    def __init__(self) -> None:
+        self.done = False  # the holder has finished: renew no more
+        self.in_flight = False  # a renewal command is on the wire
+
+
 class RedisLocks:
     """One Redis lock per key, held as a short lease that its holder renews while it works.
 
@@ -36,8 +45,8 @@ class RedisLocks:
     never loses the lock. `blocking_timeout` bounds how long a waiter waits before
     LockTimeout. The caller creates and closes the client.
 
-    The renewal is stopped by an event, never by cancelling it: redis-py can swallow a
-    cancellation that lands while a command is on the wire, and a renewal cancelled that way
+    A renewal is cancelled only while it sleeps, never while its command is on the wire:
+    redis-py can swallow a cancellation that lands then, and a renewal cancelled that way
     went on renewing for ever while the turn waited for it to end, so the conversation's
     next message never got the lock (tests/test_locks_contract.py).
     """
@@ -71,31 +80,33 @@ class RedisLocks:
             raise LockUnavailable("could not ask Redis for a conversation lock") from exc
         if not acquired:
             raise LockTimeout(f"no conversation lock within {self._blocking_timeout}s")
-        done = asyncio.Event()
-        renewing = asyncio.create_task(self._renew(lock, done))
+        renewal = _Renewal()
+        renewing = asyncio.create_task(self._renew(lock, renewal))
         try:
             yield
         finally:
-            # Not awaited: a renewal in flight ends after its one command. If it lands after
-            # the release below, it finds the lock not ours and changes nothing.
-            done.set()
-            if not renewing.done():
+            renewal.done = True
+            if not renewal.in_flight:
+                renewing.cancel()  # asleep (or not started): a cancellation it cannot miss
+            elif not renewing.done():
+                # Not awaited: it stops after its one command. If that lands after the
+                # release below, it finds the lock not ours and changes nothing.
                 self._stopping.add(renewing)
                 renewing.add_done_callback(self._stopping.discard)
             await self._release(lock)
 
-    async def _renew(self, lock: Lock, done: asyncio.Event) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self._timeout / 3)
-            if done.is_set():
-                return
+    async def _renew(self, lock: Lock, renewal: _Renewal) -> None:
+        while not renewal.done:
+            await asyncio.sleep(self._timeout / 3)
+            renewal.in_flight = True
             try:
                 await lock.reacquire()
             except (LockError, RedisError):
-                if not done.is_set():
+                if not renewal.done:
                     log.warning("could not renew a conversation lock", exc_info=True)
                 return
+            finally:
+                renewal.in_flight = False
 
     async def _release(self, lock: Lock) -> None:
         # Raising here would hide the body's own exception, or fail a turn that was saved.
