@@ -226,7 +226,7 @@ class Engine:
                 language=language,
             )
         # Always the conversation's lock first, then admission: never the other way round.
-        async with self.locks.hold(conv_id), self._admission.slot():
+        async with self.locks.hold(conv_id), self._admission.slot(), self.store.unit():
             conv = await self.store.conversation(conv_id)
             if conv.answers.get("_greeted"):
                 return conv
@@ -291,7 +291,10 @@ class Engine:
         async with self.locks.hold(conversation_id):
             urgent = conversation_id in self._risky
             self._risky.pop(conversation_id, None)
-            async with self._admission.slot(urgent=urgent, key=conversation_id):
+            async with (
+                self._admission.slot(urgent=urgent, key=conversation_id),
+                self.store.unit(),
+            ):
                 await self._turn(conversation_id)
 
     async def _turn(self, conversation_id: str) -> None:

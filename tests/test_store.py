@@ -155,3 +155,47 @@ async def test_sqlite_rows_written_by_a_turn_are_stored_as_the_orm_stores_them(
         assert closed == 0
     finally:
         await store.close()
+
+
+async def test_a_units_operations_commit_one_by_one_and_outlive_a_failed_one(
+    database_url: str,
+) -> None:
+    # On PostgreSQL a turn's reads and writes share one connection (Engine.process); each is
+    # still its own transaction, a failed one does not spoil the rest, and tasks started
+    # inside use connections of their own.
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        async with store.unit():
+            first = await store.accept_inbound(
+                contact_key="7" * 64,
+                channel="test",
+                sealed_address=None,
+                text="hello",
+                external_id="SM-unit",
+                received_at=utcnow(),
+            )
+            with pytest.raises(DuplicateMessage):
+                await store.accept_inbound(
+                    contact_key="7" * 64,
+                    channel="test",
+                    sealed_address=None,
+                    text="hello",
+                    external_id="SM-unit",
+                    received_at=utcnow(),
+                )
+            # Seen from other tasks (other connections) while the unit is still open.
+            seen = await asyncio.gather(
+                *(store.transcript(first.conversation_id) for _ in range(3))
+            )
+            assert [len(t) for t in seen] == [1, 1, 1]
+            pending, conv = await store.pending_turn(first.conversation_id)
+            assert conv is not None and [m.id for m in pending] == [first.message_id]
+            await store.save_turn(conv, [first.message_id], [Reply("Thank you.")])
+            if not store.url.startswith("sqlite"):
+                assert store.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        texts = [m.text for m in await store.transcript(first.conversation_id)]
+        assert texts == ["hello", "Thank you."]
+        assert (await store.pending_turn(first.conversation_id))[1] is None
+    finally:
+        await store.close()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from helpline.domain import (
@@ -437,6 +438,12 @@ def _orm(fn: Callable[[Session], T]) -> Callable[[Connection], T]:
     return run
 
 
+# The connection a task's store operations share inside SqlStore.unit(), with that task.
+_BOUND: contextvars.ContextVar[tuple[asyncio.Task[Any] | None, AsyncConnection] | None] = (
+    contextvars.ContextVar("helpline_store_connection", default=None)
+)
+
+
 class SqlStore:
     """Conversations, messages and handoffs on SQLite or PostgreSQL through SQLAlchemy."""
 
@@ -468,11 +475,39 @@ class SqlStore:
 
         await self._read(run)
 
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[None]:
+        """Inside this, the calling task's store operations on PostgreSQL share one pooled
+        connection, each still its own transaction: a turn takes one connection from the pool
+        (and checks it once) instead of one for each of its reads and writes. Other tasks,
+        including ones started inside, are unaffected. On SQLite it changes nothing."""
+        if self._threads is not None or _BOUND.get() is not None:
+            yield
+            return
+        async with self.engine.connect() as conn:
+            token = _BOUND.set((asyncio.current_task(), conn))
+            try:
+                yield
+            finally:
+                _BOUND.reset(token)
+
+    def _bound(self) -> AsyncConnection | None:
+        bound = _BOUND.get()
+        if bound is None or bound[0] is not asyncio.current_task():
+            return None
+        if bound[1].engine.sync_engine is not self.engine.sync_engine:
+            return None
+        return bound[1]
+
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in one write transaction, committed after it returns (rolled back if it
         raises)."""
         if self._threads is not None:
             return await self._threads.writer.submit(fn)
+        conn = self._bound()
+        if conn is not None:
+            async with conn.begin():
+                return await conn.run_sync(fn)
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn)
 
@@ -482,6 +517,10 @@ class SqlStore:
         if self._threads is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._threads.readers, self._threads.read, fn)
+        conn = self._bound()
+        if conn is not None:
+            async with conn.begin():
+                return await conn.run_sync(fn)
         async with self._reading.connect() as conn:
             return await conn.run_sync(fn)
 
