@@ -481,8 +481,8 @@ class SqlStore:
         connection, each still its own transaction: a turn takes one connection from the pool
         (and checks it once) instead of one for each of its reads and writes. Other tasks,
         including ones started inside, are unaffected. On SQLite it changes nothing."""
-        if self._threads is not None or _BOUND.get() is not None:
-            yield
+        if self._threads is not None or self._bound() is not None:
+            yield  # SQLite, or already inside one
             return
         async with self.engine.connect() as conn:
             token = _BOUND.set((asyncio.current_task(), conn))
