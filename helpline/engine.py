@@ -44,8 +44,10 @@ LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # types this prefix only gets their own message unreadable: it will not open.)
 SEALED_TEXT = "\u2400sealed:"
 # Below the database pool's connections (storage.engine.POOL_SIZE), so a turn never waits
-# on one, nor opens one.
-ADMISSION = 16
+# on one, nor opens one. More would not answer more messages a second (the event loop is
+# the limit), only make each turn share it with more others: with 16 a risk message took
+# half as long again to reach an adviser's console under load (docs/performance.md).
+ADMISSION = 8
 # Screening results and urgent conversations kept for turns still to run here.
 REMEMBERED = 10_000
 # A code word to continue on another channel lasts a day and works once.

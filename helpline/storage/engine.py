@@ -19,10 +19,12 @@ def is_sqlite(url: str) -> bool:
 
 
 # PostgreSQL connections each instance keeps open, and how many more it may open for a
-# moment. The pool must hold what the engine's admission lets run at once (ADMISSION, 16)
+# moment. The pool must hold what the engine's admission lets run at once (ADMISSION, 8)
 # plus the console's and housekeeping's: connections opened beyond the pool are closed again
 # as soon as they are given back, and under load that meant opening a connection (a new
-# server process) for a good part of the turns (docs/performance.md).
+# server process) for a good part of the turns (docs/performance.md). A turn holds one
+# (SqlStore.unit), and a second for a moment if an effect opens a session of its own (a
+# call-back request): with 8 turns the pool always leaves turns able to finish.
 POOL_SIZE = 20
 POOL_OVERFLOW = 5
 
