@@ -53,7 +53,9 @@ from helpline.errors import DuplicateMessage, NotFound
 from helpline.privacy import new_reference
 from helpline.storage.engine import (
     POOL_SIZE,
+    POSTGRES_TURNS,
     READ_ONLY,
+    SQLITE_TURNS,
     create_engine,
     create_sqlite_thread_engine,
     is_sqlite,
@@ -463,6 +465,12 @@ class SqlStore:
         self._touch, self._touch_keeping_address = _contact_upserts(
             sqlite.insert if is_sqlite(url) else postgresql.insert
         )
+
+    @property
+    def turns_at_once(self) -> int:
+        """How many turns the engine should run at once on this backend (see
+        storage.engine.SQLITE_TURNS)."""
+        return SQLITE_TURNS if self._threads is not None else POSTGRES_TURNS
 
     async def close(self) -> None:
         if self._threads is not None:
