@@ -25,6 +25,7 @@ from handoff.stats import page_for
 from helpline.app import CLOCK, CONTENT, HOURS, HUB, STORE
 from helpline.domain import storable
 from helpline.hours import OpeningHours
+from helpline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ async def _keep_hours(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await cancel_and_wait(task)  # again until it ends (helpline/tasks.py)
 
 
 # -- what the page shows ---------------------------------------------------------------

@@ -23,6 +23,7 @@ from handoff.views import queue_snapshot, supervisor_view, visible
 from helpline.app import CLOCK, DRAINING, HUB, STORE
 from helpline.errors import Forbidden, NotFound
 from helpline.routing import QUEUE_TOPIC
+from helpline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class LiveConsole:
                 task.cancel()
             for task in [*self.tasks, *self.watched.values()]:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    # Again until it ends: a snapshot may be inside a Redis call, and redis-py
+                    # can swallow a cancellation (helpline/tasks.py).
+                    await cancel_and_wait(task)
 
     async def _pump(
         self,
