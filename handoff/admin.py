@@ -81,11 +81,8 @@ async def _keep_hours(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await cancel_and_wait(task)  # again until it ends (helpline/tasks.py)
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancel_and_wait(*tasks)  # again until they end (helpline/tasks.py)
 
 
 # -- what the page shows ---------------------------------------------------------------

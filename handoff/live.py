@@ -101,13 +101,10 @@ class LiveConsole:
             self.dirty.set()
             await self._read()
         finally:
-            for task in [*self.tasks, *self.watched.values()]:
-                task.cancel()
-            for task in [*self.tasks, *self.watched.values()]:
-                with contextlib.suppress(asyncio.CancelledError):
-                    # Again until it ends: a snapshot may be inside a Redis call, and redis-py
-                    # can swallow a cancellation (helpline/tasks.py).
-                    await cancel_and_wait(task)
+            with contextlib.suppress(asyncio.CancelledError):
+                # Again until they end: a snapshot may be inside a Redis call, and redis-py
+                # can swallow a cancellation (helpline/tasks.py).
+                await cancel_and_wait(*self.tasks, *self.watched.values())
 
     async def _pump(
         self,

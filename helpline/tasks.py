@@ -9,19 +9,23 @@ from typing import Any
 RETRY_SECONDS = 0.05
 
 
-async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel `task` and wait until it has ended; raise what it raised, if not cancelled.
+async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel `tasks` and wait until every one has ended; then raise what the first that
+    failed raised (other than its cancellation), if any did.
 
     redis-py can swallow a cancellation that lands while a command is on the wire: the call
     returns normally and a loop around it carries on, so a plain `cancel(); await task`
     can wait for ever (a shutdown that never ends). A task still running is cancelled again
     until it ends."""
     try:
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=RETRY_SECONDS)
+        while running := [task for task in tasks if not task.done()]:
+            for task in running:
+                task.cancel()
+            await asyncio.wait(running, timeout=RETRY_SECONDS)
     except asyncio.CancelledError:
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         raise
-    if not task.cancelled():
-        task.result()
+    for task in tasks:
+        if not task.cancelled():
+            task.result()

@@ -46,3 +46,23 @@ async def test_a_finished_task_is_left_as_it_was() -> None:
     await task
     await cancel_and_wait(task)
     assert task.result() == 7
+
+
+async def test_several_tasks_all_end_and_the_first_failure_is_raised() -> None:
+    async def swallows_once() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        await asyncio.sleep(10)
+
+    async def fails() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleaning up failed") from None
+
+    tasks = [asyncio.create_task(swallows_once()), asyncio.create_task(fails())]
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="cleaning up failed"):
+        async with asyncio.timeout(2):
+            await cancel_and_wait(*tasks)
+    assert all(task.done() for task in tasks)
