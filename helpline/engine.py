@@ -43,10 +43,6 @@ LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # clear (State.redacted), and is replaced by a stand-in line once handled. (A person who
 # types this prefix only gets their own message unreadable: it will not open.)
 SEALED_TEXT = "\u2400sealed:"
-# At most this many turns at once, and fewer if the store says so (SqlStore.turns_at_once:
-# what suits its backend). Below the database pool's connections (storage.engine.POOL_SIZE),
-# so a turn never waits on one, nor opens one.
-ADMISSION = 16
 # Screening results and urgent conversations kept for turns still to run here.
 REMEMBERED = 10_000
 # A code word to continue on another channel lasts a day and works once.
@@ -158,7 +154,9 @@ class Engine:
         # order but a risky message first. Beyond it people wait their turn here rather than
         # all progressing together and timing out on the database pool (a burst:
         # docs/performance.md).
-        self._admission = Admission(min(ADMISSION, store.turns_at_once))
+        # How many suits the backend (SqlStore.turns_at_once), below the database pool's
+        # connections (storage.engine.POOL_SIZE), so a turn never waits on one, nor opens one.
+        self._admission = Admission(store.turns_at_once)
         # Screened on arrival, so that a risky message goes before everyone waiting
         # (helpline/admission.py); the turn uses the same result rather than screening again.
         # (Keyed by message id, with the language and a hash of the text it was screened

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import flows
-import helpline.engine as engine_module
 from helpline.app import CONTENT, STORE
 from helpline.domain import InboundMessage
 from helpline.errors import DuplicateMessage
 from helpline.flowkit import FlowSpec, State, Turn
+from helpline.storage import SqlStore
 from tests.support import engine_of, running, settings_for, wait_for
 
 PHONE = "+447700900123"
@@ -160,7 +160,7 @@ async def test_under_load_a_message_about_danger_is_answered_before_those_waitin
 ) -> None:
     # One turn at a time, so that everyone else has to wait: the person in danger is
     # answered first, with the emergency guidance, though twenty wrote before them.
-    monkeypatch.setattr(engine_module, "ADMISSION", 1)
+    monkeypatch.setattr(SqlStore, "turns_at_once", 1)
     async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
         engine = engine_of(app)
         people = [f"+4477009003{i:02d}" for i in range(20)]
@@ -181,7 +181,7 @@ async def test_a_turn_waiting_when_danger_is_disclosed_is_moved_up_with_it(
 ) -> None:
     # Twenty turns wait in line, the last of them for someone who said hello; then that
     # person discloses danger. Their waiting turn answers both messages, so it goes first.
-    monkeypatch.setattr(engine_module, "ADMISSION", 1)
+    monkeypatch.setattr(SqlStore, "turns_at_once", 1)
     async with running(settings_for(database_url, tmp_path), journeys=(ECHO,)) as (app, fake, _):
         engine = engine_of(app)
         people = [f"+4477009004{i:02d}" for i in range(20)]
