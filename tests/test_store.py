@@ -166,24 +166,17 @@ async def test_a_units_operations_commit_one_by_one_and_outlive_a_failed_one(
     store = SqlStore(database_url)
     try:
         await upgrade(store.engine)
+        arrival = {
+            "contact_key": "7" * 64,
+            "channel": "test",
+            "sealed_address": None,
+            "text": "hello",
+            "external_id": "SM-unit",
+        }
         async with store.unit():
-            first = await store.accept_inbound(
-                contact_key="7" * 64,
-                channel="test",
-                sealed_address=None,
-                text="hello",
-                external_id="SM-unit",
-                received_at=utcnow(),
-            )
+            first = await store.accept_inbound(**arrival, received_at=utcnow())
             with pytest.raises(DuplicateMessage):
-                await store.accept_inbound(
-                    contact_key="7" * 64,
-                    channel="test",
-                    sealed_address=None,
-                    text="hello",
-                    external_id="SM-unit",
-                    received_at=utcnow(),
-                )
+                await store.accept_inbound(**arrival, received_at=utcnow())
             # Seen from other tasks (other connections) while the unit is still open.
             seen = await asyncio.gather(
                 *(store.transcript(first.conversation_id) for _ in range(3))
