@@ -9,6 +9,7 @@ whole module, so the examples stay cheap."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 import secrets
@@ -24,7 +25,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
@@ -261,7 +262,9 @@ async def _post_form(
     headers = {"Content-Type": content_type}
     if signature is not None:
         headers["X-Twilio-Signature"] = signature
-    async with env.http.post(env.url + path, data=body, headers=headers) as resp:
+    # A file-like body: aiohttp warns (an error here) about raw bytes over 1 MiB, which a
+    # form of long emoji fields reaches once percent-encoded.
+    async with env.http.post(env.url + path, data=io.BytesIO(body), headers=headers) as resp:
         await resp.read()
         return resp.status
 
@@ -280,6 +283,10 @@ twilio_changes = st.dictionaries(
 
 @FEW
 @given(whatsapp=st.booleans(), changes=twilio_changes, drop=st.sets(st.sampled_from(["From"])))
+# Over 1 MiB once percent-encoded (found by a long run of this test).
+@example(
+    whatsapp=False, changes={"Body": "\U0001f469" * 80_000, "To": "\U0001f469" * 10_000}, drop=set()
+)
 async def test_a_signed_twilio_webhook_with_any_fields_is_answered_without_a_server_error(
     env: Env, whatsapp: bool, changes: dict[str, str], drop: set[str]
 ) -> None:
@@ -390,7 +397,9 @@ async def _post_telegram(env: Env, body: bytes, secret: str | None) -> int:
     headers = {"Content-Type": "application/json"}
     if secret is not None:
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    async with env.http.post(env.url + TELEGRAM_PATH, data=body, headers=headers) as resp:
+    async with env.http.post(
+        env.url + TELEGRAM_PATH, data=io.BytesIO(body), headers=headers
+    ) as resp:
         await resp.read()
         return resp.status
 
