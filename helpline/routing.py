@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("signposted", "referred", "safeguarding", "callback", "no_further_action")
 QUEUE_TOPIC = "queue"
+DEFAULT_QUEUE = "helpline"
 # Journey states that offer someone waiting long (or out of hours) a call-back or other
 # routes; their options are answered while they wait (State.while_queued), so a reply leads
 # on into the call-back part of the journey.
@@ -211,22 +212,51 @@ class Routing:
         return await self._joined(entry, adviser) if entry else None
 
     async def _joined(self, entry: QueueEntry, adviser: str) -> Conversation:
+        """The adviser joins a conversation the queue has just given them. The claim was
+        made outside the conversation's lock: if the person has left meanwhile (cancelled,
+        said stop, took a call-back instead), nobody joins; if joining fails, the
+        conversation goes back to waiting rather than being held by no one."""
         engine = self._engine()
+        joined = False
+        try:
+            async with engine.locks.hold(entry.conversation_id):
+                conv = await self._still_waiting(entry.conversation_id, adviser)
+                conv.owner, conv.adviser = Owner.ADVISER, adviser
+                t = self.content.text
+                replies = [
+                    Reply(t("event.claimed", conv.language, adviser=adviser), author=Author.SYSTEM),
+                    Reply(t("handoff.joined", conv.language)),
+                ]
+                stored = await self.store.save_turn(conv, [], replies)
+                joined = True
+                await self.store.update_handoff(
+                    conv.id, claimed_by=adviser, claimed_at=self.clock()
+                )
+                await engine.deliver(conv, stored)
+        except QueueError:
+            raise
+        except BaseException:
+            if not joined and await self.queue.release(entry.conversation_id, adviser):
+                await self.publish("released", entry.conversation_id)
+            raise
         waited = (self.clock() - entry.joined_at).total_seconds()
         self.metrics.wait_seconds.labels(queue_kind(entry.queue)).observe(max(0.0, waited))
-        async with engine.locks.hold(entry.conversation_id):
-            conv = await self.store.conversation(entry.conversation_id)
-            conv.owner, conv.adviser = Owner.ADVISER, adviser
-            await self.store.update_handoff(conv.id, claimed_by=adviser, claimed_at=self.clock())
-            t = self.content.text
-            replies = [
-                Reply(t("event.claimed", conv.language, adviser=adviser), author=Author.SYSTEM),
-                Reply(t("handoff.joined", conv.language)),
-            ]
-            stored = await self.store.save_turn(conv, [], replies)
-            await engine.deliver(conv, stored)
         await self.publish("claimed", conv.id, adviser=adviser)
         return conv
+
+    async def _still_waiting(self, conversation_id: str, adviser: str) -> Conversation:
+        """The conversation just claimed, if it still waits for this adviser (under its lock)."""
+        try:
+            conv = await self.store.conversation(conversation_id)
+        except NotFound:
+            conv = None
+        claimed = (await self.queue.claims(adviser)).get(conversation_id) == adviser
+        if conv is not None and conv.owner is Owner.QUEUE and not conv.closed and claimed:
+            return conv
+        if claimed and (conv is None or conv.owner is not Owner.QUEUE or conv.closed):
+            await self.queue.remove(conversation_id)  # it left: the claim must not hold it
+            await self.publish("removed", conversation_id)
+        raise QueueError("this conversation is no longer waiting")
 
     async def say(self, conversation_id: str, adviser: str, text: str) -> StoredMessage:
         engine = self._engine()
@@ -242,7 +272,9 @@ class Routing:
         engine = self._engine()
         async with engine.locks.hold(conversation_id):
             conv = await self._owned(conversation_id, adviser)
-            await self.queue.release(conversation_id, adviser)
+            if not await self.queue.release(conversation_id, adviser):
+                await self.queue.enqueue(self._entry(conv, conv.answers.get("queue")))
+            await self._carry_risk(conv)
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             replies = [
@@ -260,7 +292,9 @@ class Routing:
         engine = self._engine()
         async with engine.locks.hold(conversation_id):
             conv = await self._owned(conversation_id, adviser)
-            await self.queue.transfer(conversation_id, queue)
+            if not await self.queue.transfer(conversation_id, queue):
+                await self.queue.enqueue(self._entry(conv, queue))
+            await self._carry_risk(conv)
             await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             conv.answers["queue"] = queue
@@ -282,7 +316,9 @@ class Routing:
             raise QueueError(f"unknown outcome {outcome!r}")
         engine = self._engine()
         async with engine.locks.hold(conversation_id):
-            conv = await self._owned(conversation_id, adviser)
+            # A conversation the person closed meanwhile can still be ended (and so leave
+            # the adviser's list).
+            conv = await self._owned(conversation_id, adviser, closed_too=True)
             await self.queue.remove(conversation_id)
             await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome=outcome)
             self.metrics.outcomes.labels(outcome).inc()
@@ -301,14 +337,34 @@ class Routing:
             await engine.deliver(conv, stored)
         await self.publish("ended", conversation_id, outcome=outcome)
 
-    async def _owned(self, conversation_id: str, adviser: str) -> Conversation:
-        try:
-            conv = await self.store.conversation(conversation_id)
-        except NotFound:
-            raise
+    async def _owned(
+        self, conversation_id: str, adviser: str, *, closed_too: bool = False
+    ) -> Conversation:
+        conv = await self.store.conversation(conversation_id)
         if conv.owner is not Owner.ADVISER or conv.adviser != adviser:
             raise Forbidden("this conversation is not yours")
+        if conv.closed and not closed_too:
+            raise Forbidden("the person has closed this conversation")
         return conv
+
+    def _entry(self, conv: Conversation, queue: object) -> QueueEntry:
+        """A new place in the queue for a conversation the queue has no record of."""
+        return QueueEntry(
+            conv.id,
+            queue if isinstance(queue, str) and queue else DEFAULT_QUEUE,
+            conv.language,
+            Priority.for_risk(conv.risk_level),
+            self.clock(),
+            conv.channel,
+        )
+
+    async def _carry_risk(self, conv: Conversation) -> None:
+        """Risk raised while an adviser had the conversation goes back to the queue with it
+        (escalating a claimed conversation changes nothing in the queue)."""
+        if await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level)):
+            await self.store.update_handoff(
+                conv.id, priority=int(Priority.for_risk(conv.risk_level))
+            )
 
     async def restore(self) -> None:
         """The in-process queue starts empty: reload it from the open handoffs."""
