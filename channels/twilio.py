@@ -244,9 +244,10 @@ class TwilioChannel:
         async with engine.locks.hold(conversation_id):
             conv = await store.conversation(conversation_id)
             conv.closed = True
-            await store.save_turn(conv, [message_id], [])
             if engine.handoffs is not None:
+                # Before saving: it takes the conversation from the queue or the adviser.
                 await engine.handoffs.cancel(conv)
+            await store.save_turn(conv, [message_id], [])
         log.info("conversation ended by an opt-out", extra={"conversation": conv.reference})
 
     async def _text_only(self, address: str, key: str) -> None:

@@ -18,11 +18,11 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from channels import texting
-from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, STORE
+from helpline.app import CONTENT, ENGINE, PRIVACY, ROUTING, SENDERS, STORE
 from helpline.config import Settings
 from helpline.content import Content
-from helpline.domain import Delivery, Direction, OutboundMessage, Reply
-from helpline.errors import DeliveryError
+from helpline.domain import Delivery, Direction, OutboundMessage, Owner, Reply
+from helpline.errors import DeliveryError, Forbidden
 from helpline.logs import quiet_libraries
 from tests.loopback import Loopback, loopback
 from tests.support import OPEN_NOON, log_text, running, settings_for
@@ -231,6 +231,25 @@ async def test_twilio_opt_out_ends_the_conversation_without_another_text(env: En
     assert len(env.loop.twilio_sent()) == sent_before  # Twilio itself confirmed the STOP
     assert await env.app[STORE].open_conversation(env.key()) is None
     assert (await env.app[STORE].contact_settings(env.key()))["opted_out"] is True
+
+
+async def test_an_opt_out_while_with_an_adviser_takes_the_conversation_from_them(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    await env.say("talk to someone")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    routing = env.app[ROUTING]
+    await routing.claim(conv.id, "sam", capacity=2)
+    status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
+    assert status == 200
+    await env.app[ENGINE].drain()
+    stored = await env.app[STORE].conversation(conv.id)
+    assert (stored.closed, stored.owner, stored.adviser) == (True, Owner.BOT, None)
+    assert await routing.queue.claims() == {}
+    with pytest.raises(Forbidden):
+        await routing.say(conv.id, "sam", "Are you still there?")
 
 
 async def test_a_send_refused_as_unsubscribed_marks_the_person_opted_out_and_is_not_retried(
