@@ -26,7 +26,7 @@ from helpline.domain import (
     utcnow,
 )
 from helpline.errors import DeliveryError, DuplicateMessage, HelplineError, NotFound
-from helpline.flowkit import FlowRunner, Turn, mentions
+from helpline.flowkit import Effect, FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
 from helpline.ports import Hub, Locks, Priority, Sender
 from helpline.privacy import Privacy, SealError, new_code
@@ -102,6 +102,9 @@ COMMANDS = (
     Command("cmd_help", False),
     Command("cmd_adviser", False),
 )
+# Commands that, as someone's very first message, are not preceded by the welcome's promises:
+# "stop" says as little as it can; a change of language shows the whole welcome anyway.
+UNGREETED_COMMANDS = ("cmd_stop", "cmd_welsh", "cmd_english")
 
 
 def _remember(found: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -379,6 +382,10 @@ class Engine:
 
     async def _urgent(self, turn: Turn, level: str, first: bool) -> None:
         conv = turn.conversation
+        # Danger outweighs a "stop" or "delete my data" earlier in the same turn (two texts
+        # sent quickly): the conversation stays open and queued, nothing is erased.
+        conv.closed = False
+        turn.effects = [e for e in turn.effects if not _undoes_help(e)]
         turn.say(f"risk.{level}")
         if self.handoffs is None:
             return
@@ -407,6 +414,10 @@ class Engine:
                 continue
             if command.keywords in ("cmd_welsh", "cmd_english") and len(said.split()) > 3:
                 continue  # "I speak English at home" is not a request to switch
+            if first and command.keywords not in UNGREETED_COMMANDS:
+                # The welcome's promises (no name needed, where confidentiality ends) come
+                # before anything else, even when the first message is a command.
+                turn.say("welcome.anonymous_short")
             await self._run_command(turn, command.keywords, human)
             return True
         return False
@@ -771,6 +782,14 @@ class Engine:
         except SealError:
             log.error("a reply address could not be opened", extra={"conversation": conv.reference})
             return None
+
+
+def _undoes_help(effect: Effect) -> bool:
+    """An effect of "stop" or "delete my data" that would take a conversation out of the
+    queue, opt the person out or erase what they said."""
+    if effect.kind in ("cancel_handoff", "erase"):
+        return True
+    return effect.kind == "settings" and bool(effect.data.get("opted_out"))
 
 
 def _event(m: StoredMessage) -> dict[str, object]:
