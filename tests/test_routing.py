@@ -9,7 +9,7 @@ import pytest
 
 from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
-from helpline.errors import Forbidden, NotFound
+from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import Priority
 from tests.support import Clock, running, settings_for
 
@@ -234,3 +234,130 @@ async def test_a_line_closed_until_further_notice_still_takes_the_person_in(
         key = engine.privacy.contact_key("test", "+447700900303")
         conv = await app[STORE].open_conversation(key)
         assert conv is not None and conv.owner is Owner.QUEUE
+
+
+async def test_an_adviser_claiming_just_as_the_person_cancels_does_not_take_the_conversation(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, routing, engine = app[CONTENT], app[ROUTING], app[ENGINE]
+        conv_id = await _to_queue(app)
+        claim = routing.queue.claim
+
+        async def claim_as_the_person_cancels(conversation_id: str, adviser: str, cap: int):  # type: ignore[no-untyped-def]
+            # The person's "cancel" is handled between the queue's claim and the join.
+            entry = await claim(conversation_id, adviser, cap)
+            await engine.handle(InboundMessage("test", PERSON, "cancel"))
+            return entry
+
+        monkeypatch.setattr(routing.queue, "claim", claim_as_the_person_cancels)
+        with pytest.raises(QueueError):
+            await routing.claim(conv_id, "sam", capacity=2)
+        conv = await app[STORE].conversation(conv_id)
+        assert (conv.owner, conv.adviser) == (Owner.BOT, None)
+        assert content.text("handoff.joined", "en") not in fake.texts()
+        assert await routing.queue.claims() == {}
+        assert await routing.queue.waiting() == []
+
+
+async def test_a_claim_that_fails_half_way_leaves_the_conversation_waiting_for_the_next_adviser(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, routing, store = app[CONTENT], app[ROUTING], app[STORE]
+        conv_id = await _to_queue(app)
+        save_turn = store.save_turn
+
+        async def fails(*args: object, **kwargs: object) -> None:
+            raise HelplineError("the database went away")
+
+        monkeypatch.setattr(store, "save_turn", fails)
+        with pytest.raises(HelplineError):
+            await routing.claim(conv_id, "sam", capacity=2)
+        monkeypatch.setattr(store, "save_turn", save_turn)
+        assert [e.conversation_id for e in await routing.queue.waiting()] == [conv_id]
+        assert await routing.queue.claims() == {}
+        await routing.claim(conv_id, "alex", capacity=2)
+        assert (await store.conversation(conv_id)).adviser == "alex"
+        assert fake.texts()[-1] == content.text("handoff.joined", "en")
+
+
+async def test_released_or_transferred_the_conversation_waits_even_if_the_queue_had_lost_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, _fake, _):
+        routing = app[ROUTING]
+        first, second = await _to_queue(app, PERSON), await _to_queue(app, OTHER)
+        for conv_id in (first, second):
+            await routing.claim(conv_id, "sam", capacity=2)
+            await routing.queue.remove(conv_id)  # the queue's record lost (a Redis flush)
+        await routing.release(first, "sam")
+        await routing.transfer(second, "sam", "programme:example", "")
+        waiting = {e.conversation_id: e.queue for e in await routing.queue.waiting()}
+        assert waiting == {first: "helpline", second: "programme:example"}
+        assert await routing.queue.claims() == {}
+
+
+async def test_risk_raised_while_with_an_adviser_goes_with_the_conversation_back_to_the_queue(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, _fake, _):
+        routing, engine = app[ROUTING], app[ENGINE]
+        normal = await _to_queue(app, OTHER)
+        conv_id = await _to_queue(app, PERSON)
+        await routing.claim(conv_id, "sam", capacity=2)
+        await engine.handle(
+            InboundMessage("test", PERSON, "I've got the pills here, I'm going to take them all")
+        )
+        await routing.release(conv_id, "sam")
+        waiting = await routing.queue.waiting()
+        assert [e.conversation_id for e in waiting] == [conv_id, normal]
+        assert waiting[0].priority is Priority.SUICIDE
+        (record,) = [r for r in await app[STORE].open_handoffs() if r.conversation_id == conv_id]
+        assert record.priority is Priority.SUICIDE or record.priority == int(Priority.SUICIDE)
+
+
+async def test_an_adviser_cannot_write_to_a_conversation_the_person_has_closed(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, _fake, _):
+        routing, store = app[ROUTING], app[STORE]
+        conv_id = await _to_queue(app)
+        await routing.claim(conv_id, "sam", capacity=2)
+        conv = await store.conversation(conv_id)
+        conv.closed = True
+        await store.save_turn(conv, [], [])
+        with pytest.raises(Forbidden):
+            await routing.say(conv_id, "sam", "Are you still there?")
+        await routing.end(conv_id, "sam", "no_further_action")  # the adviser can still end it
+        assert await routing.queue.claims() == {}
+
+
+async def test_danger_written_just_after_stop_keeps_the_conversation_open_and_queued(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        # Two texts sent quickly: both wait for the same turn.
+        stop = await engine.accept(InboundMessage("test", PERSON, "stop"))
+        await engine.accept(InboundMessage("test", PERSON, "no wait, he's back and has a knife"))
+        await engine.process(stop.conversation_id)
+        conv = await store.conversation(stop.conversation_id)
+        assert (conv.closed, conv.owner) == (False, Owner.QUEUE)
+        assert [e.conversation_id for e in await app[ROUTING].queue.waiting()] == [conv.id]
+        assert content.text("risk.immediate", "en") in fake.texts()
+        assert not (await store.contact_settings(conv.contact_key)).get("opted_out")
+
+
+async def test_a_first_message_asking_for_an_adviser_first_hears_no_name_is_needed(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content = app[CONTENT]
+        await app[ENGINE].handle(InboundMessage("test", PERSON, "talk to someone"))
+        texts = fake.texts()
+        promise = content.text("welcome.anonymous_short", "en")
+        queued = content.text("handoff.waiting", "en", position=1, minutes=8)
+        assert promise in texts and queued in texts
+        assert texts.index(promise) < texts.index(queued)
