@@ -148,12 +148,20 @@ class ChannelWords:
         )
         for word, _lang in quiet:
             if said == word or said.startswith(word + " "):
-                return ChannelCommand("quiet", self._language("quiet", word), said[len(word) :])
+                argument = said[len(word) :]
+                if argument.strip() and not (self.is_off(argument) or _looks_like_window(argument)):
+                    continue  # "quiet here tonight...": an ordinary message, for the journey
+                return ChannelCommand("quiet", self._language("quiet", word), argument)
         return None
 
     def is_off(self, argument: str) -> bool:
         said = _fold(argument)
         return any(said == w for lang in LANGUAGES for w in self.lists["quiet_off"][lang])
+
+
+def _looks_like_window(argument: str) -> bool:
+    """Two times, even impossible ones ("25:00-99" is answered: those times cannot be read)."""
+    return _WINDOW.match(argument.strip()) is not None
 
 
 def parse_window(argument: str) -> dict[str, str] | None:
@@ -185,7 +193,9 @@ async def submit(
     background: by the channel for its own words, by the engine for everything else."""
     engine = app[ENGINE]
     command = app[WORDS].match(msg.text)
-    if command is None:
+    # A message about danger is never taken by a channel word ("QUIET ... he will kill me"):
+    # only the engine's turn answers it with the emergency guidance and raises its priority.
+    if command is None or engine.screen(msg.text, language).level != "none":
         return await engine.submit(msg, language=language)
     accepted = await engine.accept(msg, language=language)
     engine.spawn(_answer(app, msg, accepted, command, safe_key))

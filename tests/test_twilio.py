@@ -341,6 +341,29 @@ async def test_the_quiet_command_is_kept_in_the_transcript_and_the_journey_carri
     assert "QUIET 23:00-07:00" in texts
 
 
+async def test_danger_after_the_quiet_word_gets_the_emergency_guidance_not_the_command(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    await env.say("Quiet hours after 10 please, if he sees this he will kill me")
+    after = env.loop.sms_bodies()[before:]
+    assert after and after[0] == env.text("risk.immediate")
+    assert env.text("channels.quiet_unclear") not in after
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.risk_level == "immediate"
+    assert (await env.app[STORE].contact_settings(env.key())).get("quiet_hours") is None
+
+
+async def test_the_quiet_word_in_an_ordinary_sentence_reaches_the_journey(env: Env) -> None:
+    await env.say("Hello")
+    await env.say("quiet here tonight, the kids are asleep")
+    assert env.text("channels.quiet_unclear") not in env.loop.sms_bodies()
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    assert await env.app[STORE].pending_inbound(conv.id) == []
+
+
 async def test_asking_if_it_is_safe_to_text_gets_the_privacy_guidance(env: Env) -> None:
     await env.say("Is it safe to text?")
     assert env.loop.sms_bodies()[-1] == env.text("channels.safe_text")
