@@ -30,6 +30,7 @@ from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
 from helpline.domain import InboundMessage, OutboundMessage, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -204,13 +205,20 @@ class TelegramChannel:
         code = (message.from_user.language_code if message.from_user else None) or ""
         text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
-        with contextlib.suppress(DuplicateMessage):  # a redelivery: handled the first time
+        try:
             await texting.submit(
                 self.app,
                 msg,
                 language="cy" if code.startswith("cy") else "en",
                 safe_key="channels.safe_telegram",
             )
+        except DuplicateMessage:
+            pass  # a redelivery: handled the first time
+        except RateLimited:
+            # Acknowledged all the same: an error would bring the update back and, when
+            # polling, hold up everyone's updates behind it.
+            if await texting.slow_down_due(self.app, self.name, address):
+                self._notice(message, "channels.slow_down")
 
     def _notice(self, message: Message, content_key: str) -> None:
         self.app[ENGINE].spawn(self._send_notice(message.chat.id, message, content_key))

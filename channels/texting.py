@@ -18,6 +18,7 @@ from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
 from helpline.domain import LANGUAGES, InboundMessage, Owner, Reply
 from helpline.errors import ContentError
+from helpline.ratelimit import Limit
 from helpline.storage import Accepted
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ KEYWORDS_FILE = "channel_keywords.yaml"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
 _WINDOW = re.compile(rf"^{_TIME}\s*(?:-|–|—|to|tan|i)\s*{_TIME}$")
+# Someone over the rate limit is told at most once a minute: a flood must not get one back.
+SLOW_DOWN = (Limit(1, 60),)
 # These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
 # token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
 _CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
@@ -200,6 +203,13 @@ async def submit(
     accepted = await engine.accept(msg, language=language)
     engine.spawn(_answer(app, msg, accepted, command, safe_key))
     return accepted
+
+
+async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:
+    """Whether a contact whose message was refused for coming too fast is to be told so now."""
+    engine = app[ENGINE]
+    key = engine.privacy.contact_key(channel, address)
+    return await engine.limiter.allow(f"slow-down:{key}", SLOW_DOWN)
 
 
 async def _answer(

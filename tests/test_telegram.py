@@ -23,6 +23,7 @@ from helpline.config import Settings
 from helpline.domain import Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
+from helpline.ratelimit import MemoryLimiter
 from tests.loopback import Loopback, loopback
 from tests.support import OPEN_NOON, log_text, running, settings_for, wait_for
 
@@ -204,6 +205,30 @@ async def test_quiet_hours_and_safety_guidance_work_on_telegram_too(env: Env) ->
     assert env.loop.telegram_texts()[-1] == env.text("channels.safe_telegram")
 
 
+async def test_messages_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every message in one window
+            for n in range(5):
+                assert await env.post(text_update(f"hello {n}")) == 200  # not redelivered
+            await app[ENGINE].drain()
+            assert lb.telegram_texts().count(env.text("channels.slow_down")) == 1
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            transcript = await app[STORE].transcript(conv.id)
+            assert [m.text for m in transcript if m.direction is Direction.IN] == [
+                "hello 0",
+                "hello 1",
+            ]
+
+
 # -- what is not text ------------------------------------------------------------------------
 
 
@@ -342,6 +367,36 @@ async def test_polling_stores_and_answers_updates_without_a_webhook(
                 await app[ENGINE].drain()
                 assert lb.telegram_texts()[0] == app[CONTENT].text("welcome.intro", "en")
                 assert lb.telegram("deleteWebhook")
+            finally:
+                stop.set()
+                await task
+
+
+async def test_polling_moves_on_past_a_message_over_the_rate_limit(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(
+            sqlite_url, tmp_path, lb.url, telegram_secret=None, messages_per_minute=1
+        )
+        async with running(settings, clock=noon) as (app, _, _):
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every message in one window
+            stop = asyncio.Event()
+            task = asyncio.create_task(telegram.poll(app, stop=stop))
+            try:
+                first, over = text_update("Hello"), text_update("hello again")
+                lb.queue_update(first)
+                lb.queue_update(over)
+                # The next getUpdates confirms both: nobody else's updates wait behind it.
+                await wait_for(
+                    lambda: any(
+                        int(call.get("offset") or 0) > over["update_id"]
+                        for call in lb.telegram("getUpdates")
+                    )
+                )
+                await app[ENGINE].drain()
+                slow_down = app[CONTENT].text("channels.slow_down", "en")
+                assert lb.telegram_texts().count(slow_down) == 1
             finally:
                 stop.set()
                 await task

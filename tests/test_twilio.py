@@ -24,6 +24,7 @@ from helpline.content import Content
 from helpline.domain import Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
+from helpline.ratelimit import MemoryLimiter
 from tests.loopback import Loopback, loopback
 from tests.support import OPEN_NOON, log_text, running, settings_for
 
@@ -384,6 +385,32 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
     await env.app[ENGINE].drain()
     assert env.loop.sms_bodies(PHONE) == [env.text("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key()) is None
+
+
+async def test_texts_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every text in one window
+            for n in range(5):
+                status, content_type, body = await env.post(SMS_PATH, sms(f"hello {n}"))
+                assert (status, content_type) == (200, "text/xml")  # not redelivered
+                assert body.endswith("<Response/>")
+            await app[ENGINE].drain()
+            assert lb.sms_bodies(PHONE).count(env.text("channels.slow_down")) == 1
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            transcript = await app[STORE].transcript(conv.id)
+            assert [m.text for m in transcript if m.direction is Direction.IN] == [
+                "hello 0",
+                "hello 1",
+            ]
 
 
 # -- bad requests ------------------------------------------------------------------------------
