@@ -242,6 +242,38 @@ async def test_stickers_and_photos_get_a_calm_text_only_reply_and_nothing_stored
     assert await env.app[STORE].sealed_address(env.key()) is None
 
 
+async def test_a_photo_s_caption_is_read_and_screened_like_text_and_the_photo_not_stored(
+    env: Env,
+) -> None:
+    assert await env.post(update("telegram_photo_caption.json")) == 200
+    await env.app[ENGINE].drain()
+    texts = env.loop.telegram_texts()
+    assert env.text("risk.immediate") in texts
+    assert env.text("channels.text_only") not in texts
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.risk_level == "immediate"
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert [m.text for m in inbound] == ["I've got a knife and I'm going to use it"]
+
+
+async def test_an_edit_that_names_a_danger_is_read_as_a_new_message_once(env: Env) -> None:
+    original = update("telegram_text_message.json")  # message 11, "Hello"
+    assert await env.post(original) == 200
+    await env.app[ENGINE].drain()
+    before = len(env.loop.telegram_texts())
+    edit = update("telegram_edited_message_risky.json")  # message 11 again, edited
+    for _ in range(2):  # redelivered: handled once
+        assert await env.post(edit) == 200
+    await env.app[ENGINE].drain()
+    after = env.loop.telegram_texts()[before:]
+    assert after.count(env.text("risk.immediate")) == 1
+    assert env.text("channels.edit_unseen") not in after
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.risk_level == "immediate"
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert [m.text for m in inbound] == ["Hello", edit["edited_message"]["text"]]
+
+
 async def test_an_edited_message_is_not_read_again_and_the_person_is_told(env: Env) -> None:
     await env.say("Hello")
     before = len(env.loop.telegram_texts())
@@ -278,6 +310,9 @@ async def test_malformed_or_oversize_updates_get_a_clean_answer(env: Env) -> Non
     assert await env.post([1, 2, 3]) == 400
     assert await env.post({"message": {"text": "no update id"}}) == 400
     assert await env.post({"update_id": 5, "message": {"text": "no chat"}}) == 400
+    bad_caption = update("telegram_photo_caption.json")
+    bad_caption["message"]["caption"] = {"not": "text"}
+    assert await env.post(bad_caption) == 400
     assert await env.post(None, raw=b"{" + b" " * 70_000 + b"}") == 413
     await env.app[ENGINE].drain()
     assert env.loop.telegram("sendMessage") == []
