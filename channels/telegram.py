@@ -30,6 +30,7 @@ from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
 from helpline.domain import InboundMessage, OutboundMessage, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,29 @@ class TelegramChannel:
         if message is None:
             edited = update.edited_message
             if edited is not None and edited.chat.type == ChatType.PRIVATE:
-                self._notice(edited, "channels.edit_unseen")
+                await self._edited(edited)
             return  # unknown update types: nothing to do
         if message.chat.type != ChatType.PRIVATE:
             return  # groups and channels are not conversations with one person
-        if not message.text:
+        # A caption is words the person wrote with a photo or file: read like text (as
+        # WhatsApp's Body is). The photo or file itself is never stored.
+        text = message.text or message.caption
+        if not text:
             self._notice(message, "channels.text_only")
             return
-        await self._submit(message, message.text, str(message.message_id))
+        await self._submit(message, text, str(message.message_id))
+
+    async def _edited(self, edited: Message) -> None:
+        """An edit is not read again, unless it names a danger: then it is a new message,
+        screened and answered like any other."""
+        text = edited.text or edited.caption or ""
+        if self.app[ENGINE].screen(text, _language(edited)).level == "none":
+            self._notice(edited, "channels.edit_unseen")
+            return
+        stamp = int(edited.edit_date.timestamp()) if edited.edit_date else 0
+        # Its own id, so it is no redelivery of the original; the message id stays last for
+        # the tidy-up after "delete my data".
+        await self._submit(edited, text, f"edit{stamp}:{edited.message_id}")
 
     async def _button(self, update: Update) -> None:
         query = update.callback_query
@@ -201,16 +217,22 @@ class TelegramChannel:
     async def _submit(self, message: Message, text: str, local_id: str) -> None:
         address = str(message.chat.id)
         key = self.app[PRIVACY].contact_key(self.name, address)
-        code = (message.from_user.language_code if message.from_user else None) or ""
         text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
-        with contextlib.suppress(DuplicateMessage):  # a redelivery: handled the first time
+        try:
             await texting.submit(
                 self.app,
                 msg,
-                language="cy" if code.startswith("cy") else "en",
+                language=_language(message),
                 safe_key="channels.safe_telegram",
             )
+        except DuplicateMessage:
+            pass  # a redelivery: handled the first time
+        except RateLimited:
+            # Acknowledged all the same: an error would bring the update back and, when
+            # polling, hold up everyone's updates behind it.
+            if await texting.slow_down_due(self.app, self.name, address):
+                self._notice(message, "channels.slow_down")
 
     def _notice(self, message: Message, content_key: str) -> None:
         self.app[ENGINE].spawn(self._send_notice(message.chat.id, message, content_key))
@@ -220,12 +242,17 @@ class TelegramChannel:
         is a reply, not a first message."""
         key = self.app[PRIVACY].contact_key(self.name, str(chat_id))
         conv = await self.app[STORE].open_conversation(key)
-        code = (message.from_user.language_code if message.from_user else None) or ""
-        lang = conv.language if conv else ("cy" if code.startswith("cy") else "en")
+        lang = conv.language if conv else _language(message)
         try:
             await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
         except TelegramError:
             log.warning("a notice could not be sent")
+
+
+def _language(message: Message) -> str:
+    """The language the person's Telegram app is set to, as far as we have words for it."""
+    code = (message.from_user.language_code if message.from_user else None) or ""
+    return "cy" if code.startswith("cy") else "en"
 
 
 def _id(value: Any) -> bool:
@@ -243,7 +270,9 @@ def _is_message(value: Any) -> bool:
         and isinstance(chat, dict)
         and _id(chat.get("id"))
         and isinstance(chat.get("type"), str)
+        and _id(value.get("edit_date", 0))
         and isinstance(value.get("text") or "", str)
+        and isinstance(value.get("caption") or "", str)
         and (sender is None or isinstance(sender, dict))
         and isinstance((sender or {}).get("language_code") or "", str)
     )

@@ -18,6 +18,7 @@ from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
 from helpline.domain import LANGUAGES, InboundMessage, Owner, Reply
 from helpline.errors import ContentError
+from helpline.ratelimit import Limit
 from helpline.storage import Accepted
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ KEYWORDS_FILE = "channel_keywords.yaml"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
 _WINDOW = re.compile(rf"^{_TIME}\s*(?:-|–|—|to|tan|i)\s*{_TIME}$")
+# Someone over the rate limit is told at most once a minute: a flood must not get one back.
+SLOW_DOWN = (Limit(1, 60),)
 # These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
 # token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
 _CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
@@ -148,12 +151,20 @@ class ChannelWords:
         )
         for word, _lang in quiet:
             if said == word or said.startswith(word + " "):
-                return ChannelCommand("quiet", self._language("quiet", word), said[len(word) :])
+                argument = said[len(word) :]
+                if argument.strip() and not (self.is_off(argument) or _looks_like_window(argument)):
+                    continue  # "quiet here tonight...": an ordinary message, for the journey
+                return ChannelCommand("quiet", self._language("quiet", word), argument)
         return None
 
     def is_off(self, argument: str) -> bool:
         said = _fold(argument)
         return any(said == w for lang in LANGUAGES for w in self.lists["quiet_off"][lang])
+
+
+def _looks_like_window(argument: str) -> bool:
+    """Two times, even impossible ones ("25:00-99" is answered: those times cannot be read)."""
+    return _WINDOW.match(argument.strip()) is not None
 
 
 def parse_window(argument: str) -> dict[str, str] | None:
@@ -185,11 +196,20 @@ async def submit(
     background: by the channel for its own words, by the engine for everything else."""
     engine = app[ENGINE]
     command = app[WORDS].match(msg.text)
-    if command is None:
+    # A message about danger is never taken by a channel word ("QUIET ... he will kill me"):
+    # only the engine's turn answers it with the emergency guidance and raises its priority.
+    if command is None or engine.screen(msg.text, language).level != "none":
         return await engine.submit(msg, language=language)
     accepted = await engine.accept(msg, language=language)
     engine.spawn(_answer(app, msg, accepted, command, safe_key))
     return accepted
+
+
+async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:
+    """Whether a contact whose message was refused for coming too fast is to be told so now."""
+    engine = app[ENGINE]
+    key = engine.privacy.contact_key(channel, address)
+    return await engine.limiter.allow(f"slow-down:{key}", SLOW_DOWN)
 
 
 async def _answer(

@@ -27,6 +27,7 @@ from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
 from helpline.domain import Delivery, InboundMessage, OutboundMessage, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +227,13 @@ class TwilioChannel:
                 if opt == "START":
                     await self._settings(key, opted_out=False)
             elif _media_count(form):
-                self.app[ENGINE].spawn(self._text_only(address, key))
+                self.app[ENGINE].spawn(self._notice(address, key, "channels.text_only"))
         except DuplicateMessage:
             pass  # a redelivery: stored and handled the first time
+        except RateLimited:
+            # Acknowledged all the same: an error would only bring the same webhook back.
+            if opt != "STOP" and await texting.slow_down_due(self.app, self.name, address):
+                self.app[ENGINE].spawn(self._notice(address, key, "channels.slow_down"))
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def _opted_out(self, msg: InboundMessage, key: str) -> None:
@@ -250,16 +255,16 @@ class TwilioChannel:
             await store.save_turn(conv, [message_id], [])
         log.info("conversation ended by an opt-out", extra={"conversation": conv.reference})
 
-    async def _text_only(self, address: str, key: str) -> None:
-        """A picture or other media with no text: say calmly that only text is read. Nothing
-        of it is stored; the person did write in, so this is not texting first."""
+    async def _notice(self, address: str, key: str, content_key: str) -> None:
+        """A calm word about a message the journey never sees (media with no text, too many
+        at once). Not stored; the person did write in, so this is not texting first."""
         conv = await self.app[STORE].open_conversation(key)
         lang = conv.language if conv else "en"
-        body = self.app[CONTENT].text("channels.text_only", lang)
+        body = self.app[CONTENT].text(content_key, lang)
         try:
             await self.transport.create(to=address, body=body, **self.sender)
         except DeliveryError:
-            log.warning("the text-only notice could not be sent")
+            log.warning("a notice could not be sent")
 
     async def status(self, request: web.Request) -> web.Response:
         form = await self._form(request)

@@ -23,6 +23,7 @@ from helpline.config import Settings
 from helpline.domain import Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
+from helpline.ratelimit import MemoryLimiter
 from tests.loopback import Loopback, loopback
 from tests.support import OPEN_NOON, log_text, running, settings_for, wait_for
 
@@ -204,6 +205,30 @@ async def test_quiet_hours_and_safety_guidance_work_on_telegram_too(env: Env) ->
     assert env.loop.telegram_texts()[-1] == env.text("channels.safe_telegram")
 
 
+async def test_messages_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every message in one window
+            for n in range(5):
+                assert await env.post(text_update(f"hello {n}")) == 200  # not redelivered
+            await app[ENGINE].drain()
+            assert lb.telegram_texts().count(env.text("channels.slow_down")) == 1
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            transcript = await app[STORE].transcript(conv.id)
+            assert [m.text for m in transcript if m.direction is Direction.IN] == [
+                "hello 0",
+                "hello 1",
+            ]
+
+
 # -- what is not text ------------------------------------------------------------------------
 
 
@@ -215,6 +240,38 @@ async def test_stickers_and_photos_get_a_calm_text_only_reply_and_nothing_stored
     await env.app[ENGINE].drain()
     assert env.loop.telegram_texts() == [env.text("channels.text_only")]
     assert await env.app[STORE].sealed_address(env.key()) is None
+
+
+async def test_a_photo_s_caption_is_read_and_screened_like_text_and_the_photo_not_stored(
+    env: Env,
+) -> None:
+    assert await env.post(update("telegram_photo_caption.json")) == 200
+    await env.app[ENGINE].drain()
+    texts = env.loop.telegram_texts()
+    assert env.text("risk.immediate") in texts
+    assert env.text("channels.text_only") not in texts
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.risk_level == "immediate"
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert [m.text for m in inbound] == ["I've got a knife and I'm going to use it"]
+
+
+async def test_an_edit_that_names_a_danger_is_read_as_a_new_message_once(env: Env) -> None:
+    original = update("telegram_text_message.json")  # message 11, "Hello"
+    assert await env.post(original) == 200
+    await env.app[ENGINE].drain()
+    before = len(env.loop.telegram_texts())
+    edit = update("telegram_edited_message_risky.json")  # message 11 again, edited
+    for _ in range(2):  # redelivered: handled once
+        assert await env.post(edit) == 200
+    await env.app[ENGINE].drain()
+    after = env.loop.telegram_texts()[before:]
+    assert after.count(env.text("risk.immediate")) == 1
+    assert env.text("channels.edit_unseen") not in after
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.risk_level == "immediate"
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert [m.text for m in inbound] == ["Hello", edit["edited_message"]["text"]]
 
 
 async def test_an_edited_message_is_not_read_again_and_the_person_is_told(env: Env) -> None:
@@ -253,6 +310,9 @@ async def test_malformed_or_oversize_updates_get_a_clean_answer(env: Env) -> Non
     assert await env.post([1, 2, 3]) == 400
     assert await env.post({"message": {"text": "no update id"}}) == 400
     assert await env.post({"update_id": 5, "message": {"text": "no chat"}}) == 400
+    bad_caption = update("telegram_photo_caption.json")
+    bad_caption["message"]["caption"] = {"not": "text"}
+    assert await env.post(bad_caption) == 400
     assert await env.post(None, raw=b"{" + b" " * 70_000 + b"}") == 413
     await env.app[ENGINE].drain()
     assert env.loop.telegram("sendMessage") == []
@@ -342,6 +402,36 @@ async def test_polling_stores_and_answers_updates_without_a_webhook(
                 await app[ENGINE].drain()
                 assert lb.telegram_texts()[0] == app[CONTENT].text("welcome.intro", "en")
                 assert lb.telegram("deleteWebhook")
+            finally:
+                stop.set()
+                await task
+
+
+async def test_polling_moves_on_past_a_message_over_the_rate_limit(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(
+            sqlite_url, tmp_path, lb.url, telegram_secret=None, messages_per_minute=1
+        )
+        async with running(settings, clock=noon) as (app, _, _):
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every message in one window
+            stop = asyncio.Event()
+            task = asyncio.create_task(telegram.poll(app, stop=stop))
+            try:
+                first, over = text_update("Hello"), text_update("hello again")
+                lb.queue_update(first)
+                lb.queue_update(over)
+                # The next getUpdates confirms both: nobody else's updates wait behind it.
+                await wait_for(
+                    lambda: any(
+                        int(call.get("offset") or 0) > over["update_id"]
+                        for call in lb.telegram("getUpdates")
+                    )
+                )
+                await app[ENGINE].drain()
+                slow_down = app[CONTENT].text("channels.slow_down", "en")
+                assert lb.telegram_texts().count(slow_down) == 1
             finally:
                 stop.set()
                 await task

@@ -24,6 +24,7 @@ from helpline.content import Content
 from helpline.domain import Delivery, Direction, OutboundMessage, Owner, Reply
 from helpline.errors import DeliveryError, Forbidden
 from helpline.logs import quiet_libraries
+from helpline.ratelimit import MemoryLimiter
 from tests.loopback import Loopback, loopback
 from tests.support import OPEN_NOON, log_text, running, settings_for
 
@@ -360,6 +361,29 @@ async def test_the_quiet_command_is_kept_in_the_transcript_and_the_journey_carri
     assert "QUIET 23:00-07:00" in texts
 
 
+async def test_danger_after_the_quiet_word_gets_the_emergency_guidance_not_the_command(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    await env.say("Quiet hours after 10 please, if he sees this he will kill me")
+    after = env.loop.sms_bodies()[before:]
+    assert after and after[0] == env.text("risk.immediate")
+    assert env.text("channels.quiet_unclear") not in after
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None and conv.risk_level == "immediate"
+    assert (await env.app[STORE].contact_settings(env.key())).get("quiet_hours") is None
+
+
+async def test_the_quiet_word_in_an_ordinary_sentence_reaches_the_journey(env: Env) -> None:
+    await env.say("Hello")
+    await env.say("quiet here tonight, the kids are asleep")
+    assert env.text("channels.quiet_unclear") not in env.loop.sms_bodies()
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    assert await env.app[STORE].pending_inbound(conv.id) == []
+
+
 async def test_asking_if_it_is_safe_to_text_gets_the_privacy_guidance(env: Env) -> None:
     await env.say("Is it safe to text?")
     assert env.loop.sms_bodies()[-1] == env.text("channels.safe_text")
@@ -380,6 +404,32 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
     await env.app[ENGINE].drain()
     assert env.loop.sms_bodies(PHONE) == [env.text("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key()) is None
+
+
+async def test_texts_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every text in one window
+            for n in range(5):
+                status, content_type, body = await env.post(SMS_PATH, sms(f"hello {n}"))
+                assert (status, content_type) == (200, "text/xml")  # not redelivered
+                assert body.endswith("<Response/>")
+            await app[ENGINE].drain()
+            assert lb.sms_bodies(PHONE).count(env.text("channels.slow_down")) == 1
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            transcript = await app[STORE].transcript(conv.id)
+            assert [m.text for m in transcript if m.direction is Direction.IN] == [
+                "hello 0",
+                "hello 1",
+            ]
 
 
 # -- bad requests ------------------------------------------------------------------------------
