@@ -240,7 +240,8 @@ class TwilioChannel:
         """STOP-type word with Twilio's Advanced Opt-Out: Twilio has confirmed it to the
         person and will refuse our sends, so the conversation just ends, silently."""
         engine = self.app[ENGINE]
-        accepted = await engine.accept(msg)
+        # Never refused for coming too fast: Twilio has already told the person they are out.
+        accepted = await engine.accept(msg, limited=False)
         await self._settings(key, opted_out=True)
         engine.spawn(self._close(accepted.conversation_id, accepted.message_id))
 

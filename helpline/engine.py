@@ -169,15 +169,18 @@ class Engine:
 
     # -- entry points for channels ---------------------------------------------------------
 
-    async def accept(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
+    async def accept(
+        self, msg: InboundMessage, *, language: str = "en", limited: bool = True
+    ) -> Accepted:
         """Store the message (raises DuplicateMessage for a redelivery). Once this returns,
-        the channel may acknowledge: the message cannot be lost."""
+        the channel may acknowledge: the message cannot be lost. `limited=False` for what
+        must never be refused for coming too fast (an opt-out the platform has confirmed)."""
         key = self.privacy.contact_key(msg.channel, msg.address)
         risk = self.screen(msg.text, language)
         urgent = risk.level != "none"
         # A message about danger is never refused for coming too fast: it is stored and
         # answered with the emergency guidance like any other risky message.
-        if not urgent and not await self.limiter.allow(key, self.message_limits):
+        if limited and not urgent and not await self.limiter.allow(key, self.message_limits):
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 

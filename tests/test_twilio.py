@@ -432,6 +432,26 @@ async def test_texts_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_
             ]
 
 
+async def test_an_opt_out_over_the_rate_limit_still_ends_the_conversation(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every text in one window
+            for n in range(2):
+                await env.post(SMS_PATH, sms(f"hello {n}"))
+            status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
+            assert status == 200
+            await app[ENGINE].drain()
+            assert await app[STORE].open_conversation(env.key()) is None
+            assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
+
+
 # -- bad requests ------------------------------------------------------------------------------
 
 
