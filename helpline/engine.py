@@ -311,6 +311,7 @@ class Engine:
         was_closed, was_language = conv.closed, conv.language
         turn = Turn(conv, self.content)
         redact: dict[int, str] = {}
+        urgent = False  # danger in any of the messages: the answer is never held (below)
         for message in pending:
             if message.text.startswith(SEALED_TEXT):
                 # Opened for this step only. If it answers a question whose answer is not
@@ -325,7 +326,7 @@ class Engine:
                     self.content.text(hidden, conv.language) if hidden else message.text
                 )
             turn.text = message.text
-            await self._step(turn, message)
+            urgent = await self._step(turn, message) in URGENT or urgent
         stored = await self.store.save_turn(
             conv, [m.id for m in pending], turn.replies, redact=redact
         )
@@ -333,7 +334,7 @@ class Engine:
             await self._writing_again(conv)
         # The turn's own replies (the 999 guidance, say) go before anything its effects
         # add (the queue's "an adviser will join you").
-        await self.deliver(conv, stored)
+        await self.deliver(conv, stored, urgent=urgent)
         await self._apply_effects(turn)
         if conv.language != was_language:
             await self.notify(conv, "language", lang=conv.language)
@@ -341,7 +342,8 @@ class Engine:
             await self.notify(conv, "ended")
         self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
-    async def _step(self, turn: Turn, message: StoredMessage) -> None:
+    async def _step(self, turn: Turn, message: StoredMessage) -> str:
+        """One message of the turn; returns the risk level it was screened at."""
         conv = turn.conversation
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             await self.handoffs.forward(conv, message)
@@ -366,15 +368,15 @@ class Engine:
             conv.answers["_greeted"] = True
         if risk.level in URGENT:
             await self._urgent(turn, risk.level, first)
-            return
+            return risk.level
         if risk.level == "concern" and self.handoffs is not None and conv.owner is Owner.QUEUE:
             await self.handoffs.escalate(conv)
         if await self._command(turn, message.text, first):
-            return
+            return risk.level
         if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
-            return  # they took up an offer made while waiting (a call-back instead)
+            return risk.level  # they took up an offer made while waiting (a call-back instead)
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            return  # a human has it: the bot stays silent
+            return risk.level  # a human has it: the bot stays silent
         journey = conv.flow
         if first:
             await self.runner.start(turn, "welcome")
@@ -382,6 +384,7 @@ class Engine:
             await self.runner.step(turn, message.text)
         if conv.flow != journey or first:
             self.metrics.conversations.labels(conv.flow).inc()
+        return risk.level
 
     async def _urgent(self, turn: Turn, level: str, first: bool) -> None:
         conv = turn.conversation
@@ -572,9 +575,11 @@ class Engine:
         messages: list[StoredMessage],
         *,
         instead: Mapping[int, str] | None = None,
+        urgent: bool = False,
     ) -> None:
         """Hand stored replies to the conversation's channel, in order; mark each. `instead`
-        sends other words than the stored ones (a code word: the transcript keeps a stand-in)."""
+        sends other words than the stored ones (a code word: the transcript keeps a stand-in).
+        `urgent`: the answer to danger, never held for quiet hours however late it is."""
         outbound = [m for m in messages if m.status is Delivery.PENDING]
         for m in messages:
             await self.hub.publish(f"transcript:{conv.id}", _event(m))
@@ -584,7 +589,7 @@ class Engine:
         if sender is None:
             log.warning("no channel to deliver to", extra={"conversation": conv.reference})
             return
-        if not getattr(sender, "live", False):
+        if not getattr(sender, "live", False) and not urgent:
             outbound = await self._hold_in_quiet_hours(conv, outbound)
             if not outbound:
                 return

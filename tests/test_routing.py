@@ -361,3 +361,22 @@ async def test_a_first_message_asking_for_an_adviser_first_hears_no_name_is_need
         queued = content.text("handoff.waiting", "en", position=1, minutes=8)
         assert promise in texts and queued in texts
         assert texts.index(promise) < texts.index(queued)
+
+
+async def test_emergency_guidance_is_never_held_for_quiet_hours_even_when_answered_late(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # 23:30 in London in winter (GMT): inside a 22:00-08:00 quiet window.
+    clock = Clock(datetime(2026, 12, 1, 23, 30, tzinfo=UTC))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
+        first = await engine.handle(InboundMessage("test", PERSON, "hello", None, clock.now))
+        conv = await store.conversation(first.conversation_id)
+        await store.update_contact_settings(
+            conv.contact_key, quiet_hours={"start": "22:00", "end": "08:00"}
+        )
+        risky = InboundMessage("test", PERSON, "he's back and he has a knife", None, clock.now)
+        accepted = await engine.accept(risky)
+        clock.now += timedelta(minutes=20)  # answered late: after a restart, say
+        await engine.process(accepted.conversation_id)
+        assert content.text("risk.immediate", "en") in fake.texts()
