@@ -51,7 +51,7 @@ def _number(turn: Turn, text: str) -> str | None:
     return "number"
 
 
-def _without_numbers(text: str) -> str:
+def without_numbers(text: str) -> str:
     """The safe time as typed, less any phone number in it ("after 6 on 07700 900123"): the
     number is asked for on its own and kept only sealed."""
     for candidate in _DIGITS.findall(text):
@@ -61,7 +61,7 @@ def _without_numbers(text: str) -> str:
 
 
 def _book_callback(turn: Turn) -> None:
-    window = _without_numbers(str(turn.answers.pop("callback_window", "")))
+    window = without_numbers(str(turn.answers.pop("callback_window", "")))
     number = turn.vars.pop("callback_number", None)
     this_number = turn.answers.pop("callback_on", None) == "this" and number is None
     # The number goes to the console's call-back list only (sealed there), never to answers.
@@ -136,6 +136,7 @@ FLOW = FlowSpec(
             say=("own.callback_when",),
             store_as="callback_window",
             free_text="window",
+            scrub=without_numbers,
         ),
         State(
             "callback_check", enter=(_after_window,), exits=("callback_which", "callback_number")
@@ -155,6 +156,7 @@ FLOW = FlowSpec(
             interpret=_number,
             retry="own.callback_number_retry",
             redacted="own.callback_number_given",
+            scrub=without_numbers,
         ),
         State(
             "callback_done",

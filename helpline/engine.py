@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 URGENT = ("immediate", "suicide")
 JUST_WROTE = timedelta(minutes=5)
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
-# Marks an inbound text stored sealed: it answers a question whose answer is not kept in
-# clear (State.redacted), and is replaced by a stand-in line once handled. (A person who
-# types this prefix only gets their own message unreadable: it will not open.)
+# Marks an inbound text stored sealed: it may answer a question whose answer is not kept in
+# clear (State.redacted, State.scrub); what the transcript keeps is settled once it is
+# handled. (A person who types this prefix only gets their own message unreadable.)
 SEALED_TEXT = "\u2400sealed:"
 # Screening results and urgent conversations kept for turns still to run here.
 REMEMBERED = 10_000
@@ -190,7 +190,7 @@ class Engine:
             # was is known once it is handled (see process()).
             if owner != Owner.BOT.value:
                 return None
-            if self.runner.redacted(flow, state) is None and not queued:
+            if not self.runner.private(flow, state) and not queued:
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
@@ -313,20 +313,24 @@ class Engine:
         redact: dict[int, str] = {}
         urgent = False  # danger in any of the messages: the answer is never held (below)
         for message in pending:
-            if message.text.startswith(SEALED_TEXT):
-                # Opened for this step only. If it answers a question whose answer is not
-                # kept (a phone number), the transcript keeps the journey's stand-in line;
-                # otherwise it is an ordinary message and is kept as written, because an
-                # adviser must be able to read it ("he has just come home with a knife").
+            sealed = message.text.startswith(SEALED_TEXT)
+            if sealed:
+                # Opened for this step only (see below for what the transcript keeps).
                 message = replace(message, text=self._open_text(conv, message.text))
-                hidden = (
-                    self.runner.redacted(conv.flow, conv.state) if conv.owner is Owner.BOT else None
-                )
-                redact[message.id] = (
-                    self.content.text(hidden, conv.language) if hidden else message.text
-                )
+            answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else None
             turn.text = message.text
-            urgent = await self._step(turn, message) in URGENT or urgent
+            level = await self._step(turn, message)
+            urgent = level in URGENT or urgent
+            if sealed:
+                # If it answered a question whose answer is not kept (a phone number), the
+                # transcript keeps the journey's stand-in line or the words less the number;
+                # otherwise it is an ordinary message, kept as written, because an adviser
+                # must be able to read it ("he has just come home with a knife").
+                redact[message.id] = (
+                    self.runner.kept(*answers, message.text, conv.language, risky=level != "none")
+                    if answers is not None
+                    else message.text
+                )
         stored = await self.store.save_turn(
             conv, [m.id for m in pending], turn.replies, redact=redact
         )

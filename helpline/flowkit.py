@@ -64,6 +64,9 @@ class State:
     # The person's answer to this state is kept out of the transcript (a phone number): the
     # engine stores this content key's words in its place.
     redacted: str | None = None
+    # Or only part of it is (a phone number typed in with a safe time to call): the transcript
+    # and the stored answer keep the text as this returns it.
+    scrub: Callable[[str], str] | None = None
     # An offer made to someone waiting for an adviser: its options are answered even while
     # the queue owns the conversation; any other words go to the adviser as usual.
     while_queued: bool = False
@@ -282,6 +285,24 @@ class FlowRunner:
         state = self._state(flow_name, state_name)
         return state.redacted if state is not None else None
 
+    def private(self, flow_name: str, state_name: str) -> bool:
+        """Whether an answer to this state may hold what is not kept in clear (the engine
+        stores it sealed until it is handled)."""
+        state = self._state(flow_name, state_name)
+        return state is not None and (state.redacted is not None or state.scrub is not None)
+
+    def kept(
+        self, flow_name: str, state_name: str, text: str, language: str, *, risky: bool
+    ) -> str:
+        """What the transcript keeps of `text` as the answer to this state. Words about
+        danger are kept for the adviser, less what the state scrubs, never a stand-in."""
+        state = self._state(flow_name, state_name)
+        if state is not None and state.redacted and not risky:
+            return self.content.text(state.redacted, language)
+        if state is not None and state.scrub is not None:
+            return state.scrub(text)
+        return text
+
     async def answer_offer(self, turn: Turn, text: str) -> bool:
         """While queued: if the current state is an offer and the text picks one of its
         options, move on as `step` would and return True; otherwise say nothing. Stricter
@@ -405,7 +426,8 @@ class FlowRunner:
                 return trigger
         if state.free_text is not None and said:
             if state.store_as:
-                turn.answers[state.store_as] = text.strip()[:500]
+                kept = state.scrub(text) if state.scrub is not None else text
+                turn.answers[state.store_as] = kept.strip()[:500]
             return state.free_text
         return None
 

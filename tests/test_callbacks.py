@@ -522,6 +522,34 @@ async def test_a_number_sent_right_after_choosing_another_number_is_never_kept_i
         assert "2" in texts  # the choice itself is an ordinary answer, kept as written
 
 
+async def test_a_number_typed_with_the_safe_time_is_kept_nowhere_in_clear(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for said in ("hi", "1", "1", "1", "2", "call me back"):
+            await person.says(said)
+        assert await person.says("after 6pm on 07700 900123") == ["own.callback_number"]
+        everything = await _raw(app, "SELECT * FROM messages") + await _raw(
+            app, "SELECT * FROM conversations"
+        )
+        assert not _leaks(everything, "900123")
+        texts = [t for (t,) in await _raw(app, "SELECT text FROM messages")]
+        assert "after 6pm on …" in texts  # the adviser still reads the safe time
+
+
+async def test_danger_written_instead_of_the_number_is_kept_for_the_adviser(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _f, _u):
+        engine, store = app[ENGINE], app[STORE]
+        first = await engine.handle(InboundMessage("test", "4242", "hi"))
+        await _place(app, first.conversation_id, "own", "callback_number")
+        await engine.handle(InboundMessage("test", "4242", "he has just come home, he has a knife"))
+        texts = [m.text for m in await store.transcript(first.conversation_id)]
+        assert "he has just come home, he has a knife" in texts
+
+
 @pytest.mark.parametrize(
     ("typed", "kept"),
     [
@@ -532,6 +560,6 @@ async def test_a_number_sent_right_after_choosing_another_number_is_never_kept_i
     ],
 )
 def test_a_number_typed_into_the_safe_time_is_not_kept_with_it(typed: str, kept: str) -> None:
-    from flows.own import _without_numbers
+    from flows.own import without_numbers
 
-    assert _without_numbers(typed) == kept
+    assert without_numbers(typed) == kept
