@@ -89,7 +89,10 @@ def same_origin(request: web.Request) -> bool:
     if origin is None:
         return True  # not sent by a browser; the cookie is SameSite=Strict anyway
     allowed = {f"{request.scheme}://{request.host}", request.app[SETTINGS].base_url}
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False  # unreadable (an unclosed IPv6 bracket): not one of ours
     return f"{parts.scheme}://{parts.netloc}" in allowed
 
 
