@@ -111,7 +111,7 @@ def _capacity(request: web.Request, user: User) -> int:
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
-    except ValueError:
+    except (ValueError, LookupError):  # LookupError: a charset with no codec (x-bogus)
         raise web.HTTPBadRequest(
             text='{"error": "json"}', content_type="application/json"
         ) from None
