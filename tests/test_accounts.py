@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from handoff import accounts
 from handoff.accounts import MAX_FAILURES, AccountError, LoginRefused
-from handoff.console import THROTTLE
+from handoff.console import THROTTLE, LoginThrottle
 from handoff.models import UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
@@ -254,3 +254,19 @@ async def test_the_audit_log_is_kept_for_its_own_period_then_pruned(
         now[0] += timedelta(days=2)
         await purge(app)
         assert await accounts.audit_entries(store) == []
+
+
+def test_the_login_throttle_forgets_addresses_once_their_window_has_passed() -> None:
+    # Only the address trying now had its old attempts dropped, and its list was never
+    # empty afterwards: every address that ever tried was remembered for good.
+    now = [0.0]
+    throttle = LoginThrottle(limit=2, window=300.0, clock=lambda: now[0])
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        assert throttle.allow(address)
+    assert throttle.allow("192.0.2.1") and not throttle.allow("192.0.2.1")
+    assert throttle.remembered() == 3
+    now[0] += 301.0
+    assert throttle.allow("198.51.100.7")
+    assert throttle.remembered() == 1
+    assert throttle.allow("192.0.2.1") and throttle.allow("192.0.2.1")
+    assert not throttle.allow("192.0.2.1")
