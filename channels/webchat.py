@@ -284,7 +284,10 @@ def _same_origin(request: web.Request) -> bool:
         return True  # not a browser: the Origin check protects browsers only
     settings = request.app[SETTINGS]
     allowed = {f"{request.scheme}://{request.host}", settings.base_url}
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False  # unreadable (an unclosed IPv6 bracket): not one of ours
     return f"{parts.scheme}://{parts.netloc}" in allowed
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 
 from handoff.models import AuditRow, SessionRow, UserRow
 from helpline.domain import utcnow
@@ -260,25 +260,37 @@ async def authenticate(
         ok = pyotp.TOTP(row.totp_secret).verify(code.strip(), for_time=now, valid_window=1)
     if not ok:
         raise LoginRefused(await _failed(store, row.id, now))
+    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
+    if _hasher.check_needs_rehash(row.password_hash):
+        values["password_hash"] = await hash_password(password)
+    # Parallel failures may have locked the account during the slow check above: the lock
+    # is looked at again in the same statement that clears the count.
+    unlocked = or_(UserRow.locked_until.is_(None), UserRow.locked_until <= now)
     async with store.session() as session, session.begin():
-        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
-        if _hasher.check_needs_rehash(row.password_hash):
-            values["password_hash"] = await hash_password(password)
-        await session.execute(update(UserRow).where(UserRow.id == row.id).values(**values))
+        result = await session.execute(
+            update(UserRow).where(UserRow.id == row.id, unlocked).values(**values)
+        )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LoginRefused("locked")
     return _user(row)
 
 
 async def _failed(store: SqlStore, user_id: int, now: datetime) -> str:
+    """Count a failure in one statement, so that parallel guesses cannot overwrite each
+    other's count; the one that reaches the limit locks the account."""
+    reached = UserRow.failed_logins + 1 >= MAX_FAILURES
     async with store.session() as session, session.begin():
-        row = await session.get(UserRow, user_id)
-        if row is None:
-            return "invalid"
-        row.failed_logins += 1
-        if row.failed_logins >= MAX_FAILURES:
-            row.failed_logins = 0
-            row.locked_until = now + LOCK_FOR
-            return "locked"
-        return "invalid"
+        locked = await session.scalar(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(
+                failed_logins=case((reached, 0), else_=UserRow.failed_logins + 1),
+                locked_until=case((reached, now + LOCK_FOR), else_=UserRow.locked_until),
+            )
+            .returning(UserRow.locked_until)
+        )
+    locked = _aware(locked)
+    return "locked" if locked is not None and locked > now else "invalid"
 
 
 # -- sessions ----------------------------------------------------------------------------

@@ -159,7 +159,7 @@ async def overview(request: web.Request, user: User) -> web.Response:
 async def _json(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
-    except ValueError:
+    except (ValueError, LookupError):  # LookupError: a charset with no codec (x-bogus)
         data = None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text='{"error": "json"}', content_type="application/json")

@@ -51,21 +51,32 @@ class LoginThrottle:
     """At most `limit` login attempts per address in `window` seconds, in this process.
     (The per-account lock-out, in the database, holds across instances.)"""
 
-    def __init__(self, limit: int = 20, window: float = 300.0) -> None:
+    def __init__(
+        self, limit: int = 20, window: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window = window
+        self._clock = clock
         self._seen: dict[str, deque[float]] = {}
+        self._swept = clock()
+
+    def remembered(self) -> int:
+        """How many addresses are remembered."""
+        return len(self._seen)
 
     def allow(self, address: str) -> bool:
-        now = time.monotonic()
+        now = self._clock()
+        if now - self._swept > self.window:
+            # Bounded memory: forget every address with no attempt in the window. Once a
+            # window, so a spray of addresses costs one pass per window, not one per login.
+            self._seen = {a: s for a, s in self._seen.items() if s and now - s[-1] <= self.window}
+            self._swept = now
         seen = self._seen.setdefault(address, deque())
         while seen and now - seen[0] > self.window:
             seen.popleft()
         if len(seen) >= self.limit:
             return False
         seen.append(now)
-        if len(self._seen) > 10_000:  # bounded memory under a spray of addresses
-            self._seen = {k: v for k, v in self._seen.items() if v}
         return True
 
 
@@ -89,7 +100,10 @@ def same_origin(request: web.Request) -> bool:
     if origin is None:
         return True  # not sent by a browser; the cookie is SameSite=Strict anyway
     allowed = {f"{request.scheme}://{request.host}", request.app[SETTINGS].base_url}
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False  # unreadable (an unclosed IPv6 bracket): not one of ours
     return f"{parts.scheme}://{parts.netloc}" in allowed
 
 
@@ -108,7 +122,7 @@ def _capacity(request: web.Request, user: User) -> int:
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
-    except ValueError:
+    except (ValueError, LookupError):  # LookupError: a charset with no codec (x-bogus)
         raise web.HTTPBadRequest(
             text='{"error": "json"}', content_type="application/json"
         ) from None

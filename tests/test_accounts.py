@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
@@ -11,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from handoff import accounts
-from handoff.accounts import AccountError
-from handoff.console import THROTTLE
+from handoff.accounts import MAX_FAILURES, AccountError, LoginRefused
+from handoff.console import THROTTLE, LoginThrottle
 from handoff.models import UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
@@ -90,6 +92,77 @@ async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
                 login, json={"username": "nobody", "password": PASSWORD}
             ) as resp:
                 assert (resp.status, (await resp.json())["error"]) == (401, "invalid")
+
+
+async def _login(app: Any, password: str, now: datetime) -> str:
+    """How a login as alice ends: "ok", or the reason it was refused."""
+    try:
+        await accounts.authenticate(app[STORE], "alice", password, now=now)
+    except LoginRefused as refused:
+        return refused.reason
+    return "ok"
+
+
+def _checks_end_together(monkeypatch: pytest.MonkeyPatch, verify: Any, parties: int) -> None:
+    """Hold each password check until `parties` have finished, then let them all go on at
+    once: an attacker's parallel guesses, without waiting for the timing to line up."""
+    barrier = asyncio.Barrier(parties)
+
+    async def together(stored: str, password: str) -> bool:
+        ok = await verify(stored, password)
+        await barrier.wait()
+        return bool(ok)
+
+    monkeypatch.setattr(accounts, "_verify", together)
+
+
+async def test_wrong_passwords_sent_all_at_once_still_lock_the_account(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each failure was counted by read-modify-write: parallel guesses overwrote each other's
+    # count, so the account never locked however many were sent.
+    verify, now = accounts._verify, datetime.now(UTC)
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS) as (app, _f, _u):
+        await add_staff(app, "alice")
+        _checks_end_together(monkeypatch, verify, MAX_FAILURES - 1)
+        guesses = [_login(app, f"wrong password {i}", now) for i in range(MAX_FAILURES - 1)]
+        assert await asyncio.gather(*guesses) == ["invalid"] * (MAX_FAILURES - 1)
+        async with app[STORE].session() as session:
+            row = await session.scalar(select(UserRow).where(UserRow.name == "alice"))
+            assert row is not None
+            assert (row.failed_logins, row.locked_until) == (MAX_FAILURES - 1, None)
+        _checks_end_together(monkeypatch, verify, MAX_FAILURES)
+        guesses = [_login(app, f"wrong password {i}", now) for i in range(MAX_FAILURES)]
+        assert "locked" in await asyncio.gather(*guesses)
+        monkeypatch.setattr(accounts, "_verify", verify)
+        assert await _login(app, PASSWORD, now) == "locked"
+        assert await _login(app, PASSWORD, now + accounts.LOCK_FOR + timedelta(seconds=1)) == "ok"
+
+
+async def test_the_right_password_checked_while_the_account_locks_is_refused(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lock was looked at only before the slow password check; a guess already past it
+    # logged in even if parallel failures locked the account meanwhile.
+    verify = accounts._verify
+    checking, locked = asyncio.Event(), asyncio.Event()
+
+    async def verify_once_locked(stored: str, password: str) -> bool:
+        if password == PASSWORD:
+            checking.set()
+            await locked.wait()
+        return await verify(stored, password)
+
+    monkeypatch.setattr(accounts, "_verify", verify_once_locked)
+    now = datetime.now(UTC)
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS) as (app, _f, _u):
+        await add_staff(app, "alice")
+        right = asyncio.create_task(_login(app, PASSWORD, now))
+        await checking.wait()
+        wrong = [_login(app, f"wrong password {i}", now) for i in range(MAX_FAILURES)]
+        assert "locked" in await asyncio.gather(*wrong)
+        locked.set()
+        assert await right == "locked"
 
 
 async def test_many_attempts_from_one_address_are_throttled(
@@ -181,3 +254,19 @@ async def test_the_audit_log_is_kept_for_its_own_period_then_pruned(
         now[0] += timedelta(days=2)
         await purge(app)
         assert await accounts.audit_entries(store) == []
+
+
+def test_the_login_throttle_forgets_addresses_once_their_window_has_passed() -> None:
+    # Only the address trying now had its old attempts dropped, and its list was never
+    # empty afterwards: every address that ever tried was remembered for good.
+    now = [0.0]
+    throttle = LoginThrottle(limit=2, window=300.0, clock=lambda: now[0])
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+        assert throttle.allow(address)
+    assert throttle.allow("192.0.2.1") and not throttle.allow("192.0.2.1")
+    assert throttle.remembered() == 3
+    now[0] += 301.0
+    assert throttle.allow("198.51.100.7")
+    assert throttle.remembered() == 1
+    assert throttle.allow("192.0.2.1") and throttle.allow("192.0.2.1")
+    assert not throttle.allow("192.0.2.1")

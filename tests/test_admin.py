@@ -4,6 +4,7 @@ opening hours changed without editing files, which every instance then applies a
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,24 @@ async def test_every_staff_page_has_the_quick_exit_and_links_to_itself_in_both_l
                 )
                 assert f'href="{path}?lang=en"' in page and f'href="{path}?lang=cy"' in page
                 assert "{{" not in page and page.count("<main") == 1, path
+
+
+async def test_hours_sent_in_an_unknown_character_set_are_refused_as_a_bad_body(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # A charset Python has no codec for used to raise LookupError: a 500, not a 400.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "ada", "admin")
+        async with Console(url) as ada:
+            await ada.login("ada")
+            async with ada.http.post(
+                url + "/console/api/admin/closures",
+                data=json.dumps(CLOSE_HELPLINE),
+                headers={
+                    "X-CSRF-Token": ada.csrf,
+                    "Content-Type": "application/json; charset=x-bogus",
+                },
+            ) as resp:
+                assert (resp.status, await resp.json()) == (400, {"error": "json"})
+            assert (await ada.get("/console/api/admin"))[1]["closures"] == []

@@ -15,6 +15,7 @@ from handoff import callbacks, referrals
 from helpline.app import CONTENT, HUB, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from tests.console_support import (
+    PASSWORD,
     PLUGINS,
     Console,
     add_staff,
@@ -526,3 +527,54 @@ async def test_an_id_no_item_could_have_is_not_found_rather_than_an_error(
             ):
                 status, answer = await sam.post(path, body)
                 assert status == 404, (path, status, answer)
+
+
+async def test_an_origin_that_cannot_be_read_is_refused_like_another_sites(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # urlsplit raises on an unclosed IPv6 bracket: that used to answer 500, not 403.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        bad = {"Origin": "http://[::1"}
+        async with Console(url) as alice:
+            async with alice.http.post(
+                f"{url}/console/login",
+                json={"username": "alice", "password": PASSWORD},
+                headers=bad,
+            ) as resp:
+                assert resp.status == 403
+            await alice.login("alice")
+            async with alice.http.post(
+                f"{url}/console/api/conversations/{conv_id}/claim",
+                json={},
+                headers={"X-CSRF-Token": alice.csrf, **bad},
+            ) as resp:
+                assert resp.status == 403
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await alice.http.ws_connect(url + "/console/ws", headers=bad)
+            assert refused.value.status == 403
+            assert await app[ROUTING].queue.claims() == {}
+
+
+async def test_a_body_in_an_unknown_character_set_is_refused_as_a_bad_body(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # A charset Python has no codec for used to raise LookupError: a 500, not a 400.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        bogus = {"Content-Type": "application/json; charset=x-bogus"}
+        async with Console(url) as alice:
+            body = json.dumps({"username": "alice", "password": PASSWORD})
+            async with alice.http.post(f"{url}/console/login", data=body, headers=bogus) as resp:
+                assert resp.status == 400
+            await alice.login("alice")
+            async with alice.http.post(
+                f"{url}/console/api/conversations/{conv_id}/say",
+                data=json.dumps({"text": "Hello, I am here to listen."}),
+                headers={"X-CSRF-Token": alice.csrf, **bogus},
+            ) as resp:
+                assert (resp.status, await resp.json()) == (400, {"error": "json"})

@@ -212,3 +212,14 @@ async def test_the_widget_gets_its_words_and_title_from_content(
             words = await r.json()
         assert words["open"] == app[CONTENT].text("web.widget_open", "cy")
         assert words["title"] == app[CONTENT].text("web.page_title", "cy")
+
+
+async def test_a_websocket_whose_origin_cannot_be_read_is_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # urlsplit raises on an unclosed IPv6 bracket: that used to answer 500, not 403.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(f"{url}/chat/ws", headers={"Origin": "http://[::1"})
+            assert refused.value.status == 403
