@@ -187,6 +187,9 @@ def create_app(
 
 
 HOUSEKEEPING_SECONDS = 60
+# A message still unanswered this long after it arrived had its turn fail: try again. Long
+# enough that turns still running (waiting for a lock or a turn under load) are left alone.
+RETRY_UNANSWERED_AFTER = timedelta(seconds=60)
 
 
 class _AlwaysOpen:
@@ -202,13 +205,14 @@ def _hours(app: web.Application) -> Hours:
 
 
 async def _housekeeping(app: web.Application) -> None:
-    """Every minute: send messages held for quiet hours, close idle conversations, offer a
-    call-back to anyone waiting long, and apply retention. Each step is safe to run on several
-    instances at once."""
+    """Every minute: answer messages whose turn failed, send messages held for quiet hours,
+    close idle conversations, offer a call-back to anyone waiting long, and apply retention.
+    Each step is safe to run on several instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
     idle = timedelta(minutes=settings.idle_minutes)
     steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+        ("answer unanswered messages", lambda: engine.retry_unanswered(RETRY_UNANSWERED_AFTER)),
         ("release held messages", engine.release_held),
         (
             "warn idle chats",
