@@ -93,8 +93,8 @@ class LiveConsole:
             started = asyncio.Event()
             ready.append(started)
             self.tasks.append(asyncio.create_task(self._pump(topic, handler, started)))
-        self.tasks.append(asyncio.create_task(self._snapshots()))
-        self.tasks.append(asyncio.create_task(self._recheck()))
+        self.tasks.append(asyncio.create_task(self._or_close(self._snapshots)))
+        self.tasks.append(asyncio.create_task(self._or_close(self._recheck)))
         try:
             # Subscribed before the first snapshot: nothing can fall between the two.
             await asyncio.gather(*(e.wait() for e in ready))
@@ -119,6 +119,19 @@ class LiveConsole:
                     await handler(event)
                 except Exception:  # noqa: BLE001 - one bad event must not end the console
                     log.exception("a console event could not be handled")
+
+    async def _or_close(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop; if it fails, close the socket so the page reconnects.
+
+        Carrying on without it would leave the console silently stale: a queue view that no
+        longer moves, watches of conversations that left the user's scope never dropped, a
+        disabled user or an ended session never cut off. Reconnecting checks all of that
+        afresh (the page asks whether the session still holds first)."""
+        try:
+            await work()
+        except Exception:  # noqa: BLE001 - any failure: the socket must not stay open stale
+            log.exception("the live console failed; closing it for the page to reconnect")
+            await self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again")
 
     # -- hub events ------------------------------------------------------------------------
 

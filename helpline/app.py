@@ -6,6 +6,7 @@ so that the core never imports an adapter."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -52,6 +53,8 @@ METRICS = web.AppKey("metrics", Metrics)
 # admin page's overrides, say); None means always open. Read at every hand-off.
 HOURS: web.AppKey[Hours | None] = web.AppKey("hours")
 BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
+# The housekeeping loop and the event that tells it to stop.
+HOUSEKEEPING = web.AppKey("housekeeping", tuple[asyncio.Event, asyncio.Task[None]])
 
 REDIS_CONNECTIONS = 64  # per instance; requests beyond this wait for one to come free
 REDIS_WAIT_SECONDS = 20
@@ -159,10 +162,13 @@ def create_app(
         if not settings.redis_url:
             await routing.restore()
         await engine.recover()
-        chores = asyncio.create_task(_housekeeping(app), name="housekeeping")
+        stop = asyncio.Event()
+        chores = asyncio.create_task(_housekeeping(app, stop), name="housekeeping")
+        app[HOUSEKEEPING] = (stop, chores)
         try:
             yield
         finally:
+            # Already stopped at shutdown (_stop_housekeeping), unless the start failed.
             await cancel_and_wait(chores)
             app[DRAINING][0] = True
             await engine.drain()
@@ -180,6 +186,7 @@ def create_app(
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.on_shutdown.insert(0, _start_draining)
+    app.on_shutdown.insert(1, _stop_housekeeping)
     for plugin in plugins:
         plugin(app)
     # The engine is built at start-up; senders registered by plugins are shared by reference.
@@ -187,6 +194,12 @@ def create_app(
 
 
 HOUSEKEEPING_SECONDS = 60
+# At shutdown, how long the chore under way may take to finish before it is cancelled:
+# longer than a slow send is given.
+HOUSEKEEPING_STOP_SECONDS = 20
+# A message still unanswered this long after it arrived had its turn fail: try again. Long
+# enough that turns still running (waiting for a lock or a turn under load) are left alone.
+RETRY_UNANSWERED_AFTER = timedelta(seconds=60)
 
 
 class _AlwaysOpen:
@@ -201,14 +214,15 @@ def _hours(app: web.Application) -> Hours:
     return app[HOURS] or _AlwaysOpen()
 
 
-async def _housekeeping(app: web.Application) -> None:
-    """Every minute: send messages held for quiet hours, close idle conversations, offer a
-    call-back to anyone waiting long, and apply retention. Each step is safe to run on several
-    instances at once."""
+async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
+    """Every minute: answer messages whose turn failed, send messages held for quiet hours,
+    close idle conversations, offer a call-back to anyone waiting long, and apply retention.
+    Each step is safe to run on several instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
     idle = timedelta(minutes=settings.idle_minutes)
     steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+        ("answer unanswered messages", lambda: engine.retry_unanswered(RETRY_UNANSWERED_AFTER)),
         ("release held messages", engine.release_held),
         (
             "warn idle chats",
@@ -222,10 +236,14 @@ async def _housekeeping(app: web.Application) -> None:
         ("apply retention", lambda: purge(app)),
     )
     while True:
-        await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HOUSEKEEPING_SECONDS):
+                await stop.wait()
         # Each step on its own: one that keeps failing must not stop the others (above all,
         # retention).
         for name, step in steps:
+            if stop.is_set():
+                return
             try:
                 await step()
             except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
@@ -284,6 +302,18 @@ async def _metrics(request: web.Request) -> web.Response:
 async def _start_draining(app: web.Application) -> None:
     """First thing at shutdown: /readyz turns false so a load balancer stops sending work."""
     app[DRAINING][0] = True
+
+
+async def _stop_housekeeping(app: web.Application) -> None:
+    """At shutdown, before any cleanup context unwinds: the channels' clients close there, and
+    a chore delivering a message after that would have it marked failed or, cancelled
+    mid-send, sent again at the next start. The chore under way finishes; no other starts."""
+    if HOUSEKEEPING not in app:
+        return
+    stop, chores = app[HOUSEKEEPING]
+    stop.set()
+    await asyncio.wait([chores], timeout=HOUSEKEEPING_STOP_SECONDS)
+    await cancel_and_wait(chores)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

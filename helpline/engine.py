@@ -262,7 +262,8 @@ class Engine:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # The message stays stored as "received" and is retried at the next start.
+            # The message stays stored as "received": housekeeping retries it
+            # (retry_unanswered), and so does the next start.
             log.error("handling a conversation failed", exc_info=task.exception())
 
     async def drain(self) -> None:
@@ -280,6 +281,19 @@ class Engine:
             by_conv.setdefault(m.conversation_id, []).append(m)
         for conversation_id, messages in by_conv.items():
             self.spawn(self._redeliver(conversation_id, messages))
+
+    async def retry_unanswered(self, waited: timedelta) -> int:
+        """Handle again messages still unanswered `waited` after they arrived: their turn
+        failed (a Redis blip, a database error), and the person should not have to write
+        again or wait for a restart. Younger ones may be in a turn now and are left alone;
+        a second attempt would be harmless anyway (it waits for the lock and finds nothing
+        to do). Returns how many conversations."""
+        waiting = await self.store.conversations_with_pending_inbound(
+            received_before=self.clock() - waited
+        )
+        for conversation_id in waiting:
+            self.spawn(self.process(conversation_id))
+        return len(waiting)
 
     async def _redeliver(self, conversation_id: str, messages: list[StoredMessage]) -> None:
         async with self.locks.hold(conversation_id):

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 import flows
-from helpline.app import CONTENT, STORE
+from handoff.locks_redis import LockUnavailable, RedisLocks
+from helpline import app as app_module
+from helpline.app import CONTENT, RETRY_UNANSWERED_AFTER, STORE
 from helpline.domain import InboundMessage
 from helpline.errors import DuplicateMessage
 from helpline.flowkit import FlowSpec, State, Turn
 from helpline.storage import SqlStore
-from tests.support import engine_of, running, settings_for, wait_for
+from tests.support import Clock, engine_of, running, settings_for, wait_for
 
 PHONE = "+447700900123"
 OTHER = "+447700900124"
@@ -141,6 +148,39 @@ async def test_a_message_stored_but_not_answered_before_a_crash_is_answered_at_s
         assert fake.texts() == ["heard: are you there?"]
         pending = await app[STORE].conversations_with_pending_inbound()
         assert pending == []
+
+
+def _redis_not_answering() -> redis.Redis:
+    """A client for a port nothing listens on: every command fails, as in a Redis outage."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+
+
+async def test_a_message_whose_turn_failed_is_answered_without_writing_again(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_SECONDS", 0.05)
+    clock = Clock()
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, journeys=(ECHO,), clock=clock) as (app, fake, _):
+        engine = engine_of(app)
+        working, client = engine.locks, _redis_not_answering()
+        engine.locks = RedisLocks(client)
+        with pytest.raises(LockUnavailable):
+            await engine.handle(InboundMessage("test", PHONE, "I need help"))
+        engine.locks = working
+        await client.aclose()
+        assert fake.sent == []
+        clock.now = datetime.now(UTC)
+        # Just written: its turn may still be running elsewhere, so it is left alone.
+        assert await engine.retry_unanswered(RETRY_UNANSWERED_AFTER) == 0
+        clock.now += RETRY_UNANSWERED_AFTER
+        await wait_for(lambda: fake.sent)  # housekeeping, no new message, no restart
+        await engine.drain()
+        assert fake.texts() == ["heard: I need help"]
+        assert await app[STORE].conversations_with_pending_inbound() == []
 
 
 async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -11,12 +14,14 @@ import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from helpline.app import DRAINING, ENGINE, PRIVACY, STORE
-from helpline.domain import InboundMessage
+from helpline import app as app_module
+from helpline.app import CONTENT, DRAINING, ENGINE, PRIVACY, SENDERS, STORE
+from helpline.domain import InboundMessage, OutboundMessage
+from helpline.errors import DeliveryError
 from helpline.logs import setup_logging
 from tests.console_support import PLUGINS, Console, add_staff
 from tests.loopback import loopback
-from tests.support import log_text, running, settings_for
+from tests.support import Clock, log_text, running, settings_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -54,6 +59,62 @@ async def test_health_and_readiness_answer_and_readiness_turns_off_when_draining
                 assert resp.status == 503
             async with http.get(f"{url}/healthz") as resp:
                 assert resp.status == 200
+
+
+class SlowChannel:
+    """A live channel with a client that closes at shutdown, as Twilio's and Telegram's do:
+    a send still on the wire then fails. Once `slow` is set, a send waits for shutdown to
+    begin before it completes (a slow gateway)."""
+
+    name = "slow"
+    live = True
+
+    def __init__(self) -> None:
+        self.slow = False
+        self.sending = asyncio.Event()
+        self.shutdown_began = asyncio.Event()
+        self.closed = False
+        self.sent: list[str] = []
+
+    def plugin(self, app: web.Application) -> None:
+        app[SENDERS][self.name] = self
+        app.on_shutdown.insert(0, self._shutdown_begins)
+        app.cleanup_ctx.append(self._lifetime)
+
+    async def _shutdown_begins(self, app: web.Application) -> None:
+        self.shutdown_began.set()
+
+    async def _lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[ENGINE].drain()  # replies the engine is handling finish first
+        self.closed = True
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        if self.slow:
+            self.sending.set()
+            await self.shutdown_began.wait()
+        if self.closed:
+            raise DeliveryError("the client was closed")
+        self.sent.append(message.reply.text)
+        return None
+
+
+async def test_a_reply_housekeeping_is_sending_when_the_service_stops_still_goes_out(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_SECONDS", 0.05)
+    clock = Clock()
+    channel = SlowChannel()
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=(channel.plugin,), clock=clock) as (app, _fake, _):
+        closing = app[CONTENT].text("idle.closed", "en")
+        await app[ENGINE].handle(InboundMessage("slow", PHONE, "hello"))
+        channel.slow = True
+        clock.now += timedelta(minutes=settings.idle_minutes + 1)
+        async with asyncio.timeout(10):
+            await channel.sending.wait()
+        # The service stops now, with the idle chat's closing words on their way.
+    assert channel.sent[-1] == closing
 
 
 @pytest.mark.parametrize("as_json", [False, True])

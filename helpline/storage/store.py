@@ -716,15 +716,18 @@ class SqlStore:
 
         return await self._read(run)
 
-    async def conversations_with_pending_inbound(self) -> list[str]:
+    async def conversations_with_pending_inbound(
+        self, received_before: datetime | None = None
+    ) -> list[str]:
+        """Conversations with a message not yet answered (received before a time, if given)."""
+
         def run(conn: Connection) -> list[str]:
-            return list(
-                conn.scalars(
-                    select(MESSAGES.c.conversation_id)
-                    .where(MESSAGES.c.status == Delivery.RECEIVED.value)
-                    .distinct()
-                )
+            query = select(MESSAGES.c.conversation_id).where(
+                MESSAGES.c.status == Delivery.RECEIVED.value
             )
+            if received_before is not None:
+                query = query.where(MESSAGES.c.created_at < received_before)
+            return list(conn.scalars(query.distinct()))
 
         return await self._read(run)
 

@@ -1,0 +1,104 @@
+"""The console's live socket when what feeds it fails: it is closed so the page reconnects,
+never left open and silently stale (or still streaming after access could not be checked)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSCloseCode
+from sqlalchemy import text
+
+from handoff import live
+from helpline.app import ROUTING, STORE
+from helpline.errors import QueueError
+from helpline.ports import RoutingQueue
+from tests.console_support import (
+    PLUGINS,
+    Console,
+    add_staff,
+    next_frame,
+    person_asks_for_adviser,
+    waiting_refs,
+)
+from tests.support import running, settings_for
+
+PHONE = "+447700900123"
+
+
+class QueueThatFailsOnce:
+    """The app's real queue, except that once armed its next claims() fails as a queue that
+    lost Redis does (RedisQueue turns that into a QueueError)."""
+
+    def __init__(self, queue: RoutingQueue) -> None:
+        self.queue = queue
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+    async def claims(self, adviser: str | None = None) -> dict[str, str]:
+        if self.armed:
+            self.armed = False
+            raise QueueError("the routing queue is unavailable")
+        return await self.queue.claims(adviser)
+
+
+async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> int:
+    """Read (and drop) frames until the server closes the socket; the code it closed with."""
+    async with asyncio.timeout(timeout):
+        while (msg := await ws.receive()).type != aiohttp.WSMsgType.CLOSE:
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                raise AssertionError(f"the connection ended without a close frame: {msg}")
+    return int(msg.data)
+
+
+async def test_a_queue_view_that_fails_once_reconnects_and_shows_the_person_waiting(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        queue = QueueThatFailsOnce(app[ROUTING].queue)
+        app[ROUTING].queue = queue
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            queue.armed = True
+            conv_id = await person_asks_for_adviser(app, PHONE)
+            # The snapshot for the new arrival fails: the page is told to come back rather
+            # than being left showing a queue without them.
+            assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
+            assert not queue.armed, "the failure came from the snapshot"
+            reference = (await app[STORE].conversation(conv_id)).reference
+            ws = await alice.socket()
+            frame = await next_frame(ws, lambda f: f["type"] == "queue")
+            assert waiting_refs(frame) == [reference]
+            await ws.close()
+
+
+async def test_a_console_whose_session_cannot_be_checked_stops_streaming(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.05)
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            # A real database error on every re-check: the sessions table is not there.
+            async with app[STORE].engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE console_sessions RENAME TO sessions_away"))
+            try:
+                # Whether the adviser may still see transcripts cannot be told: the socket
+                # closes (and the page asks again on reconnecting).
+                assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
+            finally:
+                async with app[STORE].engine.begin() as conn:
+                    await conn.execute(text("ALTER TABLE sessions_away RENAME TO console_sessions"))
