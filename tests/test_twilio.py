@@ -302,6 +302,18 @@ async def test_welsh_help_words_are_answered_in_welsh(env: Env) -> None:
     ]
 
 
+async def test_someone_who_chose_welsh_is_answered_in_welsh_when_they_write_again(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    await env.say("Cymraeg")
+    await env.say("stop")
+    assert await env.app[STORE].open_conversation(env.key()) is None
+    sent = len(env.loop.sms_bodies(PHONE))
+    await env.say("Helo")
+    assert env.loop.sms_bodies(PHONE)[sent] == env.text("welcome.intro", "cy")
+
+
 async def test_the_helpline_never_texts_a_number_that_has_not_written_in(env: Env) -> None:
     channel = env.app[SENDERS]["sms"]
     message = OutboundMessage(1, "c1", "sms", "+447700900999", Reply("hello"), "en")

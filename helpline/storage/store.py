@@ -105,6 +105,13 @@ _OPEN = (
     .order_by(CONVERSATIONS.c.created_at.desc())
     .limit(1)
 )
+# The language of the contact's latest conversation: a new one starts in it.
+_LAST_LANGUAGE = (
+    select(CONVERSATIONS.c.language)
+    .where(CONVERSATIONS.c.contact_key == bindparam("key"))
+    .order_by(CONVERSATIONS.c.created_at.desc())
+    .limit(1)
+)
 _STORED = select(MESSAGES.c.id).where(
     MESSAGES.c.channel == bindparam("channel"),
     MESSAGES.c.external_id == bindparam("external_id"),
@@ -552,7 +559,8 @@ class SqlStore:
         state: str = "start",
         private: Callable[[str, str, str, bool], str | None] | None = None,
     ) -> Accepted:
-        """Store an inbound message, creating the contact and an open conversation if needed.
+        """Store an inbound message, creating the contact and an open conversation if needed
+        (in the language of the contact's last conversation, if they had one, else `language`).
 
         `private(flow, state, owner, queued)` of the open conversation (queued: earlier messages
         still wait to be handled) may return what to store instead of the text (it sealed,
@@ -572,13 +580,16 @@ class SqlStore:
                 stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
             if found is None:
                 conv_id = uuid.uuid4().hex
+                # Someone who chose Welsh (or English) before is answered in it when they
+                # write again, rather than in the channel's guess.
+                last = self._sql.scalar(conn, _LAST_LANGUAGE, {"key": contact_key})
                 _new_conversation(
                     self._sql,
                     conn,
                     conv_id,
                     contact_key,
                     channel,
-                    language,
+                    str(last or language),
                     flow,
                     state,
                     received_at,
