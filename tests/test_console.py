@@ -193,6 +193,26 @@ async def test_programme_staff_see_only_their_own_programme_over_http(
         assert await referrals.referral_status(app[STORE], theirs) == "new"
 
 
+async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        north_conv = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        base = f"/console/api/conversations/{north_conv}"
+        async with Console(url) as pat:
+            await pat.login("pat")
+            assert (await pat.post(base + "/claim"))[0] == 200
+            assert (await pat.post(base + "/end", {"outcome": "signposted"}))[0] == 200
+            # Back with the helpline's bot: what the person says next is not the programme's.
+            await engine_of(app).handle(InboundMessage("test", OTHER, "private words"))
+            assert (await pat.get(base))[0] == 404
+
+
 async def test_programme_staff_receive_no_live_events_of_other_queues(
     sqlite_url: str, tmp_path: Path
 ) -> None:
