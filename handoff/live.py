@@ -33,6 +33,9 @@ MAX_WATCHED = 12
 RECHECK_SECONDS = 60
 _ID = re.compile(r"^[0-9a-f]{32}$")
 UNAUTHORISED = 4401  # application close code: the session ended
+# "A console session has ended" (a logout), on every instance: each live console checks its
+# own session at once. The event names no session: it carries nothing to leak.
+SESSIONS_TOPIC = "console-sessions"
 
 
 async def socket(request: web.Request) -> web.StreamResponse:
@@ -83,6 +86,7 @@ class LiveConsole:
         topics: list[tuple[str, Callable[[dict[str, Any]], Awaitable[None]]]] = [
             (QUEUE_TOPIC, self._on_queue),
             (referrals.TOPIC, self._on_referral),
+            (SESSIONS_TOPIC, self._on_session_ended),
         ]
         if self.user.helpline:
             topics.append((callbacks.TOPIC, self._on_callback))
@@ -178,14 +182,24 @@ class LiveConsole:
                 self.watched.pop(conv_id).cancel()
                 await self.send({"type": "unwatched", "conversation": conv_id})
 
+    async def _on_session_ended(self, event: dict[str, Any]) -> None:
+        await self._still_logged_in()
+
     async def _recheck(self) -> None:
-        """A disabled user or an expired session is cut off within a minute."""
+        """A disabled user or an expired session is cut off within a minute (a logout at
+        once: _on_session_ended)."""
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
-            now = self.app[CLOCK]()
-            if await accounts.session_for(self.app[STORE], self.token, now=now) is None:
-                await self.ws.close(code=UNAUTHORISED, message=b"session ended")
+            if not await self._still_logged_in():
                 return
+
+    async def _still_logged_in(self) -> bool:
+        """Whether the session still holds; if not, the socket is closed."""
+        now = self.app[CLOCK]()
+        if await accounts.session_for(self.app[STORE], self.token, now=now) is not None:
+            return True
+        await self.ws.close(code=UNAUTHORISED, message=b"session ended")
+        return False
 
     # -- frames from the console -----------------------------------------------------------
 

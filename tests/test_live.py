@@ -102,3 +102,21 @@ async def test_a_console_whose_session_cannot_be_checked_stops_streaming(
             finally:
                 async with app[STORE].engine.begin() as conn:
                     await conn.execute(text("ALTER TABLE sessions_away RENAME TO console_sessions"))
+
+
+async def test_logging_out_closes_the_live_console_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "sam", "adviser")
+        async with Console(url) as sam:
+            await sam.login("sam")
+            ws = await sam.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            assert (await sam.post("/console/logout"))[0] == 200
+            # Not a minute later, at the next check of the session: now.
+            assert await close_code(ws, timeout=5) == live.UNAUTHORISED
