@@ -28,7 +28,7 @@ from helpline.domain import (
 from helpline.errors import DeliveryError, DuplicateMessage, HelplineError, NotFound
 from helpline.flowkit import Effect, FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
-from helpline.ports import Hub, Locks, Priority, Sender
+from helpline.ports import DEFAULT_QUEUE, Hub, Locks, Priority, Sender
 from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
@@ -414,7 +414,7 @@ class Engine:
         if self.handoffs is None:
             return
         if conv.owner is Owner.BOT:
-            turn.replies.extend(await self.handoffs.request(conv, "helpline", f"risk:{level}"))
+            turn.replies.extend(await self._hand_off(conv, DEFAULT_QUEUE, f"risk:{level}"))
         elif conv.owner is Owner.QUEUE:
             await self.handoffs.escalate(conv)
         if first and conv.owner is Owner.QUEUE:
@@ -469,7 +469,7 @@ class Engine:
         elif name == "cmd_help":
             await self.runner.detour(turn, "help")
         elif name == "cmd_adviser":
-            turn.effect("handoff", queue=conv.answers.get("queue", "helpline"), reason="asked")
+            turn.effect("handoff", queue=conv.answers.get("queue", DEFAULT_QUEUE), reason="asked")
         elif name == "cmd_code":
             code, now = new_code(), self.clock()
             await self.store.save_handover_code(
@@ -544,6 +544,17 @@ class Engine:
         # Anything that reached the arrival while it was being carried over.
         await self.process(conversation_id)
 
+    async def _hand_off(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
+        """Queue the conversation for an adviser; if the queue cannot be reached (Redis down),
+        say so calmly rather than fail the turn: the emergency guidance said before this must
+        still go out, and the person can ask again."""
+        assert self.handoffs is not None
+        try:
+            return await self.handoffs.request(conv, queue, reason)
+        except HelplineError:
+            log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
+            return [Reply(self.content.text("handoff.unavailable", conv.language))]
+
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""
         conv = turn.conversation
@@ -551,8 +562,8 @@ class Engine:
         changed = False  # the conversation changed after the turn was saved
         for effect in turn.effects:
             if effect.kind == "handoff" and self.handoffs is not None:
-                queue = str(effect.data.get("queue", "helpline"))
-                extra += await self.handoffs.request(conv, queue, str(effect.data.get("reason")))
+                queue = str(effect.data.get("queue", DEFAULT_QUEUE))
+                extra += await self._hand_off(conv, queue, str(effect.data.get("reason")))
             elif effect.kind == "cancel_handoff" and self.handoffs is not None:
                 await self.handoffs.cancel(conv)
                 changed = True

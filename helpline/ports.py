@@ -31,6 +31,10 @@ class Priority(enum.IntEnum):
         }.get(level, cls.NORMAL)
 
 
+# The helpline's own queue: where a conversation goes unless a journey names another.
+DEFAULT_QUEUE = "helpline"
+
+
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
     """A conversation waiting for (or claimed by) a human.

@@ -15,7 +15,7 @@ from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, u
 from helpline.errors import Forbidden, NotFound, QueueError
 from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
-from helpline.ports import Hub, Priority, QueueEntry, RoutingQueue
+from helpline.ports import DEFAULT_QUEUE, Hub, Priority, QueueEntry, RoutingQueue
 from helpline.storage import SqlStore
 from helpline.storage.store import HandoffRecord
 
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("signposted", "referred", "safeguarding", "callback", "no_further_action")
 QUEUE_TOPIC = "queue"
-DEFAULT_QUEUE = "helpline"
 # Journey states that offer someone waiting long (or out of hours) a call-back or other
 # routes; their options are answered while they wait (State.while_queued), so a reply leads
 # on into the call-back part of the journey.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -380,3 +381,40 @@ async def test_emergency_guidance_is_never_held_for_quiet_hours_even_when_answer
         clock.now += timedelta(minutes=20)  # answered late: after a restart, say
         await engine.process(accepted.conversation_id)
         assert content.text("risk.immediate", "en") in fake.texts()
+
+
+class QueueThatCannotEnqueue:
+    """The app's real queue, except that while `down` adding to it fails as a queue that has
+    lost Redis does (RedisQueue turns that into a QueueError)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.down = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+    async def enqueue(self, entry: Any) -> None:
+        if self.down:
+            raise QueueError("the routing queue is unavailable")
+        await self.queue.enqueue(entry)
+
+
+async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_answered(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        unavailable = content.text("handoff.unavailable", "en")
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        await engine.handle(InboundMessage("test", PERSON, "he's back and he has a knife"))
+        assert fake.texts()[-2:] == [content.text("risk.immediate", "en"), unavailable]
+        accepted = await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
+        assert fake.texts()[-1] == unavailable
+        conv = await app[STORE].conversation(accepted.conversation_id)
+        assert conv.owner is Owner.BOT
+        queue.down = False  # back: asking again works
+        await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
+        assert [e.conversation_id for e in await queue.waiting()] == [conv.id]
