@@ -19,6 +19,9 @@ FLOW = FlowSpec(
                 Option("erase.opt_no", "no", keywords="no", rank=1),
             ),
             retry="erase.retry",
+            # Answered while waiting for, or talking with, an adviser too: the person's
+            # right to have their data deleted does not wait for the bot to have them back.
+            while_queued=True,
         ),
         State("erasing", enter=(_erase,)),
     ),

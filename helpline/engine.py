@@ -391,8 +391,18 @@ class Engine:
             await self.handoffs.escalate(conv)
         if await self._command(turn, message.text, first):
             return risk.level
-        if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
-            return risk.level  # they took up an offer made while waiting (a call-back instead)
+        # An offer made while waiting (a call-back instead) is answered while waiting; "delete
+        # my data" is confirmed with an adviser too.
+        erasing = conv.flow == "erase"
+        offers = conv.owner is Owner.QUEUE or (conv.owner is Owner.ADVISER and erasing)
+        said, done = len(turn.replies), len(turn.effects)
+        if offers and await self.runner.answer_offer(turn, message.text):
+            if erasing and conv.flow != "erase":
+                # "No, keep going" while a human has the conversation: nothing more from
+                # the journey it returns to, only that nothing was deleted.
+                del turn.replies[said:], turn.effects[done:]
+                turn.say("erase.kept")
+            return risk.level
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
             return risk.level  # a human has it: the bot stays silent
         journey = conv.flow

@@ -418,3 +418,41 @@ async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_
         queue.down = False  # back: asking again works
         await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
         assert [e.conversation_id for e in await queue.waiting()] == [conv.id]
+
+
+@pytest.mark.parametrize("with_adviser", [False, True])
+async def test_delete_my_data_can_be_confirmed_while_waiting_or_with_an_adviser(
+    database_url: str, tmp_path: Path, with_adviser: bool
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, engine, store, routing = app[CONTENT], app[ENGINE], app[STORE], app[ROUTING]
+        conv_id = await _to_queue(app)
+        if with_adviser:
+            await routing.claim(conv_id, "sam", capacity=2)
+        await engine.handle(InboundMessage("test", PERSON, "delete my data"))
+        assert content.text("erase.confirm", "en") in fake.texts()[-1]
+        await engine.handle(InboundMessage("test", PERSON, "yes"))
+        with pytest.raises(NotFound):
+            await store.conversation(conv_id)
+        assert fake.texts()[-1].startswith(
+            content.text("erase.done", "en", conversations=1, messages=0)[:20]
+        )
+        assert await routing.queue.waiting() == [] and await routing.queue.claims() == {}
+
+
+async def test_keeping_the_data_while_with_an_adviser_says_so_and_nothing_more(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, engine, store, routing = app[CONTENT], app[ENGINE], app[STORE], app[ROUTING]
+        conv_id = await _to_queue(app)
+        await routing.claim(conv_id, "sam", capacity=2)
+        await engine.handle(InboundMessage("test", PERSON, "delete my data"))
+        before = len(fake.texts())
+        await engine.handle(InboundMessage("test", PERSON, "no"))
+        assert fake.texts()[before:] == [content.text("erase.kept", "en")]
+        conv = await store.conversation(conv_id)
+        assert (conv.owner, conv.adviser) == (Owner.ADVISER, "sam")
+        before = len(fake.texts())
+        await engine.handle(InboundMessage("test", PERSON, "1"))
+        assert fake.texts()[before:] == [], "the bot spoke over the adviser"
