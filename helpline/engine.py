@@ -404,6 +404,10 @@ class Engine:
                 turn.say("erase.kept")
             return risk.level
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            if erasing:
+                # Not an answer to "delete everything?": the question lapses, so that a
+                # later "yes" said to the adviser can never erase the conversation.
+                self.runner.leave_detour(turn)
             return risk.level  # a human has it: the bot stays silent
         journey = conv.flow
         if first:

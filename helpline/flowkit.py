@@ -279,12 +279,6 @@ class FlowRunner:
         except KeyError:
             return None
 
-    def redacted(self, flow_name: str, state_name: str) -> str | None:
-        """The content key kept in the transcript instead of the person's answer to this
-        state, if their answer is not to be kept (a phone number)."""
-        state = self._state(flow_name, state_name)
-        return state.redacted if state is not None else None
-
     def private(self, flow_name: str, state_name: str) -> bool:
         """Whether an answer to this state may hold what is not kept in clear (the engine
         stores it sealed until it is handled)."""
@@ -362,6 +356,12 @@ class FlowRunner:
             return
         flow_name, _, sub = target.partition(".")
         await self.start(turn, flow_name, sub or None)
+
+    def leave_detour(self, turn: Turn) -> None:
+        """Back to where the person was before a detour, saying nothing (a human has them)."""
+        conv = turn.conversation
+        flow, state = turn.answers.pop("_resume", None) or ["welcome", None]
+        conv.flow, conv.state = flow, state or self.flows[flow].spec.initial
 
     async def detour(self, turn: Turn, flow_name: str, state_name: str | None = None) -> None:
         """Go somewhere for a moment (help, delete my data) remembering where to come back."""
