@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 URGENT = ("immediate", "suicide")
 JUST_WROTE = timedelta(minutes=5)
+# A reply still unsent this long after it was stored is no longer retried by housekeeping
+# (only at a start): by then it would answer something long gone.
+UNSENT_GIVEN_UP = timedelta(days=1)
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # Marks an inbound text stored sealed: it may answer a question whose answer is not kept in
 # clear (State.redacted, State.scrub); what the transcript keeps is settled once it is
@@ -276,29 +279,38 @@ class Engine:
         for conversation_id in await self.store.conversations_with_pending_inbound():
             self.spawn(self.process(conversation_id))
         pending = await self.store.undelivered([Delivery.PENDING])
-        by_conv: dict[str, list[StoredMessage]] = {}
-        for m in pending:
-            by_conv.setdefault(m.conversation_id, []).append(m)
-        for conversation_id, messages in by_conv.items():
-            self.spawn(self._redeliver(conversation_id, messages))
+        for conversation_id in dict.fromkeys(m.conversation_id for m in pending):
+            self.spawn(self._redeliver(conversation_id))
 
     async def retry_unanswered(self, waited: timedelta) -> int:
-        """Handle again messages still unanswered `waited` after they arrived: their turn
-        failed (a Redis blip, a database error), and the person should not have to write
-        again or wait for a restart. Younger ones may be in a turn now and are left alone;
-        a second attempt would be harmless anyway (it waits for the lock and finds nothing
-        to do). Returns how many conversations."""
-        waiting = await self.store.conversations_with_pending_inbound(
-            received_before=self.clock() - waited
-        )
+        """Handle again messages still unanswered `waited` after they arrived, and send
+        replies still unsent `waited` after they were stored (up to a day old): their turn
+        failed (a Redis blip, a database error) before or after its replies were saved, and
+        the person should not have to write again or wait for a restart. Younger ones may be
+        in a turn now and are left alone; a second attempt would be harmless anyway (it waits
+        for the lock and finds nothing to do). Returns how many conversations."""
+        now = self.clock()
+        waiting = await self.store.conversations_with_pending_inbound(received_before=now - waited)
         for conversation_id in waiting:
             self.spawn(self.process(conversation_id))
-        return len(waiting)
+        unsent = await self.store.undelivered(
+            [Delivery.PENDING], created=(now - UNSENT_GIVEN_UP, now - waited)
+        )
+        stuck = [c for c in dict.fromkeys(m.conversation_id for m in unsent) if c not in waiting]
+        for conversation_id in stuck:
+            self.spawn(self._redeliver(conversation_id))
+        return len(waiting) + len(stuck)
 
-    async def _redeliver(self, conversation_id: str, messages: list[StoredMessage]) -> None:
+    async def _redeliver(self, conversation_id: str) -> None:
+        """Send a conversation's replies still unsent, read again under its lock (another
+        instance may have sent them meanwhile)."""
         async with self.locks.hold(conversation_id):
-            conv = await self.store.conversation(conversation_id)
-            await self.deliver(conv, messages)
+            unsent = await self.store.undelivered(
+                [Delivery.PENDING], conversation_id=conversation_id
+            )
+            if unsent:
+                conv = await self.store.conversation(conversation_id)
+                await self.deliver(conv, unsent)
 
     # -- the turn --------------------------------------------------------------------------
 

@@ -183,6 +183,33 @@ async def test_a_message_whose_turn_failed_is_answered_without_writing_again(
         assert await app[STORE].conversations_with_pending_inbound() == []
 
 
+async def test_a_reply_whose_sending_failed_goes_out_without_writing_again(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_SECONDS", 0.05)
+    clock = Clock()
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, journeys=(ECHO,), clock=clock) as (app, fake, _):
+        engine = engine_of(app)
+        send = fake.send
+
+        async def cut_off(message: object) -> None:
+            raise ConnectionError("the live event bus went away")  # after the reply was saved
+
+        fake.send = cut_off  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await engine.handle(InboundMessage("test", PHONE, "I need help"))
+        fake.send = send  # type: ignore[method-assign]
+        assert await app[STORE].conversations_with_pending_inbound() == []  # it was answered
+        clock.now = datetime.now(UTC) + RETRY_UNANSWERED_AFTER
+        await wait_for(lambda: fake.sent)  # housekeeping, no new message, no restart
+        await engine.drain()
+        clock.now += RETRY_UNANSWERED_AFTER  # and again: it is not sent twice
+        await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
+        await engine.drain()
+        assert fake.texts() == ["heard: I need help"]
+
+
 async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Path) -> None:
     async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
         await engine_of(app).handle(InboundMessage("test", PHONE, "hello"))

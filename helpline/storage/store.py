@@ -908,14 +908,23 @@ class SqlStore:
 
         return await self._write(run)
 
-    async def undelivered(self, statuses: Sequence[Delivery]) -> list[StoredMessage]:
+    async def undelivered(
+        self,
+        statuses: Sequence[Delivery],
+        *,
+        conversation_id: str | None = None,
+        created: tuple[datetime, datetime] | None = None,
+    ) -> list[StoredMessage]:
+        """Messages in these states, oldest first: of one conversation, or created between
+        two times, if given."""
+
         def run(session: Session) -> list[StoredMessage]:
-            rows = session.scalars(
-                select(MessageRow)
-                .where(MessageRow.status.in_([s.value for s in statuses]))
-                .order_by(MessageRow.id)
-            )
-            return [_message(r) for r in rows]
+            query = select(MessageRow).where(MessageRow.status.in_([s.value for s in statuses]))
+            if conversation_id is not None:
+                query = query.where(MessageRow.conversation_id == conversation_id)
+            if created is not None:
+                query = query.where(MessageRow.created_at.between(*created))
+            return [_message(r) for r in session.scalars(query.order_by(MessageRow.id))]
 
         return await self._read(_orm(run))
 
