@@ -45,13 +45,15 @@ async def visible(
     """The conversation and the queue it belongs to now, if this user may see it.
 
     Outside a programme's scope the answer is NotFound, exactly as for an unknown id: for
-    programme staff that is any conversation not waiting in, or held from, their queue now
+    programme staff that is any conversation not waiting in their queue nor held by them
     (once ended it is back with the helpline). Only a supervisor may look into a
     conversation another adviser holds."""
     conv = await app[STORE].conversation(conversation_id)
     entry = await app[ROUTING].queue.entry(conversation_id)
     current = entry.queue if entry else str(conv.answers.get("queue", "helpline"))
-    if not user.sees_queue(current) or (entry is None and user.programme_queue is not None):
+    mine = conv.owner is Owner.ADVISER and conv.adviser == user.name
+    gone = entry is None and user.programme_queue is not None and not mine
+    if not user.sees_queue(current) or gone:
         raise NotFound("no such conversation")
     held_by_other = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
     if held_by_other and not user.supervises:

@@ -207,6 +207,8 @@ async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended
         async with Console(url) as pat:
             await pat.login("pat")
             assert (await pat.post(base + "/claim"))[0] == 200
+            await app[ROUTING].queue.remove(north_conv)  # the queue's record lost (Redis)
+            assert (await pat.get(base))[0] == 200, "they still hold it"
             assert (await pat.post(base + "/end", {"outcome": "signposted"}))[0] == 200
             # Back with the helpline's bot: what the person says next is not the programme's.
             await engine_of(app).handle(InboundMessage("test", OTHER, "private words"))
