@@ -74,12 +74,14 @@ class Routing:
         entry = QueueEntry(
             conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
         )
+        # The queue first: if it cannot be reached, no record is left open for a wait that
+        # never began.
+        await self.queue.enqueue(entry)
         await self.store.open_handoff(
             HandoffRecord(
                 conv.id, queue, conv.language, conv.channel, entry.priority, reason, now, None
             )
         )
-        await self.queue.enqueue(entry)
         self.metrics.handoffs.labels(queue_kind(queue), reason.partition(":")[0]).inc()
         conv.owner = Owner.QUEUE
         conv.answers["queue"] = queue
@@ -272,7 +274,7 @@ class Routing:
         async with engine.locks.hold(conversation_id):
             conv = await self._owned(conversation_id, adviser)
             if not await self.queue.release(conversation_id, adviser):
-                await self.queue.enqueue(self._entry(conv, conv.answers.get("queue")))
+                await self._requeue(conv, conv.answers.get("queue"))
             await self._carry_risk(conv)
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
@@ -292,7 +294,7 @@ class Routing:
         async with engine.locks.hold(conversation_id):
             conv = await self._owned(conversation_id, adviser)
             if not await self.queue.transfer(conversation_id, queue):
-                await self.queue.enqueue(self._entry(conv, queue))
+                await self._requeue(conv, queue)
             await self._carry_risk(conv)
             await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
@@ -346,9 +348,11 @@ class Routing:
             raise Forbidden("the person has closed this conversation")
         return conv
 
-    def _entry(self, conv: Conversation, queue: object) -> QueueEntry:
-        """A new place in the queue for a conversation the queue has no record of."""
-        return QueueEntry(
+    async def _requeue(self, conv: Conversation, queue: object) -> None:
+        """A new place in the queue for a conversation the queue has lost all or part of its
+        record of (a claim kept without its place would hold it nowhere)."""
+        await self.queue.remove(conv.id)
+        entry = QueueEntry(
             conv.id,
             queue if isinstance(queue, str) and queue else DEFAULT_QUEUE,
             conv.language,
@@ -356,6 +360,7 @@ class Routing:
             self.clock(),
             conv.channel,
         )
+        await self.queue.enqueue(entry)
 
     async def _carry_risk(self, conv: Conversation) -> None:
         """Risk raised while an adviser had the conversation goes back to the queue with it

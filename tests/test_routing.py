@@ -292,6 +292,8 @@ async def test_released_or_transferred_the_conversation_waits_even_if_the_queue_
         for conv_id in (first, second):
             await routing.claim(conv_id, "sam", capacity=2)
             await routing.queue.remove(conv_id)  # the queue's record lost (a Redis flush)
+        # ...or only its place, the claim kept (restored from the database without it).
+        await routing.queue.restore([], {first: "sam"})
         await routing.release(first, "sam")
         await routing.transfer(second, "sam", "programme:example", "")
         waiting = {e.conversation_id: e.queue for e in await routing.queue.waiting()}
@@ -415,6 +417,7 @@ async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_
         assert fake.texts()[-1] == unavailable
         conv = await app[STORE].conversation(accepted.conversation_id)
         assert conv.owner is Owner.BOT
+        assert await app[STORE].open_handoffs() == []  # no wait recorded that never began
         queue.down = False  # back: asking again works
         await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
         assert [e.conversation_id for e in await queue.waiting()] == [conv.id]
