@@ -124,7 +124,7 @@ class LiveConsole:
                 except Exception:  # noqa: BLE001 - one bad event must not end the console
                     log.exception("a console event could not be handled")
 
-    async def _or_close(self, work: Callable[[], Awaitable[None]]) -> None:
+    async def _or_close(self, work: Callable[[], Awaitable[object]]) -> None:
         """Run a background loop; if it fails, close the socket so the page reconnects.
 
         Carrying on without it would leave the console silently stale: a queue view that no
@@ -183,7 +183,8 @@ class LiveConsole:
                 await self.send({"type": "unwatched", "conversation": conv_id})
 
     async def _on_session_ended(self, event: dict[str, Any]) -> None:
-        await self._still_logged_in()
+        # A check that fails closes the socket too (the page reconnects and checks afresh).
+        await self._or_close(self._still_logged_in)
 
     async def _recheck(self) -> None:
         """A disabled user or an expired session is cut off within a minute (a logout at
