@@ -14,6 +14,7 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,10 +53,15 @@ class LoginThrottle:
     (The per-account lock-out, in the database, holds across instances.)"""
 
     def __init__(
-        self, limit: int = 20, window: float = 300.0, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int = 20,
+        window: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        most: int = 10_000,
     ) -> None:
         self.limit = limit
         self.window = window
+        self.most = most  # addresses remembered at most
         self._clock = clock
         self._seen: dict[str, deque[float]] = {}
         self._swept = clock()
@@ -71,6 +77,11 @@ class LoginThrottle:
             # window, so a spray of addresses costs one pass per window, not one per login.
             self._seen = {a: s for a, s in self._seen.items() if s and now - s[-1] <= self.window}
             self._swept = now
+        if address not in self._seen and len(self._seen) >= self.most:
+            # A spray of addresses within one window: the longest-remembered are forgotten
+            # (the account lock-out still holds for them).
+            for old in list(islice(self._seen, len(self._seen) - self.most + 1)):
+                del self._seen[old]
         seen = self._seen.setdefault(address, deque())
         while seen and now - seen[0] > self.window:
             seen.popleft()

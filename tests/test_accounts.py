@@ -270,3 +270,11 @@ def test_the_login_throttle_forgets_addresses_once_their_window_has_passed() -> 
     assert throttle.remembered() == 1
     assert throttle.allow("192.0.2.1") and throttle.allow("192.0.2.1")
     assert not throttle.allow("192.0.2.1")
+
+
+def test_the_login_throttle_remembers_a_bounded_number_of_addresses_within_a_window() -> None:
+    throttle = LoginThrottle(limit=2, window=300.0, clock=lambda: 0.0, most=3)
+    for n in range(10):
+        assert throttle.allow(f"2001:db8::{n}")
+    assert throttle.remembered() == 3
+    assert throttle.allow("2001:db8::9") and not throttle.allow("2001:db8::9")
