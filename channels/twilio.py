@@ -223,16 +223,16 @@ class TwilioChannel:
             if opt == "STOP":
                 await self._opted_out(msg, key)
             elif text:
-                await texting.submit(self.app, msg, safe_key="channels.safe_text")
-                if opt == "START":
+                if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
+                await texting.submit(self.app, msg, safe_key="channels.safe_text")
             elif _media_count(form):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.text_only"))
         except DuplicateMessage:
             pass  # a redelivery: stored and handled the first time
         except RateLimited:
             # Acknowledged all the same: an error would only bring the same webhook back.
-            if opt != "STOP" and await texting.slow_down_due(self.app, self.name, address):
+            if await texting.slow_down_due(self.app, self.name, address):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.slow_down"))
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 

@@ -182,8 +182,11 @@ class Engine:
         risk = self.screen(msg.text, language)
         urgent = risk.level != "none"
         # A message about danger is never refused for coming too fast: it is stored and
-        # answered with the emergency guidance like any other risky message.
-        if limited and not urgent and not await self.limiter.allow(key, self.message_limits):
+        # answered with the emergency guidance like any other risky message. Nor is "stop":
+        # leaving must always work.
+        stopping = normalise(msg.text) in self.content.all_words("cmd_stop")
+        limited = limited and not urgent and not stopping
+        if limited and not await self.limiter.allow(key, self.message_limits):
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 

@@ -123,3 +123,16 @@ async def test_a_message_about_danger_is_never_refused_for_coming_too_fast(
             await engine.accept(InboundMessage("test", phone, "one more"))
         await engine.handle(InboundMessage("test", phone, "he's outside with a knife"))
         assert app[CONTENT].text("risk.immediate", "en") in fake.texts(phone)
+
+
+async def test_stop_is_never_refused_for_coming_too_fast(sqlite_url: str, tmp_path: Path) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        engine = app[ENGINE]
+        phone = "+447700900997"
+        for i in range(20):
+            await engine.accept(InboundMessage("test", phone, f"m{i}"))
+        with pytest.raises(RateLimited):
+            await engine.accept(InboundMessage("test", phone, "one more"))
+        await engine.handle(InboundMessage("test", phone, "STOP"))
+        assert fake.texts(phone)[-1] == app[CONTENT].text("stop.done", "en")
+        assert await app[STORE].open_conversation(engine.privacy.contact_key("test", phone)) is None
