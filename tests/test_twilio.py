@@ -389,8 +389,12 @@ async def test_danger_after_the_quiet_word_gets_the_emergency_guidance_not_the_c
 
 async def test_the_quiet_word_in_an_ordinary_sentence_reaches_the_journey(env: Env) -> None:
     await env.say("Hello")
+    before = len(env.loop.sms_bodies())
     await env.say("quiet here tonight, the kids are asleep")
     assert env.text("channels.quiet_unclear") not in env.loop.sms_bodies()
+    # The journey answers it: not an answer to "is it safe?", so that question again.
+    (reply,) = env.loop.sms_bodies()[before:]
+    assert reply.startswith(env.text("welcome.safe_retry"))
     conv = await env.app[STORE].open_conversation(env.key())
     assert conv is not None
     assert await env.app[STORE].pending_inbound(conv.id) == []
