@@ -13,11 +13,20 @@ import re
 import weakref
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from helpline.app import CONTENT, DRAINING, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
+from helpline.app import (
+    CONTENT,
+    DRAINING,
+    ENGINE,
+    HUB,
+    PRIVACY,
+    SENDERS,
+    SETTINGS,
+    STORE,
+    same_origin,
+)
 from helpline.domain import Direction, InboundMessage, OutboundMessage, storable
 from helpline.errors import DuplicateMessage, HelplineError
 from helpline.ratelimit import NEW_CHATS, RateLimited
@@ -116,7 +125,7 @@ class WebChat:
     # -- the socket ------------------------------------------------------------------------
 
     async def socket(self, request: web.Request) -> web.StreamResponse:
-        if not _same_origin(request):
+        if not same_origin(request):
             raise web.HTTPForbidden(text="cross-origin websocket refused")
         if request.app[DRAINING][0]:
             raise web.HTTPServiceUnavailable(text="restarting")
@@ -276,19 +285,6 @@ def _frame(msg: Any) -> dict[str, Any] | None:
     except (ValueError, TypeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not a browser: the Origin check protects browsers only
-    settings = request.app[SETTINGS]
-    allowed = {f"{request.scheme}://{request.host}", settings.base_url}
-    try:
-        parts = urlsplit(origin)
-    except ValueError:
-        return False  # unreadable (an unclosed IPv6 bracket): not one of ours
-    return f"{parts.scheme}://{parts.netloc}" in allowed
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -30,7 +29,17 @@ from handoff.accounts import (
     User,
 )
 from handoff.views import conversation_view, queue_snapshot, supervisor_view, visible
-from helpline.app import BEFORE_PURGE, CLOCK, CONTENT, HUB, PRIVACY, ROUTING, SETTINGS, STORE
+from helpline.app import (
+    BEFORE_PURGE,
+    CLOCK,
+    CONTENT,
+    HUB,
+    PRIVACY,
+    ROUTING,
+    SETTINGS,
+    STORE,
+    same_origin,
+)
 from helpline.domain import storable
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.routing import OUTCOMES
@@ -104,18 +113,6 @@ def _now(request: web.Request) -> datetime:
 
 def _error(status: int, code: str) -> web.Response:
     return web.json_response({"error": code}, status=status)
-
-
-def same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # not sent by a browser; the cookie is SameSite=Strict anyway
-    allowed = {f"{request.scheme}://{request.host}", request.app[SETTINGS].base_url}
-    try:
-        parts = urlsplit(origin)
-    except ValueError:
-        return False  # unreadable (an unclosed IPv6 bracket): not one of ours
-    return f"{parts.scheme}://{parts.netloc}" in allowed
 
 
 async def current_session(request: web.Request) -> ConsoleSession | None:

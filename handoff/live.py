@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from handoff import accounts, callbacks, referrals, safeguarding
 from handoff.accounts import ConsoleSession
 from handoff.views import queue_snapshot, supervisor_view, visible
-from helpline.app import CLOCK, DRAINING, HUB, STORE
+from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.errors import Forbidden, NotFound
 from helpline.routing import QUEUE_TOPIC
 from helpline.tasks import cancel_and_wait
@@ -39,7 +39,7 @@ SESSIONS_TOPIC = "console-sessions"
 
 
 async def socket(request: web.Request) -> web.StreamResponse:
-    from handoff.console import current_session, same_origin
+    from handoff.console import current_session
 
     if not same_origin(request):
         raise web.HTTPForbidden(text="cross-origin websocket refused")

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -314,6 +315,20 @@ async def _stop_housekeeping(app: web.Application) -> None:
     stop.set()
     await asyncio.wait([chores], timeout=HOUSEKEEPING_STOP_SECONDS)
     await cancel_and_wait(chores)
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a browser's request comes from a page of this service (for websockets and
+    state-changing requests); a request with no Origin is not from a browser page."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    allowed = {f"{request.scheme}://{request.host}", request.app[SETTINGS].base_url}
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False  # unreadable (an unclosed IPv6 bracket): not one of ours
+    return f"{parts.scheme}://{parts.netloc}" in allowed
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
