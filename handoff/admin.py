@@ -19,7 +19,7 @@ from aiohttp import web
 
 from handoff import hours_overrides
 from handoff.accounts import User
-from handoff.console import api
+from handoff.console import api, json_body
 from handoff.hours_overrides import HoursRefused, local_text
 from handoff.stats import page_for
 from helpline.app import CLOCK, CONTENT, HOURS, HUB, STORE
@@ -156,16 +156,6 @@ async def overview(request: web.Request, user: User) -> web.Response:
 # -- changing the hours ----------------------------------------------------------------
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (ValueError, LookupError):  # LookupError: a charset with no codec (x-bogus)
-        data = None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text='{"error": "json"}', content_type="application/json")
-    return data
-
-
 def _refused(exc: HoursRefused) -> web.Response:
     return web.json_response({"error": "invalid", "detail": str(exc)}, status=400)
 
@@ -181,7 +171,7 @@ def _string(data: dict[str, Any], key: str, limit: int = 120) -> str:
 
 @api(ADMIN, write=True)
 async def close(request: web.Request, user: User) -> web.Response:
-    data = await _json(request)
+    data = await json_body(request)
     try:
         queue = _string(data, "queue", 80) or None
         override_id = await hours_overrides.add_closure(
@@ -201,7 +191,7 @@ async def close(request: web.Request, user: User) -> web.Response:
 
 @api(ADMIN, write=True)
 async def weekly(request: web.Request, user: User) -> web.Response:
-    data = await _json(request)
+    data = await json_body(request)
     days = data.get("weekly")
     try:
         if not isinstance(days, dict):

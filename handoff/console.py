@@ -127,13 +127,12 @@ def _capacity(request: web.Request, user: User) -> int:
     return user.capacity or request.app[SETTINGS].adviser_capacity
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or a 400 {"error": "json"} for anything else."""
     try:
         data = await request.json()
     except (ValueError, LookupError):  # LookupError: a charset with no codec (x-bogus)
-        raise web.HTTPBadRequest(
-            text='{"error": "json"}', content_type="application/json"
-        ) from None
+        data = None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text='{"error": "json"}', content_type="application/json")
     return data
@@ -242,7 +241,7 @@ async def login(request: web.Request) -> web.Response:
     address = request.remote or "unknown"
     if not request.app[THROTTLE].allow(address):
         return _error(429, "throttled")
-    data = await _body(request)
+    data = await json_body(request)
     name, password, code = data.get("username"), data.get("password"), data.get("code")
     if not isinstance(name, str) or not isinstance(password, str) or len(password) > 1000:
         return _error(400, "invalid")
@@ -352,7 +351,7 @@ async def claim_next(request: web.Request, user: User) -> web.Response:
 @api(write=True)
 async def say(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
-    text = _text(await _body(request), "text")
+    text = _text(await json_body(request), "text")
     await visible(request.app, user, conv_id)
     stored = await request.app[ROUTING].say(conv_id, user.name, text)
     await _audit(request, user, "say", conv_id)
@@ -362,7 +361,7 @@ async def say(request: web.Request, user: User) -> web.Response:
 @api(write=True)
 async def note(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
-    text = _text(await _body(request), "text")
+    text = _text(await json_body(request), "text")
     await visible(request.app, user, conv_id)
     stored = await request.app[STORE].add_note(conv_id, text, user.name)
     await request.app[HUB].publish(
@@ -394,7 +393,7 @@ async def release(request: web.Request, user: User) -> web.Response:
 @api(write=True)
 async def transfer(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
-    data = await _body(request)
+    data = await json_body(request)
     target = _text(data, "queue", 120)
     note_text = storable(data["note"]) if isinstance(data.get("note"), str) else ""
     if not _QUEUE.match(target):
@@ -414,7 +413,7 @@ async def transfer(request: web.Request, user: User) -> web.Response:
 @api(write=True)
 async def end(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
-    outcome = _text(await _body(request), "outcome", 40)
+    outcome = _text(await json_body(request), "outcome", 40)
     if outcome not in OUTCOMES:
         return _error(400, "outcome")
     await visible(request.app, user, conv_id)
@@ -426,7 +425,7 @@ async def end(request: web.Request, user: User) -> web.Response:
 @api(write=True)
 async def raise_concern(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
-    text = _text(await _body(request), "concern", safeguarding.MAX_TEXT)
+    text = _text(await json_body(request), "concern", safeguarding.MAX_TEXT)
     await visible(request.app, user, conv_id)
     concern_id = await safeguarding.raise_concern(
         request.app[STORE], request.app[HUB], conv_id, user.name, text
@@ -473,7 +472,7 @@ async def concerns(request: web.Request, user: User) -> web.Response:
 @api(SUPERVISING, write=True)
 async def sign_off(request: web.Request, user: User) -> web.Response:
     concern_id = _int(request, "concern")
-    decision = _text(await _body(request), "decision", safeguarding.MAX_TEXT)
+    decision = _text(await json_body(request), "decision", safeguarding.MAX_TEXT)
     conv_id = await safeguarding.sign_off(
         request.app[STORE], request.app[HUB], concern_id, user.name, decision
     )
@@ -488,7 +487,7 @@ async def callback_list(request: web.Request, user: User) -> web.Response:
 
 @api(HELPLINE_ROLES, write=True)
 async def callback_mark(request: web.Request, user: User) -> web.Response:
-    status = _text(await _body(request), "status", 20)
+    status = _text(await json_body(request), "status", 20)
     conv_id = await callbacks.mark_callback(
         request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
     )
@@ -516,7 +515,7 @@ async def referral_list(request: web.Request, user: User) -> web.Response:
 
 @api(("programme", *SUPERVISING), write=True)
 async def referral_mark(request: web.Request, user: User) -> web.Response:
-    status = _text(await _body(request), "status", 20)
+    status = _text(await json_body(request), "status", 20)
     view = await referrals.set_status(
         request.app[STORE],
         _int(request, "referral"),
