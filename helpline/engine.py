@@ -399,6 +399,14 @@ class Engine:
         first = not conv.answers.get("_greeted")
         if first:
             conv.answers["_greeted"] = True
+        human = conv.owner in (Owner.QUEUE, Owner.ADVISER)
+        if human and conv.flow == "erase":
+            # "Delete everything?" asked while a human has the conversation is answered by
+            # the very next message only; anything else (danger above all) and it lapses, so
+            # that a later "yes" or "ok" said to the adviser can never erase it.
+            if risk.level == "none" and await self._answer_erase(turn, message.text):
+                return risk.level
+            self.runner.leave_detour(turn)
         if risk.level in URGENT:
             await self._urgent(turn, risk.level, first)
             return risk.level
@@ -406,23 +414,9 @@ class Engine:
             await self.handoffs.escalate(conv)
         if await self._command(turn, message.text, first):
             return risk.level
-        # An offer made while waiting (a call-back instead) is answered while waiting; "delete
-        # my data" is confirmed with an adviser too.
-        erasing = conv.flow == "erase"
-        offers = conv.owner is Owner.QUEUE or (conv.owner is Owner.ADVISER and erasing)
-        said, done = len(turn.replies), len(turn.effects)
-        if offers and await self.runner.answer_offer(turn, message.text):
-            if erasing and conv.flow != "erase":
-                # "No, keep going" while a human has the conversation: nothing more from
-                # the journey it returns to, only that nothing was deleted.
-                del turn.replies[said:], turn.effects[done:]
-                turn.say("erase.kept")
-            return risk.level
-        if conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            if erasing:
-                # Not an answer to "delete everything?": the question lapses, so that a
-                # later "yes" said to the adviser can never erase the conversation.
-                self.runner.leave_detour(turn)
+        if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
+            return risk.level  # they took up an offer made while waiting (a call-back instead)
+        if human:
             return risk.level  # a human has it: the bot stays silent
         journey = conv.flow
         if first:
@@ -432,6 +426,18 @@ class Engine:
         if conv.flow != journey or first:
             self.metrics.conversations.labels(conv.flow).inc()
         return risk.level
+
+    async def _answer_erase(self, turn: Turn, text: str) -> bool:
+        """The answer to "delete everything?" while a human has the conversation, if it is
+        one: yes erases; no says only that nothing was deleted (not the journey it returns
+        to, which would talk over the adviser)."""
+        said, done = len(turn.replies), len(turn.effects)
+        if not await self.runner.answer_offer(turn, text):
+            return False
+        if turn.conversation.flow != "erase":  # "no, keep going"
+            del turn.replies[said:], turn.effects[done:]
+            turn.say("erase.kept")
+        return True
 
     async def _urgent(self, turn: Turn, level: str, first: bool) -> None:
         conv = turn.conversation

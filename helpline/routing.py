@@ -223,6 +223,7 @@ class Routing:
             async with engine.locks.hold(entry.conversation_id):
                 conv = await self._still_waiting(entry.conversation_id, adviser)
                 conv.owner, conv.adviser = Owner.ADVISER, adviser
+                self._lapse_question(conv)
                 t = self.content.text
                 replies = [
                     Reply(t("event.claimed", conv.language, adviser=adviser), author=Author.SYSTEM),
@@ -263,6 +264,7 @@ class Routing:
         engine = self._engine()
         async with engine.locks.hold(conversation_id):
             conv = await self._owned(conversation_id, adviser)
+            self._lapse_question(conv)
             stored = await self.store.save_turn(
                 conv, [], [Reply(text, author=Author.ADVISER)], author_name=adviser
             )
@@ -278,6 +280,7 @@ class Routing:
             await self._carry_risk(conv)
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
+            self._lapse_question(conv)
             replies = [
                 Reply(
                     self.content.text("event.released", conv.language, adviser=adviser),
@@ -299,6 +302,7 @@ class Routing:
             await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             conv.answers["queue"] = queue
+            self._lapse_question(conv)
             if note.strip():
                 await self.store.add_note(conv.id, note.strip()[:2000], adviser)
             event = self.content.text(
@@ -337,6 +341,12 @@ class Routing:
             stored = await self.store.save_turn(conv, [], replies)
             await engine.deliver(conv, stored)
         await self.publish("ended", conversation_id, outcome=outcome)
+
+    def _lapse_question(self, conv: Conversation) -> None:
+        """Someone else speaks (an adviser joins, writes, hands on): a "delete everything?"
+        the person has not answered lapses, so their answer to the adviser cannot erase."""
+        if conv.flow == "erase":
+            self._engine().runner.leave_detour(Turn(conv, self.content))
 
     async def _owned(
         self, conversation_id: str, adviser: str, *, closed_too: bool = False
