@@ -172,6 +172,7 @@ def create_app(
             # Already stopped at shutdown (_stop_housekeeping), unless the start failed.
             await cancel_and_wait(chores)
             app[DRAINING][0] = True
+            await engine.stop_retries()
             await engine.drain()
             if isinstance(hub, RedisHub):
                 await hub.stop()

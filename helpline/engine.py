@@ -33,11 +33,16 @@ from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
 from helpline.storage import Accepted, SqlStore
+from helpline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 URGENT = ("immediate", "suicide")
 JUST_WROTE = timedelta(minutes=5)
+# After danger, a hand-off the queue refused (Redis down) is tried again this often, so many
+# times, in the background.
+HAND_OFF_RETRY_SECONDS = 30.0
+HAND_OFF_RETRIES = 20
 # A reply still unsent this long after it was stored is no longer retried by housekeeping
 # (only at a start): by then it would answer something long gone.
 UNSENT_GIVEN_UP = timedelta(days=1)
@@ -156,6 +161,7 @@ class Engine:
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retries: set[asyncio.Task[None]] = set()
         # Admission: at most this many turns, chat openings and stores at once, in arrival
         # order but a risky message first. Beyond it people wait their turn here rather than
         # all progressing together and timing out on the database pool (a burst:
@@ -184,7 +190,9 @@ class Engine:
         # A message about danger is never refused for coming too fast: it is stored and
         # answered with the emergency guidance like any other risky message. Nor is "stop":
         # leaving must always work.
-        stopping = normalise(msg.text) in self.content.all_words("cmd_stop")
+        stopping = "cmd_stop" in self.content.keywords and normalise(
+            msg.text
+        ) in self.content.all_words("cmd_stop")
         limited = limited and not urgent and not stopping
         if limited and not await self.limiter.allow(key, self.message_limits):
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
@@ -313,7 +321,8 @@ class Engine:
             )
             if unsent:
                 conv = await self.store.conversation(conversation_id)
-                await self.deliver(conv, unsent)
+                # The 999 guidance of a conversation in danger is never held for quiet hours.
+                await self.deliver(conv, unsent, urgent=conv.risk_level in URGENT)
 
     # -- the turn --------------------------------------------------------------------------
 
@@ -582,13 +591,47 @@ class Engine:
     async def _hand_off(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
         """Queue the conversation for an adviser; if the queue cannot be reached (Redis down),
         say so calmly rather than fail the turn: the emergency guidance said before this must
-        still go out, and the person can ask again."""
+        still go out. The person can ask again; after danger it is tried again for them."""
         assert self.handoffs is not None
         try:
             return await self.handoffs.request(conv, queue, reason)
         except HelplineError:
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
+            if conv.owner is not Owner.BOT:
+                # It failed after the conversation was queued (telling them their place).
+                return [Reply(self.content.text("handoff.keep_waiting", conv.language))]
+            if reason.startswith("risk:"):
+                self._later(self._hand_off_later(conv.id, queue, reason))
             return [Reply(self.content.text("handoff.unavailable", conv.language))]
+
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A retry in the background that a shutdown cancels rather than waits for."""
+        task = asyncio.ensure_future(coro)
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def stop_retries(self) -> None:
+        await cancel_and_wait(*self._retries)
+
+    async def _hand_off_later(self, conversation_id: str, queue: str, reason: str) -> None:
+        """After danger, queue the conversation as soon as the queue answers again (unless
+        the person has asked again, or left, meanwhile)."""
+        for _ in range(HAND_OFF_RETRIES):
+            await asyncio.sleep(HAND_OFF_RETRY_SECONDS)
+            try:
+                async with self.locks.hold(conversation_id), self.store.unit():
+                    conv = await self.store.conversation(conversation_id)
+                    if conv.closed or conv.owner is not Owner.BOT or self.handoffs is None:
+                        return
+                    replies = await self.handoffs.request(conv, queue, reason)
+                    stored = await self.store.save_turn(conv, [], replies, touch=False)
+                    await self.deliver(conv, stored, urgent=True)
+                    return
+            except NotFound:
+                return  # erased meanwhile
+            except Exception:  # noqa: BLE001 - Redis or the database still down: try again
+                log.warning("a hand-off is still waiting for the queue", exc_info=True)
+        log.error("a hand-off after danger could not be made", extra={"reason": reason})
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""
@@ -614,7 +657,14 @@ class Engine:
             elif effect.kind == "code_word":
                 kept = Reply(self.content.text("handover.code_kept", conv.language))
                 stored = await self.store.save_turn(conv, [], [kept])
-                await self.deliver(conv, stored, instead={stored[0].id: str(effect.data["text"])})
+                try:
+                    await self.deliver(
+                        conv, stored, instead={stored[0].id: str(effect.data["text"])}
+                    )
+                except Exception:
+                    # Never sent again later: a resend would carry the stand-in, not the code.
+                    await self.store.mark(stored[0].id, Delivery.FAILED)
+                    raise
             elif effect.kind == "settings":
                 await self.store.update_contact_settings(conv.contact_key, **effect.data)
             elif effect.kind == "flag":
@@ -728,12 +778,15 @@ class Engine:
     async def release_held(self) -> int:
         """Send what waited for quiet hours to end; returns how many conversations."""
         held = await self.store.undelivered([Delivery.HELD])
-        by_conv: dict[str, list[StoredMessage]] = {}
-        for m in held:
-            by_conv.setdefault(m.conversation_id, []).append(m)
         released = 0
-        for conversation_id, messages in by_conv.items():
+        for conversation_id in dict.fromkeys(m.conversation_id for m in held):
             async with self.locks.hold(conversation_id):
+                # Read again under the lock: another instance may have released them.
+                messages = await self.store.undelivered(
+                    [Delivery.HELD], conversation_id=conversation_id
+                )
+                if not messages:
+                    continue
                 conv = await self.store.conversation(conversation_id)
                 quiet = QuietHours.from_settings(
                     await self.store.contact_settings(conv.contact_key)

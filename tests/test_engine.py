@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as redis
@@ -208,6 +209,35 @@ async def test_a_reply_whose_sending_failed_goes_out_without_writing_again(
         await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
         await engine.drain()
         assert fake.texts() == ["heard: I need help"]
+
+
+async def test_guidance_sent_again_late_is_not_held_for_quiet_hours(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    async with running(settings_for(database_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, store = engine_of(app), app[STORE]
+        first = await engine.handle(InboundMessage("test", PHONE, "hello"))
+        conv = await store.conversation(first.conversation_id)
+        london = datetime.now(ZoneInfo("Europe/London"))
+        window = {
+            "start": (london - timedelta(hours=1)).strftime("%H:%M"),
+            "end": (london + timedelta(hours=3)).strftime("%H:%M"),
+        }
+        await store.update_contact_settings(conv.contact_key, quiet_hours=window)
+        send = fake.send
+
+        async def cut_off(message: object) -> None:
+            raise ConnectionError("the live event bus went away")  # after the reply was saved
+
+        fake.send = cut_off  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await engine.handle(InboundMessage("test", PHONE, "he's here and he has a knife"))
+        fake.send = send  # type: ignore[method-assign]
+        clock.now += timedelta(minutes=20)  # sent again well after they wrote
+        await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
+        await engine.drain()
+        assert app[CONTENT].text("risk.immediate", "en") in fake.texts()
 
 
 async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Path) -> None:

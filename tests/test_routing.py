@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from helpline import engine as engine_module
 from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import Priority
-from tests.support import Clock, running, settings_for
+from tests.support import Clock, running, settings_for, wait_for
 
 PERSON = "+447700900456"
 OTHER = "+447700900789"
@@ -484,3 +485,27 @@ async def test_a_delete_question_left_unanswered_lapses_and_a_later_yes_to_the_a
         conv = await store.conversation(conv_id)  # not erased
         assert (conv.owner, conv.adviser) == (Owner.ADVISER, "sam")
         assert "ok" in [m.text for m in await store.transcript(conv_id)]
+
+
+async def test_after_danger_with_the_queue_down_the_person_is_queued_once_it_is_back(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "HAND_OFF_RETRY_SECONDS", 0.05)
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife, he's here"))
+        assert fake.texts()[-1] == content.text("handoff.unavailable", "en")
+        queue.down = False
+        await wait_for(
+            lambda: bool(
+                fake.texts()[-1].startswith(
+                    content.text("handoff.waiting", "en", position=1, minutes=8)[:40]
+                )
+            )
+        )
+        waiting = await queue.waiting()
+        assert [e.conversation_id for e in waiting] == [accepted.conversation_id]
+        assert waiting[0].priority is Priority.IMMEDIATE
