@@ -172,8 +172,8 @@ def create_app(
             # Already stopped at shutdown (_stop_housekeeping), unless the start failed.
             await cancel_and_wait(chores)
             app[DRAINING][0] = True
-            await engine.stop_retries()
             await engine.drain()
+            await engine.stop_retries()  # after: a turn drained may have started one
             if isinstance(hub, RedisHub):
                 await hub.stop()
             if sub_client is not None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from helpline.admission import Admission
 from helpline.content import Content, normalise
 from helpline.domain import (
+    LANGUAGES,
     Conversation,
     Delivery,
     InboundMessage,
@@ -321,8 +322,8 @@ class Engine:
             )
             if unsent:
                 conv = await self.store.conversation(conversation_id)
-                # The 999 guidance of a conversation in danger is never held for quiet hours.
-                await self.deliver(conv, unsent, urgent=conv.risk_level in URGENT)
+                # The 999 guidance is never held for quiet hours, however late it goes.
+                await self.deliver(conv, unsent, urgent=self._guidance_in(unsent))
 
     # -- the turn --------------------------------------------------------------------------
 
@@ -588,6 +589,15 @@ class Engine:
         # Anything that reached the arrival while it was being carried over.
         await self.process(conversation_id)
 
+    def _guidance_in(self, messages: list[StoredMessage]) -> bool:
+        """Whether these replies carry the emergency guidance (in either language)."""
+        guidance = {
+            self.content.text(f"risk.{level}", language)
+            for level in URGENT
+            for language in LANGUAGES
+        }
+        return any(m.text in guidance for m in messages)
+
     async def _hand_off(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
         """Queue the conversation for an adviser; if the queue cannot be reached (Redis down),
         say so calmly rather than fail the turn: the emergency guidance said before this must
@@ -601,7 +611,7 @@ class Engine:
                 # It failed after the conversation was queued (telling them their place).
                 return [Reply(self.content.text("handoff.keep_waiting", conv.language))]
             if reason.startswith("risk:"):
-                self._later(self._hand_off_later(conv.id, queue, reason))
+                self._later(self._hand_off_later(conv.id, conv.reference, queue, reason))
             return [Reply(self.content.text("handoff.unavailable", conv.language))]
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -613,25 +623,42 @@ class Engine:
     async def stop_retries(self) -> None:
         await cancel_and_wait(*self._retries)
 
-    async def _hand_off_later(self, conversation_id: str, queue: str, reason: str) -> None:
+    async def _hand_off_later(
+        self, conversation_id: str, reference: str, queue: str, reason: str
+    ) -> None:
         """After danger, queue the conversation as soon as the queue answers again (unless
         the person has asked again, or left, meanwhile)."""
+        where = {"conversation": reference}
         for _ in range(HAND_OFF_RETRIES):
             await asyncio.sleep(HAND_OFF_RETRY_SECONDS)
             try:
-                async with self.locks.hold(conversation_id), self.store.unit():
-                    conv = await self.store.conversation(conversation_id)
-                    if conv.closed or conv.owner is not Owner.BOT or self.handoffs is None:
-                        return
-                    replies = await self.handoffs.request(conv, queue, reason)
-                    stored = await self.store.save_turn(conv, [], replies, touch=False)
-                    await self.deliver(conv, stored, urgent=True)
+                if await self._try_hand_off(conversation_id, queue, reason):
                     return
             except NotFound:
                 return  # erased meanwhile
             except Exception:  # noqa: BLE001 - Redis or the database still down: try again
-                log.warning("a hand-off is still waiting for the queue", exc_info=True)
-        log.error("a hand-off after danger could not be made", extra={"reason": reason})
+                log.warning("a hand-off is still waiting for the queue", extra=where, exc_info=True)
+        log.error("a hand-off after danger could not be made", extra=where)
+
+    async def _try_hand_off(self, conversation_id: str, queue: str, reason: str) -> bool:
+        """One attempt of _hand_off_later; True once there is nothing left to do."""
+        async with self.locks.hold(conversation_id), self.store.unit():
+            conv = await self.store.conversation(conversation_id)
+            if conv.closed or conv.owner is not Owner.BOT or self.handoffs is None:
+                return True
+            if conv.flow == "erase":
+                # Someone else speaks: "delete everything?" lapses, as when an adviser does.
+                self.runner.leave_detour(Turn(conv, self.content))
+            try:
+                replies = await self.handoffs.request(conv, queue, reason)
+            except HelplineError:
+                if conv.owner is Owner.BOT:
+                    raise  # not queued: try again
+                # Queued, then something after it failed: say so and keep it.
+                replies = [Reply(self.content.text("handoff.keep_waiting", conv.language))]
+            stored = await self.store.save_turn(conv, [], replies, touch=False)
+            await self.deliver(conv, stored, urgent=True)
+            return True
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""

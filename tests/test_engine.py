@@ -16,7 +16,7 @@ from redis.retry import Retry
 import flows
 from handoff.locks_redis import LockUnavailable, RedisLocks
 from helpline import app as app_module
-from helpline.app import CONTENT, RETRY_UNANSWERED_AFTER, STORE
+from helpline.app import CONTENT, RETRY_UNANSWERED_AFTER, ROUTING, STORE
 from helpline.domain import InboundMessage
 from helpline.errors import DuplicateMessage
 from helpline.flowkit import FlowSpec, State, Turn
@@ -238,6 +238,19 @@ async def test_guidance_sent_again_late_is_not_held_for_quiet_hours(
         await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
         await engine.drain()
         assert app[CONTENT].text("risk.immediate", "en") in fake.texts()
+        # Only the guidance: an adviser's later reply sent again in quiet hours waits.
+        routing = app[ROUTING]
+        await routing.claim(first.conversation_id, "sam", capacity=2)
+        now = InboundMessage("test", PHONE, "I'm in the bathroom", None, clock.now)
+        await engine.handle(now)  # so the adviser's answer is sent at once, not held
+        fake.send = cut_off  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await routing.say(first.conversation_id, "sam", "Are you somewhere safe now?")
+        fake.send = send  # type: ignore[method-assign]
+        clock.now += timedelta(minutes=20)
+        await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
+        await engine.drain()
+        assert "Are you somewhere safe now?" not in fake.texts()
 
 
 async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Path) -> None:

@@ -498,6 +498,8 @@ async def test_after_danger_with_the_queue_down_the_person_is_queued_once_it_is_
         await engine.handle(InboundMessage("test", PERSON, "hello"))
         accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife, he's here"))
         assert fake.texts()[-1] == content.text("handoff.unavailable", "en")
+        # They ask to delete everything and leave the question unanswered.
+        await engine.handle(InboundMessage("test", PERSON, "delete my data"))
         queue.down = False
         await wait_for(
             lambda: bool(
@@ -509,3 +511,6 @@ async def test_after_danger_with_the_queue_down_the_person_is_queued_once_it_is_
         waiting = await queue.waiting()
         assert [e.conversation_id for e in waiting] == [accepted.conversation_id]
         assert waiting[0].priority is Priority.IMMEDIATE
+        # The question lapsed when they were queued: "ok" to that erases nothing.
+        await engine.handle(InboundMessage("test", PERSON, "ok"))
+        assert (await app[STORE].conversation(accepted.conversation_id)).owner is Owner.QUEUE
