@@ -163,6 +163,8 @@ class Engine:
         self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
+        self._asleep: set[asyncio.Task[Any] | None] = set()  # retries between attempts
+        self._stopping = False
         # Admission: at most this many turns, chat openings and stores at once, in arrival
         # order but a risky message first. Beyond it people wait their turn here rather than
         # all progressing together and timing out on the database pool (a burst:
@@ -615,13 +617,17 @@ class Engine:
             return [Reply(self.content.text("handoff.unavailable", conv.language))]
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
-        """A retry in the background that a shutdown cancels rather than waits for."""
+        """A retry in the background that a shutdown stops rather than waits out."""
         task = asyncio.ensure_future(coro)
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)
 
     async def stop_retries(self) -> None:
-        await cancel_and_wait(*self._retries)
+        """At shutdown: retries waiting for their next attempt end now; an attempt under way
+        finishes (cut short, it could leave a hand-off half made)."""
+        self._stopping = True
+        await cancel_and_wait(*(t for t in self._retries if t in self._asleep))
+        await asyncio.gather(*self._retries, return_exceptions=True)
 
     async def _hand_off_later(
         self, conversation_id: str, reference: str, queue: str, reason: str
@@ -629,8 +635,18 @@ class Engine:
         """After danger, queue the conversation as soon as the queue answers again (unless
         the person has asked again, or left, meanwhile)."""
         where = {"conversation": reference}
+        task = asyncio.current_task()
         for _ in range(HAND_OFF_RETRIES):
-            await asyncio.sleep(HAND_OFF_RETRY_SECONDS)
+            if self._stopping:
+                return
+            if task is not None:
+                self._asleep.add(task)
+            try:
+                await asyncio.sleep(HAND_OFF_RETRY_SECONDS)
+            finally:
+                self._asleep.discard(task)
+            if self._stopping:
+                return
             try:
                 if await self._try_hand_off(conversation_id, queue, reason):
                     return
@@ -646,9 +662,6 @@ class Engine:
             conv = await self.store.conversation(conversation_id)
             if conv.closed or conv.owner is not Owner.BOT or self.handoffs is None:
                 return True
-            if conv.flow == "erase":
-                # Someone else speaks: "delete everything?" lapses, as when an adviser does.
-                self.runner.leave_detour(Turn(conv, self.content))
             try:
                 replies = await self.handoffs.request(conv, queue, reason)
             except HelplineError:

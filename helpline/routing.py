@@ -84,6 +84,7 @@ class Routing:
         )
         self.metrics.handoffs.labels(queue_kind(queue), reason.partition(":")[0]).inc()
         conv.owner = Owner.QUEUE
+        self._lapse_question(conv)  # "ok" to "an adviser will join you" must not erase
         conv.answers["queue"] = queue
         conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
         await self.publish("joined", conv.id)

@@ -17,7 +17,7 @@ import flows
 from handoff.locks_redis import LockUnavailable, RedisLocks
 from helpline import app as app_module
 from helpline.app import CONTENT, RETRY_UNANSWERED_AFTER, ROUTING, STORE
-from helpline.domain import InboundMessage
+from helpline.domain import Delivery, InboundMessage
 from helpline.errors import DuplicateMessage
 from helpline.flowkit import FlowSpec, State, Turn
 from helpline.storage import SqlStore
@@ -251,6 +251,9 @@ async def test_guidance_sent_again_late_is_not_held_for_quiet_hours(
         await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
         await engine.drain()
         assert "Are you somewhere safe now?" not in fake.texts()
+        transcript = await store.transcript(first.conversation_id)
+        (held,) = [m for m in transcript if m.text == "Are you somewhere safe now?"]
+        assert held.status is Delivery.HELD
 
 
 async def test_no_phone_number_is_stored_in_clear(sqlite_url: str, tmp_path: Path) -> None:

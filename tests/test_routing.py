@@ -514,3 +514,18 @@ async def test_after_danger_with_the_queue_down_the_person_is_queued_once_it_is_
         # The question lapsed when they were queued: "ok" to that erases nothing.
         await engine.handle(InboundMessage("test", PERSON, "ok"))
         assert (await app[STORE].conversation(accepted.conversation_id)).owner is Owner.QUEUE
+
+
+async def test_danger_after_asking_to_delete_then_ok_to_the_queue_erases_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
+        first = await engine.handle(InboundMessage("test", PERSON, "hello"))
+        await engine.handle(InboundMessage("test", PERSON, "delete my data"))
+        await engine.handle(InboundMessage("test", PERSON, "he's back, he has a knife"))
+        assert content.text("risk.immediate", "en") in fake.texts()
+        await engine.handle(InboundMessage("test", PERSON, "ok"))  # to "an adviser will join"
+        conv = await store.conversation(first.conversation_id)  # not erased
+        assert conv.owner is Owner.QUEUE
+        assert [e.conversation_id for e in await app[ROUTING].queue.waiting()] == [conv.id]
