@@ -6,7 +6,6 @@ so that the core never imports an adapter."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from helpline.ratelimit import MemoryLimiter, RedisLimiter
 from helpline.routing import Routing
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
-from helpline.tasks import cancel_and_wait
+from helpline.tasks import cancel_and_wait, stopped_within
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +236,7 @@ async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
         ),
         ("apply retention", lambda: purge(app)),
     )
-    while True:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(HOUSEKEEPING_SECONDS):
-                await stop.wait()
+    while not await stopped_within(stop, HOUSEKEEPING_SECONDS):
         # Each step on its own: one that keeps failing must not stop the others (above all,
         # retention).
         for name, step in steps:

@@ -1,8 +1,10 @@
-"""Stopping background tasks that may be inside a library call."""
+"""Stopping background tasks: ones that may be inside a library call, and loops that wait
+between rounds."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 # How long a cancelled task is given before it is cancelled again.
@@ -29,3 +31,12 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         if not task.cancelled():
             task.result()
+
+
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds`, or less if `stop` is set meanwhile; whether it is set. For a loop that
+    waits between rounds: asked to stop, it ends at once, and never in the middle of a round."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
