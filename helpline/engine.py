@@ -34,7 +34,7 @@ from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
 from helpline.storage import Accepted, SqlStore
-from helpline.tasks import cancel_and_wait
+from helpline.tasks import stopped_within
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ class Engine:
         self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
         self._retries: set[asyncio.Task[None]] = set()
-        self._asleep: set[asyncio.Task[Any] | None] = set()  # retries between attempts
-        self._stopping = False
+        self._stop_retries = asyncio.Event()
         # Admission: at most this many turns, chat openings and stores at once, in arrival
         # order but a risky message first. Beyond it people wait their turn here rather than
         # all progressing together and timing out on the database pool (a burst:
@@ -625,8 +624,7 @@ class Engine:
     async def stop_retries(self) -> None:
         """At shutdown: retries waiting for their next attempt end now; an attempt under way
         finishes (cut short, it could leave a hand-off half made)."""
-        self._stopping = True
-        await cancel_and_wait(*(t for t in self._retries if t in self._asleep))
+        self._stop_retries.set()
         await asyncio.gather(*self._retries, return_exceptions=True)
 
     async def _hand_off_later(
@@ -635,17 +633,8 @@ class Engine:
         """After danger, queue the conversation as soon as the queue answers again (unless
         the person has asked again, or left, meanwhile)."""
         where = {"conversation": reference}
-        task = asyncio.current_task()
         for _ in range(HAND_OFF_RETRIES):
-            if self._stopping:
-                return
-            if task is not None:
-                self._asleep.add(task)
-            try:
-                await asyncio.sleep(HAND_OFF_RETRY_SECONDS)
-            finally:
-                self._asleep.discard(task)
-            if self._stopping:
+            if await stopped_within(self._stop_retries, HAND_OFF_RETRY_SECONDS):
                 return
             try:
                 if await self._try_hand_off(conversation_id, queue, reason):
