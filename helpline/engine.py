@@ -603,17 +603,26 @@ class Engine:
         """Queue the conversation for an adviser; if the queue cannot be reached (Redis down),
         say so calmly rather than fail the turn: the emergency guidance said before this must
         still go out. The person can ask again; after danger it is tried again for them."""
+        try:
+            return await self._request(conv, queue, reason)
+        except HelplineError:
+            log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
+            if reason.startswith("risk:"):
+                self._later(self._hand_off_later(conv.id, conv.reference, queue, reason))
+            return [Reply(self.content.text("handoff.unavailable", conv.language))]
+
+    async def _request(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
+        """The hand-off request. If it fails once the conversation is queued (telling them
+        their place), they are asked to keep waiting; if it fails before, the error is
+        raised."""
         assert self.handoffs is not None
         try:
             return await self.handoffs.request(conv, queue, reason)
         except HelplineError:
+            if conv.owner is Owner.BOT:
+                raise
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
-            if conv.owner is not Owner.BOT:
-                # It failed after the conversation was queued (telling them their place).
-                return [Reply(self.content.text("handoff.keep_waiting", conv.language))]
-            if reason.startswith("risk:"):
-                self._later(self._hand_off_later(conv.id, conv.reference, queue, reason))
-            return [Reply(self.content.text("handoff.unavailable", conv.language))]
+            return [Reply(self.content.text("handoff.keep_waiting", conv.language))]
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """A retry in the background that a shutdown stops rather than waits out."""
@@ -651,13 +660,7 @@ class Engine:
             conv = await self.store.conversation(conversation_id)
             if conv.closed or conv.owner is not Owner.BOT or self.handoffs is None:
                 return True
-            try:
-                replies = await self.handoffs.request(conv, queue, reason)
-            except HelplineError:
-                if conv.owner is Owner.BOT:
-                    raise  # not queued: try again
-                # Queued, then something after it failed: say so and keep it.
-                replies = [Reply(self.content.text("handoff.keep_waiting", conv.language))]
+            replies = await self._request(conv, queue, reason)  # not queued: raises, again
             stored = await self.store.save_turn(conv, [], replies, touch=False)
             await self.deliver(conv, stored, urgent=True)
             return True
