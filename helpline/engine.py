@@ -192,10 +192,7 @@ class Engine:
         # A message about danger is never refused for coming too fast: it is stored and
         # answered with the emergency guidance like any other risky message. Nor is "stop":
         # leaving must always work.
-        stopping = "cmd_stop" in self.content.keywords and normalise(
-            msg.text
-        ) in self.content.all_words("cmd_stop")
-        limited = limited and not urgent and not stopping
+        limited = limited and not urgent and not self._is_stop(msg.text)
         if limited and not await self.limiter.allow(key, self.message_limits):
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
@@ -234,6 +231,11 @@ class Engine:
         if urgent:
             _remember(self._risky, accepted.conversation_id, None)
         return accepted
+
+    def _is_stop(self, text: str) -> bool:
+        """Whether the whole message is a word for "stop"."""
+        words = "cmd_stop"
+        return words in self.content.keywords and normalise(text) in self.content.all_words(words)
 
     async def open(self, channel: str, address: str, *, language: str = "en") -> Conversation:
         """Open (or find) the conversation for an address and greet it if it is new: for
