@@ -113,10 +113,9 @@ class Routing:
         return turn.replies
 
     async def escalate(self, conv: Conversation) -> None:
-        if await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level)):
-            await self.store.update_handoff(
-                conv.id, priority=int(Priority.for_risk(conv.risk_level))
-            )
+        priority = Priority.for_risk(conv.risk_level)
+        if await self.queue.escalate(conv.id, priority):
+            await self.store.update_handoff(conv.id, priority=int(priority))
             await self.publish("escalated", conv.id)
 
     async def cancel(self, conv: Conversation) -> None:
@@ -256,7 +255,7 @@ class Routing:
         claimed = (await self.queue.claims(adviser)).get(conversation_id) == adviser
         if conv is not None and conv.owner is Owner.QUEUE and not conv.closed and claimed:
             return conv
-        if claimed and (conv is None or conv.owner is not Owner.QUEUE or conv.closed):
+        if claimed:
             await self.queue.remove(conversation_id)  # it left: the claim must not hold it
             await self.publish("removed", conversation_id)
         raise QueueError("this conversation is no longer waiting")
@@ -278,7 +277,9 @@ class Routing:
             conv = await self._owned(conversation_id, adviser)
             if not await self.queue.release(conversation_id, adviser):
                 await self._requeue(conv, conv.answers.get("queue"))
-            await self._carry_risk(conv)
+            # Risk raised while an adviser had it (escalating a claimed conversation
+            # changes nothing in the queue) goes back to the queue with it.
+            await self.escalate(conv)
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             self._lapse_question(conv)
@@ -299,7 +300,9 @@ class Routing:
             conv = await self._owned(conversation_id, adviser)
             if not await self.queue.transfer(conversation_id, queue):
                 await self._requeue(conv, queue)
-            await self._carry_risk(conv)
+            # Risk raised while an adviser had it (escalating a claimed conversation
+            # changes nothing in the queue) goes back to the queue with it.
+            await self.escalate(conv)
             await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             conv.answers["queue"] = queue
@@ -372,14 +375,6 @@ class Routing:
             conv.channel,
         )
         await self.queue.enqueue(entry)
-
-    async def _carry_risk(self, conv: Conversation) -> None:
-        """Risk raised while an adviser had the conversation goes back to the queue with it
-        (escalating a claimed conversation changes nothing in the queue)."""
-        if await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level)):
-            await self.store.update_handoff(
-                conv.id, priority=int(Priority.for_risk(conv.risk_level))
-            )
 
     async def restore(self) -> None:
         """The in-process queue starts empty: reload it from the open handoffs."""
