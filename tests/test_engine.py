@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +23,7 @@ from helpline.domain import Delivery, InboundMessage
 from helpline.errors import DuplicateMessage
 from helpline.flowkit import FlowSpec, State, Turn
 from helpline.storage import SqlStore
-from tests.support import Clock, engine_of, running, settings_for, wait_for
+from tests.support import Clock, FakeChannel, engine_of, running, settings_for, wait_for
 
 PHONE = "+447700900123"
 OTHER = "+447700900124"
@@ -184,6 +186,23 @@ async def test_a_message_whose_turn_failed_is_answered_without_writing_again(
         assert await app[STORE].conversations_with_pending_inbound() == []
 
 
+@contextlib.contextmanager
+def sending_fails(fake: FakeChannel) -> Iterator[None]:
+    """Inside, every send fails as a lost live event bus would, after the reply was saved;
+    the failure must reach the caller."""
+    send = fake.send
+
+    async def cut_off(message: object) -> None:
+        raise ConnectionError("the live event bus went away")
+
+    fake.send = cut_off  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ConnectionError):
+            yield
+    finally:
+        fake.send = send  # type: ignore[method-assign]
+
+
 async def test_a_reply_whose_sending_failed_goes_out_without_writing_again(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,15 +211,8 @@ async def test_a_reply_whose_sending_failed_goes_out_without_writing_again(
     settings = settings_for(database_url, tmp_path)
     async with running(settings, journeys=(ECHO,), clock=clock) as (app, fake, _):
         engine = engine_of(app)
-        send = fake.send
-
-        async def cut_off(message: object) -> None:
-            raise ConnectionError("the live event bus went away")  # after the reply was saved
-
-        fake.send = cut_off  # type: ignore[method-assign]
-        with pytest.raises(ConnectionError):
+        with sending_fails(fake):
             await engine.handle(InboundMessage("test", PHONE, "I need help"))
-        fake.send = send  # type: ignore[method-assign]
         assert await app[STORE].conversations_with_pending_inbound() == []  # it was answered
         clock.now = datetime.now(UTC) + RETRY_UNANSWERED_AFTER
         await wait_for(lambda: fake.sent)  # housekeeping, no new message, no restart
@@ -225,15 +237,8 @@ async def test_guidance_sent_again_late_is_not_held_for_quiet_hours(
             "end": (london + timedelta(hours=3)).strftime("%H:%M"),
         }
         await store.update_contact_settings(conv.contact_key, quiet_hours=window)
-        send = fake.send
-
-        async def cut_off(message: object) -> None:
-            raise ConnectionError("the live event bus went away")  # after the reply was saved
-
-        fake.send = cut_off  # type: ignore[method-assign]
-        with pytest.raises(ConnectionError):
+        with sending_fails(fake):
             await engine.handle(InboundMessage("test", PHONE, "he's here and he has a knife"))
-        fake.send = send  # type: ignore[method-assign]
         clock.now += timedelta(minutes=20)  # sent again well after they wrote
         await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
         await engine.drain()
@@ -243,10 +248,8 @@ async def test_guidance_sent_again_late_is_not_held_for_quiet_hours(
         await routing.claim(first.conversation_id, "sam", capacity=2)
         now = InboundMessage("test", PHONE, "I'm in the bathroom", None, clock.now)
         await engine.handle(now)  # so the adviser's answer is sent at once, not held
-        fake.send = cut_off  # type: ignore[method-assign]
-        with pytest.raises(ConnectionError):
+        with sending_fails(fake):
             await routing.say(first.conversation_id, "sam", "Are you somewhere safe now?")
-        fake.send = send  # type: ignore[method-assign]
         clock.now += timedelta(minutes=20)
         await engine.retry_unanswered(RETRY_UNANSWERED_AFTER)
         await engine.drain()
