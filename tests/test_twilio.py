@@ -144,6 +144,19 @@ async def env(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Env]:
             yield Env(app, url, settings, lb, http)
 
 
+@pytest.fixture
+async def limited(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    """Like env, with two messages a minute allowed and every message in one window."""
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)
+            yield Env(app, url, settings, lb, http)
+
+
 # -- journeys --------------------------------------------------------------------------------
 
 
@@ -423,49 +436,33 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
 
 
 async def test_texts_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(
-    sqlite_url: str, tmp_path: Path
+    limited: Env,
 ) -> None:
-    async with loopback(ACCOUNT, TOKEN) as lb:
-        settings = twilio_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
-        async with (
-            running(settings, serve=True, clock=noon) as (app, _, url),
-            aiohttp.ClientSession() as http,
-        ):
-            env = Env(app, url, settings, lb, http)
-            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every text in one window
-            for n in range(5):
-                status, content_type, body = await env.post(SMS_PATH, sms(f"hello {n}"))
-                assert (status, content_type) == (200, "text/xml")  # not redelivered
-                assert body.endswith("<Response/>")
-            await app[ENGINE].drain()
-            assert lb.sms_bodies(PHONE).count(env.text("channels.slow_down")) == 1
-            conv = await app[STORE].open_conversation(env.key())
-            assert conv is not None
-            transcript = await app[STORE].transcript(conv.id)
-            assert [m.text for m in transcript if m.direction is Direction.IN] == [
-                "hello 0",
-                "hello 1",
-            ]
+    env, app = limited, limited.app
+    for n in range(5):
+        status, content_type, body = await env.post(SMS_PATH, sms(f"hello {n}"))
+        assert (status, content_type) == (200, "text/xml")  # not redelivered
+        assert body.endswith("<Response/>")
+    await app[ENGINE].drain()
+    assert env.loop.sms_bodies(PHONE).count(env.text("channels.slow_down")) == 1
+    conv = await app[STORE].open_conversation(env.key())
+    assert conv is not None
+    transcript = await app[STORE].transcript(conv.id)
+    assert [m.text for m in transcript if m.direction is Direction.IN] == [
+        "hello 0",
+        "hello 1",
+    ]
 
 
-async def test_an_opt_out_over_the_rate_limit_still_ends_the_conversation(
-    sqlite_url: str, tmp_path: Path
-) -> None:
-    async with loopback(ACCOUNT, TOKEN) as lb:
-        settings = twilio_settings(sqlite_url, tmp_path, lb.url, messages_per_minute=2)
-        async with (
-            running(settings, serve=True, clock=noon) as (app, _, url),
-            aiohttp.ClientSession() as http,
-        ):
-            env = Env(app, url, settings, lb, http)
-            app[ENGINE].limiter = MemoryLimiter(lambda: 30.0)  # every text in one window
-            for n in range(2):
-                await env.post(SMS_PATH, sms(f"hello {n}"))
-            status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
-            assert status == 200
-            await app[ENGINE].drain()
-            assert await app[STORE].open_conversation(env.key()) is None
-            assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
+async def test_an_opt_out_over_the_rate_limit_still_ends_the_conversation(limited: Env) -> None:
+    env, app = limited, limited.app
+    for n in range(2):
+        await env.post(SMS_PATH, sms(f"hello {n}"))
+    status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
+    assert status == 200
+    await app[ENGINE].drain()
+    assert await app[STORE].open_conversation(env.key()) is None
+    assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
 
 
 # -- bad requests ------------------------------------------------------------------------------
