@@ -192,3 +192,45 @@ async def test_a_units_operations_commit_one_by_one_and_outlive_a_failed_one(
         assert (await store.pending_turn(first.conversation_id))[1] is None
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_messages_are_still_stored_after_postgresql_drops_every_connection(
+    pg_url: str,
+) -> None:
+    # A database restart or fail-over closes every pooled connection. The next message must
+    # be stored on a new one, not fail because the pool handed out a dead connection.
+    import asyncpg
+
+    from tests.conftest import PG_DSN
+
+    store = SqlStore(pg_url)
+    try:
+        await upgrade(store.engine)
+        for n in range(3):  # the pool now keeps connections open
+            await _accept(store, n)
+        name = pg_url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(PG_DSN)
+        try:
+            ended = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            assert ended >= 1
+            for _ in range(100):  # the server processes are gone
+                left = await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
+                )
+                if left == 0:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.1)  # as after any restart: the closed sockets have been seen
+        async with asyncio.timeout(10):
+            accepted = await _accept(store, 99)
+        pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+        assert conv is not None and [m.text for m in pending] == ["hello"]
+    finally:
+        await store.close()

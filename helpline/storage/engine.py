@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 # Execution option marking a read-only session: on SQLite it begins with a plain (deferred)
@@ -44,14 +45,25 @@ def create_engine(url: str, *, pool_size: int = POOL_SIZE) -> AsyncEngine:
         return engine
     # hide_parameters: a failed statement's error must not carry message text or sealed
     # addresses into a log.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         hide_parameters=True,
-        pool_pre_ping=True,
         pool_recycle=1800,
         pool_size=pool_size,
         max_overflow=POOL_OVERFLOW,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _still_open)
+    return engine
+
+
+def _still_open(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection the server has closed (a restart, a fail-over, an
+    administrator ending sessions) is replaced before it is handed out. asyncpg notices the
+    closed socket by itself, so this asks no question of the server: SQLAlchemy's
+    pool_pre_ping cost three round trips (BEGIN, an empty query, ROLLBACK) on every checkout,
+    two checkouts a message (docs/performance.md)."""
+    if record.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def create_sqlite_thread_engine(url: str, *, connections: int) -> Engine:
