@@ -217,7 +217,8 @@ def _hours(app: web.Application) -> Hours:
 
 async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
     """Every minute: answer messages whose turn failed, send messages held for quiet hours,
-    close idle conversations, offer a call-back to anyone waiting long, and apply retention.
+    queue people in danger whose hand-off the queue refused, close idle conversations, offer
+    a call-back to anyone waiting long, and apply retention.
     Each step is safe to run on several instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
@@ -225,6 +226,7 @@ async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
     steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
         ("answer unanswered messages", lambda: engine.retry_unanswered(RETRY_UNANSWERED_AFTER)),
         ("release held messages", engine.release_held),
+        ("hand off after danger", engine.retry_handoffs),
         (
             "warn idle chats",
             lambda: engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes)),

@@ -44,6 +44,9 @@ JUST_WROTE = timedelta(minutes=5)
 # times, in the background.
 HAND_OFF_RETRY_SECONDS = 30.0
 HAND_OFF_RETRIES = 20
+# Kept in the conversation's answers while that hand-off is still owed ([queue, reason]):
+# housekeeping on any instance goes on trying after the instance that failed has stopped.
+HAND_OFF_DUE = "_handoff_due"
 # A reply still unsent this long after it was stored is no longer retried by housekeeping
 # (only at a start): by then it would answer something long gone.
 UNSENT_GIVEN_UP = timedelta(days=1)
@@ -606,12 +609,16 @@ class Engine:
         say so calmly rather than fail the turn: the emergency guidance said before this must
         still go out. The person can ask again; after danger it is tried again for them."""
         try:
-            return await self._request(conv, queue, reason)
+            replies = await self._request(conv, queue, reason)
         except HelplineError:
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
             if reason.startswith("risk:"):
-                self._later(self._hand_off_later(conv.id, conv.reference, queue, reason))
+                # Saved with the turn: owed until it is made, whichever instance makes it.
+                conv.answers[HAND_OFF_DUE] = [queue, reason]
+                self._later(self._hand_off_later(conv.id, conv.reference))
             return [Reply(self.content.text("handoff.unavailable", conv.language))]
+        conv.answers.pop(HAND_OFF_DUE, None)
+        return replies
 
     async def _request(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
         """The hand-off request. If it fails once the conversation is queued (telling them
@@ -638,34 +645,63 @@ class Engine:
         self._stop_retries.set()
         await asyncio.gather(*self._retries, return_exceptions=True)
 
-    async def _hand_off_later(
-        self, conversation_id: str, reference: str, queue: str, reason: str
-    ) -> None:
+    async def _hand_off_later(self, conversation_id: str, reference: str) -> None:
         """After danger, queue the conversation as soon as the queue answers again (unless
-        the person has asked again, or left, meanwhile)."""
+        the person has asked again, or left, meanwhile). Housekeeping goes on trying after
+        this gives up or its instance stops (retry_handoffs)."""
         where = {"conversation": reference}
         for _ in range(HAND_OFF_RETRIES):
             if await stopped_within(self._stop_retries, HAND_OFF_RETRY_SECONDS):
                 return
             try:
-                if await self._try_hand_off(conversation_id, queue, reason):
-                    return
+                await self._try_hand_off(conversation_id)
+                return
             except NotFound:
                 return  # erased meanwhile
             except Exception:  # noqa: BLE001 - Redis or the database still down: try again
                 log.warning("a hand-off is still waiting for the queue", extra=where, exc_info=True)
-        log.error("a hand-off after danger could not be made", extra=where)
+        log.error("a hand-off after danger is still waiting; housekeeping goes on", extra=where)
 
-    async def _try_hand_off(self, conversation_id: str, queue: str, reason: str) -> bool:
-        """One attempt of _hand_off_later; True once there is nothing left to do."""
+    async def retry_handoffs(self) -> int:
+        """Housekeeping: make the hand-offs danger asked for and the queue refused, still
+        owed (the instance that owed one may have stopped). Returns how many were tried."""
+        if self.handoffs is None:
+            return 0
+        tried = 0
+        for conv in await self.store.open_with_the_bot_at_risk(URGENT):
+            if HAND_OFF_DUE not in conv.answers:
+                continue
+            tried += 1
+            try:
+                await self._try_hand_off(conv.id)
+            except NotFound:
+                continue  # erased meanwhile
+            except Exception:  # noqa: BLE001 - one failing must not keep the others waiting
+                log.warning(
+                    "a hand-off is still waiting for the queue",
+                    extra={"conversation": conv.reference},
+                    exc_info=True,
+                )
+        return tried
+
+    async def _try_hand_off(self, conversation_id: str) -> None:
+        """Make a hand-off still owed, read again under the conversation's lock; raises if
+        the queue still refuses it."""
         async with self.locks.hold(conversation_id), self.store.unit():
             conv = await self.store.conversation(conversation_id)
-            if conv.closed or conv.owner is not Owner.BOT or self.handoffs is None:
-                return True
+            due = conv.answers.get(HAND_OFF_DUE)
+            if due is None or self.handoffs is None:
+                return  # made meanwhile, by the person asking or by another instance
+            if conv.closed or conv.owner is not Owner.BOT:
+                # They left, or are queued or with an adviser already: nothing is owed.
+                conv.answers.pop(HAND_OFF_DUE)
+                await self.store.save_turn(conv, [], [], touch=False)
+                return
+            queue, reason = due
             replies = await self._request(conv, queue, reason)  # not queued: raises, again
+            conv.answers.pop(HAND_OFF_DUE)
             stored = await self.store.save_turn(conv, [], replies, touch=False)
             await self.deliver(conv, stored, urgent=True)
-            return True
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from helpline import app as app_module
 from helpline import engine as engine_module
 from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
@@ -514,6 +515,52 @@ async def test_after_danger_with_the_queue_down_the_person_is_queued_once_it_is_
         # The question lapsed when they were queued: "ok" to that erases nothing.
         await engine.handle(InboundMessage("test", PERSON, "ok"))
         assert (await app[STORE].conversation(accepted.conversation_id)).owner is Owner.QUEUE
+
+
+async def test_a_hand_off_owed_after_danger_is_made_by_housekeeping_after_a_restart(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The queue refuses the hand-off after danger, and the instance that owed it stops
+    # before the queue is back (its own retry stops with it). Housekeeping on the next
+    # instance to run it queues them, with the same priority.
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_SECONDS", 0.05)
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings) as (app, fake, _):
+        routing = app[ROUTING]
+        routing.queue = QueueThatCannotEnqueue(routing.queue)
+        await app[ENGINE].handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await app[ENGINE].handle(InboundMessage("test", PERSON, "he has a knife"))
+        assert fake.texts()[-1] == app[CONTENT].text("handoff.unavailable", "en")
+    async with running(settings) as (app, fake, _):
+        content = app[CONTENT]
+        waiting = content.text("handoff.waiting", "en", position=1, minutes=8)[:40]
+        await wait_for(lambda: any(t.startswith(waiting) for t in fake.texts()))
+        entries = await app[ROUTING].queue.waiting()
+        assert [e.conversation_id for e in entries] == [accepted.conversation_id]
+        assert entries[0].priority is Priority.IMMEDIATE
+        conv = await app[STORE].conversation(accepted.conversation_id)
+        assert conv.owner is Owner.QUEUE
+        # Made once: later rounds of housekeeping leave it be.
+        await app[ENGINE].retry_handoffs()
+        assert [t for t in fake.texts() if t.startswith(waiting)] == [fake.texts()[-1]]
+
+
+async def test_a_hand_off_owed_is_dropped_once_the_person_has_left(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, routing, store = app[ENGINE], app[ROUTING], app[STORE]
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        await engine.stop_retries()  # as if this instance had stopped
+        await engine.handle(InboundMessage("test", PERSON, "stop"))
+        assert (await store.conversation(accepted.conversation_id)).closed
+        queue.down = False
+        before = len(fake.texts())
+        assert await engine.retry_handoffs() == 0
+        assert await queue.waiting() == [] and fake.texts()[before:] == []
 
 
 async def test_danger_after_asking_to_delete_then_ok_to_the_queue_erases_nothing(

@@ -710,6 +710,22 @@ class SqlStore:
 
         return await self._read(run)
 
+    async def open_with_the_bot_at_risk(self, levels: Sequence[str]) -> list[Conversation]:
+        """Open conversations the bot still has whose risk is one of `levels` (few: danger
+        sends a conversation to the queue)."""
+
+        def run(conn: Connection) -> list[Conversation]:
+            rows = conn.execute(
+                select(CONVERSATIONS).where(
+                    ~CONVERSATIONS.c.closed,
+                    CONVERSATIONS.c.owner == Owner.BOT.value,
+                    CONVERSATIONS.c.risk_level.in_(list(levels)),
+                )
+            )
+            return [_conversation(row) for row in rows]
+
+        return await self._read(run)
+
     async def pending_inbound(self, conversation_id: str) -> list[StoredMessage]:
         return await self._read(lambda conn: _pending(self._sql, conn, conversation_id))
 
