@@ -398,12 +398,13 @@ async def transfer(request: web.Request, user: User) -> web.Response:
     note_text = storable(data["note"]) if isinstance(data.get("note"), str) else ""
     if not _QUEUE.match(target):
         return _error(400, "queue")
-    if user.role == "programme" and target not in ("helpline", user.programme_queue):
-        raise Forbidden("programme staff pass conversations back to the helpline only")
-    if target.startswith("adviser:"):
-        names = {u.name for u in await accounts.list_users(request.app[STORE]) if u.helpline}
-        if target.split(":", 1)[1] not in names:
-            return _error(400, "queue")
+    if user.role == "programme":
+        if target not in ("helpline", user.programme_queue):
+            raise Forbidden("programme staff pass conversations back to the helpline only")
+    elif target not in await _destinations(request.app):
+        # Not a disabled adviser, nor a programme no one staffs: the person would wait
+        # where no one looks for them.
+        return _error(400, "queue")
     await visible(request.app, user, conv_id)
     await request.app[ROUTING].transfer(conv_id, user.name, target, str(note_text)[:MAX_TEXT])
     await _audit(request, user, "transfer", conv_id, queue=target)
@@ -452,9 +453,15 @@ async def queues(request: web.Request, user: User) -> web.Response:
     """Where a conversation can be transferred to."""
     if user.role == "programme":
         return web.json_response(["helpline"])
-    users = await accounts.list_users(request.app[STORE])
+    return web.json_response(await _destinations(request.app))
+
+
+async def _destinations(app: web.Application) -> list[str]:
+    """Where helpline staff may transfer a conversation: the helpline's queues, programmes
+    with staff, advisers whose accounts are in use."""
+    users = await accounts.list_users(app[STORE])
     programmes = sorted({u.programme for u in users if u.programme and not u.disabled})
-    return web.json_response(
+    return (
         ["helpline", "family"]
         + [f"programme:{p}" for p in programmes]
         + [f"adviser:{u.name}" for u in users if u.helpline and not u.disabled]

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from handoff import callbacks, referrals
+from handoff import accounts, callbacks, referrals
 from helpline.app import CONTENT, HUB, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from tests.console_support import (
@@ -470,6 +470,11 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             )
             assert status == 200
             assert (await bob.post(base + "/transfer", {"queue": "nowhere"}))[0] == 400
+            # Nowhere no one would look: a programme without staff, a disabled adviser.
+            await add_staff(app, "carol")
+            await accounts.disable_user(app[STORE], "carol")
+            for nowhere in ("programme:south", "adviser:carol"):
+                assert (await bob.post(base + "/transfer", {"queue": nowhere}))[0] == 400
             status, view = await pat.get(base)
             assert status == 200 and view["queue"] == "programme:north"
             notes = [m["text"] for m in view["messages"] if m["direction"] == "note"]
