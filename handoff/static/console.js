@@ -190,12 +190,14 @@
       var delay = Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempt));
       window.clearTimeout(retryTimer);
       retryTimer = window.setTimeout(function () {
-        // The session may have ended while we were away: ask before reconnecting.
+        // The session may have ended while we were away: ask before reconnecting. Only a
+        // 401 says so; any other failure (the database busy or restarting) is tried again
+        // by reconnecting, and the live connection itself refuses an ended session (4401).
         call('GET', '/console/api/me').then(function (r) {
-          if (r.status === 200) {
-            connect();
-          } else {
+          if (r.status === 401) {
             loggedOut(label('session-ended'));
+          } else {
+            connect();
           }
         }, connect);
       }, delay);

@@ -179,3 +179,46 @@ async def test_the_statistics_and_admin_pages_draw_themselves_without_script_err
         await page.goto(url + "/console/admin")
         await expect(page.locator("#content-facts dd").first).to_be_visible(timeout=15_000)
         assert errors == []
+
+
+@pytest.mark.browser
+async def test_the_console_reconnects_when_the_session_check_fails_for_a_moment(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The live connection drops, and the check of the session before reconnecting fails
+    # (the database busy or restarting, a 503): the adviser stays logged in and the console
+    # reconnects, instead of showing the login form as if the session had ended.
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        adviser = await _page(browser)
+        sockets: list[Any] = []
+
+        def through(ws: Any) -> None:
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        await adviser.route_web_socket("**/console/ws", through)
+        await adviser.goto(url + "/console")
+        await adviser.get_by_label("Username", exact=True).fill("alice")
+        await adviser.get_by_label("Password", exact=True).fill(PASSWORD)
+        await adviser.get_by_role("button", name="Log in", exact=True).click()
+        await expect(adviser.locator("#logout")).to_be_visible()
+        for _ in range(100):
+            if sockets:
+                break
+            await asyncio.sleep(0.05)
+        await adviser.route(
+            "**/console/api/me", lambda route: route.fulfill(status=503, body="unavailable")
+        )
+        await sockets[0].close(code=1013, reason="try again")
+        for _ in range(200):  # the console waits a second before reconnecting
+            if len(sockets) > 1:
+                break
+            await asyncio.sleep(0.05)
+        assert len(sockets) > 1, "the console did not reconnect"
+        await expect(adviser.locator("#logout")).to_be_visible()
+        await expect(adviser.locator("#login")).to_be_hidden()
