@@ -182,7 +182,8 @@ class TelegramChannel:
         # WhatsApp's Body is). The photo or file itself is never stored.
         text = message.text or message.caption
         if not text:
-            self._notice(message, "channels.text_only")
+            if await self._first_delivery(message, str(message.message_id)):
+                self._notice(message, "channels.text_only")
             return
         await self._submit(message, text, str(message.message_id))
 
@@ -190,10 +191,11 @@ class TelegramChannel:
         """An edit is not read again, unless it names a danger: then it is a new message,
         screened and answered like any other."""
         text = edited.text or edited.caption or ""
-        if self.app[ENGINE].screen(text, _language(edited)).level == "none":
-            self._notice(edited, "channels.edit_unseen")
-            return
         stamp = int(edited.edit_date.timestamp()) if edited.edit_date else 0
+        if self.app[ENGINE].screen(text, _language(edited)).level == "none":
+            if await self._first_delivery(edited, f"edit{stamp}:{edited.message_id}"):
+                self._notice(edited, "channels.edit_unseen")
+            return
         # Its own id, so it is no redelivery of the original; the message id stays last for
         # the tidy-up after "delete my data".
         await self._submit(edited, text, f"edit{stamp}:{edited.message_id}")
@@ -233,6 +235,9 @@ class TelegramChannel:
             # polling, hold up everyone's updates behind it.
             if await texting.slow_down_due(self.app, self.name, address):
                 self._notice(message, "channels.slow_down")
+
+    async def _first_delivery(self, message: Message, local_id: str) -> bool:
+        return await texting.first_delivery(self.app, self.name, str(message.chat.id), local_id)
 
     def _notice(self, message: Message, content_key: str) -> None:
         self.app[ENGINE].spawn(self._send_notice(message.chat.id, message, content_key))

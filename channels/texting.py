@@ -29,6 +29,10 @@ _TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
 _WINDOW = re.compile(rf"^{_TIME}\s*(?:-|–|—|to|tan|i)\s*{_TIME}$")
 # Someone over the rate limit is told at most once a minute: a flood must not get one back.
 SLOW_DOWN = (Limit(1, 60),)
+# A message that is never stored (a picture without words, an edit) is recognised when its
+# webhook is delivered again within the same window (a fixed day: one delivered just before
+# midnight UTC and again just after gets its notice twice).
+REDELIVERY_WINDOW = (Limit(1, 86_400),)
 # These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
 # token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
 _CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
@@ -203,6 +207,17 @@ async def submit(
     accepted = await engine.accept(msg, language=language)
     engine.spawn(_answer(app, msg, accepted, command, safe_key))
     return accepted
+
+
+async def first_delivery(
+    app: web.Application, channel: str, address: str, delivery_id: str
+) -> bool:
+    """Whether a message that is never stored arrives for the first time, so that a webhook
+    delivered again does not bring its notice twice. Remembered where rate limits are (Redis,
+    shared by instances, when configured) under the contact's key, never the address."""
+    engine = app[ENGINE]
+    key = engine.privacy.contact_key(channel, address)
+    return await engine.limiter.allow(f"delivered:{key}:{delivery_id}", REDELIVERY_WINDOW)
 
 
 async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:

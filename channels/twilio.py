@@ -226,7 +226,9 @@ class TwilioChannel:
                 if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
                 await texting.submit(self.app, msg, safe_key="channels.safe_text")
-            elif _media_count(form):
+            elif _media_count(form) and await texting.first_delivery(
+                self.app, self.name, address, sid
+            ):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.text_only"))
         except DuplicateMessage:
             pass  # a redelivery: stored and handled the first time

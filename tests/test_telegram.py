@@ -236,8 +236,9 @@ async def test_messages_over_the_rate_limit_are_acknowledged_and_told_once_to_sl
 async def test_stickers_and_photos_get_a_calm_text_only_reply_and_nothing_stored(
     env: Env, name: str
 ) -> None:
-    assert await env.post(update(name)) == 200
-    await env.app[ENGINE].drain()
+    for _ in range(2):  # the update delivered again: told once
+        assert await env.post(update(name)) == 200
+        await env.app[ENGINE].drain()
     assert env.loop.telegram_texts() == [env.text("channels.text_only")]
     assert await env.app[STORE].sealed_address(env.key()) is None
 
@@ -277,8 +278,9 @@ async def test_an_edit_that_names_a_danger_is_read_as_a_new_message_once(env: En
 async def test_an_edited_message_is_not_read_again_and_the_person_is_told(env: Env) -> None:
     await env.say("Hello")
     before = len(env.loop.telegram_texts())
-    assert await env.post(update("telegram_edited_message.json")) == 200
-    await env.app[ENGINE].drain()
+    for _ in range(2):  # the update delivered again: told once
+        assert await env.post(update("telegram_edited_message.json")) == 200
+        await env.app[ENGINE].drain()
     assert env.loop.telegram_texts()[before:] == [env.text("channels.edit_unseen")]
 
 

@@ -428,9 +428,11 @@ async def test_help_by_text_lists_the_words_that_work_including_texting_ones(env
 async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_stored(
     env: Env,
 ) -> None:
-    status, _, _ = await env.post(SMS_PATH, fixture("twilio_mms_inbound.json", From=PHONE))
-    assert status == 200
-    await env.app[ENGINE].drain()
+    picture = fixture("twilio_mms_inbound.json", From=PHONE)
+    for _ in range(2):  # the webhook delivered again: told once
+        status, _, _ = await env.post(SMS_PATH, picture)
+        assert status == 200
+        await env.app[ENGINE].drain()
     assert env.loop.sms_bodies(PHONE) == [env.text("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key()) is None
 
