@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -233,4 +234,52 @@ async def test_messages_are_still_stored_after_postgresql_drops_every_connection
         pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
         assert conv is not None and [m.text for m in pending] == ["hello"]
     finally:
+        await store.close()
+
+
+async def test_a_console_read_cancelled_mid_query_does_not_lock_sqlite_for_others(
+    tmp_path: Path,
+) -> None:
+    # The console's live page closes while its queue snapshot is reading: the read is
+    # cancelled. The next write (an adviser's session check) must not wait out SQLite's
+    # 10 s busy timeout: it did, once, in CI ("database is locked", the statistics page
+    # showing "Something went wrong"), because the cancelled connection kept its lock until
+    # the garbage collector freed the half-read cursor.
+    import gc
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event, select
+
+    from handoff import accounts
+    from helpline.storage.models import ConversationRow
+
+    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'helpline.db'}")
+    loop = asyncio.get_running_loop()
+    victims: list[asyncio.Task[None]] = []
+
+    def cancel_as_it_reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if victims and statement.lstrip().upper().startswith("SELECT"):
+            loop.call_soon(victims.pop().cancel)
+
+    async def snapshot() -> None:  # as the console's queue snapshot reads
+        async with store.session() as session:
+            list(await session.scalars(select(ConversationRow)))
+
+    collecting = gc.isenabled()
+    gc.disable()  # as in a quiet process: nothing frees the cursor by chance
+    try:
+        await upgrade(store.engine)
+        for n in range(6):
+            await _accept(store, n)
+        event.listen(store.engine.sync_engine, "before_cursor_execute", cancel_as_it_reads)
+        reading = asyncio.create_task(snapshot())
+        victims.append(reading)
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        event.remove(store.engine.sync_engine, "before_cursor_execute", cancel_as_it_reads)
+        async with asyncio.timeout(3):
+            assert await accounts.session_for(store, "no-such-token", now=datetime.now(UTC)) is None
+    finally:
+        if collecting:
+            gc.enable()
         await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -97,6 +98,18 @@ def _sqlite_setup(sync_engine: Engine) -> None:
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _cancelled_is_no_disconnect(context: Any) -> None:
+        # A task cancelled while its statement runs (the console's live page closing during
+        # its queue snapshot) is taken by SQLAlchemy for a lost connection: it closes the
+        # connection without closing the cursor. SQLite then keeps that connection's
+        # transaction, and its write lock, until the garbage collector frees the half-read
+        # cursor: every write meanwhile failed after the 10 s busy timeout ("database is
+        # locked"). The connection is sound (aiosqlite runs its calls in order on its own
+        # thread), so it is treated as an ordinary error: cursor closed, rolled back.
+        if isinstance(context.original_exception, asyncio.CancelledError):
+            context.is_disconnect = False
 
     @event.listens_for(sync_engine, "begin")
     def _begin(conn: Any) -> None:
