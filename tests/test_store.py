@@ -95,6 +95,31 @@ async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_u
         await store.close()
 
 
+async def test_each_stored_reply_has_the_id_its_words_were_stored_under(database_url: str) -> None:
+    # The ids a turn's save gives back are what delivery marks as sent and what the chat
+    # page orders by: each must be the id of that very reply, however the database numbers
+    # a statement's rows (on PostgreSQL a turn is one statement, RETURNING in no set order).
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        accepted = await _accept(store, 1)
+        pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+        assert conv is not None
+        said = ["One.", "Two.", "One.", "Three.", "Two."]
+        stored = await store.save_turn(conv, [pending[0].id], [Reply(t) for t in said])
+        assert [m.text for m in stored] == said
+        assert [m.id for m in stored] == sorted(m.id for m in stored)
+        transcript = {m.id: m.text for m in await store.transcript(conv.id)}
+        assert [transcript[m.id] for m in stored] == said
+        await store.mark_sent([stored[1].id])
+        statuses = {m.id: m.status for m in await store.transcript(conv.id)}
+        assert statuses[stored[1].id] is Delivery.SENT
+        assert statuses[stored[4].id] is Delivery.PENDING
+        assert statuses[pending[0].id] is Delivery.HANDLED
+    finally:
+        await store.close()
+
+
 async def test_a_redelivery_is_reported_as_a_duplicate_not_a_crash(database_url: str) -> None:
     store = SqlStore(database_url)
     try:
@@ -282,4 +307,32 @@ async def test_a_console_read_cancelled_mid_query_does_not_lock_sqlite_for_other
     finally:
         if collecting:
             gc.enable()
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("redacted", [False, True])  # one statement; a transaction
+async def test_turns_cut_short_on_postgresql_leave_no_connection_stuck(
+    pg_url: str, redacted: bool
+) -> None:
+    # A turn cancelled while its statements are on the wire (a shutdown that cannot wait):
+    # its connection must not go back to the pool inside a statement or a transaction, for
+    # the next turn to find.
+    store = SqlStore(pg_url, pool_size=2)
+    try:
+        await upgrade(store.engine)
+        accepted = await _accept(store, 5)
+        conv = await store.conversation(accepted.conversation_id)
+        for n in range(30):
+            redact = {accepted.message_id: "(kept out)"} if redacted else None  # type: ignore[attr-defined]
+            cut = asyncio.create_task(store.save_turn(conv, [], [Reply(f"cut {n}")], redact=redact))
+            await asyncio.sleep(n * 0.0005)
+            cut.cancel()
+            await asyncio.gather(cut, return_exceptions=True)
+            async with asyncio.timeout(10):
+                stored = await store.save_turn(conv, [], [Reply(f"kept {n}")])
+                await store.mark_sent([stored[0].id])
+        texts = [m.text for m in await store.transcript(conv.id)]
+        assert [t for t in texts if t.startswith("kept")] == [f"kept {n}" for n in range(30)]
+    finally:
         await store.close()

@@ -1,56 +1,33 @@
-"""How the store's hot statements run: through SQLAlchemy's execution layer (PostgreSQL), or
-compiled once by SQLAlchemy and run on SQLite's own cursor."""
+"""How the store's hot statements run: compiled once by SQLAlchemy and run on the driver's own
+connection (SQLite's cursor in a thread, asyncpg's connection on the event loop)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util import await_only
 
 Params = Mapping[str, Any]
 _REQUIRED = object()
+# Execution option of a statement whose every value is a named bindparam() of its own (a
+# statement with data-modifying WITH parts): compiled without column keys, which would add
+# SET and VALUES entries to every INSERT and UPDATE in it.
+EXPLICIT = "helpline_explicit"
 
 
-class CoreStatements:
-    """Statements run through SQLAlchemy's execution layer (PostgreSQL)."""
-
-    def rows(self, conn: Connection, stmt: Executable, params: Params) -> Sequence[Any]:
-        return conn.execute(stmt, params).all()
-
-    def first(self, conn: Connection, stmt: Executable, params: Params) -> Any:
-        return conn.execute(stmt, params).first()
-
-    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
-        return conn.execute(stmt, params).scalar()
-
-    def run(self, conn: Connection, stmt: Executable, params: Params) -> None:
-        conn.execute(stmt, params)
-
-    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
-        """Rows inserted by `stmt` (an INSERT returning the new id, in parameter order)."""
-        return list(conn.scalars(stmt, rows)) if rows else []
-
-
-class SqliteStatements:
-    """Statements compiled once for SQLite and run on the driver's cursor of the
-    connection's current transaction. Driver errors come out as SQLAlchemy's own exceptions
-    (an IntegrityError is an IntegrityError either way), with their parameters hidden.
-
-    On SQLite a statement's SQL takes microseconds and SQLAlchemy's execution layer
-    (parameter processing, result set-up, events, caches) several times as much: one read of
-    a conversation took 174-190 µs through a kept connection and 20 µs through the driver
-    alone (`python -m bench.read_cost`). This keeps SQLAlchemy where it is good (the SQL is
-    Core statements compiled by its SQLite dialect, and values go through each column type's
-    own processors, so rows are stored exactly as the ORM stores them) and skips it for
-    running them. Both kinds of statements answer the same calls, so each store operation is
-    written once."""
+class _Compiled:
+    """Each statement compiled once for a dialect, per set of parameter names."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
@@ -64,6 +41,21 @@ class SqliteStatements:
         prepared = Prepared(stmt, self._dialect, tuple(params))
         self._cache[key] = (stmt, prepared)
         return prepared
+
+
+class SqliteStatements(_Compiled):
+    """Statements compiled once for SQLite and run on the driver's cursor of the
+    connection's current transaction. Driver errors come out as SQLAlchemy's own exceptions
+    (an IntegrityError is an IntegrityError either way), with their parameters hidden.
+
+    On SQLite a statement's SQL takes microseconds and SQLAlchemy's execution layer
+    (parameter processing, result set-up, events, caches) several times as much: one read of
+    a conversation took 174-190 µs through a kept connection and 20 µs through the driver
+    alone (`python -m bench.read_cost`). This keeps SQLAlchemy where it is good (the SQL is
+    Core statements compiled by its SQLite dialect, and values go through each column type's
+    own processors, so rows are stored exactly as the ORM stores them) and skips it for
+    running them. Both kinds of statements answer the same calls, so each store operation is
+    written once."""
 
     def _execute(self, conn: Connection, stmt: Executable, params: Params) -> Any:
         prepared = self._prepared(stmt, params)
@@ -98,6 +90,55 @@ class SqliteStatements:
         return [self.scalar(conn, stmt, row) for row in rows]
 
 
+class AsyncpgStatements(_Compiled):
+    """Statements compiled once for PostgreSQL and run on asyncpg's own connection, from a
+    store operation running in SQLAlchemy's greenlet (Connection.run_sync). The store starts
+    and ends the transaction on that connection itself (SqlStore._prepared_write): SQLAlchemy
+    never begins one, because nothing runs through it.
+
+    A transaction with one statement took 650-880 µs of CPU through SQLAlchemy's execution
+    layer and its asyncio adaption, 310 µs on asyncpg alone, and a statement without a
+    transaction 130 µs (docs/performance.md). asyncpg's errors come out as SQLAlchemy's
+    (IntegrityError for a unique key, OperationalError otherwise), parameters hidden."""
+
+    def _fetch(self, conn: Connection, stmt: Executable, params: Params) -> tuple[Prepared, Any]:
+        prepared = self._prepared(stmt, params)
+        sql, values = prepared.bind(params)
+        driver = conn.connection.driver_connection
+        with translated(sql):
+            records = await_only(driver.fetch(sql, *values))  # type: ignore[union-attr]
+        return prepared, records
+
+    def rows(self, conn: Connection, stmt: Executable, params: Params) -> list[Any]:
+        prepared, records = self._fetch(conn, stmt, params)
+        return [prepared.row(record) for record in records]
+
+    def first(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        prepared, records = self._fetch(conn, stmt, params)
+        return prepared.row(records[0]) if records else None
+
+    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        row = self.first(conn, stmt, params)
+        return None if row is None else row[0]
+
+    def run(self, conn: Connection, stmt: Executable, params: Params) -> None:
+        self._fetch(conn, stmt, params)
+
+    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
+        return [self.scalar(conn, stmt, row) for row in rows]
+
+
+@contextlib.contextmanager
+def translated(sql: str) -> Iterator[None]:
+    """asyncpg's errors as SQLAlchemy's, with the statement but not its parameters."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(sql, None, exc, hide_parameters=True) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise OperationalError(sql, None, exc, hide_parameters=True) from exc
+
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -108,8 +149,12 @@ class Prepared:
     result processor). An expanding parameter (`IN`) gets a placeholder per value."""
 
     def __init__(self, stmt: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
+        explicit = stmt.get_execution_options().get(EXPLICIT, False)
         compiled = cast(
-            SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect, column_keys=list(keys))
+            SQLCompiler,
+            cast(ClauseElement, stmt).compile(
+                dialect=dialect, column_keys=None if explicit else list(keys)
+            ),
         )
         if compiled.insert_prefetch or compiled.update_prefetch:
             # Python-side column defaults are SQLAlchemy's execution layer's job.
@@ -130,6 +175,9 @@ class Prepared:
                 )
             )
         self._expanding = any(expanding for *_, expanding in self._binds)
+        # PostgreSQL's $1, $2...: the compiled numbers skip the expanding parameters, which
+        # are numbered when their counts are known (see _sql).
+        self._numbered = dialect.paramstyle in ("numeric", "numeric_dollar")
         self._sql_by_count: dict[tuple[int, ...], str] = {}
         columns = list(stmt.exported_columns) if isinstance(stmt, ReturnsRows) else []
         named = namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
@@ -155,11 +203,34 @@ class Prepared:
     def _sql(self, counts: tuple[int, ...]) -> str:
         sql = self._sql_by_count.get(counts)
         if sql is None:
-            sql = self._template
-            names = iter(n for n, _, _, expanding in self._binds if expanding)
-            for name, count in zip(names, counts, strict=True):
-                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * count))
+            sql = self._numbered_sql(counts) if self._numbered else self._qmark_sql(counts)
             self._sql_by_count[counts] = sql
+        return sql
+
+    def _qmark_sql(self, counts: tuple[int, ...]) -> str:
+        sql = self._template
+        names = iter(n for n, _, _, expanding in self._binds if expanding)
+        for name, count in zip(names, counts, strict=True):
+            sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * count) or "NULL")
+        return sql
+
+    def _numbered_sql(self, counts: tuple[int, ...]) -> str:
+        renumbered: dict[int, int] = {}  # the compiled number of each plain parameter -> its own
+        expanded: dict[str, str] = {}
+        counted = iter(counts)
+        compiled = given = 1
+        for name, _, _, expanding in self._binds:
+            if expanding:
+                count = next(counted)
+                expanded[name] = ", ".join(f"${n}" for n in range(given, given + count)) or "NULL"
+                given += count
+            else:
+                renumbered[compiled] = given
+                compiled += 1
+                given += 1
+        sql = re.sub(r"\$(\d+)", lambda m: f"${renumbered[int(m.group(1))]}", self._template)
+        for name, placeholders in expanded.items():
+            sql = sql.replace(f"__[POSTCOMPILE_{name}]", placeholders)
         return sql
 
     def row(self, raw: Sequence[Any]) -> Any:

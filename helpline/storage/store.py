@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import queue
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -67,10 +69,10 @@ from helpline.storage.models import (
     HandoverRow,
     MessageRow,
 )
-from helpline.storage.prepared import CoreStatements, SqliteStatements
+from helpline.storage.prepared import EXPLICIT, AsyncpgStatements, SqliteStatements, translated
 
 T = TypeVar("T")
-Statements = CoreStatements | SqliteStatements
+Statements = SqliteStatements | AsyncpgStatements
 # SQLite reader threads beside the one writer thread, and the most write operations the
 # writer runs in one transaction.
 SQLITE_READERS = 2
@@ -151,6 +153,83 @@ _SENT = (
     .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
     .values(status=Delivery.SENT.value, sent_at=bindparam("at"))
 )
+
+# PostgreSQL only (data-modifying WITH): a message's arrival in an open conversation, and a
+# turn's save, each in one statement, so one round trip where a transaction took five or more.
+_MESSAGE_COLUMNS = (
+    "conversation_id",
+    "channel",
+    "direction",
+    "author",
+    "author_name",
+    "text",
+    "options",
+    "status",
+    "external_id",
+    "platform_id",
+    "created_at",
+    "sent_at",
+)
+_STATE_COLUMNS = (
+    "language",
+    "flow",
+    "state",
+    "owner",
+    "risk_level",
+    "answers",
+    "adviser",
+    "closed",
+    "updated_at",
+)
+
+
+def _binds(table: Table, columns: Iterable[str], suffix: str = "") -> dict[str, Any]:
+    return {c: bindparam(c + suffix, type_=table.c[c].type) for c in columns}
+
+
+_PG_ARRIVAL = (
+    insert(MESSAGES)
+    .values(_binds(MESSAGES, _MESSAGE_COLUMNS))
+    .returning(MESSAGES.c.id)
+    .add_cte(
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.id == bindparam("conversation_id", type_=CONVERSATIONS.c.id.type))
+        .values(last_inbound_at=bindparam("created_at", type_=CONVERSATIONS.c.created_at.type))
+        .cte("seen")
+    )
+    .execution_options(**{EXPLICIT: True})
+)
+
+
+@functools.cache
+def _pg_turn(replies: int, handled: bool) -> Executable:
+    """A turn's save: the conversation's state, its messages handled, its replies (returned
+    with what tells them apart: RETURNING promises no order)."""
+    state = (
+        update(CONVERSATIONS)
+        .where(CONVERSATIONS.c.id == bindparam("conv_id", type_=CONVERSATIONS.c.id.type))
+        .values(_binds(CONVERSATIONS, _STATE_COLUMNS))
+    )
+    parts = [_HANDLED] if handled else []
+    main: Any = state
+    if replies:
+        parts.append(state)
+        main = (
+            insert(MESSAGES)
+            .values([_binds(MESSAGES, _MESSAGE_COLUMNS, f"_{n}") for n in range(replies)])
+            .returning(MESSAGES.c.id, MESSAGES.c.direction, MESSAGES.c.author, MESSAGES.c.text)
+        )
+    for n, part in enumerate(parts):
+        main = main.add_cte(part.cte(f"part{n}"))
+    return cast(Executable, main.execution_options(**{EXPLICIT: True}))
+
+
+def _in_order(rows: Sequence[Mapping[str, Any]], returned: Iterable[Any]) -> list[int]:
+    """The new messages' ids in the order of `rows` (identical replies are interchangeable)."""
+    ids: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for r in sorted(returned, key=lambda r: int(r.id)):
+        ids[(r.direction, r.author, r.text)].append(int(r.id))
+    return [ids[(row["direction"], row["author"], row["text"])].pop(0) for row in rows]
 
 
 def _contact_upserts(dialect_insert: Callable[[Table], Any]) -> tuple[Executable, Executable]:
@@ -434,6 +513,21 @@ class _SqliteThreads:
         self.engine.dispose()
 
 
+async def _run_on_asyncpg(
+    conn: AsyncConnection, fn: Callable[[Connection], T], transaction: bool
+) -> T:
+    """`fn` on the connection, in a transaction of asyncpg's own or in none (AsyncpgStatements).
+    Cancelled half way, asyncpg ends the statement and rolls the transaction back itself
+    (test_turns_cut_short_on_postgresql_leave_no_connection_stuck)."""
+    if not transaction:
+        return await conn.run_sync(fn)
+    driver = (await conn.get_raw_connection()).driver_connection
+    with translated("BEGIN; ... COMMIT"):
+        async with driver.transaction():  # type: ignore[union-attr]
+            result = await conn.run_sync(fn)
+    return result
+
+
 def _orm(fn: Callable[[Session], T]) -> Callable[[Connection], T]:
     """For the operations that are clearer with ORM rows: a Session inside the operation's
     transaction (its changes are flushed before the transaction commits)."""
@@ -467,7 +561,7 @@ class SqlStore:
         self._sql: Statements = (
             SqliteStatements(self._threads.engine.dialect)
             if self._threads is not None
-            else CoreStatements()
+            else AsyncpgStatements(self.engine.dialect)
         )
         self._touch, self._touch_keeping_address = _contact_upserts(
             sqlite.insert if is_sqlite(url) else postgresql.insert
@@ -539,6 +633,34 @@ class SqlStore:
         async with self._reading.connect() as conn:
             return await conn.run_sync(fn)
 
+    # The operations whose statements all run through self._sql (the hot ones: a message's
+    # arrival, its turn, its delivery) use these two instead of _write and _read.
+
+    async def _prepared_write(
+        self, fn: Callable[[Connection], T], *, one_statement: bool = False
+    ) -> T:
+        """_write for an operation that runs only self._sql's statements. On PostgreSQL its
+        transaction is asyncpg's own (see AsyncpgStatements); a single statement needs none."""
+        if self._threads is not None:
+            return await self._threads.writer.submit(fn)
+        return await self._on_asyncpg(fn, transaction=not one_statement)
+
+    async def _prepared_read(self, fn: Callable[[Connection], T]) -> T:
+        """_read for an operation that runs only self._sql's statements. On PostgreSQL it runs
+        in no transaction: at READ COMMITTED each statement sees what was committed when it
+        began either way, and BEGIN and COMMIT would cost two round trips."""
+        if self._threads is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads.readers, self._threads.read, fn)
+        return await self._on_asyncpg(fn, transaction=False)
+
+    async def _on_asyncpg(self, fn: Callable[[Connection], T], *, transaction: bool) -> T:
+        conn = self._bound()
+        if conn is None:
+            async with self.engine.connect() as conn:
+                return await _run_on_asyncpg(conn, fn, transaction)
+        return await _run_on_asyncpg(conn, fn, transaction)
+
     def session(self) -> AsyncSession:
         """For adapters that own tables of their own (console, referrals)."""
         return self._session()
@@ -569,6 +691,22 @@ class SqlStore:
         Raises DuplicateMessage when (channel, external_id) was stored before: the unique
         constraint decides, whichever instance took the first copy."""
 
+        def message(conv_id: str, stored: str) -> dict[str, Any]:
+            return {
+                "conversation_id": conv_id,
+                "channel": channel,
+                "direction": Direction.IN.value,
+                "author": Author.PERSON.value,
+                "author_name": None,
+                "text": stored,
+                "options": [],
+                "status": Delivery.RECEIVED.value,
+                "external_id": external_id,
+                "platform_id": None,
+                "created_at": received_at,
+                "sent_at": None,
+            }
+
         def run(conn: Connection) -> Accepted:
             found = self._sql.first(conn, _OPEN, {"key": contact_key})
             if found is None or _seen_long_ago(found.contact_seen, received_at):
@@ -598,33 +736,39 @@ class SqlStore:
             else:
                 conv_id = found.id
                 self._sql.run(conn, _SEEN, {"conv_id": conv_id, "at": received_at})
-            message_id = self._sql.scalar(
-                conn,
-                _NEW_MESSAGE,
-                {
-                    "conversation_id": conv_id,
-                    "channel": channel,
-                    "direction": Direction.IN.value,
-                    "author": Author.PERSON.value,
-                    "author_name": None,
-                    "text": stored,
-                    "options": [],
-                    "status": Delivery.RECEIVED.value,
-                    "external_id": external_id,
-                    "platform_id": None,
-                    "created_at": received_at,
-                    "sent_at": None,
-                },
-            )
+            message_id = self._sql.scalar(conn, _NEW_MESSAGE, message(conv_id, stored))
             return Accepted(conv_id, int(message_id), found is None)
 
+        async def arrival_in_one_statement() -> Accepted | None:
+            # PostgreSQL, in an open conversation whose contact was seen a moment ago (the
+            # usual case): the conversation read, then the message stored and the
+            # conversation marked in one statement. A transaction adds nothing here: at READ
+            # COMMITTED its read would not hold the conversation either.
+            found = await self._prepared_read(
+                lambda conn: self._sql.first(conn, _OPEN, {"key": contact_key})
+            )
+            if found is None or _seen_long_ago(found.contact_seen, received_at):
+                return None
+            stored = text
+            if private is not None:
+                stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
+            row = message(found.id, stored)
+            message_id = await self._prepared_write(
+                lambda conn: self._sql.scalar(conn, _PG_ARRIVAL, row), one_statement=True
+            )
+            return Accepted(found.id, int(message_id), False)
+
         try:
-            return await self._write(run)
+            if self._threads is None:
+                accepted = await arrival_in_one_statement()
+                if accepted is not None:
+                    return accepted
+            return await self._prepared_write(run)
         except IntegrityError as exc:
             # A redelivered message (or two instances racing on the same webhook). Any other
             # conflict (a new conversation's reference taken, once in a billion) is an error:
             # the channel does not acknowledge, and the platform delivers again.
-            if external_id is not None and await self._read(
+            if external_id is not None and await self._prepared_read(
                 lambda conn: self._sql.first(
                     conn, _STORED, {"channel": channel, "external_id": external_id}
                 )
@@ -680,12 +824,14 @@ class SqlStore:
             )
             return conv_id, True
 
-        return await self._write(run)
+        return await self._prepared_write(run)
 
     # -- conversations ---------------------------------------------------------------------
 
     async def conversation(self, conversation_id: str) -> Conversation:
-        return await self._read(lambda conn: _get_conversation(self._sql, conn, conversation_id))
+        return await self._prepared_read(
+            lambda conn: _get_conversation(self._sql, conn, conversation_id)
+        )
 
     async def conversation_by_reference(self, reference: str) -> Conversation:
         def run(conn: Connection) -> Conversation:
@@ -727,7 +873,7 @@ class SqlStore:
         return await self._read(run)
 
     async def pending_inbound(self, conversation_id: str) -> list[StoredMessage]:
-        return await self._read(lambda conn: _pending(self._sql, conn, conversation_id))
+        return await self._prepared_read(lambda conn: _pending(self._sql, conn, conversation_id))
 
     async def pending_turn(
         self, conversation_id: str
@@ -741,7 +887,7 @@ class SqlStore:
                 return pending, None
             return pending, _get_conversation(self._sql, conn, conversation_id)
 
-        return await self._read(run)
+        return await self._prepared_read(run)
 
     async def conversations_with_pending_inbound(
         self, received_before: datetime | None = None
@@ -817,7 +963,18 @@ class SqlStore:
                 sql.run(conn, _REDACT, {"message_id": message_id, "new": text})
             return sql.inserted_ids(conn, _NEW_MESSAGES, rows)
 
-        ids = await self._write(run)
+        if self._threads is None and not redact:
+            # PostgreSQL: all of it in one statement (see _pg_turn).
+            params: dict[str, Any] = {**state, "ids": list(handled)} if handled else dict(state)
+            for n, row in enumerate(rows):
+                params.update({f"{column}_{n}": value for column, value in row.items()})
+            stmt = _pg_turn(len(rows), bool(handled))
+            returned = await self._prepared_write(
+                lambda conn: self._sql.rows(conn, stmt, params), one_statement=True
+            )
+            ids = _in_order(rows, returned)
+        else:
+            ids = await self._prepared_write(run)
         conversation.updated_at = updated_at
         return [
             StoredMessage(
@@ -872,13 +1029,15 @@ class SqlStore:
     # -- delivery --------------------------------------------------------------------------
 
     async def sealed_address(self, contact_key: str) -> str | None:
-        return await self._read(lambda conn: self._sql.scalar(conn, _ADDRESS, {"key": contact_key}))
+        return await self._prepared_read(
+            lambda conn: self._sql.scalar(conn, _ADDRESS, {"key": contact_key})
+        )
 
     async def contact_settings(self, contact_key: str) -> dict[str, object]:
         def run(conn: Connection) -> dict[str, object]:
             return dict(self._sql.scalar(conn, _SETTINGS, {"key": contact_key}) or {})
 
-        return await self._read(run)
+        return await self._prepared_read(run)
 
     async def update_contact_settings(self, contact_key: str, **changes: object) -> None:
         def run(session: Session) -> None:
@@ -902,7 +1061,7 @@ class SqlStore:
             # The SET clause comes from the values given.
             self._sql.run(conn, _MARK, values)
 
-        await self._write(run)
+        await self._prepared_write(run, one_statement=True)
 
     async def mark_sent(self, message_ids: Sequence[int]) -> None:
         """Several replies sent (by a channel that gives them no id of its own)."""
@@ -911,7 +1070,7 @@ class SqlStore:
         def run(conn: Connection) -> None:
             self._sql.run(conn, _SENT, {"ids": list(message_ids), "at": now})
 
-        await self._write(run)
+        await self._prepared_write(run, one_statement=True)
 
     async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
         def run(conn: Connection) -> bool:
