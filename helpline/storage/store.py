@@ -758,23 +758,25 @@ class SqlStore:
             )
             return Accepted(found.id, int(message_id), False)
 
-        try:
-            if self._threads is None:
-                accepted = await arrival_in_one_statement()
-                if accepted is not None:
-                    return accepted
-            return await self._prepared_write(run)
-        except IntegrityError as exc:
-            # A redelivered message (or two instances racing on the same webhook). Any other
-            # conflict (a new conversation's reference taken, once in a billion) is an error:
-            # the channel does not acknowledge, and the platform delivers again.
-            if external_id is not None and await self._prepared_read(
-                lambda conn: self._sql.first(
-                    conn, _STORED, {"channel": channel, "external_id": external_id}
-                )
-            ):
-                raise DuplicateMessage(f"{channel} message already stored") from exc
-            raise
+        # On PostgreSQL its reads and writes share one connection from the pool.
+        async with self.unit():
+            try:
+                if self._threads is None:
+                    accepted = await arrival_in_one_statement()
+                    if accepted is not None:
+                        return accepted
+                return await self._prepared_write(run)
+            except IntegrityError as exc:
+                # A redelivered message (or two instances racing on the same webhook). Any other
+                # conflict (a new conversation's reference taken, once in a billion) is an error:
+                # the channel does not acknowledge, and the platform delivers again.
+                if external_id is not None and await self._prepared_read(
+                    lambda conn: self._sql.first(
+                        conn, _STORED, {"channel": channel, "external_id": external_id}
+                    )
+                ):
+                    raise DuplicateMessage(f"{channel} message already stored") from exc
+                raise
 
     def _touch_contact(
         self,
