@@ -336,3 +336,101 @@ async def test_turns_cut_short_on_postgresql_leave_no_connection_stuck(
         assert [t for t in texts if t.startswith("kept")] == [f"kept {n}" for n in range(30)]
     finally:
         await store.close()
+
+
+async def _slow_proxy(delay: float) -> tuple[asyncio.Server, int]:
+    """A loopback proxy to PostgreSQL that holds every packet `delay` seconds: long enough to
+    cancel a statement while it is on the wire."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", 5432)
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.postgres
+async def test_a_turn_cancelled_during_its_begin_does_not_swallow_later_writes(
+    pg_url: str,
+) -> None:
+    # Cancelled while its BEGIN is on the wire, a turn used to hand its connection back to
+    # the pool inside a transaction nothing would end: every later write on it reported
+    # success and was never committed (and held its row locks against other instances).
+    import asyncpg
+
+    proxy, port = await _slow_proxy(0.02)
+    slow_url = pg_url.replace(":5432/", f":{port}/")
+    direct = SqlStore(pg_url)
+    slow = SqlStore(slow_url, pool_size=1)
+    try:
+        await upgrade(direct.engine)
+        accepted = await _accept(direct, 3)
+        conv = await slow.conversation(accepted.conversation_id)  # the one pooled connection
+        redact = {accepted.message_id: "(kept out)"}  # type: ignore[attr-defined]
+        cut = asyncio.create_task(slow.save_turn(conv, [], [Reply("cut")], redact=redact))
+        await asyncio.sleep(0.03)
+        cut.cancel()
+        await asyncio.gather(cut, return_exceptions=True)
+        async with asyncio.timeout(10):
+            stored = await slow.save_turn(conv, [], [Reply("kept")])
+            await slow.mark_sent([stored[0].id])
+            await slow.add_note(conv.id, "a note", "sam")
+        reader = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            rows = await reader.fetch("SELECT text, status FROM messages ORDER BY id")
+        finally:
+            await reader.close()
+        assert [(r["text"], r["status"]) for r in rows][1:] == [
+            ("kept", "sent"),
+            ("a note", "handled"),
+        ]
+    finally:
+        await slow.close()
+        await direct.close()
+        proxy.close()
+
+
+@pytest.mark.postgres
+async def test_a_message_arriving_as_its_conversation_closes_goes_to_a_new_one(
+    pg_url: str,
+) -> None:
+    # On PostgreSQL a message's arrival reads the open conversation, then stores the message
+    # in it (two statements). If it closes in between (ended by an adviser, timed out), the
+    # message must not land in the closed conversation, where no turn would answer it.
+    store = SqlStore(pg_url)
+    try:
+        await upgrade(store.engine)
+        first = await _accept(store, 4)
+        read = store._prepared_read
+        closing = [True]
+
+        async def read_then_close(fn: Any) -> Any:
+            found = await read(fn)
+            if closing:
+                closing.clear()
+                async with store.engine.begin() as conn:
+                    await conn.exec_driver_sql("UPDATE conversations SET closed = true")
+            return found
+
+        store._prepared_read = read_then_close  # type: ignore[method-assign]
+        second = await _accept(store, 4)
+        assert not closing, "the arrival did not read the open conversation first"
+        assert second.new_conversation  # type: ignore[attr-defined]
+        assert second.conversation_id != first.conversation_id  # type: ignore[attr-defined]
+        assert len(await store.transcript(first.conversation_id)) == 1  # type: ignore[attr-defined]
+        pending, conv = await store.pending_turn(second.conversation_id)  # type: ignore[attr-defined]
+        assert conv is not None and not conv.closed and [m.text for m in pending] == ["hello"]
+    finally:
+        await store.close()

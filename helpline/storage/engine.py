@@ -62,9 +62,20 @@ def _still_open(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
     administrator ending sessions) is replaced before it is handed out. asyncpg notices the
     closed socket by itself, so this asks no question of the server: SQLAlchemy's
     pool_pre_ping cost three round trips (BEGIN, an empty query, ROLLBACK) on every checkout,
-    two checkouts a message (docs/performance.md)."""
-    if record.driver_connection.is_closed():
+    two checkouts a message (docs/performance.md). So is one still inside a transaction
+    (which only a store operation cut short could leave: see store._run_on_asyncpg)."""
+    driver = record.driver_connection
+    if driver.is_closed():
         raise DisconnectionError("the server closed this connection")
+    if in_transaction(driver):
+        raise DisconnectionError("a connection came back inside a transaction")
+
+
+def in_transaction(driver: Any) -> bool:
+    """Whether an asyncpg connection is inside a transaction, by the server's account or
+    by asyncpg's own (which marks one before its BEGIN is sent: cancelled then, it never
+    ends it, and every later transaction on it would be a savepoint of that one)."""
+    return bool(driver.is_in_transaction() or getattr(driver, "_top_xact", None) is not None)
 
 
 def create_sqlite_thread_engine(url: str, *, connections: int) -> Engine:

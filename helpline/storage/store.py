@@ -60,6 +60,7 @@ from helpline.storage.engine import (
     SQLITE_TURNS,
     create_engine,
     create_sqlite_thread_engine,
+    in_transaction,
     is_sqlite,
 )
 from helpline.storage.models import (
@@ -187,16 +188,25 @@ def _binds(table: Table, columns: Iterable[str], suffix: str = "") -> dict[str, 
     return {c: bindparam(c + suffix, type_=table.c[c].type) for c in columns}
 
 
+_ARRIVING = _binds(MESSAGES, _MESSAGE_COLUMNS)
+# Stored only if the conversation is still open: otherwise nothing is returned, and the
+# arrival is stored the long way (SqlStore.accept_inbound), in a new conversation.
 _PG_ARRIVAL = (
     insert(MESSAGES)
-    .values(_binds(MESSAGES, _MESSAGE_COLUMNS))
-    .returning(MESSAGES.c.id)
-    .add_cte(
-        update(CONVERSATIONS)
-        .where(CONVERSATIONS.c.id == bindparam("conversation_id", type_=CONVERSATIONS.c.id.type))
-        .values(last_inbound_at=bindparam("created_at", type_=CONVERSATIONS.c.created_at.type))
-        .cte("seen")
+    .from_select(
+        list(_MESSAGE_COLUMNS),
+        select(*(_ARRIVING[c] for c in _MESSAGE_COLUMNS)).select_from(
+            update(CONVERSATIONS)
+            .where(
+                CONVERSATIONS.c.id == bindparam("conversation_id", type_=CONVERSATIONS.c.id.type),
+                ~CONVERSATIONS.c.closed,
+            )
+            .values(last_inbound_at=bindparam("created_at", type_=CONVERSATIONS.c.created_at.type))
+            .returning(CONVERSATIONS.c.id)
+            .cte("seen")
+        ),
     )
+    .returning(MESSAGES.c.id)
     .execution_options(**{EXPLICIT: True})
 )
 
@@ -204,7 +214,7 @@ _PG_ARRIVAL = (
 @functools.cache
 def _pg_turn(replies: int, handled: bool) -> Executable:
     """A turn's save: the conversation's state, its messages handled, its replies (returned
-    with what tells them apart: RETURNING promises no order)."""
+    with what tells them apart: RETURNING promises no order, nor do ids)."""
     state = (
         update(CONVERSATIONS)
         .where(CONVERSATIONS.c.id == bindparam("conv_id", type_=CONVERSATIONS.c.id.type))
@@ -217,7 +227,13 @@ def _pg_turn(replies: int, handled: bool) -> Executable:
         main = (
             insert(MESSAGES)
             .values([_binds(MESSAGES, _MESSAGE_COLUMNS, f"_{n}") for n in range(replies)])
-            .returning(MESSAGES.c.id, MESSAGES.c.direction, MESSAGES.c.author, MESSAGES.c.text)
+            .returning(
+                MESSAGES.c.id,
+                MESSAGES.c.direction,
+                MESSAGES.c.author,
+                MESSAGES.c.text,
+                MESSAGES.c.options,
+            )
         )
     for n, part in enumerate(parts):
         main = main.add_cte(part.cte(f"part{n}"))
@@ -226,10 +242,13 @@ def _pg_turn(replies: int, handled: bool) -> Executable:
 
 def _in_order(rows: Sequence[Mapping[str, Any]], returned: Iterable[Any]) -> list[int]:
     """The new messages' ids in the order of `rows` (identical replies are interchangeable)."""
-    ids: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    ids: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for r in sorted(returned, key=lambda r: int(r.id)):
-        ids[(r.direction, r.author, r.text)].append(int(r.id))
-    return [ids[(row["direction"], row["author"], row["text"])].pop(0) for row in rows]
+        ids[(r.direction, r.author, r.text, tuple(r.options))].append(int(r.id))
+    return [
+        ids[(row["direction"], row["author"], row["text"], tuple(row["options"]))].pop(0)
+        for row in rows
+    ]
 
 
 def _contact_upserts(dialect_insert: Callable[[Table], Any]) -> tuple[Executable, Executable]:
@@ -517,14 +536,22 @@ async def _run_on_asyncpg(
     conn: AsyncConnection, fn: Callable[[Connection], T], transaction: bool
 ) -> T:
     """`fn` on the connection, in a transaction of asyncpg's own or in none (AsyncpgStatements).
-    Cancelled half way, asyncpg ends the statement and rolls the transaction back itself
-    (test_turns_cut_short_on_postgresql_leave_no_connection_stuck)."""
+    SQLAlchemy knows nothing of that transaction, so nothing else would end it: if it is
+    left open (cancelled during BEGIN, or cancelled again during the ROLLBACK), the
+    connection is thrown away here, not handed back to the pool where later writes would run
+    inside it and never commit (and see storage.engine._still_open, at checkout)."""
     if not transaction:
         return await conn.run_sync(fn)
     driver = (await conn.get_raw_connection()).driver_connection
-    with translated("BEGIN; ... COMMIT"):
-        async with driver.transaction():  # type: ignore[union-attr]
-            result = await conn.run_sync(fn)
+    try:
+        with translated("BEGIN; ... COMMIT"):
+            async with driver.transaction():  # type: ignore[union-attr]
+                result = await conn.run_sync(fn)
+    except BaseException:
+        if in_transaction(driver):
+            # Not awaited: a second cancellation cannot cut it short.
+            conn.sync_connection.invalidate()  # type: ignore[union-attr]
+        raise
     return result
 
 
@@ -756,6 +783,8 @@ class SqlStore:
             message_id = await self._prepared_write(
                 lambda conn: self._sql.scalar(conn, _PG_ARRIVAL, row), one_statement=True
             )
+            if message_id is None:
+                return None  # closed meanwhile
             return Accepted(found.id, int(message_id), False)
 
         # On PostgreSQL its reads and writes share one connection from the pool.
