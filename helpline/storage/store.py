@@ -614,7 +614,7 @@ class SqlStore:
     @contextlib.asynccontextmanager
     async def unit(self) -> AsyncIterator[None]:
         """Inside this, the calling task's store operations on PostgreSQL share one pooled
-        connection, each still its own transaction: a turn takes one connection from the pool
+        connection, each still committed on its own: a turn takes one connection from the pool
         (and checks it once) instead of one for each of its reads and writes. Other tasks,
         including ones started inside, are unaffected. On SQLite it changes nothing."""
         if self._threads is not None or self._bound() is not None:
