@@ -48,8 +48,8 @@ async def _page(browser: Browser) -> Page:
     return await context.new_page()
 
 
-async def _log_in(browser: Browser, url: str, name: str) -> Page:
-    adviser = await _page(browser)
+async def _log_in(browser: Browser, url: str, name: str, page: Page | None = None) -> Page:
+    adviser = page or await _page(browser)
     await adviser.goto(url + "/console")
     await adviser.get_by_label("Username", exact=True).fill(name)
     await adviser.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -202,10 +202,7 @@ async def test_the_console_reconnects_when_the_session_check_fails_for_a_moment(
             sockets.append(ws)
 
         await adviser.route_web_socket("**/console/ws", through)
-        await adviser.goto(url + "/console")
-        await adviser.get_by_label("Username", exact=True).fill("alice")
-        await adviser.get_by_label("Password", exact=True).fill(PASSWORD)
-        await adviser.get_by_role("button", name="Log in", exact=True).click()
+        await _log_in(browser, url, "alice", adviser)
         await expect(adviser.locator("#logout")).to_be_visible()
         for _ in range(100):
             if sockets:
