@@ -483,7 +483,12 @@ class Engine:
                 continue
             if command.keywords not in self.content.keywords:
                 continue
-            if command.keywords in ("cmd_position", "cmd_cancel") and conv.owner is not Owner.QUEUE:
+            queued = conv.owner is Owner.QUEUE
+            # "cancel" also turns down a hand-off still owed to them after danger.
+            owed = conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
+            if command.keywords == "cmd_position" and not queued:
+                continue
+            if command.keywords == "cmd_cancel" and not (queued or owed):
                 continue
             if not mentions(said, self.content.all_words(command.keywords)):
                 continue
@@ -502,8 +507,11 @@ class Engine:
         if name == "cmd_position":
             turn.effect("position")
         elif name == "cmd_cancel" and self.handoffs is not None:
-            await self.handoffs.cancel(conv)
-            turn.say("handoff.cancelled")
+            if conv.answers.pop(HAND_OFF_DUE, None) is not None and conv.owner is Owner.BOT:
+                turn.say("handoff.not_connecting")
+            else:
+                await self.handoffs.cancel(conv)
+                turn.say("handoff.cancelled")
             await self.runner.start(turn, "welcome", "who")
         elif name in ("cmd_welsh", "cmd_english"):
             conv.language = "cy" if name == "cmd_welsh" else "en"
@@ -654,8 +662,8 @@ class Engine:
             if await stopped_within(self._stop_retries, HAND_OFF_RETRY_SECONDS):
                 return
             try:
-                await self._try_hand_off(conversation_id)
-                return
+                if await self._try_hand_off(conversation_id):
+                    return
             except NotFound:
                 return  # erased meanwhile
             except Exception:  # noqa: BLE001 - Redis or the database still down: try again
@@ -684,24 +692,29 @@ class Engine:
                 )
         return tried
 
-    async def _try_hand_off(self, conversation_id: str) -> None:
+    async def _try_hand_off(self, conversation_id: str) -> bool:
         """Make a hand-off still owed, read again under the conversation's lock; raises if
-        the queue still refuses it."""
+        the queue still refuses it. False: not now (tried again later)."""
         async with self.locks.hold(conversation_id), self.store.unit():
             conv = await self.store.conversation(conversation_id)
             due = conv.answers.get(HAND_OFF_DUE)
             if due is None or self.handoffs is None:
-                return  # made meanwhile, by the person asking or by another instance
+                return True  # made meanwhile, by the person asking or by another instance
             if conv.closed or conv.owner is not Owner.BOT:
                 # They left, or are queued or with an adviser already: nothing is owed.
                 conv.answers.pop(HAND_OFF_DUE)
                 await self.store.save_turn(conv, [], [], touch=False)
-                return
+                return True
+            if self.runner.private(conv.flow, conv.state):
+                # Asked for what is not kept in clear (a number to call back): queued now,
+                # their answer would go to the queue as an ordinary message. Next round.
+                return False
             queue, reason = due
             replies = await self._request(conv, queue, reason)  # not queued: raises, again
             conv.answers.pop(HAND_OFF_DUE)
             stored = await self.store.save_turn(conv, [], replies, touch=False)
             await self.deliver(conv, stored, urgent=True)
+            return True
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""
@@ -714,6 +727,7 @@ class Engine:
                 extra += await self._hand_off(conv, queue, str(effect.data.get("reason")))
             elif effect.kind == "cancel_handoff" and self.handoffs is not None:
                 await self.handoffs.cancel(conv)
+                conv.answers.pop(HAND_OFF_DUE, None)
                 changed = True
             elif effect.kind == "position" and self.handoffs is not None:
                 extra += await self.handoffs.waiting_replies(conv)
@@ -744,6 +758,8 @@ class Engine:
                     "queue", {"type": "flagged", "conversation": conv.id, **effect.data}
                 )
             elif effect.kind in self.effects:
+                if effect.kind == "callback" and conv.answers.pop(HAND_OFF_DUE, None):
+                    changed = True  # they chose to be called back instead
                 extra += await self.effects[effect.kind](conv, effect.data)
             else:
                 log.error("no handler for effect", extra={"effect": effect.kind})

@@ -563,6 +563,56 @@ async def test_a_hand_off_owed_is_dropped_once_the_person_has_left(
         assert await queue.waiting() == [] and fake.texts()[before:] == []
 
 
+async def test_a_hand_off_owed_after_danger_can_be_turned_down(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, routing, content = app[ENGINE], app[ROUTING], app[CONTENT]
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        await engine.stop_retries()  # housekeeping's turn, below
+        await engine.handle(InboundMessage("test", PERSON, "cancel"))
+        assert content.text("handoff.not_connecting", "en") in fake.texts()
+        queue.down = False
+        before = len(fake.texts())
+        await engine.retry_handoffs()
+        assert await queue.waiting() == [] and fake.texts()[before:] == []
+        conv = await app[STORE].conversation(accepted.conversation_id)
+        assert conv.owner is Owner.BOT and not conv.closed
+
+
+async def test_a_hand_off_owed_waits_while_a_call_back_number_is_asked_and_a_call_back_ends_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    # After danger, with the queue refusing, they choose to be called back instead. Queued
+    # while being asked for the number, the number they type next would have gone to the
+    # queue as an ordinary message (in clear, to advisers' screens), and booked nothing.
+    number = "07700 900123"
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, routing, store, content = app[ENGINE], app[ROUTING], app[STORE], app[CONTENT]
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        for said in ("hello", "yes"):
+            await engine.handle(InboundMessage("test", PERSON, said))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        await engine.stop_retries()
+        for said in ("myself", "partner", "no", "call me back", "tomorrow morning", "2"):
+            await engine.handle(InboundMessage("test", PERSON, said))
+        conv = await store.conversation(accepted.conversation_id)
+        assert engine.runner.private(conv.flow, conv.state), "not at the number question"
+        queue.down = False
+        await engine.retry_handoffs()  # not now: they are giving a number
+        assert await queue.waiting() == []
+        await engine.handle(InboundMessage("test", PERSON, number))
+        assert content.text("own.callback_done", "en") in fake.texts()
+        await engine.retry_handoffs()  # nor once the call-back is booked
+        assert await queue.waiting() == []
+        texts = [m.text for m in await store.transcript(accepted.conversation_id)]
+        assert not any("900123" in t for t in texts)
+
+
 async def test_danger_after_asking_to_delete_then_ok_to_the_queue_erases_nothing(
     database_url: str, tmp_path: Path
 ) -> None:

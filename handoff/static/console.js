@@ -192,7 +192,7 @@
       retryTimer = window.setTimeout(function () {
         // The session may have ended while we were away: ask before reconnecting. Only a
         // 401 says so; any other failure (the database busy or restarting) is tried again
-        // by reconnecting, and the live connection itself refuses an ended session (4401).
+        // by reconnecting, and asked again if that fails, until the server can answer.
         call('GET', '/console/api/me').then(function (r) {
           if (r.status === 401) {
             loggedOut(label('session-ended'));
