@@ -404,6 +404,18 @@ class QueueThatCannotEnqueue:
         await self.queue.enqueue(entry)
 
 
+async def _danger_with_the_queue_down(app: Any, *first: str) -> tuple[QueueThatCannotEnqueue, str]:
+    """The routing queue refusing, the person says hello (and `first`), then writes about
+    danger: a hand-off is owed. Returns the queue and the conversation's id."""
+    engine, routing = app[ENGINE], app[ROUTING]
+    queue = QueueThatCannotEnqueue(routing.queue)
+    routing.queue = queue
+    for said in ("hello", *first):
+        await engine.handle(InboundMessage("test", PERSON, said))
+    accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+    return queue, accepted.conversation_id
+
+
 async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_answered(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -526,19 +538,16 @@ async def test_a_hand_off_owed_after_danger_is_made_by_housekeeping_after_a_rest
     monkeypatch.setattr(app_module, "HOUSEKEEPING_SECONDS", 0.05)
     settings = settings_for(database_url, tmp_path)
     async with running(settings) as (app, fake, _):
-        routing = app[ROUTING]
-        routing.queue = QueueThatCannotEnqueue(routing.queue)
-        await app[ENGINE].handle(InboundMessage("test", PERSON, "hello"))
-        accepted = await app[ENGINE].handle(InboundMessage("test", PERSON, "he has a knife"))
+        _queue, conv_id = await _danger_with_the_queue_down(app)
         assert fake.texts()[-1] == app[CONTENT].text("handoff.unavailable", "en")
     async with running(settings) as (app, fake, _):
         content = app[CONTENT]
         waiting = content.text("handoff.waiting", "en", position=1, minutes=8)[:40]
         await wait_for(lambda: any(t.startswith(waiting) for t in fake.texts()))
         entries = await app[ROUTING].queue.waiting()
-        assert [e.conversation_id for e in entries] == [accepted.conversation_id]
+        assert [e.conversation_id for e in entries] == [conv_id]
         assert entries[0].priority is Priority.IMMEDIATE
-        conv = await app[STORE].conversation(accepted.conversation_id)
+        conv = await app[STORE].conversation(conv_id)
         assert conv.owner is Owner.QUEUE
         # Made once: later rounds of housekeeping leave it be.
         await app[ENGINE].retry_handoffs()
@@ -549,14 +558,11 @@ async def test_a_hand_off_owed_is_dropped_once_the_person_has_left(
     database_url: str, tmp_path: Path
 ) -> None:
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
-        engine, routing, store = app[ENGINE], app[ROUTING], app[STORE]
-        queue = QueueThatCannotEnqueue(routing.queue)
-        routing.queue = queue
-        await engine.handle(InboundMessage("test", PERSON, "hello"))
-        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        engine, store = app[ENGINE], app[STORE]
+        queue, conv_id = await _danger_with_the_queue_down(app)
         await engine.stop_retries()  # as if this instance had stopped
         await engine.handle(InboundMessage("test", PERSON, "stop"))
-        assert (await store.conversation(accepted.conversation_id)).closed
+        assert (await store.conversation(conv_id)).closed
         queue.down = False
         before = len(fake.texts())
         assert await engine.retry_handoffs() == 0
@@ -567,11 +573,8 @@ async def test_a_hand_off_owed_after_danger_can_be_turned_down(
     database_url: str, tmp_path: Path
 ) -> None:
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
-        engine, routing, content = app[ENGINE], app[ROUTING], app[CONTENT]
-        queue = QueueThatCannotEnqueue(routing.queue)
-        routing.queue = queue
-        await engine.handle(InboundMessage("test", PERSON, "hello"))
-        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        engine, content = app[ENGINE], app[CONTENT]
+        queue, conv_id = await _danger_with_the_queue_down(app)
         await engine.stop_retries()  # housekeeping's turn, below
         await engine.handle(InboundMessage("test", PERSON, "cancel"))
         assert content.text("handoff.not_connecting", "en") in fake.texts()
@@ -579,7 +582,7 @@ async def test_a_hand_off_owed_after_danger_can_be_turned_down(
         before = len(fake.texts())
         await engine.retry_handoffs()
         assert await queue.waiting() == [] and fake.texts()[before:] == []
-        conv = await app[STORE].conversation(accepted.conversation_id)
+        conv = await app[STORE].conversation(conv_id)
         assert conv.owner is Owner.BOT and not conv.closed
 
 
@@ -591,16 +594,12 @@ async def test_a_hand_off_owed_waits_while_a_call_back_number_is_asked_and_a_cal
     # queue as an ordinary message (in clear, to advisers' screens), and booked nothing.
     number = "07700 900123"
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
-        engine, routing, store, content = app[ENGINE], app[ROUTING], app[STORE], app[CONTENT]
-        queue = QueueThatCannotEnqueue(routing.queue)
-        routing.queue = queue
-        for said in ("hello", "yes"):
-            await engine.handle(InboundMessage("test", PERSON, said))
-        accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
+        queue, conv_id = await _danger_with_the_queue_down(app, "yes")
         await engine.stop_retries()
         for said in ("myself", "partner", "no", "call me back", "tomorrow morning", "2"):
             await engine.handle(InboundMessage("test", PERSON, said))
-        conv = await store.conversation(accepted.conversation_id)
+        conv = await store.conversation(conv_id)
         assert engine.runner.private(conv.flow, conv.state), "not at the number question"
         queue.down = False
         await engine.retry_handoffs()  # not now: they are giving a number
@@ -609,7 +608,7 @@ async def test_a_hand_off_owed_waits_while_a_call_back_number_is_asked_and_a_cal
         assert content.text("own.callback_done", "en") in fake.texts()
         await engine.retry_handoffs()  # nor once the call-back is booked
         assert await queue.waiting() == []
-        texts = [m.text for m in await store.transcript(accepted.conversation_id)]
+        texts = [m.text for m in await store.transcript(conv_id)]
         assert not any("900123" in t for t in texts)
 
 
