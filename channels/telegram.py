@@ -192,13 +192,14 @@ class TelegramChannel:
         screened and answered like any other."""
         text = edited.text or edited.caption or ""
         stamp = int(edited.edit_date.timestamp()) if edited.edit_date else 0
-        if self.app[ENGINE].screen(text, _language(edited)).level == "none":
-            if await self._first_delivery(edited, f"edit{stamp}:{edited.message_id}"):
-                self._notice(edited, "channels.edit_unseen")
-            return
         # Its own id, so it is no redelivery of the original; the message id stays last for
         # the tidy-up after "delete my data".
-        await self._submit(edited, text, f"edit{stamp}:{edited.message_id}")
+        local_id = f"edit{stamp}:{edited.message_id}"
+        if self.app[ENGINE].screen(text, _language(edited)).level == "none":
+            if await self._first_delivery(edited, local_id):
+                self._notice(edited, "channels.edit_unseen")
+            return
+        await self._submit(edited, text, local_id)
 
     async def _button(self, update: Update) -> None:
         query = update.callback_query

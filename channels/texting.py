@@ -215,16 +215,27 @@ async def first_delivery(
     """Whether a message that is never stored arrives for the first time, so that a webhook
     delivered again does not bring its notice twice. Remembered where rate limits are (Redis,
     shared by instances, when configured) under the contact's key, never the address."""
-    engine = app[ENGINE]
-    key = engine.privacy.contact_key(channel, address)
-    return await engine.limiter.allow(f"delivered:{key}:{delivery_id}", REDELIVERY_WINDOW)
+    return await _once(app, channel, address, "delivered", REDELIVERY_WINDOW, f":{delivery_id}")
 
 
 async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:
     """Whether a contact whose message was refused for coming too fast is to be told so now."""
+    return await _once(app, channel, address, "slow-down", SLOW_DOWN)
+
+
+async def _once(
+    app: web.Application,
+    channel: str,
+    address: str,
+    what: str,
+    window: tuple[Limit, ...],
+    suffix: str = "",
+) -> bool:
+    """Whether `what` is allowed for this contact in `window`, counted by the rate limiter
+    under the contact's keyed hash."""
     engine = app[ENGINE]
     key = engine.privacy.contact_key(channel, address)
-    return await engine.limiter.allow(f"slow-down:{key}", SLOW_DOWN)
+    return await engine.limiter.allow(f"{what}:{key}{suffix}", window)
 
 
 async def _answer(

@@ -657,18 +657,15 @@ class Engine:
         """After danger, queue the conversation as soon as the queue answers again (unless
         the person has asked again, or left, meanwhile). Housekeeping goes on trying after
         this gives up or its instance stops (retry_handoffs)."""
-        where = {"conversation": reference}
         for _ in range(HAND_OFF_RETRIES):
             if await stopped_within(self._stop_retries, HAND_OFF_RETRY_SECONDS):
                 return
-            try:
-                if await self._try_hand_off(conversation_id):
-                    return
-            except NotFound:
-                return  # erased meanwhile
-            except Exception:  # noqa: BLE001 - Redis or the database still down: try again
-                log.warning("a hand-off is still waiting for the queue", extra=where, exc_info=True)
-        log.error("a hand-off after danger is still waiting; housekeeping goes on", extra=where)
+            if await self._attempt_hand_off(conversation_id, reference):
+                return
+        log.error(
+            "a hand-off after danger is still waiting; housekeeping goes on",
+            extra={"conversation": reference},
+        )
 
     async def retry_handoffs(self) -> int:
         """Housekeeping: make the hand-offs danger asked for and the queue refused, still
@@ -677,20 +674,26 @@ class Engine:
             return 0
         tried = 0
         for conv in await self.store.open_with_the_bot_at_risk(URGENT):
-            if HAND_OFF_DUE not in conv.answers:
-                continue
-            tried += 1
-            try:
-                await self._try_hand_off(conv.id)
-            except NotFound:
-                continue  # erased meanwhile
-            except Exception:  # noqa: BLE001 - one failing must not keep the others waiting
-                log.warning(
-                    "a hand-off is still waiting for the queue",
-                    extra={"conversation": conv.reference},
-                    exc_info=True,
-                )
+            if HAND_OFF_DUE in conv.answers:
+                tried += 1
+                await self._attempt_hand_off(conv.id, conv.reference)
         return tried
+
+    async def _attempt_hand_off(self, conversation_id: str, reference: str) -> bool:
+        """One try of a hand-off still owed; True once nothing more is owed (made, or the
+        conversation erased). A failure (Redis or the database still down) is logged and
+        left for the next try: one failing must not keep the others waiting."""
+        try:
+            return await self._try_hand_off(conversation_id)
+        except NotFound:
+            return True  # erased meanwhile
+        except Exception:  # noqa: BLE001
+            log.warning(
+                "a hand-off is still waiting for the queue",
+                extra={"conversation": reference},
+                exc_info=True,
+            )
+            return False
 
     async def _try_hand_off(self, conversation_id: str) -> bool:
         """Make a hand-off still owed, read again under the conversation's lock; raises if

@@ -42,6 +42,17 @@ class _Compiled:
         self._cache[key] = (stmt, prepared)
         return prepared
 
+    def first(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        raise NotImplementedError
+
+    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
+        row = self.first(conn, stmt, params)
+        return None if row is None else row[0]
+
+    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
+        """The ids `stmt` (an INSERT returning the new id) gives each row, one row at a time."""
+        return [self.scalar(conn, stmt, row) for row in rows]
+
 
 class SqliteStatements(_Compiled):
     """Statements compiled once for SQLite and run on the driver's cursor of the
@@ -79,15 +90,8 @@ class SqliteStatements(_Compiled):
         cursor.close()
         return None if raw is None else prepared.row(raw)
 
-    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
-        row = self.first(conn, stmt, params)
-        return None if row is None else row[0]
-
     def run(self, conn: Connection, stmt: Executable, params: Params) -> None:
         self._execute(conn, stmt, params)[1].close()
-
-    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
-        return [self.scalar(conn, stmt, row) for row in rows]
 
 
 class AsyncpgStatements(_Compiled):
@@ -96,9 +100,9 @@ class AsyncpgStatements(_Compiled):
     and ends the transaction on that connection itself (SqlStore._prepared_write): SQLAlchemy
     never begins one, because nothing runs through it.
 
-    A transaction with one statement took 650-880 µs of CPU through SQLAlchemy's execution
-    layer and its asyncio adaption, 310 µs on asyncpg alone, and a statement without a
-    transaction 130 µs (docs/performance.md). asyncpg's errors come out as SQLAlchemy's
+    A write in a transaction took 604-742 µs of CPU through SQLAlchemy's execution layer and
+    its asyncio adaption, 400 µs in asyncpg's own transaction, and 175 µs with no transaction
+    (`python -m bench.pg_layers`, docs/performance.md). asyncpg's errors come out as SQLAlchemy's
     (IntegrityError for a unique key, OperationalError otherwise), parameters hidden."""
 
     def _fetch(self, conn: Connection, stmt: Executable, params: Params) -> tuple[Prepared, Any]:
@@ -117,15 +121,8 @@ class AsyncpgStatements(_Compiled):
         prepared, records = self._fetch(conn, stmt, params)
         return prepared.row(records[0]) if records else None
 
-    def scalar(self, conn: Connection, stmt: Executable, params: Params) -> Any:
-        row = self.first(conn, stmt, params)
-        return None if row is None else row[0]
-
     def run(self, conn: Connection, stmt: Executable, params: Params) -> None:
         self._fetch(conn, stmt, params)
-
-    def inserted_ids(self, conn: Connection, stmt: Executable, rows: Sequence[Params]) -> list[Any]:
-        return [self.scalar(conn, stmt, row) for row in rows]
 
 
 @contextlib.contextmanager

@@ -669,7 +669,7 @@ class SqlStore:
         """_write for an operation that runs only self._sql's statements. On PostgreSQL its
         transaction is asyncpg's own (see AsyncpgStatements); a single statement needs none."""
         if self._threads is not None:
-            return await self._threads.writer.submit(fn)
+            return await self._write(fn)
         return await self._on_asyncpg(fn, transaction=not one_statement)
 
     async def _prepared_read(self, fn: Callable[[Connection], T]) -> T:
@@ -677,8 +677,7 @@ class SqlStore:
         in no transaction: at READ COMMITTED each statement sees what was committed when it
         began either way, and BEGIN and COMMIT would cost two round trips."""
         if self._threads is not None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._threads.readers, self._threads.read, fn)
+            return await self._read(fn)
         return await self._on_asyncpg(fn, transaction=False)
 
     async def _on_asyncpg(self, fn: Callable[[Connection], T], *, transaction: bool) -> T:
@@ -718,6 +717,12 @@ class SqlStore:
         Raises DuplicateMessage when (channel, external_id) was stored before: the unique
         constraint decides, whichever instance took the first copy."""
 
+        def kept(found: Any) -> str:
+            """The text as stored in the open conversation `found` (sealed, perhaps)."""
+            if private is None:
+                return text
+            return private(found.flow, found.state, found.owner, bool(found.queued)) or text
+
         def message(conv_id: str, stored: str) -> dict[str, Any]:
             return {
                 "conversation_id": conv_id,
@@ -740,9 +745,7 @@ class SqlStore:
                 # Otherwise the contact was marked seen (and its address sealed) moments ago,
                 # by an earlier message.
                 self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
-            stored = text
-            if found is not None and private is not None:
-                stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
+            stored = text if found is None else kept(found)
             if found is None:
                 conv_id = uuid.uuid4().hex
                 # Someone who chose Welsh (or English) before is answered in it when they
@@ -776,10 +779,7 @@ class SqlStore:
             )
             if found is None or _seen_long_ago(found.contact_seen, received_at):
                 return None
-            stored = text
-            if private is not None:
-                stored = private(found.flow, found.state, found.owner, bool(found.queued)) or text
-            row = message(found.id, stored)
+            row = message(found.id, kept(found))
             message_id = await self._prepared_write(
                 lambda conn: self._sql.scalar(conn, _PG_ARRIVAL, row), one_statement=True
             )
