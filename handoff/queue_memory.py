@@ -142,6 +142,11 @@ class MemoryQueue:
             entries = [e for e in entries if e.queue in queues]
         return sorted(entries, key=order_key)
 
+    async def board(self) -> tuple[list[QueueEntry], list[tuple[QueueEntry, str]]]:
+        claimed = [(self._entries[c], a) for c, a in self._owners.items() if c in self._entries]
+        claimed.sort(key=lambda held: order_key(held[0]))
+        return await self.waiting(), claimed
+
     async def position(self, conversation_id: str) -> int | None:
         if not self._is_waiting(conversation_id):
             return None

@@ -298,17 +298,21 @@ class RedisQueue:
         return bool(await self._run(self._transfer, conversation_id, queue))
 
     async def waiting(self, queues: Collection[str] | None = None) -> list[QueueEntry]:
+        entries, _ = await self.board()
+        return entries if queues is None else [e for e in entries if e.queue in queues]
+
+    async def board(self) -> tuple[list[QueueEntry], list[tuple[QueueEntry, str]]]:
         # One MULTI so entries and owners are read at the same instant.
         with _queue_errors():
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.hgetall(self._prefix + "entry")
                 pipe.hgetall(self._prefix + "owner")
                 raw_entries, raw_owners = await pipe.execute()
-        owners = {_text(cid) for cid in raw_owners}
-        entries = [_load(cid, raw) for cid, raw in raw_entries.items() if _text(cid) not in owners]
-        if queues is not None:
-            entries = [e for e in entries if e.queue in queues]
-        return sorted(entries, key=order_key)
+        owners = {_text(cid): _text(who) for cid, who in raw_owners.items()}
+        entries = sorted((_load(cid, raw) for cid, raw in raw_entries.items()), key=order_key)
+        waiting = [e for e in entries if e.conversation_id not in owners]
+        claimed = [(e, owners[e.conversation_id]) for e in entries if e.conversation_id in owners]
+        return waiting, claimed
 
     async def position(self, conversation_id: str) -> int | None:
         place = await self._run(self._position, conversation_id)

@@ -4,7 +4,6 @@ the supervisor's overview. Advisers see a reference, never a phone number or pla
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -92,53 +91,35 @@ async def conversation_view(
     }
 
 
-async def _conversations(app: web.Application, ids: Iterable[str]) -> dict[str, ConversationRow]:
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    async with app[STORE].session() as session:
-        rows = await session.scalars(select(ConversationRow).where(ConversationRow.id.in_(wanted)))
-        return {r.id: r for r in rows}
-
-
 def _item(
-    entry: QueueEntry, row: ConversationRow, claimed_by: str | None, now: datetime
+    entry: QueueEntry, conv: Conversation, claimed_by: str | None, now: datetime
 ) -> dict[str, Any]:
     joined = _aware(entry.joined_at)
     return {
         "id": entry.conversation_id,
-        "reference": row.reference,
+        "reference": conv.reference,
         "queue": entry.queue,
         "channel": entry.channel,
-        "language": row.language,
-        "risk": row.risk_level,
-        "flags": list((row.answers or {}).get("_risk_reasons", [])),
+        "language": conv.language,
+        "risk": conv.risk_level,
+        "flags": list(conv.answers.get("_risk_reasons", [])),
         "priority": Priority(entry.priority).name.lower(),
         "joined_at": joined.isoformat(),
         "waiting_seconds": max(0, int((now - joined).total_seconds())),
-        "summary": summary(dict(row.answers or {})),
+        "summary": summary(conv.answers),
         "claimed_by": claimed_by,
     }
 
 
-async def _entries(app: web.Application) -> tuple[list[QueueEntry], list[tuple[QueueEntry, str]]]:
-    queue = app[ROUTING].queue
-    waiting = await queue.waiting()
-    claimed: list[tuple[QueueEntry, str]] = []
-    for conv_id, adviser in (await queue.claims()).items():
-        entry = await queue.entry(conv_id)
-        if entry is not None:
-            claimed.append((entry, adviser))
-    return waiting, claimed
-
-
 async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> dict[str, Any]:
     """The queue as this user may see it: waiting in priority order, then claimed ones."""
-    waiting, claimed = await _entries(app)
+    waiting, claimed = await app[ROUTING].queue.board()
     waiting = [e for e in waiting if user.sees_queue(e.queue)]
     claimed = [(e, a) for e, a in claimed if user.sees_queue(e.queue)]
-    rows = await _conversations(
-        app, [e.conversation_id for e in waiting] + [e.conversation_id for e, _ in claimed]
+    # One read of the store: every change to the queue sends each adviser this again, and
+    # under load each read waits its turn (docs/performance.md, hand-off latency).
+    rows = await app[STORE].conversations(
+        [e.conversation_id for e in waiting] + [e.conversation_id for e, _ in claimed]
     )
     return {
         "type": "queue",
@@ -157,7 +138,7 @@ async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> 
 
 async def supervisor_view(app: web.Application, *, now: datetime) -> dict[str, Any]:
     """Advisers online and their load, queue depth and waits, and urgent conversations."""
-    waiting, claimed = await _entries(app)
+    waiting, claimed = await app[ROUTING].queue.board()
     load = Counter(a for _, a in claimed)
     staff = await accounts.online_staff(app[STORE], now=now, within=ONLINE_WITHIN)
     depth: dict[str, dict[str, int]] = {}

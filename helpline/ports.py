@@ -86,6 +86,11 @@ class RoutingQueue(Protocol):
     async def waiting(self, queues: Collection[str] | None = None) -> list[QueueEntry]:
         """Waiting conversations in queue order."""
 
+    async def board(self) -> tuple[list[QueueEntry], list[tuple[QueueEntry, str]]]:
+        """The whole queue as it stands at one instant, in one read: the waiting
+        conversations and the claimed ones with the adviser holding each, both in queue
+        order (what every adviser's console shows again at each change)."""
+
     async def position(self, conversation_id: str) -> int | None:
         """1-based place among the conversations in the same queue, None if not waiting."""
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from handoff import live
 from helpline.app import ROUTING, STORE
 from helpline.errors import QueueError
-from helpline.ports import RoutingQueue
+from helpline.ports import QueueEntry, RoutingQueue
 from tests.console_support import (
     PLUGINS,
     Console,
@@ -30,8 +30,9 @@ PHONE = "+447700900123"
 
 
 class QueueThatFailsOnce:
-    """The app's real queue, except that once armed its next claims() fails as a queue that
-    lost Redis does (RedisQueue turns that into a QueueError)."""
+    """The app's real queue, except that once armed its next read of the whole queue (the
+    console's snapshot) fails as a queue that lost Redis does (RedisQueue turns that into a
+    QueueError)."""
 
     def __init__(self, queue: RoutingQueue) -> None:
         self.queue = queue
@@ -40,11 +41,11 @@ class QueueThatFailsOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.queue, name)
 
-    async def claims(self, adviser: str | None = None) -> dict[str, str]:
+    async def board(self) -> tuple[list[QueueEntry], list[tuple[QueueEntry, str]]]:
         if self.armed:
             self.armed = False
             raise QueueError("the routing queue is unavailable")
-        return await self.queue.claims(adviser)
+        return await self.queue.board()
 
 
 async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> int:

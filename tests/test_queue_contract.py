@@ -298,6 +298,27 @@ async def test_claim_returns_the_entry_and_cannot_be_repeated(backend: Backend) 
     assert await q.position("a") is None
 
 
+async def test_the_board_shows_waiting_and_claimed_conversations_in_queue_order(
+    backend: Backend,
+) -> None:
+    q = backend.queue
+    await q.enqueue(waiting_entry("calm", minutes=0))
+    await q.enqueue(waiting_entry("later", minutes=5))
+    await q.enqueue(waiting_entry("danger", minutes=9, priority=Priority.IMMEDIATE))
+    await q.enqueue(waiting_entry("held-late", minutes=7, queue="family"))
+    await q.enqueue(waiting_entry("held-early", minutes=1))
+    await q.claim("held-late", "bob", capacity=2)
+    await q.claim("held-early", "ann", capacity=2)
+
+    waiting, claimed = await q.board()
+
+    assert [e.conversation_id for e in waiting] == ["danger", "calm", "later"]
+    assert claimed == [
+        (waiting_entry("held-early", minutes=1), "ann"),
+        (waiting_entry("held-late", minutes=7, queue="family"), "bob"),
+    ]
+
+
 async def test_claim_refuses_an_adviser_at_capacity(backend: Backend) -> None:
     q = backend.queue
     for cid in ("a", "b", "c"):
@@ -566,6 +587,7 @@ async def apply(q: RoutingQueue, op: tuple) -> object:
 
 async def snapshot(q: RoutingQueue) -> tuple:
     return (
+        await q.board(),
         await q.waiting(),
         await q.claims(),
         [await q.claims(a) for a in ADVISERS],

@@ -95,6 +95,30 @@ async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_u
         await store.close()
 
 
+async def test_the_consoles_read_of_several_conversations_finds_those_that_exist(
+    database_url: str,
+) -> None:
+    # The queue snapshot reads every waiting conversation in one statement: each must come
+    # back as the single read gives it, and an id no longer there (erased) is left out.
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        ids = [(await _accept(store, n)).conversation_id for n in range(3)]  # type: ignore[attr-defined]
+        conv = await store.conversation(ids[1])
+        conv.answers = {"_risk_reasons": ["weapon"], "worry": "shouting"}
+        conv.risk_level = "immediate"
+        await store.save_turn(conv, [], [])
+        found = await store.conversations([ids[1], "no-such-id", ids[0], ids[1]])
+        assert set(found) == {ids[0], ids[1]}
+        for conv_id in found:
+            assert vars(found[conv_id]) == vars(await store.conversation(conv_id))
+        assert found[ids[1]].answers["_risk_reasons"] == ["weapon"]
+        assert found[ids[1]].risk_level == "immediate"
+        assert await store.conversations([]) == {}
+    finally:
+        await store.close()
+
+
 async def test_each_stored_reply_has_the_id_its_words_were_stored_under(database_url: str) -> None:
     # The ids a turn's save gives back are what delivery marks as sent and what the chat
     # page orders by: each must be the id of that very reply, however the database numbers

@@ -128,6 +128,9 @@ _NEW_CONVERSATION = insert(CONVERSATIONS)
 _NEW_MESSAGE = insert(MESSAGES).returning(MESSAGES.c.id)
 _NEW_MESSAGES = insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True)
 _CONVERSATION = select(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conv_id"))
+_CONVERSATIONS = select(CONVERSATIONS).where(
+    CONVERSATIONS.c.id.in_(bindparam("ids", expanding=True))
+)
 _PENDING = (
     select(MESSAGES)
     .where(
@@ -863,6 +866,19 @@ class SqlStore:
         return await self._prepared_read(
             lambda conn: _get_conversation(self._sql, conn, conversation_id)
         )
+
+    async def conversations(self, ids: Iterable[str]) -> dict[str, Conversation]:
+        """Those of these conversations that exist, by id, in one read (the console's queue
+        snapshot, which every change to the queue sends each adviser again)."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+
+        def run(conn: Connection) -> dict[str, Conversation]:
+            rows = self._sql.rows(conn, _CONVERSATIONS, {"ids": wanted})
+            return {row.id: _conversation(row) for row in rows}
+
+        return await self._prepared_read(run)
 
     async def conversation_by_reference(self, reference: str) -> Conversation:
         def run(conn: Connection) -> Conversation:
