@@ -75,8 +75,11 @@ class Routing:
             conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
         )
         # The queue first: if it cannot be reached, no record is left open for a wait that
-        # never began.
+        # never began. The advisers' consoles are told at once (their snapshot reads the
+        # queue, not the record): after danger every write waited for is time before an
+        # adviser sees them (docs/performance.md, hand-off latency).
         await self.queue.enqueue(entry)
+        await self.publish("joined", conv.id)
         await self.store.open_handoff(
             HandoffRecord(
                 conv.id, queue, conv.language, conv.channel, entry.priority, reason, now, None
@@ -87,7 +90,6 @@ class Routing:
         self._lapse_question(conv)  # "ok" to "an adviser will join you" must not erase
         conv.answers["queue"] = queue
         conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
-        await self.publish("joined", conv.id)
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
         if closed:
             if opens is None:
