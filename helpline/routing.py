@@ -193,7 +193,15 @@ class Routing:
         await self.publish("removed", conv.id)
 
     async def publish(self, kind: str, conversation_id: str, **data: object) -> None:
-        await self.hub.publish(QUEUE_TOPIC, {"type": kind, "conversation": conversation_id, **data})
+        """Tell the advisers' consoles the queue changed. Only a wake-up: the queue itself has
+        already changed, so a hub that cannot be reached (Redis down) is logged and the
+        hand-off, claim or release goes on; the consoles catch up at the next change or
+        when they reconnect."""
+        event = {"type": kind, "conversation": conversation_id, **data}
+        try:
+            await self.hub.publish(QUEUE_TOPIC, event)
+        except Exception:  # noqa: BLE001 - any hub failure, which none of this may undo
+            log.warning("the consoles could not be told of a queue change", exc_info=True)
 
     # -- called by the adviser console -----------------------------------------------------
 

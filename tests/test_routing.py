@@ -437,6 +437,37 @@ async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_
         assert [e.conversation_id for e in await queue.waiting()] == [conv.id]
 
 
+class HubThatCannotPublish:
+    """The app's hub, with publishing failing as Redis does when it cannot be reached."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.hub, name)
+
+    async def publish(self, topic: str, event: dict[str, Any]) -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+async def test_danger_is_queued_even_when_the_consoles_cannot_be_told(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The hub only wakes the consoles: failing to, the hand-off must still be made in full
+    # (queued, recorded, the person told), not fail the turn half-way after the queue took it.
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        routing.hub = HubThatCannotPublish(routing.hub)
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "he's back with a knife"))
+        conv = await app[STORE].conversation(accepted.conversation_id)
+        assert conv.owner is Owner.QUEUE
+        assert [e.conversation_id for e in await routing.queue.waiting()] == [conv.id]
+        assert [h.conversation_id for h in await app[STORE].open_handoffs()] == [conv.id]
+        assert content.text("risk.immediate", "en") in fake.texts()
+        assert content.text("handoff.unavailable", "en") not in fake.texts()
+
+
 @pytest.mark.parametrize("with_adviser", [False, True])
 async def test_delete_my_data_can_be_confirmed_while_waiting_or_with_an_adviser(
     database_url: str, tmp_path: Path, with_adviser: bool
