@@ -499,6 +499,8 @@ async def test_restore_rebuilds_waiting_and_claimed_conversations(backend: Backe
     assert await ids(q) == ["a", "b"]
     assert await q.claims() == claims
     assert await q.entry("mine") == entries[2]
+    # A claim whose entry was lost is not shown on the board (nothing to show it by).
+    assert await q.board() == ([entries[1], entries[0]], [(entries[2], "ann")])
     # Restored claims count towards capacity, and a restored claim can be released.
     assert await q.claim("a", "ann", capacity=1) is None
     assert await q.release("mine", "ann") is True

@@ -115,6 +115,8 @@ async def test_the_consoles_read_of_several_conversations_finds_those_that_exist
         assert found[ids[1]].answers["_risk_reasons"] == ["weapon"]
         assert found[ids[1]].risk_level == "immediate"
         assert await store.conversations([]) == {}
+        assert set(await store.conversations([ids[2]])) == {ids[2]}
+        assert set(await store.conversations([*ids, "gone", "also-gone"])) == set(ids)
     finally:
         await store.close()
 

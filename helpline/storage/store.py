@@ -873,6 +873,10 @@ class SqlStore:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
+        # Each number of ids is a statement of its own, which asyncpg prepares and keeps (100
+        # a connection): padded to a power of two, queues of any length make a handful, and
+        # never push a turn's statements out.
+        wanted += wanted[:1] * ((1 << (len(wanted) - 1).bit_length()) - len(wanted))
 
         def run(conn: Connection) -> dict[str, Conversation]:
             rows = self._sql.rows(conn, _CONVERSATIONS, {"ids": wanted})
