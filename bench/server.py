@@ -1,10 +1,13 @@
-"""The two servers the load generator drives, each in a process of its own.
+"""The servers the load generator drives, each in a process of its own.
 
 `echo`: raw aiohttp, no helpline code: a websocket that answers hello with session and
 history frames and echoes every message frame, and an SMS webhook that parses the same form
 and answers TwiML. `full`: the whole service built by run.py's build(), plus /bench/queue, a
 websocket forwarding raw hub events on topic "queue" (the adviser console itself, /console/ws,
 sends snapshots computed from them), and optionally an adviser account to log in with.
+`bare`: the echo plus only what the service cannot do without, with no framework (see
+bench.floor): the risk screen of each message (`--screen`), and/or SQLite writes of each
+message before it is answered, of its reply, and of the reply sent (`--store`).
 
 Prints one JSON line {"port": ...} once listening; stops on SIGTERM, when its standard input
 closes (the load generator died) or after --deadline seconds, whichever comes first."""
@@ -16,9 +19,14 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import resource
 import signal
+import sqlite3
 import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +92,110 @@ def echo_app() -> web.Application:
     app.router.add_get("/chat/ws", _echo_socket)
     app.router.add_post("/sms", _echo_sms)
     return app
+
+
+# -- the bare necessities ------------------------------------------------------------------
+
+
+class _BareStore:
+    """The least a web chat message's storage can cost: the standard library's sqlite3 in
+    one writer thread (WAL, synchronous=NORMAL, BEGIN IMMEDIATE, as the service's), writes
+    queued together sharing a transaction and one wake-up of the event loop (as the
+    service's writer does). No reads, no conversations, no contacts, no ORM."""
+
+    def __init__(self, path: Path) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Any, Any]]
+        self._jobs = queue.SimpleQueue()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.execute(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation TEXT, direction TEXT,"
+            " text TEXT, status TEXT, created_at TEXT, sent_at TEXT)"
+        )
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def run(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((fn, future, loop))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            jobs = [self._jobs.get()]
+            while len(jobs) < 64:
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            self._conn.execute("BEGIN IMMEDIATE")
+            results = [fn(self._conn) for fn, _, _ in jobs]
+            self._conn.execute("COMMIT")
+            done = [(future, r) for (_, future, _), r in zip(jobs, results, strict=True)]
+            jobs[0][2].call_soon_threadsafe(_settle, done)
+
+
+def _settle(done: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in done:
+        if not future.cancelled():
+            future.set_result(result)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def bare_app(screen: bool, store_dir: str | None) -> web.Application:
+    store = _BareStore(Path(store_dir) / "bare.db") if store_dir else None
+    assess: Callable[[str, str], Any] | None = None
+    if screen:
+        from helpline.risk import assess
+
+        assess("hello", "en")  # the lexicon loaded and its patterns compiled once
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
+        await ws.prepare(request)
+        conversation = os.urandom(16).hex()
+        n = 1
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            frame = json.loads(msg.data)
+            if frame.get("type") == "hello":
+                await ws.send_json({"type": "session", "token": "t" * 32, "conversation": "B"})
+                await ws.send_json({"type": "history", "messages": [WELCOME]})
+                continue
+            if frame.get("type") != "message":
+                continue
+            text = frame["text"]
+            if store is not None:  # stored before anything is done with it
+                row = (conversation, "in", text, "received", _now())
+                await store.run(lambda c, row=row: c.execute(_INSERT, row).lastrowid)
+            if assess is not None:
+                assess(text, "en")
+            n += 1
+            if store is not None:  # the reply stored, then marked sent once sent
+                row = (conversation, "out", text, "pending", _now())
+                n = await store.run(lambda c, row=row: c.execute(_INSERT, row).lastrowid)
+            reply = {"type": "message", "id": n, "author": "bot", "text": text, "options": ["1"]}
+            await ws.send_json(reply)
+            if store is not None:
+                sent = (_now(), n)
+                await store.run(lambda c, sent=sent: c.execute(_SENT, sent).rowcount)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/chat/ws", socket)
+    return app
+
+
+_INSERT = (
+    "INSERT INTO messages (conversation, direction, text, status, created_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_SENT = "UPDATE messages SET status = 'sent', sent_at = ? WHERE id = ?"
 
 
 # -- the full service ----------------------------------------------------------------------
@@ -163,7 +275,12 @@ def full_app(args: argparse.Namespace) -> web.Application:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = echo_app() if args.mode == "echo" else full_app(args)
+    if args.mode == "echo":
+        app = echo_app()
+    elif args.mode == "bare":
+        app = bare_app(args.screen, args.store)
+    else:
+        app = full_app(args)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=args.backlog)
@@ -183,7 +300,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("mode", choices=("echo", "full"))
+    p.add_argument("mode", choices=("echo", "bare", "full"))
+    p.add_argument("--screen", action="store_true", help="bare: screen each message for risk")
+    p.add_argument("--store", default=None, help="bare: store each message in SQLite here")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--backlog", type=int, default=1024)
     p.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
