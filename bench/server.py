@@ -7,7 +7,8 @@ websocket forwarding raw hub events on topic "queue" (the adviser console itself
 sends snapshots computed from them), and optionally an adviser account to log in with.
 `bare`: the echo plus only what the service cannot do without, with no framework (see
 bench.floor): the risk screen of each message (`--screen`), and/or SQLite writes of each
-message before it is answered, of its reply, and of the reply sent (`--store`).
+message before it is answered, of its reply, and of the reply sent (`--store`), or instead
+the service's own store doing what a turn does with it (`--service-store`).
 
 Prints one JSON line {"port": ...} once listening; stops on SIGTERM, when its standard input
 closes (the load generator died) or after --deadline seconds, whichever comes first."""
@@ -146,8 +147,44 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def bare_app(screen: bool, store_dir: str | None) -> web.Application:
+class _ServiceStore:
+    """The service's own store (helpline.storage.SqlStore) doing, for each message, what the
+    engine has it do: the arrival, the turn's read, the turn's save with one reply, and the
+    reply marked sent; nothing else of the service."""
+
+    def __init__(self, folder: str) -> None:
+        from helpline.storage import SqlStore
+
+        self.store = SqlStore(f"sqlite+aiosqlite:///{Path(folder) / 'helpline.db'}")
+
+    async def start(self, _app: web.Application) -> None:
+        from helpline.storage.migrate import upgrade
+
+        await upgrade(self.store.engine)
+
+    async def turn(self, conversation: str, text: str) -> int:
+        from helpline.domain import Reply, utcnow
+
+        accepted = await self.store.accept_inbound(
+            contact_key=conversation.ljust(64, "0"),
+            channel="web",
+            sealed_address=None,
+            text=text,
+            external_id=None,
+            received_at=utcnow(),
+        )
+        pending, conv = await self.store.pending_turn(accepted.conversation_id)
+        assert conv is not None
+        stored = await self.store.save_turn(conv, [m.id for m in pending], [Reply(text)])
+        return stored[0].id
+
+    async def sent(self, message_id: int) -> None:
+        await self.store.mark_sent([message_id])
+
+
+def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> web.Application:
     store = _BareStore(Path(store_dir) / "bare.db") if store_dir else None
+    service = _ServiceStore(service_dir) if service_dir else None
     assess: Callable[[str, str], Any] | None = None
     if screen:
         from helpline.risk import assess
@@ -176,6 +213,8 @@ def bare_app(screen: bool, store_dir: str | None) -> web.Application:
             if assess is not None:
                 assess(text, "en")
             n += 1
+            if service is not None:
+                n = await service.turn(conversation, text)
             if store is not None:  # the reply stored, then marked sent once sent
                 row = (conversation, "out", text, "pending", _now())
                 n = await store.run(lambda c, row=row: c.execute(_INSERT, row).lastrowid)
@@ -184,10 +223,14 @@ def bare_app(screen: bool, store_dir: str | None) -> web.Application:
             if store is not None:
                 sent = (_now(), n)
                 await store.run(lambda c, sent=sent: c.execute(_SENT, sent).rowcount)
+            if service is not None:
+                await service.sent(n)
         return ws
 
     app = web.Application()
     app.router.add_get("/chat/ws", socket)
+    if service is not None:
+        app.on_startup.append(service.start)
     return app
 
 
@@ -278,7 +321,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.mode == "echo":
         app = echo_app()
     elif args.mode == "bare":
-        app = bare_app(args.screen, args.store)
+        app = bare_app(args.screen, args.store, args.service_store)
     else:
         app = full_app(args)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -303,6 +346,7 @@ def main() -> None:
     p.add_argument("mode", choices=("echo", "bare", "full"))
     p.add_argument("--screen", action="store_true", help="bare: screen each message for risk")
     p.add_argument("--store", default=None, help="bare: store each message in SQLite here")
+    p.add_argument("--service-store", default=None, help="bare: the service's store, here")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--backlog", type=int, default=1024)
     p.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
