@@ -5,10 +5,8 @@ history frames and echoes every message frame, and an SMS webhook that parses th
 and answers TwiML. `full`: the whole service built by run.py's build(), plus /bench/queue, a
 websocket forwarding raw hub events on topic "queue" (the adviser console itself, /console/ws,
 sends snapshots computed from them), and optionally an adviser account to log in with.
-`bare`: the echo plus only what the service cannot do without, with no framework (see
-bench.floor): the risk screen of each message (`--screen`), and/or SQLite writes of each
-message before it is answered, of its reply, and of the reply sent (`--store`), or instead
-the service's own store doing what a turn does with it (`--service-store`).
+`bare`: the echo plus a little of the service's work and nothing else (bench/bare.py, for
+bench.floor).
 
 Prints one JSON line {"port": ...} once listening; stops on SIGTERM, when its standard input
 closes (the load generator died) or after --deadline seconds, whichever comes first."""
@@ -20,14 +18,9 @@ import asyncio
 import contextlib
 import json
 import os
-import queue
 import resource
 import signal
-import sqlite3
 import sys
-import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,152 +86,6 @@ def echo_app() -> web.Application:
     app.router.add_get("/chat/ws", _echo_socket)
     app.router.add_post("/sms", _echo_sms)
     return app
-
-
-# -- the bare necessities ------------------------------------------------------------------
-
-
-class _BareStore:
-    """The least a web chat message's storage can cost: the standard library's sqlite3 in
-    one writer thread (WAL, synchronous=NORMAL, BEGIN IMMEDIATE, as the service's), writes
-    queued together sharing a transaction and one wake-up of the event loop (as the
-    service's writer does). No reads, no conversations, no contacts, no ORM."""
-
-    def __init__(self, path: Path) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Any, Any]]
-        self._jobs = queue.SimpleQueue()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
-            self._conn.execute(f"PRAGMA {pragma}")
-        self._conn.execute(
-            "CREATE TABLE messages (id INTEGER PRIMARY KEY, conversation TEXT, direction TEXT,"
-            " text TEXT, status TEXT, created_at TEXT, sent_at TEXT)"
-        )
-        threading.Thread(target=self._work, daemon=True).start()
-
-    def run(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._jobs.put((fn, future, loop))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            jobs = [self._jobs.get()]
-            while len(jobs) < 64:
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            self._conn.execute("BEGIN IMMEDIATE")
-            results = [fn(self._conn) for fn, _, _ in jobs]
-            self._conn.execute("COMMIT")
-            done = [(future, r) for (_, future, _), r in zip(jobs, results, strict=True)]
-            jobs[0][2].call_soon_threadsafe(_settle, done)
-
-
-def _settle(done: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, result in done:
-        if not future.cancelled():
-            future.set_result(result)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class _ServiceStore:
-    """The service's own store (helpline.storage.SqlStore) doing, for each message, what the
-    engine has it do: the arrival, the turn's read, the turn's save with one reply, and the
-    reply marked sent; nothing else of the service."""
-
-    def __init__(self, folder: str) -> None:
-        from helpline.storage import SqlStore
-
-        self.store = SqlStore(f"sqlite+aiosqlite:///{Path(folder) / 'helpline.db'}")
-
-    async def start(self, _app: web.Application) -> None:
-        from helpline.storage.migrate import upgrade
-
-        await upgrade(self.store.engine)
-
-    async def turn(self, conversation: str, text: str) -> int:
-        from helpline.domain import Reply, utcnow
-
-        accepted = await self.store.accept_inbound(
-            contact_key=conversation.ljust(64, "0"),
-            channel="web",
-            sealed_address=None,
-            text=text,
-            external_id=None,
-            received_at=utcnow(),
-        )
-        pending, conv = await self.store.pending_turn(accepted.conversation_id)
-        assert conv is not None
-        stored = await self.store.save_turn(conv, [m.id for m in pending], [Reply(text)])
-        return stored[0].id
-
-    async def sent(self, message_id: int) -> None:
-        await self.store.mark_sent([message_id])
-
-
-def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> web.Application:
-    store = _BareStore(Path(store_dir) / "bare.db") if store_dir else None
-    service = _ServiceStore(service_dir) if service_dir else None
-    assess: Callable[[str, str], Any] | None = None
-    if screen:
-        from helpline.risk import assess
-
-        assess("hello", "en")  # the lexicon loaded and its patterns compiled once
-
-    async def socket(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
-        await ws.prepare(request)
-        conversation = os.urandom(16).hex()
-        n = 1
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                break
-            frame = json.loads(msg.data)
-            if frame.get("type") == "hello":
-                await ws.send_json({"type": "session", "token": "t" * 32, "conversation": "B"})
-                await ws.send_json({"type": "history", "messages": [WELCOME]})
-                continue
-            if frame.get("type") != "message":
-                continue
-            text = frame["text"]
-            if store is not None:  # stored before anything is done with it
-                row = (conversation, "in", text, "received", _now())
-                await store.run(lambda c, row=row: c.execute(_INSERT, row).lastrowid)
-            if assess is not None:
-                assess(text, "en")
-            n += 1
-            if service is not None:
-                n = await service.turn(conversation, text)
-            if store is not None:  # the reply stored, then marked sent once sent
-                row = (conversation, "out", text, "pending", _now())
-                n = await store.run(lambda c, row=row: c.execute(_INSERT, row).lastrowid)
-            reply = {"type": "message", "id": n, "author": "bot", "text": text, "options": ["1"]}
-            await ws.send_json(reply)
-            if store is not None:
-                sent = (_now(), n)
-                await store.run(lambda c, sent=sent: c.execute(_SENT, sent).rowcount)
-            if service is not None:
-                await service.sent(n)
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/chat/ws", socket)
-    if service is not None:
-        app.on_startup.append(service.start)
-    return app
-
-
-_INSERT = (
-    "INSERT INTO messages (conversation, direction, text, status, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
-_SENT = "UPDATE messages SET status = 'sent', sent_at = ? WHERE id = ?"
 
 
 # -- the full service ----------------------------------------------------------------------
@@ -321,6 +168,8 @@ async def serve(args: argparse.Namespace) -> None:
     if args.mode == "echo":
         app = echo_app()
     elif args.mode == "bare":
+        from bench.bare import bare_app
+
         app = bare_app(args.screen, args.store, args.service_store)
     else:
         app = full_app(args)
