@@ -80,11 +80,18 @@ class Routing:
         # adviser sees them (docs/performance.md, hand-off latency).
         await self.queue.enqueue(entry)
         await self.publish("joined", conv.id)
-        await self.store.open_handoff(
-            HandoffRecord(
-                conv.id, queue, conv.language, conv.channel, entry.priority, reason, now, None
-            )
+        record = HandoffRecord(
+            conv.id, queue, conv.language, conv.channel, entry.priority, reason, now, None
         )
+        try:
+            await self.store.open_handoff(record)
+        except Exception as exc:
+            # Not recorded (a database error): taken out of the queue again, where an adviser
+            # would claim a wait nobody was told of, and reported as the queue failing, so
+            # the person is told and, after danger, the hand-off is owed and tried again.
+            await self.queue.remove(conv.id)
+            await self.publish("removed", conv.id)
+            raise QueueError("the hand-off could not be recorded") from exc
         self.metrics.handoffs.labels(queue_kind(queue), reason.partition(":")[0]).inc()
         conv.owner = Owner.QUEUE
         self._lapse_question(conv)  # "ok" to "an adviser will join you" must not erase

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from helpline import app as app_module
 from helpline import engine as engine_module
@@ -435,6 +436,41 @@ async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_
         queue.down = False  # back: asking again works
         await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
         assert [e.conversation_id for e in await queue.waiting()] == [conv.id]
+
+
+class StoreThatCannotRecordAHandOff:
+    """The app's store, with the hand-off's record failing once as a database error does."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.failures = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def open_handoff(self, record: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OperationalError("INSERT INTO handoffs", {}, Exception("disk I/O error"))
+        await self.store.open_handoff(record)
+
+
+async def test_a_hand_off_whose_record_fails_leaves_nobody_in_the_queue_and_says_so(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Queued but not recorded, an adviser would claim a wait the person was never told of
+    # (and the claim would find them not waiting). They are told it did not work, the queue
+    # is left empty, and asking again works.
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        routing.store = StoreThatCannotRecordAHandOff(routing.store)
+        conv_id = await _to_queue(app)
+        assert fake.texts()[-1] == content.text("handoff.unavailable", "en")
+        assert await routing.queue.waiting() == []
+        assert (await app[STORE].conversation(conv_id)).owner is Owner.BOT
+        await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
+        assert [e.conversation_id for e in await routing.queue.waiting()] == [conv_id]
+        assert len(await app[STORE].open_handoffs()) == 1
 
 
 class HubThatCannotPublish:
