@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from handoff import live
 from helpline.app import ROUTING, STORE
@@ -57,24 +58,45 @@ async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -
     return int(msg.data)
 
 
+class StoreThatFailsOnce:
+    """Once armed, the next read of the waiting conversations (the console's snapshot)
+    fails as a database error does."""
+
+    def __init__(self, store: Any) -> None:
+        self.read = store.conversations
+        self.armed = False
+
+    async def conversations(self, ids: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            raise OperationalError("SELECT conversations", {}, Exception("database is locked"))
+        return await self.read(ids)
+
+
+@pytest.mark.parametrize("failing", ["queue", "database"])
 async def test_a_queue_view_that_fails_once_reconnects_and_shows_the_person_waiting(
-    sqlite_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     settings = settings_for(sqlite_url, tmp_path)
     async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
         await add_staff(app, "alice")
-        queue = QueueThatFailsOnce(app[ROUTING].queue)
-        app[ROUTING].queue = queue
+        broken: QueueThatFailsOnce | StoreThatFailsOnce
+        if failing == "queue":
+            broken = QueueThatFailsOnce(app[ROUTING].queue)
+            app[ROUTING].queue = broken
+        else:
+            broken = StoreThatFailsOnce(app[STORE])
+            monkeypatch.setattr(app[STORE], "conversations", broken.conversations)
         async with Console(url) as alice:
             await alice.login("alice")
             ws = await alice.socket()
             await next_frame(ws, lambda f: f["type"] == "queue")
-            queue.armed = True
+            broken.armed = True
             conv_id = await person_asks_for_adviser(app, PHONE)
             # The snapshot for the new arrival fails: the page is told to come back rather
             # than being left showing a queue without them.
             assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
-            assert not queue.armed, "the failure came from the snapshot"
+            assert not broken.armed, "the failure came from the snapshot"
             reference = (await app[STORE].conversation(conv_id)).reference
             ws = await alice.socket()
             frame = await next_frame(ws, lambda f: f["type"] == "queue")
