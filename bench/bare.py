@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bench.server import WELCOME
+from bench.server import greet
+from helpline.storage.store import _resolve
 
 _SCHEMA = (
     "CREATE TABLE conversations (id TEXT PRIMARY KEY, state TEXT, answers TEXT, updated_at TEXT)",
@@ -83,17 +84,8 @@ class _BareStore:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 done = [(future, False, exc) for _, future, _ in jobs]
-            jobs[0][2].call_soon_threadsafe(_settle, done)
-
-
-def _settle(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in done:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+            # Settled as the service's writer settles its batches.
+            jobs[0][2].call_soon_threadsafe(_resolve, done)
 
 
 def _now() -> str:
@@ -174,8 +166,7 @@ def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> we
                 break
             frame = json.loads(msg.data)
             if frame.get("type") == "hello":
-                await ws.send_json({"type": "session", "token": "t" * 32, "conversation": "B"})
-                await ws.send_json({"type": "history", "messages": [WELCOME]})
+                await greet(ws, "BARE")
                 continue
             if frame.get("type") != "message":
                 continue

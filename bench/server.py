@@ -49,6 +49,12 @@ def pin(cpu: int | None) -> None:
 # -- echo ----------------------------------------------------------------------------------
 
 
+async def greet(ws: web.WebSocketResponse, conversation: str) -> None:
+    """What the web chat answers a page's hello with: its session, then the history."""
+    await ws.send_json({"type": "session", "token": "t" * 32, "conversation": conversation})
+    await ws.send_json({"type": "history", "messages": [WELCOME]})
+
+
 async def _echo_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
     await ws.prepare(request)
@@ -58,8 +64,7 @@ async def _echo_socket(request: web.Request) -> web.WebSocketResponse:
             break
         frame = json.loads(msg.data)
         if frame.get("type") == "hello":
-            await ws.send_json({"type": "session", "token": "t" * 32, "conversation": "ECHO"})
-            await ws.send_json({"type": "history", "messages": [WELCOME]})
+            await greet(ws, "ECHO")
         elif frame.get("type") == "message":
             n += 1
             await ws.send_json(
