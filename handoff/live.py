@@ -188,11 +188,14 @@ class LiveConsole:
 
     async def _recheck(self) -> None:
         """A disabled user or an expired session is cut off within a minute (a logout at
-        once: _on_session_ended)."""
+        once: _on_session_ended). The queue is shown afresh each time too: an event lost
+        on the way (the hub unreachable for a moment) leaves a console behind a minute at
+        most, not until the next change."""
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
             if not await self._still_logged_in():
                 return
+            self.dirty.set()
 
     async def _still_logged_in(self) -> bool:
         """Whether the session still holds; if not, the socket is closed."""

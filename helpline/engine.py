@@ -353,7 +353,7 @@ class Engine:
         if conv is None:
             return  # another turn has answered them
         started = time.perf_counter()
-        was_closed, was_language = conv.closed, conv.language
+        was_closed, was_language, was_shown = conv.closed, conv.language, _shown(conv)
         turn = Turn(conv, self.content)
         redact: dict[int, str] = {}
         urgent = False  # danger in any of the messages: the answer is never held (below)
@@ -379,6 +379,10 @@ class Engine:
         stored = await self.store.save_turn(
             conv, [m.id for m in pending], turn.replies, redact=redact
         )
+        if conv.owner is not Owner.BOT and _shown(conv) != was_shown:
+            # The queue's event went out during the step, before this save: the consoles'
+            # snapshot then read the conversation without this turn's risk and flags.
+            await self._queue_changed(conv)
         if not getattr(self.senders.get(conv.channel), "live", False):
             await self._writing_again(conv)
         # The turn's own replies (the 999 guidance, say) go before anything its effects
@@ -888,6 +892,19 @@ class Engine:
                 released += 1
         return released
 
+    async def _queue_changed(self, conv: Conversation) -> None:
+        """Wake the advisers' consoles to show a queued conversation again. Only a wake-up:
+        if the hub cannot be reached it is logged, and the consoles catch up at their next
+        snapshot (at the latest at their periodic one)."""
+        try:
+            await self.hub.publish("queue", {"type": "updated", "conversation": conv.id})
+        except Exception:  # noqa: BLE001 - a wake-up never fails a turn
+            log.warning(
+                "the consoles could not be told of a change",
+                extra={"conversation": conv.reference},
+                exc_info=True,
+            )
+
     async def notify(self, conv: Conversation, kind: str, **data: Any) -> None:
         """Tell a live channel about a change of state (ended, language, idle warning);
         channels without a live page have nothing to show and ignore it."""
@@ -996,6 +1013,11 @@ class Engine:
         except SealError:
             log.error("a reply address could not be opened", extra={"conversation": conv.reference})
             return None
+
+
+def _shown(conv: Conversation) -> tuple[Owner, str, tuple[str, ...]]:
+    """What an adviser's queue shows of a conversation that a turn may change."""
+    return conv.owner, conv.risk_level, tuple(conv.answers.get("_risk_reasons", ()))
 
 
 def _undoes_help(effect: Effect) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from handoff import live
 from helpline.app import ROUTING, STORE
+from helpline.domain import InboundMessage
 from helpline.errors import QueueError
 from helpline.ports import QueueEntry, RoutingQueue
 from tests.console_support import (
@@ -25,7 +26,7 @@ from tests.console_support import (
     person_asks_for_adviser,
     waiting_refs,
 )
-from tests.support import running, settings_for
+from tests.support import engine_of, running, settings_for
 
 PHONE = "+447700900123"
 
@@ -143,3 +144,68 @@ async def test_logging_out_closes_the_live_console_at_once(
             assert (await sam.post("/console/logout"))[0] == 200
             # Not a minute later, at the next check of the session: now.
             assert await close_code(ws, timeout=5) == live.UNAUTHORISED
+
+
+async def test_danger_shows_on_the_console_with_its_risk_and_reasons(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The queue's event goes out while the turn is still running, before it saves the
+    # risk it found: the adviser must not be left looking at "no risk" for someone in danger.
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            engine = engine_of(app)
+            await engine.handle(InboundMessage("test", PHONE, "hello"))
+            accepted = await engine.handle(
+                InboundMessage("test", PHONE, "he's back and he has a knife")
+            )
+            reference = (await app[STORE].conversation(accepted.conversation_id)).reference
+
+            def shown_at_risk(frame: dict[str, Any]) -> bool:
+                return frame["type"] == "queue" and any(
+                    i["reference"] == reference and i["risk"] == "immediate" and i["flags"]
+                    for i in frame["waiting"]
+                )
+
+            await next_frame(ws, shown_at_risk)
+            await ws.close()
+
+
+class QueueEventsLost:
+    """The app's hub, except that events for the advisers' consoles are lost on the way."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.hub, name)
+
+    async def publish(self, topic: str, event: dict[str, Any]) -> None:
+        if topic == "queue":
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        await self.hub.publish(topic, event)
+
+
+async def test_a_console_that_missed_an_event_shows_the_person_at_its_next_check(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.05)
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            engine_of(app).hub = app[ROUTING].hub = QueueEventsLost(app[ROUTING].hub)
+            conv_id = await person_asks_for_adviser(app, PHONE)
+            reference = (await app[STORE].conversation(conv_id)).reference
+            frame = await next_frame(
+                ws, lambda f: f["type"] == "queue" and bool(waiting_refs(f)), timeout=5
+            )
+            assert waiting_refs(frame) == [reference]
+            await ws.close()
