@@ -89,7 +89,14 @@ class Routing:
             # Not recorded (a database error): taken out of the queue again, where an adviser
             # would claim a wait nobody was told of, and reported as the queue failing, so
             # the person is told and, after danger, the hand-off is owed and tried again.
-            await self.queue.remove(conv.id)
+            try:
+                await self.queue.remove(conv.id)
+            except QueueError:
+                log.warning(
+                    "a hand-off not recorded could not be taken out of the queue",
+                    extra={"conversation": conv.reference},
+                    exc_info=True,
+                )
             await self.publish("removed", conv.id)
             raise QueueError("the hand-off could not be recorded") from exc
         self.metrics.handoffs.labels(queue_kind(queue), reason.partition(":")[0]).inc()

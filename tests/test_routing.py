@@ -473,6 +473,27 @@ async def test_a_hand_off_whose_record_fails_leaves_nobody_in_the_queue_and_says
         assert len(await app[STORE].open_handoffs()) == 1
 
 
+async def test_after_danger_a_hand_off_whose_record_fails_is_owed_and_made_later(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        routing.store = StoreThatCannotRecordAHandOff(routing.store)
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "he's back with a knife"))
+        assert fake.texts()[-2:] == [
+            content.text("risk.immediate", "en"),
+            content.text("handoff.unavailable", "en"),
+        ]
+        assert await routing.queue.waiting() == []
+        assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+        entries = await routing.queue.waiting()
+        assert [(e.conversation_id, e.priority) for e in entries] == [
+            (accepted.conversation_id, Priority.IMMEDIATE)
+        ]
+        assert len(await app[STORE].open_handoffs()) == 1
+
+
 class HubThatCannotPublish:
     """The app's hub, with publishing failing as Redis does when it cannot be reached."""
 
