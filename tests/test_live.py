@@ -4,12 +4,14 @@ never left open and silently stale (or still streaming after access could not be
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, web
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -59,6 +61,25 @@ async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -
     return int(msg.data)
 
 
+@contextlib.asynccontextmanager
+async def watching(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[web.Application, Console, aiohttp.ClientWebSocketResponse]]:
+    """The service running, alice logged in to its console, her live socket showing the
+    (empty) queue."""
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            yield app, alice, ws
+
+
 class StoreThatFailsOnce:
     """Once armed, the next read of the waiting conversations (the console's snapshot)
     fails as a database error does."""
@@ -78,9 +99,7 @@ class StoreThatFailsOnce:
 async def test_a_queue_view_that_fails_once_reconnects_and_shows_the_person_waiting(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
-    settings = settings_for(sqlite_url, tmp_path)
-    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
-        await add_staff(app, "alice")
+    async with watching(sqlite_url, tmp_path) as (app, alice, ws):
         broken: QueueThatFailsOnce | StoreThatFailsOnce
         if failing == "queue":
             broken = QueueThatFailsOnce(app[ROUTING].queue)
@@ -88,44 +107,34 @@ async def test_a_queue_view_that_fails_once_reconnects_and_shows_the_person_wait
         else:
             broken = StoreThatFailsOnce(app[STORE])
             monkeypatch.setattr(app[STORE], "conversations", broken.conversations)
-        async with Console(url) as alice:
-            await alice.login("alice")
-            ws = await alice.socket()
-            await next_frame(ws, lambda f: f["type"] == "queue")
-            broken.armed = True
-            conv_id = await person_asks_for_adviser(app, PHONE)
-            # The snapshot for the new arrival fails: the page is told to come back rather
-            # than being left showing a queue without them.
-            assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
-            assert not broken.armed, "the failure came from the snapshot"
-            reference = (await app[STORE].conversation(conv_id)).reference
-            ws = await alice.socket()
-            frame = await next_frame(ws, lambda f: f["type"] == "queue")
-            assert waiting_refs(frame) == [reference]
-            await ws.close()
+        broken.armed = True
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        # The snapshot for the new arrival fails: the page is told to come back rather
+        # than being left showing a queue without them.
+        assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
+        assert not broken.armed, "the failure came from the snapshot"
+        reference = (await app[STORE].conversation(conv_id)).reference
+        ws = await alice.socket()
+        frame = await next_frame(ws, lambda f: f["type"] == "queue")
+        assert waiting_refs(frame) == [reference]
+        await ws.close()
 
 
 async def test_a_console_whose_session_cannot_be_checked_stops_streaming(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(live, "RECHECK_SECONDS", 0.05)
-    settings = settings_for(database_url, tmp_path)
-    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
-        await add_staff(app, "alice")
-        async with Console(url) as alice:
-            await alice.login("alice")
-            ws = await alice.socket()
-            await next_frame(ws, lambda f: f["type"] == "queue")
-            # A real database error on every re-check: the sessions table is not there.
+    async with watching(database_url, tmp_path) as (app, _alice, ws):
+        # A real database error on every re-check: the sessions table is not there.
+        async with app[STORE].engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE console_sessions RENAME TO sessions_away"))
+        try:
+            # Whether the adviser may still see transcripts cannot be told: the socket
+            # closes (and the page asks again on reconnecting).
+            assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
+        finally:
             async with app[STORE].engine.begin() as conn:
-                await conn.execute(text("ALTER TABLE console_sessions RENAME TO sessions_away"))
-            try:
-                # Whether the adviser may still see transcripts cannot be told: the socket
-                # closes (and the page asks again on reconnecting).
-                assert await close_code(ws) == WSCloseCode.TRY_AGAIN_LATER
-            finally:
-                async with app[STORE].engine.begin() as conn:
-                    await conn.execute(text("ALTER TABLE sessions_away RENAME TO console_sessions"))
+                await conn.execute(text("ALTER TABLE sessions_away RENAME TO console_sessions"))
 
 
 async def test_logging_out_closes_the_live_console_at_once(
@@ -151,28 +160,20 @@ async def test_danger_shows_on_the_console_with_its_risk_and_reasons(
 ) -> None:
     # The queue's event goes out while the turn is still running, before it saves the
     # risk it found: the adviser must not be left looking at "no risk" for someone in danger.
-    settings = settings_for(database_url, tmp_path)
-    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
-        await add_staff(app, "alice")
-        async with Console(url) as alice:
-            await alice.login("alice")
-            ws = await alice.socket()
-            await next_frame(ws, lambda f: f["type"] == "queue")
-            engine = engine_of(app)
-            await engine.handle(InboundMessage("test", PHONE, "hello"))
-            accepted = await engine.handle(
-                InboundMessage("test", PHONE, "he's back and he has a knife")
+    async with watching(database_url, tmp_path) as (app, _alice, ws):
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", PHONE, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PHONE, "he has a knife"))
+        reference = (await app[STORE].conversation(accepted.conversation_id)).reference
+
+        def shown_at_risk(frame: dict[str, Any]) -> bool:
+            return frame["type"] == "queue" and any(
+                i["reference"] == reference and i["risk"] == "immediate" and i["flags"]
+                for i in frame["waiting"]
             )
-            reference = (await app[STORE].conversation(accepted.conversation_id)).reference
 
-            def shown_at_risk(frame: dict[str, Any]) -> bool:
-                return frame["type"] == "queue" and any(
-                    i["reference"] == reference and i["risk"] == "immediate" and i["flags"]
-                    for i in frame["waiting"]
-                )
-
-            await next_frame(ws, shown_at_risk)
-            await ws.close()
+        await next_frame(ws, shown_at_risk)
+        await ws.close()
 
 
 class QueueEventsLost:
@@ -194,18 +195,12 @@ async def test_a_console_that_missed_an_event_shows_the_person_at_its_next_check
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(live, "RECHECK_SECONDS", 0.05)
-    settings = settings_for(sqlite_url, tmp_path)
-    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
-        await add_staff(app, "alice")
-        async with Console(url) as alice:
-            await alice.login("alice")
-            ws = await alice.socket()
-            await next_frame(ws, lambda f: f["type"] == "queue")
-            engine_of(app).hub = app[ROUTING].hub = QueueEventsLost(app[ROUTING].hub)
-            conv_id = await person_asks_for_adviser(app, PHONE)
-            reference = (await app[STORE].conversation(conv_id)).reference
-            frame = await next_frame(
-                ws, lambda f: f["type"] == "queue" and bool(waiting_refs(f)), timeout=5
-            )
-            assert waiting_refs(frame) == [reference]
-            await ws.close()
+    async with watching(sqlite_url, tmp_path) as (app, _alice, ws):
+        engine_of(app).hub = app[ROUTING].hub = QueueEventsLost(app[ROUTING].hub)
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        reference = (await app[STORE].conversation(conv_id)).reference
+        frame = await next_frame(
+            ws, lambda f: f["type"] == "queue" and bool(waiting_refs(f)), timeout=5
+        )
+        assert waiting_refs(frame) == [reference]
+        await ws.close()
