@@ -455,42 +455,32 @@ class StoreThatCannotRecordAHandOff:
         await self.store.open_handoff(record)
 
 
-async def test_a_hand_off_whose_record_fails_leaves_nobody_in_the_queue_and_says_so(
-    database_url: str, tmp_path: Path
+@pytest.mark.parametrize("after", ["asking", "danger"])
+async def test_a_hand_off_whose_record_fails_leaves_nobody_in_the_queue_and_is_made_later(
+    database_url: str, tmp_path: Path, after: str
 ) -> None:
     # Queued but not recorded, an adviser would claim a wait the person was never told of
-    # (and the claim would find them not waiting). They are told it did not work, the queue
-    # is left empty, and asking again works.
-    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
-        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
-        routing.store = StoreThatCannotRecordAHandOff(routing.store)
-        conv_id = await _to_queue(app)
-        assert fake.texts()[-1] == content.text("handoff.unavailable", "en")
-        assert await routing.queue.waiting() == []
-        assert (await app[STORE].conversation(conv_id)).owner is Owner.BOT
-        await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
-        assert [e.conversation_id for e in await routing.queue.waiting()] == [conv_id]
-        assert len(await app[STORE].open_handoffs()) == 1
-
-
-async def test_after_danger_a_hand_off_whose_record_fails_is_owed_and_made_later(
-    database_url: str, tmp_path: Path
-) -> None:
+    # (and the claim would find them not waiting). They are told it did not work and the
+    # queue is left empty; asking again works, and after danger it is owed and housekeeping
+    # makes it, at the same priority.
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
         engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
         routing.store = StoreThatCannotRecordAHandOff(routing.store)
         await engine.handle(InboundMessage("test", PERSON, "hello"))
-        accepted = await engine.handle(InboundMessage("test", PERSON, "he's back with a knife"))
-        assert fake.texts()[-2:] == [
-            content.text("risk.immediate", "en"),
-            content.text("handoff.unavailable", "en"),
-        ]
+        said = "talk to someone" if after == "asking" else "he's back with a knife"
+        conv_id = (await engine.handle(InboundMessage("test", PERSON, said))).conversation_id
+        assert fake.texts()[-1] == content.text("handoff.unavailable", "en")
         assert await routing.queue.waiting() == []
-        assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+        assert (await app[STORE].conversation(conv_id)).owner is Owner.BOT
+        if after == "asking":
+            await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
+            priority = Priority.NORMAL
+        else:
+            assert fake.texts()[-2] == content.text("risk.immediate", "en")
+            assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+            priority = Priority.IMMEDIATE
         entries = await routing.queue.waiting()
-        assert [(e.conversation_id, e.priority) for e in entries] == [
-            (accepted.conversation_id, Priority.IMMEDIATE)
-        ]
+        assert [(e.conversation_id, e.priority) for e in entries] == [(conv_id, priority)]
         assert len(await app[STORE].open_handoffs()) == 1
 
 
