@@ -93,6 +93,8 @@ class Handoffs(Protocol):
 
     async def erase(self, conv: Conversation) -> None: ...
 
+    async def publish(self, kind: str, conversation_id: str, **data: object) -> None: ...
+
 
 @dataclass(frozen=True)
 class Command:
@@ -379,10 +381,10 @@ class Engine:
         stored = await self.store.save_turn(
             conv, [m.id for m in pending], turn.replies, redact=redact
         )
-        if conv.owner is not Owner.BOT and _shown(conv) != was_shown:
+        if self.handoffs is not None and conv.owner is not Owner.BOT and _shown(conv) != was_shown:
             # The queue's event went out during the step, before this save: the consoles'
             # snapshot then read the conversation without this turn's risk and flags.
-            await self._queue_changed(conv)
+            await self.handoffs.publish("updated", conv.id)
         if not getattr(self.senders.get(conv.channel), "live", False):
             await self._writing_again(conv)
         # The turn's own replies (the 999 guidance, say) go before anything its effects
@@ -891,19 +893,6 @@ class Engine:
                 await self.deliver(conv, [replace(m, status=Delivery.PENDING) for m in messages])
                 released += 1
         return released
-
-    async def _queue_changed(self, conv: Conversation) -> None:
-        """Wake the advisers' consoles to show a queued conversation again. Only a wake-up:
-        if the hub cannot be reached it is logged, and the consoles catch up at their next
-        snapshot (at the latest at their periodic one)."""
-        try:
-            await self.hub.publish("queue", {"type": "updated", "conversation": conv.id})
-        except Exception:  # noqa: BLE001 - a wake-up never fails a turn
-            log.warning(
-                "the consoles could not be told of a change",
-                extra={"conversation": conv.reference},
-                exc_info=True,
-            )
 
     async def notify(self, conv: Conversation, kind: str, **data: Any) -> None:
         """Tell a live channel about a change of state (ended, language, idle warning);
