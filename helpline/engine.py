@@ -217,7 +217,7 @@ class Engine:
                 accepted = await self.store.accept_inbound(
                     contact_key=key,
                     channel=msg.channel,
-                    sealed_address=self.privacy.seal(msg.address, key),
+                    sealed_address=lambda: self.privacy.seal(msg.address, key),
                     text=msg.text,
                     external_id=msg.external_id,
                     received_at=msg.received_at,

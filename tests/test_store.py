@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from helpline.domain import Delivery, Direction, Reply, utcnow
 from helpline.errors import DuplicateMessage
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
+from helpline.storage.store import TOUCH_EVERY
 
 
 async def _accept(store: SqlStore, n: int) -> object:
@@ -91,6 +93,44 @@ async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_u
         assert again.created_at == conv.created_at and again.last_inbound_at == received
         found = await store.open_conversation("7" * 64)
         assert found is not None and vars(found) == vars(again)
+    finally:
+        await store.close()
+
+
+async def test_the_reply_address_is_sealed_when_the_contact_is_written_and_kept_between(
+    database_url: str,
+) -> None:
+    # The engine hands over a function that seals the address: the store seals it for a new
+    # contact and for one not seen for a while, and keeps the sealed address it has for every
+    # other message of a chat (a text reply goes to it).
+    store = SqlStore(database_url)
+    sealed: list[str] = []
+
+    def seal() -> str:
+        sealed.append(f"sealed-{len(sealed)}")
+        return sealed[-1]
+
+    async def accept(at: datetime) -> None:
+        await store.accept_inbound(
+            contact_key="5" * 64,
+            channel="sms",
+            sealed_address=seal,
+            text="hello",
+            external_id=None,
+            received_at=at,
+        )
+
+    try:
+        await upgrade(store.engine)
+        now = utcnow()
+        await accept(now)
+        await accept(now + timedelta(seconds=5))
+        await accept(now + timedelta(seconds=10))
+        assert sealed == ["sealed-0"]
+        assert await store.sealed_address("5" * 64) == "sealed-0"
+        await accept(now + TOUCH_EVERY + timedelta(seconds=1))
+        assert sealed == ["sealed-0", "sealed-1"]
+        assert await store.sealed_address("5" * 64) == "sealed-1"
     finally:
         await store.close()
 

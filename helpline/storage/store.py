@@ -701,7 +701,7 @@ class SqlStore:
         *,
         contact_key: str,
         channel: str,
-        sealed_address: str | None,
+        sealed_address: str | Callable[[], str] | None,
         text: str,
         external_id: str | None,
         received_at: datetime,
@@ -717,6 +717,11 @@ class SqlStore:
         still wait to be handled) may return what to store instead of the text (it sealed,
         when the text may answer a question whose answer is not kept in clear). It runs inside
         the transaction, so it must be quick and must not touch the event loop.
+        `sealed_address` may be a function that seals it: it is called (inside the transaction)
+        only when the contact's row is written, which is seldom (see _seen_long_ago). Sealing
+        takes a random nonce from the kernel, a system call that lets the store's threads take
+        the interpreter from the event loop, and the row needs it once in a while, not for
+        every message of a chat.
         Raises DuplicateMessage when (channel, external_id) was stored before: the unique
         constraint decides, whichever instance took the first copy."""
 
@@ -747,7 +752,8 @@ class SqlStore:
             if found is None or _seen_long_ago(found.contact_seen, received_at):
                 # Otherwise the contact was marked seen (and its address sealed) moments ago,
                 # by an earlier message.
-                self._touch_contact(conn, contact_key, channel, sealed_address, received_at)
+                address = sealed_address() if callable(sealed_address) else sealed_address
+                self._touch_contact(conn, contact_key, channel, address, received_at)
             stored = text if found is None else kept(found)
             if found is None:
                 conv_id = uuid.uuid4().hex
