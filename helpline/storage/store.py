@@ -509,8 +509,7 @@ class _SqliteThreads:
     out of a pool for every operation costs more than the operation's SQL."""
 
     def __init__(self, url: str) -> None:
-        # The readers', the writer's and the event loop's own (see SqlStore._prepared_read).
-        self.engine = create_sqlite_thread_engine(url, connections=SQLITE_READERS + 2)
+        self.engine = create_sqlite_thread_engine(url, connections=SQLITE_READERS + 1)
         self._reading = self.engine.execution_options(**{READ_ONLY: True})
         self._local = threading.local()
         self._opened: list[Connection] = []
@@ -697,17 +696,14 @@ class SqlStore:
         return await self._on_asyncpg(fn, transaction=not one_statement)
 
     async def _prepared_read(self, fn: Callable[[Connection], T]) -> T:
-        """_read for an operation that runs only self._sql's statements: a few rows found by
-        key (a turn's read, the console's queue). On SQLite it runs on the event loop's own
-        connection, without a thread: such a read takes tens of microseconds on the driver,
-        and handing it to a reader thread and back cost more than that (118 µs a hop on the
-        machine of docs/performance.md), with the reader competing with the event loop for
-        the interpreter besides. In WAL mode a read does not wait for the writer. On
-        PostgreSQL it runs in no transaction: at READ COMMITTED each statement sees what was
-        committed when it began either way, and BEGIN and COMMIT would cost two round
-        trips."""
+        """_read for an operation that runs only self._sql's statements. On SQLite its
+        transaction is the driver's own too (_SqliteThreads.read_prepared). On PostgreSQL it
+        runs in no transaction: at READ COMMITTED each statement sees what was committed when
+        it began either way, and BEGIN and COMMIT would cost two round trips."""
         if self._threads is not None:
-            return self._threads.read_prepared(fn)
+            loop = asyncio.get_running_loop()
+            threads = self._threads
+            return await loop.run_in_executor(threads.readers, threads.read_prepared, fn)
         return await self._on_asyncpg(fn, transaction=False)
 
     async def _on_asyncpg(self, fn: Callable[[Connection], T], *, transaction: bool) -> T:
