@@ -1,7 +1,12 @@
 """The raw echo plus a little of what the service does, for bench.floor: the risk screen of
-each message (`--screen`); and/or the three writes a web chat message needs at the least,
-on the standard library's sqlite3 with no framework (`--store`); or instead the service's
-own store doing what a turn has it do (`--service-store`)."""
+each message (`--screen`); and/or the three writes a message needs at the least, on the
+standard library's sqlite3 with no framework (`--store`); or instead the service's own store
+doing what a turn has it do (`--service-store`, web chat only).
+
+Texts (POST /sms, Twilio's webhook form) are checked against their signature with the
+twilio package's RequestValidator, as the service checks them, then screened and stored as
+above. The reply goes in the TwiML answer (`--sms-inline`) or, as the service sends it, in
+a Twilio REST API call after an empty TwiML answer (`--twilio-api-base`: the stand-in)."""
 
 from __future__ import annotations
 
@@ -11,10 +16,11 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from aiohttp import WSMsgType, web
 
@@ -33,14 +39,15 @@ _SCHEMA = (
 )
 _ARRIVAL = (
     "INSERT INTO messages (conversation_id, channel, direction, text, status, external_id,"
-    " created_at) VALUES (?, 'web', 'in', ?, 'received', ?, ?)"
+    " created_at) VALUES (?, ?, 'in', ?, 'received', ?, ?)"
 )
 _STATE = "UPDATE conversations SET state = ?, answers = ?, updated_at = ? WHERE id = ?"
 _HANDLED = "UPDATE messages SET status = 'handled' WHERE id = ?"
 _REPLY = (
     "INSERT INTO messages (conversation_id, channel, direction, text, status, created_at)"
-    " VALUES (?, 'web', 'out', ?, 'pending', ?)"
+    " VALUES (?, ?, 'out', ?, 'pending', ?)"
 )
+_NEW_CONVERSATION = "INSERT INTO conversations VALUES (?, ?, ?, ?)"
 _SENT = "UPDATE messages SET status = 'sent', sent_at = ? WHERE id = ?"
 
 
@@ -127,7 +134,15 @@ class _ServiceStore:
         await self.store.mark_sent([message_id])
 
 
-def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> web.Application:
+def bare_app(
+    screen: bool,
+    store_dir: str | None,
+    service_dir: str | None,
+    *,
+    sms_inline: bool = False,
+    twilio_api_base: str | None = None,
+    twilio_token: str = "",
+) -> web.Application:
     store = _BareStore(Path(store_dir) / "bare.db") if store_dir else None
     service = _ServiceStore(service_dir) if service_dir else None
     assess: Callable[[str, str], Any] | None = None
@@ -136,30 +151,41 @@ def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> we
 
         assess("hello", "en")  # the lexicon loaded and its patterns compiled once
 
-    async def stored_turn(conversation: str, frame: dict[str, Any]) -> int:
-        """The bare store's three writes around the work of a turn; the reply's id."""
-        text, at = frame["text"], _now()
-        arrival = (conversation, text, frame.get("id"), at)
-        in_id = await store.run(lambda c: c.execute(_ARRIVAL, arrival).lastrowid)
-        if assess is not None:
-            assess(text, "en")
-        state = ("menu", json.dumps({"_greeted": True}), _now(), conversation)
-        reply = (conversation, text, _now())
+    async def new_conversation() -> str:
+        conversation = os.urandom(16).hex()
+        if store is not None:
+            row = (conversation, "welcome", "{}", _now())
+            await store.run(lambda c: c.execute(_NEW_CONVERSATION, row))
+        return conversation
 
-        def save(c: sqlite3.Connection) -> int:
+    async def arrive(conversation: str, channel: str, text: str, external: Any) -> int:
+        """The bare store's first write: the message, before it is answered; its id."""
+        assert store is not None
+        arrival = (conversation, channel, text, external, _now())
+        return int(await store.run(lambda c: c.execute(_ARRIVAL, arrival).lastrowid))
+
+    async def save(conversation: str, channel: str, in_id: int, text: str) -> int:
+        """The second: the turn's save (state, the message handled, the reply); its id."""
+        assert store is not None
+        state = ("menu", json.dumps({"_greeted": True}), _now(), conversation)
+        reply = (conversation, channel, text, _now())
+
+        def run(c: sqlite3.Connection) -> int:
             c.execute(_STATE, state)
             c.execute(_HANDLED, (in_id,))
             return int(c.execute(_REPLY, reply).lastrowid or 0)
 
-        return int(await store.run(save))
+        return int(await store.run(run))
+
+    async def mark_sent(message_id: int) -> None:
+        assert store is not None
+        sent = (_now(), message_id)
+        await store.run(lambda c: c.execute(_SENT, sent).rowcount)
 
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
         await ws.prepare(request)
-        conversation = os.urandom(16).hex()
-        if store is not None:
-            row = (conversation, "welcome", "{}", _now())
-            await store.run(lambda c: c.execute("INSERT INTO conversations VALUES (?,?,?,?)", row))
+        conversation = await new_conversation()
         n = 1
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -173,7 +199,10 @@ def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> we
             n += 1
             text = frame["text"]
             if store is not None:
-                n = await stored_turn(conversation, frame)  # screened between its writes
+                in_id = await arrive(conversation, "web", text, frame.get("id"))
+                if assess is not None:
+                    assess(text, "en")
+                n = await save(conversation, "web", in_id, text)
             else:
                 if assess is not None:
                     assess(text, "en")
@@ -183,8 +212,7 @@ def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> we
                 {"type": "message", "id": n, "author": "bot", "text": text, "options": ["1"]}
             )
             if store is not None:
-                sent = (_now(), n)
-                await store.run(lambda c, sent=sent: c.execute(_SENT, sent).rowcount)
+                await mark_sent(n)
             elif service is not None:
                 await service.sent(n)
         return ws
@@ -193,4 +221,89 @@ def bare_app(screen: bool, store_dir: str | None, service_dir: str | None) -> we
     app.router.add_get("/chat/ws", socket)
     if service is not None:
         app.on_startup.append(service.start)
+    if sms_inline or twilio_api_base:
+        _add_sms(app, store is not None, assess, twilio_api_base, twilio_token, new_conversation,
+                 arrive, save, mark_sent)  # fmt: skip
     return app
+
+
+def _add_sms(
+    app: web.Application,
+    storing: bool,
+    assess: Callable[[str, str], Any] | None,
+    api_base: str | None,
+    token: str,
+    new_conversation: Callable[[], Awaitable[str]],
+    arrive: Callable[[str, str, str, Any], Awaitable[int]],
+    save: Callable[[str, str, int, str], Awaitable[int]],
+    mark_sent: Callable[[int], Awaitable[None]],
+) -> None:
+    """POST /sms: the signature checked, then the text screened and stored; the reply in the
+    TwiML answer, or (with `api_base`) sent through Twilio's REST API after an empty one."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(token)
+    conversations: dict[str, str] = {}  # by phone number (the service reads the contact's)
+    tasks: set[asyncio.Task[None]] = set()
+    state: dict[str, Any] = {}
+
+    async def twilio_client(app: web.Application) -> AsyncIterator[None]:
+        # The service's own REST client: the twilio package's, on aiohttp (channels/twilio.py).
+        from twilio.rest import Client
+
+        from channels.twilio import _HttpClient
+
+        http = _HttpClient()
+        state["client"] = Client("AC" + "0" * 32, token, http_client=http)
+        state["client"].api.base_url = str(api_base).rstrip("/")
+        yield
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.close()
+
+    async def turn(conversation: str, in_id: int, text: str) -> tuple[str, int]:
+        """The turn: the screen and (if storing) its save; the reply's words and id."""
+        if assess is not None:
+            assess(text, "en")
+        reply = f"{text}\n1. Menu"
+        return reply, await save(conversation, "sms", in_id, reply) if storing else 0
+
+    def later(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def in_background(conversation: str, number: str, in_id: int, text: str) -> None:
+        reply, message_id = await turn(conversation, in_id, text)
+        await state["client"].messages.create_async(to=number, from_="+447700900000", body=reply)
+        if storing:
+            await mark_sent(message_id)
+
+    async def sms(request: web.Request) -> web.Response:
+        form = await request.post()
+        params = {k: str(v) for k, v in form.items()}
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not validator.validate(str(request.url), params, signature):
+            raise web.HTTPForbidden()
+        number, text, sid = params.get("From", ""), params.get("Body", ""), params["MessageSid"]
+        if not number or not text:
+            raise web.HTTPBadRequest()
+        conversation = conversations.get(number)
+        if conversation is None:
+            conversation = conversations[number] = await new_conversation()
+        # Stored before it is answered, as the service stores it.
+        in_id = await arrive(conversation, "sms", text, sid) if storing else 0
+        if api_base:
+            later(in_background(conversation, number, in_id, text))
+            return web.Response(text=_EMPTY_TWIML, content_type="application/xml")
+        reply, message_id = await turn(conversation, in_id, text)
+        if storing:
+            later(mark_sent(message_id))  # after the answer, as web chat's is after its frame
+        return web.Response(text=_TWIML.format(escape(reply)), content_type="application/xml")
+
+    app.router.add_post("/sms", sms)
+    if api_base:
+        app.cleanup_ctx.append(twilio_client)
+
+
+_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response><Message>{}</Message></Response>'

@@ -175,7 +175,14 @@ async def serve(args: argparse.Namespace) -> None:
     elif args.mode == "bare":
         from bench.bare import bare_app
 
-        app = bare_app(args.screen, args.store, args.service_store)
+        app = bare_app(
+            args.screen,
+            args.store,
+            args.service_store,
+            sms_inline=args.sms_inline,
+            twilio_api_base=args.twilio_api_base,
+            twilio_token=args.twilio_token,
+        )
     else:
         app = full_app(args)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -201,6 +208,7 @@ def main() -> None:
     p.add_argument("--screen", action="store_true", help="bare: screen each message for risk")
     p.add_argument("--store", default=None, help="bare: store each message in SQLite here")
     p.add_argument("--service-store", default=None, help="bare: the service's store, here")
+    p.add_argument("--sms-inline", action="store_true", help="bare: answer texts in TwiML")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--backlog", type=int, default=1024)
     p.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
