@@ -385,6 +385,8 @@ class Engine:
             # The queue's event went out during the step, before this save: the consoles'
             # snapshot then read the conversation without this turn's risk and flags.
             await self.handoffs.publish("updated", conv.id)
+        if not getattr(self.senders.get(conv.channel), "live", False):
+            await self._writing_again(conv)
         # The turn's own replies (the 999 guidance, say) go before anything its effects
         # add (the queue's "an adviser will join you").
         await self.deliver(conv, stored, urgent=urgent)
@@ -835,6 +837,12 @@ class Engine:
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
         if sent:
             await self.store.mark_sent(sent)
+
+    async def _writing_again(self, conv: Conversation) -> None:
+        """Someone who said stop and then writes again has opted back in."""
+        settings = await self.store.contact_settings(conv.contact_key)
+        if settings.get("opted_out"):
+            await self.store.update_contact_settings(conv.contact_key, opted_out=False)
 
     async def _hold_in_quiet_hours(
         self, conv: Conversation, outbound: list[StoredMessage]

@@ -30,17 +30,6 @@ async def _accept(store: SqlStore, n: int) -> object:
     )
 
 
-async def _accept_from(store: SqlStore, key: str, text: str) -> object:
-    return await store.accept_inbound(
-        contact_key=key,
-        channel="sms",
-        sealed_address="sealed",
-        text=text,
-        external_id=None,
-        received_at=utcnow(),
-    )
-
-
 async def test_writes_to_a_database_that_cannot_be_opened_fail_and_later_writes_are_tried(
     tmp_path: Path,
 ) -> None:
@@ -142,32 +131,6 @@ async def test_the_reply_address_is_sealed_when_the_contact_is_written_and_kept_
         await accept(now + TOUCH_EVERY + timedelta(seconds=1))
         assert sealed == ["sealed-0", "sealed-1"]
         assert await store.sealed_address("5" * 64) == "sealed-1"
-    finally:
-        await store.close()
-
-
-async def test_a_contact_who_opted_out_and_writes_again_is_opted_back_in_by_the_arrival(
-    database_url: str,
-) -> None:
-    # STOP (or a blocked bot) marks the contact opted out and nothing is sent to them; a
-    # message from them afterwards opts them back in as it is stored, whether it comes into
-    # the conversation still open or starts a new one, and other settings stay as they were.
-    store = SqlStore(database_url)
-    key = "6" * 64
-    try:
-        await upgrade(store.engine)
-        first = await _accept_from(store, key, "hello")
-        await store.update_contact_settings(key, opted_out=True, quiet_hours=[22, 7])
-        await _accept_from(store, key, "still there?")
-        assert await store.contact_settings(key) == {"opted_out": False, "quiet_hours": [22, 7]}
-
-        await store.update_contact_settings(key, opted_out=True)
-        conv = await store.conversation(first.conversation_id)  # type: ignore[attr-defined]
-        conv.closed = True
-        await store.save_turn(conv, [], [])
-        again = await _accept_from(store, key, "hello again")
-        assert again.conversation_id != conv.id  # type: ignore[attr-defined]
-        assert (await store.contact_settings(key))["opted_out"] is False
     finally:
         await store.close()
 

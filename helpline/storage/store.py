@@ -95,7 +95,6 @@ _OPEN = (
         CONVERSATIONS.c.state,
         CONVERSATIONS.c.owner,
         CONTACTS.c.last_seen_at.label("contact_seen"),
-        CONTACTS.c.settings["opted_out"].as_boolean().label("opted_out"),
         exists()
         .where(
             MESSAGES.c.conversation_id == CONVERSATIONS.c.id,
@@ -141,12 +140,6 @@ _PENDING = (
     .order_by(MESSAGES.c.id)
 )
 _ADDRESS = select(CONTACTS.c.sealed_address).where(CONTACTS.c.key == bindparam("key"))
-_NEW_SETTINGS = (
-    update(CONTACTS)
-    .where(CONTACTS.c.key == bindparam("contact"))
-    .values(settings=bindparam("settings", type_=CONTACTS.c.settings.type))
-    .execution_options(**{EXPLICIT: True})
-)
 _SETTINGS = select(CONTACTS.c.settings).where(CONTACTS.c.key == bindparam("key"))
 # The SET clause of these two comes from the parameters given.
 _MARK = update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id"))
@@ -752,9 +745,6 @@ class SqlStore:
         takes a random nonce from the kernel, a system call that lets the store's threads take
         the interpreter from the event loop, and the row needs it once in a while, not for
         every message of a chat.
-        A contact who had opted out (texted STOP, blocked the bot) and writes again is opted
-        back in, in the same transaction: their open conversation's read says so, so a text's
-        turn need not read the contact again to find out.
         Raises DuplicateMessage when (channel, external_id) was stored before: the unique
         constraint decides, whichever instance took the first copy."""
 
@@ -787,8 +777,6 @@ class SqlStore:
                 # by an earlier message.
                 address = sealed_address() if callable(sealed_address) else sealed_address
                 self._touch_contact(conn, contact_key, channel, address, received_at)
-            if found is None or found.opted_out:
-                self._opt_back_in(conn, contact_key)
             stored = text if found is None else kept(found)
             if found is None:
                 conv_id = uuid.uuid4().hex
@@ -821,7 +809,7 @@ class SqlStore:
             found = await self._prepared_read(
                 lambda conn: self._sql.first(conn, _OPEN, {"key": contact_key})
             )
-            if found is None or found.opted_out or _seen_long_ago(found.contact_seen, received_at):
+            if found is None or _seen_long_ago(found.contact_seen, received_at):
                 return None
             row = message(found.id, kept(found))
             message_id = await self._prepared_write(
@@ -850,13 +838,6 @@ class SqlStore:
                 ):
                     raise DuplicateMessage(f"{channel} message already stored") from exc
                 raise
-
-    def _opt_back_in(self, conn: Connection, key: str) -> None:
-        """The contact's opt-out lifted, if it has one: they have written again."""
-        settings = self._sql.scalar(conn, _SETTINGS, {"key": key}) or {}
-        if settings.get("opted_out"):
-            changed = {**settings, "opted_out": False}
-            self._sql.run(conn, _NEW_SETTINGS, {"contact": key, "settings": changed})
 
     def _touch_contact(
         self,
