@@ -122,8 +122,10 @@ def main() -> int:
                         r = asyncio.run(_measure(s.base, args.conversations, args.seconds))
                         p50, p99 = r.p50_ms, r.p99_ms
                 echo_rate = r.rate if mode == "echo" else echo_rate
-                figures[name].append((r.rate, p50, p99, r.rate / echo_rate, r.lost))
-                print(f"round {round_ + 1}: {name}: {r.rate:.0f} msg/s, {r.lost} lost", flush=True)
+                # A text refused (403 for a signature that does not match) counts as lost.
+                lost = r.lost + (r.bad if isinstance(r, load.SmsResult) else 0)
+                figures[name].append((r.rate, p50, p99, r.rate / echo_rate, lost))
+                print(f"round {round_ + 1}: {name}: {r.rate:.0f} msg/s, {lost} lost", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     pinned = (

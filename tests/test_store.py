@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from helpline.domain import Delivery, Direction, Reply, utcnow
-from helpline.errors import DuplicateMessage
+from helpline.errors import DuplicateMessage, NotFound
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
 from helpline.storage.store import TOUCH_EVERY
@@ -131,6 +131,24 @@ async def test_the_reply_address_is_sealed_when_the_contact_is_written_and_kept_
         await accept(now + TOUCH_EVERY + timedelta(seconds=1))
         assert sealed == ["sealed-0", "sealed-1"]
         assert await store.sealed_address("5" * 64) == "sealed-1"
+    finally:
+        await store.close()
+
+
+async def test_a_read_that_fails_leaves_later_reads_working(database_url: str) -> None:
+    # A turn's reads run in a transaction the store begins and ends on the driver itself: one
+    # that raises (a conversation erased meanwhile) must end it, or every later read on that
+    # reader's connection would fail ("cannot start a transaction within a transaction").
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        accepted = await _accept(store, 4)
+        for _ in range(6):  # more than there are reader threads
+            with pytest.raises(NotFound):
+                await store.conversation("no-such-conversation")
+        for _ in range(6):
+            pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+            assert conv is not None and [m.text for m in pending] == ["hello"]
     finally:
         await store.close()
 

@@ -526,16 +526,20 @@ class _SqliteThreads:
     def read_prepared(self, fn: Callable[[Connection], T]) -> T:
         """read() for `fn` that runs only SqliteStatements, which run on the driver's
         connection: so does its transaction. SQLAlchemy's begin and commit (events, the
-        execution of BEGIN through its own layer) cost more than the reads they held."""
+        execution of BEGIN through its own layer) cost more than the reads they held. (A
+        statement through SQLAlchemy in `fn` would begin a second transaction and fail.)"""
         conn = self._own()
-        driver = conn.connection.driver_connection
-        if driver.in_transaction:  # type: ignore[union-attr]
-            driver.rollback()  # type: ignore[union-attr]
-        driver.execute("BEGIN")  # type: ignore[union-attr]
+        driver: Any = conn.connection.driver_connection
+        driver.execute("BEGIN")
         try:
             return fn(conn)
         finally:
-            driver.rollback()  # type: ignore[union-attr]  # it only read: nothing to keep
+            try:
+                driver.rollback()  # it only read: nothing to keep
+            except Exception:
+                # Never left open on a kept connection (the next BEGIN would fail), and never
+                # hiding what `fn` raised: the thread opens a new one next time.
+                conn.invalidate()
 
     def _own(self) -> Connection:
         """The calling thread's kept connection."""
