@@ -590,6 +590,8 @@ class Engine:
             await self.notify(conv, "ended")
             await self.store.adopt(conversation_id, arrived_id, self.clock())
             conv = await self.store.conversation(conversation_id)
+            was_shown = _shown(conv)
+            owed = self._carry_risk(arrived, conv)
             note = self.content.text("note.continued", "en", channel=conv.channel)
             await self.store.add_note(conversation_id, note, "helpline")
             await self.hub.publish("queue", {"type": "activity", "conversation": conversation_id})
@@ -603,11 +605,37 @@ class Engine:
                 turn.say("handover.joined")
                 await self.runner.render_current(turn)
             await self.deliver(conv, await self.store.save_turn(conv, [], turn.replies))
+            human = conv.owner is not Owner.BOT
+            if self.handoffs is not None and human and _shown(conv) != was_shown:
+                # Danger said on the new channel first: their place in the queue, and what
+                # the advisers see of them, rise with it.
+                if conv.owner is Owner.QUEUE:
+                    await self.handoffs.escalate(conv)
+                await self.handoffs.publish("updated", conv.id)
         log.info(
             "conversation continued on another channel", extra={"conversation": conv.reference}
         )
+        if owed:
+            await self._attempt_hand_off(conversation_id, conv.reference)
         # Anything that reached the arrival while it was being carried over.
         await self.process(conversation_id)
+
+    @staticmethod
+    def _carry_risk(arrived: Conversation, conv: Conversation) -> bool:
+        """What the arrival learnt of danger, carried into the conversation it takes over:
+        its risk level and reasons and, if the queue refused the hand-off danger asked for
+        there, that hand-off, still owed. The arrival itself is closed. True if a hand-off
+        is owed now."""
+        conv.risk_level = worst(conv.risk_level, arrived.risk_level)
+        reasons = set(conv.answers.get("_risk_reasons", ())) | set(
+            arrived.answers.get("_risk_reasons", ())
+        )
+        if reasons:
+            conv.answers["_risk_reasons"] = sorted(reasons)
+        due = arrived.answers.get(HAND_OFF_DUE)
+        if due is not None and conv.owner is Owner.BOT and HAND_OFF_DUE not in conv.answers:
+            conv.answers[HAND_OFF_DUE] = due
+        return conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
 
     def _guidance_in(self, messages: list[StoredMessage]) -> bool:
         """Whether these replies carry the emergency guidance (in either language)."""

@@ -13,8 +13,17 @@ from sqlalchemy import text
 from helpline.app import CONTENT, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.engine import Engine
+from helpline.ports import Priority
 from helpline.privacy import Privacy
-from tests.support import SECRET, Clock, FakeChannel, engine_of, running, settings_for
+from tests.support import (
+    SECRET,
+    Clock,
+    FakeChannel,
+    QueueThatCannotEnqueue,
+    engine_of,
+    running,
+    settings_for,
+)
 
 PHONE = "+447700900123"
 CHAT = "4242424242"
@@ -111,6 +120,92 @@ async def test_an_adviser_conversation_follows_the_person(
         await routing.say(conv.id, "alex", "Thanks for moving over. How are you doing?")
         assert other.texts()[-1] == "Thanks for moving over. How are you doing?"
         assert "Thanks for moving over" not in " ".join(sms.texts())
+
+
+async def test_danger_said_on_the_new_channel_first_is_carried_with_the_conversation(
+    database_url: str, tmp_path: Path
+) -> None:
+    # On the new channel they say they are in danger before they type the code word, while
+    # the queue cannot be reached: the hand-off danger asked for is owed there. Continuing
+    # closes that arrival; the conversation it takes over now carries the danger (what the
+    # advisers will see) and the owed hand-off, which is made once the queue is back.
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine, store, content, routing = engine_of(app), app[STORE], app[CONTENT], app[ROUTING]
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
+        code = _code(sms.texts())
+        before = await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))
+        assert before is not None and before.risk_level == "none"
+
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        await _handle(engine, InboundMessage("other", CHAT, "hello"))
+        await _handle(engine, InboundMessage("other", CHAT, "he has a knife"))
+        assert content.text("risk.immediate", "en") in other.texts()
+        arrival = await store.open_conversation(Privacy(SECRET).contact_key("other", CHAT))
+        assert arrival is not None and arrival.risk_level == "immediate"
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
+
+        carried = await store.conversation(before.id)
+        assert carried.channel == "other" and carried.owner is Owner.BOT
+        assert carried.risk_level == "immediate"
+        assert carried.answers["_risk_reasons"] == arrival.answers["_risk_reasons"]
+        assert (await store.conversation(arrival.id)).closed
+
+        queue.down = False
+        assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+        entries = await routing.queue.waiting()
+        assert [(e.conversation_id, e.priority) for e in entries] == [
+            (before.id, Priority.IMMEDIATE)
+        ]
+        waiting = content.text("handoff.waiting", "en", position=1, minutes=8)[:40]
+        assert other.texts()[-1].startswith(waiting)
+
+
+async def test_danger_said_on_the_new_channel_raises_a_waiting_conversations_place(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Already waiting for an adviser when they move: the danger they said on the new channel
+    # (before the code word, while the queue was down there) moves them up the queue.
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "talk to someone"))
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
+        code = _code(sms.texts())
+        queued = await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))
+        assert queued is not None and queued.owner is Owner.QUEUE
+        assert [e.priority for e in await routing.queue.waiting()] == [Priority.NORMAL]
+
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        await _handle(engine, InboundMessage("other", CHAT, "hello"))
+        await _handle(engine, InboundMessage("other", CHAT, "he has a knife"))
+        queue.down = False
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
+
+        carried = await store.conversation(queued.id)
+        assert (carried.channel, carried.owner, carried.risk_level) == (
+            "other",
+            Owner.QUEUE,
+            "immediate",
+        )
+        entries = await routing.queue.waiting()
+        assert [(e.conversation_id, e.priority) for e in entries] == [
+            (queued.id, Priority.IMMEDIATE)
+        ]
 
 
 async def test_a_code_word_works_once_and_for_a_day(database_url: str, tmp_path: Path) -> None:

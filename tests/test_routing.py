@@ -15,7 +15,7 @@ from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import Priority
-from tests.support import Clock, running, settings_for, wait_for
+from tests.support import Clock, QueueThatCannotEnqueue, running, settings_for, wait_for
 
 PERSON = "+447700900456"
 OTHER = "+447700900789"
@@ -386,23 +386,6 @@ async def test_emergency_guidance_is_never_held_for_quiet_hours_even_when_answer
         clock.now += timedelta(minutes=20)  # answered late: after a restart, say
         await engine.process(accepted.conversation_id)
         assert content.text("risk.immediate", "en") in fake.texts()
-
-
-class QueueThatCannotEnqueue:
-    """The app's real queue, except that while `down` adding to it fails as a queue that has
-    lost Redis does (RedisQueue turns that into a QueueError)."""
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-        self.down = True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.queue, name)
-
-    async def enqueue(self, entry: Any) -> None:
-        if self.down:
-            raise QueueError("the routing queue is unavailable")
-        await self.queue.enqueue(entry)
 
 
 async def _danger_with_the_queue_down(app: Any, *first: str) -> tuple[QueueThatCannotEnqueue, str]:
