@@ -813,13 +813,33 @@
         }
       });
     }
+    whoAmI(0);
+  }
+
+  // Logged in already? Only a 401 says no. The database busy or restarting (a 5xx) or the
+  // network down says nothing of the session: ask again, rather than show the login form
+  // to someone whose session is alive.
+  function whoAmI(attempt) {
     call('GET', '/console/api/me').then(function (r) {
       if (r.status === 200) {
+        status('');
         start(r.data);
-      } else {
+      } else if (r.status === 401) {
+        status('');
         showLogin('');
+      } else {
+        notAnswering(attempt);
       }
+    }, function () {
+      notAnswering(attempt);
     });
+  }
+
+  function notAnswering(attempt) {
+    status(label('not-answering'));
+    window.setTimeout(function () {
+      whoAmI(attempt + 1);
+    }, Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempt)));
   }
 
   void lang;

@@ -219,3 +219,46 @@ async def test_the_console_reconnects_when_the_session_check_fails_for_a_moment(
         assert len(sockets) > 1, "the console did not reconnect"
         await expect(adviser.locator("#logout")).to_be_visible()
         await expect(adviser.locator("#login")).to_be_hidden()
+
+
+@pytest.mark.browser
+async def test_a_console_opened_while_the_service_is_not_answering_waits_and_stays_logged_in(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # An adviser with a live session opens the console while the session check cannot be
+    # answered (the network drops the request, then a 503 while the database restarts): they
+    # are told the service is not answering and the console asks again, then opens logged
+    # in. Before, any answer but 200 showed the login form as if the session had ended.
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        adviser = await _log_in(browser, url, "alice")
+        await expect(adviser.locator("#logout")).to_be_visible()
+        answers: list[str] = []
+
+        async def flaky(route: Any) -> None:
+            answers.append("")
+            if len(answers) == 1:
+                await route.abort()
+            elif len(answers) == 2:
+                await route.fulfill(status=503, body="unavailable")
+            else:
+                await route.continue_()
+
+        await adviser.route("**/console/api/me", flaky)
+        await adviser.reload()
+        not_answering = app[CONTENT].text("console.status_not_answering", "en")
+        await expect(adviser.get_by_role("status")).to_have_text(not_answering)
+        await expect(adviser.locator("#login")).to_be_hidden()
+        await expect(adviser.locator("#logout")).to_be_visible(timeout=15000)
+        await expect(adviser.get_by_role("status")).not_to_have_text(not_answering)
+        assert len(answers) >= 3
+
+        # A session that has really ended still gets the login form at once.
+        await adviser.unroute("**/console/api/me")
+        await adviser.context.clear_cookies()
+        await adviser.reload()
+        await expect(adviser.get_by_label("Username", exact=True)).to_be_visible()
