@@ -378,6 +378,8 @@ async def test_immediate_danger_in_welsh_interrupts_with_999_in_welsh(
 
 GUARDED = [
     ("where is my partner staying", "guardrail.whereabouts"),
+    ("where does she live now", "guardrail.whereabouts"),
+    ("Where does my ex work these days?", "guardrail.whereabouts"),
     ("what did she tell you?", "guardrail.contact"),
     ("Has my wife been in touch with you?", "guardrail.contact"),
     ("can you pass a message to her", "guardrail.message"),
@@ -445,6 +447,9 @@ async def test_ordinary_questions_are_not_mistaken_for_guardrail_requests(
             "lle mae'r rhaglen agosaf",
             "ble mae'r gwasanaeth agosaf",
             "I want to tell her I'm sorry",
+            "where do they go for help",
+            "where does the course run",
+            "where do I live if she kicks me out",
         ):
             assert content.guardrail(text) is None, text
 
