@@ -791,9 +791,10 @@ class Engine:
             elif effect.kind == "flag":
                 note = self.content.text("note.flagged", "en", reason=effect.data.get("reason", ""))
                 await self.store.add_note(conv.id, note, "helpline")
-                await self.hub.publish(
-                    "queue", {"type": "flagged", "conversation": conv.id, **effect.data}
-                )
+                if self.handoffs is not None:
+                    # A wake-up for the consoles, as every queue event is: logged if the hub
+                    # cannot take it, and the turn's other effects still made.
+                    await self.handoffs.publish("flagged", conv.id, **effect.data)
             elif effect.kind in self.effects:
                 if effect.kind == "callback" and conv.answers.pop(HAND_OFF_DUE, None):
                     changed = True  # they chose to be called back instead

@@ -468,16 +468,40 @@ async def test_a_hand_off_whose_record_fails_leaves_nobody_in_the_queue_and_is_m
 
 
 class HubThatCannotPublish:
-    """The app's hub, with publishing failing as Redis does when it cannot be reached."""
+    """The app's hub, with publishing failing as Redis does when it cannot be reached (on
+    every topic, or on those given)."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, topics: tuple[str, ...] | None = None) -> None:
         self.hub = hub
+        self.topics = topics
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.hub, name)
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
+        if self.topics is not None and topic not in self.topics:
+            await self.hub.publish(topic, event)
+            return
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+async def test_a_refusal_is_flagged_for_advisers_even_when_the_consoles_cannot_be_told(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Asked where the partner lives now, the service refuses and flags it for the advisers.
+    # The flag's event to the consoles is a wake-up like any other: a hub that cannot take it
+    # must not fail the turn (the note is kept, and the journey carries on).
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        failing = HubThatCannotPublish(engine.hub, topics=("queue",))
+        engine.hub = routing.hub = failing
+        await engine.handle(InboundMessage("test", PERSON, "hello"))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "where does she live now"))
+        assert content.text("guardrail.whereabouts", "en") in fake.texts()
+        transcript = [m.text for m in await app[STORE].transcript(accepted.conversation_id)]
+        note = content.text("note.flagged", "en", reason="guardrail:whereabouts")
+        assert note in transcript
+        assert await app[STORE].pending_inbound(accepted.conversation_id) == []
 
 
 async def test_danger_is_queued_even_when_the_consoles_cannot_be_told(
