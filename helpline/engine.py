@@ -591,10 +591,14 @@ class Engine:
             await self.store.adopt(conversation_id, arrived_id, self.clock())
             conv = await self.store.conversation(conversation_id)
             was_shown = _shown(conv)
-            owed = self._carry_risk(arrived, conv)
+            if self._carry_risk(arrived, conv):
+                # Kept at once: the arrival is closed now, and nothing else holds its danger.
+                await self.store.save_turn(conv, [], [], touch=False)
+            owed = conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
             note = self.content.text("note.continued", "en", channel=conv.channel)
             await self.store.add_note(conversation_id, note, "helpline")
-            await self.hub.publish("queue", {"type": "activity", "conversation": conversation_id})
+            if self.handoffs is not None:
+                await self.handoffs.publish("activity", conversation_id)
             turn = Turn(conv, self.content)
             if conv.owner is Owner.ADVISER:
                 turn.say("handover.joined_adviser")
@@ -610,13 +614,20 @@ class Engine:
                 # Danger said on the new channel first: their place in the queue, and what
                 # the advisers see of them, rise with it.
                 if conv.owner is Owner.QUEUE:
-                    await self.handoffs.escalate(conv)
+                    try:
+                        await self.handoffs.escalate(conv)
+                    except HelplineError:
+                        log.exception(
+                            "a waiting conversation could not be moved up the queue",
+                            extra={"conversation": conv.reference},
+                        )
                 await self.handoffs.publish("updated", conv.id)
         log.info(
             "conversation continued on another channel", extra={"conversation": conv.reference}
         )
-        if owed:
-            await self._attempt_hand_off(conversation_id, conv.reference)
+        if owed and not await self._attempt_hand_off(conversation_id, conv.reference):
+            # Tried again as a hand-off owed after danger always is: here, and by housekeeping.
+            self._later(self._hand_off_later(conversation_id, conv.reference))
         # Anything that reached the arrival while it was being carried over.
         await self.process(conversation_id)
 
@@ -624,8 +635,9 @@ class Engine:
     def _carry_risk(arrived: Conversation, conv: Conversation) -> bool:
         """What the arrival learnt of danger, carried into the conversation it takes over:
         its risk level and reasons and, if the queue refused the hand-off danger asked for
-        there, that hand-off, still owed. The arrival itself is closed. True if a hand-off
-        is owed now."""
+        there, that hand-off, still owed. The arrival itself is closed. True if anything
+        was carried."""
+        before = (conv.risk_level, conv.answers.get("_risk_reasons"), HAND_OFF_DUE in conv.answers)
         conv.risk_level = worst(conv.risk_level, arrived.risk_level)
         reasons = set(conv.answers.get("_risk_reasons", ())) | set(
             arrived.answers.get("_risk_reasons", ())
@@ -635,7 +647,8 @@ class Engine:
         due = arrived.answers.get(HAND_OFF_DUE)
         if due is not None and conv.owner is Owner.BOT and HAND_OFF_DUE not in conv.answers:
             conv.answers[HAND_OFF_DUE] = due
-        return conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
+        after = (conv.risk_level, conv.answers.get("_risk_reasons"), HAND_OFF_DUE in conv.answers)
+        return after != before
 
     def _guidance_in(self, messages: list[StoredMessage]) -> bool:
         """Whether these replies carry the emergency guidance (in either language)."""

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from helpline.app import CONTENT, ROUTING, STORE
@@ -122,13 +123,15 @@ async def test_an_adviser_conversation_follows_the_person(
         assert "Thanks for moving over" not in " ".join(sms.texts())
 
 
+@pytest.mark.parametrize("queue_back", ["before continuing", "after"])
 async def test_danger_said_on_the_new_channel_first_is_carried_with_the_conversation(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, queue_back: str
 ) -> None:
     # On the new channel they say they are in danger before they type the code word, while
     # the queue cannot be reached: the hand-off danger asked for is owed there. Continuing
     # closes that arrival; the conversation it takes over now carries the danger (what the
-    # advisers will see) and the owed hand-off, which is made once the queue is back.
+    # advisers will see) and the owed hand-off: made at once if the queue is back by then,
+    # else by housekeeping once it is.
     async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
         app,
         sms,
@@ -150,16 +153,19 @@ async def test_danger_said_on_the_new_channel_first_is_carried_with_the_conversa
         assert content.text("risk.immediate", "en") in other.texts()
         arrival = await store.open_conversation(Privacy(SECRET).contact_key("other", CHAT))
         assert arrival is not None and arrival.risk_level == "immediate"
+        queue.down = queue_back == "after"
         await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
 
         carried = await store.conversation(before.id)
-        assert carried.channel == "other" and carried.owner is Owner.BOT
-        assert carried.risk_level == "immediate"
+        assert carried.channel == "other" and carried.risk_level == "immediate"
         assert carried.answers["_risk_reasons"] == arrival.answers["_risk_reasons"]
         assert (await store.conversation(arrival.id)).closed
-
-        queue.down = False
-        assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+        if queue_back == "after":
+            assert carried.owner is Owner.BOT
+            queue.down = False
+            assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+        else:
+            assert carried.owner is Owner.QUEUE  # at once: nobody had to wait for housekeeping
         entries = await routing.queue.waiting()
         assert [(e.conversation_id, e.priority) for e in entries] == [
             (before.id, Priority.IMMEDIATE)
