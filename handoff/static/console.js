@@ -13,6 +13,7 @@
   }
   var lang = root.getAttribute('data-lang') === 'cy' ? 'cy' : 'en';
   var MAX_BACKOFF_MS = 30000;
+  var ME_TIMEOUT_MS = 10000;
 
   var me = null;
   var csrf = '';
@@ -20,6 +21,7 @@
   var attempt = 0;
   var retryTimer = null;
   var stopped = false;
+  var exited = false; // the quick exit was used: nothing more is fetched or shown
   var current = null; // the open conversation's view
   var shownIds = {};
   var canned = { en: [], cy: [] };
@@ -807,6 +809,7 @@
     }, 30000);
     if (window.HelplineExit) {
       window.HelplineExit.onExit(function () {
+        exited = true;
         stopped = true;
         if (socket) {
           socket.close();
@@ -819,27 +822,41 @@
   // Logged in already? Only a 401 says no. The database busy or restarting (a 5xx) or the
   // network down says nothing of the session: ask again, rather than show the login form
   // to someone whose session is alive.
-  function whoAmI(attempt) {
-    call('GET', '/console/api/me').then(function (r) {
-      if (r.status === 200) {
+  // A 200 that is not the console's answer (a proxy's or a captive portal's page) counts
+  // as not answering too, and so does no answer within ME_TIMEOUT_MS.
+  function whoAmI(tries) {
+    if (exited) {
+      return;
+    }
+    dom.call('GET', '/console/api/me', null, '', ME_TIMEOUT_MS).then(function (r) {
+      if (exited) {
+        return;
+      }
+      if (r.status === 200 && r.data && r.data.csrf) {
         status('');
         start(r.data);
       } else if (r.status === 401) {
         status('');
         showLogin('');
       } else {
-        notAnswering(attempt);
+        notAnswering(tries);
       }
-    }, function () {
-      notAnswering(attempt);
+    }).catch(function () {
+      notAnswering(tries);
     });
   }
 
-  function notAnswering(attempt) {
-    status(label('not-answering'));
+  function notAnswering(tries) {
+    if (exited) {
+      return;
+    }
+    var text = label('not-answering');
+    if ($('status').textContent !== text) {
+      status(text); // once: a screen reader need not hear it again at every try
+    }
     window.setTimeout(function () {
-      whoAmI(attempt + 1);
-    }, Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempt)));
+      whoAmI(tries + 1);
+    }, Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, tries)));
   }
 
   void lang;

@@ -38,12 +38,20 @@
     }
 
     // JSON to and from the console's API, with the session's CSRF token on every change.
-    function call(method, path, body, csrf) {
+    // With `timeoutMs`, a request that has not been answered by then fails (is aborted).
+    function call(method, path, body, csrf, timeoutMs) {
       var options = {
         method: method,
         credentials: 'same-origin',
         headers: { Accept: 'application/json' }
       };
+      if (timeoutMs && window.AbortController) {
+        var controller = new window.AbortController();
+        window.setTimeout(function () {
+          controller.abort();
+        }, timeoutMs);
+        options.signal = controller.signal;
+      }
       if (method !== 'GET') {
         options.headers['Content-Type'] = 'application/json';
         options.headers['X-CSRF-Token'] = csrf;

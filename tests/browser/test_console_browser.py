@@ -226,9 +226,10 @@ async def test_a_console_opened_while_the_service_is_not_answering_waits_and_sta
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     # An adviser with a live session opens the console while the session check cannot be
-    # answered (the network drops the request, then a 503 while the database restarts): they
-    # are told the service is not answering and the console asks again, then opens logged
-    # in. Before, any answer but 200 showed the login form as if the session had ended.
+    # answered (the network drops the request, a 503 while the database restarts, a proxy's
+    # own page): they are told the service is not answering and the console asks again, then
+    # opens logged in. Before, any answer but 200 showed the login form as if the session
+    # had ended, and a 200 that was not the console's answer left a blank page.
     async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
         app,
         _fake,
@@ -245,6 +246,8 @@ async def test_a_console_opened_while_the_service_is_not_answering_waits_and_sta
                 await route.abort()
             elif len(answers) == 2:
                 await route.fulfill(status=503, body="unavailable")
+            elif len(answers) == 3:
+                await route.fulfill(status=200, body="<html>Sign in to the network</html>")
             else:
                 await route.continue_()
 
@@ -255,7 +258,7 @@ async def test_a_console_opened_while_the_service_is_not_answering_waits_and_sta
         await expect(adviser.locator("#login")).to_be_hidden()
         await expect(adviser.locator("#logout")).to_be_visible(timeout=15000)
         await expect(adviser.get_by_role("status")).not_to_have_text(not_answering)
-        assert len(answers) >= 3
+        assert len(answers) >= 4
 
         # A session that has really ended still gets the login form at once.
         await adviser.unroute("**/console/api/me")
