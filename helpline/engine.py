@@ -594,6 +594,19 @@ class Engine:
             if self._carry_risk(arrived, conv):
                 # Kept at once: the arrival is closed now, and nothing else holds its danger.
                 await self.store.save_turn(conv, [], [], touch=False)
+            human = conv.owner is not Owner.BOT
+            if self.handoffs is not None and human and _shown(conv) != was_shown:
+                # Danger said on the new channel first: their place in the queue (before they
+                # are told it, below), and what the advisers see of them, rise with it.
+                if conv.owner is Owner.QUEUE:
+                    try:
+                        await self.handoffs.escalate(conv)
+                    except Exception:  # noqa: BLE001 - logged; the carry-over goes on
+                        log.exception(
+                            "a waiting conversation could not be moved up the queue",
+                            extra={"conversation": conv.reference},
+                        )
+                await self.handoffs.publish("updated", conv.id)
             owed = conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
             note = self.content.text("note.continued", "en", channel=conv.channel)
             await self.store.add_note(conversation_id, note, "helpline")
@@ -609,19 +622,6 @@ class Engine:
                 turn.say("handover.joined")
                 await self.runner.render_current(turn)
             await self.deliver(conv, await self.store.save_turn(conv, [], turn.replies))
-            human = conv.owner is not Owner.BOT
-            if self.handoffs is not None and human and _shown(conv) != was_shown:
-                # Danger said on the new channel first: their place in the queue, and what
-                # the advisers see of them, rise with it.
-                if conv.owner is Owner.QUEUE:
-                    try:
-                        await self.handoffs.escalate(conv)
-                    except HelplineError:
-                        log.exception(
-                            "a waiting conversation could not be moved up the queue",
-                            extra={"conversation": conv.reference},
-                        )
-                await self.handoffs.publish("updated", conv.id)
         log.info(
             "conversation continued on another channel", extra={"conversation": conv.reference}
         )
