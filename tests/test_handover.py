@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -38,6 +41,33 @@ async def _handle(engine: Engine, message: InboundMessage) -> None:
     await engine.drain()
 
 
+@asynccontextmanager
+async def _two_channels(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Any, FakeChannel, FakeChannel]]:
+    """The service with the test channel (a phone) and "other" (a chat), each recording what
+    it was given to send."""
+    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
+        app,
+        sms,
+        _,
+    ):
+        other = FakeChannel("other")
+        engine_of(app).senders["other"] = other
+        yield app, sms, other
+
+
+async def _danger_there_with_the_queue_down(app: Any) -> QueueThatCannotEnqueue:
+    """On "other", before any code word: hello, then danger while the queue cannot be
+    reached (the hand-off danger asks for is owed there). The queue is left down."""
+    routing, engine = app[ROUTING], engine_of(app)
+    queue = QueueThatCannotEnqueue(routing.queue)
+    routing.queue = queue
+    await _handle(engine, InboundMessage("other", CHAT, "hello"))
+    await _handle(engine, InboundMessage("other", CHAT, "he has a knife"))
+    return queue
+
+
 def _code(texts: list[str]) -> str:
     found = CODE.search(texts[-1])
     assert found, texts[-1]
@@ -47,13 +77,7 @@ def _code(texts: list[str]) -> str:
 async def test_a_person_carries_their_journey_to_another_channel_with_a_code_word(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
-        app,
-        sms,
-        _,
-    ):
-        other = FakeChannel("other")
-        engine_of(app).senders["other"] = other
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
         engine, store = engine_of(app), app[STORE]
         for said in ("hi", "1", "1"):  # safe to talk, then "my own behaviour"
             await _handle(engine, InboundMessage("test", PHONE, said))
@@ -97,13 +121,7 @@ async def test_a_person_carries_their_journey_to_another_channel_with_a_code_wor
 async def test_an_adviser_conversation_follows_the_person(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
-        app,
-        sms,
-        _,
-    ):
-        other = FakeChannel("other")
-        engine_of(app).senders["other"] = other
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
         engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
         await _handle(engine, InboundMessage("test", PHONE, "hi"))
         await _handle(engine, InboundMessage("test", PHONE, "talk to someone"))
@@ -132,13 +150,7 @@ async def test_danger_said_on_the_new_channel_first_is_carried_with_the_conversa
     # closes that arrival; the conversation it takes over now carries the danger (what the
     # advisers will see) and the owed hand-off: made at once if the queue is back by then,
     # else by housekeeping once it is.
-    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
-        app,
-        sms,
-        _,
-    ):
-        other = FakeChannel("other")
-        engine_of(app).senders["other"] = other
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
         engine, store, content, routing = engine_of(app), app[STORE], app[CONTENT], app[ROUTING]
         await _handle(engine, InboundMessage("test", PHONE, "hi"))
         await _handle(engine, InboundMessage("test", PHONE, "code word"))
@@ -146,10 +158,7 @@ async def test_danger_said_on_the_new_channel_first_is_carried_with_the_conversa
         before = await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))
         assert before is not None and before.risk_level == "none"
 
-        queue = QueueThatCannotEnqueue(routing.queue)
-        routing.queue = queue
-        await _handle(engine, InboundMessage("other", CHAT, "hello"))
-        await _handle(engine, InboundMessage("other", CHAT, "he has a knife"))
+        queue = await _danger_there_with_the_queue_down(app)
         assert content.text("risk.immediate", "en") in other.texts()
         arrival = await store.open_conversation(Privacy(SECRET).contact_key("other", CHAT))
         assert arrival is not None and arrival.risk_level == "immediate"
@@ -179,13 +188,7 @@ async def test_danger_said_on_the_new_channel_raises_a_waiting_conversations_pla
 ) -> None:
     # Already waiting for an adviser when they move: the danger they said on the new channel
     # (before the code word, while the queue was down there) moves them up the queue.
-    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
-        app,
-        sms,
-        _,
-    ):
-        other = FakeChannel("other")
-        engine_of(app).senders["other"] = other
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
         engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
         await _handle(engine, InboundMessage("test", PHONE, "hi"))
         await _handle(engine, InboundMessage("test", PHONE, "talk to someone"))
@@ -195,10 +198,7 @@ async def test_danger_said_on_the_new_channel_raises_a_waiting_conversations_pla
         assert queued is not None and queued.owner is Owner.QUEUE
         assert [e.priority for e in await routing.queue.waiting()] == [Priority.NORMAL]
 
-        queue = QueueThatCannotEnqueue(routing.queue)
-        routing.queue = queue
-        await _handle(engine, InboundMessage("other", CHAT, "hello"))
-        await _handle(engine, InboundMessage("other", CHAT, "he has a knife"))
+        queue = await _danger_there_with_the_queue_down(app)
         queue.down = False
         await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
 
@@ -248,13 +248,7 @@ async def test_a_code_word_works_once_and_for_a_day(database_url: str, tmp_path:
 async def test_two_conversations_carried_into_each_other_at_once_do_not_stall(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
-        app,
-        sms,
-        _,
-    ):
-        other = FakeChannel("other")
-        engine_of(app).senders["other"] = other
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
         engine = engine_of(app)
         await _handle(engine, InboundMessage("test", PHONE, "hi"))
         await _handle(engine, InboundMessage("other", CHAT, "hi"))
@@ -280,13 +274,7 @@ async def test_two_conversations_carried_into_each_other_at_once_do_not_stall(
 
 
 async def test_what_was_attached_to_the_arrival_is_kept(database_url: str, tmp_path: Path) -> None:
-    async with running(settings_for(database_url, tmp_path), clock=Clock(TUESDAY_NOON)) as (
-        app,
-        sms,
-        _,
-    ):
-        other = FakeChannel("other")
-        engine_of(app).senders["other"] = other
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
         engine, store = engine_of(app), app[STORE]
         await _handle(engine, InboundMessage("test", PHONE, "hi"))
         await _handle(engine, InboundMessage("test", PHONE, "code word"))

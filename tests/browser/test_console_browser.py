@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,20 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+@asynccontextmanager
+async def _served(
+    sqlite_url: str, tmp_path: Path, name: str, role: str = "adviser"
+) -> AsyncIterator[tuple[Any, str]]:
+    """The service listening on a loopback port, with one member of staff to log in as."""
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, name, role)
+        yield app, url
+
+
 async def _page(browser: Browser) -> Page:
     context = await browser.new_context()
     return await context.new_page()
@@ -66,12 +81,7 @@ async def _say(page: Page, text: str) -> None:
 async def test_a_person_and_an_adviser_talk_both_ways_until_the_adviser_ends_it(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "alice")
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
         content = app[CONTENT]
         person = await _page(browser)
         await person.goto(url + "/")
@@ -158,12 +168,7 @@ async def eventually_sent(lb: Any, text: str, timeout: float = 10.0) -> None:
 async def test_the_statistics_and_admin_pages_draw_themselves_without_script_errors(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "ada", "admin")
+    async with _served(sqlite_url, tmp_path, "ada", "admin") as (app, url):
         for n in range(6):  # enough contacts for a count to be shown, not suppressed
             from tests.console_support import person_asks_for_adviser
 
@@ -188,12 +193,7 @@ async def test_the_console_reconnects_when_the_session_check_fails_for_a_moment(
     # The live connection drops, and the check of the session before reconnecting fails
     # (the database busy or restarting, a 503): the adviser stays logged in and the console
     # reconnects, instead of showing the login form as if the session had ended.
-    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "alice")
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
         adviser = await _page(browser)
         sockets: list[Any] = []
 
@@ -230,12 +230,7 @@ async def test_a_console_opened_while_the_service_is_not_answering_waits_and_sta
     # own page): they are told the service is not answering and the console asks again, then
     # opens logged in. Before, any answer but 200 showed the login form as if the session
     # had ended, and a 200 that was not the console's answer left a blank page.
-    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "alice")
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
         adviser = await _log_in(browser, url, "alice")
         await expect(adviser.locator("#logout")).to_be_visible()
         answers: list[str] = []
