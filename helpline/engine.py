@@ -588,12 +588,10 @@ class Engine:
                 return
             # A page still open on the old channel is told the conversation has moved on.
             await self.notify(conv, "ended")
-            await self.store.adopt(conversation_id, arrived_id, self.clock())
-            conv = await self.store.conversation(conversation_id)
             was_shown = _shown(conv)
-            if self._carry_risk(arrived, conv):
-                # Kept at once: the arrival is closed now, and nothing else holds its danger.
-                await self.store.save_turn(conv, [], [], touch=False)
+            # What the arrival knew of danger is kept in the very write that closes it.
+            await self.store.adopt(conversation_id, arrived_id, self.clock(), self._carry_risk)
+            conv = await self.store.conversation(conversation_id)
             human = conv.owner is not Owner.BOT
             if self.handoffs is not None and human and _shown(conv) != was_shown:
                 # Danger said on the new channel first: their place in the queue (before they

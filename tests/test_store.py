@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from helpline.domain import Delivery, Direction, Reply, utcnow
+from helpline.engine import HAND_OFF_DUE, Engine
 from helpline.errors import DuplicateMessage, NotFound
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
@@ -149,6 +150,33 @@ async def test_a_read_that_fails_leaves_later_reads_working(database_url: str) -
         for _ in range(6):
             pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
             assert conv is not None and [m.text for m in pending] == ["hello"]
+    finally:
+        await store.close()
+
+
+async def test_carrying_a_conversation_over_keeps_the_arrivals_danger_in_the_same_write(
+    database_url: str,
+) -> None:
+    # "continue CODE": the arrival is closed and the older conversation takes over. What the
+    # arrival knew of danger (its level, its reasons, a hand-off still owed) is saved by the
+    # write that closes it, not by a later one that a failure could prevent.
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        older = await store.conversation((await _accept(store, 1)).conversation_id)  # type: ignore[attr-defined]
+        arrival = await store.conversation((await _accept(store, 2)).conversation_id)  # type: ignore[attr-defined]
+        arrival.risk_level = "immediate"
+        arrival.answers = {"_risk_reasons": ["weapon"], HAND_OFF_DUE: ["general", "risk:immediate"]}
+        await store.save_turn(arrival, [], [])
+
+        await store.adopt(older.id, arrival.id, utcnow(), Engine._carry_risk)
+
+        carried = await store.conversation(older.id)
+        assert carried.risk_level == "immediate"
+        assert carried.answers["_risk_reasons"] == ["weapon"]
+        assert carried.answers[HAND_OFF_DUE] == ["general", "risk:immediate"]
+        assert carried.contact_key == arrival.contact_key
+        assert (await store.conversation(arrival.id)).closed
     finally:
         await store.close()
 

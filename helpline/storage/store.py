@@ -1342,16 +1342,29 @@ class SqlStore:
 
         return await self._write(_orm(run))
 
-    async def adopt(self, conversation_id: str, arrived_id: str, now: datetime) -> None:
+    async def adopt(
+        self,
+        conversation_id: str,
+        arrived_id: str,
+        now: datetime,
+        carry: Callable[[Conversation, Conversation], bool] | None = None,
+    ) -> None:
         """Carry a conversation over to the contact and channel of another one (where the
         person has just arrived with a code word): the arrival's messages join the older
-        transcript and the arrival is closed."""
+        transcript and the arrival is closed. `carry(arrived, conv)` may change the older
+        conversation's risk level and answers from what the arrival holds (True if it did):
+        saved in the same transaction, so nothing the arrival knew is lost with it."""
 
         def run(session: Session) -> None:
             conv = session.get(ConversationRow, conversation_id)
             arrived = session.get(ConversationRow, arrived_id)
             if conv is None or arrived is None:
                 raise NotFound("no such conversation")
+            if carry is not None:
+                carried = _conversation(conv)
+                if carry(_conversation(arrived), carried):
+                    conv.risk_level = carried.risk_level
+                    conv.answers = carried.answers
             session.execute(
                 update(MessageRow)
                 .where(MessageRow.conversation_id == arrived_id)
