@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -409,11 +409,7 @@ class Engine:
             risk = self.screen(message.text, conv.language)
         self.metrics.risk.labels(risk.level).inc()
         if risk.level != "none":
-            conv.risk_level = worst(conv.risk_level, risk.level)
-            conv.answers.setdefault("_risk_reasons", [])
-            conv.answers["_risk_reasons"] = sorted(
-                set(conv.answers["_risk_reasons"]) | set(risk.reasons)
-            )
+            _raise_risk(conv, risk.level, risk.reasons)
             log.info(
                 "risk detected",
                 extra={"conversation": conv.reference, "level": risk.level},
@@ -635,18 +631,12 @@ class Engine:
         its risk level and reasons and, if the queue refused the hand-off danger asked for
         there, that hand-off, still owed. The arrival itself is closed. True if anything
         was carried."""
-        before = (conv.risk_level, conv.answers.get("_risk_reasons"), HAND_OFF_DUE in conv.answers)
-        conv.risk_level = worst(conv.risk_level, arrived.risk_level)
-        reasons = set(conv.answers.get("_risk_reasons", ())) | set(
-            arrived.answers.get("_risk_reasons", ())
-        )
-        if reasons:
-            conv.answers["_risk_reasons"] = sorted(reasons)
+        before = (_shown(conv), HAND_OFF_DUE in conv.answers)
+        _raise_risk(conv, arrived.risk_level, arrived.answers.get("_risk_reasons", ()))
         due = arrived.answers.get(HAND_OFF_DUE)
         if due is not None and conv.owner is Owner.BOT and HAND_OFF_DUE not in conv.answers:
             conv.answers[HAND_OFF_DUE] = due
-        after = (conv.risk_level, conv.answers.get("_risk_reasons"), HAND_OFF_DUE in conv.answers)
-        return after != before
+        return (_shown(conv), HAND_OFF_DUE in conv.answers) != before
 
     def _guidance_in(self, messages: list[StoredMessage]) -> bool:
         """Whether these replies carry the emergency guidance (in either language)."""
@@ -1042,6 +1032,15 @@ class Engine:
         except SealError:
             log.error("a reply address could not be opened", extra={"conversation": conv.reference})
             return None
+
+
+def _raise_risk(conv: Conversation, level: str, reasons: Iterable[str]) -> None:
+    """The conversation's risk raised to `level` (never lowered) and `reasons` added to the
+    reasons the advisers see."""
+    conv.risk_level = worst(conv.risk_level, level)
+    joined = set(conv.answers.get("_risk_reasons", ())) | set(reasons)
+    if joined:
+        conv.answers["_risk_reasons"] = sorted(joined)
 
 
 def _shown(conv: Conversation) -> tuple[Owner, str, tuple[str, ...]]:
