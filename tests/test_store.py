@@ -54,6 +54,30 @@ async def test_a_closed_store_refuses_writes_instead_of_keeping_them_waiting(
             await _accept(store, 0)
 
 
+async def test_the_schema_the_migrations_build_is_the_one_the_code_expects(
+    database_url: str,
+) -> None:
+    # An operator's database is built by the migrations, the code's statements by the models:
+    # a table, column or index in one and not the other fails only on that deployment.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import handoff.models  # noqa: F401 - its tables join the same metadata
+    import handoff.stats_models  # noqa: F401 - so do these
+    from helpline.storage.models import Base
+
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        async with store.engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await store.close()
+    assert differences == []
+
+
 async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_url: str) -> None:
     # A turn's statements run on SQLite's own cursor (helpline/storage/prepared.py); the
     # transcript, the console and the statistics read the same rows through the ORM. Both

@@ -73,9 +73,7 @@ class MessageRow(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
-    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))
     direction: Mapped[str] = mapped_column(String(8))
     author: Mapped[str] = mapped_column(String(12))
@@ -90,7 +88,12 @@ class MessageRow(Base):
 
     # A redelivered webhook carries the same platform id: the unique constraint makes the
     # second copy fail to insert, whichever instance receives it.
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_messages_external"),)
+    # A conversation's unanswered messages are read by both at once (migration 0007); the
+    # index serves reads by conversation alone too.
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_messages_external"),
+        Index("ix_messages_conversation_status", "conversation_id", "status"),
+    )
 
 
 class HandoffRow(Base):
