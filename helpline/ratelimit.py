@@ -3,13 +3,18 @@ process or in Redis for several. Fixed windows: simple, cheap and good enough ag
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
 from helpline.errors import HelplineError
+
+log = logging.getLogger(__name__)
 
 
 class RateLimited(HelplineError):
@@ -69,6 +74,14 @@ class RedisLimiter:
             name = f"{self._prefix}rate:{limit.seconds}:{int(now // limit.seconds)}:{key}"
             pipe.incr(name)
             pipe.expire(name, limit.seconds + 1)
-        results = await pipe.execute()
+        try:
+            results = await pipe.execute()
+        except (RedisError, OSError, asyncio.TimeoutError):
+            # Let through, never refused: a limit exists to stop floods, and refusing
+            # everyone while Redis is down would lose every ordinary text and WhatsApp
+            # message (their platforms do not deliver a refused webhook again). The message
+            # is then stored as usual. No key in the log: it identifies the contact.
+            log.warning("rate limit not checked: Redis did not answer", exc_info=True)
+            return True
         counts = results[0::2]
         return all(int(c) <= limit.count for c, limit in zip(counts, limits, strict=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -13,7 +14,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import redis.asyncio as redis
 from aiohttp import web
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from helpline.app import ENGINE, SENDERS
 from helpline.config import Settings
@@ -167,3 +171,11 @@ class QueueThatCannotEnqueue:
         if self.down:
             raise QueueError("the routing queue is unavailable")
         await self.queue.enqueue(entry)
+
+
+def redis_not_answering() -> redis.Redis:
+    """A client for a port nothing listens on: every command fails, as in a Redis outage."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))

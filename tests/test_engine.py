@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis.asyncio as redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 import flows
 from handoff.locks_redis import LockUnavailable, RedisLocks
@@ -23,7 +19,15 @@ from helpline.domain import Delivery, InboundMessage
 from helpline.errors import DuplicateMessage
 from helpline.flowkit import FlowSpec, State, Turn
 from helpline.storage import SqlStore
-from tests.support import Clock, FakeChannel, engine_of, running, settings_for, wait_for
+from tests.support import (
+    Clock,
+    FakeChannel,
+    engine_of,
+    redis_not_answering,
+    running,
+    settings_for,
+    wait_for,
+)
 
 PHONE = "+447700900123"
 OTHER = "+447700900124"
@@ -153,14 +157,6 @@ async def test_a_message_stored_but_not_answered_before_a_crash_is_answered_at_s
         assert pending == []
 
 
-def _redis_not_answering() -> redis.Redis:
-    """A client for a port nothing listens on: every command fails, as in a Redis outage."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
-
-
 async def test_a_message_whose_turn_failed_is_answered_without_writing_again(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,7 +165,7 @@ async def test_a_message_whose_turn_failed_is_answered_without_writing_again(
     settings = settings_for(database_url, tmp_path)
     async with running(settings, journeys=(ECHO,), clock=clock) as (app, fake, _):
         engine = engine_of(app)
-        working, client = engine.locks, _redis_not_answering()
+        working, client = engine.locks, redis_not_answering()
         engine.locks = RedisLocks(client)
         with pytest.raises(LockUnavailable):
             await engine.handle(InboundMessage("test", PHONE, "I need help"))

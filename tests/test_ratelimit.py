@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from helpline.app import CONTENT, ENGINE, STORE
 from helpline.domain import InboundMessage
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, RedisLimiter
-from tests.support import running, settings_for
+from tests.support import redis_not_answering, running, settings_for
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -36,6 +36,23 @@ async def test_a_limiter_allows_up_to_the_limit_then_refuses(
     finally:
         if client is not None:
             await client.aclose()
+
+
+async def test_a_text_arriving_while_redis_is_down_is_stored_not_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Twilio does not deliver a refused webhook again: a limiter that cannot count must let
+    # the message through to be stored (and answered once the turn can run).
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        engine = app[ENGINE]
+        client = redis_not_answering()
+        engine.limiter = RedisLimiter(client)
+        try:
+            accepted = await engine.accept(InboundMessage("test", "+447700900999", "hello?"))
+        finally:
+            await client.aclose()
+        stored = await app[STORE].pending_inbound(accepted.conversation_id)
+        assert [m.text for m in stored] == ["hello?"]
 
 
 async def test_a_flood_from_one_contact_is_refused_before_anything_is_stored(
