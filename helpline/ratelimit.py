@@ -3,7 +3,6 @@ process or in Redis for several. Fixed windows: simple, cheap and good enough ag
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -76,7 +75,7 @@ class RedisLimiter:
             pipe.expire(name, limit.seconds + 1)
         try:
             results = await pipe.execute()
-        except (RedisError, OSError, asyncio.TimeoutError):
+        except (RedisError, OSError, TimeoutError):
             # Let through, never refused: a limit exists to stop floods, and refusing
             # everyone while Redis is down would lose every ordinary text and WhatsApp
             # message (their platforms do not deliver a refused webhook again). The message
