@@ -5,11 +5,22 @@ with explicit consent, make a minimal referral (what will be shared is shown fir
 Drive is never offered to someone referring themselves (Directory.programmes_for leaves it out
 unless a professional is asking). Only the area found is kept, never what was typed."""
 
+import re
 from collections.abc import Sequence
 
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
 from helpline.flowkit import FlowSpec, Option, State, Turn
+
+# A postcode as typed, whole or in part ("NP20", "NP20 1", "np20 1ab"): the area found is
+# kept, never this. A sector or a full postcode narrows a person down to a few streets.
+_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?(?:\s*\d(?:[A-Z]{2})?)?\b", re.IGNORECASE)
+
+
+def without_postcodes(text: str) -> str:
+    """The answer to "where are you?" as the transcript keeps it: any postcode in it left out
+    ("near NP20 1" -> "near …"); a council or town name stays, as the adviser may need it."""
+    return _POSTCODE.sub("…", text)
 
 
 def _directory(turn: Turn) -> Directory:
@@ -164,7 +175,13 @@ FLOW = FlowSpec(
     name="programme",
     initial="ask",
     states=(
-        State("ask", say=("programme.ask",), interpret=_find, retry="programme.retry"),
+        State(
+            "ask",
+            say=("programme.ask",),
+            interpret=_find,
+            retry="programme.retry",
+            scrub=without_postcodes,
+        ),
         State("found", enter=(_show,), exits=("offer_referral", "offer_more")),
         State(
             "offer_referral",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpline.app import CONTENT
+from helpline.app import CONTENT, STORE
 from helpline.domain import Owner
 from tests.journey_support import Person, content_copy, run_golden, with_test_programme
 from tests.support import running, settings_for
@@ -497,6 +497,10 @@ async def test_programme_near_me_refers_only_with_consent_showing_what_is_shared
         assert conv.owner is Owner.QUEUE
         assert conv.answers["queue"] == "programme:gwent-community-programme"
         assert "NP20 1" not in str(conv.answers)
+        # Nor is it kept in the transcript that advisers read: the area found is enough.
+        transcript = [m.text for m in await app[STORE].transcript(conv.id)]
+        assert "…" in transcript and "Narnia" in transcript
+        assert not [text for text in transcript if "NP20" in text]
 
 
 async def test_programme_details_say_the_partner_will_usually_be_contacted(
