@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
 from helpline.flowkit import FlowSpec, Option, State, Turn
+from helpline.ports import helpline_queue
 
 # A postcode as typed, whole or in part ("NP20", "NP20 1", "np20 1ab"): the area found is
 # kept, never this. A sector or a full postcode narrows a person down to a few streets.
@@ -163,8 +164,7 @@ def _refer(turn: Turn) -> None:
 
 
 def _hand_off(turn: Turn) -> None:
-    queue = str(turn.answers.get("queue") or "helpline")
-    turn.effect("handoff", queue=queue, reason="programme")
+    turn.effect("handoff", queue=helpline_queue(turn.answers.get("queue")), reason="programme")
 
 
 ADVISER = Option("own.opt_adviser", "adviser", keywords="want_adviser")

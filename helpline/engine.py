@@ -29,7 +29,7 @@ from helpline.domain import (
 from helpline.errors import DeliveryError, DuplicateMessage, HelplineError, NotFound
 from helpline.flowkit import Effect, FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
-from helpline.ports import DEFAULT_QUEUE, Hub, Locks, Priority, Sender
+from helpline.ports import DEFAULT_QUEUE, Hub, Locks, Priority, Sender, helpline_queue
 from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
@@ -530,7 +530,8 @@ class Engine:
         elif name == "cmd_help":
             await self.runner.detour(turn, "help")
         elif name == "cmd_adviser":
-            turn.effect("handoff", queue=conv.answers.get("queue", DEFAULT_QUEUE), reason="asked")
+            queue = helpline_queue(conv.answers.get("queue"))
+            turn.effect("handoff", queue=queue, reason="asked")
         elif name == "cmd_code":
             code, now = new_code(), self.clock()
             await self.store.save_handover_code(

@@ -35,6 +35,16 @@ class Priority(enum.IntEnum):
 DEFAULT_QUEUE = "helpline"
 
 
+def helpline_queue(queue: object) -> str:
+    """The queue someone asking for an adviser joins, given the last one their conversation
+    was in: the journey's own ("helpline", "family"), never a programme's ("programme:<id>",
+    which only a consented referral sends a conversation to) nor one adviser's own
+    ("adviser:<name>", a hand-on that ended with that conversation)."""
+    if not isinstance(queue, str) or not queue or queue.startswith(("programme:", "adviser:")):
+        return DEFAULT_QUEUE
+    return queue
+
+
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
     """A conversation waiting for (or claimed by) a human.

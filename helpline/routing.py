@@ -15,7 +15,14 @@ from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, u
 from helpline.errors import Forbidden, NotFound, QueueError
 from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
-from helpline.ports import DEFAULT_QUEUE, Hub, Priority, QueueEntry, RoutingQueue
+from helpline.ports import (
+    DEFAULT_QUEUE,
+    Hub,
+    Priority,
+    QueueEntry,
+    RoutingQueue,
+    helpline_queue,
+)
 from helpline.storage import SqlStore
 from helpline.storage.store import HandoffRecord
 
@@ -358,6 +365,9 @@ class Routing:
             conv.owner, conv.adviser = Owner.BOT, None
             conv.flow, conv.state = "welcome", "who"
             conv.answers["last_outcome"] = outcome
+            # Back with the helpline: asking for an adviser later must not send what they
+            # say next to the programme (or the one adviser) that has just ended it.
+            conv.answers["queue"] = helpline_queue(conv.answers.get("queue"))
             t = self.content.text
             replies = [
                 Reply(

@@ -210,9 +210,14 @@ async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended
             await app[ROUTING].queue.remove(north_conv)  # the queue's record lost (Redis)
             assert (await pat.get(base))[0] == 200, "they still hold it"
             assert (await pat.post(base + "/end", {"outcome": "signposted"}))[0] == 200
-            # Back with the helpline's bot: what the person says next is not the programme's.
+            # Back with the helpline's bot: what the person says next is not the programme's,
+            # nor is it when they then ask for an adviser: the helpline's advisers answer.
             await engine_of(app).handle(InboundMessage("test", OTHER, "private words"))
             assert (await pat.get(base))[0] == 404
+            await engine_of(app).handle(InboundMessage("test", OTHER, "adviser"))
+            assert (await pat.get(base))[0] == 404
+            entry = await app[ROUTING].queue.entry(north_conv)
+            assert entry is not None and entry.queue == "helpline"
 
 
 async def test_programme_staff_receive_no_live_events_of_other_queues(
