@@ -406,6 +406,16 @@ async def transfer(request: web.Request, user: User) -> web.Response:
         # where no one looks for them.
         return _error(400, "queue")
     await visible(request.app, user, conv_id)
+    programme = target.removeprefix("programme:") if target.startswith("programme:") else None
+    if (
+        programme is not None
+        and user.role != "programme"
+        and not await referrals.consents(request.app[STORE], [conv_id], programme)
+    ):
+        # A programme is a third party: only the person's own consent, given in the
+        # referral step of the journey where they are shown what will be shared, sends a
+        # conversation there.
+        return _error(409, "no_referral")
     await request.app[ROUTING].transfer(conv_id, user.name, target, str(note_text)[:MAX_TEXT])
     await _audit(request, user, "transfer", conv_id, queue=target)
     return web.json_response({"ok": True})

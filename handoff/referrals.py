@@ -88,6 +88,28 @@ async def create_referral(
     raise HelplineError("could not find a free referral reference")
 
 
+async def consents(
+    store: SqlStore, conversation_ids: list[str], programme_id: str
+) -> dict[str, tuple[datetime, dict[str, str]]]:
+    """For each of these conversations whose person agreed to be referred to this programme:
+    when they last agreed, and what they agreed to share. What programme staff may see of a
+    conversation starts there (handoff/views.py)."""
+    if not conversation_ids:
+        return {}
+    query = (
+        select(ReferralRow.conversation_id, ReferralRow.created_at, ReferralRow.shared)
+        .where(
+            ReferralRow.programme_id == programme_id,
+            ReferralRow.conversation_id.in_(conversation_ids),
+        )
+        .order_by(ReferralRow.id)
+    )
+    async with store.session() as session:
+        rows = (await session.execute(query)).all()
+    # In id order: a later referral of the same conversation replaces an earlier one.
+    return {conv: (_aware(at), dict(shared or {})) for conv, at, shared in rows}
+
+
 async def referrals(store: SqlStore, programme_id: str | None = None) -> list[dict[str, Any]]:
     """Every referral (helpline staff), or one programme's (that programme's staff).
 

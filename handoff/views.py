@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from handoff import accounts
+from handoff import accounts, referrals
 from handoff.accounts import User
 from helpline.app import ROUTING, SETTINGS, STORE
 from helpline.domain import Conversation, Owner
@@ -60,22 +60,47 @@ async def visible(
     return conv, current
 
 
+async def _programme_scope(
+    app: web.Application, user: User, conversation_ids: list[str]
+) -> dict[str, tuple[datetime, dict[str, str]]] | None:
+    """For programme staff: when each conversation's person agreed to be referred to their
+    programme, and what they agreed to share (see referrals.consents); None for helpline
+    staff, who see everything.
+
+    The person was told that only those answers would be passed on, "not your name, your
+    number or what you've told us" (content/messages/programme.yaml), and that someone would
+    carry on the conversation with them: so programme staff see those answers in place of
+    the journey's, what was said from the referral on, and no adviser's flags. The risk
+    level stays, as the person was told: whoever talks to them must know of danger."""
+    if user.role != "programme" or user.programme is None:
+        return None
+    return await referrals.consents(app[STORE], conversation_ids, user.programme)
+
+
 async def conversation_view(
     app: web.Application, user: User, conversation_id: str
 ) -> dict[str, Any]:
     conv, current = await visible(app, user, conversation_id)
     messages = await app[STORE].transcript(conversation_id)
+    shown, flags = summary(conv.answers), list(conv.answers.get("_risk_reasons", []))
+    scope = await _programme_scope(app, user, [conv.id])
+    if scope is not None:
+        # No consent on record (a transfer made before it was required): nothing of what
+        # was said before.
+        since, shared = scope.get(conv.id, (None, {}))
+        messages = [m for m in messages if since is not None and m.created_at >= since]
+        shown, flags = shared, []
     return {
         "id": conv.id,
         "reference": conv.reference,
         "channel": conv.channel,
         "language": conv.language,
         "risk": conv.risk_level,
-        "flags": list(conv.answers.get("_risk_reasons", [])),
+        "flags": flags,
         "owner": conv.owner.value,
         "adviser": conv.adviser,
         "queue": current,
-        "summary": summary(conv.answers),
+        "summary": shown,
         "mine": conv.owner is Owner.ADVISER and conv.adviser == user.name,
         "messages": [
             {
@@ -92,10 +117,14 @@ async def conversation_view(
 
 
 def _item(
-    entry: QueueEntry, conv: Conversation, claimed_by: str | None, now: datetime
+    entry: QueueEntry,
+    conv: Conversation,
+    claimed_by: str | None,
+    now: datetime,
+    scope: dict[str, tuple[datetime, dict[str, str]]] | None,
 ) -> dict[str, Any]:
     joined = _aware(entry.joined_at)
-    return {
+    item = {
         "id": entry.conversation_id,
         "reference": conv.reference,
         "queue": entry.queue,
@@ -109,6 +138,10 @@ def _item(
         "summary": summary(conv.answers),
         "claimed_by": claimed_by,
     }
+    if scope is not None:  # programme staff: see _programme_scope
+        item["summary"] = scope.get(conv.id, (None, {}))[1]
+        item["flags"] = []
+    return item
 
 
 async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> dict[str, Any]:
@@ -118,18 +151,18 @@ async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> 
     claimed = [(e, a) for e, a in claimed if user.sees_queue(e.queue)]
     # One read of the store: every change to the queue sends each adviser this again, and
     # under load each read waits its turn (docs/performance.md, hand-off latency).
-    rows = await app[STORE].conversations(
-        [e.conversation_id for e in waiting] + [e.conversation_id for e, _ in claimed]
-    )
+    ids = [e.conversation_id for e in waiting] + [e.conversation_id for e, _ in claimed]
+    rows = await app[STORE].conversations(ids)
+    scope = await _programme_scope(app, user, ids)
     return {
         "type": "queue",
         "waiting": [
-            _item(e, rows[e.conversation_id], None, now)
+            _item(e, rows[e.conversation_id], None, now, scope)
             for e in waiting
             if e.conversation_id in rows
         ],
         "claimed": [
-            _item(e, rows[e.conversation_id], a, now)
+            _item(e, rows[e.conversation_id], a, now, scope)
             for e, a in claimed
             if e.conversation_id in rows
         ],

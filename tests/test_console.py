@@ -193,6 +193,66 @@ async def test_programme_staff_see_only_their_own_programme_over_http(
         assert await referrals.referral_status(app[STORE], theirs) == "new"
 
 
+async def test_programme_staff_see_only_what_the_person_agreed_to_share_and_what_followed(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The consent step says: only these answers, "not your name, your number or what you've
+    # told us", and a safety concern but not what was said.
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", OTHER, "I want to kill myself"))
+        await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+        await engine.handle(InboundMessage("test", OTHER, "when can we talk?"))
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as pat, Console(url) as alice:
+            await pat.login("pat")
+            await alice.login("alice")
+            status, view = await pat.get(base)
+            assert status == 200
+            said = [m["text"] for m in view["messages"] if m["direction"] == "in"]
+            assert said == ["when can we talk?"]
+            assert view["summary"] == {"area": "Newport"}
+            assert view["flags"] == [] and view["risk"] == "suicide"
+            _, snapshot = await pat.get("/console/api/queue")
+            [item] = snapshot["waiting"]
+            assert item["summary"] == {"area": "Newport"} and item["flags"] == []
+            # The helpline's own advisers still see the whole conversation.
+            _, whole = await alice.get(base)
+            said = [m["text"] for m in whole["messages"] if m["direction"] == "in"]
+            assert "I want to kill myself" in said and whole["flags"] != []
+
+
+async def test_only_the_persons_consent_sends_a_conversation_to_a_programme(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as alice, Console(url) as pat:
+            await alice.login("alice")
+            await pat.login("pat")
+            assert (await alice.post(base + "/claim"))[0] == 200
+            status, answer = await alice.post(base + "/transfer", {"queue": "programme:north"})
+            assert (status, answer) == (409, {"error": "no_referral"})
+            assert (await pat.get(base))[0] == 404, "the programme sees nothing of it"
+            await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+            assert (await alice.post(base + "/transfer", {"queue": "programme:north"}))[0] == 200
+            assert (await pat.get(base))[0] == 200
+
+
 async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended_it(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -468,7 +528,9 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             assert (await app[ROUTING].queue.entry(conv_id)).queue == "adviser:bob"  # type: ignore[union-attr]
             assert (await bob.post(base + "/claim"))[0] == 200
 
-            # On to a programme, with a note its staff can read.
+            # On to a programme the person agreed to be referred to, with a note its staff
+            # can read; the helpline's earlier note stays the helpline's.
+            await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Gwynedd"})
             status, _ = await bob.post(
                 base + "/transfer",
                 {"queue": "programme:north", "note": "Wants a group near Bangor."},
@@ -483,7 +545,7 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             status, view = await pat.get(base)
             assert status == 200 and view["queue"] == "programme:north"
             notes = [m["text"] for m in view["messages"] if m["direction"] == "note"]
-            assert notes == ["Seems calmer now.", "Wants a group near Bangor."]
+            assert notes == ["Wants a group near Bangor."]
             assert (await pat.post(base + "/claim"))[0] == 200
             assert (await pat.post(base + "/say", {"text": "Hello from North."}))[0] == 200
             assert (await pat.post(base + "/transfer", {"queue": "family"}))[0] == 403

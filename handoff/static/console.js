@@ -53,6 +53,8 @@
       loggedOut(label('session-ended'));
     } else if (result.status === 403 || result.status === 404) {
       alertText(label('error-forbidden'));
+    } else if (result.status === 409 && result.data && result.data.error === 'no_referral') {
+      alertText(label('error-no-referral'));
     } else if (result.status === 409) {
       alertText(label('error-conflict'));
     } else {
