@@ -283,7 +283,7 @@ async def logout(request: web.Request) -> web.Response:
         await accounts.close_session(request.app[STORE], request.cookies[COOKIE])
         await accounts.audit(request.app[STORE], session.user.name, "logout")
         # Its live consoles, on whichever instance, close now rather than at their next check.
-        await request.app[HUB].publish(live.SESSIONS_TOPIC, {"type": "ended"})
+        await request.app[HUB].publish(accounts.SESSIONS_TOPIC, {"type": "ended"})
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/console")
     return response
