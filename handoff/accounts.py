@@ -378,6 +378,16 @@ async def close_session(store: SqlStore, token: str) -> None:
         await session.execute(delete(SessionRow).where(SessionRow.id == _token_id(token)))
 
 
+async def prune_sessions(store: SqlStore, *, now: datetime) -> int:
+    """Delete sessions that have ended (idle too long, or past their 12 hours) and whose
+    cookie never came back to end them: staff login and last-seen times are kept no longer
+    than the session lasts."""
+    ended = or_(SessionRow.expires_at <= now, SessionRow.last_seen_at < now - SESSION_IDLE)
+    async with store.session() as session, session.begin():
+        result = await session.execute(delete(SessionRow).where(ended))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def online_staff(store: SqlStore, *, now: datetime, within: timedelta) -> list[User]:
     """Staff with a session active in the last `within` (the supervisor's view)."""
     async with store.session() as session:

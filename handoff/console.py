@@ -558,7 +558,11 @@ def setup(app: web.Application) -> None:
         days = app[SETTINGS].audit_retention_days
         await accounts.prune_audit(app[STORE], app[CLOCK]() - timedelta(days=days))
 
-    app[BEFORE_PURGE].append(prune_audit)
+    async def prune_sessions(_cutoff: datetime) -> None:
+        # Sessions have their own, much shorter, lifetime than conversations.
+        await accounts.prune_sessions(app[STORE], now=app[CLOCK]())
+
+    app[BEFORE_PURGE].extend((prune_audit, prune_sessions))
     app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"

@@ -16,7 +16,7 @@ import run
 from handoff import accounts, live
 from handoff.accounts import MAX_FAILURES, AccountError, LoginRefused
 from handoff.console import THROTTLE, LoginThrottle
-from handoff.models import UserRow
+from handoff.models import SessionRow, UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
 from tests.console_support import PASSWORD, PLUGINS, Console, add_staff, close_code, next_frame
@@ -308,6 +308,31 @@ async def test_the_audit_log_is_kept_for_its_own_period_then_pruned(
         now[0] += timedelta(days=2)
         await purge(app)
         assert await accounts.audit_entries(store) == []
+
+
+async def test_ended_console_sessions_are_deleted_by_retention_and_live_ones_kept(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Sessions went only on logout, on disabling, or when their cookie came back: the login
+    # and last-seen times of every other one were kept for good.
+    from helpline.app import purge
+
+    clock = Clock()
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, clock=clock) as (app, _fake, _url):
+        store = app[STORE]
+        await add_staff(app, "alice")
+        (alice,) = await accounts.list_users(store)
+        now = clock.now
+        await accounts.open_session(store, alice, now=now - timedelta(days=40))
+        await accounts.open_session(store, alice, now=now - timedelta(minutes=61))  # idle
+        await accounts.open_session(store, alice, now=now - accounts.SESSION_MAX)  # expired
+        live_token, _ = await accounts.open_session(store, alice, now=now - timedelta(minutes=59))
+        await purge(app)
+        async with store.session() as session:
+            kept = list(await session.scalars(select(SessionRow.id)))
+        assert kept == [accounts._token_id(live_token)]
+        assert await accounts.session_for(store, live_token, now=now) is not None
 
 
 def test_the_login_throttle_forgets_addresses_once_their_window_has_passed() -> None:
