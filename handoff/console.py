@@ -54,6 +54,10 @@ _QUEUE = re.compile(
     r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63}|adviser:[A-Za-z0-9._-]{2,40})$"
 )
 
+# A conversation id as the store makes them (uuid4().hex). Anything else cannot name one,
+# and may hold what a database refuses (PostgreSQL errors on a NUL in text).
+_CONVERSATION = re.compile(r"[0-9a-f]{32}")
+
 Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 
 
@@ -182,7 +186,7 @@ def api(
 
 def _conversation_id(request: web.Request) -> str:
     value = request.match_info["conversation"]
-    if not re.fullmatch(r"[0-9a-f]{32}", value):
+    if not _CONVERSATION.fullmatch(value):
         raise NotFound("no such conversation")
     return value
 
@@ -544,10 +548,10 @@ async def supervision(request: web.Request, user: User) -> web.Response:
 
 @api(SUPERVISING)
 async def audit_log(request: web.Request, user: User) -> web.Response:
-    conv = request.query.get("conversation")
-    return web.json_response(
-        await accounts.audit_entries(request.app[STORE], conversation_id=conv or None)
-    )
+    conv = request.query.get("conversation") or None
+    if conv is not None and not _CONVERSATION.fullmatch(conv):
+        return _error(400, "conversation")
+    return web.json_response(await accounts.audit_entries(request.app[STORE], conversation_id=conv))
 
 
 def setup(app: web.Application) -> None:
