@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from helpline.domain import utcnow
 from helpline.errors import HelplineError
 from helpline.flowkit import FlowSpec
 from helpline.logs import setup_logging
+from helpline.ports import Hub
 
 PLUGINS: tuple[Plugin, ...] = (*channels.PLUGINS, *handoff.PLUGINS)
 
@@ -99,8 +101,8 @@ def parser() -> argparse.ArgumentParser:
     user.add_parser("list", help="list accounts")
     for action, text in (
         ("disable", "disable an account and end its sessions"),
-        ("password", "set a new password (HELPLINE_NEW_PASSWORD or a prompt)"),
-        ("totp", "turn on a second factor for a supervisor or admin; prints the enrolment URI"),
+        ("password", "set a new password (HELPLINE_NEW_PASSWORD or a prompt); ends its sessions"),
+        ("totp", "turn on a second factor (supervisor, admin); ends its sessions, prints its URI"),
     ):
         user.add_parser(action, help=text).add_argument("name")
     _hours_parser(sub)
@@ -197,7 +199,28 @@ def _new_password() -> str:
     return first
 
 
+@contextlib.asynccontextmanager
+async def _hub(settings: Settings) -> AsyncIterator[Hub | None]:
+    """The running instances' hub, for a command to tell them of a change at once: Redis's,
+    when there is one. Without Redis the service runs in its own process, out of reach."""
+    if not settings.redis_url:
+        yield None
+        return
+    import redis.asyncio as redis
+
+    from helpline.hub import RedisHub
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        yield RedisHub(client, settings.redis_prefix)
+    finally:
+        await client.aclose()
+
+
 async def _user(settings: Settings, args: argparse.Namespace) -> int:
+    """Console accounts. Disabling, a new password or a second factor end the account's
+    sessions; running instances close its live consoles at once through Redis when there is
+    one, otherwise within a minute (each checks its session every minute)."""
     from handoff import accounts
     from helpline.storage import SqlStore
     from helpline.storage.migrate import upgrade
@@ -224,17 +247,21 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
                 extra = f" programme={u.programme}" if u.programme else ""
                 print(f"{u.name}\t{u.role}\t{state}{extra}")
         elif action == "disable":
-            await accounts.disable_user(store, args.name)
+            async with _hub(settings) as hub:
+                await accounts.disable_user(store, args.name, hub=hub)
             print(f"Disabled {args.name}.")
         elif action == "password":
-            await accounts.set_password(store, args.name, _new_password())
+            password = _new_password()
+            async with _hub(settings) as hub:
+                await accounts.set_password(store, args.name, password, hub=hub)
             print(f"Password changed for {args.name}.")
         elif action == "capacity":
             value = None if args.conversations == "default" else _whole(args.conversations)
             await accounts.set_capacity(store, args.name, value)
             print(f"Capacity of {args.name}: {value or 'the default'}.")
         elif action == "totp":
-            print(await accounts.enable_totp(store, args.name))
+            async with _hub(settings) as hub:
+                print(await accounts.enable_totp(store, args.name, hub=hub))
         return 0
     finally:
         await store.close()
@@ -265,7 +292,6 @@ async def _hours(settings: Settings, args: argparse.Namespace) -> int:
     """The admin page's opening hours from the command line; running instances pick the
     change up at once through Redis when there is one, otherwise within a minute."""
     from handoff import hours_overrides
-    from helpline.hub import RedisHub
     from helpline.storage import SqlStore
     from helpline.storage.migrate import upgrade
 
@@ -284,15 +310,9 @@ async def _hours(settings: Settings, args: argparse.Namespace) -> int:
         changed = await _hours_change(settings, store, args)
     finally:
         await store.close()
-    if settings.redis_url:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(settings.redis_url)
-        try:
-            hub = RedisHub(client, settings.redis_prefix)
+    async with _hub(settings) as hub:
+        if hub is not None:
             await hub.publish(hours_overrides.TOPIC, {"type": "hours", "id": changed})
-        finally:
-            await client.aclose()
     return 0
 
 

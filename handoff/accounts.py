@@ -19,6 +19,7 @@ from sqlalchemy import case, delete, or_, select, update
 from handoff.models import AuditRow, SessionRow, UserRow
 from helpline.domain import utcnow
 from helpline.errors import Forbidden, HelplineError, NotFound
+from helpline.ports import Hub
 from helpline.storage import SqlStore
 
 ROLES = ("adviser", "supervisor", "programme", "admin")
@@ -33,6 +34,10 @@ SESSION_MAX = timedelta(hours=12)
 MIN_PASSWORD = 12
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,39}$")
 _PROGRAMME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+# "A console session has ended", on every instance: each live console checks its own
+# session at once. The event names no session: it carries nothing to leak.
+SESSIONS_TOPIC = "console-sessions"
 
 _hasher = PasswordHasher()
 # Verified when the name is unknown, so that a wrong name costs as long as a wrong password.
@@ -199,7 +204,15 @@ async def list_users(store: SqlStore) -> list[User]:
         return [_user(r) for r in rows]
 
 
-async def disable_user(store: SqlStore, name: str) -> None:
+async def _sessions_ended(hub: Hub | None) -> None:
+    # Cookies are refused from the moment the rows are gone; live consoles check their own
+    # session when told, rather than at their next check a minute later. A command run
+    # without Redis cannot reach the service's process: its consoles close within a minute.
+    if hub is not None:
+        await hub.publish(SESSIONS_TOPIC, {"type": "ended"})
+
+
+async def disable_user(store: SqlStore, name: str, *, hub: Hub | None = None) -> None:
     """Disable a user and end every session they have, at once."""
     async with store.session() as session, session.begin():
         row = await session.scalar(select(UserRow).where(UserRow.name == name))
@@ -207,25 +220,34 @@ async def disable_user(store: SqlStore, name: str) -> None:
             raise NotFound(f"no user called {name}")
         row.disabled = True
         await session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+    await _sessions_ended(hub)
 
 
-async def set_password(store: SqlStore, name: str, password: str) -> None:
+async def set_password(
+    store: SqlStore, name: str, password: str, *, hub: Hub | None = None
+) -> None:
+    """A new password (a reset, perhaps after a leak): every session opened with the old
+    one ends, so that a stolen cookie stops working too."""
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     hashed = await hash_password(password)
     async with store.session() as session, session.begin():
-        result = await session.execute(
+        user_id = await session.scalar(
             update(UserRow)
             .where(UserRow.name == name)
             .values(password_hash=hashed, failed_logins=0, locked_until=None)
+            .returning(UserRow.id)
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if user_id is None:
             raise NotFound(f"no user called {name}")
+        await session.execute(delete(SessionRow).where(SessionRow.user_id == user_id))
+    await _sessions_ended(hub)
 
 
-async def enable_totp(store: SqlStore, name: str) -> str:
+async def enable_totp(store: SqlStore, name: str, *, hub: Hub | None = None) -> str:
     """Give a supervisor or admin a TOTP secret; returns the otpauth:// URI to enrol an app.
-    From then on their login needs a code."""
+    From then on their login needs a code: sessions opened without one (or with a code from
+    a secret now replaced) end."""
     secret = pyotp.random_base32()
     async with store.session() as session, session.begin():
         row = await session.scalar(select(UserRow).where(UserRow.name == name))
@@ -234,6 +256,8 @@ async def enable_totp(store: SqlStore, name: str) -> str:
         if row.role not in TOTP_ROLES:
             raise AccountError("a second factor is for supervisors and admins")
         row.totp_secret = secret
+        await session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+    await _sessions_ended(hub)
     return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="helpline console")
 
 
@@ -352,6 +376,16 @@ async def session_for(
 async def close_session(store: SqlStore, token: str) -> None:
     async with store.session() as session, session.begin():
         await session.execute(delete(SessionRow).where(SessionRow.id == _token_id(token)))
+
+
+async def prune_sessions(store: SqlStore, *, now: datetime) -> int:
+    """Delete sessions that have ended (idle too long, or past their 12 hours) and whose
+    cookie never came back to end them: staff login and last-seen times are kept no longer
+    than the session lasts."""
+    ended = or_(SessionRow.expires_at <= now, SessionRow.last_seen_at < now - SESSION_IDLE)
+    async with store.session() as session, session.begin():
+        result = await session.execute(delete(SessionRow).where(ended))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def online_staff(store: SqlStore, *, now: datetime, within: timedelta) -> list[User]:

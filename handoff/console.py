@@ -54,6 +54,10 @@ _QUEUE = re.compile(
     r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63}|adviser:[A-Za-z0-9._-]{2,40})$"
 )
 
+# A conversation id as the store makes them (uuid4().hex). Anything else cannot name one,
+# and may hold what a database refuses (PostgreSQL errors on a NUL in text).
+_CONVERSATION = re.compile(r"[0-9a-f]{32}")
+
 Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 
 
@@ -182,7 +186,7 @@ def api(
 
 def _conversation_id(request: web.Request) -> str:
     value = request.match_info["conversation"]
-    if not re.fullmatch(r"[0-9a-f]{32}", value):
+    if not _CONVERSATION.fullmatch(value):
         raise NotFound("no such conversation")
     return value
 
@@ -283,7 +287,7 @@ async def logout(request: web.Request) -> web.Response:
         await accounts.close_session(request.app[STORE], request.cookies[COOKIE])
         await accounts.audit(request.app[STORE], session.user.name, "logout")
         # Its live consoles, on whichever instance, close now rather than at their next check.
-        await request.app[HUB].publish(live.SESSIONS_TOPIC, {"type": "ended"})
+        await request.app[HUB].publish(accounts.SESSIONS_TOPIC, {"type": "ended"})
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/console")
     return response
@@ -554,10 +558,10 @@ async def supervision(request: web.Request, user: User) -> web.Response:
 
 @api(SUPERVISING)
 async def audit_log(request: web.Request, user: User) -> web.Response:
-    conv = request.query.get("conversation")
-    return web.json_response(
-        await accounts.audit_entries(request.app[STORE], conversation_id=conv or None)
-    )
+    conv = request.query.get("conversation") or None
+    if conv is not None and not _CONVERSATION.fullmatch(conv):
+        return _error(400, "conversation")
+    return web.json_response(await accounts.audit_entries(request.app[STORE], conversation_id=conv))
 
 
 def setup(app: web.Application) -> None:
@@ -568,7 +572,11 @@ def setup(app: web.Application) -> None:
         days = app[SETTINGS].audit_retention_days
         await accounts.prune_audit(app[STORE], app[CLOCK]() - timedelta(days=days))
 
-    app[BEFORE_PURGE].append(prune_audit)
+    async def prune_sessions(_cutoff: datetime) -> None:
+        # Sessions have their own, much shorter, lifetime than conversations.
+        await accounts.prune_sessions(app[STORE], now=app[CLOCK]())
+
+    app[BEFORE_PURGE].extend((prune_audit, prune_sessions))
     app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"

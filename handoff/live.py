@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from handoff import accounts, callbacks, referrals, safeguarding
-from handoff.accounts import ConsoleSession
+from handoff.accounts import SESSIONS_TOPIC, ConsoleSession
 from handoff.views import queue_snapshot, supervisor_view, visible
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.errors import Forbidden, NotFound
@@ -33,9 +33,6 @@ MAX_WATCHED = 12
 RECHECK_SECONDS = 60
 _ID = re.compile(r"^[0-9a-f]{32}$")
 UNAUTHORISED = 4401  # application close code: the session ended
-# "A console session has ended" (a logout), on every instance: each live console checks its
-# own session at once. The event names no session: it carries nothing to leak.
-SESSIONS_TOPIC = "console-sessions"
 
 
 async def socket(request: web.Request) -> web.StreamResponse:

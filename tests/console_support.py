@@ -82,6 +82,15 @@ async def next_frame(
                 return dict(frame)
 
 
+async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> int:
+    """Read (and drop) frames until the server closes the socket; the code it closed with."""
+    async with asyncio.timeout(timeout):
+        while (msg := await ws.receive()).type != aiohttp.WSMsgType.CLOSE:
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                raise AssertionError(f"the connection ended without a close frame: {msg}")
+    return int(msg.data)
+
+
 def waiting_refs(frame: dict[str, Any]) -> list[str]:
     return [item["reference"] for item in frame.get("waiting", [])]
 

@@ -12,13 +12,14 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from handoff import accounts
+import run
+from handoff import accounts, live
 from handoff.accounts import MAX_FAILURES, AccountError, LoginRefused
 from handoff.console import THROTTLE, LoginThrottle
-from handoff.models import UserRow
+from handoff.models import SessionRow, UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
-from tests.console_support import PASSWORD, PLUGINS, Console, add_staff
+from tests.console_support import PASSWORD, PLUGINS, Console, add_staff, close_code, next_frame
 from tests.support import Clock, running, settings_for
 
 
@@ -225,6 +226,59 @@ async def test_disabling_a_user_ends_their_session_at_once(sqlite_url: str, tmp_
                 assert resp.status == 401
 
 
+async def test_a_new_password_or_second_factor_ends_the_sessions_opened_before_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # A reset password left an old, perhaps stolen, session cookie working for 12 hours.
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        await add_staff(app, "sam", "supervisor")
+        async with Console(url) as alice, Console(url) as sam:
+            await alice.login("alice")
+            await sam.login("sam")
+            await accounts.set_password(app[STORE], "alice", "a different horse battery staple")
+            await accounts.enable_totp(app[STORE], "sam")
+            assert (await alice.get("/console/api/me"))[0] == 401
+            assert (await sam.get("/console/api/me"))[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("command", "role"), [("password", "adviser"), ("totp", "supervisor"), ("disable", "adviser")]
+)
+async def test_an_account_changed_from_the_command_line_is_logged_out_everywhere_at_once(
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    role: str,
+) -> None:
+    # A new password or second factor left every session opened before it working, a
+    # stolen cookie for up to 12 hours; and a live console stayed open until its next check
+    # of the session, a minute later, even for a disabled account.
+    settings = settings_for(pg_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    cli = ["--database-url", pg_url, "--data-dir", str(tmp_path), "--redis-url", redis_url]
+    cli += ["--redis-prefix", redis_prefix, "user", command, "kim"]
+    new_password = "a different horse battery staple"
+    monkeypatch.setenv("HELPLINE_NEW_PASSWORD", new_password)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "kim", role)
+        async with Console(url) as kim:
+            await kim.login("kim")
+            ws = await kim.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            assert await asyncio.to_thread(run.main, cli) == 0
+            assert await close_code(ws, timeout=5) == live.UNAUTHORISED
+            assert (await kim.get("/console/api/me"))[0] == 401
+            if command == "password":
+                await kim.login("kim", new_password)
+
+
 async def test_an_idle_session_ends_after_an_hour(sqlite_url: str, tmp_path: Path) -> None:
     clock = Clock()
     settings = settings_for(sqlite_url, tmp_path)
@@ -254,6 +308,31 @@ async def test_the_audit_log_is_kept_for_its_own_period_then_pruned(
         now[0] += timedelta(days=2)
         await purge(app)
         assert await accounts.audit_entries(store) == []
+
+
+async def test_ended_console_sessions_are_deleted_by_retention_and_live_ones_kept(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Sessions went only on logout, on disabling, or when their cookie came back: the login
+    # and last-seen times of every other one were kept for good.
+    from helpline.app import purge
+
+    clock = Clock()
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, clock=clock) as (app, _fake, _url):
+        store = app[STORE]
+        await add_staff(app, "alice")
+        (alice,) = await accounts.list_users(store)
+        now = clock.now
+        await accounts.open_session(store, alice, now=now - timedelta(days=40))
+        await accounts.open_session(store, alice, now=now - timedelta(minutes=61))  # idle
+        await accounts.open_session(store, alice, now=now - accounts.SESSION_MAX)  # expired
+        live_token, _ = await accounts.open_session(store, alice, now=now - timedelta(minutes=59))
+        await purge(app)
+        async with store.session() as session:
+            kept = list(await session.scalars(select(SessionRow.id)))
+        assert kept == [accounts._token_id(live_token)]
+        assert await accounts.session_for(store, live_token, now=now) is not None
 
 
 def test_the_login_throttle_forgets_addresses_once_their_window_has_passed() -> None:

@@ -672,3 +672,24 @@ async def test_a_body_in_an_unknown_character_set_is_refused_as_a_bad_body(
                 headers={"X-CSRF-Token": alice.csrf, **bogus},
             ) as resp:
                 assert (resp.status, await resp.json()) == (400, {"error": "json"})
+
+
+async def test_an_audit_search_for_something_no_conversation_id_could_be_is_refused_clearly(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A NUL in ?conversation= reached the query: PostgreSQL refused it and the supervisor
+    # got a server error instead of an answer.
+    settings = settings_for(database_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "sam", "supervisor")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        async with Console(url) as sam:
+            await sam.login("sam")
+            assert (await sam.get(f"/console/api/conversations/{conv_id}"))[0] == 200
+            for wrong in ("%00", f"{conv_id[:-1]}%00", conv_id.upper(), conv_id + "0", "x"):
+                answer = await sam.get(f"/console/api/audit?conversation={wrong}")
+                assert answer == (400, {"error": "conversation"}), wrong
+            status, entries = await sam.get(f"/console/api/audit?conversation={conv_id}")
+            assert status == 200 and [e["action"] for e in entries] == ["view"]
+            status, entries = await sam.get("/console/api/audit?conversation=")
+            assert status == 200 and "view" in [e["action"] for e in entries]

@@ -3,7 +3,6 @@ never left open and silently stale (or still streaming after access could not be
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.console_support import (
     PLUGINS,
     Console,
     add_staff,
+    close_code,
     next_frame,
     person_asks_for_adviser,
     waiting_refs,
@@ -50,15 +50,6 @@ class QueueThatFailsOnce:
             self.armed = False
             raise QueueError("the routing queue is unavailable")
         return await self.queue.board()
-
-
-async def close_code(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> int:
-    """Read (and drop) frames until the server closes the socket; the code it closed with."""
-    async with asyncio.timeout(timeout):
-        while (msg := await ws.receive()).type != aiohttp.WSMsgType.CLOSE:
-            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                raise AssertionError(f"the connection ended without a close frame: {msg}")
-    return int(msg.data)
 
 
 @contextlib.asynccontextmanager
