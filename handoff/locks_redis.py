@@ -96,17 +96,43 @@ class RedisLocks:
             await self._release(lock)
 
     async def _renew(self, lock: Lock, renewal: _Renewal) -> None:
+        """Renew the lease every third of it. When Redis does not answer (a blip, a
+        fail-over), try again every tenth of a lease for as long as the lease lasts: giving up
+        at the first failure let the lease lapse while the turn was still working, and
+        another instance's turn of the same conversation ran beside it."""
+        loop = asyncio.get_running_loop()
+        lapses_at = loop.time() + self._timeout
+        pause = self._timeout / 3
         while not renewal.done:
-            await asyncio.sleep(self._timeout / 3)
+            await asyncio.sleep(pause)
             renewal.in_flight = True
             try:
                 await lock.reacquire()
-            except (LockError, RedisError):
+            except LockError:
+                # Not ours any more (the lease ran out while Redis was away): nothing to renew.
                 if not renewal.done:
-                    log.warning("could not renew a conversation lock", exc_info=True)
+                    log.error(
+                        "a conversation lock was lost while its turn was working; another "
+                        "holder may overlap it"
+                    )
                 return
+            except RedisError:
+                if renewal.done:
+                    return
+                if loop.time() >= lapses_at:
+                    log.error(
+                        "could not renew a conversation lock before its lease ran out; "
+                        "another holder may overlap it",
+                        exc_info=True,
+                    )
+                    return
+                log.warning("could not renew a conversation lock; trying again", exc_info=True)
+                pause = self._timeout / 10
+                continue
             finally:
                 renewal.in_flight = False
+            lapses_at = loop.time() + self._timeout
+            pause = self._timeout / 3
 
     async def _release(self, lock: Lock) -> None:
         # Raising here would hide the body's own exception, or fail a turn that was saved.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as redis
@@ -193,3 +194,83 @@ async def test_a_turn_that_ends_during_a_lease_renewal_still_frees_the_conversat
             assert not await client.exists(redis_prefix + "lock:conv-1"), f"held after turn {n}"
     finally:
         await client.aclose()
+
+
+class _Cuttable:
+    """A loopback proxy to Redis that can be cut off for a moment, as a network blip or a
+    fail-over would: open connections are dropped and new ones refused until it is restored."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._open: set[asyncio.StreamWriter] = set()
+        self.cut = False
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def cut_off(self) -> None:
+        self.cut = True
+        for writer in list(self._open):
+            writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while not self.cut and (data := await reader.read(65536)):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self.cut:
+            client_w.close()
+            return
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self._port)
+        self._open |= {client_w, server_w}
+        try:
+            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+        finally:
+            self._open -= {client_w, server_w}
+
+
+async def test_a_redis_blip_shorter_than_the_lease_does_not_let_a_second_turn_in(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # A renewal that failed once used to stop renewing: the lease then ran out while the turn
+    # was still working (waiting for Twilio, say), and another instance's turn of the same
+    # conversation ran beside it.
+    proxy = _Cuttable(urlsplit(redis_url).port or 6379)
+    port = await proxy.start()
+    through = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+    direct = redis.Redis.from_url(redis_url)
+    try:
+        holder = RedisLocks(through, redis_prefix, timeout=0.6, blocking_timeout=1)
+        other = RedisLocks(direct, redis_prefix, timeout=0.6, blocking_timeout=10)
+        inside: list[str] = []
+
+        async def second() -> None:
+            await asyncio.sleep(0.1)
+            async with other.hold("conv-1"):
+                inside.append("second")
+
+        async with holder.hold("conv-1"):
+            inside.append("first")
+            contender = asyncio.create_task(second())
+            await asyncio.sleep(0.3)  # just after a renewal
+            proxy.cut_off()
+            await asyncio.sleep(0.25)  # a renewal falls in the gap
+            proxy.cut = False
+            await asyncio.sleep(1.0)  # well past the lease the failed renewal would have given
+            assert inside == ["first"], "a second turn got in while the first was working"
+            inside.append("first done")
+        await asyncio.wait_for(contender, 5)  # and then it had its turn
+        assert inside == ["first", "first done", "second"]
+    finally:
+        await through.aclose()
+        await direct.aclose()
+        assert proxy.server is not None
+        proxy.server.close()
