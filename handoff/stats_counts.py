@@ -32,7 +32,8 @@ from helpline.storage.models import ConversationRow, HandoffRow
 LONDON = ZoneInfo("Europe/London")
 THRESHOLD = 5  # any count from 1 to THRESHOLD - 1 is never shown
 SMALL = "<5"
-WITHHELD = "withheld"  # hidden so that "<5" cannot be worked out from a total
+WITHHELD = "withheld"  # a count of THRESHOLD or more, hidden so no "<5" can be worked out
+NOT_BROKEN_DOWN = "not_broken_down"  # a month's whole table in one row (see _suppress)
 AT_LEAST = "+"  # "120+": several months added up, some of them hidden (see over_months)
 WAIT_STEP = 10  # waits are kept to the nearest ten seconds below
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -41,6 +42,8 @@ WHO_JOURNEY = {"self": "own", "other": "family", "hurt": "victim", "professional
 # Every conversation has exactly one value of these, so each sums to the number of contacts.
 PER_CONTACT = ("channel", "journey", "outcome", "language", "risk", "hour", "weekday")
 DIMENSIONS = (*PER_CONTACT, "area", "referral")
+# Tables that list every value in its own order, with 0 where there were none.
+EVERY_VALUE = {"hour": [str(h) for h in range(24)], "weekday": list(WEEKDAYS), "risk": list(RISKS)}
 _CHUNK = 500
 _LOCK = 804274  # PostgreSQL advisory lock: one instance rolls up at a time
 
@@ -240,16 +243,60 @@ def shown(n: int) -> Count:
     return SMALL if 0 < n < THRESHOLD else n
 
 
-def _suppress(values: dict[str, int], *, complementary: bool) -> dict[str, Count]:
-    """One month's table: hide 1-4. If that hides a single cell of a table whose total is
-    known, hide the next smallest too, so the hidden one cannot be found by subtraction."""
+def _could_be(count: Count) -> tuple[int, int | None]:
+    """The least and the most a count shown for one month stands for (None: no most)."""
+    if isinstance(count, int):
+        return count, count
+    if count == SMALL:
+        return 1, THRESHOLD - 1
+    return THRESHOLD, None  # WITHHELD
+
+
+def _worked_out(total: Count, table: dict[str, Count]) -> bool:
+    """Whether a hidden count in one month's table, which adds up to `total`, could be worked
+    out exactly from the total, the table's other counts and what each "<5" or withheld
+    stands for."""
+    total_least, total_most = _could_be(total)
+    bounds = {key: _could_be(count) for key, count in table.items()}
+    for key, count in table.items():
+        if isinstance(count, int):
+            continue
+        least, most = bounds[key]
+        others = [bound for other, bound in bounds.items() if other != key]
+        # At most what the total leaves when the others are at their least; at least what it
+        # leaves when they are at their most, if they all have a most.
+        if total_most is not None:
+            most = min(
+                total_most if most is None else most, total_most - sum(lo for lo, _ in others)
+            )
+        if all(hi is not None for _, hi in others):
+            least = max(least, total_least - sum(hi or 0 for _, hi in others))
+        if least == most:
+            return True
+    return False
+
+
+def _suppress(values: dict[str, int], total: int | None) -> dict[str, Count]:
+    """One month's table: hide 1-4. If the table adds up to a `total` that is shown (the
+    month's contacts), no hidden count may be worked out from it: withhold the smallest
+    shown count that prevents it, or if none does, show the whole table in one row.
+    A month's tables share only that total, so checking each against what the total shown
+    stands for is enough (tests/test_stats.py tries every reading of whole months)."""
     out: dict[str, Count] = {k: shown(n) for k, n in values.items()}
-    hidden = [k for k, n in values.items() if 0 < n < THRESHOLD]
-    if complementary and len(hidden) == 1:
-        visible = sorted((n, k) for k, n in values.items() if n >= THRESHOLD)
-        if visible:
-            out[visible[0][1]] = WITHHELD
-    return out
+    if total is None or not _worked_out(shown(total), out):
+        return out
+    # One more withheld count is enough when any is. Hidden counts that could all only be
+    # bigger (each "<5" a 1, each withheld a 5) need one that could also be smaller (6 or
+    # more); any other case, any withheld count. So a run of 5s shown never helps.
+    for key in sorted(
+        (k for k, n in values.items() if n >= THRESHOLD), key=lambda k: (values[k], k)
+    ):
+        withheld = {**out, key: WITHHELD}
+        if not _worked_out(shown(total), withheld):
+            return withheld
+    # Every split would give a count away (six people at six different hours, or four in a
+    # month of 4): that month's contacts are shown in one row, not by value.
+    return {NOT_BROKEN_DOWN: shown(total)}
 
 
 def over_months(months: list[Count]) -> Count:
@@ -269,6 +316,14 @@ def over_months(months: list[Count]) -> Count:
     return f"{bound}{AT_LEAST}" if bound >= THRESHOLD else WITHHELD
 
 
+def _or_more(count: Count) -> Count:
+    """A figure that may leave some out, as `over_months` shows one: a number N as "N+", a
+    "<5" as withheld (at least 1, under 5), any other as it is."""
+    if isinstance(count, int) and count >= THRESHOLD:
+        return f"{count}{AT_LEAST}"
+    return WITHHELD if count == SMALL else count
+
+
 def _size(count: Count) -> int | None:
     """The number a shown count stands for (an "N+" at least N); None if it is hidden."""
     if isinstance(count, int):
@@ -279,14 +334,15 @@ def _size(count: Count) -> int | None:
 
 
 def _ordered(dimension: str, counts: dict[str, Count]) -> list[str]:
-    fixed = {"hour": [str(h) for h in range(24)], "weekday": list(WEEKDAYS), "risk": list(RISKS)}
-    if dimension in fixed:
-        keys = fixed[dimension]
-        return keys + sorted(k for k in counts if k not in keys)
+    last = [NOT_BROKEN_DOWN] if NOT_BROKEN_DOWN in counts else []
+    values = {k: c for k, c in counts.items() if k != NOT_BROKEN_DOWN}
+    if dimension in EVERY_VALUE:
+        keys = [k for k in EVERY_VALUE[dimension] if k in values]
+        return keys + sorted(k for k in values if k not in keys) + last
     # Biggest first by what is shown; hidden ones alphabetically, so the order tells nothing.
-    sizes = {k: n for k, c in counts.items() if (n := _size(c)) is not None}
+    sizes = {k: n for k, c in values.items() if (n := _size(c)) is not None}
     ranked = sorted(sizes, key=lambda k: (-sizes[k], k))
-    return ranked + sorted(k for k in counts if k not in sizes)
+    return ranked + sorted(k for k in values if k not in sizes) + last
 
 
 def _percentile(waits: list[int], fraction: float) -> int:
@@ -309,9 +365,11 @@ class _Months:
     waits: list[int] = field(default_factory=list)  # from months of THRESHOLD waits or more
 
     def add(self, raw: dict[str, dict[str, int]]) -> None:
-        self.contacts.append(shown(sum(raw.get("channel", {}).values())))
-        for dimension in (*PER_CONTACT, "area", "referral"):
-            safe = _suppress(raw.get(dimension, {}), complementary=dimension in PER_CONTACT)
+        contacts = sum(raw.get("channel", {}).values())
+        self.contacts.append(shown(contacts))
+        for dimension in DIMENSIONS:
+            total = contacts if dimension in PER_CONTACT else None  # area, referral: no total
+            safe = _suppress(raw.get(dimension, {}), total)
             for value, count in safe.items():
                 self.cells[dimension][value].append(count)
         month_waits = raw.get("wait", {})
@@ -321,12 +379,18 @@ class _Months:
             self.waits.extend(int(v) for v, n in month_waits.items() for _ in range(n))
 
     def table(self, dimension: str) -> dict[str, Count]:
-        return {value: over_months(counts) for value, counts in self.cells[dimension].items()}
+        out = {value: over_months(counts) for value, counts in self.cells[dimension].items()}
+        if NOT_BROKEN_DOWN not in out:
+            return out
+        # Some month is in one row, and any value may have some of it: each figure is only
+        # "at least" what the other months show.
+        return {k: c if k == NOT_BROKEN_DOWN else _or_more(c) for k, c in out.items()}
 
 
 def report(cells: Counter[Cell]) -> dict[str, Any]:
-    """What may be shown: each month suppressed on its own (no count of 1-4, complementary
-    suppression), then the months added up by `over_months`, never using a hidden number."""
+    """What may be shown: each month suppressed on its own (no count of 1-4, and none that
+    its total gives away: `_suppress`), then the months added up by `over_months`, never
+    using a hidden number."""
     raw: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for (month, dimension, value), n in cells.items():
         if n:
@@ -337,8 +401,10 @@ def report(cells: Counter[Cell]) -> dict[str, Any]:
     tables: dict[str, list[dict[str, Any]]] = {}
     for dimension in (*PER_CONTACT, "area"):
         counts = months.table(dimension)
-        if dimension in ("hour", "weekday", "risk"):
-            for key in _ordered(dimension, {}):
+        # Every hour, day and risk level is listed, with 0 where none; but not beside a
+        # month in one row, where a 0 would claim no one when some may be in that row.
+        if dimension in EVERY_VALUE and NOT_BROKEN_DOWN not in counts:
+            for key in EVERY_VALUE[dimension]:
                 counts.setdefault(key, 0)
         tables[dimension] = [{"value": k, "count": counts[k]} for k in _ordered(dimension, counts)]
     referral_counts = months.table("referral")

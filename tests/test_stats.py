@@ -5,12 +5,14 @@ and that the counts outlive the transcripts retention deletes."""
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import itertools
 import json
+import operator
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from tests.console_support import PLUGINS, Console, add_staff, person_asks_for_a
 from tests.support import Clock, engine_of, eventually, running, settings_for
 
 TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # GMT: noon in London too
+NOT_BROKEN_DOWN = "not_broken_down"  # a month's table that could not be split safely
 STATS_ROUTES = ("/console/stats", "/console/api/stats", "/console/api/stats.csv")
 
 
@@ -125,8 +128,10 @@ async def test_the_csv_export_has_every_table_and_never_a_count_under_five(
             _, audit = await sam.get("/console/api/audit")
         assert rows[0] == ["section", "value", "detail", "count"]
         assert ["contacts", "all", "", "12"] in rows
-        assert ["journey", "own", "", "6"] in rows
-        assert ["journey", "family", "", "withheld"] in rows
+        # One in the victim journey: withholding family's 5 would leave "5 or more and 1 to 4,
+        # making 6", so 5 and 1. Own's 6 is withheld instead: 12 - 5 leaves 6 and 1 or 5 and 2.
+        assert ["journey", "own", "", "withheld"] in rows
+        assert ["journey", "family", "", "5"] in rows
         assert ["journey", "victim", "", "<5"] in rows
         assert {"channel", "journey", "outcome", "language", "risk", "hour", "weekday"} <= {
             r[0] for r in rows
@@ -286,6 +291,9 @@ async def test_the_statistics_page_draws_charts_with_its_own_script_and_no_inlin
         assert '<script src="/console/static/stats.js" defer></script>' in page
         assert "<script>" not in page and "style=" not in page and "{{" not in page
         assert "Ystadegau" in page and 'data-label-stats-heading-risk="' in page
+        # A month not broken down has its own name in the table, in the page's language.
+        assert 'data-label-stats-not-broken-down="Heb ei ddadansoddi' in page
+        assert "'not_broken_down'" in script
         assert "createElementNS" in script and "<table" not in script
         assert 'href="/console/stats?lang=en"' in console_page
 
@@ -445,13 +453,24 @@ def test_whatever_the_counts_each_period_shows_only_true_bounds_and_no_small_num
             m: {"channel": {v: dice.choice((0, 1, 2, 3, 4, 5, 6, 9, 30)) for v in values}}
             for m in MONTHS
         }
-        for (first, last), report in every_period(months).items():
+        periods = every_period(months)
+        for (first, last), report in periods.items():
             assert_nothing_small_shows(report)
+            within = [m for m in MONTHS if first <= m <= last]
+            in_one_row = [m for m in within if NOT_BROKEN_DOWN in table(periods[(m, m)], "channel")]
             for row in report["tables"]["channel"]:
-                true = sum(months[m]["channel"][row["value"]] for m in MONTHS if first <= m <= last)
+                if row["value"] == NOT_BROKEN_DOWN:  # those months' contacts, in one row
+                    true = sum(sum(months[m]["channel"].values()) for m in in_one_row)
+                else:
+                    broken_down = [m for m in within if m not in in_one_row]
+                    true = sum(months[m]["channel"][row["value"]] for m in broken_down)
+                    true_most = true + sum(sum(months[m]["channel"].values()) for m in in_one_row)
                 count = row["count"]
                 if isinstance(count, int):
                     assert count == true
+                    assert row["value"] == NOT_BROKEN_DOWN or true == true_most
+                elif count == "<5":
+                    assert 1 <= true <= 4 and (row["value"] == NOT_BROKEN_DOWN or true == true_most)
                 elif count.endswith("+"):
                     assert 5 <= int(count[:-1]) <= true
             if first == last:  # in a month, one count hidden alone only if none is shown
@@ -495,3 +514,154 @@ async def test_a_month_partly_kept_through_retention_is_suppressed_as_one_month(
         rule = app[CONTENT].text("stats.rule", "en")
         assert rows[-1] == ["rule", "", rule, ""]
         assert html.escape(rule, quote=True) in page
+
+
+# -- no count hidden in a month can be worked out from its total and the rest ----------
+
+
+def month_report(**tables: dict[str, int]) -> dict[str, Any]:
+    """What a supervisor sees for March alone, from March's true counts."""
+    return suppressed(cells_of({"2026-03": tables}))
+
+
+def could_be(count: Any, total: int) -> range:
+    """Every number a count shown for one month stands for, in a table adding up to total:
+    "<5" is 1 to 4 and "withheld" is a count of 5 or more (handoff/stats_counts.py)."""
+    if isinstance(count, int):
+        return range(count, count + 1)
+    if count == "<5":
+        return range(1, 5)
+    assert count == "withheld", count
+    return range(5, total + 1)
+
+
+def sums_possible(options: list[range], most: int) -> int:
+    """Every sum up to `most` that one choice from each option can make: bit s is set when
+    the sum s is possible."""
+    sums = 1
+    for option in options:
+        sums = functools.reduce(operator.or_, (sums << n for n in option), 0)
+        sums &= (1 << (most + 1)) - 1
+    return sums
+
+
+def every_reading(report: dict[str, Any], dimensions: list[str]) -> dict[tuple[str, str], set[int]]:
+    """Every number each count of a one-month report could be, by brute force: for every
+    total the contacts figure allows, every way each table's counts can add up to it. A
+    total one table cannot add up to is ruled out for every table."""
+    found: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for total in could_be(report["contacts"], 0):
+        readings: dict[tuple[str, str], set[int]] = {}
+        for dimension in dimensions:
+            rows = report["tables"][dimension]
+            options = [could_be(row["count"], total) for row in rows]
+            if not sums_possible(options, total) >> total & 1:
+                break
+            for i, row in enumerate(rows):
+                others = sums_possible(options[:i] + options[i + 1 :], total)
+                fits = {n for n in options[i] if n <= total and others >> (total - n) & 1}
+                readings[(dimension, row["value"])] = fits
+        else:
+            for key, fits in readings.items():
+                found[key] |= fits
+    return found
+
+
+def test_two_small_channels_cannot_be_worked_out_from_the_total() -> None:
+    # 102 contacts, 100 by web chat: "<5" by SMS and "<5" by Telegram would add up to 2,
+    # so one each. Web chat is withheld too, and the two could be anything from 1 to 4.
+    report = month_report(channel={"web": 100, "sms": 1, "telegram": 1})
+    assert report["contacts"] == 102
+    assert table(report, "channel") == {"web": "withheld", "sms": "<5", "telegram": "<5"}
+    readings = every_reading(report, ["channel"])
+    assert readings[("channel", "sms")] == readings[("channel", "telegram")] == {1, 2, 3, 4}
+
+
+def test_a_withheld_five_beside_a_small_count_does_not_give_both_away() -> None:
+    # 106 contacts, 100 by web chat: SMS withheld (5 or more) and Telegram "<5" would add
+    # up to 6, so SMS 5 and Telegram 1. Web chat is withheld instead, and SMS can be shown.
+    report = month_report(channel={"web": 100, "sms": 5, "telegram": 1})
+    assert report["contacts"] == 106
+    assert table(report, "channel") == {"web": "withheld", "sms": 5, "telegram": "<5"}
+    assert every_reading(report, ["channel"])[("channel", "telegram")] == {1, 2, 3, 4}
+
+
+def test_a_table_too_small_to_split_safely_shows_that_month_in_one_row() -> None:
+    # Five at no risk and one at immediate risk: withholding the 5 as well would still say
+    # "5 or more, and 1 to 4, making 6", so 5 and 1. The risk table is not split that month,
+    # and shows no zeros, which would say no one was at those levels.
+    report = month_report(
+        channel={"web": 6}, risk={"none": 5, "immediate": 1}, hour={str(h): 1 for h in range(6)}
+    )
+    assert report["contacts"] == 6
+    assert table(report, "risk") == {NOT_BROKEN_DOWN: 6}
+    assert table(report, "hour") == {NOT_BROKEN_DOWN: 6}  # six hours of one contact each
+    assert table(report, "channel") == {"web": 6}
+    # Over two months: February's 9 at no risk, and March's six in one row, some of whom
+    # may be at no risk too, so "at least 9".
+    two = suppressed(
+        cells_of(
+            {
+                "2026-02": {"channel": {"web": 9}, "risk": {"none": 9}},
+                "2026-03": {"channel": {"web": 6}, "risk": {"none": 5, "immediate": 1}},
+            }
+        )
+    )
+    assert table(two, "risk") == {"none": "9+", NOT_BROKEN_DOWN: 6}
+
+
+def test_a_month_without_small_counts_shows_every_count_as_it_is() -> None:
+    month = {
+        "channel": {"web": 40, "sms": 7, "telegram": 5},
+        "journey": {"own": 30, "family": 12, "professional": 10},
+        "risk": {"none": 45, "concern": 7},
+    }
+    report = month_report(**month)
+    assert report["contacts"] == 52
+    for dimension, counts in month.items():
+        shown = {k: v for k, v in table(report, dimension).items() if v != 0}
+        assert shown == counts
+
+
+TABLES = {
+    "channel": ("web", "sms", "whatsapp", "telegram"),
+    "journey": ("own", "family", "victim", "professional", "welcome"),
+    "language": ("en", "cy"),
+    "risk": ("none", "concern", "suicide", "immediate"),
+    "hour": ("9", "12", "17", "21", "23"),
+}
+
+
+def random_month(dice: random.Random) -> dict[str, dict[str, int]]:
+    """One month's true counts: each table splits the same contacts, in pieces chosen to
+    make the awkward counts (1, 4, 5, 6) common."""
+    total = dice.choice((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 20, 31, 102, 106))
+    month = {}
+    for dimension, values in TABLES.items():
+        counts = dict.fromkeys(values, 0)
+        left = total
+        while left:
+            piece = min(left, dice.choice((1, 1, 1, 2, 3, 4, 4, 5, 5, 6, 10, 40)))
+            counts[dice.choice(values)] += piece
+            left -= piece
+        month[dimension] = {value: n for value, n in counts.items() if n}
+    return month
+
+
+def test_no_count_hidden_in_a_month_can_be_worked_out_whatever_the_counts() -> None:
+    dice = random.Random(20261201)
+    for _ in range(400):
+        month = random_month(dice)
+        total = sum(month["channel"].values())
+        report = month_report(**month)
+        readings = every_reading(report, list(TABLES))
+        for dimension, counts in month.items():
+            for row in report["tables"][dimension]:
+                value, count = row["value"], row["count"]
+                true = total if value == NOT_BROKEN_DOWN else counts.get(value, 0)
+                possible = readings[(dimension, value)]
+                assert true in possible, (dimension, row, month)  # what is shown is true
+                if isinstance(count, str):
+                    assert len(possible) > 1, (dimension, row, month, report)
+            if min(counts.values()) >= 5:  # nothing small: nothing hidden
+                assert {k: v for k, v in table(report, dimension).items() if v} == counts

@@ -32,6 +32,10 @@
   }
 
   function valueName(dimension, value) {
+    // A month whose table could not be split without giving a count away, in one row.
+    if (value === 'not_broken_down') {
+      return label('stats-not-broken-down');
+    }
     if (dimension === 'hour') {
       return (value.length < 2 ? '0' : '') + value + ':00';
     }
