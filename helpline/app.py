@@ -217,8 +217,9 @@ def _hours(app: web.Application) -> Hours:
 
 async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
     """Every minute: answer messages whose turn failed, send messages held for quiet hours,
-    queue people in danger whose hand-off the queue refused, close idle conversations, offer
-    a call-back to anyone waiting long, and apply retention.
+    queue people in danger whose hand-off the queue refused, close idle conversations, put
+    right claims no adviser joined, offer a call-back to anyone waiting long, and apply
+    retention.
     Each step is safe to run on several instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
@@ -232,6 +233,7 @@ async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
             lambda: engine.warn_idle(idle, timedelta(minutes=settings.idle_warning_minutes)),
         ),
         ("close idle conversations", lambda: engine.close_idle(idle)),
+        ("put right claims no adviser joined", lambda: app[ROUTING].settle_claims()),
         (
             "offer call-backs",
             lambda: app[ROUTING].offer_waiting(timedelta(minutes=settings.wait_offer_minutes)),

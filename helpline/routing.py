@@ -39,6 +39,11 @@ QUEUE_TOPIC = "queue"
 WAIT_OFFER = ("own", "wait_offer")
 CLOSED_OFFER = ("own", "closed_offer")
 
+# A claim the queue holds but no adviser joined (the instance died between the two, or could
+# not take the claim back): after this long it cannot still be joining (a claim waits at most
+# a minute for the conversation's lock), and the conversation goes back to waiting.
+UNJOINED_AFTER = timedelta(minutes=2)
+
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
 
@@ -67,6 +72,8 @@ class Routing:
         self.minutes_per_place = minutes_per_place
         self.metrics = metrics or Metrics()
         self.engine: Engine | None = None  # set by the app once both exist
+        # Claims seen with no adviser joined, and since when (see settle_claims).
+        self._unjoined: dict[str, datetime] = {}
 
     # -- called by the engine, inside the conversation's lock ------------------------------
 
@@ -208,6 +215,58 @@ class Routing:
                 await engine.deliver(conv, stored)
             offered += 1
         return offered
+
+    async def settle_claims(self) -> int:
+        """Put right claims the queue holds that no adviser joined. Claiming takes the
+        conversation in the queue first and joins it (in the database, under its lock) after:
+        an instance killed between the two, or unable to take the claim back (Redis down),
+        left a conversation the queue called claimed and the database waiting. Nobody could
+        then claim it, and its adviser could not write to it, release or end it, for good.
+
+        One still unjoined after UNJOINED_AFTER goes back to waiting (or out of the queue,
+        if the person has left). Returns how many were put right; safe to run on several
+        instances at once (each step is checked again under the conversation's lock)."""
+        engine = self._engine()
+        now = self.clock()
+        _, claimed = await self.queue.board()
+        owners = {entry.conversation_id: adviser for entry, adviser in claimed}
+        for conversation_id in set(self._unjoined) - set(owners):
+            del self._unjoined[conversation_id]
+        rows = await self.store.conversations(owners)
+        stale: list[str] = []
+        for conversation_id in owners:
+            conv = rows.get(conversation_id)
+            if conv is not None and conv.owner is Owner.ADVISER:
+                self._unjoined.pop(conversation_id, None)  # joined: as it should be
+            elif now - self._unjoined.setdefault(conversation_id, now) >= UNJOINED_AFTER:
+                stale.append(conversation_id)
+        settled = 0
+        for conversation_id in stale:
+            adviser = owners[conversation_id]
+            async with engine.locks.hold(conversation_id):
+                if (await self.queue.claims(adviser)).get(conversation_id) != adviser:
+                    continue  # put right meanwhile
+                try:
+                    conv = await self.store.conversation(conversation_id)
+                except NotFound:
+                    conv = None
+                if conv is not None and conv.owner is Owner.ADVISER:
+                    continue  # joined after all
+                if conv is not None and conv.owner is Owner.QUEUE and not conv.closed:
+                    if not await self.queue.release(conversation_id, adviser):
+                        continue
+                    kind = "released"
+                else:
+                    await self.queue.remove(conversation_id)  # the person has left
+                    kind = "removed"
+                log.warning(
+                    "a claim no adviser joined was put right",
+                    extra={"conversation": conv.reference if conv else None},
+                )
+            self._unjoined.pop(conversation_id, None)
+            await self.publish(kind, conversation_id)
+            settled += 1
+        return settled
 
     async def erase(self, conv: Conversation) -> None:
         await self.queue.remove(conv.id)

@@ -15,6 +15,7 @@ from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import Priority
+from helpline.routing import UNJOINED_AFTER
 from tests.support import Clock, QueueThatCannotEnqueue, running, settings_for, wait_for
 
 PERSON = "+447700900456"
@@ -710,3 +711,40 @@ async def test_danger_after_asking_to_delete_then_ok_to_the_queue_erases_nothing
         conv = await store.conversation(first.conversation_id)  # not erased
         assert conv.owner is Owner.QUEUE
         assert [e.conversation_id for e in await app[ROUTING].queue.waiting()] == [conv.id]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def queue_settings(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> Any:
+    """The service's settings with the in-process queue, or with the Redis one."""
+    if request.param == "memory":
+        return settings_for(sqlite_url, tmp_path)
+    redis_url, prefix = (request.getfixturevalue(f) for f in ("redis_url", "redis_prefix"))
+    return settings_for(sqlite_url, tmp_path, redis_url=redis_url, redis_prefix=prefix)
+
+
+async def test_a_claim_no_adviser_joined_goes_back_to_waiting_after_a_while(
+    queue_settings: Any,
+) -> None:
+    # The queue gives the conversation to an adviser first and the adviser joins it after:
+    # an instance killed between the two left it claimed in the queue and waiting in the
+    # database, so nobody could claim it, and its adviser could not release it, for good.
+    from tests.console_support import PLUGINS
+
+    clock = Clock()
+    async with running(queue_settings, plugins=PLUGINS, clock=clock) as (app, fake, _):
+        routing, store = app[ROUTING], app[STORE]
+        conv_id = await _to_queue(app)
+        assert await routing.queue.claim(conv_id, "sam", 2) is not None  # ... and then killed
+        with pytest.raises(Forbidden):
+            await routing.release(conv_id, "sam")
+        assert await routing.settle_claims() == 0  # it may still be joining
+        clock.now += timedelta(seconds=30)
+        assert await routing.settle_claims() == 0
+        clock.now += UNJOINED_AFTER
+        assert await routing.settle_claims() == 1
+        assert [e.conversation_id for e in await routing.queue.waiting()] == [conv_id]
+        conv = await routing.claim(conv_id, "alex", capacity=2)
+        assert conv.adviser == "alex" and (await store.conversation(conv_id)).adviser == "alex"
+        assert fake.texts()[-1] == app[CONTENT].text("handoff.joined", "en")
+        clock.now += timedelta(minutes=5)
+        assert await routing.settle_claims() == 0, "a joined claim is left alone"
