@@ -38,6 +38,9 @@ from helpline.tasks import stopped_within
 
 log = logging.getLogger(__name__)
 
+# "Keep this chat open" presses that count, per contact: one keeps it open for a while.
+KEEPALIVE_LIMITS = (Limit(3, 60),)
+
 URGENT = ("immediate", "suicide")
 JUST_WROTE = timedelta(minutes=5)
 # After danger, a hand-off the queue refused (Redis down) is tried again this often, so many
@@ -958,8 +961,13 @@ class Engine:
         return warned
 
     async def keepalive(self, channel: str, address: str) -> None:
-        """The person asked to keep a quiet chat open: it counts as activity."""
-        conv = await self.store.open_conversation(self.privacy.contact_key(channel, address))
+        """The person asked to keep a quiet chat open: it counts as activity. A press or two
+        a minute is all a person makes; a page sending it in a loop would otherwise make a
+        lock, two reads and a write of each (review)."""
+        key = self.privacy.contact_key(channel, address)
+        if not await self.limiter.allow("keepalive:" + key, KEEPALIVE_LIMITS):
+            return
+        conv = await self.store.open_conversation(key)
         if conv is None:
             return
         async with self.locks.hold(conv.id):

@@ -153,3 +153,23 @@ async def test_stop_is_never_refused_for_coming_too_fast(sqlite_url: str, tmp_pa
         await engine.handle(InboundMessage("test", phone, "STOP"))
         assert fake.texts(phone)[-1] == app[CONTENT].text("stop.done", "en")
         assert await app[STORE].open_conversation(engine.privacy.contact_key("test", phone)) is None
+
+
+async def test_keep_open_presses_in_a_loop_are_not_each_a_write(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        engine, store = app[ENGINE], app[STORE]
+        await engine.handle(InboundMessage("test", "+447700900999", "hello"))
+        writes = 0
+        save_turn = store.save_turn
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            nonlocal writes
+            writes += 1
+            return await save_turn(*args, **kwargs)
+
+        monkeypatch.setattr(store, "save_turn", counted)
+        for _ in range(200):
+            await engine.keepalive("test", "+447700900999")
+        assert 1 <= writes <= 3, "each press of a flood was written"
