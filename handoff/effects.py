@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from handoff import callbacks, referrals
-from helpline.app import CONTENT, EFFECTS, ENGINE, HUB, METRICS, PRIVACY, STORE
+from helpline.app import CONTENT, EFFECTS, ENGINE, HUB, METRICS, PRIVACY, QUEUE_LEFT, STORE
 from helpline.directory import normalise_uk_callback_number
 from helpline.domain import Conversation, Reply
 
@@ -59,5 +59,11 @@ def setup(app: web.Application) -> None:
         except ValueError:
             return None
 
+    async def left(conversation_id: str, queue: str) -> None:
+        if queue.startswith("programme:"):
+            programme = queue.removeprefix("programme:")
+            await referrals.withdraw(app[STORE], conversation_id, programme, hub=app[HUB])
+
     app[EFFECTS]["referral"] = referral
     app[EFFECTS]["callback"] = callback
+    app[QUEUE_LEFT].append(left)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from handoff.models import ReferralRow
@@ -17,7 +17,8 @@ from helpline.privacy import new_reference
 from helpline.storage import SqlStore
 from helpline.storage.models import ConversationRow
 
-STATUSES = ("new", "contacted", "accepted", "declined")
+# "withdrawn": the person left the programme's queue before anyone took the referral up.
+STATUSES = ("new", "contacted", "accepted", "declined", "withdrawn")
 STAFF_STATUSES = ("contacted", "accepted", "declined")
 TOPIC = "referrals"
 _MAX_FIELDS = 20
@@ -86,6 +87,29 @@ async def create_referral(
             await hub.publish(TOPIC, {"type": "referral", "programme": programme_id})
         return reference
     raise HelplineError("could not find a free referral reference")
+
+
+async def withdraw(
+    store: SqlStore, conversation_id: str, programme_id: str, *, hub: Hub | None = None
+) -> int:
+    """The person left the programme's queue (cancelled, said stop, took a call-back) before
+    the programme took their referral up: it is marked withdrawn, so the programme's list
+    does not show a new referral nobody is waiting on. One already contacted, accepted or
+    declined keeps what the programme recorded. Returns how many were withdrawn."""
+    async with store.session() as session, session.begin():
+        result = await session.execute(
+            update(ReferralRow)
+            .where(
+                ReferralRow.conversation_id == conversation_id,
+                ReferralRow.programme_id == programme_id,
+                ReferralRow.status == "new",
+            )
+            .values(status="withdrawn", updated_at=utcnow(), updated_by=None)
+        )
+        withdrawn = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if withdrawn and hub is not None:
+        await hub.publish(TOPIC, {"type": "referral", "programme": programme_id})
+    return withdrawn
 
 
 async def consents(

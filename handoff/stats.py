@@ -12,7 +12,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from handoff import accounts, live, pages, stats_counts
+from handoff import accounts, live, pages, referrals, stats_counts
 from handoff.accounts import SUPERVISING, User
 from handoff.console import api, current_session
 from helpline.app import BEFORE_PURGE, CONTENT, METRICS, STORE
@@ -36,7 +36,7 @@ def _labels(content: Content, lang: str) -> dict[str, str]:
         out[f"risk-{level}"] = content.text(f"console.risk_{level}", lang)
     for outcome in OUTCOMES:
         out[f"outcome-{outcome}"] = content.text(f"console.outcome.{outcome}", lang)
-    for status in ("new", "contacted", "accepted", "declined"):
+    for status in referrals.STATUSES:
         out[f"status-{status}"] = content.text(f"console.referral.{status}", lang)
     for key in content.messages:
         for prefix in ("stats.", "admin."):

@@ -53,6 +53,10 @@ METRICS = web.AppKey("metrics", Metrics)
 # admin page's overrides, say); None means always open. Read at every hand-off.
 HOURS: web.AppKey[Hours | None] = web.AppKey("hours")
 BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppKey("before_purge")
+# Called when a person leaves a queue of their own accord (they cancel, say stop, take a
+# call-back instead), with the conversation's id and the queue they left: a plugin withdraws
+# what it made for that wait (a programme's referral).
+QUEUE_LEFT: web.AppKey[list[Callable[[str, str], Awaitable[None]]]] = web.AppKey("queue_left")
 # The housekeeping loop and the event that tells it to stop.
 HOUSEKEEPING = web.AppKey("housekeeping", tuple[asyncio.Event, asyncio.Task[None]])
 
@@ -97,6 +101,7 @@ def create_app(
     app[DRAINING] = [False]
     app[METRICS] = Metrics()
     app[BEFORE_PURGE] = []
+    app[QUEUE_LEFT] = []
     hours_file = app[CONTENT].root / HOURS_FILE
     app[HOURS] = OpeningHours.load(app[CONTENT].root) if hours_file.exists() else None
     runner = FlowRunner(flows, app[CONTENT])
@@ -130,6 +135,7 @@ def create_app(
             locks = MemoryLocks()
             limiter = MemoryLimiter()
         app[HUB] = hub
+        queue_left = app[QUEUE_LEFT]  # the plugins' hooks (set up before the app starts)
         routing = Routing(
             store=store,
             queue=queue,
@@ -139,6 +145,7 @@ def create_app(
             metrics=app[METRICS],
             is_open=lambda queue, at: _hours(app).is_open(queue, at),
             next_opening=lambda queue, at: _hours(app).next_opening(queue, at),
+            on_left=queue_left,
         )
         engine = Engine(
             store=store,

@@ -6,7 +6,7 @@ transcript as an event line, and is published for live consoles."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,7 @@ class Routing:
         next_opening: NextOpening | None = None,
         minutes_per_place: int = 8,
         metrics: Metrics | None = None,
+        on_left: Sequence[Callable[[str, str], Awaitable[None]]] = (),
     ) -> None:
         self.store = store
         self.queue = queue
@@ -71,6 +72,8 @@ class Routing:
         self.next_opening = next_opening
         self.minutes_per_place = minutes_per_place
         self.metrics = metrics or Metrics()
+        # Told (conversation id, queue) when a person leaves a queue of their own accord.
+        self.on_left = on_left
         self.engine: Engine | None = None  # set by the app once both exist
         # Claims seen with no adviser joined, and since when (see settle_claims).
         self._unjoined: dict[str, datetime] = {}
@@ -149,10 +152,17 @@ class Routing:
             await self.publish("escalated", conv.id)
 
     async def cancel(self, conv: Conversation) -> None:
+        """The person leaves the queue, or the adviser they were with, of their own accord."""
         if await self.queue.remove(conv.id):
             await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome="cancelled")
             await self.publish("removed", conv.id)
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            queue = conv.answers.get("queue")
+            for hook in self.on_left if isinstance(queue, str) else ():
+                try:
+                    await hook(conv.id, str(queue))
+                except Exception:  # noqa: BLE001 - their leaving must not fail for it
+                    log.warning("a plugin could not be told a person left a queue", exc_info=True)
             conv.owner = Owner.BOT
             conv.adviser = None
 

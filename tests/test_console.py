@@ -253,6 +253,33 @@ async def test_only_the_persons_consent_sends_a_conversation_to_a_programme(
             assert (await pat.get(base))[0] == 200
 
 
+async def test_a_referral_is_withdrawn_when_the_person_leaves_the_programmes_queue(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        left = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        stays = await person_asks_for_adviser(app, PHONE, queue="programme:north")
+        gone = await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})
+        taken_up = await referrals.create_referral(app[STORE], stays, "north", {})
+        async with Console(url) as pat:
+            await pat.login("pat")
+            _, listed = await pat.get("/console/api/referrals")
+            taken_id = next(r["id"] for r in listed if r["reference"] == taken_up)
+            path = f"/console/api/referrals/{taken_id}"
+            assert (await pat.post(path, {"status": "contacted"}))[0] == 200
+            await engine_of(app).handle(InboundMessage("test", OTHER, "cancel"))
+            await engine_of(app).handle(InboundMessage("test", PHONE, "cancel"))
+            _, listed = await pat.get("/console/api/referrals")
+        status = {r["reference"]: r["status"] for r in listed}
+        # Nobody is waiting on the first any more; the second keeps what the programme did.
+        assert status == {gone: "withdrawn", taken_up: "contacted"}
+
+
 async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended_it(
     database_url: str, tmp_path: Path
 ) -> None:
