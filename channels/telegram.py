@@ -28,7 +28,7 @@ from telegram.ext import Application, ApplicationBuilder
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import InboundMessage, OutboundMessage, storable
+from helpline.domain import Conversation, InboundMessage, OutboundMessage, Reply, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
 from helpline.ratelimit import RateLimited
 
@@ -125,6 +125,10 @@ class TelegramChannel:
                 raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
         # Every part's id (a long reply is several messages), so a tidy-up finds them all.
         return ",".join(sent_ids) or None
+
+    async def own_words(self, conv: Conversation, text: str) -> list[Reply] | None:
+        """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks)."""
+        return await texting.own_words(self.app, conv, text, safe_key="channels.safe_telegram")
 
     async def tidy(self, address: str, sent: list[str], received: list[str]) -> None:
         """After "delete my data": remove the conversation from the Telegram chat too, the
@@ -223,12 +227,7 @@ class TelegramChannel:
         text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
         try:
-            await texting.submit(
-                self.app,
-                msg,
-                language=_language(message),
-                safe_key="channels.safe_telegram",
-            )
+            await self.app[ENGINE].submit(msg, language=_language(message))
         except DuplicateMessage:
             pass  # a redelivery: handled the first time
         except RateLimited:

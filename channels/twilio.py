@@ -25,7 +25,14 @@ from twilio.rest import Client
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import Delivery, InboundMessage, OutboundMessage, storable
+from helpline.domain import (
+    Conversation,
+    Delivery,
+    InboundMessage,
+    OutboundMessage,
+    Reply,
+    storable,
+)
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
 from helpline.ratelimit import RateLimited
 
@@ -178,6 +185,10 @@ class TwilioChannel:
                 raise
         return sid
 
+    async def own_words(self, conv: Conversation, text: str) -> list[Reply] | None:
+        """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks)."""
+        return await texting.own_words(self.app, conv, text, safe_key="channels.safe_text")
+
     async def _guard(self, message: OutboundMessage, key: str) -> None:
         """Never text first: only an address that has written in may get a reply. (The
         engine's unstored "deleted" confirmation, message id 0, comes after the contact row
@@ -225,7 +236,7 @@ class TwilioChannel:
             elif text:
                 if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
-                await texting.submit(self.app, msg, safe_key="channels.safe_text")
+                await self.app[ENGINE].submit(msg)
             elif _media_count(form) and await texting.first_delivery(
                 self.app, self.name, address, sid
             ):

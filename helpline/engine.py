@@ -414,6 +414,8 @@ class Engine:
                 "risk detected",
                 extra={"conversation": conv.reference, "level": risk.level},
             )
+        if risk.level == "none" and await self._channel_words(turn, message.text):
+            return risk.level
         first = not conv.answers.get("_greeted")
         if first:
             conv.answers["_greeted"] = True
@@ -444,6 +446,21 @@ class Engine:
         if conv.flow != journey or first:
             self.metrics.conversations.labels(conv.flow).inc()
         return risk.level
+
+    async def _channel_words(self, turn: Turn, text: str) -> bool:
+        """A word the conversation's channel answers itself (HELP, "SAFE?", QUIET hours on
+        the text channels), whoever owns the conversation: answered here, in the turn, as
+        the channel's optional `own_words(conv, text)` says, so that no other path answers
+        it too and the journey never reads it as the answer to its question. Never a
+        message about danger (the caller's check): that gets the emergency guidance."""
+        own_words = getattr(self.senders.get(turn.conversation.channel), "own_words", None)
+        if own_words is None:
+            return False
+        replies: list[Reply] | None = await own_words(turn.conversation, text)
+        if replies is None:
+            return False
+        turn.replies.extend(replies)
+        return True
 
     async def _answer_erase(self, turn: Turn, text: str) -> bool:
         """The answer to "delete everything?" while a human has the conversation, if it is

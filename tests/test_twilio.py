@@ -425,6 +425,58 @@ async def test_help_by_text_lists_the_words_that_work_including_texting_ones(env
     assert env.loop.sms_bodies()[-2:] == [env.text("help.show"), env.text("channels.help_more")]
 
 
+async def _held_back(env: Env, *bodies: str) -> None:
+    """Texts that arrive while a turn for an earlier message of the conversation is still
+    running (it holds the conversation): the next turn finds them all waiting at once."""
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    async with env.app[ENGINE].locks.hold(conv.id):
+        for body in bodies:
+            assert (await env.post(SMS_PATH, sms(body)))[0] == 200
+    await env.app[ENGINE].drain()
+
+
+async def test_help_sent_right_after_an_answer_is_answered_once_after_it(env: Env) -> None:
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    await _held_back(env, "1", "HELP")
+    after = env.loop.sms_bodies()[before:]
+    assert after[0].startswith(env.text("welcome.who"))
+    assert after[1:] == [env.text("help.show"), env.text("channels.help_more")]
+
+
+async def test_quiet_hours_sent_right_after_choosing_a_call_back_are_not_taken_as_its_time(
+    env: Env,
+) -> None:
+    for body in ("Hello", "1", "1", "1", "2"):  # to "what would help most right now?"
+        await env.say(body)
+    before = len(env.loop.sms_bodies())
+    await _held_back(env, "2", "QUIET 22-7")  # a call-back, then quiet hours
+    after = env.loop.sms_bodies()[before:]
+    assert after == [
+        env.text("own.callback_when"),
+        env.text("channels.quiet_set", start="22:00", end="07:00"),
+    ]
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    assert conv.state == "callback" and "callback_window" not in conv.answers  # still asked
+    assert (await env.app[STORE].contact_settings(env.key()))["quiet_hours"] == {
+        "start": "22:00",
+        "end": "07:00",
+    }
+
+
+async def test_help_asked_when_to_call_back_is_readable_in_the_transcript(env: Env) -> None:
+    for body in ("Hello", "1", "1", "1", "2", "2"):  # to "when is it safe to call?"
+        await env.say(body)
+    await env.say("HELP")
+    assert env.loop.sms_bodies()[-2:] == [env.text("help.show"), env.text("channels.help_more")]
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert inbound[-1].text == "HELP"
+
+
 async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_stored(
     env: Env,
 ) -> None:
