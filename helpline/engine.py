@@ -1030,6 +1030,19 @@ class Engine:
         except DeliveryError:
             log.warning("delivery failed", extra={"conversation": conv.reference})
 
+    def kept(self, conv: Conversation, stored: str) -> str:
+        """What the transcript keeps of an inbound message a channel handles itself, outside
+        any turn (an opt-out the platform has confirmed): stored sealed, it is opened and
+        kept as a turn would keep it at the journey's question (see _turn), never left as
+        ciphertext nobody can read."""
+        if not stored.startswith(SEALED_TEXT):
+            return stored
+        text = self._open_text(conv, stored)
+        if conv.owner is not Owner.BOT:
+            return text
+        risky = self.screen(text, conv.language).level != "none"
+        return self.runner.kept(conv.flow, conv.state, text, conv.language, risky=risky)
+
     def _open_text(self, conv: Conversation, stored: str) -> str:
         try:
             return self.privacy.open(stored[len(SEALED_TEXT) :], conv.contact_key)

@@ -477,6 +477,21 @@ async def test_help_asked_when_to_call_back_is_readable_in_the_transcript(env: E
     assert inbound[-1].text == "HELP"
 
 
+async def test_an_opt_out_asked_when_to_call_back_is_readable_in_the_transcript(
+    env: Env,
+) -> None:
+    for body in ("Hello", "1", "1", "1", "2", "2"):  # to "when is it safe to call?"
+        await env.say(body)
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
+    assert status == 200
+    await env.app[ENGINE].drain()
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert inbound[-1].text == "STOP"
+    assert (await env.app[STORE].conversation(conv.id)).closed
+
+
 async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_stored(
     env: Env,
 ) -> None:
