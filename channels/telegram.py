@@ -195,12 +195,18 @@ class TelegramChannel:
         """An edit is not read again, unless it names a danger: then it is a new message,
         screened and answered like any other."""
         text = edited.text or edited.caption or ""
+        if not text.strip():
+            # No words to read or to have missed: a live location's new position (one every
+            # few seconds, for hours) or a photo swapped for another. Nothing to say.
+            return
         stamp = int(edited.edit_date.timestamp()) if edited.edit_date else 0
         # Its own id, so it is no redelivery of the original; the message id stays last for
         # the tidy-up after "delete my data".
         local_id = f"edit{stamp}:{edited.message_id}"
         if self.app[ENGINE].screen(text, _language(edited)).level == "none":
-            if await self._first_delivery(edited, local_id):
+            if await self._first_delivery(edited, local_id) and await self._notice_due(
+                edited, "channels.edit_unseen"
+            ):
                 self._notice(edited, "channels.edit_unseen")
             return
         await self._submit(edited, text, local_id)
@@ -238,6 +244,9 @@ class TelegramChannel:
 
     async def _first_delivery(self, message: Message, local_id: str) -> bool:
         return await texting.first_delivery(self.app, self.name, str(message.chat.id), local_id)
+
+    async def _notice_due(self, message: Message, content_key: str) -> bool:
+        return await texting.notice_due(self.app, self.name, str(message.chat.id), content_key)
 
     def _notice(self, message: Message, content_key: str) -> None:
         self.app[ENGINE].spawn(self._send_notice(message.chat.id, message, content_key))

@@ -32,6 +32,10 @@ SLOW_DOWN = (Limit(1, 60),)
 # webhook is delivered again within the same window (a fixed day: one delivered just before
 # midnight UTC and again just after gets its notice twice).
 REDELIVERY_WINDOW = (Limit(1, 86_400),)
+# A notice about what was not read (a picture, a sticker, an edit) goes to a contact at most
+# once in this window for each kind: a flood of stickers, an album of photos or a live
+# location shared for hours (a new position every few seconds) brings one, not hundreds.
+NOTICE_WINDOW = (Limit(1, 600),)
 # These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
 # token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
 _CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
@@ -199,6 +203,11 @@ async def first_delivery(
     delivered again does not bring its notice twice. Remembered where rate limits are (Redis,
     shared by instances, when configured) under the contact's key, never the address."""
     return await _once(app, channel, address, "delivered", REDELIVERY_WINDOW, f":{delivery_id}")
+
+
+async def notice_due(app: web.Application, channel: str, address: str, content_key: str) -> bool:
+    """Whether this contact may be sent this notice now: at most once a window."""
+    return await _once(app, channel, address, f"notice:{content_key}", NOTICE_WINDOW)
 
 
 async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:
