@@ -185,10 +185,19 @@ class TelegramChannel:
         # A caption is words the person wrote with a photo or file: read like text (as
         # WhatsApp's Body is). The photo or file itself is never stored.
         text = message.text or message.caption
+        album = message.media_group_id
         if not text:
-            if await self._first_delivery(message, str(message.message_id)):
+            if (
+                await self._first_delivery(message, str(message.message_id))
+                and (album is None or await self._first_of_album(message, album))
+                and await self._notice_due(message, "channels.text_only")
+            ):
                 self._notice(message, "channels.text_only")
             return
+        if album is not None:
+            # Words sent with an album come on one of its photos: they answer for the whole
+            # album, so the others bring no "we can only read text".
+            await self._first_of_album(message, album)
         await self._submit(message, text, str(message.message_id))
 
     async def _edited(self, edited: Message) -> None:
@@ -245,6 +254,9 @@ class TelegramChannel:
     async def _first_delivery(self, message: Message, local_id: str) -> bool:
         return await texting.first_delivery(self.app, self.name, str(message.chat.id), local_id)
 
+    async def _first_of_album(self, message: Message, album: str) -> bool:
+        return await texting.first_of_album(self.app, self.name, str(message.chat.id), album)
+
     async def _notice_due(self, message: Message, content_key: str) -> bool:
         return await texting.notice_due(self.app, self.name, str(message.chat.id), content_key)
 
@@ -287,6 +299,7 @@ def _is_message(value: Any) -> bool:
         and _id(value.get("edit_date", 0))
         and isinstance(value.get("text") or "", str)
         and isinstance(value.get("caption") or "", str)
+        and isinstance(value.get("media_group_id") or "", str)
         and (sender is None or isinstance(sender, dict))
         and isinstance((sender or {}).get("language_code") or "", str)
     )

@@ -210,6 +210,12 @@ async def notice_due(app: web.Application, channel: str, address: str, content_k
     return await _once(app, channel, address, f"notice:{content_key}", NOTICE_WINDOW)
 
 
+async def first_of_album(app: web.Application, channel: str, address: str, group: str) -> bool:
+    """Whether a message is the first of its album to arrive (an album comes as several
+    messages with one group id, the words on one of them): the album gets one answer."""
+    return await _once(app, channel, address, "album", REDELIVERY_WINDOW, f":{group}")
+
+
 async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:
     """Whether a contact whose message was refused for coming too fast is to be told so now."""
     return await _once(app, channel, address, "slow-down", SLOW_DOWN)

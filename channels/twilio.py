@@ -237,8 +237,10 @@ class TwilioChannel:
                 if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
                 await self.app[ENGINE].submit(msg)
-            elif _media_count(form) and await texting.first_delivery(
-                self.app, self.name, address, sid
+            elif (
+                (_media_count(form) or _location(form))
+                and await texting.first_delivery(self.app, self.name, address, sid)
+                and await texting.notice_due(self.app, self.name, address, "channels.text_only")
             ):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.text_only"))
         except DuplicateMessage:
@@ -304,6 +306,12 @@ def _media_count(form: Mapping[str, str]) -> int:
         return int(form.get("NumMedia", "0") or 0)
     except ValueError:
         return 0
+
+
+def _location(form: Mapping[str, str]) -> bool:
+    """A location shared on WhatsApp: no Body and no media, only coordinates."""
+    shared = form.get("MessageType", "").lower() == "location"
+    return shared or bool(form.get("Latitude") and form.get("Longitude"))
 
 
 def _whatsapp(number: str) -> str:

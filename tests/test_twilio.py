@@ -504,6 +504,34 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
     assert await env.app[STORE].open_conversation(env.key()) is None
 
 
+async def test_several_whatsapp_pictures_at_once_bring_one_text_only_reply(env: Env) -> None:
+    for _ in range(4):
+        sid = sms("")["MessageSid"]
+        picture = fixture(
+            "twilio_whatsapp_inbound.json",
+            Body="",
+            NumMedia="1",
+            MessageType="image",
+            MediaContentType0="image/jpeg",
+            MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}/Media/ME1",
+            MessageSid=sid,
+            SmsSid=sid,
+            SmsMessageSid=sid,
+        )
+        assert (await env.post(WA_PATH, picture))[0] == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
+
+
+async def test_a_whatsapp_location_gets_the_text_only_reply_and_nothing_stored(env: Env) -> None:
+    status, _, _ = await env.post(WA_PATH, fixture("twilio_whatsapp_location.json"))
+    assert status == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
+
+
 async def test_texts_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(
     limited: Env,
 ) -> None:
