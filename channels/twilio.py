@@ -53,6 +53,10 @@ STATUSES = {
 }
 # Twilio's ids are letters and digits ("SM" + 32 hex digits): anything else is not Twilio.
 _SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+# Our own id for a reply, in the status callback's address: a positive integer the messages
+# table's 32-bit id column can hold (nine digits always fit).
+_REPLY_ID = re.compile(r"^[1-9][0-9]{0,8}$")
+PLATFORM_ID_ROOM = 128  # characters in a stored message's platform_id
 # The library's own logger is quiet at WARNING: it would log request URLs and headers.
 _HTTP_LOG = logging.getLogger("twilio.async_http_client")
 
@@ -171,19 +175,23 @@ class TwilioChannel:
         parts = texting.split_text(texting.numbered(message.reply, intro), BODY_LIMIT)
         params: dict[str, Any] = dict(self.sender)
         if self.settings.public_url is not None:
-            params["status_callback"] = (
-                f"{self.settings.base_url}/channels/twilio/{self.name}/status"
-            )
-        sid: str | None = None
+            callback = f"{self.settings.base_url}/channels/twilio/{self.name}/status"
+            # Our id for the reply in the address Twilio reports to: each part of a reply
+            # sent as several texts is reported against the reply, so a part that failed
+            # shows. (Message id 0, the unstored "deleted" confirmation, has no reply.)
+            if message.message_id:
+                callback += f"?reply={message.message_id}"
+            params["status_callback"] = callback
+        sids: list[str] = []
         for part in parts:  # in order, one after another: each waits for Twilio's answer
             try:
-                sid = await self.transport.create(to=message.address, body=part, **params)
+                sids.append(await self.transport.create(to=message.address, body=part, **params))
             except TwilioRefused as exc:
                 if exc.code == OPTED_OUT:
                     # The person texted STOP (Twilio keeps the opt-out): note it, never retry.
                     await self._settings(key, opted_out=True)
                 raise
-        return sid
+        return _every_part(sids)
 
     async def own_words(self, conv: Conversation, text: str) -> list[Reply] | None:
         """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks)."""
@@ -294,11 +302,28 @@ class TwilioChannel:
         form = await self._form(request)
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         state = STATUSES.get(form.get("MessageStatus", "").lower())
-        if not _SID.match(sid):
-            raise web.HTTPBadRequest(text="missing MessageSid")
-        if state is not None:
+        reply = request.query.get("reply")
+        if not _SID.match(sid) or (reply is not None and not _REPLY_ID.match(reply)):
+            raise web.HTTPBadRequest(text="missing MessageSid or a wrong reply id")
+        if state is None:
+            pass  # queued, sending, accepted: nothing the transcript shows
+        elif reply is not None:
+            await self.app[STORE].mark_reported(self.name, int(reply), state)
+        else:  # asked for before replies were named in the address
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)
         return web.Response(status=204)
+
+
+def _every_part(sids: list[str]) -> str | None:
+    """Every part's SID, comma-separated (as Telegram's ids are), as many as the stored
+    platform id holds: three, where a reply is rarely more than two texts."""
+    kept = ""
+    for sid in sids:
+        joined = f"{kept},{sid}" if kept else sid
+        if len(joined) > PLATFORM_ID_ROOM:
+            break
+        kept = joined
+    return kept or None
 
 
 def _media_count(form: Mapping[str, str]) -> int:

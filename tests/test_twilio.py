@@ -335,18 +335,63 @@ async def test_the_helpline_never_texts_a_number_that_has_not_written_in(env: En
     assert env.loop.twilio_sent() == []
 
 
-async def test_delivery_reports_mark_the_stored_reply_delivered(env: Env) -> None:
-    await env.say("Hello")
-    sid = env.loop.sids[0]
-    report = fixture("twilio_status_delivered.json", MessageSid=sid, SmsSid=sid, To=PHONE)
-    status, _, _ = await env.post(SMS_PATH + "/status", report)
+async def report(env: Env, n: int, state: str) -> None:
+    """Twilio's status callback for the n-th message sent, posted where the send asked."""
+    sent, sid = env.loop.twilio_sent()[n], env.loop.sids[n]
+    assert sent["StatusCallback"].startswith(PUBLIC)
+    params = fixture(
+        "twilio_status_delivered.json",
+        MessageSid=sid,
+        SmsSid=sid,
+        To=PHONE,
+        MessageStatus=state,
+        SmsStatus=state,
+    )
+    status, _, _ = await env.post(sent["StatusCallback"].removeprefix(PUBLIC), params)
     assert status == 204
+
+
+async def first_reply_status(env: Env) -> Delivery:
     conv = await env.app[STORE].open_conversation(env.key())
     assert conv is not None
     first_out = next(
         m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.OUT
     )
-    assert first_out.status is Delivery.DELIVERED
+    return first_out.status
+
+
+async def test_delivery_reports_mark_the_stored_reply_delivered(env: Env) -> None:
+    await env.say("Hello")
+    await report(env, 0, "delivered")
+    assert await first_reply_status(env) is Delivery.DELIVERED
+
+
+async def test_a_report_of_sent_arriving_after_delivered_leaves_the_reply_delivered(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    for state in ("delivered", "sent"):  # Twilio's callbacks may arrive in any order
+        await report(env, 0, state)
+    assert await first_reply_status(env) is Delivery.DELIVERED
+    await report(env, 0, "undelivered")  # a failure is final, whatever came before
+    await report(env, 0, "read")
+    assert await first_reply_status(env) is Delivery.FAILED
+
+
+async def test_a_long_reply_whose_first_part_never_arrived_shows_as_failed(env: Env) -> None:
+    await env.say("Hello")
+    await env.say("talk to someone")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    await env.app[ROUTING].claim(conv.id, "sam", capacity=2)
+    before = len(env.loop.twilio_sent())
+    paragraph = "Thank you for telling me. " * 40  # ~1,000 characters
+    stored = await env.app[ROUTING].say(conv.id, "sam", f"{paragraph}\n\n{paragraph}")
+    assert len(env.loop.twilio_sent()) == before + 2  # sent as two texts
+    await report(env, before + 1, "delivered")
+    await report(env, before, "undelivered")
+    (reply,) = [m for m in await env.app[STORE].transcript(conv.id) if m.id == stored.id]
+    assert reply.status is Delivery.FAILED
 
 
 # -- the channel's own words --------------------------------------------------------------------
