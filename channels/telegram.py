@@ -28,7 +28,7 @@ from telegram.ext import Application, ApplicationBuilder
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import InboundMessage, OutboundMessage, storable
+from helpline.domain import Conversation, InboundMessage, OutboundMessage, Reply, storable
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
 from helpline.ratelimit import RateLimited
 
@@ -126,6 +126,10 @@ class TelegramChannel:
         # Every part's id (a long reply is several messages), so a tidy-up finds them all.
         return ",".join(sent_ids) or None
 
+    async def own_words(self, conv: Conversation, text: str) -> list[Reply] | None:
+        """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks)."""
+        return await texting.own_words(self.app, conv, text, safe_key="channels.safe_telegram")
+
     async def tidy(self, address: str, sent: list[str], received: list[str]) -> None:
         """After "delete my data": remove the conversation from the Telegram chat too, the
         bot's messages and the person's (Telegram lets a bot delete both in a private chat,
@@ -181,22 +185,37 @@ class TelegramChannel:
         # A caption is words the person wrote with a photo or file: read like text (as
         # WhatsApp's Body is). The photo or file itself is never stored.
         text = message.text or message.caption
+        album = message.media_group_id
         if not text:
-            if await self._first_delivery(message, str(message.message_id)):
+            if (
+                await self._first_delivery(message, str(message.message_id))
+                and (album is None or await self._first_of_album(message, album))
+                and await self._notice_due(message, "channels.text_only")
+            ):
                 self._notice(message, "channels.text_only")
             return
+        if album is not None:
+            # Words sent with an album come on one of its photos: they answer for the whole
+            # album, so the others bring no "we can only read text".
+            await self._first_of_album(message, album)
         await self._submit(message, text, str(message.message_id))
 
     async def _edited(self, edited: Message) -> None:
         """An edit is not read again, unless it names a danger: then it is a new message,
         screened and answered like any other."""
         text = edited.text or edited.caption or ""
+        if not text.strip():
+            # No words to read or to have missed: a live location's new position (one every
+            # few seconds, for hours) or a photo swapped for another. Nothing to say.
+            return
         stamp = int(edited.edit_date.timestamp()) if edited.edit_date else 0
         # Its own id, so it is no redelivery of the original; the message id stays last for
         # the tidy-up after "delete my data".
         local_id = f"edit{stamp}:{edited.message_id}"
         if self.app[ENGINE].screen(text, _language(edited)).level == "none":
-            if await self._first_delivery(edited, local_id):
+            if await self._first_delivery(edited, local_id) and await self._notice_due(
+                edited, "channels.edit_unseen"
+            ):
                 self._notice(edited, "channels.edit_unseen")
             return
         await self._submit(edited, text, local_id)
@@ -223,12 +242,7 @@ class TelegramChannel:
         text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
         try:
-            await texting.submit(
-                self.app,
-                msg,
-                language=_language(message),
-                safe_key="channels.safe_telegram",
-            )
+            await self.app[ENGINE].submit(msg, language=_language(message))
         except DuplicateMessage:
             pass  # a redelivery: handled the first time
         except RateLimited:
@@ -239,6 +253,12 @@ class TelegramChannel:
 
     async def _first_delivery(self, message: Message, local_id: str) -> bool:
         return await texting.first_delivery(self.app, self.name, str(message.chat.id), local_id)
+
+    async def _first_of_album(self, message: Message, album: str) -> bool:
+        return await texting.first_of_album(self.app, self.name, str(message.chat.id), album)
+
+    async def _notice_due(self, message: Message, content_key: str) -> bool:
+        return await texting.notice_due(self.app, self.name, str(message.chat.id), content_key)
 
     def _notice(self, message: Message, content_key: str) -> None:
         self.app[ENGINE].spawn(self._send_notice(message.chat.id, message, content_key))
@@ -279,6 +299,7 @@ def _is_message(value: Any) -> bool:
         and _id(value.get("edit_date", 0))
         and isinstance(value.get("text") or "", str)
         and isinstance(value.get("caption") or "", str)
+        and isinstance(value.get("media_group_id") or "", str)
         and (sender is None or isinstance(sender, dict))
         and isinstance((sender or {}).get("language_code") or "", str)
     )

@@ -1,6 +1,6 @@
 """What the text channels (SMS, WhatsApp, Telegram) share: splitting long replies, options as
 numbered lines, and the words they answer themselves (HELP, "SAFE?", QUIET hours), which are
-stored like any message before they are answered."""
+stored like any message and answered in the conversation's turn, in its order."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from aiohttp import web
 
 from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
-from helpline.domain import LANGUAGES, InboundMessage, Owner, Reply
+from helpline.domain import LANGUAGES, Conversation, Reply
 from helpline.errors import ContentError
 from helpline.ratelimit import Limit
-from helpline.storage import Accepted
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,10 @@ SLOW_DOWN = (Limit(1, 60),)
 # webhook is delivered again within the same window (a fixed day: one delivered just before
 # midnight UTC and again just after gets its notice twice).
 REDELIVERY_WINDOW = (Limit(1, 86_400),)
+# A notice about what was not read (a picture, a sticker, an edit) goes to a contact at most
+# once in this window for each kind: a flood of stickers, an album of photos or a live
+# location shared for hours (a new position every few seconds) brings one, not hundreds.
+NOTICE_WINDOW = (Limit(1, 600),)
 # These libraries log request parameters (phone numbers, chat ids, text) or URLs with the bot
 # token at INFO or DEBUG. Whoever loads a channel that uses them keeps them quiet.
 _CHATTY_LOGGERS = ("twilio", "telegram", "httpx", "httpcore", "aiohttp_retry")
@@ -193,22 +196,6 @@ def words_of(app: web.Application) -> ChannelWords:
     return app[WORDS]
 
 
-async def submit(
-    app: web.Application, msg: InboundMessage, *, language: str = "en", safe_key: str
-) -> Accepted:
-    """Store the message (DuplicateMessage for a redelivery), then have it answered in the
-    background: by the channel for its own words, by the engine for everything else."""
-    engine = app[ENGINE]
-    command = app[WORDS].match(msg.text)
-    # A message about danger is never taken by a channel word ("QUIET ... he will kill me"):
-    # only the engine's turn answers it with the emergency guidance and raises its priority.
-    if command is None or engine.screen(msg.text, language).level != "none":
-        return await engine.submit(msg, language=language)
-    accepted = await engine.accept(msg, language=language)
-    engine.spawn(_answer(app, msg, accepted, command, safe_key))
-    return accepted
-
-
 async def first_delivery(
     app: web.Application, channel: str, address: str, delivery_id: str
 ) -> bool:
@@ -216,6 +203,17 @@ async def first_delivery(
     delivered again does not bring its notice twice. Remembered where rate limits are (Redis,
     shared by instances, when configured) under the contact's key, never the address."""
     return await _once(app, channel, address, "delivered", REDELIVERY_WINDOW, f":{delivery_id}")
+
+
+async def notice_due(app: web.Application, channel: str, address: str, content_key: str) -> bool:
+    """Whether this contact may be sent this notice now: at most once a window."""
+    return await _once(app, channel, address, f"notice:{content_key}", NOTICE_WINDOW)
+
+
+async def first_of_album(app: web.Application, channel: str, address: str, group: str) -> bool:
+    """Whether a message is the first of its album to arrive (an album comes as several
+    messages with one group id, the words on one of them): the album gets one answer."""
+    return await _once(app, channel, address, "album", REDELIVERY_WINDOW, f":{group}")
 
 
 async def slow_down_due(app: web.Application, channel: str, address: str) -> bool:
@@ -238,33 +236,26 @@ async def _once(
     return await engine.limiter.allow(f"{what}:{key}{suffix}", window)
 
 
-async def _answer(
-    app: web.Application,
-    msg: InboundMessage,
-    accepted: Accepted,
-    command: ChannelCommand,
-    safe_key: str,
-) -> None:
-    engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
-    key = engine.privacy.contact_key(msg.channel, msg.address)
-    async with engine.locks.hold(accepted.conversation_id):
-        conv = await store.conversation(accepted.conversation_id)
-        if engine.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            # An adviser has this conversation: their console hears of it like any message.
-            for stored_in in await store.pending_inbound(conv.id):
-                if stored_in.id == accepted.message_id:
-                    await engine.handoffs.forward(conv, stored_in)
-        lang = command.language or conv.language
-        if command.kind == "help":
-            texts = [content.text("help.show", lang), content.text("channels.help_more", lang)]
-        elif command.kind == "safe":
-            texts = [content.text(safe_key, lang)]
-        else:
-            texts = [await _quiet(app, key, command.argument, lang)]
-        stored = await store.save_turn(conv, [accepted.message_id], [Reply(t) for t in texts])
-        await engine.deliver(conv, stored)
-    # Anything stored meanwhile for this conversation is the engine's to answer.
-    engine.spawn(engine.process(accepted.conversation_id))
+async def own_words(
+    app: web.Application, conv: Conversation, text: str, *, safe_key: str
+) -> list[Reply] | None:
+    """The channel's answer if the whole message is one of its own words, else None.
+
+    Called by the engine in the conversation's turn (Engine._channel_words), for a message
+    the risk screen did not flag: so a word is answered once, after whatever came before it,
+    and is never read by the journey as the answer to its question."""
+    command = app[WORDS].match(text)
+    if command is None:
+        return None
+    content = app[CONTENT]
+    lang = command.language or conv.language
+    if command.kind == "help":
+        texts = [content.text("help.show", lang), content.text("channels.help_more", lang)]
+    elif command.kind == "safe":
+        texts = [content.text(safe_key, lang)]
+    else:
+        texts = [await _quiet(app, conv.contact_key, command.argument, lang)]
+    return [Reply(t) for t in texts]
 
 
 async def _quiet(app: web.Application, key: str, argument: str, lang: str) -> str:

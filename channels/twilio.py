@@ -25,7 +25,14 @@ from twilio.rest import Client
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import Delivery, InboundMessage, OutboundMessage, storable
+from helpline.domain import (
+    Conversation,
+    Delivery,
+    InboundMessage,
+    OutboundMessage,
+    Reply,
+    storable,
+)
 from helpline.errors import DeliveryError, DuplicateMessage, NotFound
 from helpline.ratelimit import RateLimited
 
@@ -46,6 +53,10 @@ STATUSES = {
 }
 # Twilio's ids are letters and digits ("SM" + 32 hex digits): anything else is not Twilio.
 _SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+# Our own id for a reply, in the status callback's address: a positive integer the messages
+# table's 32-bit id column can hold (nine digits always fit).
+_REPLY_ID = re.compile(r"^[1-9][0-9]{0,8}$")
+PLATFORM_ID_ROOM = 128  # characters in a stored message's platform_id
 # The library's own logger is quiet at WARNING: it would log request URLs and headers.
 _HTTP_LOG = logging.getLogger("twilio.async_http_client")
 
@@ -164,19 +175,27 @@ class TwilioChannel:
         parts = texting.split_text(texting.numbered(message.reply, intro), BODY_LIMIT)
         params: dict[str, Any] = dict(self.sender)
         if self.settings.public_url is not None:
-            params["status_callback"] = (
-                f"{self.settings.base_url}/channels/twilio/{self.name}/status"
-            )
-        sid: str | None = None
+            callback = f"{self.settings.base_url}/channels/twilio/{self.name}/status"
+            # Our id for the reply in the address Twilio reports to: each part of a reply
+            # sent as several texts is reported against the reply, so a part that failed
+            # shows. (Message id 0, the unstored "deleted" confirmation, has no reply.)
+            if message.message_id:
+                callback += f"?reply={message.message_id}"
+            params["status_callback"] = callback
+        sids: list[str] = []
         for part in parts:  # in order, one after another: each waits for Twilio's answer
             try:
-                sid = await self.transport.create(to=message.address, body=part, **params)
+                sids.append(await self.transport.create(to=message.address, body=part, **params))
             except TwilioRefused as exc:
                 if exc.code == OPTED_OUT:
                     # The person texted STOP (Twilio keeps the opt-out): note it, never retry.
                     await self._settings(key, opted_out=True)
                 raise
-        return sid
+        return _every_part(sids)
+
+    async def own_words(self, conv: Conversation, text: str) -> list[Reply] | None:
+        """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks)."""
+        return await texting.own_words(self.app, conv, text, safe_key="channels.safe_text")
 
     async def _guard(self, message: OutboundMessage, key: str) -> None:
         """Never text first: only an address that has written in may get a reply. (The
@@ -225,9 +244,11 @@ class TwilioChannel:
             elif text:
                 if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
-                await texting.submit(self.app, msg, safe_key="channels.safe_text")
-            elif _media_count(form) and await texting.first_delivery(
-                self.app, self.name, address, sid
+                await self.app[ENGINE].submit(msg)
+            elif (
+                (_media_count(form) or _location(form))
+                and await texting.first_delivery(self.app, self.name, address, sid)
+                and await texting.notice_due(self.app, self.name, address, "channels.text_only")
             ):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.text_only"))
         except DuplicateMessage:
@@ -251,11 +272,19 @@ class TwilioChannel:
         engine, store = self.app[ENGINE], self.app[STORE]
         async with engine.locks.hold(conversation_id):
             conv = await store.conversation(conversation_id)
+            # Stored sealed (at a question whose answer is not kept in clear), it is kept
+            # readable, as a turn would keep it. Read under the lock: a turn for an earlier
+            # message may have handled it (and kept it) meanwhile.
+            redact = {
+                m.id: engine.kept(conv, m.text)
+                for m in await store.pending_inbound(conversation_id)
+                if m.id == message_id
+            }
             conv.closed = True
             if engine.handoffs is not None:
                 # Before saving: it takes the conversation from the queue or the adviser.
                 await engine.handoffs.cancel(conv)
-            await store.save_turn(conv, [message_id], [])
+            await store.save_turn(conv, [message_id], [], redact=redact)
         log.info("conversation ended by an opt-out", extra={"conversation": conv.reference})
 
     async def _notice(self, address: str, key: str, content_key: str) -> None:
@@ -273,11 +302,28 @@ class TwilioChannel:
         form = await self._form(request)
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         state = STATUSES.get(form.get("MessageStatus", "").lower())
-        if not _SID.match(sid):
-            raise web.HTTPBadRequest(text="missing MessageSid")
-        if state is not None:
+        reply = request.query.get("reply")
+        if not _SID.match(sid) or (reply is not None and not _REPLY_ID.match(reply)):
+            raise web.HTTPBadRequest(text="missing MessageSid or a wrong reply id")
+        if state is None:
+            pass  # queued, sending, accepted: nothing the transcript shows
+        elif reply is not None:
+            await self.app[STORE].mark_reported(self.name, int(reply), state)
+        else:  # asked for before replies were named in the address
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)
         return web.Response(status=204)
+
+
+def _every_part(sids: list[str]) -> str | None:
+    """Every part's SID, comma-separated (as Telegram's ids are), as many as the stored
+    platform id holds: three, where a reply is rarely more than two texts."""
+    kept = ""
+    for sid in sids:
+        joined = f"{kept},{sid}" if kept else sid
+        if len(joined) > PLATFORM_ID_ROOM:
+            break
+        kept = joined
+    return kept or None
 
 
 def _media_count(form: Mapping[str, str]) -> int:
@@ -285,6 +331,12 @@ def _media_count(form: Mapping[str, str]) -> int:
         return int(form.get("NumMedia", "0") or 0)
     except ValueError:
         return 0
+
+
+def _location(form: Mapping[str, str]) -> bool:
+    """A location shared on WhatsApp: no Body and no media, only coordinates."""
+    shared = form.get("MessageType", "").lower() == "location"
+    return shared or bool(form.get("Latitude") and form.get("Longitude"))
 
 
 def _whatsapp(number: str) -> str:

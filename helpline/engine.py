@@ -417,6 +417,8 @@ class Engine:
                 "risk detected",
                 extra={"conversation": conv.reference, "level": risk.level},
             )
+        if risk.level == "none" and await self._channel_words(turn, message.text):
+            return risk.level
         first = not conv.answers.get("_greeted")
         if first:
             conv.answers["_greeted"] = True
@@ -447,6 +449,21 @@ class Engine:
         if conv.flow != journey or first:
             self.metrics.conversations.labels(conv.flow).inc()
         return risk.level
+
+    async def _channel_words(self, turn: Turn, text: str) -> bool:
+        """A word the conversation's channel answers itself (HELP, "SAFE?", QUIET hours on
+        the text channels), whoever owns the conversation: answered here, in the turn, as
+        the channel's optional `own_words(conv, text)` says, so that no other path answers
+        it too and the journey never reads it as the answer to its question. Never a
+        message about danger (the caller's check): that gets the emergency guidance."""
+        own_words = getattr(self.senders.get(turn.conversation.channel), "own_words", None)
+        if own_words is None:
+            return False
+        replies: list[Reply] | None = await own_words(turn.conversation, text)
+        if replies is None:
+            return False
+        turn.replies.extend(replies)
+        return True
 
     async def _answer_erase(self, turn: Turn, text: str) -> bool:
         """The answer to "delete everything?" while a human has the conversation, if it is
@@ -1021,6 +1038,19 @@ class Engine:
             )
         except DeliveryError:
             log.warning("delivery failed", extra={"conversation": conv.reference})
+
+    def kept(self, conv: Conversation, stored: str) -> str:
+        """What the transcript keeps of an inbound message a channel handles itself, outside
+        any turn (an opt-out the platform has confirmed): stored sealed, it is opened and
+        kept as a turn would keep it at the journey's question (see _turn), never left as
+        ciphertext nobody can read."""
+        if not stored.startswith(SEALED_TEXT):
+            return stored
+        text = self._open_text(conv, stored)
+        if conv.owner is not Owner.BOT:
+            return text
+        risky = self.screen(text, conv.language).level != "none"
+        return self.runner.kept(conv.flow, conv.state, text, conv.language, risky=risky)
 
     def _open_text(self, conv: Conversation, stored: str) -> str:
         try:

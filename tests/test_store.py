@@ -256,6 +256,37 @@ async def test_each_stored_reply_has_the_id_its_words_were_stored_under(database
         await store.close()
 
 
+async def test_delivery_reports_only_move_a_reply_forward_and_a_failure_stays(
+    database_url: str,
+) -> None:
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        accepted = await _accept(store, 1)
+        pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+        assert conv is not None
+        one, two = await store.save_turn(conv, [pending[0].id], [Reply("One."), Reply("Two.")])
+        await store.mark(one.id, Delivery.SENT, platform_id="SMone")
+        await store.mark(two.id, Delivery.SENT, platform_id="SMtwo,SMtwo2")
+
+        async def status(message_id: int) -> Delivery:
+            return {m.id: m.status for m in await store.transcript(conv.id)}[message_id]
+
+        assert await store.mark_by_platform_id("test", "SMone", Delivery.DELIVERED)
+        assert not await store.mark_by_platform_id("test", "SMone", Delivery.SENT)  # late
+        assert await status(one.id) is Delivery.DELIVERED
+        assert await store.mark_reported("test", two.id, Delivery.DELIVERED)
+        assert await store.mark_reported("test", two.id, Delivery.FAILED)  # another part
+        assert not await store.mark_reported("test", two.id, Delivery.DELIVERED)
+        assert await status(two.id) is Delivery.FAILED
+        # Only a reply on this channel; never a message of the person's.
+        assert not await store.mark_reported("other", one.id, Delivery.FAILED)
+        assert not await store.mark_reported("test", pending[0].id, Delivery.FAILED)
+        assert await status(pending[0].id) is Delivery.HANDLED
+    finally:
+        await store.close()
+
+
 async def test_a_redelivery_is_reported_as_a_duplicate_not_a_crash(database_url: str) -> None:
     store = SqlStore(database_url)
     try:

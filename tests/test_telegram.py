@@ -243,6 +243,64 @@ async def test_stickers_and_photos_get_a_calm_text_only_reply_and_nothing_stored
     assert await env.app[STORE].sealed_address(env.key()) is None
 
 
+def numbered(data: dict[str, Any], n: int, kind: str = "message") -> dict[str, Any]:
+    """The n-th of several updates like `data`: each its own update and message."""
+    data = copy.deepcopy(data)
+    data["update_id"] += n
+    data[kind]["message_id"] += n
+    return data
+
+
+async def test_a_flood_of_stickers_or_an_album_without_words_brings_one_reply(env: Env) -> None:
+    for n in range(4):
+        assert await env.post(numbered(update("telegram_sticker.json"), n)) == 200
+    for n in range(3):
+        assert await env.post(numbered(update("telegram_album_photo.json"), n)) == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+
+
+async def test_an_album_with_words_has_them_read_and_no_text_only_reply(env: Env) -> None:
+    for n in range(3):  # three photos sent together, the words on the first
+        photo = numbered(update("telegram_album_photo.json"), n)
+        if n == 0:
+            photo["message"]["caption"] = "Hello"
+        assert await env.post(photo) == 200
+    await env.app[ENGINE].drain()
+    texts = env.loop.telegram_texts()
+    assert texts[0] == env.text("welcome.intro")
+    assert env.text("channels.text_only") not in texts
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert [m.text for m in inbound] == ["Hello"]
+
+
+async def test_a_live_location_gets_one_reply_not_one_for_every_move(env: Env) -> None:
+    assert await env.post(update("telegram_live_location.json")) == 200
+    for n in range(5):  # each new position arrives as an edit of the same message
+        moved = update("telegram_live_location_moved.json")
+        moved["update_id"] += n
+        moved["edited_message"]["edit_date"] += 30 * n
+        assert await env.post(moved) == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert await env.app[STORE].sealed_address(env.key()) is None
+
+
+async def test_several_edits_in_a_row_bring_one_reply(env: Env) -> None:
+    await env.say("Hello")
+    before = len(env.loop.telegram_texts())
+    for n in range(3):
+        edit = update("telegram_edited_message.json")
+        edit["update_id"] += n
+        edit["edited_message"]["edit_date"] += 10 * n
+        edit["edited_message"]["text"] = f"Hello again {n}"
+        assert await env.post(edit) == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.telegram_texts()[before:] == [env.text("channels.edit_unseen")]
+
+
 async def test_a_photo_s_caption_is_read_and_screened_like_text_and_the_photo_not_stored(
     env: Env,
 ) -> None:

@@ -335,18 +335,63 @@ async def test_the_helpline_never_texts_a_number_that_has_not_written_in(env: En
     assert env.loop.twilio_sent() == []
 
 
-async def test_delivery_reports_mark_the_stored_reply_delivered(env: Env) -> None:
-    await env.say("Hello")
-    sid = env.loop.sids[0]
-    report = fixture("twilio_status_delivered.json", MessageSid=sid, SmsSid=sid, To=PHONE)
-    status, _, _ = await env.post(SMS_PATH + "/status", report)
+async def report(env: Env, n: int, state: str) -> None:
+    """Twilio's status callback for the n-th message sent, posted where the send asked."""
+    sent, sid = env.loop.twilio_sent()[n], env.loop.sids[n]
+    assert sent["StatusCallback"].startswith(PUBLIC)
+    params = fixture(
+        "twilio_status_delivered.json",
+        MessageSid=sid,
+        SmsSid=sid,
+        To=PHONE,
+        MessageStatus=state,
+        SmsStatus=state,
+    )
+    status, _, _ = await env.post(sent["StatusCallback"].removeprefix(PUBLIC), params)
     assert status == 204
+
+
+async def first_reply_status(env: Env) -> Delivery:
     conv = await env.app[STORE].open_conversation(env.key())
     assert conv is not None
     first_out = next(
         m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.OUT
     )
-    assert first_out.status is Delivery.DELIVERED
+    return first_out.status
+
+
+async def test_delivery_reports_mark_the_stored_reply_delivered(env: Env) -> None:
+    await env.say("Hello")
+    await report(env, 0, "delivered")
+    assert await first_reply_status(env) is Delivery.DELIVERED
+
+
+async def test_a_report_of_sent_arriving_after_delivered_leaves_the_reply_delivered(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    for state in ("delivered", "sent"):  # Twilio's callbacks may arrive in any order
+        await report(env, 0, state)
+    assert await first_reply_status(env) is Delivery.DELIVERED
+    await report(env, 0, "undelivered")  # a failure is final, whatever came before
+    await report(env, 0, "read")
+    assert await first_reply_status(env) is Delivery.FAILED
+
+
+async def test_a_long_reply_whose_first_part_never_arrived_shows_as_failed(env: Env) -> None:
+    await env.say("Hello")
+    await env.say("talk to someone")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    await env.app[ROUTING].claim(conv.id, "sam", capacity=2)
+    before = len(env.loop.twilio_sent())
+    paragraph = "Thank you for telling me. " * 40  # ~1,000 characters
+    stored = await env.app[ROUTING].say(conv.id, "sam", f"{paragraph}\n\n{paragraph}")
+    assert len(env.loop.twilio_sent()) == before + 2  # sent as two texts
+    await report(env, before + 1, "delivered")
+    await report(env, before, "undelivered")
+    (reply,) = [m for m in await env.app[STORE].transcript(conv.id) if m.id == stored.id]
+    assert reply.status is Delivery.FAILED
 
 
 # -- the channel's own words --------------------------------------------------------------------
@@ -425,6 +470,73 @@ async def test_help_by_text_lists_the_words_that_work_including_texting_ones(env
     assert env.loop.sms_bodies()[-2:] == [env.text("help.show"), env.text("channels.help_more")]
 
 
+async def _held_back(env: Env, *bodies: str) -> None:
+    """Texts that arrive while a turn for an earlier message of the conversation is still
+    running (it holds the conversation): the next turn finds them all waiting at once."""
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    async with env.app[ENGINE].locks.hold(conv.id):
+        for body in bodies:
+            assert (await env.post(SMS_PATH, sms(body)))[0] == 200
+    await env.app[ENGINE].drain()
+
+
+async def test_help_sent_right_after_an_answer_is_answered_once_after_it(env: Env) -> None:
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    await _held_back(env, "1", "HELP")
+    after = env.loop.sms_bodies()[before:]
+    assert after[0].startswith(env.text("welcome.who"))
+    assert after[1:] == [env.text("help.show"), env.text("channels.help_more")]
+
+
+async def test_quiet_hours_sent_right_after_choosing_a_call_back_are_not_taken_as_its_time(
+    env: Env,
+) -> None:
+    for body in ("Hello", "1", "1", "1", "2"):  # to "what would help most right now?"
+        await env.say(body)
+    before = len(env.loop.sms_bodies())
+    await _held_back(env, "2", "QUIET 22-7")  # a call-back, then quiet hours
+    after = env.loop.sms_bodies()[before:]
+    assert after == [
+        env.text("own.callback_when"),
+        env.text("channels.quiet_set", start="22:00", end="07:00"),
+    ]
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    assert conv.state == "callback" and "callback_window" not in conv.answers  # still asked
+    assert (await env.app[STORE].contact_settings(env.key()))["quiet_hours"] == {
+        "start": "22:00",
+        "end": "07:00",
+    }
+
+
+async def test_help_asked_when_to_call_back_is_readable_in_the_transcript(env: Env) -> None:
+    for body in ("Hello", "1", "1", "1", "2", "2"):  # to "when is it safe to call?"
+        await env.say(body)
+    await env.say("HELP")
+    assert env.loop.sms_bodies()[-2:] == [env.text("help.show"), env.text("channels.help_more")]
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert inbound[-1].text == "HELP"
+
+
+async def test_an_opt_out_asked_when_to_call_back_is_readable_in_the_transcript(
+    env: Env,
+) -> None:
+    for body in ("Hello", "1", "1", "1", "2", "2"):  # to "when is it safe to call?"
+        await env.say(body)
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
+    assert status == 200
+    await env.app[ENGINE].drain()
+    inbound = [m for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.IN]
+    assert inbound[-1].text == "STOP"
+    assert (await env.app[STORE].conversation(conv.id)).closed
+
+
 async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_stored(
     env: Env,
 ) -> None:
@@ -435,6 +547,34 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
         await env.app[ENGINE].drain()
     assert env.loop.sms_bodies(PHONE) == [env.text("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key()) is None
+
+
+async def test_several_whatsapp_pictures_at_once_bring_one_text_only_reply(env: Env) -> None:
+    for _ in range(4):
+        sid = sms("")["MessageSid"]
+        picture = fixture(
+            "twilio_whatsapp_inbound.json",
+            Body="",
+            NumMedia="1",
+            MessageType="image",
+            MediaContentType0="image/jpeg",
+            MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}/Media/ME1",
+            MessageSid=sid,
+            SmsSid=sid,
+            SmsMessageSid=sid,
+        )
+        assert (await env.post(WA_PATH, picture))[0] == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
+
+
+async def test_a_whatsapp_location_gets_the_text_only_reply_and_nothing_stored(env: Env) -> None:
+    status, _, _ = await env.post(WA_PATH, fixture("twilio_whatsapp_location.json"))
+    assert status == 200
+    await env.app[ENGINE].drain()
+    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
 
 
 async def test_texts_over_the_rate_limit_are_acknowledged_and_told_once_to_slow_down(

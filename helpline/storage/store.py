@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Executable,
@@ -152,6 +153,15 @@ _HANDLED = (
 _REDACT = (
     update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id")).values(text=bindparam("new"))
 )
+# What a platform's delivery report may move a reply on from: forward only, as reports may
+# arrive in any order ("sent" after "delivered"), and a failure is final, over a delivery
+# too (a reply sent as several messages has failed if any part has). "sent" moves nothing:
+# the engine marks a reply sent once the platform has taken it; a report arriving before
+# that finds it still pending and is not kept (it would be overwritten).
+_REPORTED_AFTER = {
+    Delivery.DELIVERED: (Delivery.SENT,),
+    Delivery.FAILED: (Delivery.SENT, Delivery.DELIVERED),
+}
 _SENT = (
     update(MESSAGES)
     .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
@@ -1157,10 +1167,30 @@ class SqlStore:
         await self._prepared_write(run, one_statement=True)
 
     async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
+        """A platform's delivery report for the reply it gave this id, moving it forward
+        only (see _REPORTED_AFTER). True if it changed the reply."""
+        return await self._reported(channel, MessageRow.platform_id == platform_id, status)
+
+    async def mark_reported(self, channel: str, message_id: int, status: Delivery) -> bool:
+        """A platform's delivery report for one of our replies named by its own id (Twilio's
+        status callback carries it, for each part of a reply sent as several messages),
+        moving it forward only (see _REPORTED_AFTER). True if it changed the reply."""
+        return await self._reported(channel, MessageRow.id == message_id, status)
+
+    async def _reported(self, channel: str, which: ColumnElement[bool], status: Delivery) -> bool:
+        earlier = [s.value for s in _REPORTED_AFTER.get(status, ())]
+        if not earlier:
+            return False
+
         def run(conn: Connection) -> bool:
             result = conn.execute(
                 update(MessageRow)
-                .where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
+                .where(
+                    which,
+                    MessageRow.channel == channel,
+                    MessageRow.direction == Direction.OUT.value,
+                    MessageRow.status.in_(earlier),
+                )
                 .values(status=status.value)
             )
             return bool(result.rowcount)
