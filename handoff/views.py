@@ -13,7 +13,7 @@ from sqlalchemy import select
 from handoff import accounts
 from handoff.accounts import User
 from helpline.app import ROUTING, SETTINGS, STORE
-from helpline.domain import Conversation, Owner
+from helpline.domain import Conversation, Owner, StoredMessage
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority, QueueEntry
 from helpline.storage.models import ConversationRow
@@ -77,17 +77,19 @@ async def conversation_view(
         "queue": current,
         "summary": summary(conv.answers),
         "mine": conv.owner is Owner.ADVISER and conv.adviser == user.name,
-        "messages": [
-            {
-                "id": m.id,
-                "direction": m.direction.value,
-                "author": m.author.value,
-                "author_name": m.author_name,
-                "text": m.text,
-                "at": m.created_at.isoformat(),
-            }
-            for m in messages
-        ],
+        "messages": [transcript_item(m) for m in messages],
+    }
+
+
+def transcript_item(m: StoredMessage) -> dict[str, Any]:
+    """One message of a transcript as the console shows it (notes included)."""
+    return {
+        "id": m.id,
+        "direction": m.direction.value,
+        "author": m.author.value,
+        "author_name": m.author_name,
+        "text": m.text,
+        "at": m.created_at.isoformat(),
     }
 
 

@@ -1,5 +1,6 @@
 """The console's live socket when what feeds it fails: it is closed so the page reconnects,
-never left open and silently stale (or still streaming after access could not be checked)."""
+never left open and silently stale (or still streaming after access could not be checked);
+and what it streams when events could have been missed: the transcript, whole, again."""
 
 from __future__ import annotations
 
@@ -203,4 +204,48 @@ async def test_a_console_that_missed_an_event_shows_the_person_at_its_next_check
             ws, lambda f: f["type"] == "queue" and bool(waiting_refs(f)), timeout=5
         )
         assert waiting_refs(frame) == [reference]
+        await ws.close()
+
+
+def said(frames: list[dict[str, Any]], conv_id: str) -> list[str]:
+    """What the console was sent of a conversation's transcript, live or whole."""
+    texts: list[str] = []
+    for f in frames:
+        if f.get("conversation") != conv_id:
+            continue
+        if f["type"] == "message":
+            texts.append(f["text"])
+        elif f["type"] == "transcript":
+            texts += [m["text"] for m in f["messages"]]
+    return texts
+
+
+async def test_a_watched_transcript_misses_nothing_said_before_the_watch_or_while_away(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with watching(database_url, tmp_path) as (app, alice, ws):
+        engine = engine_of(app)
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        status, view = await alice.post(f"/console/api/conversations/{conv_id}/claim")
+        assert status == 200
+        # Said after the console fetched the conversation, before it asked to watch it.
+        await engine.handle(InboundMessage("test", PHONE, "said before the watch"))
+        assert "said before the watch" not in [m["text"] for m in view["messages"]]
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        seen: list[dict[str, Any]] = []
+        await next_frame(ws, lambda f: f["type"] == "watching", seen)
+        assert "said before the watch" in said(seen, conv_id)
+
+        # Said while the console's socket was down (a rolling restart): on reconnecting the
+        # page watches again, and gets it.
+        await ws.close()
+        await engine.handle(InboundMessage("test", PHONE, "said while you were away"))
+        ws = await alice.socket()
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        seen = []
+        await next_frame(ws, lambda f: f["type"] == "watching", seen)
+        assert "said while you were away" in said(seen, conv_id)
+        # Still live after that.
+        await engine.handle(InboundMessage("test", PHONE, "and now"))
+        await next_frame(ws, lambda f: "and now" in said([f], conv_id))
         await ws.close()
