@@ -2,7 +2,8 @@
 safeguarding alerts, referrals and call-backs, all scoped to the logged-in user's role.
 
 Events come from the hub, so a console on one instance sees what happens on another. The
-socket never forwards a raw queue event: it sends a fresh snapshot computed for its user."""
+socket never forwards a raw queue event: it sends a fresh snapshot computed for its user.
+When the hub may have lost events (RESYNC), everything shown is sent afresh."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from handoff.accounts import ConsoleSession
 from handoff.views import queue_snapshot, supervisor_view, transcript_item, visible
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.errors import Forbidden, NotFound
+from helpline.ports import RESYNC
 from helpline.routing import QUEUE_TOPIC
 from helpline.tasks import cancel_and_wait
 
@@ -143,7 +145,8 @@ class LiveConsole:
         self.dirty.set()
 
     async def _on_referral(self, event: dict[str, Any]) -> None:
-        if self.user.role == "programme" and event.get("programme") != self.user.programme:
+        mine = event.get("type") == RESYNC or event.get("programme") == self.user.programme
+        if self.user.role == "programme" and not mine:
             return
         scope = self.user.programme if self.user.role == "programme" else None
         await self.send(
@@ -251,11 +254,14 @@ class LiveConsole:
         async with self.app[HUB].subscribe(f"transcript:{conv_id}") as events:
             # Read after subscribing, so nothing falls between the two: not what was said
             # after the page fetched the conversation, nor while its socket was down (the
-            # page sends `watch` again on reconnecting).
+            # page sends `watch` again on reconnecting), nor what the hub lost (RESYNC).
             await self._send_transcript(conv_id)
             await self.send({"type": "watching", "conversation": conv_id})
             async for event in events:
-                await self.send({**event, "conversation": conv_id})
+                if event.get("type") == RESYNC:
+                    await self._send_transcript(conv_id)
+                else:
+                    await self.send({**event, "conversation": conv_id})
 
     async def _send_transcript(self, conv_id: str) -> None:
         messages = await self.app[STORE].transcript(conv_id)
