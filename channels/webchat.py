@@ -29,6 +29,7 @@ from helpline.app import (
 )
 from helpline.domain import Direction, InboundMessage, OutboundMessage, storable
 from helpline.errors import DuplicateMessage, HelplineError
+from helpline.ports import RESYNC
 from helpline.ratelimit import NEW_CHATS, RateLimited
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,8 @@ class WebChat:
         # Subscribe before opening, so nothing published in between is missed; what the
         # history already shows is skipped by message id.
         async with self.app[HUB].subscribe(f"web:{key}") as events:
-            shown = await self._start(ws, token, lang)
-            forward = asyncio.create_task(self._forward(ws, events, shown))
+            conversation_id, shown = await self._start(ws, token, lang)
+            forward = asyncio.create_task(self._forward(ws, events, conversation_id, shown))
             try:
                 await self._read(ws, token, key)
             finally:
@@ -190,14 +191,14 @@ class WebChat:
                 with contextlib.suppress(asyncio.CancelledError):
                     await forward
 
-    async def _start(self, ws: web.WebSocketResponse, token: str, lang: str) -> int:
-        """Open the conversation and show it so far; the newest message id shown. (Its own
-        method, so that the history is not kept for as long as the chat stays open.)"""
+    async def _start(self, ws: web.WebSocketResponse, token: str, lang: str) -> tuple[str, int]:
+        """Open the conversation and show it so far; its id and the newest message id shown.
+        (Its own method, so that the history is not kept for as long as the chat stays open.)"""
         conv = await self.app[ENGINE].open(self.name, token, language=lang)
         await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
         history = await self._history(conv.id)
         await ws.send_json({"type": "history", "messages": history})
-        return max((m["id"] for m in history), default=0)
+        return conv.id, max((m["id"] for m in history), default=0)
 
     async def _history(self, conversation_id: str) -> list[dict[str, Any]]:
         shown = []
@@ -216,17 +217,55 @@ class WebChat:
             item["options"] = []
         return shown
 
-    async def _forward(self, ws: web.WebSocketResponse, events: Any, shown: int) -> None:
+    async def _forward(
+        self, ws: web.WebSocketResponse, events: Any, conversation_id: str, shown: int
+    ) -> None:
+        """Send the page what the hub brings. `shown` is the newest message id in the
+        history the page was sent (the page skips a message not newer than that, and so does
+        this); `last`, the newest it has been sent since."""
+        last = shown
+        ended = False  # the page has been told the conversation ended
         async for event in events:
             if ws.closed:
                 return
-            if event.get("type") == "message" and 0 < event.get("id", 0) <= shown:
+            if event.get("type") == RESYNC:
+                last, ended = await self._catch_up(ws, conversation_id, last, ended)
                 continue
+            ended = ended or event.get("state") == "ended"
+            if event.get("type") == "message":
+                if 0 < event.get("id", 0) <= shown:
+                    continue
+                last = max(last, event.get("id", 0))
             with contextlib.suppress(ConnectionError, RuntimeError):
                 if event.get("type") != "message":
                     # A message ends "typing…" on the page by itself (chat.js).
                     await ws.send_json({"type": "typing", "on": False})
                 await ws.send_json(event)
+
+    async def _catch_up(
+        self, ws: web.WebSocketResponse, conversation_id: str, last: int, ended: bool
+    ) -> tuple[int, bool]:
+        """What the hub may have lost on the way (it reconnected): the replies after the last
+        one the page was sent, read from the conversation as a reconnecting page's history
+        is (the person's own words are on the page already), and its end if it has ended.
+        If they cannot be read, the socket closes: the page reconnects and gets the history."""
+        try:
+            missed = [
+                m
+                for m in await self._history(conversation_id)
+                if m["id"] > last and m["author"] != "person"
+            ]
+            closed = (await self.app[STORE].conversation(conversation_id)).closed
+        except Exception:  # noqa: BLE001 - any failure: the page must not miss replies silently
+            log.exception("a web chat could not catch up; closing it for the page to reconnect")
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again")
+            return last, ended
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            for m in missed:
+                await ws.send_json({"type": "message", **m})
+            if closed and not ended:
+                await ws.send_json({"type": "status", "state": "ended", "text": ""})
+        return max((m["id"] for m in missed), default=last), ended or closed
 
     async def _read(self, ws: web.WebSocketResponse, token: str, key: str) -> None:
         engine = self.app[ENGINE]

@@ -2,7 +2,8 @@
 safeguarding alerts, referrals and call-backs, all scoped to the logged-in user's role.
 
 Events come from the hub, so a console on one instance sees what happens on another. The
-socket never forwards a raw queue event: it sends a fresh snapshot computed for its user."""
+socket never forwards a raw queue event: it sends a fresh snapshot computed for its user.
+When the hub may have lost events (RESYNC), everything shown is sent afresh."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from handoff import accounts, callbacks, referrals, safeguarding
 from handoff.accounts import SESSIONS_TOPIC, ConsoleSession
-from handoff.views import queue_snapshot, supervisor_view, visible
+from handoff.views import queue_snapshot, supervisor_view, transcript, transcript_item, visible
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.errors import Forbidden, NotFound
+from helpline.ports import RESYNC
 from helpline.routing import QUEUE_TOPIC
 from helpline.tasks import cancel_and_wait
 
@@ -140,7 +142,8 @@ class LiveConsole:
         self.dirty.set()
 
     async def _on_referral(self, event: dict[str, Any]) -> None:
-        if self.user.role == "programme" and event.get("programme") != self.user.programme:
+        mine = event.get("type") == RESYNC or event.get("programme") == self.user.programme
+        if self.user.role == "programme" and not mine:
             return
         scope = self.user.programme if self.user.role == "programme" else None
         await self.send(
@@ -225,7 +228,11 @@ class LiveConsole:
                 self.watched.pop(conv_id).cancel()
 
     async def _watch(self, conv_id: str) -> None:
+        """Stream a conversation's transcript, starting with all of it so far: each `watch`
+        is answered with a `transcript` frame (the page drops the messages it shows already)."""
         if conv_id in self.watched:
+            # Shown afresh on the page (opened again): what it fetched may already be behind.
+            await self._or_close(lambda: self._send_transcript(conv_id))
             return
         try:
             await visible(self.app, self.user, conv_id)
@@ -236,16 +243,32 @@ class LiveConsole:
             oldest = next(iter(self.watched))
             self.watched.pop(oldest).cancel()
         await accounts.audit(self.app[STORE], self.user.name, "watch", conv_id)
-        started = asyncio.Event()
-        self.watched[conv_id] = asyncio.create_task(self._transcript(conv_id, started))
-        await started.wait()
-        await self.send({"type": "watching", "conversation": conv_id})
+        self.watched[conv_id] = asyncio.create_task(
+            self._or_close(lambda: self._transcript(conv_id))
+        )
 
-    async def _transcript(self, conv_id: str, started: asyncio.Event) -> None:
+    async def _transcript(self, conv_id: str) -> None:
         async with self.app[HUB].subscribe(f"transcript:{conv_id}") as events:
-            started.set()
+            # Read after subscribing, so nothing falls between the two: not what was said
+            # after the page fetched the conversation, nor while its socket was down (the
+            # page sends `watch` again on reconnecting), nor what the hub lost (RESYNC).
+            await self._send_transcript(conv_id)
+            await self.send({"type": "watching", "conversation": conv_id})
             async for event in events:
-                await self.send({**event, "conversation": conv_id})
+                if event.get("type") == RESYNC:
+                    await self._send_transcript(conv_id)
+                else:
+                    await self.send({**event, "conversation": conv_id})
+
+    async def _send_transcript(self, conv_id: str) -> None:
+        messages = await transcript(self.app, self.user, conv_id)
+        await self.send(
+            {
+                "type": "transcript",
+                "conversation": conv_id,
+                "messages": [transcript_item(m) for m in messages],
+            }
+        )
 
 
 async def close_sockets(app: web.Application) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from handoff import accounts, referrals
 from handoff.accounts import User
 from helpline.app import ROUTING, SETTINGS, STORE
-from helpline.domain import Conversation, Owner
+from helpline.domain import Conversation, Owner, StoredMessage
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority, QueueEntry
 from helpline.storage.models import ConversationRow
@@ -77,6 +77,23 @@ async def _programme_scope(
     return await referrals.consents(app[STORE], conversation_ids, user.programme)
 
 
+def _since(messages: list[StoredMessage], since: datetime | None) -> list[StoredMessage]:
+    # No consent on record (a transfer made before it was required): nothing of what was
+    # said before.
+    return [m for m in messages if since is not None and m.created_at >= since]
+
+
+async def transcript(app: web.Application, user: User, conversation_id: str) -> list[StoredMessage]:
+    """The messages of a conversation this user may see (all of them but for programme staff:
+    see _programme_scope), for the console's page and its live socket alike. The caller has
+    checked the conversation is visible to them."""
+    messages = await app[STORE].transcript(conversation_id)
+    scope = await _programme_scope(app, user, [conversation_id])
+    if scope is None:
+        return messages
+    return _since(messages, scope.get(conversation_id, (None, {}))[0])
+
+
 async def conversation_view(
     app: web.Application, user: User, conversation_id: str
 ) -> dict[str, Any]:
@@ -85,10 +102,8 @@ async def conversation_view(
     shown, flags = summary(conv.answers), list(conv.answers.get("_risk_reasons", []))
     scope = await _programme_scope(app, user, [conv.id])
     if scope is not None:
-        # No consent on record (a transfer made before it was required): nothing of what
-        # was said before.
         since, shared = scope.get(conv.id, (None, {}))
-        messages = [m for m in messages if since is not None and m.created_at >= since]
+        messages = _since(messages, since)
         shown, flags = shared, []
     return {
         "id": conv.id,
@@ -102,17 +117,19 @@ async def conversation_view(
         "queue": current,
         "summary": shown,
         "mine": conv.owner is Owner.ADVISER and conv.adviser == user.name,
-        "messages": [
-            {
-                "id": m.id,
-                "direction": m.direction.value,
-                "author": m.author.value,
-                "author_name": m.author_name,
-                "text": m.text,
-                "at": m.created_at.isoformat(),
-            }
-            for m in messages
-        ],
+        "messages": [transcript_item(m) for m in messages],
+    }
+
+
+def transcript_item(m: StoredMessage) -> dict[str, Any]:
+    """One message of a transcript as the console shows it (notes included)."""
+    return {
+        "id": m.id,
+        "direction": m.direction.value,
+        "author": m.author.value,
+        "author_name": m.author_name,
+        "text": m.text,
+        "at": m.created_at.isoformat(),
     }
 
 

@@ -23,7 +23,7 @@ from helpline.engine import EffectHandler, Engine
 from helpline.flowkit import FlowRunner, FlowSpec
 from helpline.hours import FILE as HOURS_FILE
 from helpline.hours import OpeningHours
-from helpline.hub import MemoryHub, RedisHub
+from helpline.hub import HEALTH_CHECK_SECONDS, MemoryHub, RedisHub
 from helpline.locks import MemoryLocks
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import Hours, Hub, Locks, RoutingQueue, Sender
@@ -62,6 +62,7 @@ HOUSEKEEPING = web.AppKey("housekeeping", tuple[asyncio.Event, asyncio.Task[None
 
 REDIS_CONNECTIONS = 64  # per instance; requests beyond this wait for one to come free
 REDIS_WAIT_SECONDS = 20
+HUB_SOCKET_SECONDS = 5  # the hub's subscriber: connecting, subscribing, pinging
 
 HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
 
@@ -121,8 +122,19 @@ def create_app(
             )
             client = redis.Redis.from_pool(pool)
             app[REDIS] = client
-            # The subscriber blocks on its socket between events: no read timeout for it.
-            sub_client = redis.Redis.from_url(settings.redis_url, socket_timeout=None)
+            # The subscriber waits on its socket between events with a timeout of its own
+            # and pings a quiet subscription (RedisHub); the socket timeout bounds the rest
+            # (connecting, subscribing). redis-py's own health check only sends a PING
+            # before a read and swallows the PONG, so it cannot tell a dead subscription
+            # from a quiet one: RedisHub checks for that itself. Named, to be found in
+            # CLIENT LIST.
+            sub_client = redis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=HUB_SOCKET_SECONDS,
+                socket_connect_timeout=HUB_SOCKET_SECONDS,
+                health_check_interval=int(HEALTH_CHECK_SECONDS),
+                client_name=f"{settings.redis_prefix}hub",
+            )
             hub = RedisHub(sub_client, settings.redis_prefix)
             await hub.start()
             queue = redis_queue(app) if redis_queue else memory_queue(app)

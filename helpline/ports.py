@@ -120,13 +120,19 @@ class Locks(Protocol):
     def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
 
 
+# The type of the event a hub sends every subscriber when events may have been lost.
+RESYNC = "resync"
+
+
 class Hub(Protocol):
     """Live events between the engine, web chat sockets and adviser consoles, across instances."""
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None: ...
 
     def subscribe(self, *topics: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
-        """Yields an async iterator of events published to any of `topics` from now on."""
+        """Yields an async iterator of events published to any of `topics` from now on, and
+        `{"type": RESYNC}` whenever some may have been lost on the way (the hub lost its
+        connection for a moment): the subscriber then reads again what it shows."""
         ...
 
 

@@ -179,3 +179,35 @@ def redis_not_answering() -> redis.Redis:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+
+
+class HubLink:
+    """The live-events subscription of an app running with a given Redis key prefix, as Redis
+    sees it (the connection is named "<prefix>hub"): a test can cut that one connection,
+    as a network fault or a Redis fail-over would, without touching anyone else's."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.client = client
+        self.name = f"{prefix}hub"
+
+    async def _ids(self) -> list[int]:
+        clients = await self.client.client_list(_type="pubsub")
+        return [int(c["id"]) for c in clients if c.get("name") == self.name]
+
+    async def subscribed(self) -> bool:
+        return bool(await self._ids())
+
+    async def cut(self) -> None:
+        ids = await self._ids()
+        assert ids, f"no subscription named {self.name}"
+        for client_id in ids:
+            await self.client.client_kill_filter(_id=client_id)
+
+
+@asynccontextmanager
+async def hub_link(redis_url: str, prefix: str) -> AsyncIterator[HubLink]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield HubLink(client, prefix)
+    finally:
+        await client.aclose()

@@ -223,6 +223,12 @@ async def test_programme_staff_see_only_what_the_person_agreed_to_share_and_what
             _, snapshot = await pat.get("/console/api/queue")
             [item] = snapshot["waiting"]
             assert item["summary"] == {"area": "Newport"} and item["flags"] == []
+            # So does the transcript the live socket sends when they open the conversation.
+            ws = await pat.socket()
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            frame = await next_frame(ws, lambda f: f["type"] == "transcript")
+            said = [m["text"] for m in frame["messages"] if m["direction"] == "in"]
+            assert said == ["when can we talk?"]
             # The helpline's own advisers still see the whole conversation.
             _, whole = await alice.get(base)
             said = [m["text"] for m in whole["messages"] if m["direction"] == "in"]

@@ -1,5 +1,6 @@
 """The console's live socket when what feeds it fails: it is closed so the page reconnects,
-never left open and silently stale (or still streaming after access could not be checked)."""
+never left open and silently stale (or still streaming after access could not be checked);
+and what it streams when events could have been missed: the transcript, whole, again."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from tests.console_support import (
     person_asks_for_adviser,
     waiting_refs,
 )
-from tests.support import engine_of, running, settings_for
+from tests.support import engine_of, hub_link, running, settings_for
 
 PHONE = "+447700900123"
 
@@ -194,4 +195,81 @@ async def test_a_console_that_missed_an_event_shows_the_person_at_its_next_check
             ws, lambda f: f["type"] == "queue" and bool(waiting_refs(f)), timeout=5
         )
         assert waiting_refs(frame) == [reference]
+        await ws.close()
+
+
+def said(frames: list[dict[str, Any]], conv_id: str) -> list[str]:
+    """What the console was sent of a conversation's transcript, live or whole."""
+    texts: list[str] = []
+    for f in frames:
+        if f.get("conversation") != conv_id:
+            continue
+        if f["type"] == "message":
+            texts.append(f["text"])
+        elif f["type"] == "transcript":
+            texts += [m["text"] for m in f["messages"]]
+    return texts
+
+
+async def test_a_watched_transcript_misses_nothing_said_before_the_watch_or_while_away(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with watching(database_url, tmp_path) as (app, alice, ws):
+        engine = engine_of(app)
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        status, view = await alice.post(f"/console/api/conversations/{conv_id}/claim")
+        assert status == 200
+        # Said after the console fetched the conversation, before it asked to watch it.
+        await engine.handle(InboundMessage("test", PHONE, "said before the watch"))
+        assert "said before the watch" not in [m["text"] for m in view["messages"]]
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        seen: list[dict[str, Any]] = []
+        await next_frame(ws, lambda f: f["type"] == "watching", seen)
+        assert "said before the watch" in said(seen, conv_id)
+
+        # Said while the console's socket was down (a rolling restart): on reconnecting the
+        # page watches again, and gets it.
+        await ws.close()
+        await engine.handle(InboundMessage("test", PHONE, "said while you were away"))
+        ws = await alice.socket()
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        seen = []
+        await next_frame(ws, lambda f: f["type"] == "watching", seen)
+        assert "said while you were away" in said(seen, conv_id)
+        # Still live after that.
+        await engine.handle(InboundMessage("test", PHONE, "and now"))
+        await next_frame(ws, lambda f: "and now" in said([f], conv_id))
+        await ws.close()
+
+
+@pytest.mark.redis
+async def test_a_console_catches_up_on_what_was_said_while_live_events_were_cut_off(
+    sqlite_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    # The instance's subscription to live events drops, and the person writes before it is
+    # back: Redis passes their words (and the queue's wake-up) to no one. The adviser
+    # watching must still see them, and the queue must be shown afresh, without a reload.
+    settings = settings_for(sqlite_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    async with (
+        running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url),
+        hub_link(redis_url, redis_prefix) as link,
+        Console(url) as alice,
+    ):
+        await add_staff(app, "alice")
+        await alice.login("alice")
+        ws = await alice.socket()
+        await next_frame(ws, lambda f: f["type"] == "queue")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        assert (await alice.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        await next_frame(ws, lambda f: f["type"] == "watching")
+        await link.cut()
+        await engine_of(app).handle(InboundMessage("test", PHONE, "are you still there?"))
+        newcomer = await person_asks_for_adviser(app, "+447700900456")
+        assert not await link.subscribed(), "all this should have happened in the gap"
+        reference = (await app[STORE].conversation(newcomer)).reference
+        seen: list[dict[str, Any]] = []
+        await next_frame(ws, lambda f: "are you still there?" in said(seen, conv_id), seen)
+        if not any(reference in waiting_refs(f) for f in seen):
+            await next_frame(ws, lambda f: reference in waiting_refs(f))
         await ws.close()

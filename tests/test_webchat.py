@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from helpline.app import CONTENT, STORE
-from tests.support import eventually, running, settings_for
+from helpline.app import CONTENT, ENGINE, STORE
+from helpline.domain import InboundMessage
+from tests.support import eventually, hub_link, running, settings_for
 
 
 async def _frames_until(ws: aiohttp.ClientWebSocketResponse, kind: str) -> list[dict[str, Any]]:
@@ -223,3 +224,62 @@ async def test_a_websocket_whose_origin_cannot_be_read_is_refused(
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await http.ws_connect(f"{url}/chat/ws", headers={"Origin": "http://[::1"})
             assert refused.value.status == 403
+
+
+@pytest.mark.redis
+async def test_a_reply_made_while_live_events_were_cut_off_still_reaches_the_open_chat(
+    sqlite_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    # The instance's subscription to live events drops (a network fault, a Redis fail-over)
+    # and a reply is published before it is back: Redis passes it to no one. The chat page
+    # must still get it, without reconnecting: it may be the 999 guidance.
+    settings = settings_for(sqlite_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    async with (
+        running(settings, serve=True) as (app, _, url),
+        hub_link(redis_url, redis_prefix) as link,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{url}/chat/ws") as ws,
+    ):
+        content = app[CONTENT]
+        await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+        token = (await _frames_until(ws, "session"))[-1]["token"]
+        await _frames_until(ws, "history")
+        await link.cut()
+        await app[ENGINE].handle(InboundMessage("web", token, "1"))
+        assert not await link.subscribed(), "the reply should have gone out in the gap"
+        frames = await _frames_until(ws, "message")
+        while frames[-1]["text"] != content.text("welcome.who", "en"):
+            frames += await _frames_until(ws, "message")
+        # Once: not again when live events come back, nor as anything already shown.
+        texts = [f["text"] for f in frames if f["type"] == "message"]
+        assert texts == [content.text("welcome.who", "en")]
+        await ws.send_json({"type": "message", "text": "1", "id": "after"})
+        assert (await _next_message(ws))["text"] == content.text("own.start", "en")
+
+
+@pytest.mark.redis
+async def test_a_chat_closed_while_live_events_were_cut_off_is_shown_as_ended(
+    sqlite_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from helpline.domain import utcnow
+
+    # Closed for being quiet while the instance's subscription was down: the page must not
+    # be left open, with the person writing into a conversation that has ended.
+    settings = settings_for(sqlite_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    async with (
+        running(settings, serve=True, clock=utcnow) as (app, _, url),
+        hub_link(redis_url, redis_prefix) as link,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{url}/chat/ws") as ws,
+    ):
+        await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+        await _frames_until(ws, "history")
+        await link.cut()
+        assert await app[ENGINE].close_idle(timedelta(0)) == 1
+        assert not await link.subscribed(), "the chat should have ended in the gap"
+        frames = await _frames_until(ws, "status")
+        assert frames[-1]["state"] == "ended"
+        closing = app[CONTENT].text("idle.closed", "en")
+        assert [f["text"] for f in frames if f["type"] == "message"] == [closing]

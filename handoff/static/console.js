@@ -244,6 +244,14 @@
           addMessage(frame);
         }
         break;
+      case 'transcript':
+        // The whole transcript, in answer to each watch (and again if the server may have
+        // missed messages): what was said since it was fetched, or while the socket was
+        // down, is added; what is shown already is skipped by id.
+        if (current && frame.conversation === current.id && Array.isArray(frame.messages)) {
+          frame.messages.forEach(addMessage);
+        }
+        break;
       case 'unwatched':
       case 'erased':
         if (current && frame.conversation === current.id) {
@@ -455,7 +463,15 @@
     box.appendChild(el('span', authorLabel(m), 'author'));
     box.appendChild(el('p', m.text, 'text'));
     var log = $('transcript');
-    log.appendChild(box);
+    // In the order they were said (by id), whichever way each arrived.
+    var before = null;
+    if (typeof m.id === 'number') {
+      box.setAttribute('data-id', String(m.id));
+      for (var c = log.lastElementChild; c && Number(c.getAttribute('data-id')) > m.id; c = c.previousElementSibling) {
+        before = c;
+      }
+    }
+    log.insertBefore(box, before);
     log.scrollTop = log.scrollHeight;
   }
 

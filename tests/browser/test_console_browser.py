@@ -14,9 +14,10 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from helpline.app import CONTENT
-from tests.console_support import PASSWORD, PLUGINS, add_staff
+from helpline.domain import InboundMessage
+from tests.console_support import PASSWORD, PLUGINS, add_staff, person_asks_for_adviser
 from tests.loopback import loopback
-from tests.support import running, settings_for
+from tests.support import engine_of, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -260,3 +261,46 @@ async def test_a_console_opened_while_the_service_is_not_answering_waits_and_sta
         await adviser.context.clear_cookies()
         await adviser.reload()
         await expect(adviser.get_by_label("Username", exact=True)).to_be_visible()
+
+
+@pytest.mark.browser
+async def test_the_console_shows_what_was_said_while_it_opened_a_conversation_or_reconnected(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The transcript is fetched, then watched live: what the person says in between, and
+    # while the console's connection is down (every rolling restart), must still be shown.
+    address = "+447700900777"
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        engine = engine_of(app)
+        await person_asks_for_adviser(app, address)
+        adviser = await _page(browser)
+        sockets: list[Any] = []
+
+        def through(ws: Any) -> None:
+            ws.connect_to_server()
+            sockets.append(ws)
+
+        async def claim_then_the_person_speaks(route: Any) -> None:
+            response = await route.fetch()  # the conversation as it was when claimed
+            await engine.handle(InboundMessage("test", address, "said while it was opening"))
+            await route.fulfill(response=response)
+
+        await adviser.route_web_socket("**/console/ws", through)
+        await adviser.route("**/console/api/conversations/*/claim", claim_then_the_person_speaks)
+        await _log_in(browser, url, "alice", adviser)
+        claim = adviser.get_by_role("button", name="Claim", exact=True)
+        await expect(claim).to_have_count(1)
+        await claim.click()
+        transcript = adviser.get_by_role("log", name="Transcript")
+        await expect(transcript.get_by_text("said while it was opening")).to_be_visible()
+
+        await sockets[-1].close(code=1001, reason="restarting")
+        await engine.handle(InboundMessage("test", address, "said while it reconnected"))
+        assert len(sockets) == 1, "the console waits a second before reconnecting"
+        await expect(transcript.get_by_text("said while it reconnected")).to_be_visible(
+            timeout=15_000
+        )
+        # Once each, in the order said.
+        texts = await transcript.locator(".message .text").all_inner_texts()
+        assert texts.count("said while it was opening") == 1
+        assert texts[-2:] == ["said while it was opening", "said while it reconnected"]
