@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +17,7 @@ import handoff
 from handoff import accounts
 from helpline.app import STORE
 from helpline.domain import InboundMessage
-from tests.support import engine_of
+from tests.support import engine_of, running, settings_for
 
 PLUGINS = (*channels.PLUGINS, *handoff.PLUGINS)
 PASSWORD = "correct horse battery staple"
@@ -117,3 +119,19 @@ async def person_asks_for_adviser(app: Any, address: str, queue: str | None = No
             replies = await routing.request(conv, queue, "test")
             await app[STORE].save_turn(conv, [], replies)
     return accepted.conversation_id
+
+
+@asynccontextmanager
+async def console_service(
+    database_url: str, tmp_path: Path, *staff: tuple[str, ...]
+) -> AsyncIterator[tuple[Any, Any, str]]:
+    """The service with the console, served on a loopback port, and these members of staff
+    (name, and role and programme if not an adviser): (app, fake channel, url)."""
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        for member in staff:
+            await add_staff(app, *member)
+        yield app, fake, url

@@ -211,3 +211,54 @@ async def hub_link(redis_url: str, prefix: str) -> AsyncIterator[HubLink]:
         yield HubLink(client, prefix)
     finally:
         await client.aclose()
+
+
+class LoopbackProxy:
+    """A loopback proxy to a local server (PostgreSQL, Redis) that can hold each packet a
+    while (long enough to cancel a statement while it is on the wire), or be cut off for a
+    moment as a network blip or a fail-over would: open connections dropped and new ones
+    refused until `cut` is false again."""
+
+    def __init__(self, port: int, *, delay: float = 0.0) -> None:
+        self._port = port
+        self._delay = delay
+        self._open: set[asyncio.StreamWriter] = set()
+        self.cut = False
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        """Start listening; the port to connect to instead of the server's."""
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def cut_off(self) -> None:
+        self.cut = True
+        for writer in list(self._open):
+            writer.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while not self.cut and (data := await reader.read(65536)):
+                if self._delay:
+                    await asyncio.sleep(self._delay)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self.cut:
+            client_w.close()
+            return
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self._port)
+        self._open |= {client_w, server_w}
+        try:
+            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+        finally:
+            self._open -= {client_w, server_w}

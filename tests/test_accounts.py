@@ -19,7 +19,15 @@ from handoff.console import THROTTLE, LoginThrottle
 from handoff.models import SessionRow, UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
-from tests.console_support import PASSWORD, PLUGINS, Console, add_staff, close_code, next_frame
+from tests.console_support import (
+    PASSWORD,
+    PLUGINS,
+    Console,
+    add_staff,
+    close_code,
+    console_service,
+    next_frame,
+)
 from tests.support import Clock, running, settings_for
 
 
@@ -230,13 +238,8 @@ async def test_a_new_password_or_second_factor_ends_the_sessions_opened_before_i
     sqlite_url: str, tmp_path: Path
 ) -> None:
     # A reset password left an old, perhaps stolen, session cookie working for 12 hours.
-    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "alice")
-        await add_staff(app, "sam", "supervisor")
+    staff = (("alice",), ("sam", "supervisor"))
+    async with console_service(sqlite_url, tmp_path, *staff) as (app, _fake, url):
         async with Console(url) as alice, Console(url) as sam:
             await alice.login("alice")
             await sam.login("sam")

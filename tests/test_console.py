@@ -19,6 +19,7 @@ from tests.console_support import (
     PLUGINS,
     Console,
     add_staff,
+    console_service,
     next_frame,
     person_asks_for_adviser,
     waiting_refs,
@@ -198,13 +199,9 @@ async def test_programme_staff_see_only_what_the_person_agreed_to_share_and_what
 ) -> None:
     # The consent step says: only these answers, "not your name, your number or what you've
     # told us", and a safety concern but not what was said.
-    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "pat", "programme", "north")
-        await add_staff(app, "alice")
+    async with console_service(
+        database_url, tmp_path, ("pat", "programme", "north"), ("alice",)
+    ) as (app, _fake, url):
         conv_id = await person_asks_for_adviser(app, OTHER, queue="programme:north")
         engine = engine_of(app)
         await engine.handle(InboundMessage("test", OTHER, "I want to kill myself"))
@@ -238,13 +235,9 @@ async def test_programme_staff_see_only_what_the_person_agreed_to_share_and_what
 async def test_only_the_persons_consent_sends_a_conversation_to_a_programme(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "pat", "programme", "north")
-        await add_staff(app, "alice")
+    async with console_service(
+        database_url, tmp_path, ("pat", "programme", "north"), ("alice",)
+    ) as (app, _fake, url):
         conv_id = await person_asks_for_adviser(app, PHONE)
         base = f"/console/api/conversations/{conv_id}"
         async with Console(url) as alice, Console(url) as pat:
@@ -262,12 +255,11 @@ async def test_only_the_persons_consent_sends_a_conversation_to_a_programme(
 async def test_a_referral_is_withdrawn_when_the_person_leaves_the_programmes_queue(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+    async with console_service(database_url, tmp_path, ("pat", "programme", "north")) as (
         app,
         _fake,
         url,
     ):
-        await add_staff(app, "pat", "programme", "north")
         left = await person_asks_for_adviser(app, OTHER, queue="programme:north")
         stays = await person_asks_for_adviser(app, PHONE, queue="programme:north")
         gone = await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})

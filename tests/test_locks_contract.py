@@ -17,6 +17,7 @@ from handoff.locks_redis import LockTimeout, LockUnavailable, RedisLocks
 from helpline.errors import HelplineError
 from helpline.locks import MemoryLocks
 from helpline.ports import Locks
+from tests.support import LoopbackProxy
 
 
 @dataclass
@@ -196,54 +197,13 @@ async def test_a_turn_that_ends_during_a_lease_renewal_still_frees_the_conversat
         await client.aclose()
 
 
-class _Cuttable:
-    """A loopback proxy to Redis that can be cut off for a moment, as a network blip or a
-    fail-over would: open connections are dropped and new ones refused until it is restored."""
-
-    def __init__(self, port: int) -> None:
-        self._port = port
-        self._open: set[asyncio.StreamWriter] = set()
-        self.cut = False
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    def cut_off(self) -> None:
-        self.cut = True
-        for writer in list(self._open):
-            writer.close()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while not self.cut and (data := await reader.read(65536)):
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        if self.cut:
-            client_w.close()
-            return
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", self._port)
-        self._open |= {client_w, server_w}
-        try:
-            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
-        finally:
-            self._open -= {client_w, server_w}
-
-
 async def test_a_redis_blip_shorter_than_the_lease_does_not_let_a_second_turn_in(
     redis_url: str, redis_prefix: str
 ) -> None:
     # A renewal that failed once used to stop renewing: the lease then ran out while the turn
     # was still working (waiting for Twilio, say), and another instance's turn of the same
     # conversation ran beside it.
-    proxy = _Cuttable(urlsplit(redis_url).port or 6379)
+    proxy = LoopbackProxy(urlsplit(redis_url).port or 6379)
     port = await proxy.start()
     through = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
     direct = redis.Redis.from_url(redis_url)
@@ -272,5 +232,4 @@ async def test_a_redis_blip_shorter_than_the_lease_does_not_let_a_second_turn_in
     finally:
         await through.aclose()
         await direct.aclose()
-        assert proxy.server is not None
-        proxy.server.close()
+        proxy.close()

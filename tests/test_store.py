@@ -4,7 +4,9 @@ waiting, and what a turn stores reads back the same however it is read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,12 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from helpline.domain import Delivery, Direction, Reply, utcnow
+from helpline.domain import Conversation, Delivery, Direction, Reply, utcnow
 from helpline.engine import HAND_OFF_DUE, Engine
 from helpline.errors import DuplicateMessage, NotFound
 from helpline.storage import SqlStore
 from helpline.storage.migrate import upgrade
 from helpline.storage.store import TOUCH_EVERY
+from tests.support import LoopbackProxy
 
 
 async def _accept(store: SqlStore, n: int) -> object:
@@ -29,6 +32,25 @@ async def _accept(store: SqlStore, n: int) -> object:
         external_id=None,
         received_at=utcnow(),
     )
+
+
+@contextlib.asynccontextmanager
+async def _migrated(database_url: str) -> AsyncIterator[SqlStore]:
+    """A store on a database brought to the newest schema, closed afterwards."""
+    store = SqlStore(database_url)
+    try:
+        await upgrade(store.engine)
+        yield store
+    finally:
+        await store.close()
+
+
+async def _first_turn(store: SqlStore) -> tuple[list[Any], Conversation]:
+    """A new conversation's first message, and the conversation, as its turn reads them."""
+    accepted = await _accept(store, 1)
+    pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+    assert conv is not None
+    return pending, conv
 
 
 async def test_writes_to_a_database_that_cannot_be_opened_fail_and_later_writes_are_tried(
@@ -64,18 +86,19 @@ async def test_the_schema_the_migrations_build_is_the_one_the_code_expects(
 
     import handoff.models  # noqa: F401 - its tables join the same metadata
     import handoff.stats_models  # noqa: F401 - so do these
+    from helpline.storage.engine import create_engine
     from helpline.storage.models import Base
 
-    store = SqlStore(database_url)
+    def compare(sync: Any) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(sync), Base.metadata))
+
+    engine = create_engine(database_url)
     try:
-        await upgrade(store.engine)
-        async with store.engine.connect() as conn:
-            differences = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(compare) == []
     finally:
-        await store.close()
-    assert differences == []
+        await engine.dispose()
 
 
 async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_url: str) -> None:
@@ -259,12 +282,8 @@ async def test_each_stored_reply_has_the_id_its_words_were_stored_under(database
 async def test_delivery_reports_only_move_a_reply_forward_and_a_failure_stays(
     database_url: str,
 ) -> None:
-    store = SqlStore(database_url)
-    try:
-        await upgrade(store.engine)
-        accepted = await _accept(store, 1)
-        pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
-        assert conv is not None
+    async with _migrated(database_url) as store:
+        pending, conv = await _first_turn(store)
         one, two = await store.save_turn(conv, [pending[0].id], [Reply("One."), Reply("Two.")])
         await store.mark(one.id, Delivery.SENT, platform_id="SMone")
         await store.mark(two.id, Delivery.SENT, platform_id="SMtwo,SMtwo2")
@@ -283,8 +302,6 @@ async def test_delivery_reports_only_move_a_reply_forward_and_a_failure_stays(
         assert not await store.mark_reported("other", one.id, Delivery.FAILED)
         assert not await store.mark_reported("test", pending[0].id, Delivery.FAILED)
         assert await status(pending[0].id) is Delivery.HANDLED
-    finally:
-        await store.close()
 
 
 async def test_a_redelivery_is_reported_as_a_duplicate_not_a_crash(database_url: str) -> None:
@@ -505,29 +522,6 @@ async def test_turns_cut_short_on_postgresql_leave_no_connection_stuck(
         await store.close()
 
 
-async def _slow_proxy(delay: float) -> tuple[asyncio.Server, int]:
-    """A loopback proxy to PostgreSQL that holds every packet `delay` seconds: long enough to
-    cancel a statement while it is on the wire."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                await asyncio.sleep(delay)
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", 5432)
-        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
 @pytest.mark.postgres
 async def test_a_turn_cancelled_during_its_begin_does_not_swallow_later_writes(
     pg_url: str,
@@ -537,7 +531,9 @@ async def test_a_turn_cancelled_during_its_begin_does_not_swallow_later_writes(
     # success and was never committed (and held its row locks against other instances).
     import asyncpg
 
-    proxy, port = await _slow_proxy(0.02)
+    # Every packet held 20 ms: long enough to cancel a statement while it is on the wire.
+    proxy = LoopbackProxy(5432, delay=0.02)
+    port = await proxy.start()
     slow_url = pg_url.replace(":5432/", f":{port}/")
     direct = SqlStore(pg_url)
     slow = SqlStore(slow_url, pool_size=1)
