@@ -704,9 +704,8 @@ async def test_an_audit_search_for_something_no_conversation_id_could_be_is_refu
 ) -> None:
     # A NUL in ?conversation= reached the query: PostgreSQL refused it and the supervisor
     # got a server error instead of an answer.
-    settings = settings_for(database_url, tmp_path)
-    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
-        await add_staff(app, "sam", "supervisor")
+    staff = ("sam", "supervisor")
+    async with console_service(database_url, tmp_path, staff) as (app, _fake, url):
         conv_id = await person_asks_for_adviser(app, PHONE)
         async with Console(url) as sam:
             await sam.login("sam")
