@@ -20,7 +20,15 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from handoff import accounts, callbacks, referrals, safeguarding
 from handoff.accounts import SESSIONS_TOPIC, ConsoleSession
-from handoff.views import queue_snapshot, supervisor_view, transcript, transcript_item, visible
+from handoff.views import (
+    note_authors,
+    queue_snapshot,
+    shows_note,
+    supervisor_view,
+    transcript,
+    transcript_item,
+    visible,
+)
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import RESYNC
@@ -254,10 +262,13 @@ class LiveConsole:
             # page sends `watch` again on reconnecting), nor what the hub lost (RESYNC).
             await self._send_transcript(conv_id)
             await self.send({"type": "watching", "conversation": conv_id})
+            authors = await note_authors(self.app, self.user)
             async for event in events:
                 if event.get("type") == RESYNC:
                     await self._send_transcript(conv_id)
-                else:
+                elif shows_note(
+                    str(event.get("direction")), event.get("author_name"), authors
+                ):  # never a helpline note to a programme's staff
                     await self.send({**event, "conversation": conv_id})
 
     async def _send_transcript(self, conv_id: str) -> None:

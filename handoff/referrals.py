@@ -20,6 +20,8 @@ from helpline.storage.models import ConversationRow
 # "withdrawn": the person left the programme's queue before anyone took the referral up.
 STATUSES = ("new", "contacted", "accepted", "declined", "withdrawn")
 STAFF_STATUSES = ("contacted", "accepted", "declined")
+# A referral whose consent still stands: the programme may carry on the conversation.
+CONSENTED = ("new", "contacted", "accepted")
 TOPIC = "referrals"
 _MAX_FIELDS = 20
 _MAX_VALUE = 500
@@ -125,6 +127,8 @@ async def consents(
         .where(
             ReferralRow.programme_id == programme_id,
             ReferralRow.conversation_id.in_(conversation_ids),
+            # Withdrawn (they left the queue) or declined: consent no longer stands.
+            ReferralRow.status.in_(CONSENTED),
         )
         .order_by(ReferralRow.id)
     )

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from handoff import accounts, referrals
 from handoff.accounts import User
 from helpline.app import ROUTING, SETTINGS, STORE
-from helpline.domain import Conversation, Owner, StoredMessage
+from helpline.domain import Conversation, Direction, Owner, StoredMessage
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority, QueueEntry
 from helpline.storage.models import ConversationRow
@@ -70,17 +70,40 @@ async def _programme_scope(
     The person was told that only those answers would be passed on, "not your name, your
     number or what you've told us" (content/messages/programme.yaml), and that someone would
     carry on the conversation with them: so programme staff see those answers in place of
-    the journey's, what was said from the referral on, and no adviser's flags. The risk
+    the journey's, what was said from the referral on, and no helpline notes or flags. The risk
     level stays, as the person was told: whoever talks to them must know of danger."""
     if user.role != "programme" or user.programme is None:
         return None
     return await referrals.consents(app[STORE], conversation_ids, user.programme)
 
 
-def _since(messages: list[StoredMessage], since: datetime | None) -> list[StoredMessage]:
+async def note_authors(app: web.Application, user: User) -> set[str] | None:
+    """Whose notes this user may see: for programme staff, their own programme's staff only
+    (a helpline adviser's or supervisor's note is the helpline's, even one written after
+    the referral); None for helpline staff, who see every note."""
+    if user.role != "programme" or user.programme is None:
+        return None
+    staff = await accounts.list_users(app[STORE])
+    return {u.name for u in staff if u.role == "programme" and u.programme == user.programme}
+
+
+def shows_note(direction: str, author_name: str | None, authors: set[str] | None) -> bool:
+    """Whether a transcript line is shown to someone who may see notes by `authors` only."""
+    return authors is None or direction != Direction.NOTE.value or author_name in authors
+
+
+def _programme_part(
+    messages: list[StoredMessage], since: datetime | None, authors: set[str] | None
+) -> list[StoredMessage]:
     # No consent on record (a transfer made before it was required): nothing of what was
     # said before.
-    return [m for m in messages if since is not None and m.created_at >= since]
+    return [
+        m
+        for m in messages
+        if since is not None
+        and m.created_at >= since
+        and shows_note(m.direction.value, m.author_name, authors)
+    ]
 
 
 async def transcript(app: web.Application, user: User, conversation_id: str) -> list[StoredMessage]:
@@ -91,7 +114,8 @@ async def transcript(app: web.Application, user: User, conversation_id: str) -> 
     scope = await _programme_scope(app, user, [conversation_id])
     if scope is None:
         return messages
-    return _since(messages, scope.get(conversation_id, (None, {}))[0])
+    since = scope.get(conversation_id, (None, {}))[0]
+    return _programme_part(messages, since, await note_authors(app, user))
 
 
 async def conversation_view(
@@ -103,7 +127,7 @@ async def conversation_view(
     scope = await _programme_scope(app, user, [conv.id])
     if scope is not None:
         since, shared = scope.get(conv.id, (None, {}))
-        messages = _since(messages, since)
+        messages = _programme_part(messages, since, await note_authors(app, user))
         shown, flags = shared, []
     return {
         "id": conv.id,

@@ -156,13 +156,16 @@ class Routing:
         if await self.queue.remove(conv.id):
             await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome="cancelled")
             await self.publish("removed", conv.id)
-        if conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            queue = conv.answers.get("queue")
-            for hook in self.on_left if isinstance(queue, str) else ():
+        queue = conv.answers.get("queue")
+        if conv.owner is Owner.QUEUE and isinstance(queue, str):
+            # Left while waiting: once someone has taken them up (a programme's staff talking
+            # with them), what they made of it stands.
+            for hook in self.on_left:
                 try:
-                    await hook(conv.id, str(queue))
+                    await hook(conv.id, queue)
                 except Exception:  # noqa: BLE001 - their leaving must not fail for it
                     log.warning("a plugin could not be told a person left a queue", exc_info=True)
+        if conv.owner in (Owner.QUEUE, Owner.ADVISER):
             conv.owner = Owner.BOT
             conv.adviser = None
 

@@ -226,6 +226,16 @@ async def test_programme_staff_see_only_what_the_person_agreed_to_share_and_what
             frame = await next_frame(ws, lambda f: f["type"] == "transcript")
             said = [m["text"] for m in frame["messages"] if m["direction"] == "in"]
             assert said == ["when can we talk?"]
+            # A helpline note stays the helpline's, even one written after the referral; the
+            # programme's own notes are theirs.
+            assert (await alice.post(base + "/note", {"text": "helpline only"}))[0] == 200
+            assert (await pat.post(base + "/note", {"text": "pat's own"}))[0] == 200
+            seen: list[dict[str, object]] = []
+            await next_frame(ws, lambda f: f.get("text") == "pat's own", seen)
+            assert not [f for f in seen if f.get("text") == "helpline only"]
+            _, view = await pat.get(base)
+            notes = [m["text"] for m in view["messages"] if m["direction"] == "note"]
+            assert notes == ["pat's own"]
             # The helpline's own advisers still see the whole conversation.
             _, whole = await alice.get(base)
             said = [m["text"] for m in whole["messages"] if m["direction"] == "in"]
@@ -255,27 +265,29 @@ async def test_only_the_persons_consent_sends_a_conversation_to_a_programme(
 async def test_a_referral_is_withdrawn_when_the_person_leaves_the_programmes_queue(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with console_service(database_url, tmp_path, ("pat", "programme", "north")) as (
-        app,
-        _fake,
-        url,
-    ):
+    staff = (("pat", "programme", "north"), ("alice",))
+    async with console_service(database_url, tmp_path, *staff) as (app, _fake, url):
         left = await person_asks_for_adviser(app, OTHER, queue="programme:north")
-        stays = await person_asks_for_adviser(app, PHONE, queue="programme:north")
+        held = await person_asks_for_adviser(app, PHONE, queue="programme:north")
         gone = await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})
-        taken_up = await referrals.create_referral(app[STORE], stays, "north", {})
-        async with Console(url) as pat:
+        taken_up = await referrals.create_referral(app[STORE], held, "north", {})
+        engine = engine_of(app)
+        async with Console(url) as pat, Console(url) as alice:
             await pat.login("pat")
+            await alice.login("alice")
+            assert (await pat.post(f"/console/api/conversations/{held}/claim"))[0] == 200
+            await engine.handle(InboundMessage("test", OTHER, "cancel"))
+            await engine.handle(InboundMessage("test", PHONE, "stop"))  # with pat: leaves too
             _, listed = await pat.get("/console/api/referrals")
-            taken_id = next(r["id"] for r in listed if r["reference"] == taken_up)
-            path = f"/console/api/referrals/{taken_id}"
-            assert (await pat.post(path, {"status": "contacted"}))[0] == 200
-            await engine_of(app).handle(InboundMessage("test", OTHER, "cancel"))
-            await engine_of(app).handle(InboundMessage("test", PHONE, "cancel"))
-            _, listed = await pat.get("/console/api/referrals")
-        status = {r["reference"]: r["status"] for r in listed}
-        # Nobody is waiting on the first any more; the second keeps what the programme did.
-        assert status == {gone: "withdrawn", taken_up: "contacted"}
+            status = {r["reference"]: r["status"] for r in listed}
+            # Nobody is waiting on the first any more; the second was taken up, and stands.
+            assert status == {gone: "withdrawn", taken_up: "new"}
+            # Consent withdrawn is no consent: the helpline cannot send them there again.
+            await engine.handle(InboundMessage("test", OTHER, "adviser"))
+            base = f"/console/api/conversations/{left}"
+            assert (await alice.post(base + "/claim"))[0] == 200
+            status, answer = await alice.post(base + "/transfer", {"queue": "programme:north"})
+            assert (status, answer) == (409, {"error": "no_referral"})
 
 
 async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended_it(
@@ -553,8 +565,8 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             assert (await app[ROUTING].queue.entry(conv_id)).queue == "adviser:bob"  # type: ignore[union-attr]
             assert (await bob.post(base + "/claim"))[0] == 200
 
-            # On to a programme the person agreed to be referred to, with a note its staff
-            # can read; the helpline's earlier note stays the helpline's.
+            # On to a programme the person agreed to be referred to, with a note for the
+            # helpline's own record.
             await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Gwynedd"})
             status, _ = await bob.post(
                 base + "/transfer",
@@ -570,7 +582,7 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             status, view = await pat.get(base)
             assert status == 200 and view["queue"] == "programme:north"
             notes = [m["text"] for m in view["messages"] if m["direction"] == "note"]
-            assert notes == ["Wants a group near Bangor."]
+            assert notes == [], "the helpline's notes, even the transfer's, are the helpline's"
             assert (await pat.post(base + "/claim"))[0] == 200
             assert (await pat.post(base + "/say", {"text": "Hello from North."}))[0] == 200
             assert (await pat.post(base + "/transfer", {"queue": "family"}))[0] == 403
