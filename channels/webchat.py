@@ -225,15 +225,18 @@ class WebChat:
         this); `last`, the newest it has been sent since."""
         last = shown
         ended = False  # the page has been told the conversation ended
+        # Replies a catch-up sent whose own events may still come (saved before the hub was
+        # back, published after): each is sent once.
+        caught: set[int] = set()
         async for event in events:
             if ws.closed:
                 return
             if event.get("type") == RESYNC:
-                last, ended = await self._catch_up(ws, conversation_id, last, ended)
+                last, ended = await self._catch_up(ws, conversation_id, last, ended, caught)
                 continue
             ended = ended or event.get("state") == "ended"
             if event.get("type") == "message":
-                if 0 < event.get("id", 0) <= shown:
+                if 0 < event.get("id", 0) <= shown or event.get("id") in caught:
                     continue
                 last = max(last, event.get("id", 0))
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -243,12 +246,18 @@ class WebChat:
                 await ws.send_json(event)
 
     async def _catch_up(
-        self, ws: web.WebSocketResponse, conversation_id: str, last: int, ended: bool
+        self,
+        ws: web.WebSocketResponse,
+        conversation_id: str,
+        last: int,
+        ended: bool,
+        caught: set[int],
     ) -> tuple[int, bool]:
         """What the hub may have lost on the way (it reconnected): the replies after the last
         one the page was sent, read from the conversation as a reconnecting page's history
-        is (the person's own words are on the page already), and its end if it has ended.
-        If they cannot be read, the socket closes: the page reconnects and gets the history."""
+        is (the person's own words are on the page already), and its end if it has ended;
+        the ids sent join `caught`. If they cannot be read, the socket closes: the page
+        reconnects and gets the history."""
         try:
             missed = [
                 m
@@ -263,6 +272,7 @@ class WebChat:
         with contextlib.suppress(ConnectionError, RuntimeError):
             for m in missed:
                 await ws.send_json({"type": "message", **m})
+                caught.add(m["id"])
             if closed and not ended:
                 await ws.send_json({"type": "status", "state": "ended", "text": ""})
         return max((m["id"] for m in missed), default=last), ended or closed

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from helpline.app import CONTENT, ENGINE, STORE
+from helpline.app import CONTENT, ENGINE, HUB, SENDERS, STORE
 from helpline.domain import InboundMessage
 from tests.support import eventually, hub_link, running, settings_for
 
@@ -283,3 +283,30 @@ async def test_a_chat_closed_while_live_events_were_cut_off_is_shown_as_ended(
         assert frames[-1]["state"] == "ended"
         closing = app[CONTENT].text("idle.closed", "en")
         assert [f["text"] for f in frames if f["type"] == "message"] == [closing]
+
+
+async def test_a_reply_caught_up_after_live_events_came_back_is_shown_once(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Live events come back (RESYNC) between a reply's save and its own event: the catch-up
+    # sends the reply from the database, and its event must not send it a second time.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content, web = app[CONTENT], app[SENDERS]["web"]
+        send = web.send
+
+        async def resynced_first(message: Any) -> Any:
+            app[HUB].resync()
+            return await send(message)
+
+        monkeypatch.setattr(web, "send", resynced_first)
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            await _frames_until(ws, "history")
+            await ws.send_json({"type": "message", "text": "1", "id": "one"})
+            frames = await _frames_until(ws, "message")
+            await ws.send_json({"type": "message", "text": "1", "id": "two"})
+            frames += await _frames_until(ws, "message")
+            while frames[-1].get("text") != content.text("own.start", "en"):
+                frames += await _frames_until(ws, "message")
+        ids = [f["id"] for f in frames if f["type"] == "message"]
+        assert len(ids) == len(set(ids)), f"a reply was shown twice: {ids}"
