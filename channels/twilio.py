@@ -308,7 +308,7 @@ class TwilioChannel:
         if state is None:
             pass  # queued, sending, accepted: nothing the transcript shows
         elif reply is not None:
-            await self.app[STORE].mark_reported(self.name, int(reply), state)
+            await self.app[STORE].mark_reported(self.name, int(reply), sid, state)
         else:  # asked for before replies were named in the address
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)
         return web.Response(status=204)

@@ -294,14 +294,19 @@ async def test_delivery_reports_only_move_a_reply_forward_and_a_failure_stays(
         assert await store.mark_by_platform_id("test", "SMone", Delivery.DELIVERED)
         assert not await store.mark_by_platform_id("test", "SMone", Delivery.SENT)  # late
         assert await status(one.id) is Delivery.DELIVERED
-        assert await store.mark_reported("test", two.id, Delivery.DELIVERED)
-        assert await store.mark_reported("test", two.id, Delivery.FAILED)  # another part
-        assert not await store.mark_reported("test", two.id, Delivery.DELIVERED)
+        assert await store.mark_reported("test", two.id, "SMtwo", Delivery.DELIVERED)
+        assert await store.mark_reported("test", two.id, "SMtwo2", Delivery.FAILED)  # a part
+        assert not await store.mark_reported("test", two.id, "SMtwo", Delivery.DELIVERED)
         assert await status(two.id) is Delivery.FAILED
         # Only a reply on this channel; never a message of the person's.
-        assert not await store.mark_reported("other", one.id, Delivery.FAILED)
-        assert not await store.mark_reported("test", pending[0].id, Delivery.FAILED)
+        assert not await store.mark_reported("other", one.id, "SMone", Delivery.FAILED)
+        assert not await store.mark_reported("test", pending[0].id, "SMone", Delivery.FAILED)
         assert await status(pending[0].id) is Delivery.HANDLED
+        # Nor a reply given an id a deleted one had (SQLite gives ids again): the report's
+        # own id must be one of the reply's.
+        assert not await store.mark_reported("test", one.id, "SMgone", Delivery.FAILED)
+        assert not await store.mark_reported("test", one.id, "SMone,SMtwo", Delivery.FAILED)
+        assert await status(one.id) is Delivery.DELIVERED
 
 
 async def test_a_redelivery_is_reported_as_a_duplicate_not_a_crash(database_url: str) -> None:

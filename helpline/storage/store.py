@@ -29,11 +29,13 @@ from sqlalchemy import (
     Engine,
     Executable,
     Table,
+    and_,
     bindparam,
     delete,
     exists,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -1171,11 +1173,21 @@ class SqlStore:
         only (see _REPORTED_AFTER). True if it changed the reply."""
         return await self._reported(channel, MessageRow.platform_id == platform_id, status)
 
-    async def mark_reported(self, channel: str, message_id: int, status: Delivery) -> bool:
+    async def mark_reported(
+        self, channel: str, message_id: int, platform_id: str, status: Delivery
+    ) -> bool:
         """A platform's delivery report for one of our replies named by its own id (Twilio's
         status callback carries it, for each part of a reply sent as several messages),
-        moving it forward only (see _REPORTED_AFTER). True if it changed the reply."""
-        return await self._reported(channel, MessageRow.id == message_id, status)
+        moving it forward only (see _REPORTED_AFTER). True if it changed the reply.
+
+        The report's own id (a part's SID) must be one of those the reply was given: on
+        SQLite the id of a deleted message (erased, past retention) is given again to a new
+        one, and a late report for the old reply must not mark the new one."""
+        parts = literal(",") + MessageRow.platform_id + literal(",")
+        which = and_(
+            MessageRow.id == message_id, parts.contains(f",{platform_id},", autoescape=True)
+        )
+        return await self._reported(channel, which, status)
 
     async def _reported(self, channel: str, which: ColumnElement[bool], status: Delivery) -> bool:
         earlier = [s.value for s in _REPORTED_AFTER.get(status, ())]
