@@ -181,6 +181,7 @@ FLOW = FlowSpec(
             interpret=_find,
             retry="programme.retry",
             scrub=without_postcodes,
+            scrub_in_danger=False,  # "he's hurting her now at CF10 3AT": the adviser needs it
         ),
         State("found", enter=(_show,), exits=("offer_referral", "offer_more")),
         State(

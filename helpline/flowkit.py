@@ -67,6 +67,9 @@ class State:
     # Or only part of it is (a phone number typed in with a safe time to call): the transcript
     # and the stored answer keep the text as this returns it.
     scrub: Callable[[str], str] | None = None
+    # Whether it scrubs words about danger too. A phone number is, as it is asked for on its
+    # own; a place is not, as whoever decides on calling 999 may need it.
+    scrub_in_danger: bool = True
     # An offer made to someone waiting for an adviser: its options are answered even while
     # the queue owns the conversation; any other words go to the adviser as usual.
     while_queued: bool = False
@@ -289,11 +292,12 @@ class FlowRunner:
         self, flow_name: str, state_name: str, text: str, language: str, *, risky: bool
     ) -> str:
         """What the transcript keeps of `text` as the answer to this state. Words about
-        danger are kept for the adviser, less what the state scrubs, never a stand-in."""
+        danger are kept for the adviser, less what the state scrubs even then, never a
+        stand-in."""
         state = self._state(flow_name, state_name)
         if state is not None and state.redacted and not risky:
             return self.content.text(state.redacted, language)
-        if state is not None and state.scrub is not None:
+        if state is not None and state.scrub is not None and (state.scrub_in_danger or not risky):
             return state.scrub(text)
         return text
 

@@ -503,6 +503,22 @@ async def test_programme_near_me_refers_only_with_consent_showing_what_is_shared
         assert not [text for text in transcript if "NP20" in text]
 
 
+async def test_a_place_given_with_danger_at_the_area_question_is_kept_for_the_adviser(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # A postcode is left out of what is kept, but not from words about danger: whoever
+    # decides on calling 999 may need to know where.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in ("hello", "1", "1", "my ex", "no", "a programme near me"):
+            await person.says(text)
+        await person.says("he has a knife and is hurting her now at CF10 3AT flat 2")
+        conv = await person.conversation()
+        assert conv.risk_level == "immediate"
+        transcript = [m.text for m in await app[STORE].transcript(conv.id)]
+        assert "he has a knife and is hurting her now at CF10 3AT flat 2" in transcript
+
+
 async def test_programme_details_say_the_partner_will_usually_be_contacted(
     sqlite_url: str, tmp_path: Path
 ) -> None:
