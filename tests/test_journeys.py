@@ -206,6 +206,31 @@ WHO_TEXTS = [
 ]
 
 
+ANSWERED_WITH_WHO = [
+    ("my husband hits me", "victim"),
+    ("he hit me last night and I'm scared", "victim"),
+    ("my boyfriend controls me", "victim"),
+    ("mae e'n fy nharo i", "victim"),
+    ("I hit my wife and I need help", "own"),
+]
+
+
+@pytest.mark.parametrize(("text", "flow"), ANSWERED_WITH_WHO)
+async def test_is_it_safe_answered_by_saying_who_they_are_is_taken_at_their_word(
+    text: str, flow: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A victim arriving by mistake must be signposted at once, not told "sorry, I didn't
+    # catch that"; nor is anyone asked again, after "not right now", what they just said.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        for address, not_now in (("+447700900111", False), ("+447700900222", True)):
+            person = Person(app, fake, address=address)
+            await person.says("hello")
+            if not_now:
+                assert await person.says("not right now") == ["welcome.not_safe"]
+            await person.says(text)
+            assert (await person.conversation()).flow == flow, (not_now, text)
+
+
 @pytest.mark.parametrize(("text", "flow"), WHO_TEXTS)
 async def test_who_is_writing_is_understood_from_free_text(
     text: str, flow: str, sqlite_url: str, tmp_path: Path
