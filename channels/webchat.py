@@ -194,7 +194,12 @@ class WebChat:
     async def _start(self, ws: web.WebSocketResponse, token: str, lang: str) -> tuple[str, int]:
         """Open the conversation and show it so far; its id and the newest message id shown.
         (Its own method, so that the history is not kept for as long as the chat stays open.)"""
-        conv = await self.app[ENGINE].open(self.name, token, language=lang)
+        engine = self.app[ENGINE]
+        conv = await engine.open(self.name, token, language=lang)
+        if conv.language != lang:
+            # The page's language link was followed: the conversation follows the page, as
+            # it would had the person typed "Cymraeg" or "English".
+            await engine.switch_language(conv.id, lang)
         await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
         history = await self._history(conv.id)
         await ws.send_json({"type": "history", "messages": history})
