@@ -334,3 +334,22 @@ async def test_the_welsh_link_turns_an_english_conversation_welsh(
                 reply = await _next_message(ws)
                 assert reply["text"] == content.text("welcome.who", "cy")
                 assert reply["options"][0] == content.text("who.opt_self", "cy")
+
+
+async def test_a_welsh_page_is_told_in_welsh_of_a_bad_frame_and_a_restart(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from channels.webchat import _close_sockets
+
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "cy"})
+            await _frames_until(ws, "history")
+            await ws.send_str("not json")
+            error = (await _frames_until(ws, "error"))[-1]
+            assert error["text"] == content.text("web.error_format", "cy")
+            await _close_sockets(app)
+            status = (await _frames_until(ws, "status"))[-1]
+            assert status["state"] == "restarting"
+            assert status["text"] == content.text("web.restarting", "cy")
