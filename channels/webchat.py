@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from channels import error_pages
 from helpline.app import (
     CONTENT,
     DRAINING,
@@ -368,3 +369,5 @@ def setup(app: web.Application) -> None:
     app[SENDERS][chat.name] = chat
     app.router.add_routes(chat.routes())
     app.on_shutdown.append(_close_sockets)
+    # Its quick exit and styles are the chat page's.
+    error_pages.setup(app)
