@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from channels import error_pages
 from helpline.app import (
     CONTENT,
     DRAINING,
@@ -41,7 +42,10 @@ HELLO_TIMEOUT = 15
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("web_sockets")
+# Each open socket, with the language its page said hello in (for the restart notice).
+SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey(
+    "web_sockets"
+)
 
 
 class WebChat:
@@ -132,13 +136,14 @@ class WebChat:
             raise web.HTTPServiceUnavailable(text="restarting")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
-        request.app[SOCKETS].add(ws)
+        request.app[SOCKETS][ws] = "en"
         try:
             hello = await self._hello(ws, request.remote or "unknown")
             if hello is not None:
+                request.app[SOCKETS][ws] = hello[1]
                 await self._converse(ws, *hello)
         finally:
-            request.app[SOCKETS].discard(ws)
+            request.app[SOCKETS].pop(ws, None)
         return ws
 
     async def _hello(self, ws: web.WebSocketResponse, peer: str) -> tuple[str, str] | None:
@@ -152,6 +157,7 @@ class WebChat:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
             return None
         token = frame.get("token")
+        lang = "cy" if frame.get("lang") == "cy" else "en"
         from helpline.privacy import new_token
 
         known = isinstance(token, str) and await self._known(token)
@@ -163,12 +169,11 @@ class WebChat:
             if not await limiter.allow(self.app[PRIVACY].contact_key("ip", peer), NEW_CHATS):
                 content = self.app[CONTENT]
                 await ws.send_json(
-                    {"type": "error", "text": content.text("web.error_slow_down", "en")}
+                    {"type": "error", "text": content.text("web.error_slow_down", lang)}
                 )
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow down")
                 return None
             token = new_token()
-        lang = "cy" if frame.get("lang") == "cy" else "en"
         return str(token), lang
 
     async def _known(self, token: Any) -> bool:
@@ -185,7 +190,7 @@ class WebChat:
             conversation_id, shown = await self._start(ws, token, lang)
             forward = asyncio.create_task(self._forward(ws, events, conversation_id, shown))
             try:
-                await self._read(ws, token, key)
+                await self._read(ws, token, key, lang)
             finally:
                 forward.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -194,7 +199,12 @@ class WebChat:
     async def _start(self, ws: web.WebSocketResponse, token: str, lang: str) -> tuple[str, int]:
         """Open the conversation and show it so far; its id and the newest message id shown.
         (Its own method, so that the history is not kept for as long as the chat stays open.)"""
-        conv = await self.app[ENGINE].open(self.name, token, language=lang)
+        engine = self.app[ENGINE]
+        conv = await engine.open(self.name, token, language=lang)
+        if conv.language != lang:
+            # The page's language link was followed: the conversation follows the page, as
+            # it would had the person typed "Cymraeg" or "English".
+            await engine.switch_language(conv.id, lang)
         await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
         history = await self._history(conv.id)
         await ws.send_json({"type": "history", "messages": history})
@@ -277,7 +287,9 @@ class WebChat:
                 await ws.send_json({"type": "status", "state": "ended", "text": ""})
         return max((m["id"] for m in missed), default=last), ended or closed
 
-    async def _read(self, ws: web.WebSocketResponse, token: str, key: str) -> None:
+    async def _read(self, ws: web.WebSocketResponse, token: str, key: str, lang: str) -> None:
+        """The person's frames; `lang` is the page's (its hello's), for answers that do not
+        read the conversation."""
         engine = self.app[ENGINE]
         content = self.app[CONTENT]
         async for msg in ws:
@@ -286,7 +298,7 @@ class WebChat:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
                     return
                 await ws.send_json(
-                    {"type": "error", "text": content.text("web.error_format", "en")}
+                    {"type": "error", "text": content.text("web.error_format", lang)}
                 )
                 continue
             if frame.get("type") == "keepalive":
@@ -301,9 +313,9 @@ class WebChat:
             text = storable(text)
             if len(text) > MAX_TEXT:
                 conv = await self.app[STORE].open_conversation(key)
-                lang = conv.language if conv else "en"
+                said = conv.language if conv else lang
                 await ws.send_json(
-                    {"type": "error", "text": content.text("web.error_too_long", lang)}
+                    {"type": "error", "text": content.text("web.error_too_long", said)}
                 )
                 continue
             external = None
@@ -315,13 +327,12 @@ class WebChat:
                 continue
             except RateLimited:
                 conv = await self.app[STORE].open_conversation(key)
-                lang = conv.language if conv else "en"
-                text = content.text("web.error_slow_down", lang)
+                text = content.text("web.error_slow_down", conv.language if conv else lang)
                 await ws.send_json({"type": "error", "text": text})
                 continue
             except HelplineError:
                 log.exception("a web chat message could not be stored")
-                await ws.send_json({"type": "error", "text": content.text("web.error_store", "en")})
+                await ws.send_json({"type": "error", "text": content.text("web.error_store", lang)})
                 continue
             await ws.send_json({"type": "typing", "on": True})
 
@@ -339,14 +350,14 @@ def _frame(msg: Any) -> dict[str, Any] | None:
 async def _close_sockets(app: web.Application) -> None:
     """Tell connected people the service is restarting and that the page will reconnect."""
     content = app[CONTENT]
-    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
-    for ws in list(sockets):
+    sockets = app[SOCKETS]
+    for ws, lang in list(sockets.items()):
         with contextlib.suppress(Exception):
             await ws.send_json(
                 {
                     "type": "status",
                     "state": "restarting",
-                    "text": content.text("web.restarting", "en"),
+                    "text": content.text("web.restarting", lang),
                 }
             )
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting")
@@ -354,7 +365,9 @@ async def _close_sockets(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     chat = WebChat(app)
-    app[SOCKETS] = weakref.WeakSet()
+    app[SOCKETS] = weakref.WeakKeyDictionary()
     app[SENDERS][chat.name] = chat
     app.router.add_routes(chat.routes())
     app.on_shutdown.append(_close_sockets)
+    # Its quick exit and styles are the chat page's.
+    error_pages.setup(app)

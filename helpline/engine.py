@@ -268,6 +268,21 @@ class Engine:
             await self.deliver(conv, stored)
             return conv
 
+    async def switch_language(self, conversation_id: str, language: str) -> None:
+        """Switch an open conversation's language as typing "Cymraeg" or "English" does, for
+        a channel where the person chooses it outside the conversation (the web page's
+        language link): open() keeps an existing conversation's language."""
+        async with self.locks.hold(conversation_id), self._admission.slot(), self.store.unit():
+            conv = await self.store.conversation(conversation_id)
+            if conv.closed or conv.language == language or language not in LANGUAGES:
+                return
+            turn = Turn(conv, self.content)
+            human = conv.owner in (Owner.QUEUE, Owner.ADVISER)
+            await self._run_command(turn, "cmd_welsh" if language == "cy" else "cmd_english", human)
+            stored = await self.store.save_turn(conv, [], turn.replies)
+            await self.deliver(conv, stored)
+        await self.notify(conv, "language", lang=conv.language)
+
     async def submit(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
         """Store, then handle in the background (webhooks acknowledge at once)."""
         accepted = await self.accept(msg, language=language)

@@ -310,3 +310,46 @@ async def test_a_reply_caught_up_after_live_events_came_back_is_shown_once(
                 frames += await _frames_until(ws, "message")
         ids = [f["id"] for f in frames if f["type"] == "message"]
         assert len(ids) == len(set(ids)), f"a reply was shown twice: {ids}"
+
+
+async def test_the_welsh_link_turns_an_english_conversation_welsh(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "Cymraeg" at the top of the page reloads it in Welsh with the same token: the bot must
+    # follow, as it does when the person types "Cymraeg".
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                token = (await _frames_until(ws, "session"))[-1]["token"]
+                await _frames_until(ws, "history")
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": token, "lang": "cy"})
+                history = (await _frames_until(ws, "history"))[-1]["messages"]
+                texts = [m["text"] for m in history]
+                assert content.text("language.switched", "cy") in texts
+                assert history[-1]["options"][0] == content.text("welcome.opt_safe", "cy")
+                await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+                reply = await _next_message(ws)
+                assert reply["text"] == content.text("welcome.who", "cy")
+                assert reply["options"][0] == content.text("who.opt_self", "cy")
+
+
+async def test_a_welsh_page_is_told_in_welsh_of_a_bad_frame_and_a_restart(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from channels.webchat import _close_sockets
+
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "cy"})
+            await _frames_until(ws, "history")
+            await ws.send_str("not json")
+            error = (await _frames_until(ws, "error"))[-1]
+            assert error["text"] == content.text("web.error_format", "cy")
+            await _close_sockets(app)
+            status = (await _frames_until(ws, "status"))[-1]
+            assert status["state"] == "restarting"
+            assert status["text"] == content.text("web.restarting", "cy")
