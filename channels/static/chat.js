@@ -40,6 +40,9 @@
   var ready = false; // this socket has had its session and history: messages may go out
   var everConnected = false;
   var helloToken = null;
+  // The token also lives here for as long as the page does: with storage blocked, a dropped
+  // socket would otherwise come back as a brand-new conversation.
+  var pageToken = null;
   var historyAt = 0; // when the last history frame was applied
   var HISTORY_OVERLAP_MS = 3000;
   var historyMaxId = 0; // the newest server message id in the last history, when ids are sent
@@ -56,6 +59,9 @@
   // ---- storage (sessionStorage only; it can be unavailable) -------------------------------
 
   function loadToken() {
+    if (pageToken) {
+      return pageToken;
+    }
     try {
       return window.sessionStorage.getItem(TOKEN_KEY);
     } catch (e) {
@@ -64,6 +70,7 @@
   }
 
   function saveToken(token) {
+    pageToken = token || null;
     try {
       if (token) {
         window.sessionStorage.setItem(TOKEN_KEY, token);

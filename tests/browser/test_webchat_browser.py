@@ -15,6 +15,10 @@ from tests.support import running, settings_for
 
 pytestmark = pytest.mark.browser
 
+TOKEN_JS = (
+    "() => { try { return sessionStorage.getItem('helpline.token') } catch (e) { return null } }"
+)
+
 
 @asynccontextmanager
 async def neutral_site() -> AsyncIterator[str]:
@@ -69,11 +73,7 @@ async def test_a_person_chats_reloads_and_leaves_with_quick_exit(
             await expect(page.locator("body")).to_contain_text("Sunny spells")
             await page.go_back()
             assert not page.url.startswith(url)
-            token = await page.evaluate(
-                "() => { try { return sessionStorage.getItem('helpline.token') }"
-                " catch (e) { return null } }"
-            )
-            assert token is None
+            assert await page.evaluate(TOKEN_JS) is None
             await page.close()
 
 
@@ -106,4 +106,46 @@ async def test_markup_from_anyone_stays_inert_text(
         assert await page.locator("#messages img").count() == 0
         assert await page.locator("#messages b").count() == 0
         assert dialogs == []
+        await page.close()
+
+
+BLOCK_STORAGE = """
+Object.defineProperty(window, 'sessionStorage', {
+  get() { throw new DOMException('blocked', 'SecurityError'); },
+});
+window.__sockets = [];
+window.__hellos = [];
+const Native = window.WebSocket;
+window.WebSocket = function (url) {
+  const ws = new Native(url);
+  const send = ws.send.bind(ws);
+  ws.send = (data) => {
+    const frame = JSON.parse(data);
+    if (frame.type === 'hello') window.__hellos.push(frame);
+    send(data);
+  };
+  window.__sockets.push(ws);
+  return ws;
+};
+"""
+
+
+async def test_a_network_blip_keeps_the_conversation_when_storage_is_blocked(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page()
+        await page.add_init_script(BLOCK_STORAGE)
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await page.get_by_role("button", name=t("welcome.opt_safe")).click()
+        await expect(page.get_by_role("button", name=t("who.opt_self"))).to_be_visible()
+        await page.evaluate("() => window.__sockets[window.__sockets.length - 1].close()")
+        await page.wait_for_function("() => window.__hellos.length === 2")
+        await expect(page.get_by_role("status")).to_have_text(t("web.status_connected"))
+        hellos = await page.evaluate("() => window.__hellos")
+        assert hellos[0]["token"] is None
+        assert hellos[1]["token"]
+        await expect(log).to_contain_text(t("welcome.opt_safe"))
         await page.close()
