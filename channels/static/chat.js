@@ -43,6 +43,7 @@
   // The token also lives here for as long as the page does: with storage blocked, a dropped
   // socket would otherwise come back as a brand-new conversation.
   var pageToken = null;
+  var following = true; // the reader is at the end of the conversation: keep them there
   var historyAt = 0; // when the last history frame was applied
   var HISTORY_OVERLAP_MS = 3000;
   var historyMaxId = 0; // the newest server message id in the last history, when ids are sent
@@ -168,6 +169,15 @@
   function scrollToEnd() {
     var doc = document.scrollingElement || document.documentElement;
     doc.scrollTop = doc.scrollHeight;
+    following = true;
+  }
+
+  // The sticky composer grows with reply buttons (and the window can shrink): a reader who
+  // was at the end stays there, or the newest question would sit behind the buttons.
+  function keepFollowing() {
+    if (following) {
+      scrollToEnd();
+    }
   }
 
   function buildMessage(author, text) {
@@ -259,6 +269,7 @@
       optionsBox.appendChild(button);
     }
     optionsBox.hidden = !optionsBox.firstChild;
+    keepFollowing();
   }
 
   function onOptionClick(event) {
@@ -808,7 +819,10 @@
     }
     update();
     if (window.ResizeObserver) {
-      var observer = new ResizeObserver(update);
+      var observer = new ResizeObserver(function () {
+        update();
+        keepFollowing();
+      });
       if (top) {
         observer.observe(top);
       }
@@ -816,7 +830,13 @@
         observer.observe(bottom);
       }
     }
-    window.addEventListener('resize', update);
+    window.addEventListener('resize', function () {
+      update();
+      keepFollowing();
+    });
+    window.addEventListener('scroll', function () {
+      following = nearBottom();
+    }, { passive: true });
   }
 
   function onQuickExit() {

@@ -109,6 +109,30 @@ async def test_markup_from_anyone_stays_inert_text(
         await page.close()
 
 
+NEWEST_CLEAR_OF_COMPOSER = """() => {
+  const bots = document.querySelectorAll('#messages .message--bot');
+  if (!bots.length || document.getElementById('options').hidden) return false;
+  const newest = bots[bots.length - 1].getBoundingClientRect();
+  const composer = document.getElementById('composer').getBoundingClientRect();
+  return newest.bottom <= composer.top + 0.5 && newest.top >= 0;
+}"""
+
+
+async def test_the_newest_question_is_not_hidden_behind_the_reply_buttons(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        await expect(page.get_by_role("button", name=t("welcome.opt_safe"))).to_be_visible()
+        await page.wait_for_function(NEWEST_CLEAR_OF_COMPOSER, timeout=3000)
+        await page.get_by_role("button", name=t("welcome.opt_safe")).click()
+        await expect(page.get_by_role("button", name=t("who.opt_self"))).to_be_visible()
+        await page.wait_for_function(NEWEST_CLEAR_OF_COMPOSER, timeout=3000)
+        await page.close()
+
+
 BLOCK_STORAGE = """
 Object.defineProperty(window, 'sessionStorage', {
   get() { throw new DOMException('blocked', 'SecurityError'); },
