@@ -514,10 +514,16 @@
       i += 1;
     }
     var changed = true;
-    if (firstTime && shown.length === 0) {
+    if (firstTime && shown.length === 0 && helloToken) {
       // A reload: draw the conversation without reading it all aloud.
       if (history.length) {
         renderQuietly(history);
+      }
+    } else if (firstTime && shown.length === 0) {
+      // A brand-new chat: its welcome is read out like any message (the only greeting a
+      // screen-reader user gets).
+      for (var w = 0; w < history.length; w += 1) {
+        addMessage(history[w].author, history[w].text, null);
       }
     } else if (i === shown.length) {
       // Everything we show is known to the server: confirm those, add what is new.

@@ -173,3 +173,37 @@ async def test_a_network_blip_keeps_the_conversation_when_storage_is_blocked(
         assert hellos[1]["token"]
         await expect(log).to_contain_text(t("welcome.opt_safe"))
         await page.close()
+
+
+RECORD_LIVENESS = """
+window.__liveness = [];
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.id === 'messages' && r.addedNodes.length) {
+      window.__liveness.push(r.target.getAttribute('aria-live'));
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+async def test_a_screen_reader_hears_the_welcome_of_a_new_chat(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        page = await browser.new_page()
+        await page.add_init_script(RECORD_LIVENESS)
+        await page.goto(url + "/")
+        await expect(page.get_by_role("log")).to_contain_text(
+            app[CONTENT].text("welcome.safe_now", "en")
+        )
+        liveness = await page.evaluate("() => window.__liveness")
+        assert liveness and set(liveness) == {"polite"}
+
+        # A reload still redraws the conversation quietly.
+        await page.reload()
+        await expect(page.get_by_role("log")).to_contain_text(
+            app[CONTENT].text("welcome.safe_now", "en")
+        )
+        assert set(await page.evaluate("() => window.__liveness")) == {"off"}
+        await page.close()
