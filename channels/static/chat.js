@@ -310,20 +310,48 @@
     }
   }
 
+  // The message box stays: the last message says "just send a message" to start again, and
+  // writing does (startNewChat).
   function setEnded(isEnded) {
-    var composer = document.getElementById('composer');
-    var focusInForm = !!composer && composer.contains(document.activeElement);
+    var buttonHadFocus = optionsBox.contains(document.activeElement) ||
+      (!!keepOpenButton && keepOpenButton === document.activeElement);
     ended = isEnded;
-    form.hidden = isEnded;
     newChatButton.hidden = !isEnded;
     if (isEnded) {
       showKeepOpen(false);
       clearOptions();
       setTyping(false);
-      if (focusInForm) {
+      if (buttonHadFocus) {
         newChatButton.focus();
       }
     }
+  }
+
+  // "stop" or "delete my data": on a shared phone what they wrote must not stay on screen.
+  // The same clean-up as quick exit, but the page stays, with its last words (the goodbye
+  // or what was deleted) and a way to start again.
+  function forgetConversation() {
+    var last = shown.length ? shown[shown.length - 1] : null;
+    var keep = last && last.author !== 'person' ? last : null;
+    saveToken(null);
+    outbox = [];
+    // Removed, not redrawn: a goodbye still arriving must be announced as usual.
+    while (log.firstChild) {
+      log.removeChild(log.firstChild);
+    }
+    shown = [];
+    if (keep) {
+      log.appendChild(keep.el);
+      shown.push(keep);
+    }
+    field.value = '';
+    setStatus(label('ended'));
+    setEnded(true);
+  }
+
+  function isStopGoodbye(entry) {
+    return !!entry && entry.author !== 'person' && !!label('stopped') &&
+      entry.text === label('stopped');
   }
 
   // ---- the socket ---------------------------------------------------------------------------
@@ -626,7 +654,13 @@
       setStatus(frame.text);
     }
     showKeepOpen(frame.state === 'idle_warning' && !ended);
-    if (frame.state === 'ended') {
+    var last = shown.length ? shown[shown.length - 1] : null;
+    // The server says "ended" for an idle close and for "stop" alike; an idle close keeps
+    // the chat to reread, "stop" (known by its goodbye, or a future "stopped") does not.
+    if (frame.state === 'erased' || frame.state === 'stopped' ||
+        (frame.state === 'ended' && isStopGoodbye(last))) {
+      forgetConversation();
+    } else if (frame.state === 'ended') {
       if (!frame.text) {
         setStatus(label('ended'));
       }
@@ -744,6 +778,9 @@
       if (!text.trim()) {
         field.focus();
         return;
+      }
+      if (ended) {
+        startNewChat();
       }
       sendMessage(text);
       field.value = '';

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, expect
 
-from helpline.app import CONTENT
-from tests.support import running, settings_for
+from helpline.app import CONTENT, ENGINE, HUB, PRIVACY
+from helpline.domain import utcnow
+from tests.support import eventually, running, settings_for
 
 pytestmark = pytest.mark.browser
 
@@ -106,6 +108,92 @@ async def test_markup_from_anyone_stays_inert_text(
         assert await page.locator("#messages img").count() == 0
         assert await page.locator("#messages b").count() == 0
         assert dialogs == []
+        await page.close()
+
+
+async def test_stop_takes_the_conversation_off_the_screen_and_writing_starts_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        box = page.get_by_role("textbox", name="Message")
+        await box.fill("I shouted at my partner again")
+        await page.get_by_role("button", name="Send").click()
+        await box.fill("stop")
+        await page.get_by_role("button", name="Send").click()
+
+        # Only the goodbye is left: someone picking up the phone sees nothing they wrote.
+        await expect(log).to_contain_text(t("stop.done"))
+        await expect(log).not_to_contain_text("I shouted at my partner")
+        await expect(log).not_to_contain_text(t("welcome.safe_now"))
+        assert await page.evaluate(TOKEN_JS) is None
+        await expect(page.get_by_role("button", name=t("web.new_chat"))).to_be_visible()
+
+        # "If you want to talk again, just send a message": the box is there and does that.
+        await box.fill("can I talk again")
+        await page.get_by_role("button", name="Send").click()
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        await expect(log).to_contain_text("can I talk again")
+        await page.close()
+
+
+async def test_deleting_my_data_takes_it_off_the_screen_too(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        token = await page.evaluate(TOKEN_JS)
+        assert token
+        box = page.get_by_role("textbox", name="Message")
+        await box.fill("delete my data")
+        await page.get_by_role("button", name="Send").click()
+        await page.get_by_role("button", name=t("erase.opt_yes")).click()
+        done = t("erase.done").split("{")[0]
+        await expect(log).to_contain_text(done)
+        # The frame the server is to send once the data is gone (the engine does not yet):
+        # sent here as WebChat.notify would send it.
+        key = app[PRIVACY].contact_key("web", token)
+        await app[HUB].publish(f"web:{key}", {"type": "status", "state": "erased", "text": ""})
+
+        await expect(log).not_to_contain_text("delete my data")
+        await expect(log).not_to_contain_text(t("welcome.safe_now"))
+        await expect(log).to_contain_text(done)
+        await expect(page.get_by_role("status")).not_to_have_text(t("web.status_connected"))
+        assert await page.evaluate(TOKEN_JS) is None
+        await expect(page.get_by_role("button", name=t("web.new_chat"))).to_be_visible()
+        await page.close()
+
+
+async def test_an_idle_close_leaves_the_chat_to_reread_and_the_box_to_start_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The wall clock: the chat is opened now, and idleness is measured from then.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, serve=True, clock=utcnow) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        # Everything counts as quiet with a zero idle time.
+        await eventually(lambda: app[ENGINE].close_idle(timedelta(0)))
+        await expect(log).to_contain_text(t("idle.closed"))
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        box = page.get_by_role("textbox", name="Message")
+        await expect(box).to_be_visible()
+        await box.fill("I'm back")
+        await page.get_by_role("button", name="Send").click()
+        await expect(log).not_to_contain_text(t("idle.closed"))
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        await expect(log).to_contain_text("I'm back")
         await page.close()
 
 
