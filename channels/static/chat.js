@@ -40,6 +40,10 @@
   var ready = false; // this socket has had its session and history: messages may go out
   var everConnected = false;
   var helloToken = null;
+  // The token also lives here for as long as the page does: with storage blocked, a dropped
+  // socket would otherwise come back as a brand-new conversation.
+  var pageToken = null;
+  var following = true; // the reader is at the end of the conversation: keep them there
   var historyAt = 0; // when the last history frame was applied
   var HISTORY_OVERLAP_MS = 3000;
   var historyMaxId = 0; // the newest server message id in the last history, when ids are sent
@@ -56,6 +60,9 @@
   // ---- storage (sessionStorage only; it can be unavailable) -------------------------------
 
   function loadToken() {
+    if (pageToken) {
+      return pageToken;
+    }
     try {
       return window.sessionStorage.getItem(TOKEN_KEY);
     } catch (e) {
@@ -64,6 +71,7 @@
   }
 
   function saveToken(token) {
+    pageToken = token || null;
     try {
       if (token) {
         window.sessionStorage.setItem(TOKEN_KEY, token);
@@ -161,6 +169,15 @@
   function scrollToEnd() {
     var doc = document.scrollingElement || document.documentElement;
     doc.scrollTop = doc.scrollHeight;
+    following = true;
+  }
+
+  // The sticky composer grows with reply buttons (and the window can shrink): a reader who
+  // was at the end stays there, or the newest question would sit behind the buttons.
+  function keepFollowing() {
+    if (following) {
+      scrollToEnd();
+    }
   }
 
   function buildMessage(author, text) {
@@ -252,6 +269,7 @@
       optionsBox.appendChild(button);
     }
     optionsBox.hidden = !optionsBox.firstChild;
+    keepFollowing();
   }
 
   function onOptionClick(event) {
@@ -292,20 +310,48 @@
     }
   }
 
+  // The message box stays: the last message says "just send a message" to start again, and
+  // writing does (startNewChat).
   function setEnded(isEnded) {
-    var composer = document.getElementById('composer');
-    var focusInForm = !!composer && composer.contains(document.activeElement);
+    var buttonHadFocus = optionsBox.contains(document.activeElement) ||
+      (!!keepOpenButton && keepOpenButton === document.activeElement);
     ended = isEnded;
-    form.hidden = isEnded;
     newChatButton.hidden = !isEnded;
     if (isEnded) {
       showKeepOpen(false);
       clearOptions();
       setTyping(false);
-      if (focusInForm) {
+      if (buttonHadFocus) {
         newChatButton.focus();
       }
     }
+  }
+
+  // "stop" or "delete my data": on a shared phone what they wrote must not stay on screen.
+  // The same clean-up as quick exit, but the page stays, with its last words (the goodbye
+  // or what was deleted) and a way to start again.
+  function forgetConversation() {
+    var last = shown.length ? shown[shown.length - 1] : null;
+    var keep = last && last.author !== 'person' ? last : null;
+    saveToken(null);
+    outbox = [];
+    // Removed, not redrawn: a goodbye still arriving must be announced as usual.
+    while (log.firstChild) {
+      log.removeChild(log.firstChild);
+    }
+    shown = [];
+    if (keep) {
+      log.appendChild(keep.el);
+      shown.push(keep);
+    }
+    field.value = '';
+    setStatus(label('ended'));
+    setEnded(true);
+  }
+
+  function isStopGoodbye(entry) {
+    return !!entry && entry.author !== 'person' && !!label('stopped') &&
+      entry.text === label('stopped');
   }
 
   // ---- the socket ---------------------------------------------------------------------------
@@ -496,10 +542,16 @@
       i += 1;
     }
     var changed = true;
-    if (firstTime && shown.length === 0) {
+    if (firstTime && shown.length === 0 && helloToken) {
       // A reload: draw the conversation without reading it all aloud.
       if (history.length) {
         renderQuietly(history);
+      }
+    } else if (firstTime && shown.length === 0) {
+      // A brand-new chat: its welcome is read out like any message (the only greeting a
+      // screen-reader user gets).
+      for (var w = 0; w < history.length; w += 1) {
+        addMessage(history[w].author, history[w].text, null);
       }
     } else if (i === shown.length) {
       // Everything we show is known to the server: confirm those, add what is new.
@@ -602,7 +654,13 @@
       setStatus(frame.text);
     }
     showKeepOpen(frame.state === 'idle_warning' && !ended);
-    if (frame.state === 'ended') {
+    var last = shown.length ? shown[shown.length - 1] : null;
+    // The server says "ended" for an idle close and for "stop" alike; an idle close keeps
+    // the chat to reread, "stop" (known by its goodbye, or a future "stopped") does not.
+    if (frame.state === 'erased' || frame.state === 'stopped' ||
+        (frame.state === 'ended' && isStopGoodbye(last))) {
+      forgetConversation();
+    } else if (frame.state === 'ended') {
       if (!frame.text) {
         setStatus(label('ended'));
       }
@@ -721,6 +779,9 @@
         field.focus();
         return;
       }
+      if (ended) {
+        startNewChat();
+      }
       sendMessage(text);
       field.value = '';
       field.focus();
@@ -801,7 +862,10 @@
     }
     update();
     if (window.ResizeObserver) {
-      var observer = new ResizeObserver(update);
+      var observer = new ResizeObserver(function () {
+        update();
+        keepFollowing();
+      });
       if (top) {
         observer.observe(top);
       }
@@ -809,7 +873,13 @@
         observer.observe(bottom);
       }
     }
-    window.addEventListener('resize', update);
+    window.addEventListener('resize', function () {
+      update();
+      keepFollowing();
+    });
+    window.addEventListener('scroll', function () {
+      following = nearBottom();
+    }, { passive: true });
   }
 
   function onQuickExit() {

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, expect
 
-from helpline.app import CONTENT
-from tests.support import running, settings_for
+from helpline.app import CONTENT, ENGINE, HUB, PRIVACY
+from helpline.domain import utcnow
+from tests.support import eventually, running, settings_for
 
 pytestmark = pytest.mark.browser
+
+TOKEN_JS = (
+    "() => { try { return sessionStorage.getItem('helpline.token') } catch (e) { return null } }"
+)
 
 
 @asynccontextmanager
@@ -69,11 +75,7 @@ async def test_a_person_chats_reloads_and_leaves_with_quick_exit(
             await expect(page.locator("body")).to_contain_text("Sunny spells")
             await page.go_back()
             assert not page.url.startswith(url)
-            token = await page.evaluate(
-                "() => { try { return sessionStorage.getItem('helpline.token') }"
-                " catch (e) { return null } }"
-            )
-            assert token is None
+            assert await page.evaluate(TOKEN_JS) is None
             await page.close()
 
 
@@ -106,4 +108,190 @@ async def test_markup_from_anyone_stays_inert_text(
         assert await page.locator("#messages img").count() == 0
         assert await page.locator("#messages b").count() == 0
         assert dialogs == []
+        await page.close()
+
+
+async def test_stop_takes_the_conversation_off_the_screen_and_writing_starts_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        box = page.get_by_role("textbox", name="Message")
+        await box.fill("I shouted at my partner again")
+        await page.get_by_role("button", name="Send").click()
+        await box.fill("stop")
+        await page.get_by_role("button", name="Send").click()
+
+        # Only the goodbye is left: someone picking up the phone sees nothing they wrote.
+        await expect(log).to_contain_text(t("stop.done"))
+        await expect(log).not_to_contain_text("I shouted at my partner")
+        await expect(log).not_to_contain_text(t("welcome.safe_now"))
+        assert await page.evaluate(TOKEN_JS) is None
+        await expect(page.get_by_role("button", name=t("web.new_chat"))).to_be_visible()
+
+        # "If you want to talk again, just send a message": the box is there and does that.
+        await box.fill("can I talk again")
+        await page.get_by_role("button", name="Send").click()
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        await expect(log).to_contain_text("can I talk again")
+        await page.close()
+
+
+async def test_deleting_my_data_takes_it_off_the_screen_too(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        token = await page.evaluate(TOKEN_JS)
+        assert token
+        box = page.get_by_role("textbox", name="Message")
+        await box.fill("delete my data")
+        await page.get_by_role("button", name="Send").click()
+        await page.get_by_role("button", name=t("erase.opt_yes")).click()
+        done = t("erase.done").split("{")[0]
+        await expect(log).to_contain_text(done)
+        # The frame the server is to send once the data is gone (the engine does not yet):
+        # sent here as WebChat.notify would send it.
+        key = app[PRIVACY].contact_key("web", token)
+        await app[HUB].publish(f"web:{key}", {"type": "status", "state": "erased", "text": ""})
+
+        await expect(log).not_to_contain_text("delete my data")
+        await expect(log).not_to_contain_text(t("welcome.safe_now"))
+        await expect(log).to_contain_text(done)
+        await expect(page.get_by_role("status")).not_to_have_text(t("web.status_connected"))
+        assert await page.evaluate(TOKEN_JS) is None
+        await expect(page.get_by_role("button", name=t("web.new_chat"))).to_be_visible()
+        await page.close()
+
+
+async def test_an_idle_close_leaves_the_chat_to_reread_and_the_box_to_start_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The wall clock: the chat is opened now, and idleness is measured from then.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, serve=True, clock=utcnow) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        # Everything counts as quiet with a zero idle time.
+        await eventually(lambda: app[ENGINE].close_idle(timedelta(0)))
+        await expect(log).to_contain_text(t("idle.closed"))
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        box = page.get_by_role("textbox", name="Message")
+        await expect(box).to_be_visible()
+        await box.fill("I'm back")
+        await page.get_by_role("button", name="Send").click()
+        await expect(log).not_to_contain_text(t("idle.closed"))
+        await expect(log).to_contain_text(t("welcome.safe_now"))
+        await expect(log).to_contain_text("I'm back")
+        await page.close()
+
+
+NEWEST_CLEAR_OF_COMPOSER = """() => {
+  const bots = document.querySelectorAll('#messages .message--bot');
+  if (!bots.length || document.getElementById('options').hidden) return false;
+  const newest = bots[bots.length - 1].getBoundingClientRect();
+  const composer = document.getElementById('composer').getBoundingClientRect();
+  return newest.bottom <= composer.top + 0.5 && newest.top >= 0;
+}"""
+
+
+async def test_the_newest_question_is_not_hidden_behind_the_reply_buttons(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        await expect(page.get_by_role("button", name=t("welcome.opt_safe"))).to_be_visible()
+        await page.wait_for_function(NEWEST_CLEAR_OF_COMPOSER, timeout=3000)
+        await page.get_by_role("button", name=t("welcome.opt_safe")).click()
+        await expect(page.get_by_role("button", name=t("who.opt_self"))).to_be_visible()
+        await page.wait_for_function(NEWEST_CLEAR_OF_COMPOSER, timeout=3000)
+        await page.close()
+
+
+BLOCK_STORAGE = """
+Object.defineProperty(window, 'sessionStorage', {
+  get() { throw new DOMException('blocked', 'SecurityError'); },
+});
+window.__sockets = [];
+window.__hellos = [];
+const Native = window.WebSocket;
+window.WebSocket = function (url) {
+  const ws = new Native(url);
+  const send = ws.send.bind(ws);
+  ws.send = (data) => {
+    const frame = JSON.parse(data);
+    if (frame.type === 'hello') window.__hellos.push(frame);
+    send(data);
+  };
+  window.__sockets.push(ws);
+  return ws;
+};
+"""
+
+
+async def test_a_network_blip_keeps_the_conversation_when_storage_is_blocked(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page()
+        await page.add_init_script(BLOCK_STORAGE)
+        await page.goto(url + "/")
+        log = page.get_by_role("log")
+        await page.get_by_role("button", name=t("welcome.opt_safe")).click()
+        await expect(page.get_by_role("button", name=t("who.opt_self"))).to_be_visible()
+        await page.evaluate("() => window.__sockets[window.__sockets.length - 1].close()")
+        await page.wait_for_function("() => window.__hellos.length === 2")
+        await expect(page.get_by_role("status")).to_have_text(t("web.status_connected"))
+        hellos = await page.evaluate("() => window.__hellos")
+        assert hellos[0]["token"] is None
+        assert hellos[1]["token"]
+        await expect(log).to_contain_text(t("welcome.opt_safe"))
+        await page.close()
+
+
+RECORD_LIVENESS = """
+window.__liveness = [];
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.id === 'messages' && r.addedNodes.length) {
+      window.__liveness.push(r.target.getAttribute('aria-live'));
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+async def test_a_screen_reader_hears_the_welcome_of_a_new_chat(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        page = await browser.new_page()
+        await page.add_init_script(RECORD_LIVENESS)
+        await page.goto(url + "/")
+        await expect(page.get_by_role("log")).to_contain_text(
+            app[CONTENT].text("welcome.safe_now", "en")
+        )
+        liveness = await page.evaluate("() => window.__liveness")
+        assert liveness and set(liveness) == {"polite"}
+
+        # A reload still redraws the conversation quietly.
+        await page.reload()
+        await expect(page.get_by_role("log")).to_contain_text(
+            app[CONTENT].text("welcome.safe_now", "en")
+        )
+        assert set(await page.evaluate("() => window.__liveness")) == {"off"}
         await page.close()
