@@ -244,7 +244,7 @@ class WebChat:
             if event.get("type") == RESYNC:
                 last, ended = await self._catch_up(ws, conversation_id, last, ended, caught)
                 continue
-            ended = ended or event.get("state") == "ended"
+            ended = ended or event.get("state") in ("ended", "stopped", "erased")
             if event.get("type") == "message":
                 if 0 < event.get("id", 0) <= shown or event.get("id") in caught:
                     continue

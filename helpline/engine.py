@@ -412,7 +412,9 @@ class Engine:
         if conv.language != was_language:
             await self.notify(conv, "language", lang=conv.language)
         if conv.closed and not was_closed:
-            await self.notify(conv, "ended")
+            # "stopped": the person ended it themselves, and a live page clears what it shows
+            # (the welcome offers "stop" as a way to leave quickly); "ended" keeps it to reread.
+            await self.notify(conv, "stopped" if conv.flow == "stop" else "ended")
         self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
     async def _step(self, turn: Turn, message: StoredMessage) -> str:
@@ -1053,6 +1055,11 @@ class Engine:
             )
         except DeliveryError:
             log.warning("delivery failed", extra={"conversation": conv.reference})
+        # A live page then clears what it still shows (the address is gone from the store,
+        # so not through notify(), which looks it up).
+        notify = getattr(sender, "notify", None)
+        if notify is not None:
+            await notify(address, "erased", {})
 
     def kept(self, conv: Conversation, stored: str) -> str:
         """What the transcript keeps of an inbound message a channel handles itself, outside

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, expect
 
-from helpline.app import CONTENT, ENGINE, HUB, PRIVACY
+from helpline.app import CONTENT, ENGINE
 from helpline.domain import utcnow
 from tests.support import eventually, running, settings_for
 
@@ -158,11 +158,6 @@ async def test_deleting_my_data_takes_it_off_the_screen_too(
         await page.get_by_role("button", name=t("erase.opt_yes")).click()
         done = t("erase.done").split("{")[0]
         await expect(log).to_contain_text(done)
-        # The frame the server is to send once the data is gone (the engine does not yet):
-        # sent here as WebChat.notify would send it.
-        key = app[PRIVACY].contact_key("web", token)
-        await app[HUB].publish(f"web:{key}", {"type": "status", "state": "erased", "text": ""})
-
         await expect(log).not_to_contain_text("delete my data")
         await expect(log).not_to_contain_text(t("welcome.safe_now"))
         await expect(log).to_contain_text(done)
