@@ -39,6 +39,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 2000
 MAX_FRAME = 16 * 1024
 HELLO_TIMEOUT = 15
+TOO_MANY_NEW_CHATS = 4429  # application close code: too many new chats from one address
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
@@ -171,7 +172,10 @@ class WebChat:
                 await ws.send_json(
                     {"type": "error", "text": content.text("web.error_slow_down", lang)}
                 )
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow down")
+                # A code of its own: the page keeps this notice (and its 999) on screen and
+                # waits a minute, rather than showing "reconnecting" and trying again at once,
+                # each try counting against the same limit.
+                await ws.close(code=TOO_MANY_NEW_CHATS, message=b"slow down")
                 return None
             token = new_token()
         return str(token), lang

@@ -35,6 +35,9 @@
   var retryTimer = null;
   var typingTimer = null;
   var stopped = false; // after quick exit: never reconnect
+  var TOO_MANY_NEW_CHATS = 4429; // the server's close code (channels/webchat.py)
+  var LIMITED_WAIT_MS = 60000;
+  var limitedUntil = 0; // after TOO_MANY_NEW_CHATS: no new try before this time
   var ended = false;
   var sawHistory = false; // a history has been rendered since the page loaded
   var ready = false; // this socket has had its session and history: messages may go out
@@ -417,13 +420,26 @@
         handleFrame(frame, mine);
       }
     });
-    ws.addEventListener('close', function () {
+    ws.addEventListener('close', function (event) {
       if (mine !== connection) {
         return;
       }
       socket = null;
       ready = false;
       setTyping(false);
+      if (event.code === TOO_MANY_NEW_CHATS) {
+        // Too many new chats from this network (shared Wi-Fi, say): the server's notice,
+        // with its 999, stays on screen, and the page waits a minute before trying again
+        // (each try would count against the same limit).
+        limitedUntil = Date.now() + LIMITED_WAIT_MS;
+        if (retryTimer === null) {
+          retryTimer = window.setTimeout(function () {
+            retryTimer = null;
+            connect();
+          }, LIMITED_WAIT_MS);
+        }
+        return;
+      }
       if (!stopped && !ended) {
         scheduleReconnect();
       }
@@ -446,7 +462,7 @@
   }
 
   function reconnectNow() {
-    if (stopped || ended || socket !== null) {
+    if (stopped || ended || socket !== null || Date.now() < limitedUntil) {
       return;
     }
     if (retryTimer !== null) {

@@ -290,3 +290,32 @@ async def test_a_screen_reader_hears_the_welcome_of_a_new_chat(
         )
         assert set(await page.evaluate("() => window.__liveness")) == {"off"}
         await page.close()
+
+
+async def test_too_many_new_chats_from_one_network_leaves_the_notice_and_999_on_screen(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Thirty new chats in ten minutes from one address (a shared Wi-Fi, say): the next page
+    # is told to wait, with the 999 line. It used to be replaced at once by "Reconnecting…",
+    # and every retry counted against the same limit.
+    import aiohttp
+
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        notice = app[CONTENT].text("web.error_slow_down", "en")
+        async with aiohttp.ClientSession() as http:
+            for _ in range(30):
+                async with http.ws_connect(f"{url}/chat/ws") as ws:
+                    await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                    assert (await ws.receive_json(timeout=10))["type"] == "session"
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                assert (await ws.receive_json(timeout=10))["type"] == "error"
+                closed = await ws.receive(timeout=10)
+                assert closed.data == 4429, "a close code of its own, for the page to know"
+        page = await browser.new_page()
+        await page.goto(url + "/")
+        status = page.get_by_role("status")
+        await expect(status).to_have_text(notice)
+        await page.wait_for_timeout(3000)  # the old page had retried twice by now
+        await expect(status).to_have_text(notice)
+        await page.close()
