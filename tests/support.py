@@ -224,6 +224,9 @@ class LoopbackProxy:
         self._delay = delay
         self._open: set[asyncio.StreamWriter] = set()
         self.cut = False
+        # Frozen: what is sent is dropped and nothing is closed, as on a connection that died
+        # without a word (a phone changing network); new connections are refused meanwhile.
+        self.frozen = False
         self.server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -243,6 +246,8 @@ class LoopbackProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while not self.cut and (data := await reader.read(65536)):
+                if self.frozen:
+                    continue
                 if self._delay:
                     await asyncio.sleep(self._delay)
                 writer.write(data)
@@ -253,7 +258,7 @@ class LoopbackProxy:
             writer.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        if self.cut:
+        if self.cut or self.frozen:
             client_w.close()
             return
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self._port)

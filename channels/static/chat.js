@@ -37,6 +37,7 @@
   var stopped = false; // after quick exit: never reconnect
   var TOO_MANY_NEW_CHATS = 4429; // the server's close code (channels/webchat.py)
   var LIMITED_WAIT_MS = 60000;
+  var ACK_TIMEOUT_MS = 10000; // no answer to a message in this long: the socket is dead
   var limitedUntil = 0; // after TOO_MANY_NEW_CHATS: no new try before this time
   var ended = false;
   var sawHistory = false; // a history has been rendered since the page loaded
@@ -484,6 +485,7 @@
     if (ready && sendFrame({ type: 'message', text: entry.text, id: entry.id })) {
       entry.conn = connection;
       markPending(entry, false);
+      expectAnswer(entry.conn);
     } else {
       entry.conn = 0;
       markPending(entry, true);
@@ -493,6 +495,37 @@
   function flushOutbox() {
     for (var i = 0; i < outbox.length; i += 1) {
       transmit(outbox[i]);
+    }
+  }
+
+  // The server answers every message at once ("typing", then the reply). A connection that
+  // died without closing (a phone changing network, a frozen proxy) can look open for
+  // minutes: if nothing comes back within ACK_TIMEOUT_MS of a message, that socket is given
+  // up, the message is marked "Not sent yet" and sent again on a new one.
+  function expectAnswer(conn) {
+    window.setTimeout(function () {
+      var waiting = outbox.some(function (entry) {
+        return entry.conn === conn;
+      });
+      if (waiting && conn === connection && socket !== null) {
+        dropSocket();
+      }
+    }, ACK_TIMEOUT_MS);
+  }
+
+  function dropSocket() {
+    var dead = socket;
+    connection += 1; // its events, if any ever come, are ignored
+    socket = null;
+    ready = false;
+    setTyping(false);
+    try {
+      dead.close();
+    } catch (e) {
+      // already closing
+    }
+    if (!stopped && !ended) {
+      scheduleReconnect();
     }
   }
 
@@ -930,7 +963,14 @@
     if (window.HelplineExit) {
       window.HelplineExit.onExit(onQuickExit);
     }
-    window.addEventListener('online', reconnectNow);
+    window.addEventListener('online', function () {
+      // Back online: a socket that looks open may have died with the old network.
+      if (socket !== null && !stopped && !ended) {
+        dropSocket();
+      } else {
+        reconnectNow();
+      }
+    });
     window.addEventListener('offline', function () {
       if (!isOpen()) {
         setStatus(label('offline'));

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 
 from helpline.app import CONTENT, ENGINE
 from helpline.domain import utcnow
-from tests.support import eventually, running, settings_for
+from tests.support import LoopbackProxy, eventually, running, settings_for
 
 pytestmark = pytest.mark.browser
 
@@ -319,3 +319,29 @@ async def test_too_many_new_chats_from_one_network_leaves_the_notice_and_999_on_
         await page.wait_for_timeout(3000)  # the old page had retried twice by now
         await expect(status).to_have_text(notice)
         await page.close()
+
+
+async def test_a_message_sent_into_a_connection_that_died_silently_is_sent_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A connection that dies without closing (a phone changing network, a frozen proxy)
+    # looked open for minutes: the message sat there, "Connected", never read.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        proxy = LoopbackProxy(int(url.rsplit(":", 1)[1]))
+        port = await proxy.start()
+        try:
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/")
+            log = page.get_by_role("log")
+            await expect(log).to_contain_text(t("welcome.safe_now"))
+            proxy.frozen = True
+            box = page.get_by_role("textbox", name="Message")
+            await box.fill("1")
+            await page.get_by_role("button", name="Send").click()
+            await page.wait_for_timeout(1000)
+            proxy.frozen = False  # the network is back; the old connection is still dead
+            await expect(log).to_contain_text(t("welcome.who"), timeout=20_000)
+            await page.close()
+        finally:
+            proxy.close()
