@@ -28,6 +28,14 @@ async def _next_message(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     return (await _frames_until(ws, "message"))[-1]
 
 
+async def _safe_now_then_who(ws: aiohttp.ClientWebSocketResponse, content: Any, lang: str) -> None:
+    """Answer "is it safe?" with 1: the next question, who is writing, comes in `lang`."""
+    await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+    reply = await _next_message(ws)
+    assert reply["text"] == content.text("welcome.who", lang)
+    assert reply["options"][0] == content.text("who.opt_self", lang)
+
+
 async def test_a_person_is_greeted_and_can_choose_by_typing_a_number(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -41,10 +49,7 @@ async def test_a_person_is_greeted_and_can_choose_by_typing_a_number(
             assert len(session["token"]) >= 20 and session["conversation"]
             assert history[0]["text"] == content.text("welcome.intro", "en")
             assert history[-1]["options"][0] == content.text("welcome.opt_safe", "en")
-            await ws.send_json({"type": "message", "text": "1", "id": "c1"})
-            reply = await _next_message(ws)
-            assert reply["text"] == content.text("welcome.who", "en")
-            assert reply["options"][0] == content.text("who.opt_self", "en")
+            await _safe_now_then_who(ws, content, "en")
 
 
 async def test_a_reload_in_the_same_tab_resumes_the_conversation(
@@ -330,10 +335,7 @@ async def test_the_welsh_link_turns_an_english_conversation_welsh(
                 texts = [m["text"] for m in history]
                 assert content.text("language.switched", "cy") in texts
                 assert history[-1]["options"][0] == content.text("welcome.opt_safe", "cy")
-                await ws.send_json({"type": "message", "text": "1", "id": "c1"})
-                reply = await _next_message(ws)
-                assert reply["text"] == content.text("welcome.who", "cy")
-                assert reply["options"][0] == content.text("who.opt_self", "cy")
+                await _safe_now_then_who(ws, content, "cy")
 
 
 async def test_a_welsh_page_is_told_in_welsh_of_a_bad_frame_and_a_restart(

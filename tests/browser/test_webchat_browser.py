@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from helpline.app import CONTENT, ENGINE
 from helpline.domain import utcnow
@@ -40,6 +41,15 @@ async def neutral_site() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         await runner.cleanup()
+
+
+async def _phone_chat(browser: Browser, url: str, app: Any) -> tuple[Page, Locator]:
+    """The chat page on a phone-sized screen with its welcome shown: the page, and its log."""
+    page = await browser.new_page(viewport={"width": 360, "height": 640})
+    await page.goto(url + "/")
+    log = page.get_by_role("log")
+    await expect(log).to_contain_text(app[CONTENT].text("welcome.safe_now", "en"))
+    return page, log
 
 
 async def test_a_person_chats_reloads_and_leaves_with_quick_exit(
@@ -116,10 +126,7 @@ async def test_stop_takes_the_conversation_off_the_screen_and_writing_starts_aga
 ) -> None:
     async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
         t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
-        page = await browser.new_page(viewport={"width": 360, "height": 640})
-        await page.goto(url + "/")
-        log = page.get_by_role("log")
-        await expect(log).to_contain_text(t("welcome.safe_now"))
+        page, log = await _phone_chat(browser, url, app)
         box = page.get_by_role("textbox", name="Message")
         await box.fill("I shouted at my partner again")
         await page.get_by_role("button", name="Send").click()
@@ -146,10 +153,7 @@ async def test_deleting_my_data_takes_it_off_the_screen_too(
 ) -> None:
     async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
         t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
-        page = await browser.new_page(viewport={"width": 360, "height": 640})
-        await page.goto(url + "/")
-        log = page.get_by_role("log")
-        await expect(log).to_contain_text(t("welcome.safe_now"))
+        page, log = await _phone_chat(browser, url, app)
         token = await page.evaluate(TOKEN_JS)
         assert token
         box = page.get_by_role("textbox", name="Message")
@@ -174,10 +178,7 @@ async def test_an_idle_close_leaves_the_chat_to_reread_and_the_box_to_start_agai
     settings = settings_for(sqlite_url, tmp_path)
     async with running(settings, serve=True, clock=utcnow) as (app, _, url):
         t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
-        page = await browser.new_page(viewport={"width": 360, "height": 640})
-        await page.goto(url + "/")
-        log = page.get_by_role("log")
-        await expect(log).to_contain_text(t("welcome.safe_now"))
+        page, log = await _phone_chat(browser, url, app)
         # Everything counts as quiet with a zero idle time.
         await eventually(lambda: app[ENGINE].close_idle(timedelta(0)))
         await expect(log).to_contain_text(t("idle.closed"))
@@ -331,10 +332,7 @@ async def test_a_message_sent_into_a_connection_that_died_silently_is_sent_again
         proxy = LoopbackProxy(int(url.rsplit(":", 1)[1]))
         port = await proxy.start()
         try:
-            page = await browser.new_page()
-            await page.goto(f"http://127.0.0.1:{port}/")
-            log = page.get_by_role("log")
-            await expect(log).to_contain_text(t("welcome.safe_now"))
+            page, log = await _phone_chat(browser, f"http://127.0.0.1:{port}", app)
             proxy.frozen = True
             box = page.get_by_role("textbox", name="Message")
             await box.fill("1")
