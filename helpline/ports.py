@@ -142,7 +142,11 @@ class Sender(Protocol):
     Optional, looked up by name: `live` (a page the person is looking at: no quiet hours),
     `by_key` (it reaches the person by `OutboundMessage.contact_key`, so the engine does not
     open the sealed address),
-    `notify(address, kind, data)` (tell a live page about a change of state) and
+    `notify(address, kind, data)` (tell a live page about a change of state: "ended",
+    "stopped", "erased", "language", "idle_warning"...),
+    `own_words(conv, text)` (the channel's answer, as replies, if the whole message is one of
+    its own words, such as HELP or QUIET on the text channels; else None: asked in the
+    conversation's turn, so a word is answered once and never read by the journey) and
     `tidy(address, sent_ids, received_ids)` (remove an erased conversation's messages from
     the person's own chat app, where the platform allows it)."""
 
