@@ -106,28 +106,32 @@ def _programme_part(
     ]
 
 
-async def transcript(app: web.Application, user: User, conversation_id: str) -> list[StoredMessage]:
+async def _scoped(
+    app: web.Application, user: User, conversation_id: str
+) -> tuple[list[StoredMessage], dict[str, str] | None]:
     """The messages of a conversation this user may see (all of them but for programme staff:
-    see _programme_scope), for the console's page and its live socket alike. The caller has
-    checked the conversation is visible to them."""
+    see _programme_scope) and, for programme staff, what the person agreed to share (None for
+    helpline staff). The caller has checked the conversation is visible to them."""
     messages = await app[STORE].transcript(conversation_id)
     scope = await _programme_scope(app, user, [conversation_id])
     if scope is None:
-        return messages
-    since = scope.get(conversation_id, (None, {}))[0]
-    return _programme_part(messages, since, await note_authors(app, user))
+        return messages, None
+    since, shared = scope.get(conversation_id, (None, {}))
+    return _programme_part(messages, since, await note_authors(app, user)), shared
+
+
+async def transcript(app: web.Application, user: User, conversation_id: str) -> list[StoredMessage]:
+    """What the console's live socket sends of a conversation: as its page shows it."""
+    return (await _scoped(app, user, conversation_id))[0]
 
 
 async def conversation_view(
     app: web.Application, user: User, conversation_id: str
 ) -> dict[str, Any]:
     conv, current = await visible(app, user, conversation_id)
-    messages = await app[STORE].transcript(conversation_id)
+    messages, shared = await _scoped(app, user, conv.id)
     shown, flags = summary(conv.answers), list(conv.answers.get("_risk_reasons", []))
-    scope = await _programme_scope(app, user, [conv.id])
-    if scope is not None:
-        since, shared = scope.get(conv.id, (None, {}))
-        messages = _programme_part(messages, since, await note_authors(app, user))
+    if shared is not None:
         shown, flags = shared, []
     return {
         "id": conv.id,
