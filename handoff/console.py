@@ -42,6 +42,7 @@ from helpline.app import (
 )
 from helpline.domain import storable
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
+from helpline.ports import programme_of
 from helpline.routing import OUTCOMES
 
 log = logging.getLogger(__name__)
@@ -410,7 +411,7 @@ async def transfer(request: web.Request, user: User) -> web.Response:
         # where no one looks for them.
         return _error(400, "queue")
     await visible(request.app, user, conv_id)
-    programme = target.removeprefix("programme:") if target.startswith("programme:") else None
+    programme = programme_of(target)
     if (
         programme is not None
         and user.role != "programme"

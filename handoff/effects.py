@@ -13,6 +13,7 @@ from handoff import callbacks, referrals
 from helpline.app import CONTENT, EFFECTS, ENGINE, HUB, METRICS, PRIVACY, QUEUE_LEFT, STORE
 from helpline.directory import normalise_uk_callback_number
 from helpline.domain import Conversation, Reply
+from helpline.ports import programme_of
 
 
 def setup(app: web.Application) -> None:
@@ -60,8 +61,8 @@ def setup(app: web.Application) -> None:
             return None
 
     async def left(conversation_id: str, queue: str) -> None:
-        if queue.startswith("programme:"):
-            programme = queue.removeprefix("programme:")
+        programme = programme_of(queue)
+        if programme is not None:
             await referrals.withdraw(app[STORE], conversation_id, programme, hub=app[HUB])
 
     app[EFFECTS]["referral"] = referral

@@ -35,6 +35,11 @@ class Priority(enum.IntEnum):
 DEFAULT_QUEUE = "helpline"
 
 
+def programme_of(queue: str) -> str | None:
+    """The programme whose queue this is ("programme:<id>"), or None for any other queue."""
+    return queue.removeprefix("programme:") if queue.startswith("programme:") else None
+
+
 def helpline_queue(queue: object) -> str:
     """The queue someone asking for an adviser joins, given the last one their conversation
     was in: the journey's own ("helpline", "family"), never a programme's ("programme:<id>",
