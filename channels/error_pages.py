@@ -5,7 +5,6 @@ socket) keep their own answers."""
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from helpline.app import CONTENT, HEALTH_PATHS, SETTINGS
+from helpline.content import fill_page
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,6 @@ NOT_PAGES = (
     *("/console/api/", "/console/ws", "/console/login", "/console/logout"),
     *("/channels/", "/chat/", *HEALTH_PATHS),
 )
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
 # The chat page's quick-exit control, taken from chat.html so that there is one of it.
 _EXIT_CONTROL = re.compile(r"<a\b[^>]*\bdata-helpline-exit\b.*?</a>", re.DOTALL)
 
@@ -97,17 +96,14 @@ class ErrorPages:
             "other.error_title": content.text(title, other),
         }
 
-        def fill(match: re.Match[str]) -> str:
-            key = match.group(1)
+        def words(key: str) -> str:
             if key in values:
-                value = values[key]
-            elif key.startswith("other."):
-                value = content.text(key.removeprefix("other."), other)
-            else:
-                value = content.text(key, lang)
-            return html.escape(value, quote=True)
+                return values[key]
+            if key.startswith("other."):
+                return content.text(key.removeprefix("other."), other)
+            return content.text(key, lang)
 
-        return _PLACEHOLDER.sub(fill, self._template)
+        return fill_page(self._template, words)
 
 
 def setup(app: web.Application) -> None:

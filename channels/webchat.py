@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import re
@@ -28,6 +27,7 @@ from helpline.app import (
     STORE,
     same_origin,
 )
+from helpline.content import fill_page
 from helpline.domain import Direction, InboundMessage, OutboundMessage, storable
 from helpline.errors import DuplicateMessage, HelplineError
 from helpline.ports import RESYNC
@@ -42,7 +42,6 @@ HELLO_TIMEOUT = 15
 TOO_MANY_NEW_CHATS = 4429  # application close code: too many new chats from one address
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
 # Each open socket, with the language its page said hello in (for the restart notice).
 SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey(
     "web_sockets"
@@ -108,13 +107,9 @@ class WebChat:
         settings = self.app[SETTINGS]
         template = (STATIC / "chat.html").read_text(encoding="utf-8")
         values = {"lang": lang, "exit_url": settings.exit_url, "embed": "1" if embed else "0"}
-
-        def fill(match: re.Match[str]) -> str:
-            key = match.group(1)
-            value = values[key] if key in values else content.text(key, lang)
-            return html.escape(value, quote=True)
-
-        return _PLACEHOLDER.sub(fill, template)
+        return fill_page(
+            template, lambda key: values[key] if key in values else content.text(key, lang)
+        )
 
     async def widget_words(self, request: web.Request) -> web.Response:
         lang = "cy" if request.query.get("lang") == "cy" else "en"

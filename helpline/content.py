@@ -8,9 +8,11 @@ broken directory entry (helpline/directory.py)."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +32,16 @@ DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "content"
 
 # A UK number as written in a message: "0808 2000 247", "+44 808 ...", "116 123".
 _PHONE = re.compile(r"(?<![\w+])(?:\+44 ?|0|116 )\d(?:[ -]?\d)+(?!\w)")
+
+
+# A page template's placeholder: {{web.page_title}}, {{lang}}.
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+
+
+def fill_page(template: str, words: Callable[[str], str]) -> str:
+    """An HTML page template with every {{key}} replaced by `words(key)`, escaped: the pages
+    people see hold no word of their own (content/ does)."""
+    return _PLACEHOLDER.sub(lambda m: html.escape(words(m.group(1)), quote=True), template)
 
 
 def normalise(text: str) -> str:
