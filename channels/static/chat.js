@@ -353,11 +353,6 @@
     setEnded(true);
   }
 
-  function isStopGoodbye(entry) {
-    return !!entry && entry.author !== 'person' && !!label('stopped') &&
-      entry.text === label('stopped');
-  }
-
   // ---- the socket ---------------------------------------------------------------------------
 
   function socketUrl() {
@@ -425,26 +420,34 @@
       if (mine !== connection) {
         return;
       }
-      socket = null;
-      ready = false;
-      setTyping(false);
+      socketGone();
       if (event.code === TOO_MANY_NEW_CHATS) {
         // Too many new chats from this network (shared Wi-Fi, say): the server's notice,
         // with its 999, stays on screen, and the page waits a minute before trying again
         // (each try would count against the same limit).
         limitedUntil = Date.now() + LIMITED_WAIT_MS;
-        if (retryTimer === null) {
-          retryTimer = window.setTimeout(function () {
-            retryTimer = null;
-            connect();
-          }, LIMITED_WAIT_MS);
-        }
+        retryIn(LIMITED_WAIT_MS);
         return;
       }
       if (!stopped && !ended) {
         scheduleReconnect();
       }
     });
+  }
+
+  function socketGone() {
+    socket = null;
+    ready = false;
+    setTyping(false);
+  }
+
+  function retryIn(delay) {
+    if (retryTimer === null) {
+      retryTimer = window.setTimeout(function () {
+        retryTimer = null;
+        connect();
+      }, delay);
+    }
   }
 
   function scheduleReconnect() {
@@ -456,10 +459,7 @@
     var delay = base / 2 + Math.random() * (base / 2);
     setStatus(navigator.onLine === false ? label('offline') : label('reconnecting'));
     markAllPending();
-    retryTimer = window.setTimeout(function () {
-      retryTimer = null;
-      connect();
-    }, delay);
+    retryIn(delay);
   }
 
   function reconnectNow() {
@@ -516,9 +516,7 @@
   function dropSocket() {
     var dead = socket;
     connection += 1; // its events, if any ever come, are ignored
-    socket = null;
-    ready = false;
-    setTyping(false);
+    socketGone();
     try {
       dead.close();
     } catch (e) {
@@ -703,11 +701,9 @@
       setStatus(frame.text);
     }
     showKeepOpen(frame.state === 'idle_warning' && !ended);
-    var last = shown.length ? shown[shown.length - 1] : null;
-    // The server says "ended" for an idle close and for "stop" alike; an idle close keeps
-    // the chat to reread, "stop" (known by its goodbye, or a future "stopped") does not.
-    if (frame.state === 'erased' || frame.state === 'stopped' ||
-        (frame.state === 'ended' && isStopGoodbye(last))) {
+    // "ended" (an idle close) keeps the chat to reread; "stopped" (the person said stop)
+    // and "erased" (their data was deleted) do not.
+    if (frame.state === 'erased' || frame.state === 'stopped') {
       forgetConversation();
     } else if (frame.state === 'ended') {
       if (!frame.text) {
