@@ -56,6 +56,9 @@ _SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 # Our own id for a reply, in the status callback's address: a positive integer the messages
 # table's 32-bit id column can hold (nine digits always fit).
 _REPLY_ID = re.compile(r"^[1-9][0-9]{0,8}$")
+# Pauses, in seconds, of a delivery report that came before its reply was recorded as sent
+# (_report): about four seconds in all.
+EARLY_REPORT_WAITS = (0.05, 0.2, 0.5, 1.0, 2.0)
 PLATFORM_ID_ROOM = 128  # characters in a stored message's platform_id
 # The library's own logger is quiet at WARNING: it would log request URLs and headers.
 _HTTP_LOG = logging.getLogger("twilio.async_http_client")
@@ -308,10 +311,27 @@ class TwilioChannel:
         if state is None:
             pass  # queued, sending, accepted: nothing the transcript shows
         elif reply is not None:
-            await self.app[STORE].mark_reported(self.name, int(reply), sid, state)
+            await self._report(int(reply), sid, state)
         else:  # asked for before replies were named in the address
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)
         return web.Response(status=204)
+
+    async def _report(self, reply: int, sid: str, state: Delivery) -> None:
+        """A report for one of our replies. Twilio may report a text (a number that cannot
+        take it fails at once) before its API has answered our request, so before the reply
+        has been given the SIDs the report is checked against: while the reply is still being
+        sent, the report waits for it, a few seconds at most (Twilio waits 15 for an answer),
+        on whichever instance sends it."""
+        store = self.app[STORE]
+        for pause in EARLY_REPORT_WAITS:
+            if await store.mark_reported(self.name, reply, sid, state):
+                return
+            if not await store.awaiting_platform_id(self.name, reply):
+                return  # already further on, or not ours: nothing to wait for
+            await asyncio.sleep(pause)
+        await store.mark_reported(self.name, reply, sid, state)
+        # Still not kept if the send took longer than that: it fails after SEND_TIMEOUT, and
+        # a reply its send gave up on is marked failed anyway.
 
 
 def _every_part(sids: list[str]) -> str | None:

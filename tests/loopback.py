@@ -48,6 +48,7 @@ class Loopback:
     updates: list[dict[str, Any]] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)  # Twilio message SIDs handed out, in order
     hold_twilio: asyncio.Event | None = None  # when set to an Event, answers wait for it
+    held_sids: list[str] = field(default_factory=list)  # the SIDs answers held will give
     _update_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
 
@@ -98,12 +99,15 @@ class Loopback:
         form = dict(await request.post())
         params = {k: str(v) for k, v in form.items()}
         self.calls.append(Call("twilio", "Messages.json", params))
+        sid = "SM" + secrets.token_hex(16)
         if self.hold_twilio is not None:
-            await self.hold_twilio.wait()  # Twilio being slow: the client must give up
+            # Twilio being slow: the client must give up, or a report may come first.
+            self.held_sids.append(sid)
+            await self.hold_twilio.wait()
+            self.held_sids.remove(sid)
         if self.twilio_failures:
             status, code = self.twilio_failures.popleft()
             return _twilio_error(status, code, "Refused by the loopback")
-        sid = "SM" + secrets.token_hex(16)
         self.sids.append(sid)
         now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
         return web.json_response(

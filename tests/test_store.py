@@ -285,8 +285,13 @@ async def test_delivery_reports_only_move_a_reply_forward_and_a_failure_stays(
     async with _migrated(database_url) as store:
         pending, conv = await _first_turn(store)
         one, two = await store.save_turn(conv, [pending[0].id], [Reply("One."), Reply("Two.")])
+        # Being sent: a report that comes now waits for the SIDs (channels/twilio.py).
+        assert await store.awaiting_platform_id("test", one.id)
+        assert not await store.awaiting_platform_id("other", one.id)
+        assert not await store.awaiting_platform_id("test", pending[0].id)  # the person's
         await store.mark(one.id, Delivery.SENT, platform_id="SMone")
         await store.mark(two.id, Delivery.SENT, platform_id="SMtwo,SMtwo2")
+        assert not await store.awaiting_platform_id("test", one.id)
 
         async def status(message_id: int) -> Delivery:
             return {m.id: m.status for m in await store.transcript(conv.id)}[message_id]

@@ -378,6 +378,40 @@ async def test_a_report_of_sent_arriving_after_delivered_leaves_the_reply_delive
     assert await first_reply_status(env) is Delivery.FAILED
 
 
+async def test_a_failure_reported_before_twilio_has_answered_the_send_is_kept(env: Env) -> None:
+    # A number that cannot take texts fails at once: Twilio's report can reach us before its
+    # API's answer to our request has, so before the reply is recorded as sent with its SID.
+    await env.say("Hello")
+    before = len(env.loop.twilio_sent())
+    env.loop.hold_twilio = release = asyncio.Event()
+    status, _, _ = await env.post(SMS_PATH, sms("1"))
+    assert status == 200
+    for _ in range(500):
+        if env.loop.held_sids:
+            break
+        await asyncio.sleep(0.01)
+    (sid,) = env.loop.held_sids
+    callback = env.loop.twilio_sent()[before]["StatusCallback"]
+    params = fixture(
+        "twilio_status_delivered.json",
+        MessageSid=sid,
+        SmsSid=sid,
+        To=PHONE,
+        MessageStatus="undelivered",
+        SmsStatus="undelivered",
+    )
+    reported = asyncio.create_task(env.post(callback.removeprefix(PUBLIC), params))
+    await asyncio.sleep(0.3)  # the report is in; the reply is still being sent
+    release.set()
+    assert (await reported)[0] == 204
+    await env.app[ENGINE].drain()
+    reply_id = int(callback.rpartition("reply=")[2])
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    (reply,) = [m for m in await env.app[STORE].transcript(conv.id) if m.id == reply_id]
+    assert reply.status is Delivery.FAILED
+
+
 async def test_a_long_reply_whose_first_part_never_arrived_shows_as_failed(env: Env) -> None:
     await env.say("Hello")
     await env.say("talk to someone")

@@ -1189,6 +1189,24 @@ class SqlStore:
         )
         return await self._reported(channel, which, status)
 
+    async def awaiting_platform_id(self, channel: str, message_id: int) -> bool:
+        """Whether this reply on this channel is still being sent: not yet given the
+        platform's id (a report for it may have come first, see channels/twilio.py)."""
+
+        def run(conn: Connection) -> bool:
+            found = conn.execute(
+                select(MessageRow.id).where(
+                    MessageRow.id == message_id,
+                    MessageRow.channel == channel,
+                    MessageRow.direction == Direction.OUT.value,
+                    MessageRow.status == Delivery.PENDING.value,
+                    MessageRow.platform_id.is_(None),
+                )
+            )
+            return found.first() is not None
+
+        return await self._read(run)
+
     async def _reported(self, channel: str, which: ColumnElement[bool], status: Delivery) -> bool:
         earlier = [s.value for s in _REPORTED_AFTER.get(status, ())]
         if not earlier:
