@@ -343,3 +343,37 @@ def test_the_word_gate_never_hides_a_pattern_that_matches() -> None:
 def test_reason_ids_are_short_snake_case() -> None:
     for reason in REASON_IDS:
         assert re.fullmatch(r"[a-z]+(?:_[a-z]+)*", reason)
+
+
+# --- a child hurt --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I hit my son last night and he has bruises", "concern"),
+        ("i hurt my kid", "concern"),
+        ("my son has bruises where i grabbed him", "concern"),
+        ("wnes i daro fy mab neithiwr", "concern"),
+        ("im hitting my son", "immediate"),
+    ],
+)
+def test_a_child_hurt_is_named_as_a_child_at_risk(text: str, level: str) -> None:
+    # The engine answers a child at risk even at "concern" (helpline/engine.py), so the
+    # reason must say it was a child, not only that someone was hit.
+    risk = assess(text)
+    assert risk.level == level
+    assert {"child_harmed", "child_in_danger"} & set(risk.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i hurt my son's feelings",
+        "my son has bruises from football",
+        "i push my kids on the swings",
+        "i hit my son with the door by accident",
+    ],
+)
+def test_hurt_feelings_play_and_accidents_are_not_a_child_hurt(text: str) -> None:
+    assert not {"child_harmed", "child_in_danger"} & set(assess(text).reasons)
