@@ -1,12 +1,96 @@
 """Professionals: how referral to local programmes works, what runs in an area, national
-services for practitioners, and the helpline's practitioner support (an adviser)."""
+services for practitioners, and the helpline's practitioner support (an adviser).
 
+What runs in an area is told as a practitioner needs it: confirmed community programmes
+first, or plainly that none is listed; then Drive for what it is (referral only through MARAC
+or a police-led panel); then Respect Phoneline, which advises frontline workers."""
+
+from flows.programme import without_postcodes
+from helpline.directory import AreaMatch, Directory, Programme
+from helpline.errors import ContentError
 from helpline.flowkit import FlowSpec, Option, State, Turn
+
+# The national line that advises frontline workers (content/directory/services.yaml).
+PRACTITIONER_LINE = "respect-phoneline"
 
 
 def _hand_off(turn: Turn) -> None:
     turn.answers["queue"] = "helpline"
     turn.effect("handoff", queue="helpline", reason="practitioner")
+
+
+def _directory(turn: Turn) -> Directory:
+    if turn.content.directory is None:
+        raise ContentError("content/directory is missing: the professional journey needs it")
+    return turn.content.directory
+
+
+def _find(turn: Turn, text: str) -> str | None:
+    match = _directory(turn).find_area(text)
+    if match is None:
+        return None
+    # Only the area found is kept, never what was typed (as in flows/programme.py).
+    turn.answers["area"] = {
+        "force": match.police_force_area,
+        "la": match.local_authority,
+        "nation": match.nation,
+    }
+    return "found"
+
+
+def _area(turn: Turn) -> AreaMatch:
+    found = turn.answers["area"]
+    return AreaMatch(found["force"], found.get("la"), found["nation"], "stored")
+
+
+def _area_name(turn: Turn, area: AreaMatch) -> str:
+    force = _directory(turn).force(area.police_force_area)
+    if area.local_authority:
+        return force.local_authority(area.local_authority).name(turn.language)
+    return force.name(turn.language)
+
+
+def _community(turn: Turn, p: Programme) -> str:
+    lang = turn.language
+    lines = [
+        turn.t(
+            "programme.entry",
+            name=p.name(lang),
+            offer=p.offer.get(lang),
+            eligibility=p.eligibility.get(lang),
+            referral=p.referral_route.get(lang),
+            cost=p.cost.get(lang),
+        )
+    ]
+    lines += [turn.t(f"contact.{c.channel}", value=c.value) for c in p.contacts]
+    return "\n".join(lines)
+
+
+def _show_area(turn: Turn) -> None:
+    directory = _directory(turn)
+    area = _area(turn)
+    name = _area_name(turn, area)
+    lang = turn.language
+    # The same lookup as a person referring themselves: confirmed programmes open to
+    # self-referral and to professionals' referrals. Never Drive, never a placeholder.
+    community = directory.programmes_for(area)
+    if community:
+        turn.say("professional.area_found", area=name)
+        for p in community:
+            turn.say_text(_community(turn, p))
+    else:
+        turn.say("professional.area_none", area=name)
+    for p in directory.referral_only_programmes(area):
+        turn.say(
+            "professional.area_referral_only",
+            name=p.name(lang),
+            area=name,
+            offer=p.offer.get(lang),
+            referral=p.referral_route.get(lang),
+        )
+    line = directory.service(PRACTITIONER_LINE)
+    phone = next(c.value for c in line.contacts if c.channel == "phone")
+    turn.say("professional.area_line", name=line.name(lang), phone=phone)
 
 
 TOPICS = (
@@ -16,7 +100,7 @@ TOPICS = (
     Option("professional.opt_services", "services", keywords="topic_services"),
 )
 MORE = (*TOPICS, Option("flow.opt_done", "done", keywords="done"))
-INFO = ("referral", "services")
+INFO = ("referral", "services", "area_shown")
 
 FLOW = FlowSpec(
     name="professional",
@@ -25,6 +109,20 @@ FLOW = FlowSpec(
         State("start", say=("professional.start",), options=TOPICS),
         State("referral", say=("professional.referral", "professional.more"), options=MORE),
         State("services", say=("professional.services", "professional.more"), options=MORE),
+        State(
+            "area",
+            say=("professional.area_ask",),
+            interpret=_find,
+            retry="programme.retry",
+            scrub=without_postcodes,
+            scrub_in_danger=False,  # a place said with danger: whoever decides on 999 needs it
+        ),
+        State(
+            "area_shown",
+            enter=(_show_area,),
+            say=("professional.more",),
+            options=MORE,
+        ),
         State("support", enter=(_hand_off,)),
         State(
             "end",
@@ -35,7 +133,8 @@ FLOW = FlowSpec(
     transitions=(
         {"trigger": "referral", "source": ["start", *INFO], "dest": "referral"},
         {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
-        {"trigger": "area", "source": ["start", *INFO], "dest": "goto:programme"},
+        {"trigger": "area", "source": ["start", *INFO], "dest": "area"},
+        {"trigger": "found", "source": "area", "dest": "area_shown"},
         {"trigger": "support", "source": ["start", *INFO], "dest": "support"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},
         {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},

@@ -738,6 +738,12 @@ class Directory:
             out.append(p)
         return out
 
+    def referral_only_programmes(self, area: AreaMatch) -> list[Programme]:
+        """Confirmed programmes here that take people only through a multi-agency route (Drive,
+        through MARAC or a police-led panel): for telling practitioners how they work, never
+        for offering to someone referring themselves."""
+        return [p for p in self.programmes_for(area, self_referral=False) if not p.self_referral]
+
     def find_area(self, query: str) -> AreaMatch | None:
         """Place a postcode, council or police force area name (typos tolerated), or None."""
         if not query or not query.strip():
