@@ -1,8 +1,14 @@
 """Welcome: what this service is, what stays confidential, whether it is safe to talk, and who
-is writing (numbered options, or the person's own words)."""
+is writing (numbered options, or the person's own words, including their very first message)."""
+
+from collections.abc import Callable
+from typing import Any
 
 from helpline.content import normalise
 from helpline.flowkit import FlowSpec, Option, State, Turn, longest_mention
+
+# Where what the first message said is kept until "is it safe?" is answered.
+FIRST_SAID = "_first_said"
 
 
 def _danger(turn: Turn) -> None:
@@ -24,6 +30,71 @@ def _who_said(turn: Turn, text: str) -> str | None:
     return None
 
 
+def _first_message(turn: Turn) -> None:
+    """The first message, read before the welcome is said. A Welsh greeting ("shwmae", "bore
+    da") on a channel that starts in English means Welsh, as typing "Cymraeg" does; and who
+    they said they are ("my boyfriend hits me") is kept for after the safety question, which
+    still comes first (a shared device), so that they are not asked it again."""
+    if _welsh_greeting(turn, turn.text):
+        turn.conversation.language = "cy"
+    who = _who_said(turn, turn.text)
+    if who is not None:
+        turn.answers[FIRST_SAID] = who
+
+
+def _welsh_greeting(turn: Turn, text: str) -> bool:
+    said = normalise(text)
+    return turn.language != "cy" and bool(said) and said in turn.content.all_words("welsh_greeting")
+
+
+def _at_start(turn: Turn, text: str) -> str | None:
+    """Who they are (above), or a Welsh greeting typed where the welcome was already shown in
+    English (a web chat opened in English): the welcome again, in Welsh."""
+    return _who_said(turn, text) or ("welsh" if _welsh_greeting(turn, text) else None)
+
+
+def _said(who: str) -> Callable[[Any], bool]:
+    """A condition on "it's safe" (or "back" after "not right now"): the person has already
+    said who they are, in their first message or in this one ("yes, he hits me")."""
+
+    def condition(event: Any) -> bool:
+        turn: Turn = event.model
+        return (_who_said(turn, turn.text) or turn.answers.get(FIRST_SAID)) == who
+
+    return condition
+
+
+def _forget(event: Any) -> None:
+    """After "is it safe?" is answered: the first message's words are used once only (a later
+    "menu" asks afresh), and who they said they are is kept as the who question keeps it."""
+    turn: Turn = event.model
+    first = turn.answers.pop(FIRST_SAID, None)
+    if event.transition.dest in ("goto:victim", "goto:own"):
+        turn.answers["who"] = _who_said(turn, turn.text) or first
+
+
+def _moving_on(trigger: str, source: str) -> tuple[dict[str, Any], ...]:
+    """Out of `source` once it is safe to talk: to the journey they already named, if any,
+    else to the who question."""
+    return (
+        {
+            "trigger": trigger,
+            "source": source,
+            "dest": "goto:victim",
+            "conditions": _said("hurt"),
+            "after": _forget,
+        },
+        {
+            "trigger": trigger,
+            "source": source,
+            "dest": "goto:own",
+            "conditions": _said("self"),
+            "after": _forget,
+        },
+        {"trigger": trigger, "source": source, "dest": "who", "after": _forget},
+    )
+
+
 WHO = (
     Option("who.opt_self", "self", keywords="who_self", rank=1),
     Option("who.opt_other", "other", keywords="who_other"),
@@ -39,13 +110,14 @@ FLOW = FlowSpec(
         State(
             "start",
             say=("welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"),
+            enter=(_first_message,),
             options=(
                 Option("welcome.opt_safe", "safe", keywords="yes"),
                 Option("welcome.opt_not_now", "later", keywords="not_now"),
                 Option("welcome.opt_danger", "danger", keywords="danger_now", rank=1),
             ),
             store_as="safe_now",
-            interpret=_who_said,
+            interpret=_at_start,
             retry="welcome.safe_retry",
         ),
         State("later", say=("welcome.not_safe",), interpret=_who_said, free_text="back"),
@@ -53,14 +125,15 @@ FLOW = FlowSpec(
         State("who", say=("welcome.who",), options=WHO, store_as="who", retry="who.retry"),
     ),
     transitions=(
-        {"trigger": "safe", "source": "start", "dest": "who"},
+        *_moving_on("safe", "start"),
         {"trigger": "later", "source": "start", "dest": "later"},
-        {"trigger": "back", "source": "later", "dest": "who"},
-        {"trigger": "danger", "source": "start", "dest": "danger"},
-        {"trigger": "hurt", "source": "start", "dest": "goto:victim"},
-        {"trigger": "hurt", "source": "later", "dest": "goto:victim"},
-        {"trigger": "self", "source": "start", "dest": "goto:own"},
-        {"trigger": "self", "source": "later", "dest": "goto:own"},
+        {"trigger": "welsh", "source": "start", "dest": "start"},
+        *_moving_on("back", "later"),
+        {"trigger": "danger", "source": "start", "dest": "danger", "after": _forget},
+        {"trigger": "hurt", "source": "start", "dest": "goto:victim", "after": _forget},
+        {"trigger": "hurt", "source": "later", "dest": "goto:victim", "after": _forget},
+        {"trigger": "self", "source": "start", "dest": "goto:own", "after": _forget},
+        {"trigger": "self", "source": "later", "dest": "goto:own", "after": _forget},
         {"trigger": "self", "source": "who", "dest": "goto:own"},
         {"trigger": "other", "source": "who", "dest": "goto:family"},
         {"trigger": "hurt", "source": "who", "dest": "goto:victim"},

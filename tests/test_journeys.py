@@ -102,9 +102,11 @@ GOLDEN: dict[str, tuple[str, Script, tuple[str, str, Owner]]] = {
             ("hello", WELCOME),
             ("1", ["welcome.who"]),
             ("my husband puts me down and controls me", ["victim.signpost"]),
-            ("thank you", ["victim.again"]),
+            ("what about my kids", ["victim.children"]),
+            ("ok", ["victim.again"]),
+            ("thank you", ["victim.end"]),
         ],
-        ("victim", "again", Owner.BOT),
+        ("victim", "end", Owner.BOT),
     ),
     "being hurt, in Welsh": (
         "cy",
