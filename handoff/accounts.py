@@ -244,6 +244,15 @@ async def set_password(
     await _sessions_ended(hub)
 
 
+async def disabled_among(store: SqlStore, names: set[str]) -> set[str]:
+    """Which of these staff names belong to disabled accounts."""
+    async with store.session() as session:
+        rows = await session.scalars(
+            select(UserRow.name).where(UserRow.name.in_(names), UserRow.disabled.is_(True))
+        )
+        return set(rows)
+
+
 async def enable_totp(store: SqlStore, name: str, *, hub: Hub | None = None) -> str:
     """Give a supervisor or admin a TOTP secret; returns the otpauth:// URI to enrol an app.
     From then on their login needs a code: sessions opened without one (or with a code from
