@@ -16,8 +16,8 @@ import redis.asyncio as redis
 from handoff import accounts, console, live
 from helpline.app import HUB, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
-from helpline.ports import Priority
 from helpline.metrics import queue_kind
+from helpline.ports import Priority
 from tests.console_support import (
     PASSWORD,
     PLUGINS,
