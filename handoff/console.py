@@ -547,14 +547,18 @@ async def referral_list(request: web.Request, user: User) -> web.Response:
 @api(("programme", *SUPERVISING), write=True)
 async def referral_mark(request: web.Request, user: User) -> web.Response:
     status = _text(await json_body(request), "status", 20)
-    view = await referrals.set_status(
-        request.app[STORE],
-        _int(request, "referral"),
-        status,
-        user.name,
-        programme_id=user.programme if user.role == "programme" else None,
-        hub=request.app[HUB],
-    )
+    try:
+        view = await referrals.set_status(
+            request.app[STORE],
+            _int(request, "referral"),
+            status,
+            user.name,
+            programme_id=user.programme if user.role == "programme" else None,
+            hub=request.app[HUB],
+        )
+    except referrals.ReferralFinal:
+        # Withdrawn by the person, or declined: consent cannot be brought back from here.
+        return _error(409, "referral_final")
     await _audit(
         request, user, "referral", view["conversation_id"], referral=view["id"], status=status
     )

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 import redis.asyncio as redis
 
-from handoff import accounts, console, live
+from handoff import accounts, console, live, referrals
 from helpline.app import HUB, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.metrics import queue_kind
@@ -251,3 +251,44 @@ async def test_instances_starting_together_put_back_a_lost_queue_once(
         assert sum(counts) == 5
         waiting, _ = await app[ROUTING].queue.board()
         assert [e.conversation_id for e in waiting] == people
+
+
+async def test_a_withdrawn_or_declined_referral_cannot_be_brought_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    staff = (("pat", "programme", "north"), ("alice",), ("sue", "supervisor"))
+    async with console_service(database_url, tmp_path, *staff) as (app, _fake, url):
+        left = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})
+        stayed = await person_asks_for_adviser(app, PHONE, queue="programme:north")
+        await referrals.create_referral(app[STORE], stayed, "north", {"area": "Cardiff"})
+        engine = engine_of(app)
+        await engine.handle(InboundMessage("test", OTHER, "cancel"))
+        async with Console(url) as pat, Console(url) as sue, Console(url) as alice:
+            await pat.login("pat")
+            await sue.login("sue")
+            await alice.login("alice")
+            _, listed = await pat.get("/console/api/referrals")
+            status_of = {r["shared"]["area"]: r for r in listed}
+            gone, kept = status_of["Newport"], status_of["Cardiff"]
+            assert gone["status"] == "withdrawn"
+            for who in (pat, sue):
+                status, body = await who.post(
+                    f"/console/api/referrals/{gone['id']}", {"status": "accepted"}
+                )
+                assert (status, body) == (409, {"error": "referral_final"})
+            assert (await pat.post(f"/console/api/referrals/{kept['id']}", {"status": "declined"}))[
+                0
+            ] == 200
+            status, body = await sue.post(
+                f"/console/api/referrals/{kept['id']}", {"status": "contacted"}
+            )
+            assert (status, body) == (409, {"error": "referral_final"})
+            _, listed = await pat.get("/console/api/referrals")
+            assert sorted(r["status"] for r in listed) == ["declined", "withdrawn"]
+            # The person who left asks for the helpline again: no consent sends them on.
+            await engine.handle(InboundMessage("test", OTHER, "adviser"))
+            base = f"/console/api/conversations/{left}"
+            assert (await alice.post(base + "/claim"))[0] == 200
+            status, body = await alice.post(base + "/transfer", {"queue": "programme:north"})
+            assert (status, body) == (409, {"error": "no_referral"})
