@@ -244,6 +244,15 @@ async def set_password(
     await _sessions_ended(hub)
 
 
+async def disabled_among(store: SqlStore, names: set[str]) -> set[str]:
+    """Which of these staff names belong to disabled accounts."""
+    async with store.session() as session:
+        rows = await session.scalars(
+            select(UserRow.name).where(UserRow.name.in_(names), UserRow.disabled.is_(True))
+        )
+        return set(rows)
+
+
 async def enable_totp(store: SqlStore, name: str, *, hub: Hub | None = None) -> str:
     """Give a supervisor or admin a TOTP secret; returns the otpauth:// URI to enrol an app.
     From then on their login needs a code: sessions opened without one (or with a code from
@@ -256,6 +265,7 @@ async def enable_totp(store: SqlStore, name: str, *, hub: Hub | None = None) -> 
         if row.role not in TOTP_ROLES:
             raise AccountError("a second factor is for supervisors and admins")
         row.totp_secret = secret
+        row.totp_last_step = None
         await session.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
     await _sessions_ended(hub)
     return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="helpline console")
@@ -278,25 +288,44 @@ async def authenticate(
     if locked is not None and locked > now:
         raise LoginRefused("locked")
     ok = await _verify(row.password_hash, password)
+    step: int | None = None
     if ok and row.totp_secret:
         if not code:
             raise LoginRefused("code")
-        ok = pyotp.TOTP(row.totp_secret).verify(code.strip(), for_time=now, valid_window=1)
+        step = _code_step(row.totp_secret, code, now)
+        last = row.totp_last_step
+        ok = step is not None and (last is None or step > last)
     if not ok:
         raise LoginRefused(await _failed(store, row.id, now))
     values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
     if _hasher.check_needs_rehash(row.password_hash):
         values["password_hash"] = await hash_password(password)
     # Parallel failures may have locked the account during the slow check above: the lock
-    # is looked at again in the same statement that clears the count.
-    unlocked = or_(UserRow.locked_until.is_(None), UserRow.locked_until <= now)
+    # is looked at again in the same statement that clears the count. A code's step is
+    # taken in that statement too, so two logins racing with one code cannot both pass.
+    where = [UserRow.id == row.id, or_(UserRow.locked_until.is_(None), UserRow.locked_until <= now)]
+    if step is not None:
+        values["totp_last_step"] = step
+        where.append(or_(UserRow.totp_last_step.is_(None), UserRow.totp_last_step < step))
     async with store.session() as session, session.begin():
-        result = await session.execute(
-            update(UserRow).where(UserRow.id == row.id, unlocked).values(**values)
-        )
+        result = await session.execute(update(UserRow).where(*where).values(**values))
     if not result.rowcount:  # type: ignore[attr-defined]
-        raise LoginRefused("locked")
+        if step is None:
+            raise LoginRefused("locked")
+        raise LoginRefused(await _failed(store, row.id, now))
     return _user(row)
+
+
+def _code_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time-step a code belongs to (this one, or one either side for a clock a little
+    out), or None if it belongs to none of them."""
+    totp = pyotp.TOTP(secret)
+    code = code.strip()
+    for offset in (0, -1, 1):
+        step = totp.timecode(now) + offset
+        if secrets.compare_digest(code.encode(), totp.generate_otp(step).encode()):
+            return step
+    return None
 
 
 async def _failed(store: SqlStore, user_id: int, now: datetime) -> str:

@@ -31,6 +31,7 @@ from handoff.accounts import (
 from handoff.views import conversation_view, queue_snapshot, supervisor_view, visible
 from helpline.app import (
     BEFORE_PURGE,
+    CHORES,
     CLOCK,
     CONTENT,
     HUB,
@@ -390,9 +391,15 @@ async def note(request: web.Request, user: User) -> web.Response:
 async def release(request: web.Request, user: User) -> web.Response:
     conv_id = _conversation_id(request)
     await visible(request.app, user, conv_id)
-    await request.app[ROUTING].release(conv_id, user.name)
-    await _audit(request, user, "release", conv_id)
+    # A supervisor may release a conversation another adviser holds (one who has gone home,
+    # or whose account has closed): the audit and the transcript name both.
+    held_by = await request.app[ROUTING].release(conv_id, user.name, anyones=user.supervises)
+    await _audit(request, user, "release", conv_id, **_for(user, held_by))
     return web.json_response({"ok": True})
+
+
+def _for(user: User, held_by: str) -> dict[str, str]:
+    return {} if held_by == user.name else {"held_by": held_by}
 
 
 @api(write=True)
@@ -421,8 +428,10 @@ async def transfer(request: web.Request, user: User) -> web.Response:
         # referral step of the journey where they are shown what will be shared, sends a
         # conversation there.
         return _error(409, "no_referral")
-    await request.app[ROUTING].transfer(conv_id, user.name, target, str(note_text)[:MAX_TEXT])
-    await _audit(request, user, "transfer", conv_id, queue=target)
+    held_by = await request.app[ROUTING].transfer(
+        conv_id, user.name, target, str(note_text)[:MAX_TEXT], anyones=user.supervises
+    )
+    await _audit(request, user, "transfer", conv_id, queue=target, **_for(user, held_by))
     return web.json_response({"ok": True})
 
 
@@ -538,14 +547,18 @@ async def referral_list(request: web.Request, user: User) -> web.Response:
 @api(("programme", *SUPERVISING), write=True)
 async def referral_mark(request: web.Request, user: User) -> web.Response:
     status = _text(await json_body(request), "status", 20)
-    view = await referrals.set_status(
-        request.app[STORE],
-        _int(request, "referral"),
-        status,
-        user.name,
-        programme_id=user.programme if user.role == "programme" else None,
-        hub=request.app[HUB],
-    )
+    try:
+        view = await referrals.set_status(
+            request.app[STORE],
+            _int(request, "referral"),
+            status,
+            user.name,
+            programme_id=user.programme if user.role == "programme" else None,
+            hub=request.app[HUB],
+        )
+    except referrals.ReferralFinal:
+        # Withdrawn by the person, or declined: consent cannot be brought back from here.
+        return _error(409, "referral_final")
     await _audit(
         request, user, "referral", view["conversation_id"], referral=view["id"], status=status
     )
@@ -565,6 +578,32 @@ async def audit_log(request: web.Request, user: User) -> web.Response:
     return web.json_response(await accounts.audit_entries(request.app[STORE], conversation_id=conv))
 
 
+async def release_gone(app: web.Application) -> int:
+    """Send back to the queue, at their place and priority, the conversations held by an
+    adviser whose account has been disabled (`run.py user disable`, from another process:
+    hence a chore, not a step of disabling). The person is told their adviser had to step
+    away, as for any release. Returns how many."""
+    store = app[STORE]
+    records = await store.open_handoffs()
+    holders = {r.claimed_by for r in records if r.claimed_by}
+    if not holders:
+        return 0
+    gone = await accounts.disabled_among(store, holders)
+    released = 0
+    for record in records:
+        if record.claimed_by not in gone:
+            continue
+        try:
+            await app[ROUTING].release(record.conversation_id, record.claimed_by, gone=True)
+        except (Forbidden, NotFound):
+            continue  # ended, released or closed meanwhile
+        await accounts.audit(
+            store, "helpline", "release", record.conversation_id, held_by=record.claimed_by
+        )
+        released += 1
+    return released
+
+
 def setup(app: web.Application) -> None:
     """Register the console's routes; the composition root lists this in its plugins."""
     app[THROTTLE] = LoginThrottle()
@@ -578,6 +617,7 @@ def setup(app: web.Application) -> None:
         await accounts.prune_sessions(app[STORE], now=app[CLOCK]())
 
     app[BEFORE_PURGE].extend((prune_audit, prune_sessions))
+    app[CHORES].append(("release conversations of closed accounts", lambda: release_gone(app)))
     app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"

@@ -206,9 +206,11 @@ class LiveConsole:
             self.dirty.set()
 
     async def _still_logged_in(self) -> bool:
-        """Whether the session still holds; if not, the socket is closed."""
+        """Whether the session still holds; if not, the socket is closed. Looking does not
+        touch the session: an open tab alone must not keep an idle console logged in."""
         now = self.app[CLOCK]()
-        if await accounts.session_for(self.app[STORE], self.token, now=now) is not None:
+        found = await accounts.session_for(self.app[STORE], self.token, now=now, touch=False)
+        if found is not None:
             return True
         await self.ws.close(code=UNAUTHORISED, message=b"session ended")
         return False

@@ -22,9 +22,16 @@ STATUSES = ("new", "contacted", "accepted", "declined", "withdrawn")
 STAFF_STATUSES = ("contacted", "accepted", "declined")
 # A referral whose consent still stands: the programme may carry on the conversation.
 CONSENTED = ("new", "contacted", "accepted")
+# Final: the person's withdrawal stands (only they can agree again, to a new referral), and
+# so does the programme's decline (the person would be referred afresh, with consent again).
+FINAL = ("withdrawn", "declined")
 TOPIC = "referrals"
 _MAX_FIELDS = 20
 _MAX_VALUE = 500
+
+
+class ReferralFinal(HelplineError):
+    """A withdrawn or declined referral cannot change status."""
 
 
 def _aware(value: datetime) -> datetime:
@@ -165,16 +172,24 @@ async def set_status(
     hub: Hub | None = None,
 ) -> dict[str, Any]:
     """Record what a programme did with a referral. With `programme_id`, a referral of
-    another programme is NotFound, exactly as if it did not exist."""
+    another programme is NotFound, exactly as if it did not exist. A withdrawn or declined
+    one is final (ReferralFinal): nobody but the person can give consent back."""
     if status not in STAFF_STATUSES:
         raise HelplineError(f"unknown referral status {status!r}")
     async with store.session() as session, session.begin():
         row = await session.get(ReferralRow, referral_id)
         if row is None or (programme_id is not None and row.programme_id != programme_id):
             raise NotFound("no such referral")
-        row.status = status
-        row.updated_at = utcnow()
-        row.updated_by = by
+        # Checked in the statement that changes it: the person withdrawing at the same
+        # moment (withdraw_referrals) cannot be overwritten.
+        changed = await session.execute(
+            update(ReferralRow)
+            .where(ReferralRow.id == referral_id, ReferralRow.status.not_in(FINAL))
+            .values(status=status, updated_at=utcnow(), updated_by=by)
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            raise ReferralFinal("this referral was withdrawn or declined")
+        await session.refresh(row)
         conversation_id = row.conversation_id
         view = _view(row, None)
     if hub is not None:

@@ -57,6 +57,8 @@ BEFORE_PURGE: web.AppKey[list[Callable[[datetime], Awaitable[None]]]] = web.AppK
 # call-back instead), with the conversation's id and the queue they left: a plugin withdraws
 # what it made for that wait (a programme's referral).
 QUEUE_LEFT: web.AppKey[list[Callable[[str, str], Awaitable[None]]]] = web.AppKey("queue_left")
+# Further housekeeping steps from plugins, (name, step): each safe on several instances.
+CHORES: web.AppKey[list[tuple[str, Callable[[], Awaitable[object]]]]] = web.AppKey("chores")
 # The housekeeping loop and the event that tells it to stop.
 HOUSEKEEPING = web.AppKey("housekeeping", tuple[asyncio.Event, asyncio.Task[None]])
 
@@ -103,6 +105,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[BEFORE_PURGE] = []
     app[QUEUE_LEFT] = []
+    app[CHORES] = []
     hours_file = app[CONTENT].root / HOURS_FILE
     app[HOURS] = OpeningHours.load(app[CONTENT].root) if hours_file.exists() else None
     runner = FlowRunner(flows, app[CONTENT])
@@ -180,6 +183,11 @@ def create_app(
         app[ENGINE] = engine
         if not settings.redis_url:
             await routing.restore()
+        else:
+            # Redis may have come back empty (restarted without its data): what the database
+            # says is waiting or held goes back in, checked under each conversation's lock,
+            # so instances starting together (or already running) cannot undo each other.
+            await routing.repair_queue()
         await engine.recover()
         stop = asyncio.Event()
         chores = asyncio.create_task(_housekeeping(app, stop), name="housekeeping")
@@ -253,11 +261,13 @@ async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
         ),
         ("close idle conversations", lambda: engine.close_idle(idle)),
         ("put right claims no adviser joined", lambda: app[ROUTING].settle_claims()),
+        ("put back what the queue has lost", lambda: app[ROUTING].repair_queue()),
         (
             "offer call-backs",
             lambda: app[ROUTING].offer_waiting(timedelta(minutes=settings.wait_offer_minutes)),
         ),
         ("apply retention", lambda: purge(app)),
+        *app[CHORES],
     )
     while not await stopped_within(stop, HOUSEKEEPING_SECONDS):
         # Each step on its own: one that keeps failing must not stop the others (above all,

@@ -79,5 +79,8 @@ class Metrics:
 
 
 def queue_kind(queue: str) -> str:
-    """Programme queues are labelled by programme id (a handful, configured in content)."""
+    """Programme queues are labelled by programme id (a handful, configured in content).
+    A queue held for one adviser is labelled "adviser": staff names stay out of metrics."""
+    if queue.startswith("adviser:"):
+        return "adviser"
     return queue if len(queue) <= 60 else queue[:60]

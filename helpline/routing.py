@@ -170,9 +170,19 @@ class Routing:
             conv.adviser = None
 
     async def waiting_replies(self, conv: Conversation) -> list[Reply]:
+        """What a person waiting is told of their place (inside the conversation's lock)."""
         position = await self.queue.position(conv.id)
+        if position is None and conv.owner is Owner.QUEUE:
+            # The queue has lost this wait (Redis came back empty): put it back first.
+            if await self._put_back(conv):
+                log.warning("the queue had lost a conversation waiting; it was put back")
+                await self.publish("joined", conv.id)
+            position = await self.queue.position(conv.id)
         if position is None:
-            return [Reply(self.content.text("handoff.with_adviser", conv.language))]
+            # Only an adviser who has joined is "with" the person: claimed but not yet
+            # joined, or not found at all, they are still waiting.
+            key = "handoff.with_adviser" if conv.owner is Owner.ADVISER else "handoff.still_waiting"
+            return [Reply(self.content.text(key, conv.language))]
         minutes = max(5, position * self.minutes_per_place)
         return [
             Reply(
@@ -281,6 +291,71 @@ class Routing:
             settled += 1
         return settled
 
+    async def repair_queue(self) -> int:
+        """Put back in the queue what the database says is waiting or held but the queue has
+        no record of (Redis restarted without its data): without this the person waits where
+        no adviser can see them. Also run at start. Returns how many were put back; safe to
+        run on several instances at once (each is checked again under its lock, and the
+        queue only adds what it does not know)."""
+        engine = self._engine()
+        records = await self.store.open_handoffs()
+        waiting, claimed = await self.queue.board()
+        known = {e.conversation_id for e in waiting} | {e.conversation_id for e, _ in claimed}
+        repaired = 0
+        for record in records:
+            if record.conversation_id in known:
+                continue
+            async with engine.locks.hold(record.conversation_id):
+                try:
+                    conv = await self.store.conversation(record.conversation_id)
+                except NotFound:
+                    continue
+                if await self._put_back(conv, record):
+                    repaired += 1
+                    await self.publish("joined", conv.id)
+        if repaired:
+            # A count only: nothing about the people waiting.
+            log.warning("the queue had lost conversations; they were put back: %d", repaired)
+        return repaired
+
+    async def _put_back(self, conv: Conversation, record: HandoffRecord | None = None) -> bool:
+        """Restore a conversation the queue has lost, as waiting or held by its adviser, at
+        its place and priority from the open hand-off (inside the conversation's lock).
+        Whether it was put back: False if the queue knows it or it is not waiting."""
+        if conv.closed or conv.owner not in (Owner.QUEUE, Owner.ADVISER):
+            return False
+        holder = conv.adviser if conv.owner is Owner.ADVISER else None
+        if conv.owner is Owner.ADVISER and not holder:
+            return False
+        if await self.queue.entry(conv.id) is not None or conv.id in await self.queue.claims():
+            return False
+        if record is None:
+            open_ = [r for r in await self.store.open_handoffs() if r.conversation_id == conv.id]
+            record = open_[0] if open_ else None
+        if record is not None:
+            entry = QueueEntry(
+                conv.id,
+                record.queue,
+                record.language,
+                Priority(record.priority),
+                record.joined_at,
+                record.channel,
+            )
+        else:
+            queue = conv.answers.get("queue")
+            entry = QueueEntry(
+                conv.id,
+                queue if isinstance(queue, str) and queue else DEFAULT_QUEUE,
+                conv.language,
+                Priority.for_risk(conv.risk_level),
+                self.clock(),
+                conv.channel,
+            )
+        await self.queue.restore([entry], {conv.id: holder} if holder else {})
+        # A risk raised since the hand-off was recorded counts.
+        await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level))
+        return True
+
     async def erase(self, conv: Conversation) -> None:
         await self.queue.remove(conv.id)
         await self.publish("removed", conv.id)
@@ -374,10 +449,16 @@ class Routing:
             await engine.deliver(conv, stored)
             return stored[0]
 
-    async def release(self, conversation_id: str, adviser: str) -> None:
+    async def release(
+        self, conversation_id: str, actor: str, *, anyones: bool = False, gone: bool = False
+    ) -> str:
+        """Back to the queue, by the adviser holding it; with `anyones`, by a supervisor for
+        whoever holds it; with `gone`, by the helpline for an adviser (`actor`) whose account
+        has closed. The transcript names who did it. Returns the adviser who held it."""
         engine = self._engine()
         async with engine.locks.hold(conversation_id):
-            conv = await self._owned(conversation_id, adviser)
+            conv = await self._owned(conversation_id, actor, anyones=anyones)
+            adviser = conv.adviser or actor
             if not await self.queue.release(conversation_id, adviser):
                 await self._requeue(conv, conv.answers.get("queue"))
             # Risk raised while an adviser had it (escalating a claimed conversation
@@ -386,21 +467,31 @@ class Routing:
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             self._lapse_question(conv)
+            t = self.content.text
+            if gone:
+                event = t("event.released_gone", conv.language, adviser=adviser)
+            elif adviser != actor:
+                event = t("event.released_by", conv.language, by=actor, adviser=adviser)
+            else:
+                event = t("event.released", conv.language, adviser=adviser)
             replies = [
-                Reply(
-                    self.content.text("event.released", conv.language, adviser=adviser),
-                    author=Author.SYSTEM,
-                ),
-                Reply(self.content.text("handoff.released", conv.language)),
+                Reply(event, author=Author.SYSTEM),
+                Reply(t("handoff.released", conv.language)),
             ]
             stored = await self.store.save_turn(conv, [], replies)
             await engine.deliver(conv, stored)
         await self.publish("released", conversation_id)
+        return adviser
 
-    async def transfer(self, conversation_id: str, adviser: str, queue: str, note: str) -> None:
+    async def transfer(
+        self, conversation_id: str, actor: str, queue: str, note: str, *, anyones: bool = False
+    ) -> str:
+        """To another queue, by the adviser holding it; with `anyones`, by a supervisor for
+        whoever holds it (the transcript names both). Returns the adviser who held it."""
         engine = self._engine()
         async with engine.locks.hold(conversation_id):
-            conv = await self._owned(conversation_id, adviser)
+            conv = await self._owned(conversation_id, actor, anyones=anyones)
+            adviser = conv.adviser or actor
             if not await self.queue.transfer(conversation_id, queue):
                 await self._requeue(conv, queue)
             # Risk raised while an adviser had it (escalating a claimed conversation
@@ -411,10 +502,15 @@ class Routing:
             conv.answers["queue"] = queue
             self._lapse_question(conv)
             if note.strip():
-                await self.store.add_note(conv.id, note.strip()[:2000], adviser)
-            event = self.content.text(
-                "event.transferred", conv.language, adviser=adviser, queue=queue
-            )
+                await self.store.add_note(conv.id, note.strip()[:2000], actor)
+            if adviser != actor:
+                event = self.content.text(
+                    "event.transferred_by", conv.language, by=actor, adviser=adviser, queue=queue
+                )
+            else:
+                event = self.content.text(
+                    "event.transferred", conv.language, adviser=adviser, queue=queue
+                )
             replies = [
                 Reply(event, author=Author.SYSTEM),
                 Reply(self.content.text("handoff.transferred", conv.language)),
@@ -422,6 +518,7 @@ class Routing:
             stored = await self.store.save_turn(conv, [], replies)
             await engine.deliver(conv, stored)
         await self.publish("transferred", conversation_id, queue=queue)
+        return adviser
 
     async def end(self, conversation_id: str, adviser: str, outcome: str) -> None:
         if outcome not in OUTCOMES:
@@ -459,10 +556,13 @@ class Routing:
             self._engine().runner.leave_detour(Turn(conv, self.content))
 
     async def _owned(
-        self, conversation_id: str, adviser: str, *, closed_too: bool = False
+        self, conversation_id: str, adviser: str, *, closed_too: bool = False, anyones: bool = False
     ) -> Conversation:
+        """The conversation this adviser holds (with `anyones`: that any adviser holds)."""
         conv = await self.store.conversation(conversation_id)
-        if conv.owner is not Owner.ADVISER or conv.adviser != adviser:
+        if conv.owner is not Owner.ADVISER or not conv.adviser:
+            raise Forbidden("this conversation is not yours")
+        if conv.adviser != adviser and not anyones:
             raise Forbidden("this conversation is not yours")
         if conv.closed and not closed_too:
             raise Forbidden("the person has closed this conversation")
