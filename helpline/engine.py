@@ -834,6 +834,8 @@ class Engine:
                     # A wake-up for the consoles, as every queue event is: logged if the hub
                     # cannot take it, and the turn's other effects still made.
                     await self.handoffs.publish("flagged", conv.id, **effect.data)
+            elif effect.kind == "withdraw_callbacks" and effect.kind not in self.effects:
+                pass  # no call-backs without the handoff plugin: nothing to withdraw
             elif effect.kind in self.effects:
                 if effect.kind == "callback" and conv.answers.pop(HAND_OFF_DUE, None):
                     changed = True  # they chose to be called back instead
@@ -1111,8 +1113,8 @@ def _shown(conv: Conversation) -> tuple[Owner, str, tuple[str, ...]]:
 
 def _undoes_help(effect: Effect) -> bool:
     """An effect of "stop" or "delete my data" that would take a conversation out of the
-    queue, opt the person out or erase what they said."""
-    if effect.kind in ("cancel_handoff", "erase"):
+    queue, withdraw a call-back, opt the person out or erase what they said."""
+    if effect.kind in ("cancel_handoff", "erase", "withdraw_callbacks"):
         return True
     return effect.kind == "settings" and bool(effect.data.get("opted_out"))
 
