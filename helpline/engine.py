@@ -461,6 +461,9 @@ class Engine:
         journey = conv.flow
         if first:
             await self.runner.start(turn, "welcome")
+        elif not message.text.strip():
+            # Nothing in it (SMS and Telegram can send that): it answers no question.
+            await self.runner.ask_again(turn, "flow.empty")
         else:
             await self.runner.step(turn, message.text)
         if conv.flow != journey or first:

@@ -340,6 +340,19 @@ class FlowRunner:
         turn.effect("flag", reason=f"guardrail:{rail.name}")
         return True
 
+    async def ask_again(self, turn: Turn, key: str) -> None:
+        """Say `key`, then the current question again, without moving on (a message with
+        nothing in it answers nothing). Its words are said again only when they need
+        nothing done first (no enter actions, no placeholders); its options always."""
+        flow = self.flow(turn.conversation.flow)
+        state = flow.spec.state(turn.conversation.state)
+        turn.say(key)
+        if not state.enter:
+            for said in state.say:
+                if "{" not in self.content.text(said, turn.language):
+                    turn.say(said)
+        await self._render(turn, flow, state, say=False)
+
     async def _not_understood(self, turn: Turn, flow: Flow, state: State) -> None:
         misses = int(turn.answers.get("_misses", 0)) + 1
         turn.answers["_misses"] = misses

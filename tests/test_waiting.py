@@ -47,3 +47,22 @@ async def test_stop_withdraws_a_booked_call_back_and_deletes_its_number(
         assert await _raw(app, "SELECT sealed_number, status FROM callbacks") == [
             (None, "withdrawn")
         ]
+
+
+# -- a blank message ---------------------------------------------------------------------
+
+
+async def test_a_blank_message_is_asked_again_not_taken_as_an_answer(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hi")
+        assert await person.says("1") == ["welcome.who"]
+        assert await person.says("  \n ") == ["flow.empty", "welcome.who"]
+        assert person.last_options() == fake.sent[-3].reply.options  # the same choices
+        assert (await person.conversation()).state == "who"
+        await person.says("1")
+        assert (await person.conversation()).flow == "own"
+        inbound = await _raw(app, "SELECT text FROM messages WHERE direction = 'in'")
+        assert ("  \n ",) in inbound  # stored like any other message, never dropped
