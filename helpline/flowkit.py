@@ -282,6 +282,9 @@ class FlowRunner:
         except KeyError:
             return None
 
+    def has_state(self, flow_name: str, state_name: object) -> bool:
+        return isinstance(state_name, str) and self._state(flow_name, state_name) is not None
+
     def private(self, flow_name: str, state_name: str) -> bool:
         """Whether an answer to this state may hold what is not kept in clear (the engine
         stores it sealed until it is handled)."""
