@@ -6,6 +6,8 @@ from helpline.flowkit import FlowSpec, State, Turn
 def _end(turn: Turn) -> None:
     turn.conversation.closed = True
     turn.effect("cancel_handoff")
+    # People say stop when it is no longer safe: nobody may phone them now either.
+    turn.effect("withdraw_callbacks")
     # Nothing more is sent unless they write again (held replies, call-backs): the engine
     # stores this on the contact and clears it when they next write.
     turn.effect("settings", opted_out=True)

@@ -3,7 +3,8 @@ one done or not reached.
 
 The number to call is stored only sealed (AES-GCM, bound to the call-back's conversation),
 opened only when an adviser presses "Show number" (which the console audits), and deleted
-when the call-back is marked; retention and erasure delete it with the conversation."""
+when the call-back is marked or the person withdraws it (by saying "stop"); retention and
+erasure delete it with the conversation."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from helpline.privacy import Privacy
 from helpline.storage import SqlStore
 from helpline.storage.models import ConversationRow
 
-STATUSES = ("requested", "done", "not_reached")
+STATUSES = ("requested", "done", "not_reached", "withdrawn")
 TOPIC = "callbacks"
 MAX_WINDOW = 200
 
@@ -116,6 +117,30 @@ async def mark_callback(
     if hub is not None:
         await hub.publish(TOPIC, {"type": "callback"})
     return conversation_id
+
+
+async def withdraw_callbacks(store: SqlStore, contact_key: str, *, hub: Hub | None = None) -> int:
+    """The person has said "stop": every call-back they still wait for, from any of their
+    conversations, is withdrawn and its number deleted, so nobody phones them now. The row
+    stays, marked withdrawn, for the record. Returns how many."""
+    async with store.session() as session, session.begin():
+        rows = (
+            await session.scalars(
+                select(CallbackRow)
+                .join(ConversationRow, ConversationRow.id == CallbackRow.conversation_id)
+                .where(ConversationRow.contact_key == contact_key)
+                .where(CallbackRow.status == "requested")
+            )
+        ).all()
+        now = utcnow()
+        for row in rows:
+            row.status = "withdrawn"
+            row.sealed_number = None
+            row.updated_at = now
+            row.updated_by = None  # the person, not a member of staff
+    if rows and hub is not None:
+        await hub.publish(TOPIC, {"type": "callback"})
+    return len(rows)
 
 
 async def reveal_number(store: SqlStore, privacy: Privacy, callback_id: int) -> tuple[str, str]:

@@ -50,6 +50,10 @@ def setup(app: web.Application) -> None:
         )
         return []
 
+    async def withdraw_callbacks(conv: Conversation, data: Mapping[str, Any]) -> list[Reply]:
+        await callbacks.withdraw_callbacks(app[STORE], conv.contact_key, hub=app[HUB])
+        return []
+
     async def texting_number(conv: Conversation) -> str | None:
         """The number an SMS or WhatsApp conversation comes from, if we may call it."""
         address = await app[ENGINE].address(conv)
@@ -67,4 +71,5 @@ def setup(app: web.Application) -> None:
 
     app[EFFECTS]["referral"] = referral
     app[EFFECTS]["callback"] = callback
+    app[EFFECTS]["withdraw_callbacks"] = withdraw_callbacks
     app[QUEUE_LEFT].append(left)

@@ -42,6 +42,15 @@ log = logging.getLogger(__name__)
 KEEPALIVE_LIMITS = (Limit(3, 60),)
 
 URGENT = ("immediate", "suicide")
+# Someone waiting for an adviser is told now and then, never after every message, that an
+# adviser will read what they write.
+ACK_EVERY = timedelta(minutes=5)
+ACKED_AT = "_waiting_acked_at"
+# A first message answered before the welcome (danger, a command) heard only the short
+# promise: the full confidentiality statement is still owed, said while they wait.
+CONFIDENTIAL_OWED = "_confidential_owed"
+# Where the journey was when they asked for an adviser ([flow, state]): "cancel" goes back.
+BEFORE_QUEUE = "_before_queue"
 JUST_WROTE = timedelta(minutes=5)
 # After danger, a hand-off the queue refused (Redis down) is tried again this often, so many
 # times, in the background.
@@ -456,16 +465,46 @@ class Engine:
             return risk.level
         if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
             return risk.level  # they took up an offer made while waiting (a call-back instead)
+        if conv.owner is Owner.QUEUE:
+            self._while_waiting(turn, message.text)
+            return risk.level
         if human:
-            return risk.level  # a human has it: the bot stays silent
-        journey = conv.flow
+            return risk.level  # an adviser has it: the bot stays silent
+        journey, where, asked = conv.flow, [conv.flow, conv.state], len(turn.effects)
         if first:
             await self.runner.start(turn, "welcome")
+        elif not message.text.strip():
+            # Nothing in it (SMS and Telegram can send that): it answers no question.
+            await self.runner.ask_again(turn, "flow.empty")
         else:
             await self.runner.step(turn, message.text)
         if conv.flow != journey or first:
             self.metrics.conversations.labels(conv.flow).inc()
+        if not first and any(e.kind == "handoff" for e in turn.effects[asked:]):
+            conv.answers[BEFORE_QUEUE] = where
         return risk.level
+
+    def _while_waiting(self, turn: Turn, text: str) -> None:
+        """Someone in the queue, no adviser yet: "help" and "menu" say what they can do while
+        they wait; anything else, now and then, that the adviser will read it. Once, the
+        full confidentiality statement a first message before the welcome skipped."""
+        conv = turn.conversation
+        said = normalise(text)
+        now = self.clock()
+        asks = any(
+            name in self.content.keywords and mentions(said, self.content.all_words(name))
+            for name in ("cmd_help", "cmd_menu")
+        )
+        if asks:
+            turn.say("handoff.waiting_help")
+        else:
+            last = conv.answers.get(ACKED_AT)
+            if last is not None and now - datetime.fromisoformat(last) < ACK_EVERY:
+                return
+            turn.say("handoff.waiting_ack")
+        conv.answers[ACKED_AT] = now.isoformat()
+        if conv.answers.pop(CONFIDENTIAL_OWED, None):
+            turn.say("welcome.confidential")
 
     async def _channel_words(self, turn: Turn, text: str) -> bool:
         """A word the conversation's channel answers itself (HELP, "SAFE?", QUIET hours on
@@ -501,15 +540,19 @@ class Engine:
         conv.closed = False
         turn.effects = [e for e in turn.effects if not _undoes_help(e)]
         turn.say(f"risk.{level}")
+        if first:
+            # Nothing else has been said yet: the welcome's promises, briefly, before the
+            # queue; the full statement is said while they wait (_while_waiting).
+            turn.say("welcome.anonymous_short")
+            conv.answers[CONFIDENTIAL_OWED] = True
         if self.handoffs is None:
             return
         if conv.owner is Owner.BOT:
+            if not first:
+                conv.answers[BEFORE_QUEUE] = [conv.flow, conv.state]
             turn.replies.extend(await self._hand_off(conv, DEFAULT_QUEUE, f"risk:{level}"))
         elif conv.owner is Owner.QUEUE:
             await self.handoffs.escalate(conv)
-        if first and conv.owner is Owner.QUEUE:
-            # Nothing else has been said yet: keep the welcome's promises in view.
-            turn.say("welcome.anonymous_short")
 
     async def _command(self, turn: Turn, text: str, first: bool) -> bool:
         said = normalise(text)
@@ -526,6 +569,10 @@ class Engine:
             # "cancel" also turns down a hand-off still owed to them after danger.
             owed = conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
             if command.keywords == "cmd_position" and not queued:
+                if conv.owner is Owner.BOT and said in self.content.all_words(command.keywords):
+                    # The whole message: "how long" inside other words is not this.
+                    await self.runner.ask_again(turn, "handoff.not_waiting")
+                    return True
                 continue
             if command.keywords == "cmd_cancel" and not (queued or owed):
                 continue
@@ -537,9 +584,29 @@ class Engine:
                 # The welcome's promises (no name needed, where confidentiality ends) come
                 # before anything else, even when the first message is a command.
                 turn.say("welcome.anonymous_short")
+                conv.answers[CONFIDENTIAL_OWED] = True
             await self._run_command(turn, command.keywords, human)
             return True
         return False
+
+    async def _back_from_queue(self, turn: Turn) -> None:
+        """After leaving the queue: back to the question they were at when they asked for an
+        adviser (said again without doing its actions twice), or else to "who are you"."""
+        conv = turn.conversation
+        conv.answers.pop(ACKED_AT, None)
+        back = conv.answers.pop(BEFORE_QUEUE, None)
+        if (
+            isinstance(back, list)
+            and len(back) == 2
+            and back[0] in self.runner.flows
+            and self.runner.has_state(back[0], back[1])
+            and back != ["welcome", "start"]
+        ):
+            conv.flow, conv.state = back
+            await self.runner.ask_again(turn, "handoff.cancelled")
+            return
+        turn.say("handoff.cancelled")
+        await self.runner.start(turn, "welcome", "who")
 
     async def _run_command(self, turn: Turn, name: str, human: bool) -> None:
         conv = turn.conversation
@@ -548,10 +615,10 @@ class Engine:
         elif name == "cmd_cancel" and self.handoffs is not None:
             if conv.answers.pop(HAND_OFF_DUE, None) is not None and conv.owner is Owner.BOT:
                 turn.say("handoff.not_connecting")
+                await self.runner.start(turn, "welcome", "who")
             else:
                 await self.handoffs.cancel(conv)
-                turn.say("handoff.cancelled")
-            await self.runner.start(turn, "welcome", "who")
+                await self._back_from_queue(turn)
         elif name in ("cmd_welsh", "cmd_english"):
             conv.language = "cy" if name == "cmd_welsh" else "en"
             turn.say("language.switched")
@@ -568,6 +635,7 @@ class Engine:
             await self.runner.detour(turn, "help")
         elif name == "cmd_adviser":
             queue = helpline_queue(conv.answers.get("queue"))
+            conv.answers[BEFORE_QUEUE] = [conv.flow, conv.state]
             turn.effect("handoff", queue=queue, reason="asked")
         elif name == "cmd_code":
             code, now = new_code(), self.clock()
@@ -834,6 +902,8 @@ class Engine:
                     # A wake-up for the consoles, as every queue event is: logged if the hub
                     # cannot take it, and the turn's other effects still made.
                     await self.handoffs.publish("flagged", conv.id, **effect.data)
+            elif effect.kind == "withdraw_callbacks" and effect.kind not in self.effects:
+                pass  # no call-backs without the handoff plugin: nothing to withdraw
             elif effect.kind in self.effects:
                 if effect.kind == "callback" and conv.answers.pop(HAND_OFF_DUE, None):
                     changed = True  # they chose to be called back instead
@@ -1111,8 +1181,8 @@ def _shown(conv: Conversation) -> tuple[Owner, str, tuple[str, ...]]:
 
 def _undoes_help(effect: Effect) -> bool:
     """An effect of "stop" or "delete my data" that would take a conversation out of the
-    queue, opt the person out or erase what they said."""
-    if effect.kind in ("cancel_handoff", "erase"):
+    queue, withdraw a call-back, opt the person out or erase what they said."""
+    if effect.kind in ("cancel_handoff", "erase", "withdraw_callbacks"):
         return True
     return effect.kind == "settings" and bool(effect.data.get("opted_out"))
 

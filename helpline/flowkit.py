@@ -282,6 +282,9 @@ class FlowRunner:
         except KeyError:
             return None
 
+    def has_state(self, flow_name: str, state_name: object) -> bool:
+        return isinstance(state_name, str) and self._state(flow_name, state_name) is not None
+
     def private(self, flow_name: str, state_name: str) -> bool:
         """Whether an answer to this state may hold what is not kept in clear (the engine
         stores it sealed until it is handled)."""
@@ -339,6 +342,19 @@ class FlowRunner:
         turn.say(rail.reply)
         turn.effect("flag", reason=f"guardrail:{rail.name}")
         return True
+
+    async def ask_again(self, turn: Turn, key: str) -> None:
+        """Say `key`, then the current question again, without moving on (a message with
+        nothing in it answers nothing). Its words are said again only when they need
+        nothing done first (no enter actions, no placeholders); its options always."""
+        flow = self.flow(turn.conversation.flow)
+        state = flow.spec.state(turn.conversation.state)
+        turn.say(key)
+        if not state.enter:
+            for said in state.say:
+                if "{" not in self.content.text(said, turn.language):
+                    turn.say(said)
+        await self._render(turn, flow, state, say=False)
 
     async def _not_understood(self, turn: Turn, flow: Flow, state: State) -> None:
         misses = int(turn.answers.get("_misses", 0)) + 1

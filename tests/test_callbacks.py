@@ -372,10 +372,12 @@ async def test_taking_up_the_offer_leaves_the_queue_and_books_a_call_back(
         routing = app[ROUTING]
         conv_id = await _queued(app)
         person = Person(app, fake, conversation_id=conv_id)
-        assert await person.says("is anyone there?") == []  # for the adviser: the bot is quiet
+        # For the adviser: the bot only says, now and then, that the adviser will read it.
+        assert await person.says("is anyone there?") == ["handoff.waiting_ack"]
         clock.now += timedelta(minutes=10)
         assert await routing.offer_waiting(timedelta(minutes=10)) == 1
-        assert await person.says("I'm still here") == []  # not an answer to the offer
+        # Not an answer to the offer (acknowledged again: ten minutes have passed).
+        assert await person.says("I'm still here") == ["handoff.waiting_ack"]
         assert await person.says("2") == ["handoff.callback_instead", "own.callback_when"]
         conv = await person.conversation()
         assert conv.owner is Owner.BOT and await routing.queue.waiting() == []
@@ -400,7 +402,8 @@ async def test_keep_waiting_and_other_routes_keep_the_place_in_the_queue(
         two = Person(app, fake, address="+447700900555", conversation_id=second)
         assert await one.says("keep waiting") == ["handoff.keep_waiting"]
         assert await two.says("3") == ["handoff.other_routes"]
-        assert await one.says("1") == []  # the offer is over: words go to the adviser
+        # The offer is over: words go to the adviser, and the bot says so.
+        assert await one.says("1") == ["handoff.waiting_ack"]
         waiting = [e.conversation_id for e in await routing.queue.waiting()]
         assert waiting == [first, second]
 
@@ -474,7 +477,8 @@ async def test_out_of_hours_the_closed_message_offers_a_call_back_at_once(
         clock.now += timedelta(minutes=30)
         assert await routing.offer_waiting(timedelta(minutes=10)) == 0  # offered already
         person = Person(app, fake, conversation_id=conv_id)
-        assert await person.says("I had a call from the police") == []  # a message, kept
+        # A message, kept for the adviser, and the bot says so.
+        assert await person.says("I had a call from the police") == ["handoff.waiting_ack"]
         assert await person.says("call back") == ["handoff.callback_instead", "own.callback_when"]
         assert (await person.conversation()).owner is Owner.BOT
 

@@ -42,15 +42,17 @@ async def test_asking_for_an_adviser_queues_the_conversation_and_says_how_long(
         assert fake.texts()[-1] == expected
 
 
-async def test_while_queued_the_bot_is_silent_but_position_and_cancel_work(
+async def test_while_queued_the_bot_only_acknowledges_now_and_then_and_position_cancel_work(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
         content = app[CONTENT]
         await _to_queue(app)
-        before = len(fake.sent)
         await app[ENGINE].handle(InboundMessage("test", PERSON, "1"))
-        assert len(fake.sent) == before, "the bot answered while a human owns the chat"
+        assert fake.texts()[-1] == content.text("handoff.waiting_ack", "en")
+        before = len(fake.sent)
+        await app[ENGINE].handle(InboundMessage("test", PERSON, "2"))
+        assert len(fake.sent) == before, "the bot answered every message while queued"
         if "cmd_position" in content.keywords:
             await app[ENGINE].handle(InboundMessage("test", PERSON, "position"))
             assert fake.texts()[-1].startswith(

@@ -1,0 +1,191 @@
+"""Waiting for an adviser, and leaving: "stop" withdraws a booked call-back; someone in the
+queue is answered (help, an acknowledgement that an adviser will read what they write) but
+never talked over once an adviser has joined; danger is answered first; a blank message is
+asked again rather than taken as an answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text
+
+from helpline.app import CONTENT, ROUTING, STORE
+from helpline.domain import Owner
+from helpline.engine import ACK_EVERY
+from tests.console_support import PLUGINS, Console, add_staff
+from tests.journey_support import Person
+from tests.support import OPEN_NOON, Clock, running, settings_for
+
+TYPED = "07700 900456"
+
+
+async def _raw(app: web.Application, sql: str) -> list[tuple[Any, ...]]:
+    async with app[STORE].engine.connect() as conn:
+        return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+
+
+# -- stop withdraws a call-back ------------------------------------------------------------
+
+
+async def test_stop_withdraws_a_booked_call_back_and_deletes_its_number(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        person = Person(app, fake)
+        for said in ("hi", "1", "1", "1", "2", "2", "tuesday 6pm"):
+            await person.says(said)
+        assert await person.says(TYPED) == ["own.callback_done", "own.end"]
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            [item] = (await alice.get("/console/api/callbacks"))[1]
+            assert await person.says("stop") == ["stop.done"]
+            assert (await alice.get("/console/api/callbacks"))[1] == []
+            path = f"/console/api/callbacks/{item['id']}/number"
+            assert (await alice.post(path))[0] == 404
+        assert await _raw(app, "SELECT sealed_number, status FROM callbacks") == [
+            (None, "withdrawn")
+        ]
+
+
+# -- a blank message ---------------------------------------------------------------------
+
+
+async def test_a_blank_message_is_asked_again_not_taken_as_an_answer(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hi")
+        assert await person.says("1") == ["welcome.who"]
+        assert await person.says("  \n ") == ["flow.empty", "welcome.who"]
+        assert person.last_options() == fake.sent[-3].reply.options  # the same choices
+        assert (await person.conversation()).state == "who"
+        await person.says("1")
+        assert (await person.conversation()).flow == "own"
+        inbound = await _raw(app, "SELECT text FROM messages WHERE direction = 'in'")
+        assert ("  \n ",) in inbound  # stored like any other message, never dropped
+
+
+# -- while waiting in the queue ----------------------------------------------------------
+
+
+async def _waiting(person: Person) -> None:
+    for said in ("hi", "1", "1"):
+        await person.says(said)
+    await person.says("adviser")
+    assert (await person.conversation()).owner is Owner.QUEUE
+
+
+async def test_help_and_menu_while_waiting_say_what_can_be_done_while_waiting(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert await person.says("help") == ["handoff.waiting_help"]
+        assert await person.says("menu") == ["handoff.waiting_help"]
+        assert (await person.conversation()).owner is Owner.QUEUE  # still in the queue
+        person.language = "cy"
+        assert await person.says("Cymraeg") == ["language.switched"]
+        assert await person.says("dewislen") == ["handoff.waiting_help"]
+        assert fake.sent[-1].reply.text == app[CONTENT].text("handoff.waiting_help", "cy")
+
+
+async def test_other_messages_while_waiting_are_acknowledged_now_and_then_only(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(OPEN_NOON)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert await person.says("ok he has gone") == ["handoff.waiting_ack"]
+        assert await person.says("I just wanted to say that") == []
+        clock.now += ACK_EVERY - timedelta(seconds=1)
+        assert await person.says("are you there?") == []
+        clock.now += timedelta(seconds=1)
+        assert await person.says("hello?") == ["handoff.waiting_ack"]
+        # Danger still comes first, and is not followed by the acknowledgement.
+        clock.now += ACK_EVERY
+        assert await person.says("he's back and he has a knife") == ["risk.immediate"]
+
+
+async def test_nothing_is_said_over_an_adviser_once_they_have_joined(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(OPEN_NOON)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert person.conversation_id is not None
+        await app[ROUTING].claim(person.conversation_id, "alice", 3)
+        clock.now += ACK_EVERY * 2
+        assert await person.says("what now") == []
+        assert await person.says("help") == []
+
+
+async def test_danger_first_then_the_short_promise_then_the_queue_and_later_the_full_one(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(OPEN_NOON)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake, language="cy")
+        assert await person.says("I want to kill myself") == [
+            "risk.suicide",
+            "welcome.anonymous_short",
+            "handoff.waiting",
+        ]
+        assert await person.says("what now") == ["handoff.waiting_ack", "welcome.confidential"]
+        assert fake.sent[-1].reply.text == app[CONTENT].text("welcome.confidential", "cy")
+        clock.now += ACK_EVERY
+        assert await person.says("still here") == ["handoff.waiting_ack"]  # said once
+
+
+async def test_danger_as_a_first_message_on_sms_gets_the_same_order(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        assert await person.says("he's going to kill me, he's outside the door") == [
+            "risk.immediate",
+            "welcome.anonymous_short",
+            "handoff.waiting",
+        ]
+        assert await person.says("help") == ["handoff.waiting_help", "welcome.confidential"]
+
+
+# -- after leaving the queue -------------------------------------------------------------
+
+
+async def test_position_after_cancelling_says_they_are_not_waiting(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        said = await person.says("cancel")
+        assert said[0] == "handoff.cancelled"
+        where = await person.conversation()
+        said = await person.says("position")
+        assert said[0] == "handoff.not_waiting" and "who.retry" not in said
+        after = await person.conversation()
+        assert after.owner is Owner.BOT and (after.flow, after.state) == (where.flow, where.state)
+
+
+async def test_cancel_goes_back_to_where_they_were_before_asking(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for said in ("hi", "1", "1"):
+            await person.says(said)
+        before = await person.conversation()
+        await person.says("adviser")
+        said = await person.says("cancel")
+        assert said[0] == "handoff.cancelled" and "welcome.who" not in said
+        after = await person.conversation()
+        assert (after.flow, after.state) == (before.flow, before.state)
