@@ -55,6 +55,8 @@
       alertText(label('error-forbidden'));
     } else if (result.status === 409 && result.data && result.data.error === 'no_referral') {
       alertText(label('error-no-referral'));
+    } else if (result.status === 409 && result.data && result.data.error === 'referral_final') {
+      alertText(label('error-referral-final'));
     } else if (result.status === 409) {
       alertText(label('error-conflict'));
     } else {
@@ -690,7 +692,9 @@
         fact(facts, label('shared'), shared.join('; '));
       }
       li.appendChild(facts);
-      if (canMark) {
+      // Withdrawn and declined are final (the server refuses a change): no buttons.
+      var final = ref.status === 'withdrawn' || ref.status === 'declined';
+      if (canMark && !final) {
         ['contacted', 'accepted', 'declined'].forEach(function (s) {
           var b = el('button', label('referral-' + s));
           b.type = 'button';

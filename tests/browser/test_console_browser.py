@@ -304,3 +304,36 @@ async def test_the_console_shows_what_was_said_while_it_opened_a_conversation_or
         texts = await transcript.locator(".message .text").all_inner_texts()
         assert texts.count("said while it was opening") == 1
         assert texts[-2:] == ["said while it was opening", "said while it reconnected"]
+
+
+@pytest.mark.browser
+async def test_programme_staff_cannot_mark_a_withdrawn_or_declined_referral_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Only the person's own consent sends them to a programme: once withdrawn (they left the
+    # queue) or declined, a referral offers no buttons to bring it back.
+    from handoff import referrals
+    from helpline.app import STORE
+    from tests.console_support import person_asks_for_adviser
+
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "pat", "programme", "north")
+        left = await person_asks_for_adviser(app, "+447700900501", queue="programme:north")
+        await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})
+        stayed = await person_asks_for_adviser(app, "+447700900502", queue="programme:north")
+        await referrals.create_referral(app[STORE], stayed, "north", {"area": "Cardiff"})
+        await engine_of(app).handle(InboundMessage("test", "+447700900501", "cancel"))
+        page = await _log_in(browser, url, "pat")
+        items = page.locator("#referral-list > li")
+        await expect(items).to_have_count(2, timeout=15_000)
+        withdrawn = items.filter(has_text="Newport")
+        new = items.filter(has_text="Cardiff")
+        await expect(withdrawn.get_by_role("button")).to_have_count(0)
+        await expect(new.get_by_role("button", name="Accepted", exact=True)).to_be_visible()
+        await new.get_by_role("button", name="Declined", exact=True).click()
+        await expect(new.get_by_text("Status")).to_be_visible()
+        await expect(new.get_by_role("button")).to_have_count(0, timeout=15_000)
