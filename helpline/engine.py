@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 KEEPALIVE_LIMITS = (Limit(3, 60),)
 
 URGENT = ("immediate", "suicide")
+# Reasons that say a child is at risk: at "concern" too, they interrupt the flow with the
+# guidance for a child (risk.child) and a hand-off, once a conversation (CHILD_GUIDED).
+CHILD_REASONS = frozenset({"child_harmed", "child_in_danger"})
+CHILD_GUIDED = "_child_guided"
 # Someone waiting for an adviser is told now and then, never after every message, that an
 # adviser will read what they write.
 ACK_EVERY = timedelta(minutes=5)
@@ -459,6 +463,12 @@ class Engine:
         if risk.level in URGENT:
             await self._urgent(turn, risk.level, first)
             return risk.level
+        if _child_at_risk(conv, risk):
+            # A child hurt, in the past or not said when: not a 999 matter on its face, but a
+            # child at risk all the same. The flow is interrupted as for danger, once.
+            conv.answers[CHILD_GUIDED] = True
+            await self._urgent(turn, "child", first)
+            return risk.level
         if risk.level == "concern" and self.handoffs is not None and conv.owner is Owner.QUEUE:
             await self.handoffs.escalate(conv)
         if await self._command(turn, message.text, first):
@@ -534,6 +544,8 @@ class Engine:
         return True
 
     async def _urgent(self, turn: Turn, level: str, first: bool) -> None:
+        """Interrupt the flow: the guidance for `level` (risk.immediate, risk.suicide,
+        risk.child), then the queue, its priority raised."""
         conv = turn.conversation
         # Danger outweighs a "stop" or "delete my data" earlier in the same turn (two texts
         # sent quickly): the conversation stays open and queued, nothing is erased.
@@ -1172,6 +1184,17 @@ def _raise_risk(conv: Conversation, level: str, reasons: Iterable[str]) -> None:
     joined = set(conv.answers.get("_risk_reasons", ())) | set(reasons)
     if joined:
         conv.answers["_risk_reasons"] = sorted(joined)
+
+
+def _child_at_risk(conv: Conversation, risk: RiskResult) -> bool:
+    """A child at risk said to the bot or while waiting, not yet answered as such. With an
+    adviser, the adviser answers it: the console shows the flag."""
+    return (
+        risk.level == "concern"
+        and not CHILD_REASONS.isdisjoint(risk.reasons)
+        and conv.owner is not Owner.ADVISER
+        and not conv.answers.get(CHILD_GUIDED)
+    )
 
 
 def _shown(conv: Conversation) -> tuple[Owner, str, tuple[str, ...]]:

@@ -1,0 +1,66 @@
+"""A child at risk, said to the bot: interrupted as danger is, with the guidance for a child
+and an adviser, even when it was in the past (the screen's "concern")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpline.app import CONTENT, ROUTING
+from helpline.domain import Owner
+from tests.journey_support import Person
+from tests.support import running, settings_for
+
+OWN_JOURNEY = ("hello", "1", "1")  # safe to talk; my own behaviour
+
+
+async def _in_own_journey(person: Person) -> None:
+    for text in OWN_JOURNEY:
+        await person.says(text)
+    assert (await person.conversation()).flow == "own"
+
+
+async def test_a_child_hurt_gets_the_guidance_for_a_child_and_an_adviser_first(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        earlier = Person(app, fake, address="+447700900301")
+        for text in ("hello", "1", "adviser"):
+            await earlier.says(text)
+        person = Person(app, fake, address="+447700900302")
+        await _in_own_journey(person)
+        said = await person.says("I hit my son last night and he has bruises")
+        assert said == ["risk.child", "handoff.waiting"]
+        conv = await person.conversation()
+        assert conv.owner is Owner.QUEUE
+        assert conv.risk_level == "concern"
+        # Ahead of someone who asked earlier with nothing said of risk.
+        waiting, _ = await app[ROUTING].queue.board()
+        assert [e.conversation_id for e in waiting][:2] == [
+            person.conversation_id,
+            earlier.conversation_id,
+        ]
+        # Said once: what follows while waiting is not met with the same words again.
+        assert "risk.child" not in await person.says("i hurt my kid, i know it was wrong")
+
+
+async def test_a_first_message_about_a_child_hurt_is_answered_in_welsh_too(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="cy")
+        said = await person.says("wnes i daro fy mab neithiwr")
+        assert said[0] == "risk.child"
+        assert "handoff.waiting" in said
+        assert app[CONTENT].text("risk.child", "cy") in fake.texts()
+        assert (await person.conversation()).owner is Owner.QUEUE
+
+
+async def test_an_ordinary_mention_of_children_does_not_interrupt(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _in_own_journey(person)
+        said = await person.says("my son is 6 and he plays football")
+        assert "risk.child" not in said
+        assert (await person.conversation()).owner is Owner.BOT
