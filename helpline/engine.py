@@ -46,6 +46,8 @@ URGENT = ("immediate", "suicide")
 # guidance for a child (risk.child) and a hand-off, once a conversation (CHILD_GUIDED).
 CHILD_REASONS = frozenset({"child_harmed", "child_in_danger"})
 CHILD_GUIDED = "_child_guided"
+# Journeys never gone back to after the queue (cancel): danger kept them from leaving.
+LEFT_BEHIND = ("stop", "erase")
 # Someone waiting for an adviser is told now and then, never after every message, that an
 # adviser will read what they write.
 ACK_EVERY = timedelta(minutes=5)
@@ -389,7 +391,9 @@ class Engine:
         was_closed, was_language, was_shown = conv.closed, conv.language, _shown(conv)
         turn = Turn(conv, self.content)
         redact: dict[int, str] = {}
-        urgent = False  # danger in any of the messages: the answer is never held (below)
+        # Danger, or a child at risk, in any of the messages: the answer is never held (below).
+        urgent = False
+        child_guided = bool(conv.answers.get(CHILD_GUIDED))
         for message in pending:
             sealed = message.text.startswith(SEALED_TEXT)
             if sealed:
@@ -398,7 +402,11 @@ class Engine:
             answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else None
             turn.text = message.text
             level = await self._step(turn, message)
-            urgent = level in URGENT or urgent
+            urgent = (
+                level in URGENT
+                or urgent
+                or (not child_guided and bool(conv.answers.get(CHILD_GUIDED)))
+            )
             if sealed:
                 # If it answered a question whose answer is not kept (a phone number), the
                 # transcript keeps the journey's stand-in line or the words less the number;
@@ -551,6 +559,9 @@ class Engine:
         # sent quickly): the conversation stays open and queued, nothing is erased.
         conv.closed = False
         turn.effects = [e for e in turn.effects if not _undoes_help(e)]
+        # ...and "we won't send you any more messages", said before it, is not so.
+        stopped = {self.content.text("stop.done", language) for language in LANGUAGES}
+        turn.replies[:] = [r for r in turn.replies if r.text not in stopped]
         turn.say(f"risk.{level}")
         if first:
             # Nothing else has been said yet: the welcome's promises, briefly, before the
@@ -560,7 +571,7 @@ class Engine:
         if self.handoffs is None:
             return
         if conv.owner is Owner.BOT:
-            if not first:
+            if not first and conv.flow not in LEFT_BEHIND:
                 conv.answers[BEFORE_QUEUE] = [conv.flow, conv.state]
             turn.replies.extend(await self._hand_off(conv, DEFAULT_QUEUE, f"risk:{level}"))
         elif conv.owner is Owner.QUEUE:
@@ -581,7 +592,11 @@ class Engine:
             # "cancel" also turns down a hand-off still owed to them after danger.
             owed = conv.owner is Owner.BOT and HAND_OFF_DUE in conv.answers
             if command.keywords == "cmd_position" and not queued:
-                if conv.owner is Owner.BOT and said in self.content.all_words(command.keywords):
+                if (
+                    not first
+                    and conv.owner is Owner.BOT
+                    and said in self.content.all_words(command.keywords)
+                ):
                     # The whole message: "how long" inside other words is not this.
                     await self.runner.ask_again(turn, "handoff.not_waiting")
                     return True
@@ -611,6 +626,7 @@ class Engine:
             isinstance(back, list)
             and len(back) == 2
             and back[0] in self.runner.flows
+            and back[0] not in LEFT_BEHIND
             and self.runner.has_state(back[0], back[1])
             and back != ["welcome", "start"]
         ):
@@ -760,7 +776,7 @@ class Engine:
         """Whether these replies carry the emergency guidance (in either language)."""
         guidance = {
             self.content.text(f"risk.{level}", language)
-            for level in URGENT
+            for level in (*URGENT, "child")
             for language in LANGUAGES
         }
         return any(m.text in guidance for m in messages)

@@ -345,15 +345,14 @@ class FlowRunner:
 
     async def ask_again(self, turn: Turn, key: str) -> None:
         """Say `key`, then the current question again, without moving on (a message with
-        nothing in it answers nothing). Its words are said again only when they need
-        nothing done first (no enter actions, no placeholders); its options always."""
+        nothing in it answers nothing): the state's last words (the question itself, not
+        what led up to it, such as the welcome's introduction) unless they are filled in by
+        what was done on arriving (a placeholder), then its options. Nothing is done again."""
         flow = self.flow(turn.conversation.flow)
         state = flow.spec.state(turn.conversation.state)
         turn.say(key)
-        if not state.enter:
-            for said in state.say:
-                if "{" not in self.content.text(said, turn.language):
-                    turn.say(said)
+        if state.say and "{" not in self.content.text(state.say[-1], turn.language):
+            turn.say(state.say[-1])
         await self._render(turn, flow, state, say=False)
 
     async def _not_understood(self, turn: Turn, flow: Flow, state: State) -> None:

@@ -133,11 +133,12 @@ async def test_a_guardrail_flags_the_conversation_for_advisers(content: Content)
     assert talk.conv.state == "start"
 
 
-async def test_stop_cancels_any_wait_and_opts_out(content: Content) -> None:
+async def test_stop_cancels_any_wait_withdraws_call_backs_and_opts_out(content: Content) -> None:
     talk = Talk(content)
     turn = await talk.start("stop")
     assert [(e.kind, dict(e.data)) for e in turn.effects] == [
         ("cancel_handoff", {}),
+        ("withdraw_callbacks", {}),
         ("settings", {"opted_out": True}),
     ]
     assert talk.conv.closed

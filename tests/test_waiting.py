@@ -13,11 +13,11 @@ from aiohttp import web
 from sqlalchemy import text
 
 from helpline.app import CONTENT, ROUTING, STORE
-from helpline.domain import Owner
+from helpline.domain import InboundMessage, Owner
 from helpline.engine import ACK_EVERY
 from tests.console_support import PLUGINS, Console, add_staff
 from tests.journey_support import Person
-from tests.support import OPEN_NOON, Clock, running, settings_for
+from tests.support import OPEN_NOON, Clock, engine_of, running, settings_for
 
 TYPED = "07700 900456"
 
@@ -189,3 +189,47 @@ async def test_cancel_goes_back_to_where_they_were_before_asking(
         assert said[0] == "handoff.cancelled" and "welcome.who" not in said
         after = await person.conversation()
         assert (after.flow, after.state) == (before.flow, before.state)
+
+
+# -- where two of these meet (a review of the day's changes) ------------------------------------
+
+
+async def test_a_first_message_asking_how_long_is_greeted_like_any_other(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        said = await person.says("how long")
+        assert "welcome.confidential" in said and said[-1] == "welcome.safe_now"
+        assert "handoff.not_waiting" not in said
+        assert await person.says("1") == ["welcome.who"]
+
+
+async def test_a_blank_message_at_the_safety_question_asks_it_again(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hello")
+        assert await person.says("  ") == ["flow.empty", "welcome.safe_now"]
+
+
+async def test_danger_after_stop_in_one_turn_does_not_say_goodbye_and_cancel_goes_on(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "stop", then danger, sent quickly (one turn): the danger keeps them, so "we won't send
+    # you any more messages" is not said, and leaving the queue does not go back to "stop".
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in ("hello", "1", "1"):
+            await person.says(text)
+        engine = engine_of(app)
+        before = len(fake.sent)
+        for text in ("stop", "no wait, he's back and he has a knife"):
+            accepted = await engine.accept(InboundMessage("test", person.address, text))
+        await engine.process(accepted.conversation_id)
+        said = [person.keys.key(m.reply.text) for m in fake.sent[before:]]
+        assert "stop.done" not in said
+        assert said[:2] == ["risk.immediate", "handoff.waiting"]
+        assert await person.says("cancel") == ["handoff.cancelled", "welcome.who"]
+        assert not (await person.conversation()).closed
