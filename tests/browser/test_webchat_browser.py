@@ -394,3 +394,27 @@ async def test_a_long_pasted_story_reaches_the_service_whole_and_the_person_is_t
         await page.keyboard.insert_text(story)
         await expect(box).to_have_accessible_description(t("web.long_will_split", "cy"))
         await page.close()
+
+
+async def test_a_very_long_paste_keeps_what_was_not_sent_yet_in_the_box(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Five pieces at most go at once (the server takes 20 messages a minute): the rest waits.
+    story = "word " * 2400 + "LAST"  # 12,004 characters
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page, _log = await _phone_chat(browser, url, app)
+        box = page.get_by_role("textbox", name="Message")
+        await box.focus()
+        await page.keyboard.insert_text(story)
+        await page.get_by_role("button", name="Send").click()
+        await expect(box).to_have_accessible_description(t("web.long_rest_kept"))
+        token = await page.evaluate(TOKEN_JS)
+
+        async def five_stored() -> list[str] | None:
+            texts = await _inbound_texts(app, token)
+            return texts if len(texts) == 5 else None
+
+        sent = await eventually(five_stored)
+        assert "".join(sent) + await box.input_value() == story
+        await page.close()
