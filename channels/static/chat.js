@@ -25,6 +25,7 @@
   var field = document.getElementById('message');
   var newChatButton = document.getElementById('new-chat');
   var keepOpenButton = document.getElementById('keep-open');
+  var lengthNote = document.getElementById('length-note');
   var lang = document.documentElement.lang === 'cy' ? 'cy' : 'en';
   var params = new URLSearchParams(window.location.search);
   var embedded = params.get('embed') === '1';
@@ -37,6 +38,10 @@
   var stopped = false; // after quick exit: never reconnect
   var TOO_MANY_NEW_CHATS = 4429; // the server's close code (channels/webchat.py)
   var LIMITED_WAIT_MS = 60000;
+  var MAX_TEXT = 2000; // the server refuses longer messages (channels/webchat.py MAX_TEXT)
+  // A long paste goes as up to this many messages at once; the rest stays in the box, so the
+  // server's limit on messages a minute is never reached by one press of Send.
+  var MAX_PARTS_AT_ONCE = 5;
   var ACK_TIMEOUT_MS = 10000; // no answer to a message in this long: the socket is dead
   var limitedUntil = 0; // after TOO_MANY_NEW_CHATS: no new try before this time
   var ended = false;
@@ -297,6 +302,51 @@
     }
   }
 
+  // Said politely, near the box, only when it changes: a screen reader is not interrupted
+  // at every key press.
+  function setLengthNote(text) {
+    if (lengthNote && lengthNote.textContent !== text) {
+      lengthNote.textContent = text || '';
+    }
+  }
+
+  function onFieldInput() {
+    if (field.value.length > MAX_TEXT) {
+      setLengthNote(label('long-will-split'));
+    } else if (lengthNote && lengthNote.textContent !== label('long-rest-kept')) {
+      setLengthNote('');
+    }
+  }
+
+  // Text in pieces the server takes (at most MAX_TEXT characters), cut after a space or line
+  // break where there is one in the second half of a piece, never inside a character.
+  function splitLong(text) {
+    var parts = [];
+    var rest = text;
+    while (rest.length > MAX_TEXT) {
+      var cut = -1;
+      for (var i = MAX_TEXT - 1; i >= MAX_TEXT / 2; i -= 1) {
+        if (/\s/.test(rest.charAt(i))) {
+          cut = i + 1; // the space ends this piece
+          break;
+        }
+      }
+      if (cut === -1) {
+        cut = MAX_TEXT;
+        var code = rest.charCodeAt(cut - 1);
+        if (code >= 0xd800 && code <= 0xdbff) {
+          cut -= 1; // the first half of a surrogate pair stays with its second half
+        }
+      }
+      parts.push(rest.slice(0, cut));
+      rest = rest.slice(cut);
+    }
+    parts.push(rest);
+    return parts.filter(function (part) {
+      return part.trim() !== '';
+    });
+  }
+
   function setTyping(on) {
     if (typingTimer !== null) {
       window.clearTimeout(typingTimer);
@@ -349,6 +399,7 @@
       shown.push(keep);
     }
     field.value = '';
+    setLengthNote('');
     setStatus(label('ended'));
     setEnded(true);
   }
@@ -827,10 +878,21 @@
       if (ended) {
         startNewChat();
       }
-      sendMessage(text);
-      field.value = '';
+      var parts = splitLong(text);
+      var now = parts.slice(0, MAX_PARTS_AT_ONCE);
+      for (var i = 0; i < now.length; i += 1) {
+        sendMessage(now[i]);
+      }
+      // Nothing is dropped: what did not go yet stays in the box, and the person is told.
+      field.value = parts.slice(MAX_PARTS_AT_ONCE).join('');
+      if (field.value) {
+        setLengthNote(label('long-rest-kept'));
+      } else {
+        setLengthNote(now.length > 1 ? label('long-sent') : '');
+      }
       field.focus();
     });
+    field.addEventListener('input', onFieldInput);
     field.addEventListener('keydown', function (event) {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && wantsEnterToSend()) {
         event.preventDefault();
@@ -945,6 +1007,7 @@
       log.removeChild(log.firstChild);
     }
     field.value = '';
+    setLengthNote('');
   }
 
   function init() {

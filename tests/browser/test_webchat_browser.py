@@ -343,3 +343,78 @@ async def test_a_message_sent_into_a_connection_that_died_silently_is_sent_again
             await page.close()
         finally:
             proxy.close()
+
+
+async def _inbound_texts(app: Any, token: str) -> list[str]:
+    """What the service stored from the person, in order."""
+    from helpline.app import PRIVACY, STORE
+    from helpline.domain import Direction
+
+    conv = await app[STORE].open_conversation(app[PRIVACY].contact_key("web", token))
+    if conv is None:
+        return []
+    return [m.text for m in await app[STORE].transcript(conv.id) if m.direction == Direction.IN]
+
+
+async def test_a_long_pasted_story_reaches_the_service_whole_and_the_person_is_told(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A story pasted into the box used to be cut at 2,000 characters, mid-word, without a word.
+    from channels.webchat import MAX_TEXT
+
+    story = ("He shouted at me again last night and I pushed him. " * 50)[:2400]
+    story += " THE END OF MY STORY"
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key, lang="en": app[CONTENT].text(key, lang)  # noqa: E731
+        page, log = await _phone_chat(browser, url, app)
+        box = page.get_by_role("textbox", name="Message")
+        await box.focus()
+        await page.keyboard.insert_text(story)  # as a paste arrives
+        await expect(box).to_have_value(story)
+        await expect(box).to_have_accessible_description(t("web.long_will_split"))
+        await page.get_by_role("button", name="Send").click()
+        await expect(page.locator("#length-note")).to_have_text(t("web.long_sent"))
+        await expect(log).to_contain_text("THE END OF MY STORY")
+
+        token = await page.evaluate(TOKEN_JS)
+
+        async def whole_story_stored() -> list[str] | None:
+            texts = await _inbound_texts(app, token)
+            return texts if " ".join("".join(texts).split()) == " ".join(story.split()) else None
+
+        parts = await eventually(whole_story_stored)
+        assert len(parts) == 2 and all(len(p) <= MAX_TEXT for p in parts)
+        await page.close()
+
+        # On the Welsh page the notice is in Welsh.
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/?lang=cy")
+        box = page.get_by_role("textbox", name=t("web.message_label", "cy"))
+        await box.focus()
+        await page.keyboard.insert_text(story)
+        await expect(box).to_have_accessible_description(t("web.long_will_split", "cy"))
+        await page.close()
+
+
+async def test_a_very_long_paste_keeps_what_was_not_sent_yet_in_the_box(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Five pieces at most go at once (the server takes 20 messages a minute): the rest waits.
+    story = "word " * 2400 + "LAST"  # 12,004 characters
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page, _log = await _phone_chat(browser, url, app)
+        box = page.get_by_role("textbox", name="Message")
+        await box.focus()
+        await page.keyboard.insert_text(story)
+        await page.get_by_role("button", name="Send").click()
+        await expect(box).to_have_accessible_description(t("web.long_rest_kept"))
+        token = await page.evaluate(TOKEN_JS)
+
+        async def five_stored() -> list[str] | None:
+            texts = await _inbound_texts(app, token)
+            return texts if len(texts) == 5 else None
+
+        sent = await eventually(five_stored)
+        assert "".join(sent) + await box.input_value() == story
+        await page.close()
