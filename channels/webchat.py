@@ -36,7 +36,7 @@ from helpline.ratelimit import NEW_CHATS, RateLimited
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_TEXT = 2000
+MAX_TEXT = 4000  # characters a message; a frame of them in UTF-8 fits in MAX_FRAME
 MAX_FRAME = 16 * 1024
 HELLO_TIMEOUT = 15
 TOO_MANY_NEW_CHATS = 4429  # application close code: too many new chats from one address

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from channels.webchat import MAX_FRAME
+from channels.webchat import MAX_FRAME, MAX_TEXT
 from helpline.app import ENGINE, PRIVACY, STORE
 from helpline.storage.models import ContactRow, MessageRow
 from tests.conftest import PG_DSN, REDIS_URL, need_service
@@ -577,7 +577,7 @@ def _may_store(kind: str, frame: Any) -> bool:
     if not isinstance(data, dict) or data.get("type") != "message":
         return False
     text = data.get("text")
-    return isinstance(text, str) and bool(text.strip()) and len(text) <= 2000
+    return isinstance(text, str) and bool(text.strip()) and len(text) <= MAX_TEXT
 
 
 async def _probe(ws: aiohttp.ClientWebSocketResponse) -> None:

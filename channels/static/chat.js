@@ -38,7 +38,7 @@
   var stopped = false; // after quick exit: never reconnect
   var TOO_MANY_NEW_CHATS = 4429; // the server's close code (channels/webchat.py)
   var LIMITED_WAIT_MS = 60000;
-  var MAX_TEXT = 2000; // the server refuses longer messages (channels/webchat.py MAX_TEXT)
+  var MAX_TEXT = 4000; // the server refuses longer messages (channels/webchat.py MAX_TEXT)
   // A long paste goes as up to this many messages at once; the rest stays in the box, so the
   // server's limit on messages a minute is never reached by one press of Send.
   var MAX_PARTS_AT_ONCE = 5;

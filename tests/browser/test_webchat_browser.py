@@ -362,7 +362,7 @@ async def test_a_long_pasted_story_reaches_the_service_whole_and_the_person_is_t
     # A story pasted into the box used to be cut at 2,000 characters, mid-word, without a word.
     from channels.webchat import MAX_TEXT
 
-    story = ("He shouted at me again last night and I pushed him. " * 50)[:2400]
+    story = ("He shouted at me again last night and I pushed him. " * 200)[: MAX_TEXT + 400]
     story += " THE END OF MY STORY"
     async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
         t = lambda key, lang="en": app[CONTENT].text(key, lang)  # noqa: E731
@@ -400,7 +400,9 @@ async def test_a_very_long_paste_keeps_what_was_not_sent_yet_in_the_box(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     # Five pieces at most go at once (the server takes 20 messages a minute): the rest waits.
-    story = "word " * 2400 + "LAST"  # 12,004 characters
+    from channels.webchat import MAX_TEXT
+
+    story = "word " * (MAX_TEXT * 6 // 5) + "LAST"  # six pieces' worth
     async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
         t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
         page, _log = await _phone_chat(browser, url, app)
