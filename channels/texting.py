@@ -73,10 +73,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 def numbered(reply: Reply, intro: str) -> str:
-    """Options as numbered lines under the text (SMS and WhatsApp have no buttons)."""
+    """Options as numbered lines under the text (SMS and WhatsApp have no buttons), said
+    once: the intro ("Reply with a number:") is left out when the text already says it
+    ("Which is closest? Reply with a number, or tell me in your own words.")."""
     if not reply.options:
         return reply.text
     lines = [f"{i}. {label}" for i, label in enumerate(reply.options, start=1)]
+    if _fold(intro).rstrip(":") in _fold(reply.text):
+        return "\n".join([reply.text, "", *lines])
     return "\n".join([reply.text, "", intro, *lines])
 
 

@@ -3,10 +3,13 @@ their choices once, over signed Twilio webhooks to a loopback Twilio."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from channels import texting
 from helpline.app import STORE
+from helpline.domain import Reply
 from tests.test_twilio import Env, env  # noqa: F401  (env is the fixture)
 
 EVENING = {"start": "22:00", "end": "07:00"}
@@ -123,3 +126,44 @@ def test_quiet_windows_are_read_the_way_people_write_them(
     if window is not None:
         assert reading.times() == window
     assert texting.parse_window(said) == (window if status in ("set", "read_as") else None)
+
+
+# -- questions with options on SMS ----------------------------------------------------------
+
+
+def _says_the_choices_once(body: str, labels: list[str]) -> None:
+    for n, label in enumerate(labels, start=1):
+        assert body.count(f"{n}. {label}") == 1, body
+    assert len(re.findall(r"\b1\b", body)) == 1, body  # "1" only on its own line
+    assert body.casefold().count("reply with a number") == 1, body
+
+
+async def test_a_question_asked_again_by_sms_says_its_choices_once(
+    env: Env,  # noqa: F811
+) -> None:
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    await env.say("purple")
+    (reply,) = env.loop.sms_bodies()[before:]
+    assert reply.startswith(env.text("welcome.safe_retry"))
+    keys = ("welcome.opt_safe", "welcome.opt_not_now", "welcome.opt_danger")
+    labels = [env.text(k) for k in keys]
+    _says_the_choices_once(reply, labels)
+
+
+async def test_a_question_that_already_asks_for_a_number_says_so_once_by_sms(
+    env: Env,  # noqa: F811
+) -> None:
+    await env.say("Hello")
+    await env.say("1")
+    reply = env.loop.sms_bodies()[-1]
+    assert reply.startswith(env.text("welcome.who"))
+    assert reply.casefold().count("reply with a number") == 1, reply
+    assert "\n1. " in reply
+
+
+def test_numbered_options_leave_out_an_intro_the_text_already_gives() -> None:
+    reply = Reply("Pa un? Atebwch gyda rhif, neu dywedwch wrtha i.", ("Fi", "Rhywun arall"))
+    assert texting.numbered(reply, "Atebwch gyda rhif:") == (
+        "Pa un? Atebwch gyda rhif, neu dywedwch wrtha i.\n\n1. Fi\n2. Rhywun arall"
+    )
