@@ -24,8 +24,15 @@ log = logging.getLogger(__name__)
 
 KEYWORDS_FILE = "channel_keywords.yaml"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
-_WINDOW = re.compile(rf"^{_TIME}\s*(?:-|–|—|to|tan|i)\s*{_TIME}$")
+# A time: "22", "22:00", "10.30", "2200", "0700", "730", each optionally with am/pm (or the
+# Welsh yb = y bore, yh = yr hwyr, yp = y prynhawn), with or without a space before it.
+_TIME = r"(\d{3,4}|\d{1,2}(?:[:.]\d{2})?)\s*(a\.?m\.?|p\.?m\.?|yb|yh|yp)?"
+_WINDOW = re.compile(
+    rf"^(?:from\s+|between\s+|o\s+|rhwng\s+)?{_TIME}"
+    rf"\s*(?:-|–|—|to|till|til|until|and|tan|hyd|i|a)\s*{_TIME}$"
+)
+# Quiet hours longer than this would hold an adviser's reply for most of the day.
+MAX_QUIET_HOURS = 16
 # Someone over the rate limit is told at most once a minute: a flood must not get one back.
 SLOW_DOWN = (Limit(1, 60),)
 # A message that is never stored (a picture without words, an edit) is recognised when its
@@ -66,10 +73,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 def numbered(reply: Reply, intro: str) -> str:
-    """Options as numbered lines under the text (SMS and WhatsApp have no buttons)."""
+    """Options as numbered lines under the text (SMS and WhatsApp have no buttons), said
+    once: the intro ("Reply with a number:") is left out when the text already says it
+    ("Which is closest? Reply with a number, or tell me in your own words.")."""
     if not reply.options:
         return reply.text
     lines = [f"{i}. {label}" for i, label in enumerate(reply.options, start=1)]
+    if _fold(intro).rstrip(":") in _fold(reply.text):
+        return "\n".join([reply.text, "", *lines])
     return "\n".join([reply.text, "", intro, *lines])
 
 
@@ -170,20 +181,99 @@ class ChannelWords:
 
 
 def _looks_like_window(argument: str) -> bool:
-    """Two times, even impossible ones ("25:00-99" is answered: those times cannot be read)."""
-    return _WINDOW.match(argument.strip()) is not None
+    """Two times, or anything starting with a digit: "QUIET 10pm" or "QUIET 25:00-99" is
+    answered (those times cannot be read), never passed to the journey as an answer."""
+    said = argument.strip()
+    return said[:1].isdigit() or _WINDOW.match(said) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class QuietWindow:
+    """What was made of the times after QUIET. `status` is "set" (clear times), "read_as"
+    (hours without am/pm read as evening to morning: the reply says so), "ambiguous" (cannot
+    tell morning from evening: ask), "too_long" (over MAX_QUIET_HOURS) or "unclear"."""
+
+    status: str
+    start: str = ""
+    end: str = ""
+
+    def times(self) -> dict[str, str]:
+        return {"start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True, slots=True)
+class _Time:
+    minutes: int  # after midnight
+    clock: str  # "ampm", "24" or "bare" (1 to 12 with neither: morning or evening?)
+
+    def evening(self) -> _Time:
+        """The same time in the evening, 12 being midnight ("10-7" -> 22:00, "12-6" -> 00:00)."""
+        return _Time((self.minutes + 12 * 60) % (24 * 60), "24")
+
+    def __str__(self) -> str:
+        return f"{self.minutes // 60:02d}:{self.minutes % 60:02d}"
+
+
+def _read_time(digits: str, suffix: str | None) -> _Time | None:
+    if ":" in digits or "." in digits:
+        hours, minutes = re.split(r"[:.]", digits)
+    elif len(digits) >= 3:  # "2200", "0700", "730"
+        hours, minutes = digits[:-2], digits[-2:]
+    else:
+        hours, minutes = digits, "00"
+    hour, minute = int(hours), int(minutes)
+    if minute > 59:
+        return None
+    if suffix:
+        if not 1 <= hour <= 12 or hours.startswith("0"):
+            return None
+        evening = suffix.startswith("p") or suffix in ("yh", "yp")
+        return _Time((hour % 12 + (12 if evening else 0)) * 60 + minute, "ampm")
+    if hour > 23:
+        return None
+    # "2200" and "07" are the 24-hour clock; "10" or "7.30" could be morning or evening.
+    bare = 1 <= hour <= 12 and not hours.startswith("0") and len(digits) != 4
+    return _Time(hour * 60 + minute, "bare" if bare else "24")
+
+
+def _length(start: _Time, end: _Time) -> int:
+    return (end.minutes - start.minutes) % (24 * 60)
+
+
+def read_window(argument: str) -> QuietWindow:
+    """'22:00-08:00', '22-8', '10pm to 7am', '2200-0700', '21.30 tan 7yb' -> their times.
+    Hours without am/pm ("10-7") are read as evening to morning when the first is the later
+    (22:00-07:00, and the reply says so); "7-10" cannot be told, so we ask. Beside a time
+    with am/pm ("10-7am") such an hour is read the way that makes the shorter window."""
+    match = _WINDOW.match(argument.strip())
+    if match is None:
+        return QuietWindow("unclear")
+    start, end = _read_time(*match.group(1, 2)), _read_time(*match.group(3, 4))
+    if start is None or end is None or start.minutes == end.minutes:
+        return QuietWindow("unclear")
+    status = "set"
+    clocks = {start.clock, end.clock}
+    if clocks == {"bare"}:
+        if start.minutes < end.minutes:
+            return QuietWindow("ambiguous")
+        start, status = start.evening(), "read_as"
+    elif clocks == {"bare", "ampm"}:
+        if start.clock == "bare" and _length(start.evening(), end) < _length(start, end):
+            start = start.evening()
+        elif end.clock == "bare" and _length(start, end.evening()) < _length(start, end):
+            end = end.evening()
+        status = "read_as"
+    if _length(start, end) == 0:
+        return QuietWindow("unclear")
+    if _length(start, end) > MAX_QUIET_HOURS * 60:
+        return QuietWindow("too_long", str(start), str(end))
+    return QuietWindow(status, str(start), str(end))
 
 
 def parse_window(argument: str) -> dict[str, str] | None:
-    """'22:00-08:00', '22-8', '22.30 to 7' -> {"start": "22:00", "end": "08:00"}, else None."""
-    match = _WINDOW.match(argument.strip())
-    if match is None:
-        return None
-    h1, m1, h2, m2 = (int(g) if g else 0 for g in match.groups())
-    if not (0 <= h1 <= 23 and 0 <= h2 <= 23 and 0 <= m1 <= 59 and 0 <= m2 <= 59):
-        return None
-    start, end = f"{h1:02d}:{m1:02d}", f"{h2:02d}:{m2:02d}"
-    return None if start == end else {"start": start, "end": end}
+    """The window to store, when the times are clear (or read as evening to morning)."""
+    window = read_window(argument)
+    return window.times() if window.status in ("set", "read_as") else None
 
 
 WORDS = web.AppKey("channel_words", ChannelWords)
@@ -269,9 +359,16 @@ async def _quiet(app: web.Application, key: str, argument: str, lang: str) -> st
         if isinstance(current, dict) and "start" in current and "end" in current:
             return content.text("channels.quiet_now", lang, **current)
         return content.text("channels.quiet_how", lang)
-    window = parse_window(argument)
-    if window is None:
+    window = read_window(argument)
+    if window.status == "ambiguous":
+        return content.text("channels.quiet_ampm", lang)
+    if window.status == "too_long":
+        return content.text(
+            "channels.quiet_too_long", lang, hours=MAX_QUIET_HOURS, **window.times()
+        )
+    if window.status == "unclear":
         return content.text("channels.quiet_unclear", lang)
-    await store.update_contact_settings(key, quiet_hours=window)
+    await store.update_contact_settings(key, quiet_hours=window.times())
     log.info("quiet hours set")
-    return content.text("channels.quiet_set", lang, **window)
+    said = "channels.quiet_read_as" if window.status == "read_as" else "channels.quiet_set"
+    return content.text(said, lang, **window.times())
