@@ -184,7 +184,7 @@ class TelegramChannel:
             return  # groups and channels are not conversations with one person
         # A caption is words the person wrote with a photo or file: read like text (as
         # WhatsApp's Body is). The photo or file itself is never stored.
-        text = message.text or message.caption
+        text = _command(message.text) or message.caption
         album = message.media_group_id
         if not text:
             if (
@@ -198,7 +198,20 @@ class TelegramChannel:
             # Words sent with an album come on one of its photos: they answer for the whole
             # album, so the others bring no "we can only read text".
             await self._first_of_album(message, album)
-        await self._submit(message, text, str(message.message_id))
+        # Words with a photo or file: the words are read, and the person told the rest is not.
+        await self._submit(message, text, str(message.message_id), media=message.text is None)
+
+    async def _answer_then_notice(self, conversation_id: str, message: Message, text: str) -> None:
+        """The words' answer first (never a notice before the welcome), then, once a window,
+        that the photo or file was not seen; not when the words name a danger: nothing may
+        take the place of the emergency guidance."""
+        engine = self.app[ENGINE]
+        await engine.process(conversation_id)
+        if engine.screen(text, _language(message)).level != "none":
+            return
+        if await self._notice_due(message, "channels.media_unread"):
+            chat_id = message.chat.id
+            await self._send_notice(chat_id, message, "channels.media_unread")
 
     async def _edited(self, edited: Message) -> None:
         """An edit is not read again, unless it names a danger: then it is a new message,
@@ -236,13 +249,20 @@ class TelegramChannel:
         except TelegramError:
             log.warning("a button press could not be acknowledged")
 
-    async def _submit(self, message: Message, text: str, local_id: str) -> None:
+    async def _submit(
+        self, message: Message, text: str, local_id: str, *, media: bool = False
+    ) -> None:
         address = str(message.chat.id)
         key = self.app[PRIVACY].contact_key(self.name, address)
         text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
+        engine = self.app[ENGINE]
         try:
-            await self.app[ENGINE].submit(msg, language=_language(message))
+            if media:
+                accepted = await engine.accept(msg, language=_language(message))
+                engine.spawn(self._answer_then_notice(accepted.conversation_id, message, text))
+            else:
+                await engine.submit(msg, language=_language(message))
         except DuplicateMessage:
             pass  # a redelivery: handled the first time
         except RateLimited:
@@ -273,6 +293,19 @@ class TelegramChannel:
             await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
         except TelegramError:
             log.warning("a notice could not be sent")
+
+
+def _command(text: str | None) -> str | None:
+    """A bot command as the journey reads it: "/stop@OurBot" is "/stop" (Telegram adds the
+    bot's name when a command is picked from a list), and "/start" drops a deep-link's
+    parameter ("/start abc"), which carries nothing the helpline uses."""
+    if not text or not text.startswith("/"):
+        return text
+    first, _, rest = text.partition(" ")
+    name = first.partition("@")[0]
+    if name.lower() == "/start":
+        return name
+    return f"{name} {rest}".strip() if rest else name
 
 
 def _language(message: Message) -> str:

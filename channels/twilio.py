@@ -25,7 +25,9 @@ from twilio.rest import Client
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
+from helpline.content import normalise
 from helpline.domain import (
+    LANGUAGES,
     Conversation,
     Delivery,
     InboundMessage,
@@ -197,7 +199,13 @@ class TwilioChannel:
         return _every_part(sids)
 
     async def own_words(self, conv: Conversation, text: str) -> list[Reply] | None:
-        """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks)."""
+        """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks); on SMS
+        also Twilio's opt-in words, START and UNSTOP, without Advanced Opt-Out."""
+        content = self.app[CONTENT]
+        opt_in = self.name == "sms" and "cmd_opt_in" in content.keywords
+        if opt_in and normalise(text) in content.all_words("cmd_opt_in"):
+            await self._settings(conv.contact_key, opted_out=False)
+            return [Reply(content.text("channels.opted_in", conv.language))]
         return await texting.own_words(self.app, conv, text, safe_key="channels.safe_text")
 
     async def _guard(self, message: OutboundMessage, key: str) -> None:
@@ -247,7 +255,10 @@ class TwilioChannel:
             elif text:
                 if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
-                await self.app[ENGINE].submit(msg)
+                if _media_count(form) or _location(form):
+                    await self._words_with_media(msg, key)
+                else:
+                    await self.app[ENGINE].submit(msg)
             elif (
                 (_media_count(form) or _location(form))
                 and await texting.first_delivery(self.app, self.name, address, sid)
@@ -261,6 +272,25 @@ class TwilioChannel:
             if await texting.slow_down_due(self.app, self.name, address):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.slow_down"))
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    async def _words_with_media(self, msg: InboundMessage, key: str) -> None:
+        """Words came with a picture: the words are stored and answered, then the person is
+        told the picture was not seen (once a window; a redelivery never gets here). After
+        the answer, so it never comes before the welcome, and not at all when the words name
+        a danger: nothing may take the place of the emergency guidance."""
+        engine = self.app[ENGINE]
+        accepted = await engine.accept(msg)
+        engine.spawn(self._answer_then_notice(accepted.conversation_id, msg, key))
+
+    async def _answer_then_notice(
+        self, conversation_id: str, msg: InboundMessage, key: str
+    ) -> None:
+        engine = self.app[ENGINE]
+        await engine.process(conversation_id)
+        if any(engine.screen(msg.text, lang).level != "none" for lang in LANGUAGES):
+            return
+        if await texting.notice_due(self.app, self.name, msg.address, "channels.media_unread"):
+            await self._notice(msg.address, key, "channels.media_unread")
 
     async def _opted_out(self, msg: InboundMessage, key: str) -> None:
         """STOP-type word with Twilio's Advanced Opt-Out: Twilio has confirmed it to the

@@ -257,8 +257,24 @@ class Engine:
 
     def _is_stop(self, text: str) -> bool:
         """Whether the whole message is a word for "stop"."""
-        words = "cmd_stop"
-        return words in self.content.keywords and normalise(text) in self.content.all_words(words)
+        said = normalise(text)
+        return any(
+            words in self.content.keywords and said in self.content.all_words(words)
+            for words in ("cmd_stop", "cmd_stop_whole", "cmd_stop_bot")
+        )
+
+    def _whole(self, name: str, said: str) -> bool:
+        """Whether the whole (normalised) message is one of a keyword list's entries."""
+        return name in self.content.keywords and said in self.content.all_words(name)
+
+    def _asks_to_stop(self, conv: Conversation, said: str) -> bool:
+        """A whole message asking to stop being messaged ("please stop", "QUIT"), beyond the
+        words of cmd_stop. "cancel" only while the bot has the conversation and no hand-off
+        is owed: waiting, or with an adviser, it means "stop waiting" (cmd_cancel)."""
+        if self._whole("cmd_stop_whole", said):
+            return True
+        bot = conv.owner is Owner.BOT and HAND_OFF_DUE not in conv.answers
+        return bot and self._whole("cmd_stop_bot", said)
 
     async def open(self, channel: str, address: str, *, language: str = "en") -> Conversation:
         """Open (or find) the conversation for an address and greet it if it is new: for
@@ -603,7 +619,13 @@ class Engine:
                 continue
             if command.keywords == "cmd_cancel" and not (queued or owed):
                 continue
-            if not mentions(said, self.content.all_words(command.keywords)):
+            if command.keywords == "cmd_stop" and self._asks_to_stop(conv, said):
+                pass  # the whole message asks to stop: said below
+            elif (
+                command.keywords == "cmd_menu" and not first and self._whole("cmd_menu_whole", said)
+            ):
+                pass  # "start" (Telegram's /start) in an open conversation: the menu
+            elif not mentions(said, self.content.all_words(command.keywords)):
                 continue
             if command.keywords in ("cmd_welsh", "cmd_english") and len(said.split()) > 3:
                 continue  # "I speak English at home" is not a request to switch
