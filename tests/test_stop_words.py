@@ -115,9 +115,11 @@ async def test_stop_inside_an_ordinary_sentence_does_not_end_the_conversation(
 @pytest.mark.parametrize(
     "said", ["stop me before I hurt her", "please stop me, I'm about to hurt her"]
 )
-async def test_stop_me_is_never_a_stop(sms: tw.Env, said: str) -> None:
+async def test_stop_me_is_never_a_stop_but_danger(sms: tw.Env, said: str) -> None:
+    # Asking to be stopped from hurting someone is a plea in danger: the 999 guidance.
     sent = await _texted(sms, tw.PHONE, said)
     assert sms.text("stop.done") not in sent
+    assert sms.text("risk.immediate") in sent
     assert await sms.app[STORE].open_conversation(sms.key()) is not None
 
 
