@@ -470,3 +470,36 @@ async def test_a_draft_comes_back_after_the_session_ends_and_the_adviser_logs_in
         await page.get_by_role("button", name="Log in", exact=True).click()
         message = page.get_by_role("textbox", name="Message", exact=True)
         await expect(message).to_have_value("a careful reply")
+
+
+@pytest.mark.browser
+async def test_a_supervisors_half_typed_decision_survives_a_new_concern_and_joins_name_theirs(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        await add_staff(app, "sam", "supervisor")
+        await person_asks_for_adviser(app, "+447700900808")
+        await engine_of(app).handle(
+            InboundMessage("test", "+447700900808", "I am going to kill myself tonight")
+        )
+        alice = await _log_in(browser, url, "alice")
+        sam = await _log_in(browser, url, "sam")
+        await _claim_first(alice)
+        record = alice.get_by_role("button", name="Record safeguarding concern", exact=True)
+        await alice.locator("#concern").fill("A child mentioned at home")
+        await record.click()
+        await expect(alice.locator("#concern")).to_be_focused()
+        decision = sam.get_by_role("textbox", name="Decision taken", exact=True)
+        await expect(decision).to_have_count(1)
+        await decision.fill("half a decision")
+        await alice.locator("#concern").fill("A second concern")
+        await record.click()
+        await expect(decision).to_have_count(2)
+        await expect(decision.first).to_have_value("half a decision")
+        await expect(decision.first).to_be_focused()
+        # Each "Join read-only" of the urgent list says whose conversation it joins.
+        join = sam.locator("#urgent").get_by_role("button", name="Join read-only", exact=True)
+        await expect(join).to_have_count(1)
+        described = await join.get_attribute("aria-describedby")
+        reference = await alice.locator("#conversation-reference").inner_text()
+        assert described and await sam.locator(f"#{described}").inner_text() == reference
