@@ -625,6 +625,11 @@
     }
     var box = el('div', null, 'message message--' + (m.direction === 'note' ? 'note' : m.author));
     box.appendChild(el('span', authorLabel(m), 'author'));
+    if (m.risk && m.risk !== 'none') {
+      // The server screened this message as risky: said in words, not by colour alone.
+      box.className += ' message--risky risk-' + m.risk;
+      box.appendChild(el('span', ' — ' + riskLabel(m.risk), 'risk-mark'));
+    }
     box.appendChild(el('p', m.text, 'text'));
     var log = $('transcript');
     // In the order they were said (by id), whichever way each arrived.

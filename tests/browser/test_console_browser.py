@@ -410,6 +410,9 @@ async def test_a_risky_message_raises_the_risk_shown_in_the_open_conversation(
         await expect(details).not_to_contain_text("None found")
         await expect(details).not_to_contain_text("suicide_")
         await expect(page.get_by_role("status")).to_contain_text("Risk is now")
+        # The message itself is marked, in words.
+        risky = page.locator(".message--risky").filter(has_text="kill myself tonight")
+        await expect(risky).to_contain_text("Suicide risk")
 
 
 @pytest.mark.browser
