@@ -378,7 +378,7 @@ async def test_when_the_person_stops_the_adviser_is_told_and_can_still_record_th
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     async with _served(sqlite_url, tmp_path, "alice") as (app, url):
-        await person_asks_for_adviser(app, "+447700900803")
+        conversation = await person_asks_for_adviser(app, "+447700900803")
         page = await _log_in(browser, url, "alice")
         await _claim_first(page)
         await engine_of(app).handle(InboundMessage("test", "+447700900803", "stop"))
@@ -392,6 +392,20 @@ async def test_when_the_person_stops_the_adviser_is_told_and_can_still_record_th
         await expect(page.get_by_role("alert")).to_have_text("")
         await expect(page.get_by_role("status")).to_have_text("Conversation ended.")
         assert await page.evaluate("document.activeElement.id") == "queue-heading"
+        # Recorded and audited, and nothing more said to the person who left.
+        from sqlalchemy import select
+
+        from handoff.models import AuditRow
+        from helpline.app import STORE
+        from helpline.storage.models import HandoffRow
+
+        async with app[STORE].session() as session:
+            outcomes = list(await session.scalars(select(HandoffRow.outcome)))
+            audited = list(await session.scalars(select(AuditRow.action)))
+        assert outcomes == ["signposted"]
+        assert "end" in audited
+        said = [m.text for m in await app[STORE].transcript(conversation)]
+        assert said[-1] == app[CONTENT].text("stop.done", "en")
 
 
 @pytest.mark.browser
