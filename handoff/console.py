@@ -18,6 +18,7 @@ from itertools import islice
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from handoff import accounts, callbacks, live, pages, referrals, safeguarding
 from handoff.accounts import (
@@ -41,10 +42,11 @@ from helpline.app import (
     STORE,
     same_origin,
 )
-from helpline.domain import storable
+from helpline.domain import Owner, storable
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import programme_of
 from helpline.routing import OUTCOMES
+from helpline.storage.models import HandoffRow
 
 log = logging.getLogger(__name__)
 
@@ -441,10 +443,32 @@ async def end(request: web.Request, user: User) -> web.Response:
     outcome = _text(await json_body(request), "outcome", 40)
     if outcome not in OUTCOMES:
         return _error(400, "outcome")
-    await visible(request.app, user, conv_id)
-    await request.app[ROUTING].end(conv_id, user.name, outcome)
+    conv, _ = await visible(request.app, user, conv_id)
+    if conv.closed and conv.owner is not Owner.ADVISER:
+        # The person ended it ("stop") while this adviser held it: the outcome is still
+        # theirs to record, and nothing is sent to the person.
+        if not await _record_outcome(request.app, conv_id, user.name, outcome):
+            raise Forbidden("this conversation is not yours")
+    else:
+        await request.app[ROUTING].end(conv_id, user.name, outcome)
     await _audit(request, user, "end", conv_id, outcome=outcome)
     return web.json_response({"ok": True})
+
+
+async def _record_outcome(app: web.Application, conv_id: str, adviser: str, outcome: str) -> bool:
+    """The outcome of the last hand-off, if this adviser held it when the person left it
+    (routing.cancel recorded "cancelled"); whether there was one."""
+    async with app[STORE].session() as session, session.begin():
+        last = await session.scalar(
+            select(HandoffRow)
+            .where(HandoffRow.conversation_id == conv_id)
+            .order_by(HandoffRow.id.desc())
+            .limit(1)
+        )
+        if last is None or last.claimed_by != adviser or last.outcome != "cancelled":
+            return False
+        last.outcome = outcome
+    return True
 
 
 @api(write=True)

@@ -29,7 +29,8 @@ from handoff.views import (
     transcript_item,
     visible,
 )
-from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
+from helpline.app import CLOCK, DRAINING, ENGINE, HUB, STORE, same_origin
+from helpline.domain import Author
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import RESYNC
 from helpline.routing import QUEUE_TOPIC
@@ -81,6 +82,7 @@ class LiveConsole:
         self.token = token
         self.watched: dict[str, asyncio.Task[None]] = {}
         self.dirty = asyncio.Event()
+        self.closed: set[str] = set()  # watched conversations the page was told are closed
         self.tasks: list[asyncio.Task[None]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -185,10 +187,18 @@ class LiveConsole:
         # A conversation transferred out of a programme's queue stops streaming to its staff.
         for conv_id in list(self.watched):
             try:
-                await visible(self.app, self.user, conv_id)
+                conv, _ = await visible(self.app, self.user, conv_id)
             except (NotFound, Forbidden):
                 self.watched.pop(conv_id).cancel()
+                self.closed.discard(conv_id)
                 await self.send({"type": "unwatched", "conversation": conv_id})
+                continue
+            # The person ended it ("stop"): the page stops offering replies, once.
+            if conv.closed and conv_id not in self.closed:
+                self.closed.add(conv_id)
+                await self.send({"type": "closed", "conversation": conv_id})
+            elif not conv.closed:
+                self.closed.discard(conv_id)
 
     async def _on_session_ended(self, event: dict[str, Any]) -> None:
         # A check that fails closes the socket too (the page reconnects and checks afresh).
@@ -236,6 +246,7 @@ class LiveConsole:
                 await self._watch(conv_id)
             elif frame.get("type") == "unwatch" and conv_id in self.watched:
                 self.watched.pop(conv_id).cancel()
+                self.closed.discard(conv_id)
 
     async def _watch(self, conv_id: str) -> None:
         """Stream a conversation's transcript, starting with all of it so far: each `watch`
@@ -245,10 +256,13 @@ class LiveConsole:
             await self._or_close(lambda: self._send_transcript(conv_id))
             return
         try:
-            await visible(self.app, self.user, conv_id)
+            conv, _ = await visible(self.app, self.user, conv_id)
         except (NotFound, Forbidden):
             await self.send({"type": "refused", "conversation": conv_id})
             return
+        if conv.closed:
+            self.closed.add(conv_id)
+            await self.send({"type": "closed", "conversation": conv_id})
         if len(self.watched) >= MAX_WATCHED:
             oldest = next(iter(self.watched))
             self.watched.pop(oldest).cancel()
@@ -265,13 +279,24 @@ class LiveConsole:
             await self._send_transcript(conv_id)
             await self.send({"type": "watching", "conversation": conv_id})
             authors = await note_authors(self.app, self.user)
+            language = (await self.app[STORE].conversation(conv_id)).language
             async for event in events:
                 if event.get("type") == RESYNC:
                     await self._send_transcript(conv_id)
                 elif shows_note(
                     str(event.get("direction")), event.get("author_name"), authors
                 ):  # never a helpline note to a programme's staff
-                    await self.send({**event, "conversation": conv_id})
+                    await self.send(
+                        {**event, **self._risk(event, language), "conversation": conv_id}
+                    )
+
+    def _risk(self, event: dict[str, Any], language: str) -> dict[str, str]:
+        """For a person's message, the level the risk screen gives it, so the page can mark
+        it (the hub's event is sent before the engine screens it). Only the level: the
+        reasons are in the conversation's details."""
+        if event.get("type") != "message" or event.get("author") != Author.PERSON.value:
+            return {}
+        return {"risk": self.app[ENGINE].screen(str(event.get("text", "")), language).level}
 
     async def _send_transcript(self, conv_id: str) -> None:
         messages = await transcript(self.app, self.user, conv_id)

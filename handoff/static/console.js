@@ -26,6 +26,15 @@
   var shownIds = {};
   var canned = { en: [], cy: [] };
   var lastQueue = null;
+  // Unsent words per conversation, in this page's memory only (never in the browser's
+  // storage: staff PCs may be shared), so a reply typed for one person never lands in
+  // another's conversation, and a draft survives the session ending mid-typing.
+  var drafts = {};
+  var draftsOf = null; // whose drafts they are
+  var resumeId = null; // the conversation open when the session ended
+  var seenWaiting = null; // ids already announced as waiting (null: not yet drawn)
+  var claiming = {};
+  var BOXES = ['message', 'note', 'concern', 'transfer-note'];
 
   var dom = window.helplineDom(root);
   var $ = dom.$;
@@ -72,7 +81,8 @@
     $('login-error').textContent = message || '';
   }
 
-  function loggedOut(message) {
+  function loggedOut(message, forget) {
+    resumeId = !forget && current ? current.id : null;
     me = null;
     csrf = '';
     stopped = true;
@@ -80,7 +90,13 @@
       socket.close();
     }
     closeConversation();
+    if (forget) {
+      drafts = {};
+      draftsOf = null;
+    }
+    seenWaiting = null;
     showLogin(message);
+    $('username').focus();
   }
 
   function onLogin(event) {
@@ -115,7 +131,7 @@
 
   function onLogout() {
     call('POST', '/console/logout').then(function () {
-      loggedOut('');
+      loggedOut('', true);
     });
   }
 
@@ -131,10 +147,17 @@
     me = data;
     csrf = data.csrf;
     stopped = false;
+    if (draftsOf !== me.name) {
+      // Someone else logged in at this PC: nothing of the last person's drafts.
+      drafts = {};
+      resumeId = null;
+      draftsOf = me.name;
+    }
     $('login').hidden = true;
     $('app').hidden = false;
     $('whoami-name').textContent = me.name;
-    $('whoami-role').textContent = me.programme ? me.role + ' (' + me.programme + ')' : me.role;
+    var role = named('role', me.role);
+    $('whoami-role').textContent = me.programme ? role + ' (' + me.programme + ')' : role;
     $('supervisor').hidden = !supervises();
     $('callbacks').hidden = !helpline();
     fillOutcomes();
@@ -152,6 +175,11 @@
       });
     }
     connect();
+    if (resumeId) {
+      var resume = resumeId;
+      resumeId = null;
+      openConversation(resume);
+    }
   }
 
   // ---- live updates -------------------------------------------------------------------
@@ -246,6 +274,11 @@
           addMessage(frame);
         }
         break;
+      case 'closed':
+        if (current && frame.conversation === current.id) {
+          personEnded();
+        }
+        break;
       case 'transcript':
         // The whole transcript, in answer to each watch (and again if the server may have
         // missed messages): what was said since it was fetched, or while the socket was
@@ -271,6 +304,17 @@
     return label('risk-' + level) || level;
   }
 
+  // A code's words (reason, role, channel, queue); the code itself only if it has none.
+  function named(kind, code) {
+    return label(kind + '-' + code) || code;
+  }
+
+  function reasons(flags) {
+    return (flags || []).map(function (f) {
+      return named('reason', f);
+    });
+  }
+
   function minutes(item) {
     var joined = Date.parse(item.joined_at);
     var seconds = isNaN(joined) ? item.waiting_seconds : (Date.now() - joined) / 1000;
@@ -285,10 +329,10 @@
   function itemFacts(item) {
     var facts = el('dl', null, 'facts');
     fact(facts, label('risk'), riskLabel(item.risk));
-    fact(facts, label('channel'), item.channel);
+    fact(facts, label('channel'), named('channel', item.channel));
     fact(facts, label('language'), item.language);
     fact(facts, label('waiting'), minutes(item));
-    fact(facts, label('queue'), item.queue);
+    fact(facts, label('queue'), named('queue', item.queue));
     if (item.claimed_by) {
       fact(facts, label('held-by'), item.claimed_by);
     }
@@ -330,8 +374,8 @@
     clear(claimed);
     frame.waiting.forEach(function (item) {
       waiting.appendChild(
-        queueItem(item, label('claim'), function () {
-          claim(item.id);
+        queueItem(item, label('claim'), function (event) {
+          claim(item.id, event.currentTarget);
         })
       );
     });
@@ -354,6 +398,8 @@
     if (!frame.claimed.length) {
       claimed.appendChild(el('li', label('claimed-empty'), 'empty'));
     }
+    announceArrivals(frame.waiting);
+    riskMoved(frame.waiting.concat(frame.claimed));
     if (focusKey) {
       var again = document.querySelector('[data-key="' + focusKey + '"]');
       if (again) {
@@ -362,9 +408,64 @@
     }
   }
 
-  function claim(id) {
+  // Once per person joining the queue, not at every redraw; none for those waiting already
+  // when the console opened.
+  function announceArrivals(waiting) {
+    var first = seenWaiting === null;
+    var seen = {};
+    var news = [];
+    waiting.forEach(function (item) {
+      seen[item.id] = true;
+      if (!first && !seenWaiting[item.id]) {
+        news.push(label('new-waiting').replace('{risk}', riskLabel(item.risk)));
+      }
+    });
+    seenWaiting = seen;
+    if (news.length) {
+      status(news.join(' '));
+    }
+  }
+
+  // The open conversation's risk as the queue now has it: a risky message raises it.
+  function riskMoved(items) {
+    if (!current) {
+      return;
+    }
+    items.forEach(function (item) {
+      if (item.id !== current.id) {
+        return;
+      }
+      var flags = item.flags || [];
+      if (item.risk === current.risk && flags.join() === (current.flags || []).join()) {
+        return;
+      }
+      var raised = item.risk !== current.risk;
+      current.risk = item.risk;
+      current.flags = flags;
+      showDetails(current);
+      if (raised) {
+        status(label('risk-changed').replace('{risk}', riskLabel(item.risk)));
+      }
+    });
+  }
+
+  function claim(id, button) {
+    if (claiming[id]) {
+      return; // a second click while the first is on its way
+    }
+    claiming[id] = true;
+    if (button) {
+      button.disabled = true;
+    }
     alertText('');
     call('POST', '/console/api/conversations/' + id + '/claim').then(function (r) {
+      delete claiming[id];
+      if (button) {
+        button.disabled = false;
+      }
+      if (r.status === 409 && current && current.id === id && current.mine) {
+        return; // ours already
+      }
       if (r.status === 200) {
         showConversation(r.data);
       } else {
@@ -408,27 +509,74 @@
     });
   }
 
+  function keepDraft() {
+    if (!current) {
+      return;
+    }
+    var draft = {};
+    var any = false;
+    BOXES.forEach(function (box) {
+      draft[box] = $(box).value;
+      any = any || draft[box] !== '';
+    });
+    if (any) {
+      drafts[current.id] = draft;
+    } else {
+      delete drafts[current.id];
+    }
+  }
+
+  function fillBoxes(id) {
+    var draft = drafts[id] || {};
+    BOXES.forEach(function (box) {
+      $(box).value = draft[box] || '';
+    });
+  }
+
+  function showDetails(view) {
+    var details = $('conversation-details');
+    clear(details);
+    var why = reasons(view.flags);
+    fact(details, label('risk'), riskLabel(view.risk) + (why.length ? ' (' + why.join(', ') + ')' : ''));
+    fact(details, label('channel'), named('channel', view.channel));
+    fact(details, label('language'), view.language);
+    fact(details, label('queue'), named('queue', view.queue));
+    Object.keys(view.summary || {}).forEach(function (k) {
+      fact(details, k, view.summary[k]);
+    });
+  }
+
+  function showReplyControls(open) {
+    $('say-form').hidden = !open;
+    $('release-row').hidden = !open;
+    $('transfer-form').hidden = !open;
+  }
+
+  function personEnded() {
+    if (current.ended) {
+      return;
+    }
+    current.ended = true;
+    showReplyControls(false);
+    status(label('person-ended'));
+  }
+
   function showConversation(view) {
+    keepDraft();
     if (current && current.id !== view.id) {
       send({ type: 'unwatch', conversation: current.id });
     }
     current = view;
     shownIds = {};
+    fillBoxes(view.id);
     $('conversation').hidden = false;
     $('conversation-reference').textContent = view.reference;
-    var details = $('conversation-details');
-    clear(details);
-    fact(details, label('risk'), riskLabel(view.risk) + (view.flags.length ? ' (' + view.flags.join(', ') + ')' : ''));
-    fact(details, label('channel'), view.channel);
-    fact(details, label('language'), view.language);
-    fact(details, label('queue'), view.queue);
-    Object.keys(view.summary || {}).forEach(function (k) {
-      fact(details, k, view.summary[k]);
-    });
+    showDetails(view);
     clear($('transcript'));
     view.messages.forEach(addMessage);
     $('controls').hidden = !view.mine;
     $('read-only').hidden = view.mine;
+    showReplyControls(true);
     fillCanned(view.language);
     watch(view.id);
     if (view.mine) {
@@ -439,11 +587,25 @@
   }
 
   function closeConversation() {
+    keepDraft();
     if (current) {
       send({ type: 'unwatch', conversation: current.id });
     }
     current = null;
+    fillBoxes('');
     $('conversation').hidden = true;
+  }
+
+  // The conversation is no longer this adviser's (ended, transferred, released): its
+  // drafts go, the result is said, and focus goes back to the queue.
+  function finished(done) {
+    if (current) {
+      delete drafts[current.id];
+      fillBoxes('');
+    }
+    closeConversation();
+    status(label(done));
+    $('queue-heading').focus();
   }
 
   function authorLabel(m) {
@@ -463,6 +625,11 @@
     }
     var box = el('div', null, 'message message--' + (m.direction === 'note' ? 'note' : m.author));
     box.appendChild(el('span', authorLabel(m), 'author'));
+    if (m.risk && m.risk !== 'none') {
+      // The server screened this message as risky: said in words, not by colour alone.
+      box.className += ' message--risky risk-' + m.risk;
+      box.appendChild(el('span', ' — ' + riskLabel(m.risk), 'risk-mark'));
+    }
     box.appendChild(el('p', m.text, 'text'));
     var log = $('transcript');
     // In the order they were said (by id), whichever way each arrived.
@@ -477,13 +644,20 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  function act(path, body, after) {
-    if (!current) {
+  // The button is disabled while its request is on its way: a double click acts once.
+  function act(path, body, after, button) {
+    if (!current || (button && button.disabled)) {
       return;
     }
     alertText('');
     var id = current.id;
+    if (button) {
+      button.disabled = true;
+    }
     call('POST', '/console/api/conversations/' + id + path, body).then(function (r) {
+      if (button) {
+        button.disabled = false;
+      }
       if (r.status === 200) {
         if (after) {
           after(r.data);
@@ -492,6 +666,10 @@
         failed(r);
       }
     });
+  }
+
+  function submitter(event) {
+    return event.submitter || event.target.querySelector('button[type=submit]');
   }
 
   function onSay(event) {
@@ -504,7 +682,7 @@
       $('message').value = '';
       $('canned').value = '';
       $('message').focus();
-    });
+    }, submitter(event));
   }
 
   function onNote(event) {
@@ -513,21 +691,22 @@
     if (text) {
       act('/note', { text: text }, function () {
         $('note').value = '';
-      });
+      }, submitter(event));
     }
   }
 
   function onTransfer(event) {
     event.preventDefault();
     act('/transfer', { queue: $('transfer-to').value, note: $('transfer-note').value }, function () {
-      $('transfer-note').value = '';
-      closeConversation();
-    });
+      finished('done-transferred');
+    }, submitter(event));
   }
 
   function onEnd(event) {
     event.preventDefault();
-    act('/end', { outcome: $('outcome').value }, closeConversation);
+    act('/end', { outcome: $('outcome').value }, function () {
+      finished('done-ended');
+    }, submitter(event));
   }
 
   function onConcern(event) {
@@ -537,7 +716,8 @@
       act('/safeguarding', { concern: text }, function () {
         $('concern').value = '';
         status(label('safeguarding-recorded'));
-      });
+        $('concern').focus();
+      }, submitter(event));
     }
   }
 
@@ -586,7 +766,7 @@
       clear(select);
       r.data.forEach(function (q) {
         if (!(me && q === 'adviser:' + me.name)) {
-          option(select, q, q);
+          option(select, q, named('queue', q));
         }
       });
     });
@@ -612,7 +792,7 @@
       li.appendChild(ref);
       var facts = el('dl', null, 'facts');
       fact(facts, label('callback-window'), cb.window);
-      fact(facts, label('channel'), cb.channel);
+      fact(facts, label('channel'), named('channel', cb.channel));
       fact(facts, label('language'), cb.language);
       if (!cb.has_number) {
         fact(facts, label('callback-number'), label('callback-no-number'));
@@ -722,24 +902,27 @@
     var staff = $('staff');
     clear(staff);
     frame.staff.forEach(function (s) {
-      staff.appendChild(el('li', s.name + ' (' + s.role + ') — ' + label('load') + ': ' + s.load + (s.capacity ? ' / ' + s.capacity : '')));
+      staff.appendChild(el('li', s.name + ' (' + named('role', s.role) + ') — ' + label('load') + ': ' + s.load + (s.capacity ? ' / ' + s.capacity : '')));
     });
     var depth = $('depth');
     clear(depth);
     frame.queues.forEach(function (q) {
       var wait = label('minutes').replace('{n}', String(Math.floor(q.longest_seconds / 60)));
       depth.appendChild(
-        el('li', q.queue + ': ' + q.waiting + ' — ' + label('longest-wait') + ' ' + wait)
+        el('li', named('queue', q.queue) + ': ' + q.waiting + ' — ' + label('longest-wait') + ' ' + wait)
       );
     });
     var urgent = $('urgent');
     clear(urgent);
     frame.urgent.forEach(function (u) {
       var li = el('li', null, 'item risk-' + u.risk);
-      li.appendChild(el('strong', u.reference));
+      var ref = el('strong', u.reference);
+      ref.id = 'urgent-' + u.id;
+      li.appendChild(ref);
       li.appendChild(el('span', ' ' + riskLabel(u.risk) + (u.adviser ? ' — ' + u.adviser : '')));
       var b = el('button', label('join'));
       b.type = 'button';
+      b.setAttribute('aria-describedby', ref.id);
       b.addEventListener('click', function () {
         joinConversation(u.id);
       });
@@ -753,6 +936,13 @@
 
   function renderConcerns(items) {
     var list = $('concerns');
+    // A new concern redraws the list: what a supervisor has typed, and where, stays.
+    var typed = {};
+    Array.prototype.forEach.call(list.querySelectorAll('textarea'), function (t) {
+      typed[t.id] = t.value;
+    });
+    var focused = document.activeElement;
+    var focusId = focused && list.contains(focused) ? focused.id : null;
     clear(list);
     items.forEach(function (c) {
       var li = el('li', null, 'item');
@@ -768,6 +958,7 @@
       var field = el('textarea');
       field.id = fieldId;
       field.rows = 2;
+      field.value = typed[fieldId] || '';
       var b = el('button', label('sign-off'));
       b.type = 'submit';
       form.appendChild(lab);
@@ -800,6 +991,9 @@
     if (!items.length) {
       list.appendChild(el('li', label('safeguarding-empty'), 'empty'));
     }
+    if (focusId && document.getElementById(focusId)) {
+      document.getElementById(focusId).focus();
+    }
   }
 
   // ---- wiring -------------------------------------------------------------------------
@@ -811,12 +1005,17 @@
     $('say-form').addEventListener('submit', onSay);
     $('note-form').addEventListener('submit', onNote);
     $('release').addEventListener('click', function () {
-      act('/release', {}, closeConversation);
+      act('/release', {}, function () {
+        finished('done-released');
+      }, $('release'));
     });
     $('transfer-form').addEventListener('submit', onTransfer);
     $('end-form').addEventListener('submit', onEnd);
     $('safeguarding-form').addEventListener('submit', onConcern);
-    $('close-conversation').addEventListener('click', closeConversation);
+    $('close-conversation').addEventListener('click', function () {
+      closeConversation();
+      $('queue-heading').focus();
+    });
     $('canned').addEventListener('change', function () {
       if ($('canned').value) {
         $('message').value = $('canned').value;

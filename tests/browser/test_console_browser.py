@@ -337,3 +337,186 @@ async def test_programme_staff_cannot_mark_a_withdrawn_or_declined_referral_agai
         await new.get_by_role("button", name="Declined", exact=True).click()
         await expect(new.get_by_text("Status")).to_be_visible()
         await expect(new.get_by_role("button")).to_have_count(0, timeout=15_000)
+
+
+async def _claim_first(page: Page) -> None:
+    await page.get_by_role("button", name="Claim", exact=True).first.click()
+    await expect(page.get_by_role("textbox", name="Message", exact=True)).to_be_visible()
+
+
+@pytest.mark.browser
+async def test_a_reply_typed_for_one_person_stays_with_them_and_never_reaches_the_next(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        first = await person_asks_for_adviser(app, "+447700900801")
+        await person_asks_for_adviser(app, "+447700900802")
+        page = await _log_in(browser, url, "alice")
+        await expect(page.get_by_role("button", name="Claim", exact=True)).to_have_count(2)
+        await _claim_first(page)
+        reference = await page.locator("#conversation-reference").inner_text()
+        message = page.get_by_role("textbox", name="Message", exact=True)
+        await message.fill("half a reply for the first person")
+        await page.get_by_label("Private note", exact=True).fill("a note for the first")
+        await page.get_by_role("button", name="Close this panel", exact=True).click()
+        await expect(page.locator("#conversation")).to_be_hidden()
+        await page.get_by_role("button", name="Claim", exact=True).click()
+        await expect(page.locator("#conversation-reference")).not_to_have_text(reference)
+        await expect(message).to_have_value("")
+        await expect(page.locator("#note")).to_have_value("")
+        # Back to the first: its draft is there again.
+        await page.locator(f'[data-key="c-{first}"]').click()
+        await expect(page.locator("#conversation-reference")).to_have_text(reference)
+        await expect(message).to_have_value("half a reply for the first person")
+        await expect(page.locator("#note")).to_have_value("a note for the first")
+        stored = await page.evaluate("() => [localStorage.length, sessionStorage.length]")
+        assert stored == [0, 0]
+
+
+@pytest.mark.browser
+async def test_when_the_person_stops_the_adviser_is_told_and_can_still_record_the_outcome(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        conversation = await person_asks_for_adviser(app, "+447700900803")
+        page = await _log_in(browser, url, "alice")
+        await _claim_first(page)
+        await engine_of(app).handle(InboundMessage("test", "+447700900803", "stop"))
+        await expect(page.get_by_role("status")).to_have_text(
+            "The person has ended this chat. You can still record the outcome."
+        )
+        await expect(page.get_by_role("button", name="Send", exact=True)).to_be_hidden()
+        await page.get_by_label("Outcome", exact=True).select_option("signposted")
+        await page.get_by_role("button", name="End", exact=True).click()
+        await expect(page.locator("#conversation")).to_be_hidden()
+        await expect(page.get_by_role("alert")).to_have_text("")
+        await expect(page.get_by_role("status")).to_have_text("Conversation ended.")
+        assert await page.evaluate("document.activeElement.id") == "queue-heading"
+        # Recorded and audited, and nothing more said to the person who left.
+        from sqlalchemy import select
+
+        from handoff.models import AuditRow
+        from helpline.app import STORE
+        from helpline.storage.models import HandoffRow
+
+        async with app[STORE].session() as session:
+            outcomes = list(await session.scalars(select(HandoffRow.outcome)))
+            audited = list(await session.scalars(select(AuditRow.action)))
+        assert outcomes == ["signposted"]
+        assert "end" in audited
+        said = [m.text for m in await app[STORE].transcript(conversation)]
+        assert said[-1] == app[CONTENT].text("stop.done", "en")
+
+
+@pytest.mark.browser
+async def test_a_risky_message_raises_the_risk_shown_in_the_open_conversation(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        await person_asks_for_adviser(app, "+447700900804")
+        page = await _log_in(browser, url, "alice")
+        await _claim_first(page)
+        details = page.locator("#conversation-details")
+        await expect(details).to_contain_text("None found")
+        await engine_of(app).handle(
+            InboundMessage("test", "+447700900804", "I am going to kill myself tonight")
+        )
+        await expect(details).not_to_contain_text("None found")
+        await expect(details).not_to_contain_text("suicide_")
+        await expect(page.get_by_role("status")).to_contain_text("Risk is now")
+        # The message itself is marked, in words.
+        risky = page.locator(".message--risky").filter(has_text="kill myself tonight")
+        await expect(risky).to_contain_text("Suicide risk")
+
+
+@pytest.mark.browser
+async def test_double_clicks_on_claim_and_send_act_once(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        await person_asks_for_adviser(app, "+447700900805")
+        page = await _log_in(browser, url, "alice")
+        claim = page.get_by_role("button", name="Claim", exact=True)
+        await expect(claim).to_have_count(1)
+        await claim.dblclick()
+        await expect(page.get_by_role("textbox", name="Message", exact=True)).to_be_visible()
+        await page.wait_for_load_state("networkidle")
+        await expect(page.get_by_role("alert")).to_have_text("")
+        await page.get_by_role("textbox", name="Message", exact=True).fill("Hello once")
+        await page.get_by_role("button", name="Send", exact=True).dblclick()
+        transcript = page.get_by_role("log", name="Transcript")
+        await expect(transcript.get_by_text("Hello once")).to_have_count(1)
+        await page.wait_for_load_state("networkidle")
+        await expect(transcript.get_by_text("Hello once")).to_have_count(1)
+
+
+@pytest.mark.browser
+async def test_a_new_person_waiting_is_announced_once_with_their_risk(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        page = await _log_in(browser, url, "alice")
+        await expect(page.locator("#waiting")).to_be_visible()
+        await person_asks_for_adviser(app, "+447700900806")
+        await expect(page.get_by_role("status")).to_have_text(
+            "Someone new is waiting: None found", timeout=15_000
+        )
+
+
+@pytest.mark.browser
+async def test_a_draft_comes_back_after_the_session_ends_and_the_adviser_logs_in_again(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import delete
+
+    from handoff.models import SessionRow
+    from helpline.app import STORE
+
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        await person_asks_for_adviser(app, "+447700900807")
+        page = await _log_in(browser, url, "alice")
+        await _claim_first(page)
+        await page.get_by_role("textbox", name="Message", exact=True).fill("a careful reply")
+        async with app[STORE].session() as session, session.begin():
+            await session.execute(delete(SessionRow))
+        await page.get_by_role("button", name="Send", exact=True).click()
+        username = page.get_by_label("Username", exact=True)
+        await expect(username).to_be_focused()
+        await username.fill("alice")
+        await page.get_by_label("Password", exact=True).fill(PASSWORD)
+        await page.get_by_role("button", name="Log in", exact=True).click()
+        message = page.get_by_role("textbox", name="Message", exact=True)
+        await expect(message).to_have_value("a careful reply")
+
+
+@pytest.mark.browser
+async def test_a_supervisors_half_typed_decision_survives_a_new_concern_and_joins_name_theirs(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        await add_staff(app, "sam", "supervisor")
+        await person_asks_for_adviser(app, "+447700900808")
+        await engine_of(app).handle(
+            InboundMessage("test", "+447700900808", "I am going to kill myself tonight")
+        )
+        alice = await _log_in(browser, url, "alice")
+        sam = await _log_in(browser, url, "sam")
+        await _claim_first(alice)
+        record = alice.get_by_role("button", name="Record safeguarding concern", exact=True)
+        await alice.locator("#concern").fill("A child mentioned at home")
+        await record.click()
+        await expect(alice.locator("#concern")).to_be_focused()
+        decision = sam.get_by_role("textbox", name="Decision taken", exact=True)
+        await expect(decision).to_have_count(1)
+        await decision.fill("half a decision")
+        await alice.locator("#concern").fill("A second concern")
+        await record.click()
+        await expect(decision).to_have_count(2)
+        await expect(decision.first).to_have_value("half a decision")
+        await expect(decision.first).to_be_focused()
+        # Each "Join read-only" of the urgent list says whose conversation it joins.
+        join = sam.locator("#urgent").get_by_role("button", name="Join read-only", exact=True)
+        await expect(join).to_have_count(1)
+        described = await join.get_attribute("aria-describedby")
+        reference = await alice.locator("#conversation-reference").inner_text()
+        assert described and await sam.locator(f"#{described}").inner_text() == reference
