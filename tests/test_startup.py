@@ -16,7 +16,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from helpline.app import log_channels
 from helpline.errors import ConfigError
+from run import build
 from tests.loopback import loopback
 from tests.support import SECRET, running, settings_for
 
@@ -30,9 +32,7 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(
-    cwd: Path, *args: str, timeout: float = 30, **env: str
-) -> subprocess.CompletedProcess[str]:
+def run(cwd: Path, *args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
     """run.py as an operator runs it, in cwd, with only these HELPLINE_* settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HELPLINE_")}
     clean.update({f"HELPLINE_{k.upper()}": v for k, v in env.items()})
@@ -228,3 +228,52 @@ async def test_a_wrong_telegram_token_is_named(sqlite_url: str, tmp_path: Path) 
         with pytest.raises(ConfigError, match="HELPLINE_TELEGRAM_TOKEN"):
             async with running(settings):
                 pass
+
+
+# -- channels on and off ---------------------------------------------------------------------
+
+SID = "AC" + "0" * 32
+
+
+@pytest.mark.parametrize(
+    ("twilio", "heard"),
+    [
+        ({"twilio_account_sid": SID, "twilio_auth_token": "t"}, "no sender"),
+        ({"twilio_from": "+447700900000"}, "HELPLINE_TWILIO_AUTH_TOKEN"),
+        (
+            {
+                "twilio_account_sid": SID,
+                "twilio_auth_token": "t",
+                "twilio_from": "+447700900000",
+                "public_url": "http://help.example.org",
+            },
+            "not https",
+        ),
+    ],
+)
+def test_a_twilio_setting_that_leaves_a_channel_off_or_unsafe_is_logged(
+    sqlite_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    twilio: dict[str, str],
+    heard: str,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        build(settings_for(sqlite_url, tmp_path, **twilio))
+    assert any(heard in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_the_channels_on_are_logged_once_by_name(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(
+        sqlite_url,
+        tmp_path,
+        twilio_account_sid=SID,
+        twilio_auth_token="t",
+        twilio_whatsapp_from="+447700900000",
+    )
+    with caplog.at_level(logging.INFO):
+        log_channels(build(settings))
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("channels on")]
+    assert said == ["channels on: web, whatsapp"]
