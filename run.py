@@ -255,6 +255,7 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
                 _new_password(),
                 programme=args.programme,
                 capacity=args.capacity,
+                programmes=_programme_ids(settings),
             )
             print(f"Added {args.name} ({args.role}).")
         elif action == "list":
@@ -335,6 +336,7 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
 
     actor, now = "run.py", utcnow()
     if args.hours_command == "close":
+        _check_queue(settings, args.queue)
         changed = await ho.add_closure(
             store,
             starts_at=ho.parse_local(args.start),
@@ -358,6 +360,27 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     changed = await ho.set_weekly(store, queue=args.queue, weekly=week, by=actor, now=now)
     print(f"Weekly hours {changed} set for {args.queue}.")
     return changed
+
+
+def _programme_ids(settings: Settings) -> list[str]:
+    """The programmes in the directory (content/directory/programmes.yaml)."""
+    from helpline.content import DEFAULT_ROOT
+    from helpline.directory import Directory
+
+    root = settings.content_dir or DEFAULT_ROOT
+    if not (root / "directory").is_dir():
+        return []
+    return [p.id for p in Directory.load(root).programmes]
+
+
+def _check_queue(settings: Settings, queue: str | None) -> None:
+    if queue and queue.startswith("programme:"):
+        known = _programme_ids(settings)
+        if queue.removeprefix("programme:") not in known:
+            raise HelplineError(
+                f"there is no programme {queue.removeprefix('programme:')!r} in the directory; "
+                f"the programmes are: {', '.join(sorted(known)) or 'none'}"
+            )
 
 
 async def _purge(settings: Settings) -> dict[str, int]:

@@ -277,3 +277,63 @@ def test_the_channels_on_are_logged_once_by_name(
         log_channels(build(settings))
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("channels on")]
     assert said == ["channels on: web, whatsapp"]
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def test_a_programme_account_needs_a_programme_in_the_directory(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "user",
+        "add",
+        "pat",
+        "--role",
+        "programme",
+        "--programme",
+        "nonexistent",
+        secret_key=SECRET,
+        new_password="a long enough password",
+    )
+    assert_one_line_naming(result, "nonexistent", "drive")
+    ok = run(
+        tmp_path,
+        "user",
+        "add",
+        "pat",
+        "--role",
+        "programme",
+        "--programme",
+        "drive",
+        secret_key=SECRET,
+        new_password="a long enough password",
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_closing_a_programme_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "hours",
+        "close",
+        "--from",
+        "2026-12-24T13:00",
+        "--to",
+        "2026-12-27T09:00",
+        "--queue",
+        "programme:nosuch",
+        secret_key=SECRET,
+    )
+    assert_one_line_naming(result, "nosuch", "drive")
+
+
+def test_an_hour_past_midnight_is_not_a_time_of_day(tmp_path: Path) -> None:
+    result = run(tmp_path, "hours", "weekly", "helpline", "--mon", "25:00-26:00", secret_key=SECRET)
+    assert_one_line_naming(result, "not a time of day")
+    assert "ends before it starts" not in result.stderr
+
+
+def test_a_capacity_that_is_not_a_number_is_a_command_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "user", "capacity", "alice", "abc", secret_key=SECRET)
+    assert result.returncode == 2
+    assert_one_line_naming(result, "not a whole number")
