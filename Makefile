@@ -7,6 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint setup browser services clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "helpline needs Python 3.11 or newer: '$(PYTHON)' is $$($(PYTHON) --version 2>&1 | head -1)." >&2; \
+	  echo "Install it (Debian: apt-get install python3 python3-venv), or: make run PYTHON=python3.12" >&2; \
+	  exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "Python's venv module is missing (Debian: apt-get install python3-venv)." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -19,8 +20,8 @@ from handoff.locks_redis import RedisLocks
 from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
 from helpline import risk
-from helpline.app import REDIS, SETTINGS, Plugin, create_app
-from helpline.config import Settings, load_settings, with_dev_secret
+from helpline.app import REDIS, SETTINGS, Plugin, create_app, log_channels, open_store
+from helpline.config import Settings, ensure_data_dir, load_settings, with_dev_secret
 from helpline.domain import utcnow
 from helpline.errors import HelplineError
 from helpline.flowkit import FlowSpec
@@ -114,14 +115,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+NO_SECRET_NEEDED = ("check-content", "diagrams")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     given: dict[str, Any] = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
+    command = args.command or "serve"
     try:
         settings = load_settings(given)
         setup_logging(settings.log_level, settings.log_json)
-        settings = with_dev_secret(settings)
-        command = args.command or "serve"
+        if command == "diagrams":
+            from flows.diagrams import write_diagrams
+
+            for path in write_diagrams():
+                print(f"wrote {path}")
+            return 0
+        if command not in NO_SECRET_NEEDED:
+            settings = with_dev_secret(settings)
+            if settings.database_url is None:
+                ensure_data_dir(settings)
         if command == "migrate":
             asyncio.run(_migrate(settings))
             print("The database schema is up to date.")
@@ -130,12 +143,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_user(settings, args))
         if command == "hours":
             return asyncio.run(_hours(settings, args))
-        if command == "diagrams":
-            from flows.diagrams import write_diagrams
-
-            for path in write_diagrams():
-                print(f"wrote {path}")
-            return 0
         if command == "telegram" and args.telegram_command == "set-webhook":
             from channels.telegram import set_webhook
 
@@ -153,17 +160,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "check-content":
             print("Content is complete in English and Welsh.")
             return 0
+        log_channels(app)
+        if command == "telegram":  # poll
+            asyncio.run(_poll(app, settings))
+            return 0
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            print=lambda text: _listening(settings, text),
+        )
+        return 0
     except HelplineError as exc:
         print(f"helpline: {exc}", file=sys.stderr)
         return 2
-    if command == "telegram":  # poll
-        asyncio.run(_poll(app, settings))
-        return 0
-    base = settings.base_url if settings.port else f"http://{settings.host}"
+
+
+def _listening(settings: Settings, aiohttp_text: str) -> None:
+    """Printed once the service is listening (aiohttp calls this after the sites start, with
+    its own line naming the address: the one to show when the port was chosen by the system)."""
+    base = settings.base_url
+    if not settings.port and (found := re.search(r"Running on (http://\S+)", aiohttp_text)):
+        base = found.group(1)
     print(f"Web chat:        {base}/", flush=True)
     print(f"Adviser console: {base}/console", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None)
-    return 0
 
 
 async def _poll(app: web.Application, settings: Settings) -> None:
@@ -183,7 +204,7 @@ def _whole(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise SystemExit(f"not a whole number: {text!r}") from None
+        raise HelplineError(f"not a whole number: {text!r}") from None
 
 
 def _new_password() -> str:
@@ -222,14 +243,9 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
     sessions; running instances close its live consoles at once through Redis when there is
     one, otherwise within a minute (each checks its session every minute)."""
     from handoff import accounts
-    from helpline.storage import SqlStore
-    from helpline.storage.migrate import upgrade
 
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlStore(settings.db_url)
+    store = await open_store(settings)
     try:
-        await upgrade(store.engine)
         action = args.user_command
         if action == "add":
             await accounts.add_user(
@@ -239,6 +255,7 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
                 _new_password(),
                 programme=args.programme,
                 capacity=args.capacity,
+                programmes=_programme_ids(settings),
             )
             print(f"Added {args.name} ({args.role}).")
         elif action == "list":
@@ -292,14 +309,9 @@ async def _hours(settings: Settings, args: argparse.Namespace) -> int:
     """The admin page's opening hours from the command line; running instances pick the
     change up at once through Redis when there is one, otherwise within a minute."""
     from handoff import hours_overrides
-    from helpline.storage import SqlStore
-    from helpline.storage.migrate import upgrade
 
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlStore(settings.db_url)
+    store = await open_store(settings)
     try:
-        await upgrade(store.engine)
         if args.hours_command == "list":
             found = await hours_overrides.overrides(store, now=utcnow())
             for override in found:
@@ -324,6 +336,7 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
 
     actor, now = "run.py", utcnow()
     if args.hours_command == "close":
+        _check_queue(settings, args.queue)
         changed = await ho.add_closure(
             store,
             starts_at=ho.parse_local(args.start),
@@ -349,12 +362,31 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     return changed
 
 
+def _programme_ids(settings: Settings) -> list[str]:
+    """The programmes in the directory (content/directory/programmes.yaml)."""
+    from helpline.content import DEFAULT_ROOT
+    from helpline.directory import Directory
+
+    root = settings.content_dir or DEFAULT_ROOT
+    if not (root / "directory").is_dir():
+        return []
+    return [p.id for p in Directory.load(root).programmes]
+
+
+def _check_queue(settings: Settings, queue: str | None) -> None:
+    if queue and queue.startswith("programme:"):
+        known = _programme_ids(settings)
+        if queue.removeprefix("programme:") not in known:
+            raise HelplineError(
+                f"there is no programme {queue.removeprefix('programme:')!r} in the directory; "
+                f"the programmes are: {', '.join(sorted(known)) or 'none'}"
+            )
+
+
 async def _purge(settings: Settings) -> dict[str, int]:
     """The same retention the running service applies every minute, hooks included."""
     from helpline.app import purge
 
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
     runner = web.AppRunner(build(settings), handle_signals=False)
     await runner.setup()
     try:
@@ -364,16 +396,8 @@ async def _purge(settings: Settings) -> dict[str, int]:
 
 
 async def _migrate(settings: Settings) -> None:
-    from helpline.storage import SqlStore
-    from helpline.storage.migrate import upgrade
-
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlStore(settings.db_url)
-    try:
-        await upgrade(store.engine)
-    finally:
-        await store.close()
+    store = await open_store(settings)
+    await store.close()
 
 
 if __name__ == "__main__":

@@ -22,15 +22,16 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
 from helpline.domain import Conversation, InboundMessage, OutboundMessage, Reply, storable
-from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound
 from helpline.ratelimit import RateLimited
+from helpline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ PATH = "/channels/telegram"
 MAX_REQUEST = 64 * 1024  # an update with a 4,096-character text is well under this
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 POLL_SECONDS = 25
+# Telegram out of reach at start: the first retry after this, doubling up to the maximum.
+START_RETRY_SECONDS = 5.0
+START_RETRY_MAX_SECONDS = 300.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 
 
@@ -76,19 +80,72 @@ class TelegramChannel:
         return [web.post(PATH, self.webhook)]
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
-        await self.application.initialize()  # calls getMe: a wrong token stops the start
-        await self.application.start()
+        """A wrong token stops the start; Telegram out of reach does not stop the rest of
+        the service (web chat above all): the bot starts in the background once it answers."""
+        starting: asyncio.Task[None] | None = None
+        try:
+            await self._start()
+        except NetworkError as exc:  # TimedOut too; InvalidToken is not one
+            log.warning(
+                "Telegram cannot be reached (%s): starting without it, trying again in the "
+                "background",
+                type(exc).__name__,
+            )
+            starting = asyncio.create_task(self._keep_trying(), name="telegram-start")
         try:
             yield
         finally:
+            if starting is not None:
+                await cancel_and_wait(starting)
             if ENGINE in app:  # replies still being handled need the bot
                 await app[ENGINE].drain()
-            await self.application.stop()
+            if self.application.running:
+                await self.application.stop()
             await self.application.shutdown()
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        # PTB's shutdown() closes its HTTP clients only when initialize() succeeded; after a
+        # failed start they would be left open.
+        requests = getattr(self.bot, "_request", ())
+        await asyncio.gather(*(request.shutdown() for request in requests))
+
+    async def _start(self) -> None:
+        try:
+            await self.application.initialize()  # calls getMe
+        except InvalidToken:
+            await self._close_connections()
+            raise ConfigError(
+                "HELPLINE_TELEGRAM_TOKEN: Telegram refused the bot token (Unauthorized or Not "
+                "Found): check it with @BotFather"
+            ) from None
+        await self.application.start()
+
+    async def _keep_trying(self) -> None:
+        delay = START_RETRY_SECONDS
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._start()
+            except NetworkError as exc:
+                delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+                log.warning(
+                    "Telegram still cannot be reached (%s); trying again in %.0f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            except ConfigError as exc:
+                log.error("%s", exc)  # noqa: TRY400 - one line, no traceback, no data
+                return
+            else:
+                log.info("Telegram reached: the Telegram channel is on")
+                return
 
     # -- outbound --------------------------------------------------------------------------
 
     async def send(self, message: OutboundMessage) -> str | None:
+        if not self.application.running:
+            raise DeliveryError("Telegram has not been reached since the start")
         key = self.app[PRIVACY].contact_key(self.name, message.address)
         if await self.app[STORE].sealed_address(key) is None and message.message_id != 0:
             # Never message first. (message_id 0 is the unstored "deleted" confirmation,

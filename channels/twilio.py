@@ -396,7 +396,19 @@ def _whatsapp(number: str) -> str:
 def setup(app: web.Application) -> None:
     """Register "sms" and/or "whatsapp" when their settings are there; otherwise nothing."""
     settings = app[SETTINGS]
+    senders_given = bool(
+        settings.twilio_messaging_service_sid
+        or settings.twilio_from
+        or settings.twilio_whatsapp_from
+    )
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        if senders_given or settings.twilio_account_sid or settings.twilio_auth_token:
+            missing = [
+                f"HELPLINE_TWILIO_{name.upper()}"
+                for name in ("account_sid", "auth_token")
+                if not getattr(settings, f"twilio_{name}")
+            ]
+            log.warning("SMS and WhatsApp are off: %s not set", " and ".join(missing))
         return
     senders: dict[str, dict[str, str]] = {}
     if settings.twilio_messaging_service_sid:
@@ -406,7 +418,20 @@ def setup(app: web.Application) -> None:
     if settings.twilio_whatsapp_from:
         senders["whatsapp"] = {"from_": _whatsapp(settings.twilio_whatsapp_from)}
     if not senders:
+        log.warning(
+            "SMS and WhatsApp are off: no sender (HELPLINE_TWILIO_FROM, "
+            "HELPLINE_TWILIO_MESSAGING_SERVICE_SID or HELPLINE_TWILIO_WHATSAPP_FROM) is set"
+        )
         return
+    if "sms" not in senders:
+        log.info("SMS is off: neither HELPLINE_TWILIO_FROM nor ..._MESSAGING_SERVICE_SID is set")
+    if "whatsapp" not in senders:
+        log.info("WhatsApp is off: HELPLINE_TWILIO_WHATSAPP_FROM is not set")
+    if settings.public_url is not None and settings.public_url.scheme != "https":
+        log.warning(
+            "HELPLINE_PUBLIC_URL is not https: Twilio signs (and should only call) https "
+            "addresses, and console cookies lose their Secure flag"
+        )
     if settings.public_url is None:
         log.warning(
             "HELPLINE_PUBLIC_URL is not set: Twilio signs webhooks for the public address, so "

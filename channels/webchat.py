@@ -327,13 +327,22 @@ class WebChat:
             except RateLimited:
                 conv = await self.app[STORE].open_conversation(key)
                 text = content.text("web.error_slow_down", conv.language if conv else lang)
-                await ws.send_json({"type": "error", "text": text})
+                await _send_quietly(ws, {"type": "error", "text": text})
                 continue
             except HelplineError:
                 log.exception("a web chat message could not be stored")
-                await ws.send_json({"type": "error", "text": content.text("web.error_store", lang)})
+                await _send_quietly(
+                    ws, {"type": "error", "text": content.text("web.error_store", lang)}
+                )
                 continue
-            await ws.send_json({"type": "typing", "on": True})
+            await _send_quietly(ws, {"type": "typing", "on": True})
+
+
+async def _send_quietly(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+    """A frame that may meet a closing socket (the page left, the service is stopping): the
+    message it follows is stored already, so a closed connection is no error here."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json(frame)
 
 
 def _frame(msg: Any) -> dict[str, Any] | None:

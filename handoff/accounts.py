@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,7 +166,10 @@ async def add_user(
     password: str,
     programme: str | None = None,
     capacity: int | None = None,
+    programmes: Collection[str] | None = None,
 ) -> User:
+    """A new account. `programmes`, when given, are the programme ids in the directory: a
+    programme account for any other would see nothing."""
     if not _NAME.match(name):
         raise AccountError("a name is 2-40 letters, digits, dots, dashes or underscores")
     if role not in ROLES:
@@ -174,6 +178,11 @@ async def add_user(
         raise AccountError("programme staff need --programme, and only they have one")
     if programme and not _PROGRAMME.match(programme):
         raise AccountError("a programme id is lower-case letters, digits, dashes or underscores")
+    if programme and programmes is not None and programme not in programmes:
+        raise AccountError(
+            f"there is no programme {programme!r} in the directory; the programmes are: "
+            f"{', '.join(sorted(programmes)) or 'none'}"
+        )
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     _check_capacity(capacity)

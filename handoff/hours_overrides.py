@@ -115,7 +115,9 @@ def parse_slots(text: str, day: str) -> list[str]:
         if not m:
             raise HoursRefused(f"{day}: {part.strip()!r} is not HH:MM-HH:MM")
         start, end = _minutes(m[1], m[2]), _minutes(m[3], m[4])
-        if end > DAY_MINUTES or start >= end:
+        if start > DAY_MINUTES or end > DAY_MINUTES:
+            raise HoursRefused(f"{day}: {part.strip()!r} is not a time of day (00:00 to 24:00)")
+        if start >= end:
             raise HoursRefused(f"{day}: {part.strip()!r} ends before it starts")
         found.append((start, end))
     found.sort()

@@ -12,14 +12,20 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
+import sqlalchemy.exc
 from aiohttp import web
 from aiohttp_remotes import XForwardedStrict
+from alembic.util.exc import CommandError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.engine import make_url
 
 from helpline.config import Settings
 from helpline.content import Content
 from helpline.domain import utcnow
 from helpline.engine import EffectHandler, Engine
+from helpline.errors import ConfigError
 from helpline.flowkit import FlowRunner, FlowSpec
 from helpline.hours import FILE as HOURS_FILE
 from helpline.hours import OpeningHours
@@ -96,6 +102,8 @@ def create_app(
         app.middlewares.append(forwarded.middleware)
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    if content is None and settings.content_dir and not settings.content_dir.is_dir():
+        raise ConfigError(f"HELPLINE_CONTENT_DIR: content folder not found: {settings.content_dir}")
     app[CONTENT] = content or (
         Content.load(settings.content_dir) if settings.content_dir else Content.load()
     )
@@ -111,8 +119,9 @@ def create_app(
     runner = FlowRunner(flows, app[CONTENT])
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        store = SqlStore(settings.db_url)
-        await upgrade(store.engine)
+        if settings.redis_url:
+            await redis_reachable(settings.redis_url)  # before anything waits on it
+        store = await open_store(settings)
         app[STORE] = store
         app[PRIVACY] = Privacy(settings.secret)
         hub: MemoryHub | RedisHub
@@ -219,6 +228,85 @@ def create_app(
         plugin(app)
     # The engine is built at start-up; senders registered by plugins are shared by reference.
     return app
+
+
+REDIS_CHECK_SECONDS = 5  # at start: how long Redis has to answer one PING
+
+
+async def redis_reachable(url: str) -> None:
+    """At start, one PING with no retries: Redis that cannot be reached stops the start with
+    one line naming the setting (and the address, never the password), instead of minutes
+    of retries and reconnections."""
+    client = redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_CHECK_SECONDS,
+        socket_connect_timeout=REDIS_CHECK_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        await client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise ConfigError(
+            f"HELPLINE_REDIS_URL: Redis at {_redis_address(url)} cannot be reached "
+            f"({_reason(exc, url)})"
+        ) from None
+    finally:
+        await client.aclose()
+
+
+def _redis_address(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+async def open_store(settings: Settings) -> SqlStore:
+    """The database, its schema brought up to date. A database that cannot be used stops the
+    start with one line naming the setting, never with the password."""
+    store = SqlStore(settings.db_url)
+    try:
+        await upgrade(store.engine)
+    except (sqlalchemy.exc.SQLAlchemyError, CommandError, OSError) as exc:
+        await store.close()
+        raise ConfigError(_database_problem(settings, exc)) from None
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def _database_problem(settings: Settings, exc: BaseException) -> str:
+    url = make_url(settings.db_url)
+    if settings.database_url:
+        setting, where = "HELPLINE_DATABASE_URL", url.render_as_string(hide_password=True)
+    else:
+        setting, where = "HELPLINE_DATA_DIR", str(url.database)
+    reason = _reason(exc, settings.db_url)
+    if isinstance(exc, CommandError) and "Can't locate revision" in reason:
+        return (
+            f"{setting}: this database is newer than this code ({reason}): run the release "
+            f"that last migrated it, or a newer one ({where})"
+        )
+    if "file is not a database" in reason:
+        return f"{setting}: {where} is not an SQLite database"
+    if isinstance(exc, OSError):
+        return f"{setting}: the database server cannot be reached ({where}: {reason})"
+    return f"{setting}: cannot use the database {where} ({reason})"
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """An error's first line, from the driver where there is one, without the password."""
+    cause = getattr(exc, "orig", None) or exc
+    text = (str(cause).splitlines() or [""])[0] or type(cause).__name__
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
+
+
+def log_channels(app: web.Application) -> None:
+    """Once at start: which channels are on (names only)."""
+    senders: dict[str, Sender] = app[SENDERS]
+    log.info("channels on: %s", ", ".join(sorted(senders)))
 
 
 HOUSEKEEPING_SECONDS = 60

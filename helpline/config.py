@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helpline.errors import ConfigError
@@ -120,6 +121,43 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item.strip()!r} is not an IP address or network") from None
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # Browsers send an Origin without a path: a base with one would refuse every chat.
+        if value is not None and (value.path or "/") != "/":
+            raise ValueError(
+                "must be the site's address with no path (https://help.example.org), "
+                "as browsers send it"
+            )
+        if value is not None and (value.query or value.fragment):
+            raise ValueError("must have no query or fragment")
+        return value
+
+    @field_validator("telegram_secret")
+    @classmethod
+    def _telegram_secret(cls, value: str | None) -> str | None:
+        # Telegram accepts only these characters (1-256 of them) in a webhook's secret token.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+            raise ValueError("must be 1 to 256 characters from A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.idle_warning_minutes >= self.idle_minutes:
+            raise ValueError(
+                f"HELPLINE_IDLE_WARNING_MINUTES ({self.idle_warning_minutes}) must be less than "
+                f"HELPLINE_IDLE_MINUTES ({self.idle_minutes})"
+            )
+        if self.telegram_secret and not self.telegram_token:
+            raise ValueError("HELPLINE_TELEGRAM_SECRET is set but HELPLINE_TELEGRAM_TOKEN is not")
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Whether instances may share this deployment's data (PostgreSQL or Redis)."""
+        return bool(self.redis_url) or not self.db_url.startswith("sqlite")
+
     @property
     def proxies(self) -> list[str]:
         return [item.strip() for item in (self.trusted_proxies or "").split(",") if item.strip()]
@@ -156,26 +194,55 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"HELPLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
 
 
+def _problem(err: Any) -> str:
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if not err["loc"]:  # a check across settings: its message names them
+        return message
+    return f"HELPLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {message}"
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    """The data folder, created if missing: SQLite (the default database) and the development
+    secret live there."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"HELPLINE_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror or exc})"
+        ) from None
+
+
 def with_dev_secret(settings: Settings) -> Settings:
-    """No secret configured: generate one once and keep it in the data folder, loudly."""
+    """No secret configured: generate one once and keep it in the data folder, loudly. Only
+    for one instance on SQLite: instances sharing PostgreSQL or Redis would each make their
+    own and could not read each other's stored addresses, so there it is an error."""
     if settings.secret_key:
         return settings
+    if settings.shared:
+        raise ConfigError(
+            "HELPLINE_SECRET_KEY is not set: it is required with PostgreSQL or Redis "
+            "(every instance must use the same one); at least 32 characters"
+        )
     path = settings.data_dir / "dev-secret"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    ensure_data_dir(settings)
+    try:
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"HELPLINE_DATA_DIR: cannot keep the development secret in {path} "
+            f"({exc.strerror or exc})"
+        ) from None
     log.warning(
         "HELPLINE_SECRET_KEY is not set: using a development secret kept in %s. "
         "Set HELPLINE_SECRET_KEY in production; changing it later makes stored addresses "
         "unreadable and returning people unrecognised.",
         path,
     )
-    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+    return settings.model_copy(update={"secret_key": secret})

@@ -28,7 +28,7 @@ from tests.console_support import (
     console_service,
     next_frame,
 )
-from tests.support import Clock, running, settings_for
+from tests.support import SECRET, Clock, running, settings_for
 
 
 async def test_passwords_are_kept_only_as_argon2_hashes(sqlite_url: str, tmp_path: Path) -> None:
@@ -266,6 +266,7 @@ async def test_an_account_changed_from_the_command_line_is_logged_out_everywhere
     # of the session, a minute later, even for a disabled account.
     settings = settings_for(pg_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
     cli = ["--database-url", pg_url, "--data-dir", str(tmp_path), "--redis-url", redis_url]
+    cli += ["--secret-key", SECRET]  # shared PostgreSQL and Redis: required
     cli += ["--redis-prefix", redis_prefix, "user", command, "kim"]
     new_password = "a different horse battery staple"
     monkeypatch.setenv("HELPLINE_NEW_PASSWORD", new_password)
