@@ -274,7 +274,13 @@ class Engine:
         if self._whole("cmd_stop_whole", said):
             return True
         bot = conv.owner is Owner.BOT and HAND_OFF_DUE not in conv.answers
-        return bot and self._whole("cmd_stop_bot", said)
+        return (
+            bot
+            and self._whole("cmd_stop_bot", said)
+            # ...and not where the question takes it as an answer ("no" to "delete
+            # everything?", to a referral, to "any children?"): there it is that answer.
+            and not self.runner.takes_as_answer(conv.flow, conv.state, said)
+        )
 
     async def open(self, channel: str, address: str, *, language: str = "en") -> Conversation:
         """Open (or find) the conversation for an address and greet it if it is new: for

@@ -285,6 +285,18 @@ class FlowRunner:
     def has_state(self, flow_name: str, state_name: object) -> bool:
         return isinstance(state_name, str) and self._state(flow_name, state_name) is not None
 
+    def takes_as_answer(self, flow_name: str, state_name: str, said: str) -> bool:
+        """Whether the whole (normalised) message is one of the words an option of this
+        state answers to ("cancel" is "no" at "delete everything?")."""
+        state = self._state(flow_name, state_name)
+        if state is None:
+            return False
+        return any(
+            o.keywords in self.content.keywords and said in self.content.all_words(o.keywords)
+            for o in state.options
+            if o.keywords is not None
+        )
+
     def private(self, flow_name: str, state_name: str) -> bool:
         """Whether an answer to this state may hold what is not kept in clear (the engine
         stores it sealed until it is handled)."""

@@ -241,3 +241,29 @@ async def test_a_picture_whose_words_name_a_danger_gets_only_the_guidance(bot: t
     texts = bot.loop.telegram_texts()
     assert bot.text("risk.immediate") in texts
     assert bot.text("channels.media_unread") not in texts
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ("hello", "1", "2", "delete my data", "cancel")),
+        ("cy", ("helo", "ydy", "2", "dileu fy nata", "canslo")),
+    ],
+)
+async def test_cancel_where_the_question_takes_it_as_no_is_that_answer_not_a_stop(
+    sqlite_url: str, tmp_path: Path, language: str, words: tuple[str, ...]
+) -> None:
+    # "Delete everything?" answered "cancel": keep everything and carry on, as "no" does;
+    # never the stop journey (which would also withdraw a call-back and opt them out).
+    from tests.journey_support import Person
+    from tests.support import settings_for
+
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in words[:-1]:
+            await person.says(text)
+        assert (await person.conversation()).flow == "erase"
+        said = await person.says(words[-1])
+        assert "stop.done" not in said
+        conv = await person.conversation()
+        assert not conv.closed and conv.flow != "stop"
