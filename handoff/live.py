@@ -30,7 +30,7 @@ from handoff.views import (
     visible,
 )
 from helpline.app import CLOCK, DRAINING, ENGINE, HUB, STORE, same_origin
-from helpline.domain import Author
+from helpline.domain import Author, Conversation
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import RESYNC
 from helpline.routing import QUEUE_TOPIC
@@ -193,10 +193,12 @@ class LiveConsole:
                 self.closed.discard(conv_id)
                 await self.send({"type": "unwatched", "conversation": conv_id})
                 continue
-            # The person ended it ("stop"): the page stops offering replies, once.
+            # It ended (the person said "stop", or it closed as idle): the page stops offering
+            # replies, once. (If they write again it is the bot's, not this adviser's: the
+            # page's replies stay hidden.)
             if conv.closed and conv_id not in self.closed:
                 self.closed.add(conv_id)
-                await self.send({"type": "closed", "conversation": conv_id})
+                await self.send(_closed_frame(conv))
             elif not conv.closed:
                 self.closed.discard(conv_id)
 
@@ -262,7 +264,7 @@ class LiveConsole:
             return
         if conv.closed:
             self.closed.add(conv_id)
-            await self.send({"type": "closed", "conversation": conv_id})
+            await self.send(_closed_frame(conv))
         if len(self.watched) >= MAX_WATCHED:
             oldest = next(iter(self.watched))
             self.watched.pop(oldest).cancel()
@@ -314,3 +316,12 @@ async def close_sockets(app: web.Application) -> None:
     for ws in list(sockets):
         with contextlib.suppress(Exception):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting")
+
+
+def _closed_frame(conv: Conversation) -> dict[str, Any]:
+    """A watched conversation has ended: by the person ("stop") or otherwise (idle)."""
+    return {
+        "type": "closed",
+        "conversation": conv.id,
+        "by": "person" if conv.flow == "stop" else "service",
+    }

@@ -276,7 +276,7 @@
         break;
       case 'closed':
         if (current && frame.conversation === current.id) {
-          personEnded();
+          personEnded(frame.by === 'person');
         }
         break;
       case 'transcript':
@@ -552,13 +552,15 @@
     $('transfer-form').hidden = !open;
   }
 
-  function personEnded() {
+  function personEnded(byPerson) {
     if (current.ended) {
       return;
     }
     current.ended = true;
     showReplyControls(false);
-    status(label('person-ended'));
+    // The adviser who held it can still record the outcome when the person ended it;
+    // anyone else (a supervisor watching) is told only that it ended.
+    status(label(current.mine && byPerson ? 'person-ended' : 'chat-ended'));
   }
 
   function showConversation(view) {

@@ -520,3 +520,27 @@ async def test_a_supervisors_half_typed_decision_survives_a_new_concern_and_join
         described = await join.get_attribute("aria-describedby")
         reference = await alice.locator("#conversation-reference").inner_text()
         assert described and await sam.locator(f"#{described}").inner_text() == reference
+
+
+@pytest.mark.browser
+async def test_a_supervisor_watching_is_told_the_chat_ended_not_to_record_an_outcome(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Only the adviser who held it records the outcome: a supervisor watching read-only is
+    # told only that it ended.
+    async with _served(sqlite_url, tmp_path, "alice") as (app, url):
+        await add_staff(app, "sam", "supervisor")
+        await person_asks_for_adviser(app, "+447700900805")
+        adviser = await _log_in(browser, url, "alice")
+        await _claim_first(adviser)
+        supervisor = await _log_in(browser, url, "sam")
+        join = supervisor.get_by_role("button", name="Join read-only").first
+        await join.click()
+        await expect(supervisor.locator("#read-only")).to_be_visible()
+        await engine_of(app).handle(InboundMessage("test", "+447700900805", "stop"))
+        await expect(supervisor.get_by_role("status")).to_have_text(
+            app[CONTENT].text("console.chat_ended", "en")
+        )
+        await expect(adviser.get_by_role("status")).to_have_text(
+            app[CONTENT].text("console.person_ended", "en")
+        )
