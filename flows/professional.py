@@ -5,7 +5,7 @@ What runs in an area is told as a practitioner needs it: confirmed community pro
 first, or plainly that none is listed; then Drive for what it is (referral only through MARAC
 or a police-led panel); then Respect Phoneline, which advises frontline workers."""
 
-from flows.programme import without_postcodes
+from flows.programme import area_name, entry_lines, keep_area, stored_area, without_postcodes
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
 from helpline.flowkit import FlowSpec, Option, State, Turn
@@ -29,47 +29,25 @@ def _find(turn: Turn, text: str) -> str | None:
     match = _directory(turn).find_area(text)
     if match is None:
         return None
-    # Only the area found is kept, never what was typed (as in flows/programme.py).
-    turn.answers["area"] = {
-        "force": match.police_force_area,
-        "la": match.local_authority,
-        "nation": match.nation,
-    }
+    keep_area(turn, match)
     return "found"
 
 
 def _area(turn: Turn) -> AreaMatch:
-    found = turn.answers["area"]
-    return AreaMatch(found["force"], found.get("la"), found["nation"], "stored")
-
-
-def _area_name(turn: Turn, area: AreaMatch) -> str:
-    force = _directory(turn).force(area.police_force_area)
-    if area.local_authority:
-        return force.local_authority(area.local_authority).name(turn.language)
-    return force.name(turn.language)
+    area = stored_area(turn)
+    if area is None:
+        raise ContentError("the professional journey shows an area before asking for one")
+    return area
 
 
 def _community(turn: Turn, p: Programme) -> str:
-    lang = turn.language
-    lines = [
-        turn.t(
-            "programme.entry",
-            name=p.name(lang),
-            offer=p.offer.get(lang),
-            eligibility=p.eligibility.get(lang),
-            referral=p.referral_route.get(lang),
-            cost=p.cost.get(lang),
-        )
-    ]
-    lines += [turn.t(f"contact.{c.channel}", value=c.value) for c in p.contacts]
-    return "\n".join(lines)
+    return "\n".join(entry_lines(turn, p))
 
 
 def _show_area(turn: Turn) -> None:
     directory = _directory(turn)
     area = _area(turn)
-    name = _area_name(turn, area)
+    name = area_name(turn, area)
     lang = turn.language
     # The same lookup as a person referring themselves: confirmed programmes open to
     # self-referral and to professionals' referrals. Never Drive, never a placeholder.

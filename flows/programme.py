@@ -34,14 +34,24 @@ def _professional(turn: Turn) -> bool:
     return turn.answers.get("who") == "professional"
 
 
-def _area(turn: Turn) -> AreaMatch | None:
+def stored_area(turn: Turn) -> AreaMatch | None:
+    """The area kept in the answers (keep_area), if any."""
     found = turn.answers.get("area")
     if not isinstance(found, dict):
         return None
     return AreaMatch(found["force"], found.get("la"), found["nation"], "stored")
 
 
-def _area_name(turn: Turn, area: AreaMatch, lang: str | None = None) -> str:
+def keep_area(turn: Turn, match: AreaMatch) -> None:
+    """Only the area found is kept, never what was typed."""
+    turn.answers["area"] = {
+        "force": match.police_force_area,
+        "la": match.local_authority,
+        "nation": match.nation,
+    }
+
+
+def area_name(turn: Turn, area: AreaMatch, lang: str | None = None) -> str:
     force = _directory(turn).force(area.police_force_area)
     lang = lang or turn.language
     if area.local_authority:
@@ -50,7 +60,7 @@ def _area_name(turn: Turn, area: AreaMatch, lang: str | None = None) -> str:
 
 
 def _programmes(turn: Turn) -> list[Programme]:
-    area = _area(turn)
+    area = stored_area(turn)
     if area is None:
         return []
     return _directory(turn).programmes_for(area, self_referral=not _professional(turn))
@@ -66,20 +76,17 @@ def _find(turn: Turn, text: str) -> str | None:
     match = _directory(turn).find_area(text)
     if match is None:
         return None
-    turn.answers["area"] = {
-        "force": match.police_force_area,
-        "la": match.local_authority,
-        "nation": match.nation,
-    }
+    keep_area(turn, match)
     return "found" if _programmes(turn) else "none"
 
 
 def _area_vars(turn: Turn) -> None:
-    area = _area(turn)
-    turn.vars["area"] = _area_name(turn, area) if area else ""
+    area = stored_area(turn)
+    turn.vars["area"] = area_name(turn, area) if area else ""
 
 
-def _describe(turn: Turn, p: Programme) -> str:
+def entry_lines(turn: Turn, p: Programme) -> list[str]:
+    """A programme as the directory describes it, and how to contact it."""
     lang = turn.language
     lines = [
         turn.t(
@@ -91,7 +98,12 @@ def _describe(turn: Turn, p: Programme) -> str:
             cost=p.cost.get(lang),
         )
     ]
-    lines += [turn.t(f"contact.{c.channel}", value=c.value) for c in p.contacts]
+    return lines + [turn.t(f"contact.{c.channel}", value=c.value) for c in p.contacts]
+
+
+def _describe(turn: Turn, p: Programme) -> str:
+    lang = turn.language
+    lines = entry_lines(turn, p)
     if p.self_referral and p.partner_contact:
         note = p.partner_contact_note.get(lang) if p.partner_contact_note else None
         lines.append(note or turn.t("programme.partner_contact"))
@@ -128,8 +140,8 @@ def _picked(turn: Turn) -> str:
 def _shared(turn: Turn) -> dict[str, str]:
     """Only what a programme needs to start: the area, the language, and the relationship if
     the person told us. Never a name, a number, or what they wrote."""
-    area = _area(turn)
-    shared = {"area": _area_name(turn, area, "en") if area else "", "language": turn.language}
+    area = stored_area(turn)
+    shared = {"area": area_name(turn, area, "en") if area else "", "language": turn.language}
     about = turn.answers.get("about")
     if about in ("partner", "ex", "family"):
         shared["relationship"] = str(about)
@@ -140,8 +152,8 @@ def _ask_consent(turn: Turn) -> None:
     p = _directory(turn).programme(str(turn.answers["programme"]))
     lang = turn.language
     shared = _shared(turn)
-    area = _area(turn)
-    lines = [turn.t("programme.shared_area", value=_area_name(turn, area) if area else "")]
+    area = stored_area(turn)
+    lines = [turn.t("programme.shared_area", value=area_name(turn, area) if area else "")]
     lines.append(turn.t("programme.shared_language", value=turn.t("language.name")))
     if "relationship" in shared:
         about = turn.t(f"programme.about_{shared['relationship']}")

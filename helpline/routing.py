@@ -342,15 +342,7 @@ class Routing:
                 record.channel,
             )
         else:
-            queue = conv.answers.get("queue")
-            entry = QueueEntry(
-                conv.id,
-                queue if isinstance(queue, str) and queue else DEFAULT_QUEUE,
-                conv.language,
-                Priority.for_risk(conv.risk_level),
-                self.clock(),
-                conv.channel,
-            )
+            entry = self._fresh_entry(conv, conv.answers.get("queue"))
         await self.queue.restore([entry], {conv.id: holder} if holder else {})
         # A risk raised since the hand-off was recorded counts.
         await self.queue.escalate(conv.id, Priority.for_risk(conv.risk_level))
@@ -572,7 +564,12 @@ class Routing:
         """A new place in the queue for a conversation the queue has lost all or part of its
         record of (a claim kept without its place would hold it nowhere)."""
         await self.queue.remove(conv.id)
-        entry = QueueEntry(
+        await self.queue.enqueue(self._fresh_entry(conv, queue))
+
+    def _fresh_entry(self, conv: Conversation, queue: object) -> QueueEntry:
+        """A place at the back of `queue` (the helpline's if none is named), at the
+        conversation's risk."""
+        return QueueEntry(
             conv.id,
             queue if isinstance(queue, str) and queue else DEFAULT_QUEUE,
             conv.language,
@@ -580,7 +577,6 @@ class Routing:
             self.clock(),
             conv.channel,
         )
-        await self.queue.enqueue(entry)
 
     async def restore(self) -> None:
         """The in-process queue starts empty: reload it from the open handoffs."""
