@@ -64,3 +64,36 @@ async def test_an_ordinary_mention_of_children_does_not_interrupt(
         said = await person.says("my son is 6 and he plays football")
         assert "risk.child" not in said
         assert (await person.conversation()).owner is Owner.BOT
+
+
+async def test_the_guidance_for_a_child_is_never_held_for_quiet_hours(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Answered late (a backlog, a retry: more than a few minutes after they wrote), inside
+    # the person's quiet hours: "if a child is in danger right now, call 999" still goes.
+    from datetime import timedelta
+
+    from helpline.app import STORE
+    from helpline.domain import Delivery, InboundMessage
+    from tests.support import OPEN_NOON, Clock, engine_of
+
+    clock = Clock(OPEN_NOON)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake)
+        await _in_own_journey(person)
+        conv = await person.conversation()
+        await app[STORE].update_contact_settings(
+            conv.contact_key, quiet_hours={"start": "11:00", "end": "13:00"}
+        )
+        engine = engine_of(app)
+        text = "I hit my son last night and he has bruises"
+        accepted = await engine.accept(
+            InboundMessage("test", person.address, text, received_at=clock.now)
+        )
+        clock.now += timedelta(minutes=10)  # still inside 11:00-13:00
+        before = len(fake.sent)
+        await engine.process(accepted.conversation_id)
+        sent = [person.keys.key(m.reply.text) for m in fake.sent[before:]]
+        assert sent[0] == "risk.child"
+        held = await app[STORE].undelivered([Delivery.HELD])
+        assert app[CONTENT].text("risk.child", "en") not in [m.text for m in held]
