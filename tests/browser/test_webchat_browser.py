@@ -420,3 +420,31 @@ async def test_a_very_long_paste_keeps_what_was_not_sent_yet_in_the_box(
         sent = await eventually(five_stored)
         assert "".join(sent) + await box.input_value() == story
         await page.close()
+
+
+SCROLL_AND_NEWEST = """() => {
+  const msgs = document.querySelectorAll('#messages .message');
+  const last = msgs[msgs.length - 1].getBoundingClientRect();
+  const composer = document.getElementById('composer').getBoundingClientRect();
+  return [Math.round(document.scrollingElement.scrollTop), last.bottom <= composer.top + 0.5];
+}"""
+
+
+async def test_tabbing_to_exit_this_page_leaves_the_newest_question_in_view(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The scroll padding that keeps focus clear of the sticky top bar also applied to the
+    # bar's own controls: one Tab scrolled the chat 176px and hid the newest question.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        await expect(page.get_by_role("button", name=t("welcome.opt_safe"))).to_be_visible()
+        await page.wait_for_function(NEWEST_CLEAR_OF_COMPOSER, timeout=3000)
+        before = await page.evaluate(SCROLL_AND_NEWEST)
+        assert before[0] > 0, "the page must be scrolled for this test to mean anything"
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("button", name="Exit this page")).to_be_focused()
+        # Focus scrolls at once (the page never scrolls smoothly), so this is the end state.
+        assert await page.evaluate(SCROLL_AND_NEWEST) == before
+        await page.close()
