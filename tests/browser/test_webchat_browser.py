@@ -448,3 +448,34 @@ async def test_tabbing_to_exit_this_page_leaves_the_newest_question_in_view(
         # Focus scrolls at once (the page never scrolls smoothly), so this is the end state.
         assert await page.evaluate(SCROLL_AND_NEWEST) == before
         await page.close()
+
+
+async def test_a_keyboard_user_skips_straight_to_the_message_box(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key, lang="en": app[CONTENT].text(key, lang)  # noqa: E731
+        page, _log = await _phone_chat(browser, url, app)
+        skip = page.get_by_role("link", name="Skip to message")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("button", name="Exit this page")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(skip).to_be_focused()
+        box = await skip.bounding_box()
+        assert box and box["width"] > 40 and box["height"] > 20, "seen when focused"
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+        assert "#" not in page.url, "no history entry for Back to return to"
+        await page.close()
+
+        # The Welsh page has it in Welsh, second in keyboard order too.
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/?lang=cy")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("link", name=t("web.skip_to_message", "cy"))).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(
+            page.get_by_role("textbox", name=t("web.message_label", "cy"))
+        ).to_be_focused()
+        await page.close()
