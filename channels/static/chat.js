@@ -1010,6 +1010,24 @@
     setLengthNote('');
   }
 
+  // "Skip to message" moves focus itself: following its #message would add a history entry,
+  // and Back after a quick exit must not return to the chat.
+  function setUpSkipLink() {
+    var skip = document.getElementById('skip-to-message');
+    if (!skip) {
+      return;
+    }
+    skip.addEventListener('click', function (event) {
+      event.preventDefault();
+      var newChat = document.getElementById('new-chat');
+      if (field.offsetParent !== null) {
+        field.focus();
+      } else if (newChat && newChat.offsetParent !== null) {
+        newChat.focus();
+      }
+    });
+  }
+
   function init() {
     if (embedded) {
       document.documentElement.classList.add('embedded');
@@ -1018,6 +1036,7 @@
     setUpLanguageLinks();
     setUpForm();
     setUpHide();
+    setUpSkipLink();
     setUpScrollPadding();
     if (window.HelplineExit) {
       window.HelplineExit.onExit(onQuickExit);

@@ -5,7 +5,8 @@
  * Markup: any element with `data-helpline-exit` and `data-exit-url="<neutral site>"` (a link
  * with role="button", so it still works without JavaScript). Optional words, all from content:
  * data-label-shift-2, data-label-shift-1, data-label-loading, data-label-expired.
- * Triggers: activating that control, the Escape key, or Shift pressed 3 times within 5 seconds.
+ * Triggers: activating that control, the Escape key, or Shift pressed 3 times within 5 seconds;
+ * in the widget's frame also a {"type": "helpline:exit-request"} message from the host page.
  * Pages register clean-up (close sockets, wipe the screen) with HelplineExit.onExit(fn).
  * On exit every sessionStorage key starting "helpline." is removed.
  */
@@ -243,6 +244,15 @@
     countShift();
   }
 
+  // The widget (widget.js on the host page) asks for a quick exit when Escape is pressed on
+  // its own bar, outside this frame: leave exactly as from here.
+  function onMessage(event) {
+    var data = event.data;
+    if (isFramed() && event.source === window.parent && data && data.type === 'helpline:exit-request') {
+      exit();
+    }
+  }
+
   function bindControl(control) {
     controls.push(control);
     control.addEventListener('click', function (event) {
@@ -266,6 +276,7 @@
     announcer = makeAnnouncer();
     document.addEventListener('keydown', onKeyDown, true);
     document.addEventListener('keyup', onKeyUp, true);
+    window.addEventListener('message', onMessage);
   }
 
   window.HelplineExit = { exit: exit, onExit: onExit, url: exitUrl };

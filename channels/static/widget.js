@@ -4,7 +4,9 @@
  * Adds a button that opens the chat (the helpline's own page, in an iframe) in a panel.
  * Its words come from GET <helpline>/chat/widget.json?lang=xx ({"open", "close", "title"?});
  * without them no launcher is shown. Quick exit inside the chat asks this page (postMessage)
- * to leave for the neutral site with location.replace, so Back does not return here.
+ * to leave for the neutral site with location.replace, so Back does not return here; Escape on
+ * the widget's own bar asks the chat for that same quick exit. While open the panel is modal:
+ * keyboard focus stays in it.
  * No cookies, no storage, no third parties; styles are set through the CSSOM inside a shadow
  * root, so the host page's CSS cannot break the widget and a strict CSP on the host still works.
  * Protocol and set-up: docs/webchat.md.
@@ -25,9 +27,14 @@
   var FOCUS_RING = '0 0 0 3px #ffdd00, 0 0 0 6px #0b0c0c';
   var TOP = '2147483000';
 
+  var EXIT_FALLBACK_MS = 2000;
+
+  var host = null;
   var launcher = null;
   var panel = null;
   var frame = null;
+  var closeButton = null;
+  var leaving = false;
 
   function css(el, styles) {
     for (var name in styles) {
@@ -96,6 +103,18 @@
     return ORIGIN + '/?embed=1&lang=' + LANG;
   }
 
+  // Focusing the frame before the chat has loaded focuses the blank page it replaces: once the
+  // chat is there, put focus in it, unless the person has moved on (to the close button, say).
+  function focusChatIfWaiting() {
+    var active = document.activeElement;
+    if (isOpen() && (!active || active === host || active === document.body)) {
+      if (host.shadowRoot && host.shadowRoot.activeElement && host.shadowRoot.activeElement !== frame) {
+        return;
+      }
+      frame.contentWindow.focus();
+    }
+  }
+
   function ensureFrame(title) {
     if (frame) {
       return;
@@ -107,8 +126,62 @@
     // Top navigation is allowed so the chat's quick exit can replace this page even from a key press.
     frame.setAttribute('sandbox', 'allow-scripts allow-same-origin allow-forms allow-popups ' +
       'allow-popups-to-escape-sandbox allow-top-navigation');
+    frame.addEventListener('load', focusChatIfWaiting);
     css(frame, { flex: '1 1 auto', width: '100%', 'min-height': '0', border: '0', display: 'block', background: '#ffffff' });
     panel.appendChild(frame);
+    // Tab from the chat's last control lands here, next in this page's order, and goes round to
+    // the close button: it never keeps focus, so it is hidden from screen readers.
+    var wrap = document.createElement('span');
+    wrap.tabIndex = 0;
+    wrap.setAttribute('aria-hidden', 'true');
+    wrap.addEventListener('focus', function () {
+      closeButton.focus();
+    });
+    panel.appendChild(wrap);
+  }
+
+  function isOpen() {
+    return !!panel && !panel.hidden;
+  }
+
+  // The panel is modal (aria-modal): while it is open, keyboard focus stays in it. The frame's
+  // own page handles Tab inside it; from the close button, Tab and Shift+Tab go to the frame.
+  function onBarKeyDown(event) {
+    if (event.key === 'Escape' || event.key === 'Esc') {
+      event.preventDefault();
+      quickExit();
+    } else if (event.key === 'Tab' && frame) {
+      event.preventDefault();
+      frame.focus();
+    }
+  }
+
+  // Tab past the frame's last control, or a click on the page behind, brings focus back.
+  function onHostFocusIn(event) {
+    if (isOpen() && host && event.target !== host && !host.contains(event.target)) {
+      closeButton.focus();
+    }
+  }
+
+  // Escape on the widget's own bar is the same quick exit as inside the chat: the chat page
+  // clears its conversation and storage and asks this page to leave (onMessage). Until it
+  // answers this page is blanked; if it cannot answer, this page still goes.
+  function quickExit() {
+    if (leaving) {
+      return;
+    }
+    leaving = true;
+    if (document.body) {
+      css(document.body, { visibility: 'hidden' });
+    }
+    try {
+      frame.contentWindow.postMessage({ type: 'helpline:exit-request' }, ORIGIN);
+    } catch (e) {
+      // No chat to ask: the fallback below still leaves.
+    }
+    window.setTimeout(function () {
+      window.location.replace('about:blank');
+    }, EXIT_FALLBACK_MS);
   }
 
   function open(words) {
@@ -161,7 +234,7 @@
   }
 
   function build(words) {
-    var host = document.createElement('div');
+    host = document.createElement('div');
     host.setAttribute('data-helpline-widget', '');
     var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
 
@@ -182,6 +255,7 @@
 
     panel = document.createElement('div');
     panel.setAttribute('role', 'dialog');
+    panel.setAttribute('aria-modal', 'true');
     panel.setAttribute('aria-label', words.title || words.open);
     panel.hidden = true;
     css(panel, {
@@ -204,7 +278,7 @@
       'border-bottom': '1px solid #c9cdd1',
       flex: '0 0 auto'
     });
-    var closeButton = button(words.close, {
+    closeButton = button(words.close, {
       background: '#ffffff',
       color: '#1b1f23',
       border: '2px solid #6b7178',
@@ -213,6 +287,7 @@
       padding: '8px 14px'
     });
     closeButton.addEventListener('click', close);
+    closeButton.addEventListener('keydown', onBarKeyDown);
     bar.appendChild(closeButton);
     panel.appendChild(bar);
 
@@ -221,6 +296,7 @@
     document.body.appendChild(host);
 
     window.addEventListener('message', onMessage);
+    document.addEventListener('focusin', onHostFocusIn);
     window.addEventListener('resize', layoutPanel);
   }
 

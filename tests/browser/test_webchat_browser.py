@@ -420,3 +420,165 @@ async def test_a_very_long_paste_keeps_what_was_not_sent_yet_in_the_box(
         sent = await eventually(five_stored)
         assert "".join(sent) + await box.input_value() == story
         await page.close()
+
+
+SCROLL_AND_NEWEST = """() => {
+  const msgs = document.querySelectorAll('#messages .message');
+  const last = msgs[msgs.length - 1].getBoundingClientRect();
+  const composer = document.getElementById('composer').getBoundingClientRect();
+  return [Math.round(document.scrollingElement.scrollTop), last.bottom <= composer.top + 0.5];
+}"""
+
+
+async def test_tabbing_to_exit_this_page_leaves_the_newest_question_in_view(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The scroll padding that keeps focus clear of the sticky top bar also applied to the
+    # bar's own controls: one Tab scrolled the chat 176px and hid the newest question.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/")
+        await expect(page.get_by_role("button", name=t("welcome.opt_safe"))).to_be_visible()
+        await page.wait_for_function(NEWEST_CLEAR_OF_COMPOSER, timeout=3000)
+        before = await page.evaluate(SCROLL_AND_NEWEST)
+        assert before[0] > 0, "the page must be scrolled for this test to mean anything"
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("button", name="Exit this page")).to_be_focused()
+        # Focus scrolls at once (the page never scrolls smoothly), so this is the end state.
+        assert await page.evaluate(SCROLL_AND_NEWEST) == before
+        await page.close()
+
+
+async def test_a_keyboard_user_skips_straight_to_the_message_box(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key, lang="en": app[CONTENT].text(key, lang)  # noqa: E731
+        page, _log = await _phone_chat(browser, url, app)
+        skip = page.get_by_role("link", name="Skip to message")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("button", name="Exit this page")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(skip).to_be_focused()
+        box = await skip.bounding_box()
+        assert box and box["width"] > 40 and box["height"] > 20, "seen when focused"
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+        assert "#" not in page.url, "no history entry for Back to return to"
+        await page.close()
+
+        # The Welsh page has it in Welsh, second in keyboard order too.
+        page = await browser.new_page(viewport={"width": 360, "height": 640})
+        await page.goto(url + "/?lang=cy")
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("link", name=t("web.skip_to_message", "cy"))).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("textbox", name=t("web.message_label", "cy"))).to_be_focused()
+        await page.close()
+
+
+# Chromium's local-network-access checks would stop a page on "localhost" framing the chat on
+# 127.0.0.1; both are loopback here, standing in for an operator's site and the helpline.
+LOOPBACK_CROSS_ORIGIN = (
+    "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
+    "PrivateNetworkAccessRespectPreflightResults,LocalNetworkAccessChecksWebSockets"
+)
+
+DEEP_FOCUS = """() => {
+  let e = document.activeElement;
+  while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;
+  return e ? (e.tagName + ' ' + (e.textContent || '').trim()).trim() : '';
+}"""
+
+
+@asynccontextmanager
+async def operator_site_with_widget(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Page, Any, str, str]]:
+    """An operator's page on another origin (localhost) with the widget open on it, the chat
+    (on 127.0.0.1) loaded in its frame: the page, the app, the host page's and the exit URL."""
+    from tests.browser.conftest import ARGS, CHROMIUM
+
+    async with neutral_site() as neutral:
+        settings = settings_for(
+            sqlite_url, tmp_path, exit_url=neutral, frame_ancestors="'self' http://localhost:*"
+        )
+        async with running(settings, serve=True) as (app, _, url):
+            cross = await browser.browser_type.launch(
+                executable_path=str(CHROMIUM), args=[*ARGS, LOOPBACK_CROSS_ORIGIN], headless=True
+            )
+            try:
+                page = await cross.new_page(viewport={"width": 1000, "height": 700})
+                host = neutral.replace("127.0.0.1", "localhost") + "operator"
+                html = (
+                    "<!doctype html><title>Operator</title><h1>Operator site</h1>"
+                    '<a href="#a">host link 1</a> <a href="#b">host link 2</a>'
+                    f'<script src="{url}/static/widget.js" data-helpline-lang="en" defer></script>'
+                    '<a href="#c">host link after the widget</a>'
+                )
+                await page.route(host, lambda r: r.fulfill(body=html, content_type="text/html"))
+                await page.goto(neutral + "?before")
+                await page.goto(host)
+                await page.get_by_role(
+                    "button", name=app[CONTENT].text("web.widget_open", "en")
+                ).click()
+                chat = page.frame_locator("[data-helpline-widget] >> iframe")
+                await expect(chat.get_by_role("log")).to_contain_text(
+                    app[CONTENT].text("welcome.safe_now", "en")
+                )
+                yield page, app, host, neutral
+            finally:
+                await cross.close()
+
+
+async def test_keyboard_focus_stays_in_the_open_widget(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Tab used to leave the open chat for the operator's page behind it, unseen.
+    async with operator_site_with_widget(browser, sqlite_url, tmp_path) as (page, app, _, _n):
+        close_name = app[CONTENT].text("web.widget_close", "en")
+        await expect(page.get_by_role("dialog")).to_have_attribute("aria-modal", "true")
+        assert await page.evaluate(DEEP_FOCUS) == "IFRAME", "focus goes into the chat"
+
+        seen = []
+        for _ in range(30):  # more than every control in the chat: round at least once
+            await page.keyboard.press("Tab")
+            seen.append(await page.evaluate(DEEP_FOCUS))
+        assert f"BUTTON {close_name}" in seen, seen
+        assert all(f in ("IFRAME", f"BUTTON {close_name}") for f in seen), seen
+
+        # From the close button, both ways lead into the chat, not to the page behind.
+        close = page.get_by_role("button", name=close_name)
+        for key in ("Tab", "Shift+Tab"):
+            await close.focus()
+            await page.keyboard.press(key)
+            assert await page.evaluate(DEEP_FOCUS) == "IFRAME", key
+
+        # A click on the page behind brings focus back to the widget too.
+        await page.get_by_role("link", name="host link 1").click()
+        assert await page.evaluate(DEEP_FOCUS) == f"BUTTON {close_name}"
+
+        # Closed, the widget lets focus go where it will.
+        await close.click()
+        await page.get_by_role("link", name="host link 1").focus()
+        assert await page.evaluate(DEEP_FOCUS) == "A host link 1"
+
+
+async def test_escape_on_the_widgets_close_button_is_the_quick_exit_too(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Escape leaves from inside the chat; on the widget's own bar it used to do nothing.
+    async with operator_site_with_widget(browser, sqlite_url, tmp_path) as (
+        page,
+        app,
+        host,
+        neutral,
+    ):
+        await page.get_by_role("button", name=app[CONTENT].text("web.widget_close", "en")).focus()
+        await page.keyboard.press("Escape")
+        await page.wait_for_url(neutral)
+        await expect(page.locator("body")).to_contain_text("Sunny spells")
+        await page.go_back()
+        assert page.url != host, "Back does not return to the operator's page with the chat"
