@@ -208,26 +208,28 @@ async def test_a_redis_blip_shorter_than_the_lease_does_not_let_a_second_turn_in
     through = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
     direct = redis.Redis.from_url(redis_url)
     try:
-        holder = RedisLocks(through, redis_prefix, timeout=0.6, blocking_timeout=1)
-        other = RedisLocks(direct, redis_prefix, timeout=0.6, blocking_timeout=10)
+        # Seconds, not tenths: on a busy 2-core CI machine the event loop can lag by a few
+        # tenths, which a 0.6 s lease with a 0.25 s blip did not leave room for.
+        holder = RedisLocks(through, redis_prefix, timeout=2.4, blocking_timeout=4)
+        other = RedisLocks(direct, redis_prefix, timeout=2.4, blocking_timeout=30)
         inside: list[str] = []
 
         async def second() -> None:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.4)
             async with other.hold("conv-1"):
                 inside.append("second")
 
         async with holder.hold("conv-1"):
             inside.append("first")
             contender = asyncio.create_task(second())
-            await asyncio.sleep(0.3)  # just after a renewal
+            await asyncio.sleep(1.2)  # just after a renewal
             proxy.cut_off()
-            await asyncio.sleep(0.25)  # a renewal falls in the gap
+            await asyncio.sleep(1.0)  # a renewal falls in the gap
             proxy.cut = False
-            await asyncio.sleep(1.0)  # well past the lease the failed renewal would have given
+            await asyncio.sleep(4.0)  # well past the lease the failed renewal would have given
             assert inside == ["first"], "a second turn got in while the first was working"
             inside.append("first done")
-        await asyncio.wait_for(contender, 5)  # and then it had its turn
+        await asyncio.wait_for(contender, 10)  # and then it had its turn
         assert inside == ["first", "first done", "second"]
     finally:
         await through.aclose()
