@@ -152,6 +152,11 @@ class Content:
         except KeyError:
             raise ContentError(f"keywords.yaml: no keyword list {name!r}") from None
 
+    def is_exactly(self, name: str, said: str) -> bool:
+        """Whether the whole (normalised) message is one of a keyword list's entries, in any
+        language; False for a list this content does not have."""
+        return name in self.keywords and said in self.all_words(name)
+
     def all_words(self, name: str) -> tuple[str, ...]:
         """Keywords for a command in every language (people switch languages mid-sentence)."""
         found = self._every_language.get(name)

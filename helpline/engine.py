@@ -259,24 +259,20 @@ class Engine:
         """Whether the whole message is a word for "stop"."""
         said = normalise(text)
         return any(
-            words in self.content.keywords and said in self.content.all_words(words)
+            self.content.is_exactly(words, said)
             for words in ("cmd_stop", "cmd_stop_whole", "cmd_stop_bot")
         )
-
-    def _whole(self, name: str, said: str) -> bool:
-        """Whether the whole (normalised) message is one of a keyword list's entries."""
-        return name in self.content.keywords and said in self.content.all_words(name)
 
     def _asks_to_stop(self, conv: Conversation, said: str) -> bool:
         """A whole message asking to stop being messaged ("please stop", "QUIT"), beyond the
         words of cmd_stop. "cancel" only while the bot has the conversation and no hand-off
         is owed: waiting, or with an adviser, it means "stop waiting" (cmd_cancel)."""
-        if self._whole("cmd_stop_whole", said):
+        if self.content.is_exactly("cmd_stop_whole", said):
             return True
         bot = conv.owner is Owner.BOT and HAND_OFF_DUE not in conv.answers
         return (
             bot
-            and self._whole("cmd_stop_bot", said)
+            and self.content.is_exactly("cmd_stop_bot", said)
             # ...and not where the question takes it as an answer ("no" to "delete
             # everything?", to a referral, to "any children?"): there it is that answer.
             and not self.runner.takes_as_answer(conv.flow, conv.state, said)
@@ -617,7 +613,7 @@ class Engine:
                 if (
                     not first
                     and conv.owner is Owner.BOT
-                    and said in self.content.all_words(command.keywords)
+                    and self.content.is_exactly(command.keywords, said)
                 ):
                     # The whole message: "how long" inside other words is not this.
                     await self.runner.ask_again(turn, "handoff.not_waiting")
@@ -628,7 +624,9 @@ class Engine:
             if command.keywords == "cmd_stop" and self._asks_to_stop(conv, said):
                 pass  # the whole message asks to stop: said below
             elif (
-                command.keywords == "cmd_menu" and not first and self._whole("cmd_menu_whole", said)
+                command.keywords == "cmd_menu"
+                and not first
+                and self.content.is_exactly("cmd_menu_whole", said)
             ):
                 pass  # "start" (Telegram's /start) in an open conversation: the menu
             elif not mentions(said, self.content.all_words(command.keywords)):

@@ -292,7 +292,7 @@ class FlowRunner:
         if state is None:
             return False
         return any(
-            o.keywords in self.content.keywords and said in self.content.all_words(o.keywords)
+            self.content.is_exactly(o.keywords, said)
             for o in state.options
             if o.keywords is not None
         )

@@ -333,14 +333,7 @@ class Routing:
             open_ = [r for r in await self.store.open_handoffs() if r.conversation_id == conv.id]
             record = open_[0] if open_ else None
         if record is not None:
-            entry = QueueEntry(
-                conv.id,
-                record.queue,
-                record.language,
-                Priority(record.priority),
-                record.joined_at,
-                record.channel,
-            )
+            entry = _entry_of(record)
         else:
             entry = self._fresh_entry(conv, conv.answers.get("queue"))
         await self.queue.restore([entry], {conv.id: holder} if holder else {})
@@ -581,15 +574,22 @@ class Routing:
     async def restore(self) -> None:
         """The in-process queue starts empty: reload it from the open handoffs."""
         records = await self.store.open_handoffs()
-        waiting = [
-            QueueEntry(
-                r.conversation_id, r.queue, r.language, Priority(r.priority), r.joined_at, r.channel
-            )
-            for r in records
-        ]
+        waiting = [_entry_of(r) for r in records]
         claims = {r.conversation_id: r.claimed_by for r in records if r.claimed_by}
         await self.queue.restore(
             [e for e in waiting if e.conversation_id not in claims]
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _entry_of(record: HandoffRecord) -> QueueEntry:
+    """The queue's place for an open hand-off, as the database recorded it."""
+    return QueueEntry(
+        record.conversation_id,
+        record.queue,
+        record.language,
+        Priority(record.priority),
+        record.joined_at,
+        record.channel,
+    )
