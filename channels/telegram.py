@@ -258,17 +258,12 @@ class TelegramChannel:
         # Words with a photo or file: the words are read, and the person told the rest is not.
         await self._submit(message, text, str(message.message_id), media=message.text is None)
 
-    async def _answer_then_notice(self, conversation_id: str, message: Message, text: str) -> None:
-        """The words' answer first (never a notice before the welcome), then, once a window,
-        that the photo or file was not seen; not when the words name a danger: nothing may
-        take the place of the emergency guidance."""
-        engine = self.app[ENGINE]
-        await engine.process(conversation_id)
-        if engine.screen(text, _language(message)).level != "none":
-            return
+    async def _media_notice(self, message: Message) -> None:
+        """After the answer to words sent with a photo or file (never before the welcome;
+        not at all after danger: Engine.submit's `then`), that the rest was not seen, once
+        a window."""
         if await self._notice_due(message, "channels.media_unread"):
-            chat_id = message.chat.id
-            await self._send_notice(chat_id, message, "channels.media_unread")
+            await self._send_notice(message.chat.id, message, "channels.media_unread")
 
     async def _edited(self, edited: Message) -> None:
         """An edit is not read again, unless it names a danger: then it is a new message,
@@ -313,13 +308,9 @@ class TelegramChannel:
         key = self.app[PRIVACY].contact_key(self.name, address)
         text = storable(text).strip()
         msg = InboundMessage(self.name, address, text, external_id=f"{key}:{local_id}")
-        engine = self.app[ENGINE]
+        notice = (lambda: self._media_notice(message)) if media else None
         try:
-            if media:
-                accepted = await engine.accept(msg, language=_language(message))
-                engine.spawn(self._answer_then_notice(accepted.conversation_id, message, text))
-            else:
-                await engine.submit(msg, language=_language(message))
+            await self.app[ENGINE].submit(msg, language=_language(message), then=notice)
         except DuplicateMessage:
             pass  # a redelivery: handled the first time
         except RateLimited:

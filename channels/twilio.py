@@ -27,7 +27,6 @@ from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
 from helpline.content import normalise
 from helpline.domain import (
-    LANGUAGES,
     Conversation,
     Delivery,
     InboundMessage,
@@ -255,10 +254,11 @@ class TwilioChannel:
             elif text:
                 if opt == "START":  # first: it holds even if the message itself is refused
                     await self._settings(key, opted_out=False)
-                if _media_count(form) or _location(form):
-                    await self._words_with_media(msg, key)
-                else:
-                    await self.app[ENGINE].submit(msg)
+                # Words with a picture: the words are answered, then the person is told
+                # the picture was not seen (once a window; a redelivery never gets here).
+                media = bool(_media_count(form) or _location(form))
+                notice = (lambda: self._media_notice(msg.address, key)) if media else None
+                await self.app[ENGINE].submit(msg, then=notice)
             elif (
                 (_media_count(form) or _location(form))
                 and await texting.first_delivery(self.app, self.name, address, sid)
@@ -273,24 +273,11 @@ class TwilioChannel:
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.slow_down"))
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
-    async def _words_with_media(self, msg: InboundMessage, key: str) -> None:
-        """Words came with a picture: the words are stored and answered, then the person is
-        told the picture was not seen (once a window; a redelivery never gets here). After
-        the answer, so it never comes before the welcome, and not at all when the words name
-        a danger: nothing may take the place of the emergency guidance."""
-        engine = self.app[ENGINE]
-        accepted = await engine.accept(msg)
-        engine.spawn(self._answer_then_notice(accepted.conversation_id, msg, key))
-
-    async def _answer_then_notice(
-        self, conversation_id: str, msg: InboundMessage, key: str
-    ) -> None:
-        engine = self.app[ENGINE]
-        await engine.process(conversation_id)
-        if any(engine.screen(msg.text, lang).level != "none" for lang in LANGUAGES):
-            return
-        if await texting.notice_due(self.app, self.name, msg.address, "channels.media_unread"):
-            await self._notice(msg.address, key, "channels.media_unread")
+    async def _media_notice(self, address: str, key: str) -> None:
+        """After the answer to words sent with a picture (never before the welcome; not at
+        all after danger: Engine.submit's `then`), that the picture was not seen."""
+        if await texting.notice_due(self.app, self.name, address, "channels.media_unread"):
+            await self._notice(address, key, "channels.media_unread")
 
     async def _opted_out(self, msg: InboundMessage, key: str) -> None:
         """STOP-type word with Twilio's Advanced Opt-Out: Twilio has confirmed it to the

@@ -316,11 +316,29 @@ class Engine:
             await self.deliver(conv, stored)
         await self.notify(conv, "language", lang=conv.language)
 
-    async def submit(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
-        """Store, then handle in the background (webhooks acknowledge at once)."""
+    async def submit(
+        self,
+        msg: InboundMessage,
+        *,
+        language: str = "en",
+        then: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> Accepted:
+        """Store, then handle in the background (webhooks acknowledge at once). `then` is
+        run once it is handled, unless the message was screened as risky: a channel's own
+        notice ("we can't see pictures") must never stand beside the emergency guidance."""
         accepted = await self.accept(msg, language=language)
-        self.spawn(self.process(accepted.conversation_id))
+        screened = self._screened.get(accepted.message_id)
+        if then is not None and screened is not None and screened[2].level != "none":
+            then = None
+        self.spawn(self._process_then(accepted.conversation_id, then))
         return accepted
+
+    async def _process_then(
+        self, conversation_id: str, then: Callable[[], Coroutine[Any, Any, None]] | None
+    ) -> None:
+        await self.process(conversation_id)
+        if then is not None:
+            await then()
 
     async def handle(self, msg: InboundMessage, *, language: str = "en") -> Accepted:
         """Store and handle before returning (tests, and channels that wait)."""
