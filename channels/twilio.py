@@ -201,8 +201,7 @@ class TwilioChannel:
         """HELP, "SAFE?" and QUIET hours, answered by the channel (the engine asks); on SMS
         also Twilio's opt-in words, START and UNSTOP, without Advanced Opt-Out."""
         content = self.app[CONTENT]
-        opt_in = self.name == "sms" and "cmd_opt_in" in content.keywords
-        if opt_in and normalise(text) in content.all_words("cmd_opt_in"):
+        if self.name == "sms" and content.is_exactly("cmd_opt_in", normalise(text)):
             await self._settings(conv.contact_key, opted_out=False)
             return [Reply(content.text("channels.opted_in", conv.language))]
         return await texting.own_words(self.app, conv, text, safe_key="channels.safe_text")
