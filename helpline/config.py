@@ -15,6 +15,7 @@ from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from helpline.errors import ConfigError
+from helpline.storage.engine import is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
     @property
     def shared(self) -> bool:
         """Whether instances may share this deployment's data (PostgreSQL or Redis)."""
-        return bool(self.redis_url) or not self.db_url.startswith("sqlite")
+        return bool(self.redis_url) or not is_sqlite(self.db_url)
 
     @property
     def proxies(self) -> list[str]:
