@@ -29,8 +29,8 @@ from handoff.views import (
     transcript_item,
     visible,
 )
-from helpline.app import CLOCK, DRAINING, ENGINE, HUB, STORE, same_origin
-from helpline.domain import Author, Conversation
+from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
+from helpline.domain import Conversation
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import RESYNC
 from helpline.routing import QUEUE_TOPIC
@@ -281,24 +281,13 @@ class LiveConsole:
             await self._send_transcript(conv_id)
             await self.send({"type": "watching", "conversation": conv_id})
             authors = await note_authors(self.app, self.user)
-            language = (await self.app[STORE].conversation(conv_id)).language
             async for event in events:
                 if event.get("type") == RESYNC:
                     await self._send_transcript(conv_id)
                 elif shows_note(
                     str(event.get("direction")), event.get("author_name"), authors
                 ):  # never a helpline note to a programme's staff
-                    await self.send(
-                        {**event, **self._risk(event, language), "conversation": conv_id}
-                    )
-
-    def _risk(self, event: dict[str, Any], language: str) -> dict[str, str]:
-        """For a person's message, the level the risk screen gives it, so the page can mark
-        it (the hub's event is sent before the engine screens it). Only the level: the
-        reasons are in the conversation's details."""
-        if event.get("type") != "message" or event.get("author") != Author.PERSON.value:
-            return {}
-        return {"risk": self.app[ENGINE].screen(str(event.get("text", "")), language).level}
+                    await self.send({**event, "conversation": conv_id})
 
     async def _send_transcript(self, conv_id: str) -> None:
         messages = await transcript(self.app, self.user, conv_id)

@@ -107,7 +107,7 @@ class Handoffs(Protocol):
 
     async def waiting_replies(self, conv: Conversation) -> list[Reply]: ...
 
-    async def forward(self, conv: Conversation, message: StoredMessage) -> None: ...
+    async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None: ...
 
     async def erase(self, conv: Conversation) -> None: ...
 
@@ -477,13 +477,14 @@ class Engine:
     async def _step(self, turn: Turn, message: StoredMessage) -> str:
         """One message of the turn; returns the risk level it was screened at."""
         conv = turn.conversation
-        if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            await self.handoffs.forward(conv, message)
         screened = self._screened.pop(message.id, None)
         if screened is not None and screened[:2] == (conv.language, hash(message.text)):
             risk = screened[2]
         else:
             risk = self.screen(message.text, conv.language)
+        if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            # With the level it was screened at: a console marks a risky message.
+            await self.handoffs.forward(conv, message, risk.level)
         self.metrics.risk.labels(risk.level).inc()
         if risk.level != "none":
             _raise_risk(conv, risk.level, risk.reasons)

@@ -192,9 +192,11 @@ class Routing:
             )
         ]
 
-    async def forward(self, conv: Conversation, message: StoredMessage) -> None:
+    async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None:
         """A person's message while a human owns the conversation: consoles see it live
-        (the engine publishes the replies it stores; the person's own words go out here)."""
+        (the engine publishes the replies it stores; the person's own words go out here),
+        with the risk level it was screened at (only the level: the reasons are in the
+        conversation's details)."""
         await self.hub.publish(
             f"transcript:{conv.id}",
             {
@@ -206,6 +208,7 @@ class Routing:
                 "text": message.text,
                 "options": [],
                 "at": message.created_at.isoformat(),
+                "risk": risk,
             },
         )
         await self.publish("activity", conv.id)
