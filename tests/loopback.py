@@ -45,6 +45,7 @@ class Loopback:
     calls: list[Call] = field(default_factory=list)
     twilio_failures: deque[tuple[int, int]] = field(default_factory=deque)
     telegram_failures: deque[tuple[int, str]] = field(default_factory=deque)
+    telegram_down: bool = False  # every Bot API call answers 502 Bad Gateway while True
     updates: list[dict[str, Any]] = field(default_factory=list)
     sids: list[str] = field(default_factory=list)  # Twilio message SIDs handed out, in order
     hold_twilio: asyncio.Event | None = None  # when set to an Event, answers wait for it
@@ -144,6 +145,10 @@ class Loopback:
         method = request.match_info["method"]
         params = await _telegram_params(request)
         self.calls.append(Call("telegram", method, params))
+        if self.telegram_down:
+            return web.json_response(
+                {"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502
+            )
         if self.telegram_failures and method == "sendMessage":
             code, description = self.telegram_failures.popleft()
             return web.json_response(

@@ -229,6 +229,29 @@ async def test_messages_over_the_rate_limit_are_acknowledged_and_told_once_to_sl
             ]
 
 
+async def test_telegram_out_of_reach_at_start_is_tried_again_until_the_bot_answers(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service starts without Telegram (web chat must not wait for it); once the Bot API
+    # answers, the bot starts in the background and a person writing then is welcomed.
+    monkeypatch.setattr(telegram, "START_RETRY_SECONDS", 0.05)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        lb.telegram_down = True
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            await wait_for(lambda: len(lb.telegram("getMe")) >= 3)  # tried again, and again
+            assert lb.telegram_texts() == []
+            lb.telegram_down = False
+            channel = app[SENDERS]["telegram"]
+            await wait_for(lambda: channel.application.running, timeout=15)
+            await env.say("Hello")
+            assert lb.telegram_texts()[0] == env.text("welcome.intro")
+
+
 # -- what is not text ------------------------------------------------------------------------
 
 
