@@ -119,6 +119,8 @@ class WebChat:
                 "open": content.text("web.widget_open", lang),
                 "close": content.text("web.widget_close", lang),
                 "title": content.text("web.page_title", lang),
+                # Where the widget's quick exit goes if the chat in its frame cannot answer.
+                "exit": self.app[SETTINGS].exit_url,
             },
             headers={"Access-Control-Allow-Origin": "*"},
         )

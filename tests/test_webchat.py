@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from helpline.app import CONTENT, ENGINE, HUB, SENDERS, STORE
+from helpline.app import CONTENT, ENGINE, HUB, SENDERS, SETTINGS, STORE
 from helpline.domain import InboundMessage
 from tests.support import eventually, hub_link, running, settings_for
 
@@ -218,6 +218,7 @@ async def test_the_widget_gets_its_words_and_title_from_content(
             words = await r.json()
         assert words["open"] == app[CONTENT].text("web.widget_open", "cy")
         assert words["title"] == app[CONTENT].text("web.page_title", "cy")
+        assert words["exit"] == app[SETTINGS].exit_url  # where its quick exit goes at worst
 
 
 async def test_a_websocket_whose_origin_cannot_be_read_is_refused(

@@ -2,7 +2,8 @@
  * Embeddable chat launcher for an operator's own site:
  *   <script src="https://helpline.example/static/widget.js" data-helpline-lang="en" defer></script>
  * Adds a button that opens the chat (the helpline's own page, in an iframe) in a panel.
- * Its words come from GET <helpline>/chat/widget.json?lang=xx ({"open", "close", "title"?});
+ * Its words come from GET <helpline>/chat/widget.json?lang=xx ({"open", "close", "title"?,
+ * "exit"?: the neutral site the quick exit goes to if the chat cannot answer});
  * without them no launcher is shown. Quick exit inside the chat asks this page (postMessage)
  * to leave for the neutral site with location.replace, so Back does not return here; Escape on
  * the widget's own bar asks the chat for that same quick exit. While open the panel is modal:
@@ -35,6 +36,7 @@
   var frame = null;
   var closeButton = null;
   var leaving = false;
+  var exitUrl = 'about:blank'; // the neutral site, once widget.json has named it
 
   function css(el, styles) {
     for (var name in styles) {
@@ -180,7 +182,7 @@
       // No chat to ask: the fallback below still leaves.
     }
     window.setTimeout(function () {
-      window.location.replace('about:blank');
+      window.location.replace(exitUrl);
     }, EXIT_FALLBACK_MS);
   }
 
@@ -311,6 +313,9 @@
       })
       .then(function (data) {
         if (data && typeof data.open === 'string' && data.open && typeof data.close === 'string' && data.close) {
+          if (typeof data.exit === 'string' && /^https?:\/\//i.test(data.exit)) {
+            exitUrl = data.exit;
+          }
           build({
             open: data.open,
             close: data.close,

@@ -499,10 +499,11 @@ DEEP_FOCUS = """() => {
 
 @asynccontextmanager
 async def operator_site_with_widget(
-    browser: Browser, sqlite_url: str, tmp_path: Path
+    browser: Browser, sqlite_url: str, tmp_path: Path, *, chat_loads: bool = True
 ) -> AsyncIterator[tuple[Page, Any, str, str]]:
     """An operator's page on another origin (localhost) with the widget open on it, the chat
-    (on 127.0.0.1) loaded in its frame: the page, the app, the host page's and the exit URL."""
+    (on 127.0.0.1) loaded in its frame, or failing to load: the page, the app, the host page's
+    and the exit URL."""
     from tests.browser.conftest import ARGS, CHROMIUM
 
     async with neutral_site() as neutral:
@@ -523,15 +524,18 @@ async def operator_site_with_widget(
                     '<a href="#c">host link after the widget</a>'
                 )
                 await page.route(host, lambda r: r.fulfill(body=html, content_type="text/html"))
+                if not chat_loads:
+                    await page.route(f"{url}/?embed=1*", lambda r: r.abort())
                 await page.goto(neutral + "?before")
                 await page.goto(host)
                 await page.get_by_role(
                     "button", name=app[CONTENT].text("web.widget_open", "en")
                 ).click()
                 chat = page.frame_locator("[data-helpline-widget] >> iframe")
-                await expect(chat.get_by_role("log")).to_contain_text(
-                    app[CONTENT].text("welcome.safe_now", "en")
-                )
+                if chat_loads:
+                    await expect(chat.get_by_role("log")).to_contain_text(
+                        app[CONTENT].text("welcome.safe_now", "en")
+                    )
                 yield page, app, host, neutral
             finally:
                 await cross.close()
@@ -575,6 +579,25 @@ async def test_escape_on_the_widgets_close_button_is_the_quick_exit_too(
 ) -> None:
     # Escape leaves from inside the chat; on the widget's own bar it used to do nothing.
     async with operator_site_with_widget(browser, sqlite_url, tmp_path) as (
+        page,
+        app,
+        host,
+        neutral,
+    ):
+        await page.get_by_role("button", name=app[CONTENT].text("web.widget_close", "en")).focus()
+        await page.keyboard.press("Escape")
+        await page.wait_for_url(neutral)
+        await expect(page.locator("body")).to_contain_text("Sunny spells")
+        await page.go_back()
+        assert page.url != host, "Back does not return to the operator's page with the chat"
+
+
+async def test_escape_on_the_widget_leaves_for_the_neutral_site_when_the_chat_cannot_answer(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The chat in the frame cannot answer the widget (it failed to load, say): the widget's own
+    # fallback used to leave for a blank page, which looks like exactly what it is.
+    async with operator_site_with_widget(browser, sqlite_url, tmp_path, chat_loads=False) as (
         page,
         app,
         host,
