@@ -26,7 +26,13 @@ from helpline.domain import (
     StoredMessage,
     utcnow,
 )
-from helpline.errors import DeliveryError, DuplicateMessage, HelplineError, NotFound
+from helpline.errors import (
+    DeliveryError,
+    DuplicateMessage,
+    HelplineError,
+    NotFound,
+    TurnSuperseded,
+)
 from helpline.flowkit import Effect, FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
 from helpline.ports import DEFAULT_QUEUE, Hub, Locks, Priority, Sender, helpline_queue
@@ -453,9 +459,18 @@ class Engine:
                     if answers is not None
                     else message.text
                 )
-        stored = await self.store.save_turn(
-            conv, [m.id for m in pending], turn.replies, redact=redact
-        )
+        try:
+            stored = await self.store.save_turn(
+                conv, [m.id for m in pending], turn.replies, redact=redact
+            )
+        except TurnSuperseded:
+            # Another turn answered these messages while this one ran (see save_turn):
+            # its answer stands, and this one's is dropped rather than sent twice.
+            log.warning(
+                "a turn overlapped another and was dropped", extra={"conversation": conv.reference}
+            )
+            self.metrics.turns_superseded.inc()
+            return
         if self.handoffs is not None and conv.owner is not Owner.BOT and _shown(conv) != was_shown:
             # The queue's event went out during the step, before this save: the consoles'
             # snapshot then read the conversation without this turn's risk and flags.

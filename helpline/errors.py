@@ -29,5 +29,10 @@ class QueueError(HelplineError):
     """The routing queue refused an operation (for example a claim already taken)."""
 
 
+class TurnSuperseded(HelplineError):
+    """A turn's save found its messages answered already, by an overlapping turn (a lock's
+    lease that lapsed while Redis was out of reach): nothing of it was saved."""
+
+
 class DeliveryError(HelplineError):
     """A channel could not deliver a message; the message stays stored for a retry."""

@@ -24,6 +24,11 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.turns_superseded = Counter(
+            "helpline_turns_superseded",
+            "Turns dropped because an overlapping turn had answered their messages",
+            registry=r,
+        )
         self.duplicates = Counter(
             "helpline_duplicate_deliveries",
             "Redelivered inbound messages dropped",

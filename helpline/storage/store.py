@@ -31,11 +31,13 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
     insert,
     literal,
+    null,
     select,
     update,
 )
@@ -54,7 +56,7 @@ from helpline.domain import (
     StoredMessage,
     utcnow,
 )
-from helpline.errors import DuplicateMessage, NotFound
+from helpline.errors import DuplicateMessage, NotFound, TurnSuperseded
 from helpline.privacy import new_reference
 from helpline.storage.engine import (
     POOL_SIZE,
@@ -147,10 +149,16 @@ _SETTINGS = select(CONTACTS.c.settings).where(CONTACTS.c.key == bindparam("key")
 # The SET clause of these two comes from the parameters given.
 _MARK = update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id"))
 _SAVE_STATE = update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conv_id"))
+# Only messages still waiting: the ids it returns fence a turn's save (see save_turn).
 _HANDLED = (
     update(MESSAGES)
-    .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=Delivery.HANDLED.value)
+    .where(
+        MESSAGES.c.id.in_(bindparam("ids", expanding=True)),
+        # Named: a turn's replies' binds are status_0, status_1... in the same statement.
+        MESSAGES.c.status == bindparam("waiting_status", Delivery.RECEIVED.value),
+    )
+    .values(status=bindparam("handled_status", Delivery.HANDLED.value))
+    .returning(MESSAGES.c.id)
 )
 _REDACT = (
     update(MESSAGES).where(MESSAGES.c.id == bindparam("message_id")).values(text=bindparam("new"))
@@ -229,16 +237,26 @@ _PG_ARRIVAL = (
 @functools.cache
 def _pg_turn(replies: int, handled: bool) -> Executable:
     """A turn's save: the conversation's state, its messages handled, its replies (returned
-    with what tells them apart: RETURNING promises no order, nor do ids)."""
+    with what tells them apart: RETURNING promises no order, nor do ids).
+
+    Fenced as save_turn's other path is: if fewer messages were still waiting than the turn
+    handled ("handled_count"), the state's `flow` is set to NULL, which its NOT NULL refuses,
+    and the whole statement (every part of it) fails with an IntegrityError."""
+    values = _binds(CONVERSATIONS, _STATE_COLUMNS)
+    parts: list[Any] = []
+    if handled:
+        waiting = _HANDLED.cte("part0")
+        parts.append(waiting)
+        done = select(func.count()).select_from(waiting).scalar_subquery()
+        values["flow"] = case((done == bindparam("handled_count"), values["flow"]), else_=null())
     state = (
         update(CONVERSATIONS)
         .where(CONVERSATIONS.c.id == bindparam("conv_id", type_=CONVERSATIONS.c.id.type))
-        .values(_binds(CONVERSATIONS, _STATE_COLUMNS))
+        .values(values)
     )
-    parts = [_HANDLED] if handled else []
     main: Any = state
     if replies:
-        parts.append(state)
+        parts.append(state.cte("part1"))
         main = (
             insert(MESSAGES)
             .values([_binds(MESSAGES, _MESSAGE_COLUMNS, f"_{n}") for n in range(replies)])
@@ -250,8 +268,8 @@ def _pg_turn(replies: int, handled: bool) -> Executable:
                 MESSAGES.c.options,
             )
         )
-    for n, part in enumerate(parts):
-        main = main.add_cte(part.cte(f"part{n}"))
+    for part in parts:
+        main = main.add_cte(part)
     return cast(Executable, main.execution_options(**{EXPLICIT: True}))
 
 
@@ -1013,7 +1031,11 @@ class SqlStore:
     ) -> list[StoredMessage]:
         """Save the conversation's new state, mark inbound messages handled and store replies,
         all in one transaction: a crash before commit means the turn is simply run again.
-        `redact` replaces the stored text of handled messages (answers not to be kept)."""
+        `redact` replaces the stored text of handled messages (answers not to be kept).
+
+        Raises TurnSuperseded, and saves nothing, if any of `handled` is no longer waiting: an
+        overlapping turn answered it (two instances whose lock's lease lapsed while Redis was
+        out of reach), and this one's state and replies would repeat or undo that one's."""
         now = utcnow()
         # A warning is not activity: it must not postpone the close it announces.
         updated_at = now if touch else conversation.updated_at
@@ -1050,24 +1072,36 @@ class SqlStore:
             "updated_at": updated_at,
         }
 
+        waiting = set(handled)
+
+        def superseded() -> TurnSuperseded:
+            return TurnSuperseded(f"conversation {conversation.reference}: answered already")
+
         def run(conn: Connection) -> list[int]:
             sql = self._sql
+            if handled and len(sql.rows(conn, _HANDLED, {"ids": list(waiting)})) != len(waiting):
+                raise superseded()  # the transaction is rolled back
             sql.run(conn, _SAVE_STATE, state)
-            if handled:
-                sql.run(conn, _HANDLED, {"ids": list(handled)})
             for message_id, text in (redact or {}).items():
                 sql.run(conn, _REDACT, {"message_id": message_id, "new": text})
             return sql.inserted_ids(conn, _NEW_MESSAGES, rows)
 
         if self._threads is None and not redact:
             # PostgreSQL: all of it in one statement (see _pg_turn).
-            params: dict[str, Any] = {**state, "ids": list(handled)} if handled else dict(state)
+            params: dict[str, Any] = dict(state)
+            if handled:
+                params.update(ids=list(waiting), handled_count=len(waiting))
             for n, row in enumerate(rows):
                 params.update({f"{column}_{n}": value for column, value in row.items()})
             stmt = _pg_turn(len(rows), bool(handled))
-            returned = await self._prepared_write(
-                lambda conn: self._sql.rows(conn, stmt, params), one_statement=True
-            )
+            try:
+                returned = await self._prepared_write(
+                    lambda conn: self._sql.rows(conn, stmt, params), one_statement=True
+                )
+            except IntegrityError:
+                if handled and await self._still_waiting(waiting) != len(waiting):
+                    raise superseded() from None
+                raise
             ids = _in_order(rows, returned)
         else:
             ids = await self._prepared_write(run)
@@ -1086,6 +1120,14 @@ class SqlStore:
             )
             for message_id, row in zip(ids, rows, strict=True)
         ]
+
+    async def _still_waiting(self, ids: Iterable[int]) -> int:
+        """How many of these inbound messages are still waiting to be handled."""
+        query = select(func.count()).where(
+            MESSAGES.c.id.in_(list(ids)), MESSAGES.c.status == Delivery.RECEIVED.value
+        )
+        found: int | None = await self._read(lambda conn: conn.scalar(query))
+        return found or 0
 
     async def add_note(self, conversation_id: str, text: str, author_name: str) -> StoredMessage:
         """A private note or an event line in the transcript; never sent to the person."""
