@@ -125,7 +125,7 @@ class _ServiceStore:
             external_id=None,
             received_at=utcnow(),
         )
-        pending, conv = await self.store.pending_turn(accepted.conversation_id)
+        pending, conv = (await self.store.pending_turn(accepted.conversation_id))[:2]
         assert conv is not None
         stored = await self.store.save_turn(conv, [m.id for m in pending], [Reply(text)])
         return stored[0].id

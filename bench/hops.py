@@ -124,7 +124,8 @@ async def main(args: argparse.Namespace) -> None:
             ),
         )
         if hasattr(store, "pending_turn"):
-            pending, conv = await op("pending_turn", store.pending_turn(conv_id))
+            # (a 2-tuple before 30 November's late afternoon, with the unsent replies after)
+            pending, conv = (await op("pending_turn", store.pending_turn(conv_id)))[:2]
         else:
             pending = await op("pending_inbound", store.pending_inbound(conv_id))
             conv = await op("conversation", store.conversation(conv_id))

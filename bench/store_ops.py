@@ -75,7 +75,7 @@ async def measure(url: str, rounds: int, ops: int) -> dict[str, list[tuple[float
             )
 
         async def turn_read() -> None:
-            state["pending"], state["conv"] = await store.pending_turn(conv_id)
+            state["pending"], state["conv"] = (await store.pending_turn(conv_id))[:2]
 
         async def turn_save() -> None:
             handled = [m.id for m in state["pending"]]

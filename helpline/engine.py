@@ -68,8 +68,9 @@ JUST_WROTE = timedelta(minutes=5)
 # times, in the background.
 HAND_OFF_RETRY_SECONDS = 30.0
 HAND_OFF_RETRIES = 20
-# Kept in the conversation's answers while that hand-off is still owed ([queue, reason]):
-# housekeeping on any instance goes on trying after the instance that failed has stopped.
+# Kept in the conversation's answers while a hand-off is still owed ([queue, reason]): saved
+# with the turn that asks for it, until it is made (after danger, until the queue takes it);
+# housekeeping on any instance makes it if the instance that owed it stopped first.
 HAND_OFF_DUE = "_handoff_due"
 # A reply still unsent this long after it was stored is no longer retried by housekeeping
 # (only at a start): by then it would answer something long gone.
@@ -426,7 +427,7 @@ class Engine:
 
     async def _turn(self, conversation_id: str) -> None:
         """process() once the conversation's lock and an admission slot are held."""
-        pending, conv = await self.store.pending_turn(conversation_id)
+        pending, conv, unsent = await self.store.pending_turn(conversation_id)
         if conv is None:
             return  # another turn has answered them
         started = time.perf_counter()
@@ -459,6 +460,7 @@ class Engine:
                     if answers is not None
                     else message.text
                 )
+        _owe_hand_offs(turn)
         try:
             stored = await self.store.save_turn(
                 conv, [m.id for m in pending], turn.replies, redact=redact
@@ -477,6 +479,10 @@ class Engine:
             await self.handoffs.publish("updated", conv.id)
         if not getattr(self.senders.get(conv.channel), "live", False):
             await self._writing_again(conv)
+        if unsent:
+            # Replies an earlier turn stored and an instance that stopped never sent: they
+            # were said first, so they go first.
+            await self.deliver(conv, unsent, urgent=self._guidance_in(unsent))
         # The turn's own replies (the 999 guidance, say) go before anything its effects
         # add (the queue's "an adviser will join you").
         await self.deliver(conv, stored, urgent=urgent)
@@ -850,9 +856,11 @@ class Engine:
         except HelplineError:
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
             if reason.startswith("risk:"):
-                # Saved with the turn: owed until it is made, whichever instance makes it.
+                # Saved: owed until it is made, whichever instance makes it.
                 conv.answers[HAND_OFF_DUE] = [queue, reason]
                 self._later(self._hand_off_later(conv.id, conv.reference))
+            else:
+                conv.answers.pop(HAND_OFF_DUE, None)  # they are told to ask again
             return [Reply(self.content.text("handoff.unavailable", conv.language))]
         conv.answers.pop(HAND_OFF_DUE, None)
         return replies
@@ -897,12 +905,13 @@ class Engine:
         )
 
     async def retry_handoffs(self) -> int:
-        """Housekeeping: make the hand-offs danger asked for and the queue refused, still
-        owed (the instance that owed one may have stopped). Returns how many were tried."""
+        """Housekeeping: make the hand-offs still owed: after danger, those the queue refused;
+        any other, if the instance that saved the turn asking for it stopped before making
+        it. Returns how many were tried."""
         if self.handoffs is None:
             return 0
         tried = 0
-        for conv in await self.store.open_with_the_bot_at_risk(URGENT):
+        for conv in await self.store.open_with_the_bot_holding(HAND_OFF_DUE):
             if HAND_OFF_DUE in conv.answers:
                 tried += 1
                 await self._attempt_hand_off(conv.id, conv.reference)
@@ -945,7 +954,7 @@ class Engine:
             replies = await self._request(conv, queue, reason)  # not queued: raises, again
             conv.answers.pop(HAND_OFF_DUE)
             stored = await self.store.save_turn(conv, [], replies, touch=False)
-            await self.deliver(conv, stored, urgent=True)
+            await self.deliver(conv, stored, urgent=str(reason).startswith("risk:"))
             return True
 
     async def _apply_effects(self, turn: Turn) -> None:
@@ -957,6 +966,7 @@ class Engine:
             if effect.kind == "handoff" and self.handoffs is not None:
                 queue = str(effect.data.get("queue", DEFAULT_QUEUE))
                 extra += await self._hand_off(conv, queue, str(effect.data.get("reason")))
+                changed = True  # no longer owed (or, after danger, still owed)
             elif effect.kind == "cancel_handoff" and self.handoffs is not None:
                 await self.handoffs.cancel(conv)
                 conv.answers.pop(HAND_OFF_DUE, None)
@@ -1300,3 +1310,16 @@ def _event(m: StoredMessage) -> dict[str, object]:
 
 
 __all__ = ["Engine", "HelplineError", "Priority", "worst"]
+
+
+def _owe_hand_offs(turn: Turn) -> None:
+    """Mark the hand-off the turn asks for as owed, in the state the turn saves: it is made
+    after the save (_apply_effects), and an instance stopping in between must not lose it.
+    A later "cancel", or a call-back chosen instead, in the same turn leaves none owed."""
+    answers = turn.conversation.answers
+    for effect in turn.effects:
+        if effect.kind == "handoff":
+            queue = str(effect.data.get("queue", DEFAULT_QUEUE))
+            answers[HAND_OFF_DUE] = [queue, str(effect.data.get("reason"))]
+        elif effect.kind in ("cancel_handoff", "callback"):
+            answers.pop(HAND_OFF_DUE, None)

@@ -48,7 +48,7 @@ async def _migrated(database_url: str) -> AsyncIterator[SqlStore]:
 async def _first_turn(store: SqlStore) -> tuple[list[Any], Conversation]:
     """A new conversation's first message, and the conversation, as its turn reads them."""
     accepted = await _accept(store, 1)
-    pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+    pending, conv, _ = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
     assert conv is not None
     return pending, conv
 
@@ -117,7 +117,7 @@ async def test_what_a_turn_stores_reads_back_the_same_through_the_orm(database_u
             external_id="SM-read-back",
             received_at=received,
         )
-        pending, conv = await store.pending_turn(accepted.conversation_id)
+        pending, conv, _ = await store.pending_turn(accepted.conversation_id)
         assert conv is not None and [m.text for m in pending] == ["I shouted at her again"]
         assert pending[0].created_at == received
         conv.state, conv.answers = "who", {"_greeted": True, "seen": ["a", "b"]}
@@ -195,7 +195,7 @@ async def test_a_read_that_fails_leaves_later_reads_working(database_url: str) -
             with pytest.raises(NotFound):
                 await store.conversation("no-such-conversation")
         for _ in range(6):
-            pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+            pending, conv, _ = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
             assert conv is not None and [m.text for m in pending] == ["hello"]
     finally:
         await store.close()
@@ -262,7 +262,7 @@ async def test_each_stored_reply_has_the_id_its_words_were_stored_under(database
     try:
         await upgrade(store.engine)
         accepted = await _accept(store, 1)
-        pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+        pending, conv, _ = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
         assert conv is not None
         said = ["One.", "Two.", "One.", "Three.", "Two."]
         stored = await store.save_turn(conv, [pending[0].id], [Reply(t) for t in said])
@@ -354,7 +354,7 @@ async def test_sqlite_rows_written_by_a_turn_are_stored_as_the_orm_stores_them(
             external_id=None,
             received_at=utcnow(),
         )
-        pending, conv = await store.pending_turn(accepted.conversation_id)
+        pending, conv, _ = await store.pending_turn(accepted.conversation_id)
         assert conv is not None
         await store.save_turn(conv, [pending[0].id], [Reply("Hi.", options=("Yes", "No"))])
         await store.add_note(conv.id, "a note", "Adviser")
@@ -402,7 +402,7 @@ async def test_a_units_operations_commit_one_by_one_and_outlive_a_failed_one(
                 *(store.transcript(first.conversation_id) for _ in range(3))
             )
             assert [len(t) for t in seen] == [1, 1, 1]
-            pending, conv = await store.pending_turn(first.conversation_id)
+            pending, conv, _ = await store.pending_turn(first.conversation_id)
             assert conv is not None and [m.id for m in pending] == [first.message_id]
             await store.save_turn(conv, [first.message_id], [Reply("Thank you.")])
             if not store.url.startswith("sqlite"):
@@ -450,7 +450,7 @@ async def test_messages_are_still_stored_after_postgresql_drops_every_connection
         await asyncio.sleep(0.1)  # as after any restart: the closed sockets have been seen
         async with asyncio.timeout(10):
             accepted = await _accept(store, 99)
-        pending, conv = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
+        pending, conv, _ = await store.pending_turn(accepted.conversation_id)  # type: ignore[attr-defined]
         assert conv is not None and [m.text for m in pending] == ["hello"]
     finally:
         await store.close()
@@ -603,7 +603,7 @@ async def test_a_message_arriving_as_its_conversation_closes_goes_to_a_new_one(
         assert second.new_conversation  # type: ignore[attr-defined]
         assert second.conversation_id != first.conversation_id  # type: ignore[attr-defined]
         assert len(await store.transcript(first.conversation_id)) == 1  # type: ignore[attr-defined]
-        pending, conv = await store.pending_turn(second.conversation_id)  # type: ignore[attr-defined]
+        pending, conv, _ = await store.pending_turn(second.conversation_id)  # type: ignore[attr-defined]
         assert conv is not None and not conv.closed and [m.text for m in pending] == ["hello"]
     finally:
         await store.close()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import json
 import queue
 import threading
 import uuid
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Engine,
     Executable,
     Table,
+    Text,
     and_,
     bindparam,
     case,
@@ -40,6 +42,9 @@ from sqlalchemy import (
     null,
     select,
     update,
+)
+from sqlalchemy import (
+    cast as sql_cast,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -141,6 +146,16 @@ _PENDING = (
     .where(
         MESSAGES.c.conversation_id == bindparam("conv_id"),
         MESSAGES.c.status == Delivery.RECEIVED.value,
+    )
+    .order_by(MESSAGES.c.id)
+)
+# What a turn starts from: the messages waiting to be answered and the replies waiting to be
+# sent (left by an instance that stopped between storing and sending them), oldest first.
+_WAITING = (
+    select(MESSAGES)
+    .where(
+        MESSAGES.c.conversation_id == bindparam("conv_id"),
+        MESSAGES.c.status.in_([Delivery.RECEIVED.value, Delivery.PENDING.value]),
     )
     .order_by(MESSAGES.c.id)
 )
@@ -970,19 +985,23 @@ class SqlStore:
 
         return await self._read(run)
 
-    async def open_with_the_bot_at_risk(self, levels: Sequence[str]) -> list[Conversation]:
-        """Open conversations the bot still has whose risk is one of `levels` (few: danger
-        sends a conversation to the queue)."""
+    async def open_with_the_bot_holding(self, key: str) -> list[Conversation]:
+        """Open conversations the bot still has whose answers hold `key` (one of the
+        engine's own marks, such as a hand-off still owed: few at any time). Read as the
+        answers' JSON text, the same way on every database."""
 
         def run(conn: Connection) -> list[Conversation]:
             rows = conn.execute(
                 select(CONVERSATIONS).where(
                     ~CONVERSATIONS.c.closed,
                     CONVERSATIONS.c.owner == Owner.BOT.value,
-                    CONVERSATIONS.c.risk_level.in_(list(levels)),
+                    sql_cast(CONVERSATIONS.c.answers, Text).contains(
+                        json.dumps(key), autoescape=True
+                    ),
                 )
             )
-            return [_conversation(row) for row in rows]
+            found = [_conversation(row) for row in rows]
+            return [conv for conv in found if key in conv.answers]
 
         return await self._read(run)
 
@@ -991,15 +1010,22 @@ class SqlStore:
 
     async def pending_turn(
         self, conversation_id: str
-    ) -> tuple[list[StoredMessage], Conversation | None]:
-        """A conversation's unanswered messages and, if there are any, the conversation: what
-        a turn starts from, in one read."""
+    ) -> tuple[list[StoredMessage], Conversation | None, list[StoredMessage]]:
+        """A conversation's unanswered messages and, if there are any, the conversation and
+        its replies stored but not yet sent (an instance stopped before sending them): what a
+        turn starts from, in one read."""
 
-        def run(conn: Connection) -> tuple[list[StoredMessage], Conversation | None]:
-            pending = _pending(self._sql, conn, conversation_id)
+        def run(
+            conn: Connection,
+        ) -> tuple[list[StoredMessage], Conversation | None, list[StoredMessage]]:
+            waiting = [
+                _message(r) for r in self._sql.rows(conn, _WAITING, {"conv_id": conversation_id})
+            ]
+            pending = [m for m in waiting if m.status is Delivery.RECEIVED]
             if not pending:
-                return pending, None
-            return pending, _get_conversation(self._sql, conn, conversation_id)
+                return pending, None, []
+            unsent = [m for m in waiting if m.status is Delivery.PENDING]
+            return pending, _get_conversation(self._sql, conn, conversation_id), unsent
 
         return await self._prepared_read(run)
 
