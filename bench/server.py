@@ -107,6 +107,9 @@ class _CountedNotEnforced:
         await self.limiter.allow(key, limits)
         return True
 
+    async def refund(self, key: str, limits: Any) -> None:
+        await self.limiter.refund(key, limits)
+
 
 def _bench_console(app: web.Application, adviser: str | None) -> None:
     from helpline.app import ENGINE, HUB, STORE

@@ -99,6 +99,8 @@ Screen = Callable[[str, str], RiskResult]
 class Limiter(Protocol):
     async def allow(self, key: str, limits: tuple[Limit, ...]) -> bool: ...
 
+    async def refund(self, key: str, limits: tuple[Limit, ...]) -> None: ...
+
 
 EffectHandler = Callable[[Conversation, Mapping[str, Any]], Awaitable[list[Reply]]]
 
@@ -224,6 +226,14 @@ class Engine:
         # leaving must always work.
         limited = limited and not urgent and not self._is_stop(msg.text)
         if limited and not await self.limiter.allow(key, self.message_limits):
+            if msg.external_id is not None and await self.store.is_stored(
+                msg.channel, msg.external_id
+            ):
+                # A redelivery of a message taken before the limit was reached: handled
+                # once already, and never a reason to tell them to slow down.
+                await self.limiter.refund(key, self.message_limits)
+                self.metrics.duplicates.labels(msg.channel).inc()
+                raise DuplicateMessage(f"{msg.channel} message already stored")
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 
@@ -255,6 +265,10 @@ class Engine:
                     self._admission.promote(accepted.conversation_id)
         except DuplicateMessage:
             self.metrics.duplicates.labels(msg.channel).inc()
+            if limited:
+                # A redelivery (a platform trying again, or the same webhook at two
+                # instances) is handled once, and counts once against the person's limit.
+                await self.limiter.refund(key, self.message_limits)
             raise
         self.metrics.messages_in.labels(msg.channel).inc()
         _remember(self._screened, accepted.message_id, (language, hash(msg.text), risk))

@@ -55,22 +55,46 @@ class MemoryLimiter:
             self._forget_old(now)
         return allowed
 
+    async def refund(self, key: str, limits: tuple[Limit, ...]) -> None:
+        """Take back one count in the current windows (a message that turned out to be a
+        redelivery, which costs the person nothing)."""
+        now = self._clock()
+        for limit in limits:
+            slot = (key, limit.seconds)
+            start, count = self._windows.get(slot, (None, 0))
+            if start == int(now // limit.seconds) and count > 0:
+                self._windows[slot] = (start, count - 1)
+
     def _forget_old(self, now: float) -> None:
         for (key, seconds), (start, _) in list(self._windows.items()):
             if start != int(now // seconds):
                 del self._windows[(key, seconds)]
 
 
+# Take one back from a window's count, only if the window still exists (a new window
+# must not start below zero).
+_REFUND = """
+if redis.call('exists', KEYS[1]) == 1 and tonumber(redis.call('get', KEYS[1])) > 0 then
+  return redis.call('decr', KEYS[1])
+end
+return 0
+"""
+
+
 class RedisLimiter:
     def __init__(self, client: redis.Redis, prefix: str = "helpline:") -> None:
         self._client = client
         self._prefix = prefix
+        self._refund = client.register_script(_REFUND)
+
+    def _name(self, key: str, limit: Limit, now: float) -> str:
+        return f"{self._prefix}rate:{limit.seconds}:{int(now // limit.seconds)}:{key}"
 
     async def allow(self, key: str, limits: tuple[Limit, ...]) -> bool:
         now = time.time()
         pipe = self._client.pipeline(transaction=False)
         for limit in limits:
-            name = f"{self._prefix}rate:{limit.seconds}:{int(now // limit.seconds)}:{key}"
+            name = self._name(key, limit, now)
             pipe.incr(name)
             pipe.expire(name, limit.seconds + 1)
         try:
@@ -84,3 +108,13 @@ class RedisLimiter:
             return True
         counts = results[0::2]
         return all(int(c) <= limit.count for c, limit in zip(counts, limits, strict=True))
+
+    async def refund(self, key: str, limits: tuple[Limit, ...]) -> None:
+        """As MemoryLimiter.refund. Redis out of reach: nothing taken back (the count ends
+        with its window)."""
+        now = time.time()
+        try:
+            for limit in limits:
+                await self._refund(keys=[self._name(key, limit, now)])
+        except (RedisError, OSError, TimeoutError):
+            log.warning("rate limit not refunded: Redis did not answer", exc_info=True)

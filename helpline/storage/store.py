@@ -1190,6 +1190,15 @@ class SqlStore:
 
         return await self._read(_orm(run))
 
+    async def is_stored(self, channel: str, external_id: str) -> bool:
+        """Whether the channel's message with this id was stored already (a redelivery)."""
+        found = await self._prepared_read(
+            lambda conn: self._sql.first(
+                conn, _STORED, {"channel": channel, "external_id": external_id}
+            )
+        )
+        return found is not None
+
     # -- delivery --------------------------------------------------------------------------
 
     async def sealed_address(self, contact_key: str) -> str | None:
