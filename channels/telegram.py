@@ -220,7 +220,8 @@ class TelegramChannel:
             raise web.HTTPBadRequest(text="expected an update")
         try:
             update = Update.de_json(data, self.bot)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, OSError):
+            # OSError: a date no clock can read (EOVERFLOW), in a part not checked above.
             raise web.HTTPBadRequest(text="not an update") from None
         await self.handle_update(update)
         return web.Response(status=200)
@@ -367,17 +368,22 @@ def _id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
 
 
+def _date(value: Any) -> bool:
+    """A Bot API date: a Unix time in 32 bits (PTB makes every one a datetime)."""
+    return _id(value) and 0 <= value < 2**32
+
+
 def _is_message(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     chat, sender = value.get("chat"), value.get("from")
     return (
         _id(value.get("message_id"))
-        and _id(value.get("date", 0))
+        and _date(value.get("date", 0))
         and isinstance(chat, dict)
         and _id(chat.get("id"))
         and isinstance(chat.get("type"), str)
-        and _id(value.get("edit_date", 0))
+        and _date(value.get("edit_date", 0))
         and isinstance(value.get("text") or "", str)
         and isinstance(value.get("caption") or "", str)
         and isinstance(value.get("media_group_id") or "", str)

@@ -397,6 +397,14 @@ async def test_malformed_or_oversize_updates_get_a_clean_answer(env: Env) -> Non
     bad_caption["message"]["caption"] = {"not": "text"}
     assert await env.post(bad_caption) == 400
     assert await env.post(None, raw=b"{" + b" " * 70_000 + b"}") == 413
+    # Dates no clock can read, where the channel reads them and where only PTB does.
+    for field in ("date", "edit_date"):
+        for when in (2**62, -5):
+            odd = text_update("hello")
+            odd["message"][field] = when
+            assert await env.post(odd) == 400, (field, when)
+    channel_post = {"update_id": 7, "channel_post": {**text_update("hi")["message"], "date": 2**62}}
+    assert await env.post(channel_post) == 400
     await env.app[ENGINE].drain()
     assert env.loop.telegram("sendMessage") == []
 
