@@ -140,6 +140,10 @@ class WebChat:
             if hello is not None:
                 request.app[SOCKETS][ws] = hello[1]
                 await self._converse(ws, *hello)
+        except ConnectionResetError:
+            # The page went while it was being answered (a reload, a phone losing signal):
+            # what it sent is stored, and it is shown the chat again when it comes back.
+            log.debug("a web chat page went while it was answered")
         finally:
             request.app[SOCKETS].pop(ws, None)
         return ws
@@ -158,24 +162,33 @@ class WebChat:
         lang = "cy" if frame.get("lang") == "cy" else "en"
         from helpline.privacy import new_token
 
-        known = isinstance(token, str) and await self._known(token)
-        if not known:
+        engine = self.app[ENGINE]
+        if isinstance(token, str) and await self._known(token):
+            # A chat resumed (a reload, a new network) at most as often as its person may
+            # write: one token opening hundreds of sockets would slow everyone else's.
+            resumes = engine.message_limits[:1]
+            if not await engine.limiter.allow(
+                self.app[PRIVACY].contact_key("resume", token), resumes
+            ):
+                await self._slow_down(ws, lang)
+                return None
+        else:
             # Only a token this service handed out resumes a chat: a made-up one would
             # otherwise open new chats past the limit below.
             # New chats are limited per network address (hashed, never stored or logged).
-            limiter = self.app[ENGINE].limiter
-            if not await limiter.allow(self.app[PRIVACY].contact_key("ip", peer), NEW_CHATS):
-                content = self.app[CONTENT]
-                await ws.send_json(
-                    {"type": "error", "text": content.text("web.error_slow_down", lang)}
-                )
-                # A code of its own: the page keeps this notice (and its 999) on screen and
-                # waits a minute, rather than showing "reconnecting" and trying again at once,
-                # each try counting against the same limit.
-                await ws.close(code=TOO_MANY_NEW_CHATS, message=b"slow down")
+            if not await engine.limiter.allow(self.app[PRIVACY].contact_key("ip", peer), NEW_CHATS):
+                await self._slow_down(ws, lang)
                 return None
             token = new_token()
         return str(token), lang
+
+    async def _slow_down(self, ws: web.WebSocketResponse, lang: str) -> None:
+        content = self.app[CONTENT]
+        await ws.send_json({"type": "error", "text": content.text("web.error_slow_down", lang)})
+        # A code of its own: the page keeps this notice (and its 999) on screen and waits a
+        # minute, rather than showing "reconnecting" and trying again at once, each try
+        # counting against the same limit.
+        await ws.close(code=TOO_MANY_NEW_CHATS, message=b"slow down")
 
     async def _known(self, token: Any) -> bool:
         if not isinstance(token, str) or not _TOKEN.match(token):
