@@ -203,6 +203,28 @@ class HubLink:
         for client_id in ids:
             await self.client.client_kill_filter(_id=client_id)
 
+    @asynccontextmanager
+    async def cut_off(self, hub: Any) -> AsyncIterator[None]:
+        """Cut the subscription, and keep `hub` (the app's RedisHub) from subscribing again
+        until the block ends: whatever the block publishes reaches no one, however long it
+        takes. (By itself the hub is back after a pause of a second, which a few turns on
+        a busy machine, or a slow Redis, can outlast.)"""
+        back = asyncio.Event()
+        listen_once = hub._listen_once
+
+        async def after_the_gap() -> None:
+            await back.wait()
+            await listen_once()
+
+        hub._listen_once = after_the_gap  # the hub's next try at subscribing waits for `back`
+        try:
+            await self.cut()
+            yield
+            assert not await self.subscribed(), "the hub subscribed again inside the gap"
+        finally:
+            del hub._listen_once
+            back.set()
+
 
 @asynccontextmanager
 async def hub_link(redis_url: str, prefix: str) -> AsyncIterator[HubLink]:

@@ -294,9 +294,19 @@ async def test_the_console_shows_what_was_said_while_it_opened_a_conversation_or
         transcript = adviser.get_by_role("log", name="Transcript")
         await expect(transcript.get_by_text("said while it was opening")).to_be_visible()
 
+        # Before reconnecting (a second later) the console asks whether its session is still
+        # alive: held until the person has spoken, however long their turn takes.
+        said = asyncio.Event()
+
+        async def once_said(route: Any) -> None:
+            await said.wait()
+            await route.fallback()
+
+        await adviser.route("**/console/api/me", once_said)
         await sockets[-1].close(code=1001, reason="restarting")
         await engine.handle(InboundMessage("test", address, "said while it reconnected"))
-        assert len(sockets) == 1, "the console waits a second before reconnecting"
+        assert len(sockets) == 1, "said while the console was away"
+        said.set()
         await expect(transcript.get_by_text("said while it reconnected")).to_be_visible(
             timeout=15_000
         )
@@ -360,7 +370,11 @@ async def test_a_reply_typed_for_one_person_stays_with_them_and_never_reaches_th
         await page.get_by_label("Private note", exact=True).fill("a note for the first")
         await page.get_by_role("button", name="Close this panel", exact=True).click()
         await expect(page.locator("#conversation")).to_be_hidden()
-        await page.get_by_role("button", name="Claim", exact=True).click()
+        # The first is shown as taken (its button reads "Open") once the queue's live
+        # update comes: until then both still read "Claim".
+        claim = page.get_by_role("button", name="Claim", exact=True)
+        await expect(claim).to_have_count(1)
+        await claim.click()
         await expect(page.locator("#conversation-reference")).not_to_have_text(reference)
         await expect(message).to_have_value("")
         await expect(page.locator("#note")).to_have_value("")
