@@ -26,7 +26,6 @@ from handoff.views import (
     shows_note,
     supervisor_view,
     transcript,
-    transcript_item,
     visible,
 )
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
@@ -295,7 +294,7 @@ class LiveConsole:
             {
                 "type": "transcript",
                 "conversation": conv_id,
-                "messages": [transcript_item(m) for m in messages],
+                "messages": messages,
             }
         )
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from handoff import accounts, referrals
 from handoff.accounts import User
-from helpline.app import ROUTING, SETTINGS, STORE
-from helpline.domain import Conversation, Direction, Owner, StoredMessage
+from helpline.app import ENGINE, ROUTING, SETTINGS, STORE
+from helpline.domain import Author, Conversation, Direction, Owner, StoredMessage
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority, QueueEntry
 from helpline.storage.models import ConversationRow
@@ -120,9 +120,12 @@ async def _scoped(
     return _programme_part(messages, since, await note_authors(app, user)), shared
 
 
-async def transcript(app: web.Application, user: User, conversation_id: str) -> list[StoredMessage]:
+async def transcript(
+    app: web.Application, user: User, conversation_id: str
+) -> list[dict[str, Any]]:
     """What the console's live socket sends of a conversation: as its page shows it."""
-    return (await _scoped(app, user, conversation_id))[0]
+    conv = await app[STORE].conversation(conversation_id)
+    return transcript_items(app, (await _scoped(app, user, conversation_id))[0], conv.language)
 
 
 async def conversation_view(
@@ -145,13 +148,28 @@ async def conversation_view(
         "queue": current,
         "summary": shown,
         "mine": conv.owner is Owner.ADVISER and conv.adviser == user.name,
-        "messages": [transcript_item(m) for m in messages],
+        "messages": transcript_items(app, messages, conv.language),
     }
 
 
-def transcript_item(m: StoredMessage) -> dict[str, Any]:
-    """One message of a transcript as the console shows it (notes included)."""
-    return {
+def transcript_items(
+    app: web.Application, messages: list[StoredMessage], language: str
+) -> list[dict[str, Any]]:
+    """A transcript as the console shows it (notes included), each of the person's messages
+    with the risk level the screen gives it: as the live event that brought it carried it
+    (Routing.forward), so that a risky message stays marked when the console opens the
+    conversation, reconnects or catches up. (Levels are not stored with messages; the screen
+    is quick: tens of microseconds a message.)"""
+    screen = app[ENGINE].screen
+    return [
+        transcript_item(m, screen(m.text, language).level if m.author is Author.PERSON else None)
+        for m in messages
+    ]
+
+
+def transcript_item(m: StoredMessage, risk: str | None = None) -> dict[str, Any]:
+    """One message of a transcript as the console shows it; `risk`, for the person's."""
+    item = {
         "id": m.id,
         "direction": m.direction.value,
         "author": m.author.value,
@@ -159,6 +177,9 @@ def transcript_item(m: StoredMessage) -> dict[str, Any]:
         "text": m.text,
         "at": m.created_at.isoformat(),
     }
+    if risk is not None:
+        item["risk"] = risk
+    return item
 
 
 def _item(
