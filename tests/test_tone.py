@@ -1,0 +1,113 @@
+"""What the bot says to questions and situations a reviewer found it answering badly: asking
+whether we call the police is answered, not treated as an emergency; hurting on both sides is
+not met with "it is not your fault"; requests to manage the person harmed meet a calm boundary;
+the person harmed always has a service, in England too; self-descriptions are understood."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpline.app import CONTENT
+from helpline.domain import Owner
+from tests.journey_support import Person, run_golden
+from tests.support import running, settings_for
+
+WELCOME = ["welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"]
+
+# -- asking about the police, confidentiality, recording ---------------------------------------
+
+ASKS_ABOUT_THE_SERVICE = [
+    ("en", "will you call the police on me"),
+    ("en", "do you call the police"),
+    ("en", "Are you going to report me to the police?"),
+    ("en", "do you have to tell social services"),
+    ("en", "is this confidential?"),
+    ("en", "are you recording this"),
+    ("en", "will this be reported"),
+    ("cy", "ydych chi'n mynd i ffonio'r heddlu arna i"),
+    ("cy", "ydy hyn yn gyfrinachol?"),
+]
+
+
+@pytest.mark.parametrize(("language", "text"), ASKS_ABOUT_THE_SERVICE)
+async def test_asking_what_the_service_does_is_answered_mid_journey_and_the_question_stays(
+    language: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await person.says("hello")
+        await person.says("1")
+        await person.says("1")
+        options = person.last_options()
+        assert await person.says(text) == ["guardrail.confidential"]
+        assert person.last_options() == options  # still at the same question
+        conv = await person.conversation()
+        assert (conv.flow, conv.state, conv.owner) == ("own", "start", Owner.BOT)
+        assert conv.risk_level == "none"
+        assert await person.says("1") == ["own.children"]
+
+
+async def test_asking_about_the_police_first_is_answered_then_welcomed_not_queued(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        for address, language, text in (
+            ("+447700900111", "en", "will you call the police on me"),
+            ("+447700900222", "cy", "ydych chi'n mynd i ffonio'r heddlu arna i"),
+        ):
+            person = Person(app, fake, address=address, language=language)
+            assert await person.says(text) == ["guardrail.confidential", *WELCOME]
+            conv = await person.conversation()
+            assert (conv.owner, conv.risk_level) == (Owner.BOT, "none")
+
+
+async def test_asking_about_the_police_while_waiting_does_not_raise_danger(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for said in ("hello", "1", "1", "skip", "skip"):
+            await person.says(said)
+        assert await person.says("1") == ["handoff.waiting"]
+        assert "risk.immediate" not in await person.says("do you call the police")
+        conv = await person.conversation()
+        assert (conv.owner, conv.risk_level) == (Owner.QUEUE, "none")
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("en", "call the police he's here"),
+        ("en", "I need to call the police"),
+        ("en", "can you call the police"),
+        ("cy", "ffoniwch yr heddlu, mae e yma"),
+    ],
+)
+async def test_asking_for_the_police_is_still_danger(
+    language: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert (await person.says(text))[0] == "risk.immediate"
+        assert (await person.conversation()).risk_level == "immediate"
+
+
+async def test_talk_about_the_police_that_is_not_a_question_about_us_gets_no_set_answer(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        content = app[CONTENT]
+        for text in (
+            "do you think I should tell the police",
+            "she will report me to the police",
+            "did she call the police",
+            "my partner called the police on me",
+            "I want to tell the police what I did",
+            "I'm worried she'll tell social services",
+            "mae hi wedi ffonio'r heddlu",
+            "dwi eisiau ffonio'r heddlu",
+        ):
+            assert content.guardrail(text) is None, text
