@@ -111,3 +111,59 @@ async def test_talk_about_the_police_that_is_not_a_question_about_us_gets_no_set
             "dwi eisiau ffonio'r heddlu",
         ):
             assert content.guardrail(text) is None, text
+
+
+# -- hurting on both sides ----------------------------------------------------------------------
+
+BOTH_SIDES = [
+    ("en", "I hit my wife but she hits me too"),
+    ("en", "she hit me first so I hit her back"),
+    ("en", "she hits me too so it's mutual"),
+    ("cy", "mae hi'n fy nharo i hefyd"),
+]
+
+
+@pytest.mark.parametrize(("language", "text"), BOTH_SIDES)
+async def test_hurting_on_both_sides_is_offered_both_routes_not_told_it_is_not_their_fault(
+    language: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says(text) == ["welcome.both"]
+        content = app[CONTENT]
+        assert person.last_options() == tuple(
+            content.text(k, language) for k in ("welcome.opt_both_own", "welcome.opt_both_adviser")
+        )
+        assert await person.says("1") == ["own.start", "own.about"]
+        assert (await person.conversation()).answers["who"] == "self"
+
+
+async def test_hurting_on_both_sides_said_first_or_with_it_is_safe_is_offered_both(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        first = Person(app, fake, address="+447700900111")
+        assert await first.says("I hit my wife but she hits me too") == WELCOME
+        assert await first.says("yes") == ["welcome.both"]
+        second = Person(app, fake, address="+447700900222")
+        await second.says("hello")
+        assert await second.says("yes it's safe, she hit me first so I hit her back") == [
+            "welcome.both"
+        ]
+        assert await second.says("2") == ["handoff.waiting"]
+        conv = await second.conversation()
+        assert (conv.flow, conv.owner) == ("own", Owner.QUEUE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["my husband controls me and he hits me too", "he hits me", "mae e'n fy nharo i"],
+)
+async def test_someone_only_being_hurt_is_still_told_it_is_not_their_fault(
+    text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says(text) == ["victim.signpost"]
