@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpline.app import CONTENT
+from helpline.app import CONTENT, STORE
 from helpline.domain import Owner
 from tests.journey_support import Person, run_golden
 from tests.support import running, settings_for
@@ -167,3 +167,52 @@ async def test_someone_only_being_hurt_is_still_told_it_is_not_their_fault(
         person = Person(app, fake)
         await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
         assert await person.says(text) == ["victim.signpost"]
+
+
+# -- requests to manage the person harmed ------------------------------------------------------
+
+BOUNDARIES = [
+    ("en", "how do I get her to drop the charges", "guardrail.charges"),
+    ("en", "can you help me get her to withdraw her statement", "guardrail.charges"),
+    ("cy", "sut alla i ei chael hi i ollwng y cyhuddiadau", "guardrail.charges"),
+    ("en", "I need to get my kids back, she's poisoning them against me", "guardrail.court"),
+    ("en", "she won't let me see my kids", "guardrail.court"),
+    ("cy", "mae hi'n troi'r plant yn fy erbyn", "guardrail.court"),
+]
+
+
+@pytest.mark.parametrize(("language", "text", "reply"), BOUNDARIES)
+async def test_requests_to_manage_the_person_harmed_meet_a_boundary_and_an_adviser_is_told(
+    language: str, text: str, reply: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        options = person.last_options()
+        assert await person.says(text) == [reply]
+        assert person.last_options() == options  # the who question, still open
+        conv = await person.conversation()
+        assert (conv.flow, conv.state) == ("welcome", "who")
+        transcript = [m.text for m in await app[STORE].transcript(conv.id)]
+        rail = reply.split(".")[1]
+        assert app[CONTENT].text("note.flagged", "en", reason=f"guardrail:{rail}") in transcript
+        assert await person.says("1") == ["own.start", "own.about"]
+
+
+async def test_ordinary_talk_of_court_children_and_charges_gets_no_boundary(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _fake, _):
+        content = app[CONTENT]
+        for text in (
+            "she dropped the charges last week",
+            "I was in custody last night",
+            "the court said no contact",
+            "I want my kids to be safe",
+            "the police charged me",
+            "I need to get my kids back from school",
+            "I'm going to court next week",
+            "she wants to press charges",
+            "mae gen i achos llys wythnos nesaf",
+        ):
+            assert content.guardrail(text) is None, text
