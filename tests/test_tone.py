@@ -216,3 +216,42 @@ async def test_ordinary_talk_of_court_children_and_charges_gets_no_boundary(
             "mae gen i achos llys wythnos nesaf",
         ):
             assert content.guardrail(text) is None, text
+
+
+# -- what is not understood is not thanked; "are you a robot?" -----------------------------------
+
+
+@pytest.mark.parametrize("text", ["fuck off", "this is pointless", "whatever"])
+async def test_what_is_not_understood_at_the_who_question_is_not_thanked(
+    text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says(text) == ["who.retry"]
+        for language in ("en", "cy"):
+            retry = app[CONTENT].text("who.retry", language)
+            assert "thank" not in retry.lower() and "diolch" not in retry.lower()
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [("en", "are you a robot"), ("en", "is this a bot?"), ("cy", "ydych chi'n robot?")],
+)
+async def test_are_you_a_robot_is_answered_plainly_and_the_question_stays(
+    language: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says(text) == ["guardrail.bot"]
+        assert await person.says("1") == ["own.start", "own.about"]
+
+
+async def test_asking_for_a_real_person_still_reaches_an_adviser(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says("is this a real person?") == ["handoff.waiting"]
