@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpline.app import CONTENT, STORE
+from helpline.content import DEFAULT_ROOT
 from helpline.domain import Owner
 from tests.journey_support import Person, run_golden
 from tests.support import running, settings_for
@@ -255,3 +257,37 @@ async def test_asking_for_a_real_person_still_reaches_an_adviser(
         person = Person(app, fake)
         await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
         assert await person.says("is this a real person?") == ["handoff.waiting"]
+
+
+# -- the person harmed always has somewhere to turn, in England too ------------------------------
+
+
+def _directory_phone(service_id: str) -> str:
+    services = yaml.safe_load((DEFAULT_ROOT / "directory" / "services.yaml").read_text())
+    entry = next(s for s in services["services"] if s["id"] == service_id)
+    return str(next(c["value"] for c in entry["contacts"] if c["channel"] == "phone"))
+
+
+async def test_the_end_of_the_own_behaviour_route_names_a_service_for_the_person_harmed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(
+            person,
+            [
+                ("hello", WELCOME),
+                ("1", ["welcome.who"]),
+                ("1", ["own.start", "own.about"]),
+                ("1", ["own.children"]),
+                ("no", ["own.want"]),
+                ("4", ["own.today", "own.more"]),
+                ("that's all", ["own.end"]),
+            ],
+        )
+        content = app[CONTENT]
+        england = _directory_phone("national-domestic-abuse-helpline")
+        for key in ("own.end", "handoff.other_routes"):
+            for language in ("en", "cy"):
+                assert england in content.text(key, language), (key, language)
+        assert england in person.last_texts()[0]
