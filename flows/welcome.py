@@ -46,7 +46,7 @@ def _both(turn: Turn, text: str) -> bool:
         return True
     return bool(
         longest_mention(said, content.all_words("who_hurt"))
-        and longest_mention(said, content.all_words("who_self"))
+        and longest_mention(said, content.all_words("who_self_acts"))
     )
 
 

@@ -160,7 +160,13 @@ async def test_hurting_on_both_sides_said_first_or_with_it_is_safe_is_offered_bo
 
 @pytest.mark.parametrize(
     "text",
-    ["my husband controls me and he hits me too", "he hits me", "mae e'n fy nharo i"],
+    [
+        "my husband controls me and he hits me too",
+        "he hits me",
+        "he hits me and says i'm the problem",
+        "mae e'n fy nharo i",
+        "mae e'n fy nharo i ac yn dweud mai fi yw'r broblem",
+    ],
 )
 async def test_someone_only_being_hurt_is_still_told_it_is_not_their_fault(
     text: str, sqlite_url: str, tmp_path: Path
