@@ -297,3 +297,23 @@ async def test_the_end_of_the_own_behaviour_route_names_a_service_for_the_person
             for language in ("en", "cy"):
                 assert england in content.text(key, language), (key, language)
         assert england in person.last_texts()[0]
+
+
+# -- self-descriptions understood ----------------------------------------------------------------
+
+SELF_DESCRIPTIONS = [
+    ("cy", "dwi wedi taro fy nghariad"),
+    ("cy", "dwi ddim yn gwybod ai fi yw'r broblem"),
+    ("en", "I need help to stop hurting my girlfriend"),
+    ("en", "I'm not abusive, I just have a temper"),
+]
+
+
+@pytest.mark.parametrize(("language", "text"), SELF_DESCRIPTIONS)
+async def test_people_describing_their_own_behaviour_reach_the_own_behaviour_route(
+    language: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says(text) == ["own.start", "own.about"]
