@@ -317,3 +317,21 @@ async def test_people_describing_their_own_behaviour_reach_the_own_behaviour_rou
         person = Person(app, fake, language=language)
         await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
         assert await person.says(text) == ["own.start", "own.about"]
+
+
+# -- friends and family: no one labelled --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["my son's girlfriend is lying about him", "my brother is horrible to his wife"]
+)
+async def test_family_and_friends_are_met_without_labelling_the_person_they_ask_about(
+    text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says(text) == ["family.start"]
+        for language in ("en", "cy"):
+            said = app[CONTENT].text("family.start", language).lower()
+            assert "behaving abusively" not in said and "ymddwyn yn gamdriniol" not in said
