@@ -21,13 +21,40 @@ def _who_said(turn: Turn, text: str) -> str | None:
     """Someone who answers "is it safe to message?" by saying who they are ("my husband hits
     me", "I hit my wife and need help") is taken at their word, not asked again: above all,
     someone being hurt gets the help meant for them at once. Being hurt outranks the rest,
-    as in WHO below; only the two answers whose words leave no doubt."""
+    as in WHO below; only the answers whose words leave no doubt. Hurting and being hurt,
+    both said ("I hit her but she hits me too"), is neither: see `_both`."""
+    if _both(turn, text):
+        return "both"
     said = normalise(text)
     if longest_mention(said, turn.content.all_words("who_hurt")):
         return "hurt"
     if longest_mention(said, turn.content.all_words("who_self")):
         return "self"
     return None
+
+
+def _both(turn: Turn, text: str) -> bool:
+    """Hurting someone and being hurt, both said: "I hit my wife but she hits me too", "she
+    hit me first so I hit her back", "it's mutual". Not "it is not your fault" (that would
+    agree the harm is all the other person's), and not only the victim's services (that would
+    drop the help with their own behaviour): both are offered (the `both` state)."""
+    said = normalise(text)
+    content = turn.content
+    if said in content.all_words("who_mutual_whole") or longest_mention(
+        said, content.all_words("who_mutual")
+    ):
+        return True
+    return bool(
+        longest_mention(said, content.all_words("who_hurt"))
+        and longest_mention(said, content.all_words("who_self_acts"))
+    )
+
+
+def _both_at_who(turn: Turn, text: str) -> str | None:
+    if not _both(turn, text):
+        return None
+    turn.answers["who"] = "both"
+    return "both"
 
 
 def _first_message(turn: Turn) -> None:
@@ -69,7 +96,7 @@ def _forget(event: Any) -> None:
     "menu" asks afresh), and who they said they are is kept as the who question keeps it."""
     turn: Turn = event.model
     first = turn.answers.pop(FIRST_SAID, None)
-    if event.transition.dest in ("goto:victim", "goto:own"):
+    if event.transition.dest in ("goto:victim", "goto:own", "both"):
         turn.answers["who"] = _who_said(turn, turn.text) or first
 
 
@@ -77,6 +104,13 @@ def _moving_on(trigger: str, source: str) -> tuple[dict[str, Any], ...]:
     """Out of `source` once it is safe to talk: to the journey they already named, if any,
     else to the who question."""
     return (
+        {
+            "trigger": trigger,
+            "source": source,
+            "dest": "both",
+            "conditions": _said("both"),
+            "after": _forget,
+        },
         {
             "trigger": trigger,
             "source": source,
@@ -122,7 +156,27 @@ FLOW = FlowSpec(
         ),
         State("later", say=("welcome.not_safe",), interpret=_who_said, free_text="back"),
         State("danger", say=("risk.immediate",), enter=(_danger,)),
-        State("who", say=("welcome.who",), options=WHO, store_as="who", retry="who.retry"),
+        State(
+            "who",
+            say=("welcome.who",),
+            options=WHO,
+            store_as="who",
+            interpret_first=_both_at_who,
+            retry="who.retry",
+        ),
+        # Hurting and being hurt, both said: help with their own behaviour, and the services
+        # for anyone being hurt, side by side (never "it is not your fault").
+        State(
+            "both",
+            say=("welcome.both",),
+            options=(
+                Option("welcome.opt_both_own", "self", answer="self", keywords="who_self"),
+                Option(
+                    "welcome.opt_both_adviser", "adviser", answer="both", keywords="want_adviser"
+                ),
+            ),
+            store_as="who",
+        ),
     ),
     transitions=(
         *_moving_on("safe", "start"),
@@ -130,6 +184,11 @@ FLOW = FlowSpec(
         {"trigger": "welsh", "source": "start", "dest": "start"},
         *_moving_on("back", "later"),
         {"trigger": "danger", "source": "start", "dest": "danger", "after": _forget},
+        {"trigger": "both", "source": "start", "dest": "both", "after": _forget},
+        {"trigger": "both", "source": "later", "dest": "both", "after": _forget},
+        {"trigger": "both", "source": "who", "dest": "both"},
+        {"trigger": "self", "source": "both", "dest": "goto:own"},
+        {"trigger": "adviser", "source": "both", "dest": "goto:own.adviser"},
         {"trigger": "hurt", "source": "start", "dest": "goto:victim", "after": _forget},
         {"trigger": "hurt", "source": "later", "dest": "goto:victim", "after": _forget},
         {"trigger": "self", "source": "start", "dest": "goto:own", "after": _forget},

@@ -53,6 +53,9 @@ class State:
     options: tuple[Option, ...] = ()
     store_as: str | None = None
     interpret: Interpreter | None = None
+    # Read before the options' keywords (after a number or a label): a reading of the whole
+    # message that must win over any one keyword list ("I hit her but she hits me too").
+    interpret_first: Interpreter | None = None
     free_text: str | None = None  # trigger fired for any other text (the text is stored)
     enter: tuple[Action, ...] = ()
     retry: str = "flow.not_understood"
@@ -445,6 +448,11 @@ class FlowRunner:
             picked -= len(choices)
             if 0 <= picked < len(state.options):
                 chosen = state.options[picked]
+        first = state.interpret_first
+        if chosen is None and said and first is not None and not number:
+            trigger = None if self._match_label(turn, state, said) else first(turn, text)
+            if trigger is not None:
+                return trigger
         if chosen is None and said:
             chosen = self._match_option(turn, state, said)
         if chosen is not None:
