@@ -71,6 +71,7 @@ class Guardrail:
     name: str
     reply: str
     patterns: tuple[re.Pattern[str], ...]
+    flag: bool = True  # an adviser is told (a question anyone may ask need not be: flag: false)
 
     def matches(self, said: str) -> bool:
         return any(p.search(said) for p in self.patterns)
@@ -234,7 +235,10 @@ def _load_guardrails(
                     compiled.append(re.compile(str(pattern)))
                 except re.error as exc:
                     raise ContentError(f"{where}: {lang} pattern {pattern!r}: {exc}") from exc
-        rails.append(Guardrail(str(name), reply, tuple(compiled)))
+        flag = entry.get("flag", True)
+        if not isinstance(flag, bool):
+            raise ContentError(f"{where}: flag must be true or false")
+        rails.append(Guardrail(str(name), reply, tuple(compiled), flag))
     return tuple(rails)
 
 

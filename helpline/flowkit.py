@@ -355,7 +355,8 @@ class FlowRunner:
         if rail is None:
             return False
         turn.say(rail.reply)
-        turn.effect("flag", reason=f"guardrail:{rail.name}")
+        if rail.flag:
+            turn.effect("flag", reason=f"guardrail:{rail.name}")
         return True
 
     async def ask_again(self, turn: Turn, key: str) -> None:

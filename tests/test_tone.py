@@ -12,7 +12,7 @@ import yaml
 
 from helpline.app import CONTENT, STORE
 from helpline.content import DEFAULT_ROOT
-from helpline.domain import Owner
+from helpline.domain import Direction, Owner
 from tests.journey_support import Person, run_golden
 from tests.support import running, settings_for
 
@@ -335,3 +335,18 @@ async def test_family_and_friends_are_met_without_labelling_the_person_they_ask_
         for language in ("en", "cy"):
             said = app[CONTENT].text("family.start", language).lower()
             assert "behaving abusively" not in said and "ymddwyn yn gamdriniol" not in said
+
+
+async def test_questions_anyone_may_ask_do_not_alert_an_adviser(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "Is this confidential?" and "are you a robot?" are answered; they are no concern to flag
+    # (a request to find someone, or to get charges dropped, still is: above).
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(person, [("hello", WELCOME), ("1", ["welcome.who"])])
+        assert await person.says("is this confidential?") == ["guardrail.confidential"]
+        assert await person.says("are you a robot") == ["guardrail.bot"]
+        conv = await person.conversation()
+        notes = [m for m in await app[STORE].transcript(conv.id) if m.direction == Direction.NOTE]
+        assert notes == []
