@@ -873,7 +873,7 @@ class Engine:
                 # Saved: owed until it is made, whichever instance makes it.
                 conv.answers[HAND_OFF_DUE] = [queue, reason]
                 self._later(self._hand_off_later(conv.id, conv.reference))
-            else:
+            elif not _owed_after_danger(conv):
                 conv.answers.pop(HAND_OFF_DUE, None)  # they are told to ask again
             return [Reply(self.content.text("handoff.unavailable", conv.language))]
         conv.answers.pop(HAND_OFF_DUE, None)
@@ -1329,11 +1329,19 @@ __all__ = ["Engine", "HelplineError", "Priority", "worst"]
 def _owe_hand_offs(turn: Turn) -> None:
     """Mark the hand-off the turn asks for as owed, in the state the turn saves: it is made
     after the save (_apply_effects), and an instance stopping in between must not lose it.
-    A later "cancel", or a call-back chosen instead, in the same turn leaves none owed."""
+    A later "cancel", or a call-back chosen instead, in the same turn leaves none owed.
+    A hand-off owed after danger is never replaced by an ordinary one (typing "adviser" while
+    the queue still refuses must not make it less owed)."""
     answers = turn.conversation.answers
     for effect in turn.effects:
-        if effect.kind == "handoff":
+        if effect.kind == "handoff" and not _owed_after_danger(turn.conversation):
             queue = str(effect.data.get("queue", DEFAULT_QUEUE))
             answers[HAND_OFF_DUE] = [queue, str(effect.data.get("reason"))]
         elif effect.kind in ("cancel_handoff", "callback"):
             answers.pop(HAND_OFF_DUE, None)
+
+
+def _owed_after_danger(conv: Conversation) -> bool:
+    """A hand-off is owed, asked for by a risky message (its reason "risk:...")."""
+    due = conv.answers.get(HAND_OFF_DUE)
+    return isinstance(due, list) and len(due) == 2 and str(due[1]).startswith("risk:")

@@ -424,6 +424,25 @@ async def test_with_the_queue_down_danger_still_gets_the_guidance_and_asking_is_
         assert [e.conversation_id for e in await queue.waiting()] == [conv.id]
 
 
+async def test_asking_for_an_adviser_while_the_queue_is_still_down_keeps_danger_s_hand_off_owed(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Told after danger that no adviser can be reached, they type "adviser" as the reply
+    # asks, while the queue still refuses: that used to replace the hand-off danger owed
+    # with an ordinary one and drop it, so nobody ever queued them once the queue was back.
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content, routing = app[ENGINE], app[CONTENT], app[ROUTING]
+        queue, conv_id = await _danger_with_the_queue_down(app)
+        await engine.handle(InboundMessage("test", PERSON, "talk to someone"))
+        assert fake.texts()[-1] == content.text("handoff.unavailable", "en")
+        queue.down = False
+        assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
+        entries = await routing.queue.waiting()
+        assert [(e.conversation_id, e.priority) for e in entries] == [
+            (conv_id, Priority.IMMEDIATE)
+        ]
+
+
 class StoreThatCannotRecordAHandOff:
     """The app's store, with the hand-off's record failing once as a database error does."""
 
