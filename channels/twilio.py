@@ -294,16 +294,17 @@ class TwilioChannel:
             # Stored sealed (at a question whose answer is not kept in clear), it is kept
             # readable, as a turn would keep it. Read under the lock: a turn for an earlier
             # message may have handled it (and kept it) meanwhile.
-            redact = {
-                m.id: engine.kept(conv, m.text)
-                for m in await store.pending_inbound(conversation_id)
-                if m.id == message_id
-            }
+            waiting = [
+                m for m in await store.pending_inbound(conversation_id) if m.id == message_id
+            ]
+            redact = {m.id: engine.kept(conv, m.text) for m in waiting}
             conv.closed = True
             if engine.handoffs is not None:
                 # Before saving: it takes the conversation from the queue or the adviser.
                 await engine.handoffs.cancel(conv)
-            await store.save_turn(conv, [message_id], [], redact=redact)
+            # Marked handled only if still waiting: a turn that handled it already must not
+            # fence this save out (save_turn), which would leave the conversation open.
+            await store.save_turn(conv, [m.id for m in waiting], [], redact=redact)
         log.info("conversation ended by an opt-out", extra={"conversation": conv.reference})
 
     async def _notice(self, address: str, key: str, content_key: str) -> None:

@@ -266,6 +266,31 @@ async def test_an_opt_out_while_with_an_adviser_takes_the_conversation_from_them
         await routing.say(conv.id, "sam", "Are you still there?")
 
 
+async def test_an_opt_out_a_turn_has_read_already_still_ends_the_conversation(
+    env: Env,
+) -> None:
+    # A last text, then STOP at once: the last text's turn reads both (STOP as words) before
+    # the opt-out's own close runs, which found its message answered and failed, leaving the
+    # conversation with the adviser, who went on writing to an opted-out number.
+    await env.say("Hello")
+    await env.say("talk to someone")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    routing = env.app[ROUTING]
+    await routing.claim(conv.id, "sam", capacity=2)
+    engine = env.app[ENGINE]
+    async with engine.locks.hold(conv.id):  # the turn and the close queue up behind this
+        assert (await env.post(SMS_PATH, sms("one more thing")))[0] == 200
+        # CANCEL, one of Twilio's opt-out words: to the turn, with an adviser, it is "cancel".
+        opt_out = fixture("twilio_sms_opt_out.json", From=PHONE, Body="CANCEL")
+        assert (await env.post(SMS_PATH, opt_out))[0] == 200
+    await engine.drain()
+    stored = await env.app[STORE].conversation(conv.id)
+    assert (stored.closed, stored.owner, stored.adviser) == (True, Owner.BOT, None)
+    with pytest.raises(Forbidden):
+        await routing.say(conv.id, "sam", "Are you still there?")
+
+
 async def test_a_send_refused_as_unsubscribed_marks_the_person_opted_out_and_is_not_retried(
     env: Env,
 ) -> None:
