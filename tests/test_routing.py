@@ -438,9 +438,7 @@ async def test_asking_for_an_adviser_while_the_queue_is_still_down_keeps_danger_
         queue.down = False
         assert await engine.retry_handoffs() == 1  # housekeeping, on any instance
         entries = await routing.queue.waiting()
-        assert [(e.conversation_id, e.priority) for e in entries] == [
-            (conv_id, Priority.IMMEDIATE)
-        ]
+        assert [(e.conversation_id, e.priority) for e in entries] == [(conv_id, Priority.IMMEDIATE)]
 
 
 class StoreThatCannotRecordAHandOff:
