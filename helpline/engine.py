@@ -493,9 +493,10 @@ class Engine:
             await self.handoffs.publish("updated", conv.id)
         if not getattr(self.senders.get(conv.channel), "live", False):
             await self._writing_again(conv)
+        # Replies an earlier turn stored and an instance that stopped never sent: they were
+        # said first, so they go first (not once they would answer something long gone).
+        unsent = [m for m in unsent if m.created_at > utcnow() - UNSENT_GIVEN_UP]
         if unsent:
-            # Replies an earlier turn stored and an instance that stopped never sent: they
-            # were said first, so they go first.
             await self.deliver(conv, unsent, urgent=self._guidance_in(unsent))
         # The turn's own replies (the 999 guidance, say) go before anything its effects
         # add (the queue's "an adviser will join you").
