@@ -37,6 +37,7 @@
   var closeButton = null;
   var leaving = false;
   var exitUrl = 'about:blank'; // the neutral site, once widget.json has named it
+  var exitFallback = null; // quickExit's timer, until the chat answers
 
   function css(el, styles) {
     for (var name in styles) {
@@ -181,7 +182,7 @@
     } catch (e) {
       // No chat to ask: the fallback below still leaves.
     }
-    window.setTimeout(function () {
+    exitFallback = window.setTimeout(function () {
       window.location.replace(exitUrl);
     }, EXIT_FALLBACK_MS);
   }
@@ -231,6 +232,9 @@
     }
     if (document.body) {
       css(document.body, { visibility: 'hidden' });
+    }
+    if (exitFallback !== null) {
+      window.clearTimeout(exitFallback); // leaving already: one navigation, not two
     }
     window.location.replace(url);
   }
