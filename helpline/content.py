@@ -72,9 +72,16 @@ class Guardrail:
     reply: str
     patterns: tuple[re.Pattern[str], ...]
     flag: bool = True  # an adviser is told (a question anyone may ask need not be: flag: false)
+    # The patterns as one alternation: one search a message, not one a pattern (every
+    # message of a journey is checked; this took 74 µs a message against 42).
+    either: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        joined = "|".join(f"(?:{p.pattern})" for p in self.patterns)
+        object.__setattr__(self, "either", re.compile(joined))
 
     def matches(self, said: str) -> bool:
-        return any(p.search(said) for p in self.patterns)
+        return self.either.search(said) is not None
 
 
 @dataclass
