@@ -21,7 +21,7 @@ from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, ROUTING, SENDERS, STORE
 from helpline.config import Settings
 from helpline.content import Content
-from helpline.domain import Delivery, Direction, OutboundMessage, Owner, Reply
+from helpline.domain import Conversation, Delivery, Direction, OutboundMessage, Owner, Reply
 from helpline.errors import DeliveryError, Forbidden
 from helpline.logs import quiet_libraries
 from helpline.ratelimit import MemoryLimiter
@@ -247,15 +247,21 @@ async def test_twilio_opt_out_ends_the_conversation_without_another_text(env: En
     assert (await env.app[STORE].contact_settings(env.key()))["opted_out"] is True
 
 
-async def test_an_opt_out_while_with_an_adviser_takes_the_conversation_from_them(
-    env: Env,
-) -> None:
+async def _with_an_adviser(env: Env, adviser: str) -> Conversation:
+    """The person texts hello, asks for someone, and `adviser` takes the conversation."""
     await env.say("Hello")
     await env.say("talk to someone")
     conv = await env.app[STORE].open_conversation(env.key())
     assert conv is not None
+    await env.app[ROUTING].claim(conv.id, adviser, capacity=2)
+    return conv
+
+
+async def test_an_opt_out_while_with_an_adviser_takes_the_conversation_from_them(
+    env: Env,
+) -> None:
+    conv = await _with_an_adviser(env, "sam")
     routing = env.app[ROUTING]
-    await routing.claim(conv.id, "sam", capacity=2)
     status, _, _ = await env.post(SMS_PATH, fixture("twilio_sms_opt_out.json", From=PHONE))
     assert status == 200
     await env.app[ENGINE].drain()
@@ -272,12 +278,8 @@ async def test_an_opt_out_a_turn_has_read_already_still_ends_the_conversation(
     # A last text, then STOP at once: the last text's turn reads both (STOP as words) before
     # the opt-out's own close runs, which found its message answered and failed, leaving the
     # conversation with the adviser, who went on writing to an opted-out number.
-    await env.say("Hello")
-    await env.say("talk to someone")
-    conv = await env.app[STORE].open_conversation(env.key())
-    assert conv is not None
+    conv = await _with_an_adviser(env, "sam")
     routing = env.app[ROUTING]
-    await routing.claim(conv.id, "sam", capacity=2)
     engine = env.app[ENGINE]
     async with engine.locks.hold(conv.id):  # the turn and the close queue up behind this
         assert (await env.post(SMS_PATH, sms("one more thing")))[0] == 200

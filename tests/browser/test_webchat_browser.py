@@ -574,6 +574,17 @@ async def test_keyboard_focus_stays_in_the_open_widget(
         assert await page.evaluate(DEEP_FOCUS) == "A host link 1"
 
 
+async def _escape_on_the_widget_leaves(page: Page, app: Any, host: str, neutral: str) -> None:
+    """Escape on the widget's own bar: the host page is replaced by the neutral site, with no
+    way Back to the chat."""
+    await page.get_by_role("button", name=app[CONTENT].text("web.widget_close", "en")).focus()
+    await page.keyboard.press("Escape")
+    await expect(page).to_have_url(neutral)  # (a second navigation may abort the first)
+    await expect(page.locator("body")).to_contain_text("Sunny spells")
+    await page.go_back()
+    assert page.url != host, "Back does not return to the operator's page with the chat"
+
+
 async def test_escape_on_the_widgets_close_button_is_the_quick_exit_too(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -584,12 +595,7 @@ async def test_escape_on_the_widgets_close_button_is_the_quick_exit_too(
         host,
         neutral,
     ):
-        await page.get_by_role("button", name=app[CONTENT].text("web.widget_close", "en")).focus()
-        await page.keyboard.press("Escape")
-        await expect(page).to_have_url(neutral)  # (a second navigation may abort the first)
-        await expect(page.locator("body")).to_contain_text("Sunny spells")
-        await page.go_back()
-        assert page.url != host, "Back does not return to the operator's page with the chat"
+        await _escape_on_the_widget_leaves(page, app, host, neutral)
 
 
 async def test_escape_on_the_widget_leaves_for_the_neutral_site_when_the_chat_cannot_answer(
@@ -603,9 +609,4 @@ async def test_escape_on_the_widget_leaves_for_the_neutral_site_when_the_chat_ca
         host,
         neutral,
     ):
-        await page.get_by_role("button", name=app[CONTENT].text("web.widget_close", "en")).focus()
-        await page.keyboard.press("Escape")
-        await expect(page).to_have_url(neutral)  # (a second navigation may abort the first)
-        await expect(page.locator("body")).to_contain_text("Sunny spells")
-        await page.go_back()
-        assert page.url != host, "Back does not return to the operator's page with the chat"
+        await _escape_on_the_widget_leaves(page, app, host, neutral)
