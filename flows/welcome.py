@@ -23,9 +23,9 @@ def _who_said(turn: Turn, text: str) -> str | None:
     someone being hurt gets the help meant for them at once. Being hurt outranks the rest,
     as in WHO below; only the answers whose words leave no doubt. Hurting and being hurt,
     both said ("I hit her but she hits me too"), is neither: see `_both`."""
-    if _both(turn, text):
-        return "both"
     said = normalise(text)
+    if _both(turn, said):
+        return "both"
     if longest_mention(said, turn.content.all_words("who_hurt")):
         return "hurt"
     if longest_mention(said, turn.content.all_words("who_self")):
@@ -33,14 +33,14 @@ def _who_said(turn: Turn, text: str) -> str | None:
     return None
 
 
-def _both(turn: Turn, text: str) -> bool:
+def _both(turn: Turn, said: str) -> bool:
     """Hurting someone and being hurt, both said: "I hit my wife but she hits me too", "she
     hit me first so I hit her back", "it's mutual". Not "it is not your fault" (that would
     agree the harm is all the other person's), and not only the victim's services (that would
-    drop the help with their own behaviour): both are offered (the `both` state)."""
-    said = normalise(text)
+    drop the help with their own behaviour): both are offered (the `both` state). `said` is
+    normalised."""
     content = turn.content
-    if said in content.all_words("who_mutual_whole") or longest_mention(
+    if content.is_exactly("who_mutual_whole", said) or longest_mention(
         said, content.all_words("who_mutual")
     ):
         return True
@@ -51,7 +51,7 @@ def _both(turn: Turn, text: str) -> bool:
 
 
 def _both_at_who(turn: Turn, text: str) -> str | None:
-    if not _both(turn, text):
+    if not _both(turn, normalise(text)):
         return None
     turn.answers["who"] = "both"
     return "both"

@@ -870,7 +870,7 @@ class Engine:
             replies = await self._request(conv, queue, reason)
         except HelplineError:
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
-            if reason.startswith("risk:"):
+            if _after_danger(reason):
                 # Saved: owed until it is made, whichever instance makes it.
                 conv.answers[HAND_OFF_DUE] = [queue, reason]
                 self._later(self._hand_off_later(conv.id, conv.reference))
@@ -969,7 +969,7 @@ class Engine:
             replies = await self._request(conv, queue, reason)  # not queued: raises, again
             conv.answers.pop(HAND_OFF_DUE)
             stored = await self.store.save_turn(conv, [], replies, touch=False)
-            await self.deliver(conv, stored, urgent=str(reason).startswith("risk:"))
+            await self.deliver(conv, stored, urgent=_after_danger(str(reason)))
             return True
 
     async def _apply_effects(self, turn: Turn) -> None:
@@ -979,8 +979,7 @@ class Engine:
         changed = False  # the conversation changed after the turn was saved
         for effect in turn.effects:
             if effect.kind == "handoff" and self.handoffs is not None:
-                queue = str(effect.data.get("queue", DEFAULT_QUEUE))
-                extra += await self._hand_off(conv, queue, str(effect.data.get("reason")))
+                extra += await self._hand_off(conv, *_asked_hand_off(effect))
                 changed = True  # no longer owed (or, after danger, still owed)
             elif effect.kind == "cancel_handoff" and self.handoffs is not None:
                 await self.handoffs.cancel(conv)
@@ -1324,9 +1323,6 @@ def _event(m: StoredMessage) -> dict[str, object]:
     }
 
 
-__all__ = ["Engine", "HelplineError", "Priority", "worst"]
-
-
 def _owe_hand_offs(turn: Turn) -> None:
     """Mark the hand-off the turn asks for as owed, in the state the turn saves: it is made
     after the save (_apply_effects), and an instance stopping in between must not lose it.
@@ -1336,8 +1332,7 @@ def _owe_hand_offs(turn: Turn) -> None:
     answers = turn.conversation.answers
     for effect in turn.effects:
         if effect.kind == "handoff" and not _owed_after_danger(turn.conversation):
-            queue = str(effect.data.get("queue", DEFAULT_QUEUE))
-            answers[HAND_OFF_DUE] = [queue, str(effect.data.get("reason"))]
+            answers[HAND_OFF_DUE] = list(_asked_hand_off(effect))
         elif effect.kind in ("cancel_handoff", "callback"):
             answers.pop(HAND_OFF_DUE, None)
 
@@ -1345,4 +1340,17 @@ def _owe_hand_offs(turn: Turn) -> None:
 def _owed_after_danger(conv: Conversation) -> bool:
     """A hand-off is owed, asked for by a risky message (its reason "risk:...")."""
     due = conv.answers.get(HAND_OFF_DUE)
-    return isinstance(due, list) and len(due) == 2 and str(due[1]).startswith("risk:")
+    return isinstance(due, list) and len(due) == 2 and _after_danger(str(due[1]))
+
+
+def _asked_hand_off(effect: Effect) -> tuple[str, str]:
+    """The queue and the reason of a "handoff" effect."""
+    return str(effect.data.get("queue", DEFAULT_QUEUE)), str(effect.data.get("reason"))
+
+
+def _after_danger(reason: str) -> bool:
+    """Whether a hand-off's reason is a risky message's ("risk:...")."""
+    return reason.startswith("risk:")
+
+
+__all__ = ["Engine", "HelplineError", "Priority", "worst"]

@@ -880,11 +880,7 @@ class SqlStore:
                 # A redelivered message (or two instances racing on the same webhook). Any other
                 # conflict (a new conversation's reference taken, once in a billion) is an error:
                 # the channel does not acknowledge, and the platform delivers again.
-                if external_id is not None and await self._prepared_read(
-                    lambda conn: self._sql.first(
-                        conn, _STORED, {"channel": channel, "external_id": external_id}
-                    )
-                ):
+                if external_id is not None and await self.is_stored(channel, external_id):
                     raise DuplicateMessage(f"{channel} message already stored") from exc
                 raise
 
