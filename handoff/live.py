@@ -111,12 +111,23 @@ class LiveConsole:
             # Subscribed before the first snapshot: nothing can fall between the two.
             await asyncio.gather(*(e.wait() for e in ready))
             self.dirty.set()
+            await self._or_close(lambda: self._lists(topics))
             await self._read()
         finally:
             with contextlib.suppress(asyncio.CancelledError):
                 # Again until they end: a snapshot may be inside a Redis call, and redis-py
                 # can swallow a cancellation (helpline/tasks.py).
                 await cancel_and_wait(*self.tasks, *self.watched.values())
+
+    async def _lists(
+        self, topics: list[tuple[str, Callable[[dict[str, Any]], Awaitable[None]]]]
+    ) -> None:
+        """The lists the page fetched as it opened may be older than its subscriptions: what
+        was raised between the two (or while a dropped socket was away) would otherwise not
+        show until the next change. Sent afresh once subscribed, with no alert."""
+        for topic, handler in topics:
+            if topic not in (QUEUE_TOPIC, SESSIONS_TOPIC):
+                await handler({"type": RESYNC})
 
     async def _pump(
         self,

@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, web
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from handoff import live
+from handoff import live, referrals, safeguarding
 from helpline.app import HUB, ROUTING, STORE
 from helpline.domain import InboundMessage
 from helpline.errors import QueueError
@@ -272,3 +272,43 @@ async def test_a_console_catches_up_on_what_was_said_while_live_events_were_cut_
         if not any(reference in waiting_refs(f) for f in seen):
             await next_frame(ws, lambda f: reference in waiting_refs(f))
         await ws.close()
+
+
+async def test_a_console_that_connects_is_sent_the_concerns_and_referrals_raised_before(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A console's page fetches its lists, then opens its socket: a concern raised between the
+    # two (or while a dropped socket was away) must show once it is connected, not only at
+    # the next concern, and without an alert for what is not new to this page.
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "alice")
+        await add_staff(app, "sam", "supervisor")
+        await add_staff(app, "pat", "programme", "north")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        north = await person_asks_for_adviser(app, "+447700900456", queue="programme:north")
+        async with Console(url) as sam, Console(url) as pat:
+            await sam.login("sam")
+            await pat.login("pat")
+            assert (await sam.get("/console/api/safeguarding"))[1] == []
+            assert (await pat.get("/console/api/referrals"))[1] == []
+            concern = await safeguarding.raise_concern(
+                app[STORE],
+                app[HUB],
+                conv_id,
+                "alice",
+                "A child is at home and was hurt last night.",
+            )
+            ours = await referrals.create_referral(app[STORE], north, "north", {"area": "Newport"})
+            await referrals.create_referral(app[STORE], conv_id, "south", {"a": "b"})
+            ws = await sam.socket()
+            frame = await next_frame(ws, lambda f: f["type"] == "safeguarding", timeout=5)
+            assert [c["id"] for c in frame["items"]] == [concern] and not frame["alert"]
+            await ws.close()
+            ws = await pat.socket()
+            frame = await next_frame(ws, lambda f: f["type"] == "referrals", timeout=5)
+            assert [r["reference"] for r in frame["items"]] == [ours]
+            await ws.close()
