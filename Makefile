@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes side by side: most tests wait on sockets, browsers and servers, so two
+# halve the suite's time even on a 2-core machine (more made the browser tests flaky there).
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint setup browser services clean
 
@@ -41,7 +44,7 @@ lint: $(STAMP)
 
 test: $(STAMP) browser services lint
 	$(BIN)/python run.py check-content
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
