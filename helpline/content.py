@@ -72,6 +72,9 @@ class Guardrail:
     reply: str
     patterns: tuple[re.Pattern[str], ...]
     flag: bool = True  # an adviser is told (a question anyone may ask need not be: flag: false)
+    # A message of a journey's state the reply says in full: asked as a first message, the
+    # reply takes its place in the welcome rather than saying the same facts twice.
+    instead_of: str | None = None
     # The patterns as one alternation: one search a message, not one a pattern (every
     # message of a journey is checked; this took 74 µs a message against 42).
     either: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -245,7 +248,11 @@ def _load_guardrails(
         flag = entry.get("flag", True)
         if not isinstance(flag, bool):
             raise ContentError(f"{where}: flag must be true or false")
-        rails.append(Guardrail(str(name), reply, tuple(compiled), flag))
+        instead_of = entry.get("instead_of")
+        known = isinstance(instead_of, str) and instead_of in messages
+        if instead_of is not None and not known:
+            raise ContentError(f"{where}: instead_of {instead_of!r} is not a message id")
+        rails.append(Guardrail(str(name), reply, tuple(compiled), flag, instead_of))
     return tuple(rails)
 
 

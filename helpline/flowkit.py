@@ -21,7 +21,7 @@ from typing import Any
 from rapidfuzz import fuzz
 from transitions.extensions.asyncio import AsyncMachine
 
-from helpline.content import Content, normalise
+from helpline.content import Content, Guardrail, normalise
 from helpline.domain import Conversation, Reply
 from helpline.errors import ContentError
 
@@ -239,10 +239,18 @@ class FlowRunner:
         """Put the conversation at a flow's state and say what that state says."""
         flow = self.flow(flow_name)
         state_name = state_name or flow.spec.initial
+        state = flow.spec.state(state_name)
+        instead: dict[str, str] = {}
         if turn.text:
-            self.guard(turn, turn.text)  # a first message can already ask for someone
+            # A first message can already ask for someone, or whether this is confidential:
+            # an answer the state says anyway in full is said in its place, not twice.
+            rail = self._rail(turn, turn.text)
+            if rail is not None and rail.instead_of in state.say:
+                instead[rail.instead_of] = rail.reply
+            elif rail is not None:
+                turn.say(rail.reply)
         turn.conversation.flow, turn.conversation.state = flow_name, state_name
-        await self._render(turn, flow, flow.spec.state(state_name))
+        await self._render(turn, flow, state, instead=instead)
 
     async def render_current(self, turn: Turn) -> None:
         flow = self.flow(turn.conversation.flow)
@@ -348,16 +356,22 @@ class FlowRunner:
 
         Says the refusal and flags the conversation for advisers; True if it did. Each text
         is checked once per turn, however many times the journey moves on."""
-        if turn.guarded == text:
-            return False
-        turn.guarded = text
-        rail = self.content.guardrail(text)
+        rail = self._rail(turn, text)
         if rail is None:
             return False
         turn.say(rail.reply)
-        if rail.flag:
-            turn.effect("flag", reason=f"guardrail:{rail.name}")
         return True
+
+    def _rail(self, turn: Turn, text: str) -> Guardrail | None:
+        """The guardrail a text trips, the first time it is checked this turn; an adviser
+        is told (flagged) if the rail says so. The caller says its reply."""
+        if turn.guarded == text:
+            return None
+        turn.guarded = text
+        rail = self.content.guardrail(text)
+        if rail is not None and rail.flag:
+            turn.effect("flag", reason=f"guardrail:{rail.name}")
+        return rail
 
     async def ask_again(self, turn: Turn, key: str) -> None:
         """Say `key`, then the current question again, without moving on (a message with
@@ -405,7 +419,15 @@ class FlowRunner:
             conv.answers["_resume"] = [conv.flow, conv.state]
         await self.start(turn, flow_name, state_name)
 
-    async def _render(self, turn: Turn, flow: Flow, state: State, *, say: bool = True) -> None:
+    async def _render(
+        self,
+        turn: Turn,
+        flow: Flow,
+        state: State,
+        *,
+        say: bool = True,
+        instead: Mapping[str, str] | None = None,
+    ) -> None:
         turn.vars.setdefault("options", [])
         if say:
             for action in state.enter:
@@ -415,10 +437,12 @@ class FlowRunner:
                         raise ContentError(
                             f"flows/{flow.name}: state {state.name!r} may not exit to {dest!r}"
                         )
+                    for reply in (instead or {}).values():
+                        turn.say(reply)  # not said in its place: said before
                     await self._arrive(turn, flow, dest)  # the action moved the person on
                     return
             for key in state.say:
-                turn.say(key, **turn.vars)
+                turn.say((instead or {}).get(key, key), **turn.vars)
         labels = (*self._choices(turn, state), *self._labels(turn, state))
         if labels:
             if turn.replies:

@@ -51,16 +51,30 @@ async def test_asking_what_the_service_does_is_answered_mid_journey_and_the_ques
         assert await person.says("1") == ["own.children"]
 
 
-async def test_asking_about_the_police_first_is_answered_then_welcomed_not_queued(
+async def test_asking_about_the_police_first_is_answered_in_the_welcome_once_not_queued(
     sqlite_url: str, tmp_path: Path
 ) -> None:
+    # The answer (which names the police) takes the place of the welcome's own statement of
+    # where confidentiality ends: the same facts are not said twice, one after the other.
+    answered = ["welcome.intro", "guardrail.confidential", "welcome.practical", "welcome.safe_now"]
     async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
         for address, language, text in (
             ("+447700900111", "en", "will you call the police on me"),
             ("+447700900222", "cy", "ydych chi'n mynd i ffonio'r heddlu arna i"),
+            ("+447700900333", "en", "is this confidential?"),
         ):
             person = Person(app, fake, address=address, language=language)
-            assert await person.says(text) == ["guardrail.confidential", *WELCOME]
+            assert await person.says(text) == answered
+            said = " ".join(person.last_texts(4))
+            heddlu = "heddlu" if language == "cy" else "police"
+            ip = "(IP)"
+            assert said.count(heddlu) == 1 and said.count(ip) == 1
+            assert person.last_options() == tuple(
+                app[CONTENT].text(f"welcome.opt_{o}", language)
+                for o in ("safe", "not_now", "danger")
+            )
+            conv = await person.conversation()
+            assert (conv.owner, conv.risk_level) == (Owner.BOT, "none")
             conv = await person.conversation()
             assert (conv.owner, conv.risk_level) == (Owner.BOT, "none")
 
