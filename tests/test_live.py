@@ -25,6 +25,7 @@ from tests.console_support import (
     Console,
     add_staff,
     close_code,
+    console_service,
     next_frame,
     person_asks_for_adviser,
     waiting_refs,
@@ -280,14 +281,9 @@ async def test_a_console_that_connects_is_sent_the_concerns_and_referrals_raised
     # A console's page fetches its lists, then opens its socket: a concern raised between the
     # two (or while a dropped socket was away) must show once it is connected, not only at
     # the next concern, and without an alert for what is not new to this page.
-    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
-        app,
-        _fake,
-        url,
-    ):
-        await add_staff(app, "alice")
-        await add_staff(app, "sam", "supervisor")
-        await add_staff(app, "pat", "programme", "north")
+    async with console_service(
+        database_url, tmp_path, ("sam", "supervisor"), ("pat", "programme", "north")
+    ) as (app, _fake, url):
         conv_id = await person_asks_for_adviser(app, PHONE)
         north = await person_asks_for_adviser(app, "+447700900456", queue="programme:north")
         async with Console(url) as sam, Console(url) as pat:
