@@ -72,6 +72,10 @@ HAND_OFF_RETRIES = 20
 # with the turn that asks for it, until it is made (after danger, until the queue takes it);
 # housekeeping on any instance makes it if the instance that owed it stopped first.
 HAND_OFF_DUE = "_handoff_due"
+# A hand-off owed after danger waits while the person is at a question whose answer is not
+# kept in clear (a number to call back), since queued, what they type next reaches advisers
+# as written; but only while they may be typing it. Someone in crisis may not write again.
+TYPING_AN_ANSWER = timedelta(minutes=2)
 # A reply still unsent this long after it was stored is no longer retried by housekeeping
 # (only at a start): by then it would answer something long gone.
 UNSENT_GIVEN_UP = timedelta(days=1)
@@ -961,16 +965,23 @@ class Engine:
                 conv.answers.pop(HAND_OFF_DUE)
                 await self.store.save_turn(conv, [], [], touch=False)
                 return True
-            if self.runner.private(conv.flow, conv.state):
+            queue, reason = due
+            if self.runner.private(conv.flow, conv.state) and not (
+                _after_danger(str(reason)) and self._quiet_for(conv, TYPING_AN_ANSWER)
+            ):
                 # Asked for what is not kept in clear (a number to call back): queued now,
                 # their answer would go to the queue as an ordinary message. Next round.
                 return False
-            queue, reason = due
             replies = await self._request(conv, queue, reason)  # not queued: raises, again
             conv.answers.pop(HAND_OFF_DUE)
             stored = await self.store.save_turn(conv, [], replies, touch=False)
             await self.deliver(conv, stored, urgent=_after_danger(str(reason)))
             return True
+
+    def _quiet_for(self, conv: Conversation, long: timedelta) -> bool:
+        """Whether the person has written nothing for `long`."""
+        last = conv.last_inbound_at
+        return last is None or self.clock() - last >= long
 
     async def _apply_effects(self, turn: Turn) -> None:
         """Effects that need more than the turn's own state; run after the turn is saved."""

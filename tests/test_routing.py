@@ -717,6 +717,36 @@ async def test_a_hand_off_owed_waits_while_a_call_back_number_is_asked_and_a_cal
         assert not any("900123" in t for t in texts)
 
 
+async def test_danger_at_a_question_not_kept_in_clear_is_queued_once_they_stop_typing(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Danger written while asked for their area (an answer not kept in clear), with the queue
+    # refusing: the hand-off waits while they may be typing the answer, but a person in
+    # crisis may never write again. It used to wait for their next message, for ever.
+    clock = Clock()
+    async with running(settings_for(database_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, store, routing = app[ENGINE], app[STORE], app[ROUTING]
+        await engine.stop_retries()
+        for said in ("hello", "1", "1", "my ex", "no", "a programme near me"):
+            await engine.handle(InboundMessage("test", PERSON, said))
+        accepted = await engine.handle(InboundMessage("test", PERSON, "hello again"))
+        conv = await store.conversation(accepted.conversation_id)
+        assert engine.runner.private(conv.flow, conv.state), "not at a question kept sealed"
+        queue, conv_id = await _danger_with_the_queue_down(app)
+        assert conv_id == conv.id
+        queue.down = False
+        clock.now += timedelta(seconds=30)
+        await engine.retry_handoffs()  # they may be typing their answer: not yet
+        assert await queue.waiting() == []
+        clock.now += timedelta(minutes=3)
+        assert await engine.retry_handoffs() == 1
+        entries = await routing.queue.waiting()
+        assert [(e.conversation_id, e.priority) for e in entries] == [(conv_id, Priority.IMMEDIATE)]
+        assert (await store.conversation(conv_id)).owner is Owner.QUEUE
+        waiting = app[CONTENT].text("handoff.waiting", "en").partition("{")[0]
+        assert fake.texts()[-1].startswith(waiting)  # and they are told
+
+
 async def test_danger_after_asking_to_delete_then_ok_to_the_queue_erases_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
