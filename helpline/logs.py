@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -12,10 +14,10 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if as_json:
         handler.setFormatter(
-            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
+            SafeJsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -42,6 +44,57 @@ CHATTY = (
 )
 
 
+# aiohttp's server logs a request it could not handle (a malformed one, or a handler that
+# raised) as "Error handling request from <client IP>": the address is dropped.
+SERVER_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.websocket")
+
+
+class WithoutClientAddress(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Error handling request"):
+            record.msg, record.args = "Error handling request", ()
+        return True
+
+
+def safe_traceback(ei: Any) -> str:
+    """A logged exception as where it happened and what kind it was, never its text: an
+    exception's message can hold what a person sent (a malformed request's header line, a
+    database error's failing row, a platform error quoting a number)."""
+    lines: list[str] = []
+    exc: BaseException | None = ei[1]
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        frames = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+        lines[:0] = [
+            "Traceback (most recent call last):\n",
+            *frames,
+            f"{type(exc).__module__}.{type(exc).__qualname__} (its text is not logged)\n",
+        ]
+        cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if cause is not None:
+            lines[:0] = ["\nThe above led to:\n"]
+        exc = cause
+    return "".join(lines).rstrip("\n")
+
+
+class PlainFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return safe_traceback(ei)
+
+
+class SafeJsonFormatter(JsonFormatter):
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return safe_traceback(ei)
+
+
+_FILTER = WithoutClientAddress()
+
+
 def quiet_libraries() -> None:
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -133,6 +133,45 @@ async def test_logs_of_a_journey_hold_no_address_and_no_message_text(
         assert text not in logged
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+async def test_a_request_the_server_cannot_read_is_logged_without_the_address_or_its_words(
+    as_json: bool, sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # aiohttp logs a malformed request as "Error handling request from <client IP>", with
+    # an exception quoting the header line it choked on.
+    setup_logging("INFO", as_json)
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _fake, url):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /chat/ HTTP/1.1\r\nHost: a\r\nX-Note: he has a knife\x01\r\n\r\n")
+        await writer.drain()
+        assert b" 400 " in await reader.read(13)
+        writer.close()
+        await writer.wait_closed()
+    logged = capsys.readouterr().err
+    assert "Error handling request" in logged and "BadHttpMessage" in logged
+    assert "127.0.0.1" not in logged and "knife" not in logged
+
+
+def test_an_exception_is_logged_as_where_and_what_kind_never_its_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A database error can quote the failing row; a platform error, the number it refused.
+    setup_logging("INFO")
+    row = f"Failing row contains ({PHONE}, he has a knife)"
+    try:
+        try:
+            raise KeyError(PHONE)
+        except KeyError as exc:
+            raise ValueError(row) from exc
+    except ValueError:
+        logging.getLogger("helpline.test").exception("a web chat message could not be stored")
+    logged = capsys.readouterr().err
+    assert "a web chat message could not be stored" in logged
+    assert "KeyError" in logged and "ValueError" in logged and "test_ops.py" in logged
+    assert PHONE not in logged and "knife" not in logged
+
+
 # -- a full journey on every channel leaves no address and no words in the logs ----------------
 
 ACCOUNT = "AC" + "0" * 32
