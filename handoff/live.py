@@ -31,7 +31,7 @@ from handoff.views import (
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.domain import Conversation
 from helpline.errors import Forbidden, NotFound
-from helpline.ports import RESYNC
+from helpline.ports import ERASED_TOPIC, RESYNC
 from helpline.routing import QUEUE_TOPIC
 from helpline.tasks import cancel_and_wait
 
@@ -83,6 +83,7 @@ class LiveConsole:
         self.dirty = asyncio.Event()
         self.closed: set[str] = set()  # watched conversations the page was told are closed
         self.tasks: list[asyncio.Task[None]] = []
+        self.topics: list[tuple[str, Callable[[dict[str, Any]], Awaitable[None]]]] = []
 
     async def send(self, frame: dict[str, Any]) -> None:
         if self.ws.closed:
@@ -95,11 +96,13 @@ class LiveConsole:
             (QUEUE_TOPIC, self._on_queue),
             (referrals.TOPIC, self._on_referral),
             (SESSIONS_TOPIC, self._on_session_ended),
+            (ERASED_TOPIC, self._on_erased),
         ]
         if self.user.helpline:
             topics.append((callbacks.TOPIC, self._on_callback))
         if self.user.supervises:
             topics.append((safeguarding.TOPIC, self._on_safeguarding))
+        self.topics = topics
         ready: list[asyncio.Event] = []
         for topic, handler in topics:
             started = asyncio.Event()
@@ -111,7 +114,7 @@ class LiveConsole:
             # Subscribed before the first snapshot: nothing can fall between the two.
             await asyncio.gather(*(e.wait() for e in ready))
             self.dirty.set()
-            await self._or_close(lambda: self._lists(topics))
+            await self._or_close(self._lists)
             await self._read()
         finally:
             with contextlib.suppress(asyncio.CancelledError):
@@ -119,15 +122,18 @@ class LiveConsole:
                 # can swallow a cancellation (helpline/tasks.py).
                 await cancel_and_wait(*self.tasks, *self.watched.values())
 
-    async def _lists(
-        self, topics: list[tuple[str, Callable[[dict[str, Any]], Awaitable[None]]]]
-    ) -> None:
+    async def _lists(self) -> None:
         """The lists the page fetched as it opened may be older than its subscriptions: what
         was raised between the two (or while a dropped socket was away) would otherwise not
-        show until the next change. Sent afresh once subscribed, with no alert."""
-        for topic, handler in topics:
-            if topic not in (QUEUE_TOPIC, SESSIONS_TOPIC):
+        show until the next change. Sent afresh once subscribed, with no alert; and again
+        whenever someone's data is erased, so that nothing of theirs stays on a screen."""
+        for topic, handler in self.topics:
+            if topic not in (QUEUE_TOPIC, SESSIONS_TOPIC, ERASED_TOPIC):
                 await handler({"type": RESYNC})
+
+    async def _on_erased(self, event: dict[str, Any]) -> None:
+        self.dirty.set()
+        await self._lists()
 
     async def _pump(
         self,

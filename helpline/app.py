@@ -32,7 +32,7 @@ from helpline.hours import OpeningHours
 from helpline.hub import HEALTH_CHECK_SECONDS, MemoryHub, RedisHub
 from helpline.locks import MemoryLocks
 from helpline.metrics import Metrics, queue_kind
-from helpline.ports import Hours, Hub, Locks, RoutingQueue, Sender
+from helpline.ports import ERASED_TOPIC, Hours, Hub, Locks, RoutingQueue, Sender
 from helpline.privacy import Privacy
 from helpline.ratelimit import MemoryLimiter, RedisLimiter
 from helpline.routing import Routing
@@ -375,7 +375,10 @@ async def purge(app: web.Application) -> dict[str, int]:
     cutoff = app[CLOCK]() - timedelta(days=app[SETTINGS].retention_days)
     for hook in app[BEFORE_PURGE]:
         await hook(cutoff)
-    return await app[STORE].purge(cutoff)
+    deleted = await app[STORE].purge(cutoff)
+    if any(deleted.values()):
+        await app[HUB].publish(ERASED_TOPIC, {"type": "erased"})
+    return deleted
 
 
 async def _dependencies_answer(app: web.Application) -> bool:

@@ -35,7 +35,15 @@ from helpline.errors import (
 )
 from helpline.flowkit import Effect, FlowRunner, Turn, mentions
 from helpline.metrics import Metrics
-from helpline.ports import DEFAULT_QUEUE, Hub, Locks, Priority, Sender, helpline_queue
+from helpline.ports import (
+    DEFAULT_QUEUE,
+    ERASED_TOPIC,
+    Hub,
+    Locks,
+    Priority,
+    Sender,
+    helpline_queue,
+)
 from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
 from helpline.ratelimit import Limit, MemoryLimiter, RateLimited, message_limits
@@ -1230,10 +1238,20 @@ class Engine:
         # (Telegram), so nothing is left on a device someone else may look at.
         tidy = getattr(sender, "tidy", None)
         ids = await self.store.chat_message_ids(conv.contact_key) if tidy else None
-        if self.handoffs is not None:
-            await self.handoffs.erase(conv)
+        # The data first: the queue (Redis) or the hub failing must never leave it undone,
+        # and the queue holds nothing of theirs but the conversation's random id.
         counts = await self.store.erase_contact(conv.contact_key)
-        await self.hub.publish(f"transcript:{conv.id}", {"type": "erased"})
+        try:
+            if self.handoffs is not None:
+                await self.handoffs.erase(conv)
+            await self.hub.publish(f"transcript:{conv.id}", {"type": "erased"})
+            await self.hub.publish(ERASED_TOPIC, {"type": "erased"})
+        except Exception:  # noqa: BLE001 - any queue or hub failure: the erasure stands
+            log.warning(
+                "erased, but the queue or the consoles could not be told",
+                extra={"conversation": conv.reference},
+                exc_info=True,
+            )
         if sender is None or address is None:
             return
         if tidy is not None and ids is not None:

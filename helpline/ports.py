@@ -127,6 +127,9 @@ class Locks(Protocol):
 
 # The type of the event a hub sends every subscriber when events may have been lost.
 RESYNC = "resync"
+# Published when someone's data was erased, or retention deleted some: whatever shows lists
+# of people's words (the consoles' call-backs, referrals, concerns) reads them again.
+ERASED_TOPIC = "erased"
 
 
 class Hub(Protocol):

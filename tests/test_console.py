@@ -345,7 +345,8 @@ async def test_programme_staff_receive_no_live_events_of_other_queues(
         text = json.dumps(seen)
         assert {"type": "refused", "conversation": helpline_conv} in seen
         assert helpline_ref not in text and "private words" not in text
-        assert not any(f["type"] == "referrals" for f in seen)
+        # Only their own programme's referrals (none): the list sent on connecting is empty.
+        assert all(f["items"] == [] for f in seen if f["type"] == "referrals")
 
 
 async def test_the_console_refuses_anyone_not_logged_in(sqlite_url: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from handoff import live, referrals, safeguarding
-from helpline.app import HUB, ROUTING, STORE
+from helpline.app import HUB, ROUTING, STORE, purge
 from helpline.domain import InboundMessage
 from helpline.errors import QueueError
 from helpline.ports import QueueEntry, RoutingQueue
@@ -30,7 +31,9 @@ from tests.console_support import (
     person_asks_for_adviser,
     waiting_refs,
 )
-from tests.support import engine_of, hub_link, running, settings_for
+from tests.journey_support import Person
+from tests.support import Clock, engine_of, hub_link, running, settings_for
+from tests.test_callbacks import TYPED, _to_number_question
 
 PHONE = "+447700900123"
 
@@ -308,3 +311,38 @@ async def test_a_console_that_connects_is_sent_the_concerns_and_referrals_raised
             frame = await next_frame(ws, lambda f: f["type"] == "referrals", timeout=5)
             assert [r["reference"] for r in frame["items"]] == [ours]
             await ws.close()
+
+
+async def test_erasure_and_retention_take_what_a_person_said_off_the_consoles_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A call-back's safe time to call is the person's own words: once they delete their data,
+    # or retention deletes it, no console may go on showing it until someone reloads.
+    clock = Clock()
+    settings = settings_for(database_url, tmp_path)
+    async with (
+        running(settings, plugins=PLUGINS, serve=True, clock=clock) as (app, fake, url),
+        Console(url) as sam,
+    ):
+        await add_staff(app, "sam", "supervisor")
+        await sam.login("sam")
+        ws = await sam.socket()
+        await next_frame(ws, lambda f: f["type"] == "callbacks")
+        for address in (PHONE, "+447700900456"):
+            person = Person(app, fake, address=address)
+            await _to_number_question(person)
+            await person.says(TYPED)
+
+        def windows(frame: dict[str, Any]) -> list[str]:
+            return [item["window"] for item in frame["items"]]
+
+        await next_frame(ws, lambda f: f["type"] == "callbacks" and len(f["items"]) == 2)
+        await person.says("delete my data")
+        await person.says("yes")
+        frame = await next_frame(ws, lambda f: f["type"] == "callbacks", timeout=5)
+        assert windows(frame) == ["weekday mornings before 9"]  # the other person's
+        clock.now += timedelta(days=settings.retention_days + 1)
+        await purge(app)
+        frame = await next_frame(ws, lambda f: f["type"] == "callbacks", timeout=5)
+        assert windows(frame) == []
+        await ws.close()

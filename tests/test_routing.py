@@ -180,6 +180,40 @@ async def test_delete_my_data_erases_after_confirming_and_says_what_went(
         assert await store.sealed_address(conv_id) is None
 
 
+class QueueThatCannotRemove:
+    """The app's real queue, except that removing from it fails as a queue that has lost
+    Redis does."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+    async def remove(self, conversation_id: str) -> None:
+        raise QueueError("the routing queue is unavailable")
+
+
+async def test_delete_my_data_while_queued_erases_even_when_the_queue_cannot_be_reached(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Waiting for an adviser, they ask to delete everything, and Redis is down at that
+    # moment: the erasure used to be dropped silently, with no reply and nothing retried.
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        content, engine, store, routing = app[CONTENT], app[ENGINE], app[STORE], app[ROUTING]
+        for said in ("hello", "adviser", "delete my data"):
+            accepted = await engine.handle(InboundMessage("test", PERSON, said))
+        assert (await store.conversation(accepted.conversation_id)).owner is Owner.QUEUE
+        routing.queue = QueueThatCannotRemove(routing.queue)
+        await engine.handle(InboundMessage("test", PERSON, "yes"))
+        assert fake.texts()[-1].startswith(
+            content.text("erase.done", "en", conversations=1, messages=0)[:20]
+        )
+        with pytest.raises(NotFound):
+            await store.conversation(accepted.conversation_id)
+        assert await store.transcript(accepted.conversation_id) == []
+
+
 async def test_urgent_priority_goes_ahead_of_earlier_normal_requests(
     sqlite_url: str, tmp_path: Path
 ) -> None:
