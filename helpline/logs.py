@@ -56,6 +56,21 @@ class WithoutClientAddress(logging.Filter):
         return True
 
 
+# aiohttp-remotes (HELPLINE_TRUSTED_PROXIES) logs a request refused for not coming through
+# the proxy with the addresses it saw, in its message and as extra fields.
+PROXY_LOGGER = "aiohttp_remotes"
+_STANDARD = {*logging.LogRecord("", 0, "", 0, "", (), None).__dict__, "message", "asctime"}
+
+
+class WithoutProxyAddresses(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        what = str(record.msg).split(":")[0].split("%")[0].strip()
+        record.msg, record.args = f"a request was refused by the proxy check ({what})", ()
+        for key in [k for k in record.__dict__ if k not in _STANDARD]:
+            del record.__dict__[key]
+        return True
+
+
 def safe_traceback(ei: Any) -> str:
     """A logged exception as where it happened and what kind it was, never its text: an
     exception's message can hold what a person sent (a malformed request's header line, a
@@ -89,6 +104,7 @@ class SafeJsonFormatter(JsonFormatter):
 
 
 _FILTER = WithoutClientAddress()
+_PROXY_FILTER = WithoutProxyAddresses()
 
 
 def quiet_libraries() -> None:
@@ -98,3 +114,6 @@ def quiet_libraries() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    proxy = logging.getLogger(PROXY_LOGGER)
+    if _PROXY_FILTER not in proxy.filters:
+        proxy.addFilter(_PROXY_FILTER)

@@ -153,6 +153,26 @@ async def test_a_request_the_server_cannot_read_is_logged_without_the_address_or
     assert "127.0.0.1" not in logged and "knife" not in logged
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+async def test_a_request_refused_by_the_proxy_check_is_logged_without_its_addresses(
+    as_json: bool, sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Behind a proxy, a request that did not come through it is refused; aiohttp-remotes
+    # logged it with every address in X-Forwarded-For.
+    setup_logging("INFO", as_json)
+    settings = settings_for(sqlite_url, tmp_path, trusted_proxies="127.0.0.1")
+    async with (
+        running(settings, serve=True) as (_app, _fake, url),
+        aiohttp.ClientSession() as http,
+    ):
+        forwarded = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+        async with http.get(url + "/chat/", headers=forwarded) as resp:
+            assert resp.status == 400
+    logged = capsys.readouterr().err
+    assert "refused by the proxy check" in logged
+    assert "203.0.113.9" not in logged and "198.51.100.7" not in logged
+
+
 def test_an_exception_is_logged_as_where_and_what_kind_never_its_text(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
