@@ -122,7 +122,7 @@ class Handoffs(Protocol):
 
     async def request(self, conv: Conversation, queue: str, reason: str) -> list[Reply]: ...
 
-    async def escalate(self, conv: Conversation) -> None: ...
+    async def escalate(self, conv: Conversation, *, urgent: bool = False) -> None: ...
 
     async def cancel(self, conv: Conversation) -> None: ...
 
@@ -660,7 +660,7 @@ class Engine:
                 conv.answers[BEFORE_QUEUE] = [conv.flow, conv.state]
             turn.replies.extend(await self._hand_off(conv, DEFAULT_QUEUE, f"risk:{level}"))
         elif conv.owner is Owner.QUEUE:
-            await self.handoffs.escalate(conv)
+            await self.handoffs.escalate(conv, urgent=True)
 
     async def _command(self, turn: Turn, text: str, first: bool) -> bool:
         said = normalise(text)

@@ -145,7 +145,23 @@ class Routing:
         await self.engine.runner.start(turn, flow, state)
         return turn.replies
 
-    async def escalate(self, conv: Conversation) -> None:
+    async def escalate(self, conv: Conversation, *, urgent: bool = False) -> None:
+        """The queue entry takes the conversation's risk. With `urgent` (danger, suicide or a
+        child at risk written while waiting), someone waiting in a programme's queue after a
+        referral, or for one adviser, moves to the helpline's: the programme's staff or that
+        adviser may not be there, and the helpline's advisers answer danger."""
+        current = conv.answers.get("queue")
+        target = helpline_queue(current)
+        if (
+            urgent
+            and conv.owner is Owner.QUEUE
+            and isinstance(current, str)
+            and current != target
+            and await self.queue.transfer(conv.id, target)
+        ):
+            conv.answers["queue"] = target
+            await self.store.update_handoff(conv.id, queue=target)
+            await self.publish("transferred", conv.id, queue=target)
         priority = Priority.for_risk(conv.risk_level)
         if await self.queue.escalate(conv.id, priority):
             await self.store.update_handoff(conv.id, priority=int(priority))

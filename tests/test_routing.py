@@ -16,6 +16,7 @@ from helpline.domain import InboundMessage, Owner
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import Priority
 from helpline.routing import UNJOINED_AFTER
+from tests.journey_support import Person, content_copy, with_test_programme
 from tests.support import Clock, QueueThatCannotEnqueue, running, settings_for, wait_for
 
 PERSON = "+447700900456"
@@ -178,6 +179,33 @@ async def test_delete_my_data_erases_after_confirming_and_says_what_went(
         with pytest.raises(NotFound):
             await store.conversation(conv_id)
         assert await store.sealed_address(conv_id) is None
+
+
+async def test_danger_while_waiting_for_a_programme_moves_them_to_the_helpline_advisers(
+    database_url: str, tmp_path: Path
+) -> None:
+    # After a consented referral they wait in the programme's queue, which only its staff
+    # take from, and they may be closed: danger written there must reach the helpline.
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(database_url, tmp_path, content_dir=root)
+    async with running(settings) as (app, fake, _):
+        person = Person(app, fake)
+        for said in ("hello", "1", "1", "my ex", "no", "a programme near me", "NP20 1"):
+            await person.says(said)
+        await person.says("refer me")
+        await person.says("yes")
+        conv = await person.conversation()
+        assert (conv.owner, conv.answers["queue"]) == (
+            Owner.QUEUE,
+            "programme:gwent-community-programme",
+        )
+        assert "risk.suicide" in await person.says("I'm going to kill myself tonight")
+        conv = await person.conversation()
+        assert (conv.owner, conv.answers["queue"]) == (Owner.QUEUE, "helpline")
+        entries = await app[ROUTING].queue.waiting(["helpline"])
+        assert [(e.conversation_id, e.priority) for e in entries] == [(conv.id, Priority.SUICIDE)]
+        assert [h.queue for h in await app[STORE].open_handoffs()] == ["helpline"]
 
 
 class QueueThatCannotRemove:
