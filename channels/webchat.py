@@ -325,32 +325,62 @@ class WebChat:
             if not isinstance(text, str) or not text.strip():
                 continue
             text = storable(text)
-            if len(text) > MAX_TEXT:
-                conv = await self.app[STORE].open_conversation(key)
-                said = conv.language if conv else lang
-                await ws.send_json(
-                    {"type": "error", "text": content.text("web.error_too_long", said)}
-                )
-                continue
-            external = None
+            base = None
             if isinstance(client_id, str) and _CLIENT_ID.match(client_id):
-                external = f"{key[:24]}:{client_id}"
-            try:
-                await engine.submit(InboundMessage(self.name, token, text, external))
-            except DuplicateMessage:
-                continue
-            except RateLimited:
-                conv = await self.app[STORE].open_conversation(key)
-                text = content.text("web.error_slow_down", conv.language if conv else lang)
-                await _send_quietly(ws, {"type": "error", "text": text})
-                continue
-            except HelplineError:
-                log.exception("a web chat message could not be stored")
-                await _send_quietly(
-                    ws, {"type": "error", "text": content.text("web.error_store", lang)}
-                )
-                continue
-            await _send_quietly(ws, {"type": "typing", "on": True})
+                base = f"{key[:24]}:{client_id}"
+            # Longer than a message may be (a client other than our page, which splits it
+            # itself): taken in pieces as the page would send them, never refused, since
+            # what comes last may be about danger. (A frame is at most MAX_FRAME bytes.)
+            pieces = _pieces(text)
+            taken = False
+            for n, piece in enumerate(pieces):
+                external = base if base is None or len(pieces) == 1 else f"{base}:{n}"
+                taken = await self._take(ws, key, token, lang, piece, external) or taken
+            if taken:
+                await _send_quietly(ws, {"type": "typing", "on": True})
+
+    async def _take(
+        self,
+        ws: web.WebSocketResponse,
+        key: str,
+        token: str,
+        lang: str,
+        text: str,
+        external: str | None,
+    ) -> bool:
+        """Store one message and have it handled; False if it was not taken (a duplicate,
+        too fast, or the store failing: the page is told which)."""
+        content = self.app[CONTENT]
+        try:
+            await self.app[ENGINE].submit(InboundMessage(self.name, token, text, external))
+        except DuplicateMessage:
+            return False
+        except RateLimited:
+            conv = await self.app[STORE].open_conversation(key)
+            said = content.text("web.error_slow_down", conv.language if conv else lang)
+            await _send_quietly(ws, {"type": "error", "text": said})
+            return False
+        except HelplineError:
+            log.exception("a web chat message could not be stored")
+            await _send_quietly(
+                ws, {"type": "error", "text": content.text("web.error_store", lang)}
+            )
+            return False
+        return True
+
+
+def _pieces(text: str) -> list[str]:
+    """Text in pieces of at most MAX_TEXT characters, each cut after a space or a line end
+    in its second half where there is one (as the page's splitLong does)."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > MAX_TEXT:
+        space = max(rest.rfind(c, MAX_TEXT // 2, MAX_TEXT) for c in " \n\t")
+        cut = space + 1 if space >= 0 else MAX_TEXT
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    pieces.append(rest)
+    return [p for p in pieces if p.strip()]
 
 
 async def _send_quietly(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from helpline.app import CONTENT, ENGINE, HUB, SENDERS, SETTINGS, STORE
+from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.domain import InboundMessage
 from tests.support import eventually, hub_link, running, settings_for
 
@@ -139,6 +139,30 @@ async def test_an_oversize_frame_closes_the_socket_without_harm(
                 assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             async with http.get(f"{url}/healthz") as resp:
                 assert resp.status == 200
+
+
+async def test_a_message_too_long_for_one_is_taken_in_pieces_and_danger_at_its_end_answered(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Our page splits a long story itself; another client sending it whole used to be told
+    # only "too long", and the knife at its end went unread.
+    story = "It started years ago and I never told anyone. " * 100
+    danger = "Tonight I have a knife and I am going to kill her."
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            token = (await _frames_until(ws, "session"))[-1]["token"]
+            await _frames_until(ws, "history")
+            await ws.send_json({"type": "message", "text": story + danger, "id": "long"})
+            guidance = content.text("risk.immediate", "en")
+            while (await _next_message(ws))["text"] != guidance:
+                pass
+            await ws.send_json({"type": "message", "text": story + danger, "id": "long"})
+        conv = await app[STORE].open_conversation(app[PRIVACY].contact_key("web", token))
+        assert conv is not None and conv.risk_level == "immediate"
+        said = [m.text for m in await app[STORE].transcript(conv.id) if m.author.value == "person"]
+        assert "".join(said) == story + danger and all(len(t) <= 4000 for t in said)
 
 
 async def test_a_websocket_from_another_site_is_refused(sqlite_url: str, tmp_path: Path) -> None:
