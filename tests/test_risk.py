@@ -151,6 +151,40 @@ def test_text_speak_and_typos_are_understood(text: str, level: str) -> None:
     assert assess(text).level == level
 
 
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I want to ki\u200bll myself", "suicide"),
+        ("I want to ki\u00adll myself", "suicide"),
+        ("I w\u0430nt to k\u0456ll mys\u0435lf", "suicide"),
+        ("k1ll mys3lf", "suicide"),
+        ("i want to kiII myself", "suicide"),
+        ("i want to k.i.l.l myself", "suicide"),
+        ("i want to k\U0001f62dill myself", "suicide"),
+        ("Iwanttokillmyself", "suicide"),
+        ("I'mgoingtokillher", "immediate"),
+        ("i'll st4b her", "immediate"),
+    ],
+)
+def test_a_disguised_word_is_still_read(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is this service 24/7?",
+        "our number is 07700 900123, call after 6pm",
+        "I have 2 kids aged 4 and 7",
+        "I'm a k i n d person really",
+        "I'm upskilling myself at college",
+        "\u043c\u0430\u043c\u0430",  # a word wholly in Cyrillic is not folded to Latin
+    ],
+)
+def test_numbers_and_ordinary_spelling_are_not_read_as_disguises(text: str) -> None:
+    assert assess(text).level == "none"
+
+
 def test_an_ordinary_word_near_a_key_term_is_not_corrected_into_one() -> None:
     assert assess("I'm struggling with jealousy").level == "none"
     assert assess("I cooked her dinner to say sorry").level == "none"
