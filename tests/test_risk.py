@@ -268,6 +268,27 @@ def test_the_writers_own_childhood_is_not_a_current_risk() -> None:
     assert assess("My dad was violent when I was a kid, I'm scared I'm like him").level == "none"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm scared I'm going to hurt her",
+        "I'm afraid I'll hurt her tonight",
+        "Mae gen i ofn y bydda i'n ei brifo hi heno",
+    ],
+)
+def test_fear_of_ones_own_harming_someone_is_still_a_threat(text: str) -> None:
+    risk = assess(text)
+    assert risk.level == "immediate"
+    assert "threat_to_harm" in risk.reasons
+
+
+@pytest.mark.parametrize(
+    "text", ["I'm scared he's going to hurt me", "Mae gen i ofn y bydd e'n fy mrifo i"]
+)
+def test_fear_of_someone_else_is_a_concern_not_the_writers_threat(text: str) -> None:
+    assert assess(text) == Risk("concern", ("fear",))
+
+
 def test_a_suicide_threat_used_as_control_is_suicide() -> None:
     risk = assess("she says she'll kill herself if I leave")
     assert risk.level == "suicide"
