@@ -410,6 +410,8 @@ def test_reason_ids_are_short_snake_case() -> None:
         ("i hurt my kid", "concern"),
         ("my son has bruises where i grabbed him", "concern"),
         ("wnes i daro fy mab neithiwr", "concern"),
+        ("Dw i wedi taro fy mabi", "concern"),
+        ("Dw i wedi brifo fy mabi", "concern"),
         ("im hitting my son", "immediate"),
     ],
 )
