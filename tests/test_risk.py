@@ -426,6 +426,48 @@ def test_a_child_hurt_is_named_as_a_child_at_risk(text: str, level: str) -> None
 @pytest.mark.parametrize(
     "text",
     [
+        "I touched my daughter",
+        "I've been abusing my stepson",
+        "I'm attracted to children",
+        "I've looked at child abuse images",
+        "Dw i wedi cam-drin fy merch yn rhywiol",
+    ],
+)
+def test_sexual_abuse_of_a_child_or_a_sexual_interest_in_children_is_a_child_at_risk(
+    text: str,
+) -> None:
+    assert "child_harmed" in assess(text).reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I'm going to rape her", "immediate"),
+        ("Dw i'n mynd i'w threisio hi", "immediate"),
+        ("I raped her", "concern"),
+        ("Dw i wedi ei threisio hi", "concern"),
+    ],
+)
+def test_rape_is_a_threat_ahead_and_past_violence_behind(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I touched my daughter's hair",
+        "my son's teacher touched on it",
+        "I've been abusing alcohol",
+        "she was abused as a child",
+    ],
+)
+def test_ordinary_touching_and_other_abuse_are_not_a_child_at_risk(text: str) -> None:
+    assert assess(text).level == "none"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "i hurt my son's feelings",
         "my son has bruises from football",
         "i push my kids on the swings",
