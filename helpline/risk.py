@@ -6,7 +6,12 @@
 How it decides (the lexicon in content/risk/ holds every word; operators tune it there):
 - The text is normalised (case, accents, apostrophes, punctuation to clause and sentence
   marks), text-speak is expanded ("gonna", "kms", "dwin"), and a word one typo away from a
-  key term ("strangld", "sucidal") is corrected to it.
+  key term ("strangld", "sucidal") is corrected to it. Disguises are undone: zero-width
+  characters and soft hyphens vanish, Cyrillic or Greek look-alikes inside a Latin word are
+  folded ("kіll"), a listed key word spelt letter by letter is joined ("k i l l", "k.i.l.l"),
+  and a listed key phrase run on without spaces is split off ("iwanttokillmyself"). A message
+  with leetspeak ("k1ll", "st4b", "kiII") or an emoji inside a word is read a second time with
+  them undone, and the worse reading counts.
 - Idioms ("this traffic is killing me", "lladd gwair") are blanked out before matching.
 - Each reason (content/risk/reasons.yaml) has patterns in both languages, and both always
   apply: people switch language mid-message, and the first message arrives before anyone has
@@ -137,6 +142,7 @@ class Lexicon:
     now: re.Pattern[str]
     past: re.Pattern[str]
     correct: Callable[[str], str]  # a token -> the key term it is one typo away from
+    spelt: frozenset[str]  # key words recognised when spelt letter by letter ("k i l l")
     masks: Callable[[str], tuple[int, int]]  # a word -> the idiom and reason lines it may begin
 
     @classmethod
@@ -192,8 +198,14 @@ class Lexicon:
             now=_compile(section("time", "now"), "time: now"),
             past=_compile(section("time", "past"), "time: past"),
             correct=functools.lru_cache(maxsize=65536)(
-                functools.partial(_correct, by_letter, frozenset(terms) | set(words("keep")))
+                functools.partial(
+                    _correct,
+                    by_letter,
+                    frozenset(terms) | set(words("keep")),
+                    tuple((p.replace(" ", ""), f" {p}") for p in words("joined")),
+                )
             ),
+            spelt=frozenset(words("spelt_out")),
             masks=functools.lru_cache(maxsize=65536)(
                 lambda word: (idioms.mask(word), reasons.mask(word))
             ),
@@ -344,11 +356,20 @@ def _union(parts: Iterable[set[str] | None]) -> set[str] | None:
     return out
 
 
-def _correct(terms: dict[str, tuple[str, ...]], known: frozenset[str], token: str) -> str:
+def _correct(
+    terms: dict[str, tuple[str, ...]],
+    known: frozenset[str],
+    joined: tuple[tuple[str, str], ...],
+    token: str,
+) -> str:
     # Only longer words, only towards a term with the same first letter and one edit away,
     # and never a word the lexicon lists as real ("violet" is not "violent"): typos, not guesses.
     if len(token) < 5 or token in known or not token.isalpha():
         return token
+    # A key phrase run on without spaces ("iwanttokillmyself") is split off the word's end.
+    for run_on, spaced in joined:
+        if token.endswith(run_on):
+            return f"{token[: -len(run_on)]}{spaced}".strip()
     for term in terms.get(token[0], ()):
         if abs(len(term) - len(token)) <= 1 and OSA.distance(token, term) <= 1:
             return term
@@ -366,22 +387,87 @@ _OTHER = re.compile(r"[^\w\s.,]+")
 _REPEATS = re.compile(r"([a-z])\1{2,}")
 
 
+# Cyrillic and Greek letters that look Latin ("kіll" with a Cyrillic і), folded only inside a
+# word that also has Latin letters, so a message written in Cyrillic or Greek is left alone.
+_LOOKALIKES = str.maketrans("аеорсухіјѕԁӏһкмтвнαεικνορτυχβ", "aeopcyxijsdlhkmtbhaeikvoptuxb")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _fold_lookalikes(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if word.isascii() or not any("a" <= c <= "z" for c in word):
+        return word
+    return word.translate(_LOOKALIKES)
+
+
 def normalise(text: str) -> str:
     """Lower case, accents folded, apostrophes handled, punctuation to " , " and " . "."""
     text = text.casefold()
     if not text.isascii():
+        # Zero-width characters and soft hyphens (format, Cf) vanish: "ki\u200bll" is "kill".
         folded = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in folded if not unicodedata.combining(c))
+        text = "".join(
+            c for c in folded if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
+        )
+        text = _WORD.sub(_fold_lookalikes, text)
     text = _APOSTROPHE.sub(" ", _CLITIC.sub(r"\1", _HYPHEN.sub(" ", text)))
     text = _CLAUSE.sub(" , ", _SENTENCE.sub(" . ", text))
     text = _OTHER.sub(" ", text).replace("_", " ")
     return " ".join(_REPEATS.sub(r"\1\1", text).split())
 
 
+# Single letters apart ("k i l l", "k-i-l-l", "k.i.l.l"): joined only into a listed key word.
+_LETTER = r"[^\W\d_]"
+_SPELT = re.compile(rf"(?<!\w){_LETTER}(?:[ .*_\-]+{_LETTER}(?!\w)){{2,}}")
+
+
+def _join_spelt(match: re.Match[str], spelt: frozenset[str]) -> str:
+    letters = re.findall(_LETTER, match.group(0).casefold())
+    for size in range(len(letters), 2, -1):  # the longest key word in the run
+        for i in range(len(letters) - size + 1):
+            word = "".join(letters[i : i + size])
+            if word in spelt:
+                return " ".join([*letters[:i], word, *letters[i + size :]])
+    return match.group(0)
+
+
+# Leetspeak ("k1ll", "mys3lf", "st4b", "kiII") and an emoji inside a word ("k😭ill"): read a
+# second time with them undone, only when a word mixes letters with digits or such symbols, so
+# real numbers ("999", "24/7", "10:30") are never touched and most messages are read once.
+_LEET_MIX = r"[^\W\d_][\d|@$]|[\d|@$][^\W\d_]|[a-z]I"
+_LEET_SEEN = re.compile(_LEET_MIX)  # a cheap first look; most messages stop here
+_LEET_WORD = re.compile(rf"[\w|@$]*(?:{_LEET_MIX})[\w|@$]*")
+_LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+_EMOJI_INSIDE = re.compile(
+    r"(?<=[^\W\d_])[\u2600-\u27bf\ufe0f\u200d\U0001f000-\U0001faff]+(?=[^\W\d_])"
+)
+
+
+def _deleet(match: re.Match[str]) -> str:
+    out: list[str] = []
+    for c in match.group(0):
+        if c in "1|":  # "k1ll" -> kill, "ki11" -> kill: an l after i or l, else an i
+            out.append("l" if out and out[-1] in "il" else "i")
+        elif c == "I" and out and out[-1].islower():
+            out.append("l")
+        else:
+            out.append(_LEET.get(c, c))
+    return "".join(out)
+
+
+def _variant(text: str) -> str | None:
+    """The text with leetspeak and emoji inside words undone, or None if it has neither."""
+    variant = _LEET_WORD.sub(_deleet, text) if _LEET_SEEN.search(text) else text
+    if not text.isascii():
+        variant = _EMOJI_INSIDE.sub("", variant)
+    return variant if variant != text else None
+
+
 def _prepare(text: str, lex: Lexicon) -> tuple[str, int]:
     """The text ready for matching, between sentence marks, and the reason lines it may match."""
     for pattern, replacement in lex.raw:
         text = pattern.sub(replacement, text)
+    text = _SPELT.sub(lambda m: _join_spelt(m, lex.spelt), text)
     words = []
     for token in normalise(text).split():
         token = lex.slang.get(token, token)
@@ -438,8 +524,21 @@ def lexicon() -> Lexicon:
 def assess(text: str, language: str = "en", lex: Lexicon | None = None) -> Risk:
     """Screen one message. Pure: no I/O after the lexicon's first load; keeps nothing."""
     lex = lex or lexicon()
+    found = _find(text, lex)
+    variant = _variant(text)
+    if variant is not None:  # leetspeak or an emoji inside a word: the worse reading counts
+        for rid, level in _find(variant, lex).items():
+            found[rid] = worst(found.get(rid, "none"), level)
+    if not found:
+        return Risk()
+    ordered = sorted(found, key=lambda rid: _RANK[found[rid]])
+    return Risk(level=found[ordered[0]], reasons=tuple(ordered))
+
+
+def _find(text: str, lex: Lexicon) -> dict[str, str]:
+    """Each reason id that matches, with the most urgent level it reached."""
     prepared, mask = _prepare(text, lex)
-    found: dict[str, str] = {}  # reason id -> the most urgent level it reached
+    found: dict[str, str] = {}
     for line in lex.reasons.candidates(mask):
         reason = line.reason
         assert reason is not None  # reason lines always carry their reason
@@ -451,7 +550,4 @@ def assess(text: str, language: str = "en", lex: Lexicon | None = None) -> Risk:
             found[rid] = worst(found.get(rid, "none"), level)
             if level == "immediate":
                 break  # nothing later in this line can make it more urgent
-    if not found:
-        return Risk()
-    ordered = sorted(found, key=lambda rid: _RANK[found[rid]])
-    return Risk(level=found[ordered[0]], reasons=tuple(ordered))
+    return found

@@ -151,6 +151,40 @@ def test_text_speak_and_typos_are_understood(text: str, level: str) -> None:
     assert assess(text).level == level
 
 
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I want to ki\u200bll myself", "suicide"),
+        ("I want to ki\u00adll myself", "suicide"),
+        ("I w\u0430nt to k\u0456ll mys\u0435lf", "suicide"),
+        ("k1ll mys3lf", "suicide"),
+        ("i want to kiII myself", "suicide"),
+        ("i want to k.i.l.l myself", "suicide"),
+        ("i want to k\U0001f62dill myself", "suicide"),
+        ("Iwanttokillmyself", "suicide"),
+        ("I'mgoingtokillher", "immediate"),
+        ("i'll st4b her", "immediate"),
+    ],
+)
+def test_a_disguised_word_is_still_read(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is this service 24/7?",
+        "our number is 07700 900123, call after 6pm",
+        "I have 2 kids aged 4 and 7",
+        "I'm a k i n d person really",
+        "I'm upskilling myself at college",
+        "\u043c\u0430\u043c\u0430",  # a word wholly in Cyrillic is not folded to Latin
+    ],
+)
+def test_numbers_and_ordinary_spelling_are_not_read_as_disguises(text: str) -> None:
+    assert assess(text).level == "none"
+
+
 def test_an_ordinary_word_near_a_key_term_is_not_corrected_into_one() -> None:
     assert assess("I'm struggling with jealousy").level == "none"
     assert assess("I cooked her dinner to say sorry").level == "none"
@@ -232,6 +266,27 @@ def test_a_habit_of_violence_is_a_concern_not_an_emergency() -> None:
 
 def test_the_writers_own_childhood_is_not_a_current_risk() -> None:
     assert assess("My dad was violent when I was a kid, I'm scared I'm like him").level == "none"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm scared I'm going to hurt her",
+        "I'm afraid I'll hurt her tonight",
+        "Mae gen i ofn y bydda i'n ei brifo hi heno",
+    ],
+)
+def test_fear_of_ones_own_harming_someone_is_still_a_threat(text: str) -> None:
+    risk = assess(text)
+    assert risk.level == "immediate"
+    assert "threat_to_harm" in risk.reasons
+
+
+@pytest.mark.parametrize(
+    "text", ["I'm scared he's going to hurt me", "Mae gen i ofn y bydd e'n fy mrifo i"]
+)
+def test_fear_of_someone_else_is_a_concern_not_the_writers_threat(text: str) -> None:
+    assert assess(text) == Risk("concern", ("fear",))
 
 
 def test_a_suicide_threat_used_as_control_is_suicide() -> None:
@@ -355,6 +410,8 @@ def test_reason_ids_are_short_snake_case() -> None:
         ("i hurt my kid", "concern"),
         ("my son has bruises where i grabbed him", "concern"),
         ("wnes i daro fy mab neithiwr", "concern"),
+        ("Dw i wedi taro fy mabi", "concern"),
+        ("Dw i wedi brifo fy mabi", "concern"),
         ("im hitting my son", "immediate"),
     ],
 )
@@ -364,6 +421,48 @@ def test_a_child_hurt_is_named_as_a_child_at_risk(text: str, level: str) -> None
     risk = assess(text)
     assert risk.level == level
     assert {"child_harmed", "child_in_danger"} & set(risk.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I touched my daughter",
+        "I've been abusing my stepson",
+        "I'm attracted to children",
+        "I've looked at child abuse images",
+        "Dw i wedi cam-drin fy merch yn rhywiol",
+    ],
+)
+def test_sexual_abuse_of_a_child_or_a_sexual_interest_in_children_is_a_child_at_risk(
+    text: str,
+) -> None:
+    assert "child_harmed" in assess(text).reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I'm going to rape her", "immediate"),
+        ("Dw i'n mynd i'w threisio hi", "immediate"),
+        ("I raped her", "concern"),
+        ("Dw i wedi ei threisio hi", "concern"),
+    ],
+)
+def test_rape_is_a_threat_ahead_and_past_violence_behind(text: str, level: str) -> None:
+    assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I touched my daughter's hair",
+        "my son's teacher touched on it",
+        "I've been abusing alcohol",
+        "she was abused as a child",
+    ],
+)
+def test_ordinary_touching_and_other_abuse_are_not_a_child_at_risk(text: str) -> None:
+    assert assess(text).level == "none"
 
 
 @pytest.mark.parametrize(
