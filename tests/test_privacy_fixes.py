@@ -4,16 +4,25 @@ kept in clear with the safe time to call, and an opt-out made through the platfo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from flows.own import without_numbers
-from helpline.app import PRIVACY
+from handoff import callbacks
+from helpline.app import ENGINE, PRIVACY, STORE
 from helpline.directory import normalise_uk_callback_number
+from helpline.errors import NotFound
+from tests import test_telegram as tg
 from tests.journey_support import Person
-from tests.support import running, settings_for
-from tests.test_callbacks import _leaks, _raw
+from tests.loopback import loopback
+from tests.support import Clock, running, settings_for
+from tests.test_callbacks import TYPED, _leaks, _noon, _raw, _record_hub, _sms_to_window
+from tests.test_twilio import ACCOUNT, PHONE, SMS_PATH, TOKEN, Env, sms, twilio_settings
 
 # One number (Ofcom's drama range), as people write it.
 WRITTEN = ("+44 (0)7700 900987", "447700900987", "0044 7700 900987", "07700/900987")
@@ -69,3 +78,69 @@ async def test_a_number_typed_with_the_safe_time_in_international_form_is_never_
             app, "SELECT * FROM conversations"
         )
         assert not _leaks(everything, "900987", "7700 9")
+
+
+# -- an opt-out made through the platform withdraws call-backs, as "stop" does ----------------
+
+
+@pytest.fixture
+async def texting(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=Clock(_noon())) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            yield Env(app, url, settings, lb, http)
+
+
+async def _nobody_can_phone_them(
+    app: web.Application, hub_events: list[tuple[str, dict[str, Any]]]
+) -> None:
+    assert await _raw(app, "SELECT status, sealed_number FROM callbacks") == [("withdrawn", None)]
+    [(callback_id,)] = await _raw(app, "SELECT id FROM callbacks")
+    with pytest.raises(NotFound):  # the console's "Show number" has nothing to show
+        await callbacks.reveal_number(app[STORE], app[PRIVACY], callback_id)
+    assert (callbacks.TOPIC, {"type": "callback"}) in hub_events  # the consoles update
+
+
+async def test_texting_stop_with_twilio_opt_out_withdraws_the_call_back_and_its_number(
+    texting: Env,
+) -> None:
+    await _sms_to_window(texting)
+    await texting.say("1")  # call me on this number
+    assert await _raw(texting.app, "SELECT status FROM callbacks") == [("requested",)]
+    events = _record_hub(texting.app)
+    stop = sms("STOP", PHONE, OptOutType="STOP")
+    assert (await texting.post(SMS_PATH, stop))[0] == 200
+    await texting.app[ENGINE].drain()
+    await _nobody_can_phone_them(texting.app, events)
+
+
+async def test_a_text_refused_as_unsubscribed_withdraws_the_call_back(texting: Env) -> None:
+    await _sms_to_window(texting)
+    await texting.say("1")
+    events = _record_hub(texting.app)
+    texting.loop.fail_twilio(21610)  # they texted STOP to Twilio; we never heard of it
+    await texting.say("hello again")
+    await _nobody_can_phone_them(texting.app, events)
+
+
+async def test_blocking_the_telegram_bot_withdraws_the_call_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with loopback(bot_token=tg.BOT_TOKEN) as lb:
+        settings = tg.telegram_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=tg.noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = tg.Env(app, url, settings, lb, http)
+            for said in ("hi", "1", "1", "1", "2", "call me back", "after 6", TYPED):
+                await env.say(said)
+            assert await _raw(app, "SELECT status FROM callbacks") == [("requested",)]
+            events = _record_hub(app)
+            lb.fail_telegram(403, "Forbidden: bot was blocked by the user")
+            await env.say("hello again")
+            assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
+            await _nobody_can_phone_them(app, events)
