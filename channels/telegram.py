@@ -9,10 +9,12 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from telegram import (
     Bot,
     KeyboardButton,
@@ -26,7 +28,7 @@ from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from channels import texting
-from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, SETTINGS, STORE
+from helpline.app import CONTENT, ENGINE, PRIVACY, REDIS, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
 from helpline.domain import Conversation, InboundMessage, OutboundMessage, Reply, storable
 from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound
@@ -43,6 +45,8 @@ POLL_SECONDS = 25
 START_RETRY_SECONDS = 5.0
 START_RETRY_MAX_SECONDS = 300.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# How long Telegram lets a bot delete a message in a private chat.
+DELETABLE_SECONDS = 48 * 3600
 
 
 def _base_url(settings: Settings) -> str:
@@ -52,6 +56,61 @@ def _base_url(settings: Settings) -> str:
 
 def _bot(settings: Settings) -> Bot:
     return Bot(str(settings.telegram_token), base_url=_base_url(settings))
+
+
+class UnstoredIds:
+    """Ids of chat messages the store never holds (a photo or sticker sent without words,
+    a message refused for coming too fast, the bot's own notices), so "delete my data"
+    removes them from the chat too. Kept for as long as Telegram lets a bot delete them,
+    under the contact's keyed hash (never the chat id): in Redis when configured (shared by
+    instances), otherwise in this process."""
+
+    def __init__(self, app: web.Application, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.memory: dict[str, dict[int, float]] = {}
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}telegram-unstored:{key}"
+
+    async def add(self, key: str, *message_ids: int) -> None:
+        if not message_ids:
+            return
+        now = time.time()
+        client = self.app.get(REDIS)
+        if client is None:
+            self._forget_older_than(now - DELETABLE_SECONDS)
+            self.memory.setdefault(key, {}).update(dict.fromkeys(message_ids, now))
+            return
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd(self._name(key), {str(i): now for i in message_ids})
+        pipe.zremrangebyscore(self._name(key), "-inf", now - DELETABLE_SECONDS)
+        pipe.expire(self._name(key), DELETABLE_SECONDS)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError, TimeoutError):
+            # Never in the way of a reply; no key in the log: it identifies the contact.
+            log.warning("a Telegram message id could not be kept for the tidy-up")
+
+    async def take(self, key: str) -> set[int]:
+        """Every id still deletable, forgotten as it is handed over."""
+        since = time.time() - DELETABLE_SECONDS
+        client = self.app.get(REDIS)
+        if client is None:
+            return {i for i, at in self.memory.pop(key, {}).items() if at >= since}
+        pipe = client.pipeline(transaction=True)
+        pipe.zrangebyscore(self._name(key), since, "+inf")
+        pipe.delete(self._name(key))
+        try:
+            found, _ = await pipe.execute()
+        except (RedisError, OSError, TimeoutError):
+            log.warning("the Telegram message ids kept for the tidy-up could not be read")
+            return set()
+        return {int(i) for i in found}
+
+    def _forget_older_than(self, cutoff: float) -> None:
+        for key in [k for k, ids in self.memory.items() if max(ids.values()) < cutoff]:
+            del self.memory[key]
 
 
 class TelegramChannel:
@@ -69,6 +128,7 @@ class TelegramChannel:
             .updater(None)
             .build()
         )
+        self.unstored = UnstoredIds(app, settings.redis_prefix)
 
     @property
     def bot(self) -> Bot:
@@ -175,10 +235,16 @@ class TelegramChannel:
                 )
                 sent_ids.append(str(sent.message_id))
             except Forbidden as exc:
-                # The person blocked the bot or deleted the chat: note it, never retry.
+                # The person blocked the bot or deleted the chat: an opt-out. Note it, never
+                # retry, and (as "stop" does) withdraw their call-backs: nobody phones them.
                 await self._settings(key, opted_out=True)
+                await self._withdraw_callbacks(message.conversation_id)
                 raise DeliveryError("Telegram: the person has blocked the bot") from exc
             except TelegramError as exc:
+                # Parts already in the chat are not stored with a failed reply: kept for the
+                # tidy-up all the same.
+                if sent_ids:
+                    await self.unstored.add(key, *map(int, sent_ids))
                 raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
         # Every part's id (a long reply is several messages), so a tidy-up finds them all.
         return ",".join(sent_ids) or None
@@ -193,6 +259,8 @@ class TelegramChannel:
         for 48 hours; older ones stay, and the person can clear the chat themselves)."""
         ids = {int(part) for item in sent for part in item.split(",") if part.isdigit()}
         ids |= {int(local) for item in received if (local := item.rpartition(":")[2]).isdigit()}
+        # And what the store never held: photos sent without words, the bot's notices.
+        ids |= await self.unstored.take(self.app[PRIVACY].contact_key(self.name, address))
         chat_id = int(address)
         ordered = sorted(ids)
         for start in range(0, len(ordered), 100):  # the Bot API takes 100 at a time
@@ -200,6 +268,18 @@ class TelegramChannel:
                 await self.bot.delete_messages(chat_id, ordered[start : start + 100])
             except TelegramError as exc:
                 raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
+
+    async def _withdraw_callbacks(self, conversation_id: str) -> None:
+        """The stop journey's own "withdraw_callbacks" (registered by the handoff side, which
+        updates the consoles); without it there are no call-backs to withdraw."""
+        withdraw = self.app[ENGINE].effects.get("withdraw_callbacks")
+        if withdraw is None:
+            return
+        try:
+            conv = await self.app[STORE].conversation(conversation_id)
+        except NotFound:
+            return  # erased meanwhile: its call-backs went with it
+        await withdraw(conv, {})
 
     async def _settings(self, key: str, **changes: object) -> None:
         with contextlib.suppress(NotFound):  # erased meanwhile: nothing left to note it on
@@ -245,6 +325,8 @@ class TelegramChannel:
         text = _command(message.text) or message.caption
         album = message.media_group_id
         if not text:
+            # Not stored, but still in the chat: removed with the rest on "delete my data".
+            await self._unstored(message)
             if (
                 await self._first_delivery(message, str(message.message_id))
                 and (album is None or await self._first_of_album(message, album))
@@ -316,9 +398,14 @@ class TelegramChannel:
             pass  # a redelivery: handled the first time
         except RateLimited:
             # Acknowledged all the same: an error would bring the update back and, when
-            # polling, hold up everyone's updates behind it.
+            # polling, hold up everyone's updates behind it. Not stored: kept for the tidy-up.
+            await self._unstored(message)
             if await texting.slow_down_due(self.app, self.name, address):
                 self._notice(message, "channels.slow_down")
+
+    async def _unstored(self, message: Message) -> None:
+        key = self.app[PRIVACY].contact_key(self.name, str(message.chat.id))
+        await self.unstored.add(key, message.message_id)
 
     async def _first_delivery(self, message: Message, local_id: str) -> bool:
         return await texting.first_delivery(self.app, self.name, str(message.chat.id), local_id)
@@ -339,9 +426,11 @@ class TelegramChannel:
         conv = await self.app[STORE].open_conversation(key)
         lang = conv.language if conv else _language(message)
         try:
-            await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
+            sent = await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
         except TelegramError:
             log.warning("a notice could not be sent")
+            return
+        await self.unstored.add(key, sent.message_id)
 
 
 def _command(text: str | None) -> str | None:

@@ -12,8 +12,18 @@ from helpline.flowkit import FlowSpec, Option, State, Turn
 
 # Channels whose address is a phone number an adviser can call back (Twilio SMS, WhatsApp).
 PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
-# A run of digits (with the spaces, dashes and brackets people type) inside other words.
-_DIGITS = re.compile(r"\+?\d[\d\s\-().]{5,}\d")
+# A run of digits with the spaces, dots, dashes, slashes and brackets people type between
+# them ("+44 (0)7700 900123", "07700/900123"), inside other words.
+_DIGITS = re.compile(r"\+?\d(?:[\s.\-/()]*\d)+")
+# Seven digits or more is a phone number, or as good as one, callable or not.
+_LONGEST_KEPT = 6
+# What a run of that length may be instead and is kept: times and dates ("9.30-12.30",
+# "10.00 - 12.00", "1/12/2026"), each piece checked so a number cannot pass as them.
+_TIME = r"(?P<h>\d{1,2})\.(?P<m>\d{2})"
+_DATE = r"(?P<d>\d{1,2})(?P<s>[/.])(?P<mo>\d{1,2})(?P=s)(?:\d{2}|\d{4})"
+_PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
+_BETWEEN = re.compile(r"\s*[-/]?\s*")
+_LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
 
 
 def _hand_off(turn: Turn) -> None:
@@ -34,12 +44,19 @@ def _after_window(turn: Turn) -> str | None:
 
 def callback_number(text: str) -> str | None:
     """The UK mobile or landline in what was typed, or None (999, 101, helplines refused)."""
-    for candidate in (text, *_DIGITS.findall(text)):
+    for candidate in (text, *(run for found in _DIGITS.findall(text) for run in _tails(found))):
         try:
             return normalise_uk_callback_number(candidate.strip())
         except ValueError:
             continue
     return None
+
+
+def _tails(run: str) -> list[str]:
+    """A run of digits, then the same less each leading group: "6 07700 900123" is the
+    hour, then the number."""
+    groups = run.split()
+    return [" ".join(groups[i:]) for i in range(len(groups))]
 
 
 def _number(turn: Turn, text: str) -> str | None:
@@ -53,11 +70,52 @@ def _number(turn: Turn, text: str) -> str | None:
 
 def without_numbers(text: str) -> str:
     """The safe time as typed, less any phone number in it ("after 6 on 07700 900123"): the
-    number is asked for on its own and kept only sealed."""
-    for candidate in _DIGITS.findall(text):
-        if callback_number(candidate) is not None:
-            text = text.replace(candidate, "…")
-    return text
+    number is asked for on its own and kept only sealed. Any run of seven digits or more
+    goes, not only a number we could call ("+44 (0)7700 900987", "0044 7700 900987"), but
+    a time or a date ("9.30-12.30", "1/12/2026") stays."""
+    return _DIGITS.sub(_unless_time, text)
+
+
+def _unless_time(run: re.Match[str]) -> str:
+    return _scrubbed(run.group(0))
+
+
+def _scrubbed(run: str) -> str:
+    if _digits(run) <= _LONGEST_KEPT or _times_or_dates(run):
+        return run
+    # "after 6 07700 900123": the hour before the number stays.
+    hour = _LEADING_HOUR.match(run)
+    if hour and _digits(run[hour.end() :]) > _LONGEST_KEPT:
+        return hour.group(0) + _scrubbed(run[hour.end() :])
+    return "…"
+
+
+def _digits(text: str) -> int:
+    return sum(c.isdigit() for c in text)
+
+
+def _times_or_dates(run: str) -> bool:
+    """Whether a run of digits is only times and dates ("9.30 - 12.30"), at least one of
+    them written as one (a bare "12 34 56 78" is not)."""
+    at, written = 0, False
+    while at < len(run):
+        if at:
+            gap = _BETWEEN.match(run, at)
+            at = gap.end() if gap else at
+        piece = _PIECE.match(run, at)
+        if piece is None or not _plausible(piece):
+            return False
+        written = written or piece.group(0).isdigit() is False
+        at = piece.end()
+    return written
+
+
+def _plausible(piece: re.Match[str]) -> bool:
+    if piece.group("h") is not None:
+        return int(piece.group("h")) <= 24 and int(piece.group("m")) <= 59
+    if piece.group("d") is not None:
+        return 1 <= int(piece.group("d")) <= 31 and 1 <= int(piece.group("mo")) <= 12
+    return True
 
 
 def _book_callback(turn: Turn) -> None:

@@ -202,12 +202,18 @@ def normalise_uk_phone(value: str) -> str:
     """A UK number a person can call or text, spaces removed; ValueError if it is not one.
 
     Accepts 999/112/101/111, 116 xxx helplines, 0800/0808 freephone, 07 mobiles,
-    01/02/03 landlines and five-digit SMS short codes such as 85258. Premium and
+    01/02/03 landlines and five-digit SMS short codes such as 85258, in national form or
+    after +44, 0044 or 44 (with or without "(0)"). Premium and
     other chargeable ranges (09, 084, 087) are refused on purpose.
     """
-    digits = re.sub(r"[\s\-().]", "", str(value))
-    if digits.startswith("+44"):
-        digits = "0" + digits[3:]
+    digits = re.sub(r"[\s\-()./]", "", str(value))
+    # International forms people type: +44, 0044 or 44, often with the national 0 kept in
+    # brackets ("+44 (0)7700 900123"). No UK number in national form starts with 44.
+    for prefix in ("+44", "0044", "44"):
+        if digits.startswith(prefix):
+            rest = digits[len(prefix) :]
+            digits = rest if rest.startswith("0") else "0" + rest
+            break
     if not digits.isdigit():
         raise ValueError(f"{value!r} is not a UK phone number")
     if digits in _SPECIAL or any(

@@ -546,3 +546,71 @@ async def test_delete_my_data_also_clears_the_conversation_from_the_telegram_cha
     assert set(posted) <= deleted and bot_ids <= deleted
     assert 100 + len(sent) - 1 not in deleted
     assert await env.app[STORE].sealed_address(env.key()) is None
+
+
+async def _photo_and_sticker(env: Env) -> set[int]:
+    """The person writes, then sends a photo and a sticker with no words: neither is stored,
+    nor the bot's notice about them. Returns the ids of those three messages in the chat."""
+    for n, text in enumerate(("hello", "1")):
+        data = text_update(text)
+        data["message"]["message_id"] = 500_000 + n
+        assert await env.post(data) == 200
+        await env.app[ENGINE].drain()
+    unstored = set()
+    for n, name in enumerate(("telegram_photo.json", "telegram_sticker.json")):
+        media = update(name)
+        media["update_id"] = next(_ids)
+        media["message"]["message_id"] = 600_000 + n
+        media["message"]["chat"]["id"] = CHAT_ID
+        unstored.add(600_000 + n)
+        assert await env.post(media) == 200
+        await env.app[ENGINE].drain()
+    texts = [c.get("text") for c in env.loop.telegram("sendMessage")]
+    assert texts.count(env.text("channels.text_only")) == 1  # one notice for both
+    unstored.add(100 + texts.index(env.text("channels.text_only")))  # numbered from 100
+    return unstored
+
+
+async def _delete_my_data(env: Env) -> set[int]:
+    """The person deletes their data; returns the ids deleted from the chat."""
+    for n, text in enumerate(("delete my data", "1")):
+        data = text_update(text)
+        data["message"]["message_id"] = 500_010 + n
+        assert await env.post(data) == 200
+        await env.app[ENGINE].drain()
+    assert await env.app[STORE].sealed_address(env.key()) is None  # really erased
+    return {i for call in env.loop.telegram("deleteMessages") for i in call["message_ids"]}
+
+
+async def test_delete_my_data_also_clears_photos_stickers_and_notices_from_the_chat(
+    env: Env,
+) -> None:
+    unstored = await _photo_and_sticker(env)
+    assert unstored <= await _delete_my_data(env)
+
+
+async def test_with_redis_photos_and_notices_are_cleared_and_no_chat_id_is_kept(
+    pg_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    import redis.asyncio as redis
+
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(
+            pg_url, tmp_path, lb.url, redis_url=redis_url, redis_prefix=redis_prefix
+        )
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            client = redis.Redis.from_url(redis_url)
+            try:
+                unstored = await _photo_and_sticker(env)
+                kept = f"{redis_prefix}telegram-unstored:{env.key()}"
+                ids = {int(i) for i in await client.zrange(kept, 0, -1)}
+                assert ids == unstored  # under the keyed hash, never the chat id
+                assert not [k async for k in client.scan_iter(match=f"*{CHAT_ID}*")]
+                assert unstored <= await _delete_my_data(env)
+                assert not await client.exists(kept)  # forgotten once used
+            finally:
+                await client.aclose()

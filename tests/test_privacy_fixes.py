@@ -1,0 +1,146 @@
+"""Privacy promises kept at the edges: a phone number typed in any common UK form is never
+kept in clear with the safe time to call, and an opt-out made through the platform itself
+(Twilio's STOP, a blocked Telegram bot) withdraws call-backs as "stop" does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from flows.own import without_numbers
+from handoff import callbacks
+from helpline.app import ENGINE, PRIVACY, STORE
+from helpline.directory import normalise_uk_callback_number
+from helpline.errors import NotFound
+from tests import test_telegram as tg
+from tests.journey_support import Person
+from tests.loopback import loopback
+from tests.support import Clock, running, settings_for
+from tests.test_callbacks import TYPED, _leaks, _noon, _raw, _record_hub, _sms_to_window
+from tests.test_twilio import ACCOUNT, PHONE, SMS_PATH, TOKEN, Env, sms, twilio_settings
+
+# One number (Ofcom's drama range), as people write it.
+WRITTEN = ("+44 (0)7700 900987", "447700900987", "0044 7700 900987", "07700/900987")
+
+
+@pytest.mark.parametrize("written", WRITTEN)
+def test_a_number_in_any_common_form_is_taken_out_of_the_safe_time(written: str) -> None:
+    assert without_numbers(f"after 6 on {written}") == "after 6 on …"
+
+
+@pytest.mark.parametrize("written", ["12345678", "7700.900.987", "0044 161 496 0000"])
+def test_a_long_run_of_digits_goes_even_when_nobody_could_call_it(written: str) -> None:
+    assert not any(c.isdigit() for c in without_numbers(f"mornings: {written}"))
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "after 6",
+        "between 9 and 5",
+        "18:30",
+        "Tuesday 14:00-16:00",
+        "9.30-12.30",
+        "10.00 - 12.00 weekdays",
+        "on 1/12/2026 after 6",
+    ],
+)
+def test_times_and_dates_in_the_safe_time_are_kept_and_only_the_number_goes(typed: str) -> None:
+    assert without_numbers(f"{typed}, on 07700/900987") == f"{typed}, on …"
+
+
+@pytest.mark.parametrize("written", WRITTEN)
+def test_a_number_in_any_common_form_can_be_called_back(written: str) -> None:
+    assert normalise_uk_callback_number(written) == "07700900987"
+
+
+async def test_a_number_typed_with_the_safe_time_in_international_form_is_never_kept_in_clear(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for said in ("hi", "1", "1", "1", "2", "call me back"):
+            await person.says(said)
+        assert await person.says("after 6 on +44 (0)7700 900987") == ["own.callback_number"]
+        # Asked for the number on its own, they give it in the same form: it is understood.
+        assert await person.says("+44 (0)7700 900987") == ["own.callback_done", "own.end"]
+
+        (window, sealed), *more = await _raw(app, 'SELECT "window", sealed_number FROM callbacks')
+        assert not more and window == "after 6 on …"  # what the adviser reads on the console
+        conv = await person.conversation()
+        assert app[PRIVACY].open(sealed, f"callback:{conv.id}") == "07700900987"
+        everything = await _raw(app, "SELECT * FROM messages") + await _raw(
+            app, "SELECT * FROM conversations"
+        )
+        assert not _leaks(everything, "900987", "7700 9")
+
+
+# -- an opt-out made through the platform withdraws call-backs, as "stop" does ----------------
+
+
+@pytest.fixture
+async def texting(database_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=Clock(_noon())) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            yield Env(app, url, settings, lb, http)
+
+
+async def _nobody_can_phone_them(
+    app: web.Application, hub_events: list[tuple[str, dict[str, Any]]]
+) -> None:
+    assert await _raw(app, "SELECT status, sealed_number FROM callbacks") == [("withdrawn", None)]
+    [(callback_id,)] = await _raw(app, "SELECT id FROM callbacks")
+    with pytest.raises(NotFound):  # the console's "Show number" has nothing to show
+        await callbacks.reveal_number(app[STORE], app[PRIVACY], callback_id)
+    assert (callbacks.TOPIC, {"type": "callback"}) in hub_events  # the consoles update
+
+
+async def test_texting_stop_with_twilio_opt_out_withdraws_the_call_back_and_its_number(
+    texting: Env,
+) -> None:
+    await _sms_to_window(texting)
+    await texting.say("1")  # call me on this number
+    assert await _raw(texting.app, "SELECT status FROM callbacks") == [("requested",)]
+    events = _record_hub(texting.app)
+    stop = sms("STOP", PHONE, OptOutType="STOP")
+    assert (await texting.post(SMS_PATH, stop))[0] == 200
+    await texting.app[ENGINE].drain()
+    await _nobody_can_phone_them(texting.app, events)
+
+
+async def test_a_text_refused_as_unsubscribed_withdraws_the_call_back(texting: Env) -> None:
+    await _sms_to_window(texting)
+    await texting.say("1")
+    events = _record_hub(texting.app)
+    texting.loop.fail_twilio(21610)  # they texted STOP to Twilio; we never heard of it
+    await texting.say("hello again")
+    await _nobody_can_phone_them(texting.app, events)
+
+
+async def test_blocking_the_telegram_bot_withdraws_the_call_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with loopback(bot_token=tg.BOT_TOKEN) as lb:
+        settings = tg.telegram_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=tg.noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = tg.Env(app, url, settings, lb, http)
+            for said in ("hi", "1", "1", "1", "2", "call me back", "after 6", TYPED):
+                await env.say(said)
+            assert await _raw(app, "SELECT status FROM callbacks") == [("requested",)]
+            events = _record_hub(app)
+            lb.fail_telegram(403, "Forbidden: bot was blocked by the user")
+            await env.say("hello again")
+            assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
+            await _nobody_can_phone_them(app, events)
