@@ -197,19 +197,59 @@ class Lexicon:
             boundaries=frozenset(words("boundaries")),
             now=_compile(section("time", "now"), "time: now"),
             past=_compile(section("time", "past"), "time: past"),
-            correct=functools.lru_cache(maxsize=65536)(
+            correct=_Remembered(
                 functools.partial(
                     _correct,
                     by_letter,
                     frozenset(terms) | set(words("keep")),
                     tuple((p.replace(" ", ""), f" {p}") for p in words("joined")),
-                )
+                ),
+                # A term it was corrected to is the lexicon's word; a run-on phrase split
+                # off keeps the rest of what they typed, and is worked out again each time.
+                storable=frozenset(terms).__contains__,
             ),
             spelt=frozenset(words("spelt_out")),
-            masks=functools.lru_cache(maxsize=65536)(
-                lambda word: (idioms.mask(word), reasons.mask(word))
-            ),
+            masks=_Remembered(lambda word: (idioms.mask(word), reasons.mask(word))),
         )
+
+
+_UNCHANGED = object()
+_MISSING = object()
+
+
+class _Remembered:
+    """`fn(word)`, remembered for the next time under the word's hash, never the word
+    itself: a process-wide cache of every word people typed would keep their names, streets
+    and numbers past "delete my data" and retention. (Python salts a text's hash for each
+    process.) A result that would hold the word is kept as "unchanged", or, unless
+    `storable`, not kept at all. The oldest entry goes first once `size` are kept."""
+
+    def __init__(
+        self,
+        fn: Callable[[str], Any],
+        *,
+        storable: Callable[[Any], bool] = lambda _value: True,
+        size: int = 65536,
+    ) -> None:
+        self._fn, self._storable, self._size = fn, storable, size
+        self._found: dict[int, Any] = {}
+
+    def __call__(self, word: str) -> Any:
+        key = hash(word)
+        found = self._found.get(key, _MISSING)
+        if found is not _MISSING:
+            return word if found is _UNCHANGED else found
+        value = self._fn(word)
+        kept = _UNCHANGED if value == word else value
+        if kept is _UNCHANGED or self._storable(value):
+            if len(self._found) >= self._size:
+                del self._found[next(iter(self._found))]
+            self._found[key] = kept
+        return value
+
+    def holds(self, word: str) -> bool:
+        """Whether an answer for this word is kept (tests)."""
+        return hash(word) in self._found
 
 
 # The C loader when PyYAML has it (several times faster); both are safe loaders.

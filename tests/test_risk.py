@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 import sys
@@ -476,3 +477,26 @@ def test_ordinary_touching_and_other_abuse_are_not_a_child_at_risk(text: str) ->
 )
 def test_hurt_feelings_play_and_accidents_are_not_a_child_hurt(text: str) -> None:
     assert not {"child_harmed", "child_in_danger"} & set(assess(text).reasons)
+
+
+def test_screening_keeps_none_of_the_words_it_read() -> None:
+    # The screen remembers what it worked out about a word, for speed: under the word's hash,
+    # never the word, so nothing a person typed outlives "delete my data" in memory.
+    words = ("zebediahsmith", "quuxleyroad", "07700900555", "violetstreet")
+    lex = Lexicon.load()
+    for _ in range(2):  # the second time from what it remembered
+        assert assess(f"my name is {' '.join(words)}", "en", lex).level == "none"
+        assert assess("I want to kil myself tonight", "en", lex).level == "suicide"
+    seen: set[int] = set()
+    found: list[str] = []
+    todo: list[object] = [lex]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, re.Pattern)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            found += [w for w in words if w in obj]
+            continue
+        todo.extend(gc.get_referents(obj))
+    assert found == []
