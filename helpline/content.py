@@ -176,6 +176,12 @@ class Content:
             self._every_language[name] = found
         return found
 
+    def written_in_welsh(self, text: str) -> bool:
+        """Whether a message has two or more words only Welsh has (keywords: welsh_words)."""
+        if "welsh_words" not in self.keywords:
+            return False
+        return len(set(normalise(text).split()) & set(self.all_words("welsh_words"))) >= 2
+
     def guardrail(self, text: str) -> Guardrail | None:
         """The first guardrail a message trips, in file order, or None."""
         said = normalise(text)

@@ -545,6 +545,10 @@ class Engine:
         first = not conv.answers.get("_greeted")
         if first:
             conv.answers["_greeted"] = True
+            if conv.language != "cy" and self.content.written_in_welsh(message.text):
+                # Written in Welsh from the first word: everything said back is Welsh, the
+                # emergency guidance too, which comes before the welcome could ask.
+                conv.language = "cy"
         human = conv.owner in (Owner.QUEUE, Owner.ADVISER)
         if human and conv.flow == "erase":
             # "Delete everything?" asked while a human has the conversation is answered by

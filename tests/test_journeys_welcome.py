@@ -250,7 +250,30 @@ async def test_a_welsh_greeting_first_starts_the_conversation_in_welsh(
         assert fake.texts()[-1] == content.text("welcome.who", "cy")
 
 
-@pytest.mark.parametrize("greeting", ["hello", "hi", "hiya", "good morning", "helo my husband"])
+@pytest.mark.parametrize(
+    ("first", "said"),
+    [
+        ("Dw i eisiau lladd fy hun", "risk.suicide"),
+        ("Mae ganddo fo gyllell ac mae o'n mynd i'w lladd hi", "risk.immediate"),
+        ("Dw i angen help gyda sut dw i'n trin fy mhartner", "welcome.safe_now"),
+    ],
+)
+async def test_a_first_message_in_welsh_is_answered_in_welsh_danger_too(
+    first: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A text or Telegram message in Welsh, on a number or app that starts in English: the
+    # emergency guidance, said before any welcome could offer Welsh, came in English.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="en")
+        await person.says(first)
+        assert app[CONTENT].text(said, "cy") in fake.texts()
+        assert (await person.conversation()).language == "cy"
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    ["hello", "hi", "hiya", "good morning", "helo my husband", "my ex Mae lives in the EU now"],
+)
 async def test_an_english_or_mixed_first_message_keeps_english(
     greeting: str, sqlite_url: str, tmp_path: Path
 ) -> None:
