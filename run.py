@@ -23,7 +23,7 @@ from helpline import risk
 from helpline.app import REDIS, SETTINGS, Plugin, create_app, log_channels, open_store
 from helpline.config import Settings, ensure_data_dir, load_settings, with_dev_secret
 from helpline.domain import utcnow
-from helpline.errors import HelplineError
+from helpline.errors import ConfigError, HelplineError
 from helpline.flowkit import FlowSpec
 from helpline.logs import setup_logging
 from helpline.ports import Hub
@@ -162,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         log_channels(app)
         if command == "telegram":  # poll
+            if not settings.telegram_token:
+                raise ConfigError("telegram poll needs HELPLINE_TELEGRAM_TOKEN")
             asyncio.run(_poll(app, settings))
             return 0
         web.run_app(
@@ -335,8 +337,9 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     from helpline.hours import FILE as HOURS_FILE
 
     actor, now = "run.py", utcnow()
-    if args.hours_command == "close":
+    if args.hours_command in ("close", "weekly"):
         _check_queue(settings, args.queue)
+    if args.hours_command == "close":
         changed = await ho.add_closure(
             store,
             starts_at=ho.parse_local(args.start),

@@ -87,6 +87,11 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     assert_one_line_naming(result, "HELPLINE_DATA_DIR")
 
 
+def test_telegram_poll_without_a_token_is_one_line_naming_it(tmp_path: Path) -> None:
+    result = run(tmp_path, "telegram", "poll")
+    assert_one_line_naming(result, "HELPLINE_TELEGRAM_TOKEN")
+
+
 @pytest.mark.parametrize("command", ["check-content", "diagrams"])
 def test_commands_that_need_no_secret_make_none(tmp_path: Path, command: str) -> None:
     data = tmp_path / "data"
@@ -323,6 +328,13 @@ def test_closing_a_programme_that_does_not_exist_is_refused(tmp_path: Path) -> N
         "--queue",
         "programme:nosuch",
         secret_key=SECRET,
+    )
+    assert_one_line_naming(result, "nosuch", "drive")
+
+
+def test_weekly_hours_for_a_programme_that_does_not_exist_are_refused(tmp_path: Path) -> None:
+    result = run(
+        tmp_path, "hours", "weekly", "programme:nosuch", "--mon", "09:00-17:00", secret_key=SECRET
     )
     assert_one_line_naming(result, "nosuch", "drive")
 
