@@ -9,7 +9,6 @@ import contextlib
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -434,20 +433,15 @@ class TelegramChannel:
         await self.unstored.add(key, sent.message_id)
 
 
-_DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
 def _command(text: str | None) -> str | None:
     """A bot command as the journey reads it: "/stop@OurBot" is "/stop" (Telegram adds the
-    bot's name when a command is picked from a list), and "/start" drops a deep-link's
-    parameter ("/start abc": one word of letters, digits, _ and -), which carries nothing the
-    helpline uses. Words typed after "/start" are kept: they may be about danger."""
+    bot's name when a command is picked from a list). What follows "/start" is kept, even one
+    word (a deep link's parameter, which the helpline never makes, or "/start suicidal"): it
+    is screened like anything else."""
     if not text or not text.startswith("/"):
         return text
     first, _, rest = text.partition(" ")
     name = first.partition("@")[0]
-    if name.lower() == "/start" and (not rest or _DEEP_LINK.fullmatch(rest.strip())):
-        return name
     return f"{name} {rest}".strip() if rest else name
 
 

@@ -20,7 +20,7 @@ _LONGEST_KEPT = 6
 # What a run of that length may be instead and is kept: times and dates ("9.30-12.30",
 # "10.00 - 12.00", "1/12/2026"), each piece checked so a number cannot pass as them.
 _TIME = r"(?P<h>\d{1,2})\.(?P<m>\d{2})"
-_DATE = r"(?P<d>\d{1,2})(?P<s>[/.])(?P<mo>\d{1,2})(?P=s)(?:\d{2}|\d{4})"
+_DATE = r"(?P<d>\d{1,2})(?P<s>[/.])(?P<mo>\d{1,2})(?P=s)(?:\d{4}|\d{2})"
 _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
 _LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
@@ -99,11 +99,17 @@ def _times_or_dates(run: str) -> bool:
     them written as one (a bare "12 34 56 78" is not)."""
     at, written = 0, False
     while at < len(run):
+        dashed = False
         if at:
             gap = _BETWEEN.match(run, at)
+            dashed = gap is not None and bool(set(gap.group(0)) & set("-/"))
             at = gap.end() if gap else at
         piece = _PIECE.match(run, at)
         if piece is None or not _plausible(piece):
+            return False
+        if at and piece.group(0).isdigit() and not dashed:
+            # A bare hour only after a dash or slash ("9.30-12", "9-5"): "6.30 07700 900123"
+            # is a time, then a number.
             return False
         written = written or piece.group(0).isdigit() is False
         at = piece.end()

@@ -8,6 +8,7 @@ erasure delete it with the conversation."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,8 @@ from helpline.storage.models import ConversationRow
 STATUSES = ("requested", "done", "not_reached", "withdrawn")
 TOPIC = "callbacks"
 MAX_WINDOW = 200
+
+log = logging.getLogger(__name__)
 
 
 def _aware(value: datetime) -> datetime:
@@ -139,7 +142,10 @@ async def withdraw_callbacks(store: SqlStore, contact_key: str, *, hub: Hub | No
             row.updated_at = now
             row.updated_by = None  # the person, not a member of staff
     if rows and hub is not None:
-        await hub.publish(TOPIC, {"type": "callback"})
+        try:
+            await hub.publish(TOPIC, {"type": "callback"})
+        except Exception:  # noqa: BLE001 - withdrawn all the same; consoles catch up
+            log.warning("the consoles could not be told call-backs were withdrawn", exc_info=True)
     return len(rows)
 
 

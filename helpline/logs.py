@@ -74,7 +74,9 @@ class WithoutProxyAddresses(logging.Filter):
 def safe_traceback(ei: Any) -> str:
     """A logged exception as where it happened and what kind it was, never its text: an
     exception's message can hold what a person sent (a malformed request's header line, a
-    database error's failing row, a platform error quoting a number)."""
+    database error's failing row, a platform error quoting a number). The operating
+    system's errors keep theirs ("Connection refused", a server's address), and a group of
+    exceptions names the kinds inside it."""
     lines: list[str] = []
     exc: BaseException | None = ei[1]
     seen: set[int] = set()
@@ -84,7 +86,7 @@ def safe_traceback(ei: Any) -> str:
         lines[:0] = [
             "Traceback (most recent call last):\n",
             *frames,
-            f"{type(exc).__module__}.{type(exc).__qualname__} (its text is not logged)\n",
+            f"{_kind(exc)}: {exc}\n" if isinstance(exc, OSError) else f"{_kind(exc)}\n",
         ]
         cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
         if cause is not None:
@@ -93,7 +95,24 @@ def safe_traceback(ei: Any) -> str:
     return "".join(lines).rstrip("\n")
 
 
+def _kind(exc: BaseException) -> str:
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if isinstance(exc, BaseExceptionGroup):
+        inner = ", ".join(sorted({_kind(e) for e in exc.exceptions}))
+        kind += f" of {inner}"
+    return kind + (" (its text is not logged)" if not isinstance(exc, OSError) else "")
+
+
 class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        # Another handler may have formatted the record first, and logging reuses the text
+        # it left (with the exception's message): formatted again, the safe way.
+        record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = None
+
     def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
         return safe_traceback(ei)
 

@@ -272,7 +272,17 @@ async def test_a_first_message_in_welsh_is_answered_in_welsh_danger_too(
 
 @pytest.mark.parametrize(
     "greeting",
-    ["hello", "hi", "hiya", "good morning", "helo my husband", "my ex Mae lives in the EU now"],
+    [
+        "hello",
+        "hi",
+        "hiya",
+        "good morning",
+        "helo my husband",
+        "my ex Mae lives in the EU now",
+        "I work at the chemical plant with Mae",
+        "I do tai chi with my partner, dw hun",
+        "I'm scared I'll kill her tonight, dw hun",
+    ],
 )
 async def test_an_english_or_mixed_first_message_keeps_english(
     greeting: str, sqlite_url: str, tmp_path: Path

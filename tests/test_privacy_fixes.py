@@ -54,6 +54,21 @@ def test_times_and_dates_in_the_safe_time_are_kept_and_only_the_number_goes(type
     assert without_numbers(f"{typed}, on 07700/900987") == f"{typed}, on …"
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "6.30 07700 900123",
+        "after 6.30 07700900123",
+        "9.30-12.30 07700 900123",
+        "1/12/2026 07700900123",
+        "6.30 447700900123",
+    ],
+)
+def test_a_number_straight_after_a_time_or_date_goes_too(typed: str) -> None:
+    # Read as more pieces of the time, the number used to be kept whole.
+    assert "900123" not in without_numbers(typed)
+
+
 @pytest.mark.parametrize("written", WRITTEN)
 def test_a_number_in_any_common_form_can_be_called_back(written: str) -> None:
     assert normalise_uk_callback_number(written) == "07700900987"

@@ -156,11 +156,16 @@ async def test_pressing_start_in_telegram_opens_with_the_welcome(env: Env) -> No
     assert env.loop.telegram_texts()[0] == env.text("welcome.intro")
 
 
-async def test_words_after_start_are_read_and_a_deep_link_is_not(env: Env) -> None:
+async def test_words_after_start_are_read_and_a_deep_link_still_welcomed(env: Env) -> None:
     # "/start" then words, typed as a first message: the words used to be dropped with a
     # deep link's parameter, unscreened.
     await env.say("/start I'm going to kill myself tonight")
     assert env.loop.telegram_texts()[0] == env.text("risk.suicide")
+    one_word = 5550004322
+    assert await env.post(text_update("/start suicidal", chat_id=one_word)) == 200
+    await env.app[ENGINE].drain()
+    to_them = [c["text"] for c in env.loop.telegram("sendMessage") if int(c["chat_id"]) == one_word]
+    assert to_them[0] == env.text("risk.suicide")
     other = 5550004321
     assert await env.post(text_update("/start campaign_tv-2026", chat_id=other)) == 200
     await env.app[ENGINE].drain()
