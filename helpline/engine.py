@@ -224,7 +224,10 @@ class Engine:
         # (Keyed by message id, with the language and a hash of the text it was screened
         # with: the text itself is not kept here.)
         self._screened: OrderedDict[int, tuple[str, int, RiskResult]] = OrderedDict()
-        self._risky: OrderedDict[str, None] = OrderedDict()
+        # Conversations with a risky message waiting for its turn, and the worst level.
+        self._risky: OrderedDict[str, str] = OrderedDict()
+        # Those already sent the emergency guidance while their lock could not be taken.
+        self._guided_unlocked: OrderedDict[str, None] = OrderedDict()
 
     # -- entry points for channels ---------------------------------------------------------
 
@@ -289,7 +292,8 @@ class Engine:
         self.metrics.messages_in.labels(msg.channel).inc()
         _remember(self._screened, accepted.message_id, (language, hash(msg.text), risk))
         if urgent:
-            _remember(self._risky, accepted.conversation_id, None)
+            level = worst(risk.level, self._risky.get(accepted.conversation_id, "none"))
+            _remember(self._risky, accepted.conversation_id, level)
         return accepted
 
     def _is_stop(self, text: str) -> bool:
@@ -446,14 +450,53 @@ class Engine:
 
         Whoever holds the lock answers all pending messages, so order holds even when
         several instances are woken for the same conversation."""
-        async with self.locks.hold(conversation_id):
-            urgent = conversation_id in self._risky
-            self._risky.pop(conversation_id, None)
-            async with (
-                self._admission.slot(urgent=urgent, key=conversation_id),
-                self.store.unit(),
-            ):
-                await self._turn(conversation_id)
+        held = False
+        try:
+            async with self.locks.hold(conversation_id):
+                held = True
+                urgent = conversation_id in self._risky
+                self._risky.pop(conversation_id, None)
+                self._guided_unlocked.pop(conversation_id, None)
+                async with (
+                    self._admission.slot(urgent=urgent, key=conversation_id),
+                    self.store.unit(),
+                ):
+                    await self._turn(conversation_id)
+        except HelplineError:
+            if not held:
+                await self._guidance_unlocked(conversation_id)
+            raise
+
+    async def _guidance_unlocked(self, conversation_id: str) -> None:
+        """The conversation's lock cannot be taken (Redis down), so its turn waits for
+        housekeeping; but someone who wrote about danger or suicide is sent the emergency
+        guidance now, once, straight through their channel. (Their turn says it again when
+        it runs: in an outage, twice is better than late.)"""
+        level = self._risky.get(conversation_id)
+        if level not in URGENT or conversation_id in self._guided_unlocked:
+            return
+        try:
+            conv = await self.store.conversation(conversation_id)
+            sender = self.senders.get(conv.channel)
+            if sender is None:
+                return
+            address = "" if getattr(sender, "by_key", False) else await self.address(conv)
+            if address is None:
+                return
+            reply = Reply(self.content.text(f"risk.{level}", conv.language))
+            await sender.send(
+                OutboundMessage(
+                    0, conv.id, conv.channel, address, reply, conv.language, conv.contact_key
+                )
+            )
+        except Exception:  # noqa: BLE001 - the turn's own retry is still to come
+            log.warning("emergency guidance could not be sent early", exc_info=True)
+            return
+        _remember(self._guided_unlocked, conversation_id, None)
+        log.warning(
+            "emergency guidance sent before its turn: the conversation's lock is unavailable",
+            extra={"conversation": conv.reference},
+        )
 
     async def _turn(self, conversation_id: str) -> None:
         """process() once the conversation's lock and an admission slot are held."""

@@ -182,6 +182,32 @@ async def test_a_message_whose_turn_failed_is_answered_without_writing_again(
         assert await app[STORE].conversations_with_pending_inbound() == []
 
 
+async def test_danger_written_while_redis_is_down_gets_the_guidance_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The turn cannot take the conversation's lock, so it waits for housekeeping; someone
+    # texting about a knife must not wait with it (the web page shows 999, a text does not).
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        engine, content = engine_of(app), app[CONTENT]
+        await engine.handle(InboundMessage("test", PHONE, "hello"))
+        working, client = engine.locks, redis_not_answering()
+        engine.locks = RedisLocks(client)
+        before = len(fake.sent)
+        with pytest.raises(LockUnavailable):
+            await engine.handle(InboundMessage("test", PHONE, "he has a knife, he's coming"))
+        assert fake.texts()[before:] == [content.text("risk.immediate", "en")]
+        with pytest.raises(LockUnavailable):  # housekeeping tries again: not said twice
+            await engine.process((await engine.open("test", PHONE)).id)
+        assert len(fake.sent) == before + 1
+        with pytest.raises(LockUnavailable):  # nothing about danger: nothing said early
+            await engine.handle(InboundMessage("test", OTHER, "hello"))
+        assert fake.texts(OTHER) == []
+        engine.locks = working
+        await client.aclose()
+        await engine.process((await engine.open("test", PHONE)).id)
+        assert content.text("risk.immediate", "en") in fake.texts()[before + 1 :]
+
+
 @contextlib.contextmanager
 def sending_fails(fake: FakeChannel) -> Iterator[None]:
     """Inside, every send fails as a lost live event bus would, after the reply was saved;
