@@ -75,9 +75,14 @@ def _record_hub(app: web.Application) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-async def _to_number_question(person: Person) -> None:
+async def to_the_safe_time(person: Person) -> None:
+    """Through the own-behaviour journey to "when is it safe to call?"."""
     for said in ("hi", "1", "1", "1", "2", "call me back"):
         await person.says(said)
+
+
+async def _to_number_question(person: Person) -> None:
+    await to_the_safe_time(person)
     assert await person.says("weekday mornings before 9") == ["own.callback_number"]
 
 
@@ -531,8 +536,7 @@ async def test_a_number_typed_with_the_safe_time_is_kept_nowhere_in_clear(
 ) -> None:
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
         person = Person(app, fake)
-        for said in ("hi", "1", "1", "1", "2", "call me back"):
-            await person.says(said)
+        await to_the_safe_time(person)
         assert await person.says("after 6pm on 07700 900123") == ["own.callback_number"]
         everything = await _raw(app, "SELECT * FROM messages") + await _raw(
             app, "SELECT * FROM conversations"

@@ -21,7 +21,15 @@ from tests import test_telegram as tg
 from tests.journey_support import Person
 from tests.loopback import loopback
 from tests.support import Clock, running, settings_for
-from tests.test_callbacks import TYPED, _leaks, _noon, _raw, _record_hub, _sms_to_window
+from tests.test_callbacks import (
+    TYPED,
+    _leaks,
+    _noon,
+    _raw,
+    _record_hub,
+    _sms_to_window,
+    to_the_safe_time,
+)
 from tests.test_twilio import ACCOUNT, PHONE, SMS_PATH, TOKEN, Env, sms, twilio_settings
 
 # One number (Ofcom's drama range), as people write it.
@@ -79,8 +87,7 @@ async def test_a_number_typed_with_the_safe_time_in_international_form_is_never_
 ) -> None:
     async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
         person = Person(app, fake)
-        for said in ("hi", "1", "1", "1", "2", "call me back"):
-            await person.says(said)
+        await to_the_safe_time(person)
         assert await person.says("after 6 on +44 (0)7700 900987") == ["own.callback_number"]
         # Asked for the number on its own, they give it in the same form: it is understood.
         assert await person.says("+44 (0)7700 900987") == ["own.callback_done", "own.end"]
