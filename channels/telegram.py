@@ -9,8 +9,9 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -322,7 +323,7 @@ class TelegramChannel:
             return  # groups and channels are not conversations with one person
         # A caption is words the person wrote with a photo or file: read like text (as
         # WhatsApp's Body is). The photo or file itself is never stored.
-        text = _command(message.text) or message.caption
+        text = _command(message.text, self.app[ENGINE].screen) or message.caption
         album = message.media_group_id
         if not text:
             # Not stored, but still in the chat: removed with the rest on "delete my data".
@@ -433,15 +434,25 @@ class TelegramChannel:
         await self.unstored.add(key, sent.message_id)
 
 
-def _command(text: str | None) -> str | None:
+_DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _command(text: str | None, screen: Callable[[str, str], Any]) -> str | None:
     """A bot command as the journey reads it: "/stop@OurBot" is "/stop" (Telegram adds the
-    bot's name when a command is picked from a list). What follows "/start" is kept, even one
-    word (a deep link's parameter, which the helpline never makes, or "/start suicidal"): it
-    is screened like anything else."""
+    bot's name when a command is picked from a list), and "/start" drops a deep link's
+    parameter ("/start abc": one word of letters, digits, _ and -), which carries nothing the
+    helpline uses, unless the risk screen finds anything in it ("/start suicidal"). Words
+    typed after "/start" are kept: they are screened like any message."""
     if not text or not text.startswith("/"):
         return text
     first, _, rest = text.partition(" ")
     name = first.partition("@")[0]
+    parameter = rest.strip()
+    if name.lower() == "/start" and (
+        not parameter
+        or (_DEEP_LINK.fullmatch(parameter) and screen(parameter, "en").level == "none")
+    ):
+        return name
     return f"{name} {rest}".strip() if rest else name
 
 

@@ -23,6 +23,7 @@ _TIME = r"(?P<h>\d{1,2})\.(?P<m>\d{2})"
 _DATE = r"(?P<d>\d{1,2})(?P<s>[/.])(?P<mo>\d{1,2})(?P=s)(?:\d{4}|\d{2})"
 _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
+_BARE_HOURS = 4
 _LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
 
 
@@ -97,23 +98,22 @@ def _digits(text: str) -> int:
 def _times_or_dates(run: str) -> bool:
     """Whether a run of digits is only times and dates ("9.30 - 12.30"), at least one of
     them written as one (a bare "12 34 56 78" is not)."""
-    at, written = 0, False
+    at, written, bare = 0, False, 0
     while at < len(run):
-        dashed = False
         if at:
             gap = _BETWEEN.match(run, at)
-            dashed = gap is not None and bool(set(gap.group(0)) & set("-/"))
             at = gap.end() if gap else at
         piece = _PIECE.match(run, at)
         if piece is None or not _plausible(piece):
             return False
-        if at and piece.group(0).isdigit() and not dashed:
-            # A bare hour only after a dash or slash ("9.30-12", "9-5"): "6.30 07700 900123"
-            # is a time, then a number.
-            return False
-        written = written or piece.group(0).isdigit() is False
+        if piece.group(0).isdigit():
+            bare += len(piece.group(0))
+        else:
+            written = True
         at = piece.end()
-    return written
+    # Bare hours beside them ("1/12/2026 10-12", "9.30-12") are a few digits; more is a
+    # number read as hours ("6.30 07700 900123").
+    return written and bare <= _BARE_HOURS
 
 
 def _plausible(piece: re.Match[str]) -> bool:

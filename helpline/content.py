@@ -177,10 +177,16 @@ class Content:
         return found
 
     def written_in_welsh(self, text: str) -> bool:
-        """Whether a message has two or more words only Welsh has (keywords: welsh_words)."""
+        """Whether a message has two or more words only Welsh has (keywords: welsh_words),
+        or one and one Welsh word English also has (welsh_words_weak: "mae", "plant")."""
         if "welsh_words" not in self.keywords:
             return False
-        return len(set(normalise(text).split()) & set(self.all_words("welsh_words"))) >= 2
+        said = set(normalise(text).split())
+        strong = len(said & set(self.all_words("welsh_words")))
+        weak = "welsh_words_weak" in self.keywords and bool(
+            said & set(self.all_words("welsh_words_weak"))
+        )
+        return strong >= 2 or (strong == 1 and weak)
 
     def guardrail(self, text: str) -> Guardrail | None:
         """The first guardrail a message trips, in file order, or None."""

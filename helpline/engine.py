@@ -80,10 +80,13 @@ HAND_OFF_RETRIES = 20
 # with the turn that asks for it, until it is made (after danger, until the queue takes it);
 # housekeeping on any instance makes it if the instance that owed it stopped first.
 HAND_OFF_DUE = "_handoff_due"
-# The last few words of the person's last message (never one stored sealed), screened with
-# the first few of the next: danger can be split over two messages. As the transcript is kept.
+# The last few words of the person's last message, and when it came, screened with the first
+# few of the next if it follows within PIECES_WITHIN: danger can be split over two messages.
+# Never an answer kept sealed, nor a whole sentence or question ("will you call the police?"
+# answered, then "help me stop shouting" is no danger). Kept as the transcript is.
 SAID_LAST = "_said_last"
 EDGE_WORDS = 6
+PIECES_WITHIN = timedelta(minutes=2)
 # A hand-off owed after danger waits while the person is at a question whose answer is not
 # kept in clear (a number to call back), since queued, what they type next reaches advisers
 # as written; but only while they may be typing it. Someone in crisis may not write again.
@@ -226,8 +229,8 @@ class Engine:
         self._screened: OrderedDict[int, tuple[str, int, RiskResult]] = OrderedDict()
         # Conversations with a risky message waiting for its turn, and the worst level.
         self._risky: OrderedDict[str, str] = OrderedDict()
-        # Those already sent the emergency guidance while their lock could not be taken.
-        self._guided_unlocked: OrderedDict[str, None] = OrderedDict()
+        # Those already sent emergency guidance while their lock could not be taken: the level.
+        self._guided_unlocked: OrderedDict[str, str] = OrderedDict()
 
     # -- entry points for channels ---------------------------------------------------------
 
@@ -473,8 +476,11 @@ class Engine:
         guidance now, once, straight through their channel. (Their turn says it again when
         it runs: in an outage, twice is better than late.)"""
         level = self._risky.get(conversation_id)
-        if level not in URGENT or conversation_id in self._guided_unlocked:
-            return
+        said = self._guided_unlocked.get(conversation_id)
+        if level not in URGENT or (said is not None and worst(level, said) == said):
+            return  # nothing urgent, or guidance as urgent said already (a worse one is not)
+        # Marked before sending: messages handled together send it once.
+        _remember(self._guided_unlocked, conversation_id, level)
         try:
             conv = await self.store.conversation(conversation_id)
             sender = self.senders.get(conv.channel)
@@ -491,10 +497,13 @@ class Engine:
             )
         except Exception:  # noqa: BLE001 - the turn's own retry is still to come
             log.warning("emergency guidance could not be sent early", exc_info=True)
+            if said is None:
+                self._guided_unlocked.pop(conversation_id, None)
+            else:
+                self._guided_unlocked[conversation_id] = said
             return
-        _remember(self._guided_unlocked, conversation_id, None)
         log.warning(
-            "emergency guidance sent before its turn: the conversation's lock is unavailable",
+            "emergency guidance sent before its turn: the conversation's lock was not taken",
             extra={"conversation": conv.reference},
         )
 
@@ -518,15 +527,12 @@ class Engine:
             answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else None
             turn.text = message.text
             level = await self._step(turn, message)
-            if sealed:
-                conv.answers.pop(SAID_LAST, None)  # it may hold what is not kept in clear
-            else:
-                conv.answers[SAID_LAST] = _words(message.text, first=False)
             urgent = (
                 level in URGENT
                 or urgent
                 or (not child_guided and bool(conv.answers.get(CHILD_GUIDED)))
             )
+            private = sealed and answers is not None and self.runner.private(*answers)
             if sealed:
                 # If it answered a question whose answer is not kept (a phone number), the
                 # transcript keeps the journey's stand-in line or the words less the number;
@@ -537,6 +543,7 @@ class Engine:
                     if answers is not None
                     else message.text
                 )
+            _said_last(conv, message, turn, private=private)
         _owe_hand_offs(turn)
         try:
             stored = await self.store.save_turn(
@@ -581,8 +588,8 @@ class Engine:
             risk = screened[2]
         else:
             risk = self.screen(message.text, conv.language)
-        before = conv.answers.get(SAID_LAST)
-        if risk.level == "none" and isinstance(before, str) and before:
+        before = _said_before(conv, message)
+        if risk.level == "none" and before:
             risk = self._across(before, _words(message.text, first=True), conv.language, risk)
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             # With the level it was screened at: a console marks a risky message.
@@ -1424,6 +1431,30 @@ def _event(m: StoredMessage) -> dict[str, object]:
         "options": list(m.options),
         "at": m.created_at.isoformat(),
     }
+
+
+def _said_last(conv: Conversation, message: StoredMessage, turn: Turn, *, private: bool) -> None:
+    """Keep the end of this message for the next one's screening (SAID_LAST), unless it
+    answered a question kept sealed, ended a sentence, or was a whole question a guardrail
+    answered."""
+    text = message.text.rstrip()
+    if private or not text or text.endswith((".", "?", "!")) or turn.railed == message.text:
+        conv.answers.pop(SAID_LAST, None)
+    else:
+        conv.answers[SAID_LAST] = [_words(text, first=False), message.created_at.isoformat()]
+
+
+def _said_before(conv: Conversation, message: StoredMessage) -> str | None:
+    """The end of the person's message before this one, if it came just before."""
+    kept = conv.answers.get(SAID_LAST)
+    if not (isinstance(kept, list) and len(kept) == 2):
+        return None
+    words, at = kept
+    try:
+        gap = message.created_at - datetime.fromisoformat(str(at))
+    except (TypeError, ValueError):
+        return None
+    return str(words) if timedelta(0) <= gap <= PIECES_WITHIN else None
 
 
 def _words(text: str, *, first: bool) -> str:

@@ -113,6 +113,7 @@ class Turn:
         self.effects: list[Effect] = []
         self.vars: dict[str, Any] = {}
         self.guarded: str | None = None  # the text the guardrails have already checked
+        self.railed: str | None = None  # the text a guardrail answered (a whole question)
 
     @property
     def language(self) -> str:
@@ -369,6 +370,8 @@ class FlowRunner:
             return None
         turn.guarded = text
         rail = self.content.guardrail(text)
+        if rail is not None:
+            turn.railed = text
         if rail is not None and rail.flag:
             turn.effect("flag", reason=f"guardrail:{rail.name}")
         return rail

@@ -194,18 +194,28 @@ async def test_danger_written_while_redis_is_down_gets_the_guidance_at_once(
         engine.locks = RedisLocks(client)
         before = len(fake.sent)
         with pytest.raises(LockUnavailable):
-            await engine.handle(InboundMessage("test", PHONE, "he has a knife, he's coming"))
-        assert fake.texts()[before:] == [content.text("risk.immediate", "en")]
+            await engine.handle(InboundMessage("test", PHONE, "I want to kill myself"))
+        assert fake.texts()[before:] == [content.text("risk.suicide", "en")]
         with pytest.raises(LockUnavailable):  # housekeeping tries again: not said twice
             await engine.process((await engine.open("test", PHONE)).id)
         assert len(fake.sent) == before + 1
+        with pytest.raises(LockUnavailable):  # worse: said too
+            await engine.handle(InboundMessage("test", PHONE, "he has a knife, he's coming"))
+        assert fake.texts()[before + 1 :] == [content.text("risk.immediate", "en")]
         with pytest.raises(LockUnavailable):  # nothing about danger: nothing said early
             await engine.handle(InboundMessage("test", OTHER, "hello"))
         assert fake.texts(OTHER) == []
+        # Texts about danger handled together (fragments arriving at once): said once.
+        third = "+447700900125"
+        await asyncio.gather(
+            *(engine.handle(InboundMessage("test", third, t)) for t in ("he has a gun", "help")),
+            return_exceptions=True,
+        )
+        assert fake.texts(third) == [content.text("risk.immediate", "en")]
         engine.locks = working
         await client.aclose()
         await engine.process((await engine.open("test", PHONE)).id)
-        assert content.text("risk.immediate", "en") in fake.texts()[before + 1 :]
+        assert content.text("risk.immediate", "en") in fake.texts()[before + 2 :]
 
 
 @contextlib.contextmanager

@@ -256,6 +256,8 @@ async def test_a_welsh_greeting_first_starts_the_conversation_in_welsh(
         ("Dw i eisiau lladd fy hun", "risk.suicide"),
         ("Mae ganddo fo gyllell ac mae o'n mynd i'w lladd hi", "risk.immediate"),
         ("Dw i angen help gyda sut dw i'n trin fy mhartner", "welcome.safe_now"),
+        ("Mae gen i gyllell a dw i'n mynd i'w defnyddio hi.", "risk.immediate"),
+        ("Dw i'n taro fy mhartner", "welcome.safe_now"),
     ],
 )
 async def test_a_first_message_in_welsh_is_answered_in_welsh_danger_too(

@@ -56,10 +56,17 @@ def test_a_long_run_of_digits_goes_even_when_nobody_could_call_it(written: str) 
         "9.30-12.30",
         "10.00 - 12.00 weekdays",
         "on 1/12/2026 after 6",
+        "1/12/2026 10-12",
+        "30/11/2026 6 - 8pm",
+        "1/12/2026 6",
     ],
 )
 def test_times_and_dates_in_the_safe_time_are_kept_and_only_the_number_goes(typed: str) -> None:
     assert without_numbers(f"{typed}, on 07700/900987") == f"{typed}, on …"
+
+
+def _digits_left(text: str) -> int:
+    return sum(c.isdigit() for c in text)
 
 
 @pytest.mark.parametrize(
@@ -70,11 +77,12 @@ def test_times_and_dates_in_the_safe_time_are_kept_and_only_the_number_goes(type
         "9.30-12.30 07700 900123",
         "1/12/2026 07700900123",
         "6.30 447700900123",
+        "9.30 - 07-70-09-00-12-3",
     ],
 )
 def test_a_number_straight_after_a_time_or_date_goes_too(typed: str) -> None:
     # Read as more pieces of the time, the number used to be kept whole.
-    assert "900123" not in without_numbers(typed)
+    assert _digits_left(without_numbers(typed)) <= 3
 
 
 @pytest.mark.parametrize("written", WRITTEN)

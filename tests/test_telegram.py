@@ -156,7 +156,7 @@ async def test_pressing_start_in_telegram_opens_with_the_welcome(env: Env) -> No
     assert env.loop.telegram_texts()[0] == env.text("welcome.intro")
 
 
-async def test_words_after_start_are_read_and_a_deep_link_still_welcomed(env: Env) -> None:
+async def test_words_after_start_are_read_and_a_deep_link_is_not(env: Env) -> None:
     # "/start" then words, typed as a first message: the words used to be dropped with a
     # deep link's parameter, unscreened.
     await env.say("/start I'm going to kill myself tonight")
