@@ -31,7 +31,14 @@ from telegram.ext import Application, ApplicationBuilder
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, REDIS, SENDERS, SETTINGS, STORE
 from helpline.config import Settings
-from helpline.domain import Conversation, InboundMessage, OutboundMessage, Reply, storable
+from helpline.domain import (
+    UNSTORED,
+    Conversation,
+    InboundMessage,
+    OutboundMessage,
+    Reply,
+    storable,
+)
 from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound
 from helpline.ratelimit import RateLimited
 from helpline.tasks import cancel_and_wait
@@ -59,6 +66,11 @@ def _bot(settings: Settings) -> Bot:
     return Bot(str(settings.telegram_token), base_url=_base_url(settings))
 
 
+# Unstored ids kept for one chat at the most, and how often the memory's are swept.
+MAX_UNSTORED = 500
+SWEEP_SECONDS = 60.0
+
+
 class UnstoredIds:
     """Ids of chat messages the store never holds (a photo or sticker sent without words,
     a message refused for coming too fast, the bot's own notices), so "delete my data"
@@ -70,6 +82,7 @@ class UnstoredIds:
         self.app = app
         self.prefix = prefix
         self.memory: dict[str, dict[int, float]] = {}
+        self.swept = 0.0
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}telegram-unstored:{key}"
@@ -80,12 +93,19 @@ class UnstoredIds:
         now = time.time()
         client = self.app.get(REDIS)
         if client is None:
-            self._forget_older_than(now - DELETABLE_SECONDS)
-            self.memory.setdefault(key, {}).update(dict.fromkeys(message_ids, now))
+            if now - self.swept >= SWEEP_SECONDS:  # not every chat at every add
+                self._forget_older_than(now - DELETABLE_SECONDS)
+                self.swept = now
+            ids = self.memory.setdefault(key, {})
+            ids.update(dict.fromkeys(message_ids, now))
+            if len(ids) > MAX_UNSTORED:  # a flood of pictures: the newest are kept
+                newest = sorted(ids.items(), key=lambda item: item[1])[-MAX_UNSTORED:]
+                self.memory[key] = dict(newest)
             return
         pipe = client.pipeline(transaction=False)
         pipe.zadd(self._name(key), {str(i): now for i in message_ids})
         pipe.zremrangebyscore(self._name(key), "-inf", now - DELETABLE_SECONDS)
+        pipe.zremrangebyrank(self._name(key), 0, -MAX_UNSTORED - 1)
         pipe.expire(self._name(key), DELETABLE_SECONDS)
         try:
             await pipe.execute()
@@ -247,6 +267,10 @@ class TelegramChannel:
                 if sent_ids:
                     await self.unstored.add(key, *map(int, sent_ids))
                 raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
+        if message.message_id == UNSTORED and sent_ids:
+            # A reply the store does not hold (emergency guidance sent before its turn):
+            # kept for a tidy-up all the same.
+            await self.unstored.add(key, *map(int, sent_ids))
         # Every part's id (a long reply is several messages), so a tidy-up finds them all.
         return ",".join(sent_ids) or None
 

@@ -182,8 +182,9 @@ class TwilioChannel:
             callback = f"{self.settings.base_url}/channels/twilio/{self.name}/status"
             # Our id for the reply in the address Twilio reports to: each part of a reply
             # sent as several texts is reported against the reply, so a part that failed
-            # shows. (Message id 0, the unstored "deleted" confirmation, has no reply.)
-            if message.message_id:
+            # shows. (Message id 0, the unstored "deleted" confirmation, and UNSTORED, early
+            # emergency guidance, have no reply to report on.)
+            if message.message_id > 0:
                 callback += f"?reply={message.message_id}"
             params["status_callback"] = callback
         sids: list[str] = []

@@ -75,7 +75,9 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """A stored reply on its way out through a channel."""
+    """A stored reply on its way out through a channel; `message_id` 0 for the erasure's
+    confirmation and UNSTORED for another reply the store does not hold (a channel that can
+    tidy a chat keeps the latter's ids for it)."""
 
     message_id: int
     conversation_id: str
@@ -84,6 +86,9 @@ class OutboundMessage:
     reply: Reply
     language: str = "en"
     contact_key: str = ""  # the keyed hash: enough for a channel that addresses by it
+
+
+UNSTORED = -1
 
 
 @dataclass(eq=False)

@@ -17,6 +17,7 @@ from helpline.admission import Admission
 from helpline.content import Content, normalise
 from helpline.domain import (
     LANGUAGES,
+    UNSTORED,
     Conversation,
     Delivery,
     InboundMessage,
@@ -492,7 +493,7 @@ class Engine:
             reply = Reply(self.content.text(f"risk.{level}", conv.language))
             await sender.send(
                 OutboundMessage(
-                    0, conv.id, conv.channel, address, reply, conv.language, conv.contact_key
+                    UNSTORED, conv.id, conv.channel, address, reply, conv.language, conv.contact_key
                 )
             )
         except Exception:  # noqa: BLE001 - the turn's own retry is still to come

@@ -20,7 +20,7 @@ from aiohttp import web
 from channels import telegram
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, STORE
 from helpline.config import Settings
-from helpline.domain import Delivery, Direction, OutboundMessage, Reply
+from helpline.domain import UNSTORED, Delivery, Direction, OutboundMessage, Reply
 from helpline.errors import DeliveryError
 from helpline.logs import quiet_libraries
 from helpline.ratelimit import MemoryLimiter
@@ -604,6 +604,20 @@ async def test_delete_my_data_also_clears_photos_stickers_and_notices_from_the_c
 ) -> None:
     unstored = await _photo_and_sticker(env)
     assert unstored <= await _delete_my_data(env)
+
+
+async def test_delete_my_data_also_clears_guidance_sent_before_its_turn(env: Env) -> None:
+    # Emergency guidance sent while the conversation's lock could not be taken is not in
+    # the store (engine: _guidance_unlocked); it must not stay on the person's phone.
+    await env.say("Hello")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    guidance = Reply(env.text("risk.immediate"))
+    sent = await env.app[SENDERS]["telegram"].send(
+        OutboundMessage(UNSTORED, conv.id, "telegram", str(CHAT_ID), guidance, "en", env.key())
+    )
+    assert sent is not None
+    assert {int(i) for i in sent.split(",")} <= await _delete_my_data(env)
 
 
 async def test_with_redis_photos_and_notices_are_cleared_and_no_chat_id_is_kept(
