@@ -149,6 +149,15 @@ async def withdraw_callbacks(store: SqlStore, contact_key: str, *, hub: Hub | No
     return len(rows)
 
 
+async def conversation_of(store: SqlStore, callback_id: int) -> str:
+    """The conversation a call-back belongs to."""
+    async with store.session() as session:
+        row = await session.get(CallbackRow, callback_id)
+        if row is None:
+            raise NotFound("no such call-back")
+        return row.conversation_id
+
+
 async def reveal_number(store: SqlStore, privacy: Privacy, callback_id: int) -> tuple[str, str]:
     """Open a waiting call-back's number for the adviser about to call; returns the number
     and the conversation id (for the audit). The caller records who asked, and never logs

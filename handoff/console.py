@@ -540,8 +540,22 @@ async def callback_list(request: web.Request, user: User) -> web.Response:
     return web.json_response(await callbacks.callbacks(request.app[STORE]))
 
 
+async def _callback_not_held_by_another(request: web.Request, user: User) -> None:
+    """A call-back of a conversation another adviser holds is theirs to make (its number
+    to show, its result to record); a supervisor may all the same (audited)."""
+    conv_id = await callbacks.conversation_of(request.app[STORE], _int(request, "callback"))
+    try:
+        conv = await request.app[STORE].conversation(conv_id)
+    except NotFound:
+        return
+    held = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
+    if held and not user.supervises:
+        raise Forbidden("another adviser holds this conversation")
+
+
 @api(HELPLINE_ROLES, write=True)
 async def callback_mark(request: web.Request, user: User) -> web.Response:
+    await _callback_not_held_by_another(request, user)
     status = _text(await json_body(request), "status", 20)
     conv_id = await callbacks.mark_callback(
         request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
@@ -554,6 +568,7 @@ async def callback_mark(request: web.Request, user: User) -> web.Response:
 async def callback_number(request: web.Request, user: User) -> web.Response:
     """ "Show number": open the sealed number for the adviser about to call. A POST with the
     CSRF token (a link cannot reveal it), audited with who and when; never logged."""
+    await _callback_not_held_by_another(request, user)
     callback_id = _int(request, "callback")
     number, conv_id = await callbacks.reveal_number(
         request.app[STORE], request.app[PRIVACY], callback_id

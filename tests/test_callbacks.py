@@ -286,6 +286,39 @@ async def test_show_number_is_audited_and_marking_the_call_deletes_the_number(
         assert not _leaks(logged, DIGITS, TYPED)
 
 
+async def test_a_call_back_of_a_conversation_another_adviser_holds_is_theirs(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Refused the conversation itself, an adviser could still show its number and mark the
+    # call made (deleting the number).
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        await person.says(TYPED)
+        await person.says("adviser")
+        for name, role in (("alice", "adviser"), ("bob", "adviser"), ("sam", "supervisor")):
+            await add_staff(app, name, role)
+        async with Console(url) as alice, Console(url) as bob, Console(url) as sam:
+            for console, name in ((alice, "alice"), (bob, "bob"), (sam, "sam")):
+                await console.login(name)
+            conv = f"/console/api/conversations/{person.conversation_id}"
+            assert (await alice.post(conv + "/claim"))[0] == 200
+            [item] = (await bob.get("/console/api/callbacks"))[1]
+            number, mark = (
+                f"/console/api/callbacks/{item['id']}/number",
+                f"/console/api/callbacks/{item['id']}",
+            )
+            assert (await bob.post(number))[0] == 403
+            assert (await bob.post(mark, {"status": "done"}))[0] == 403
+            assert (await sam.post(number)) == (200, {"number": DIGITS})  # audited
+            assert (await alice.post(number)) == (200, {"number": DIGITS})
+            assert (await alice.post(mark, {"status": "done"}))[0] == 200
+
+
 async def test_not_reached_also_deletes_the_number(sqlite_url: str, tmp_path: Path) -> None:
     async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
         app,
