@@ -443,11 +443,22 @@ async def end(request: web.Request, user: User) -> web.Response:
     outcome = _text(await json_body(request), "outcome", 40)
     if outcome not in OUTCOMES:
         return _error(400, "outcome")
-    conv, _ = await visible(request.app, user, conv_id)
+    try:
+        conv, _ = await visible(request.app, user, conv_id)
+    except NotFound:
+        # Programme staff no longer see a conversation the person ended ("stop") while
+        # they held it; its outcome is still theirs to record (below), and nothing more.
+        if user.role != "programme":
+            raise
+        conv = await request.app[STORE].conversation(conv_id)
+        if not conv.closed or conv.owner is Owner.ADVISER:
+            raise
     if conv.closed and conv.owner is not Owner.ADVISER:
         # The person ended it ("stop") while this adviser held it: the outcome is still
         # theirs to record, and nothing is sent to the person.
         if not await _record_outcome(request.app, conv_id, user.name, outcome):
+            if user.role == "programme":
+                raise NotFound("no such conversation")
             raise Forbidden("this conversation is not yours")
     else:
         await request.app[ROUTING].end(conv_id, user.name, outcome)

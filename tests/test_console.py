@@ -9,11 +9,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from handoff import accounts, callbacks, referrals
 from helpline.app import CONTENT, HUB, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
+from helpline.storage.models import HandoffRow
 from tests.console_support import (
     PASSWORD,
     PLUGINS,
@@ -731,3 +733,30 @@ async def test_an_audit_search_for_something_no_conversation_id_could_be_is_refu
             assert status == 200 and [e["action"] for e in entries] == ["view"]
             status, entries = await sam.get("/console/api/audit?conversation=")
             assert status == 200 and "view" in [e["action"] for e in entries]
+
+
+async def test_programme_staff_record_the_outcome_when_the_person_stops(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with console_service(
+        database_url, tmp_path, ("pat", "programme", "north"), ("quinn", "programme", "north")
+    ) as (app, _fake, url):
+        conv_id = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        await referrals.create_referral(app[STORE], conv_id, "north", {})
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as pat, Console(url) as quinn:
+            await pat.login("pat")
+            await quinn.login("quinn")
+            assert (await pat.post(base + "/claim"))[0] == 200
+            await engine_of(app).handle(InboundMessage("test", OTHER, "stop"))
+            assert (await quinn.post(base + "/end", {"outcome": "referred"}))[0] == 404
+            assert (await pat.post(base + "/end", {"outcome": "referred"}))[0] == 200
+            assert (await pat.get(base))[0] == 404  # and still nothing more to see
+        async with app[STORE].session() as session:
+            outcome = await session.scalar(
+                select(HandoffRow.outcome)
+                .where(HandoffRow.conversation_id == conv_id)
+                .order_by(HandoffRow.id.desc())
+                .limit(1)
+            )
+        assert outcome == "referred"
