@@ -269,14 +269,20 @@ class LiveConsole:
     async def _watch(self, conv_id: str) -> None:
         """Stream a conversation's transcript, starting with all of it so far: each `watch`
         is answered with a `transcript` frame (the page drops the messages it shows already)."""
-        if conv_id in self.watched:
-            # Shown afresh on the page (opened again): what it fetched may already be behind.
-            await self._or_close(lambda: self._send_transcript(conv_id))
-            return
         try:
             conv, _ = await visible(self.app, self.user, conv_id)
         except (NotFound, Forbidden):
+            # Asked again, its access is checked again: a conversation that left this user's
+            # scope since (transferred, ended) stops streaming now, not at the next snapshot.
+            watched = self.watched.pop(conv_id, None)
+            if watched is not None:
+                watched.cancel()
+                self.closed.discard(conv_id)
             await self.send({"type": "refused", "conversation": conv_id})
+            return
+        if conv_id in self.watched:
+            # Shown afresh on the page (opened again): what it fetched may already be behind.
+            await self._or_close(lambda: self._send_transcript(conv_id))
             return
         if conv.closed:
             self.closed.add(conv_id)
@@ -298,12 +304,26 @@ class LiveConsole:
             await self.send({"type": "watching", "conversation": conv_id})
             authors = await note_authors(self.app, self.user)
             async for event in events:
+                if authors is not None and not await self._still_visible(conv_id):
+                    # Programme staff: every line is checked against their scope first, so
+                    # a conversation passed back to the helpline shows them nothing more even
+                    # when the queue's event that drops the watch is lost on the way.
+                    await self.send({"type": "unwatched", "conversation": conv_id})
+                    self.watched.pop(conv_id, None)
+                    return
                 if event.get("type") == RESYNC:
                     await self._send_transcript(conv_id)
                 elif shows_note(
                     str(event.get("direction")), event.get("author_name"), authors
                 ):  # never a helpline note to a programme's staff
                     await self.send({**event, "conversation": conv_id})
+
+    async def _still_visible(self, conv_id: str) -> bool:
+        try:
+            await visible(self.app, self.user, conv_id)
+        except (NotFound, Forbidden):
+            return False
+        return True
 
     async def _send_transcript(self, conv_id: str) -> None:
         messages = await transcript(self.app, self.user, conv_id)

@@ -346,3 +346,30 @@ async def test_erasure_and_retention_take_what_a_person_said_off_the_consoles_at
         frame = await next_frame(ws, lambda f: f["type"] == "callbacks", timeout=5)
         assert windows(frame) == []
         await ws.close()
+
+
+async def test_watching_again_is_checked_again(database_url: str, tmp_path: Path) -> None:
+    # A programme's staff watch a conversation; a supervisor passes it back to the helpline.
+    # Opening it again on their page must be refused, not answered with its transcript.
+    async with console_service(
+        database_url, tmp_path, ("pat", "programme", "north"), ("sam", "supervisor")
+    ) as (app, _fake, url):
+        conv_id = await person_asks_for_adviser(app, PHONE, queue="programme:north")
+        await referrals.create_referral(app[STORE], conv_id, "north", {})
+        async with Console(url) as pat, Console(url) as sam:
+            await pat.login("pat")
+            await sam.login("sam")
+            base = f"/console/api/conversations/{conv_id}"
+            assert (await pat.post(base + "/claim"))[0] == 200
+            ws = await pat.socket()
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f["type"] == "watching")
+            # The queue's events are lost on the way: no snapshot drops the watch first.
+            engine_of(app).hub = app[ROUTING].hub = QueueEventsLost(app[ROUTING].hub)
+            assert (await sam.post(base + "/transfer", {"queue": "helpline"}))[0] == 200
+            await engine_of(app).handle(InboundMessage("test", PHONE, "for the helpline only"))
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            seen: list[dict[str, Any]] = []
+            await next_frame(ws, lambda f: f["type"] == "refused", seen)
+            assert "for the helpline only" not in said(seen, conv_id)
+            await ws.close()
