@@ -65,8 +65,23 @@ class WebChat:
             web.get("/", self.page),
             web.get("/chat/ws", self.socket),
             web.get("/chat/widget.json", self.widget_words),
+            web.get("/exit", self.leave),
             web.static("/static", STATIC, append_version=False),
         ]
+
+    async def leave(self, request: web.Request) -> web.Response:
+        """Quick exit without JavaScript (before exit.js has loaded on a slow network): the
+        browser is told to forget this site's storage (the chat's token, so Back cannot
+        resume it) and sent to the neutral site."""
+        return web.Response(
+            status=303,
+            headers={
+                "Location": self.app[SETTINGS].exit_url,
+                "Clear-Site-Data": '"storage"',
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     async def send(self, message: OutboundMessage) -> str | None:
         key = message.contact_key or self.app[PRIVACY].contact_key(self.name, message.address)

@@ -89,6 +89,35 @@ async def test_a_person_chats_reloads_and_leaves_with_quick_exit(
             await page.close()
 
 
+async def test_exit_before_the_page_s_scripts_load_still_leaves_nothing_to_go_back_to(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # On a slow network, "Exit this page" is tapped before exit.js has run: the plain link
+    # used to leave the chat one Back away, with the whole conversation on screen.
+    async with neutral_site() as neutral:
+        settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
+        async with running(settings, serve=True) as (app, _, url):
+            page = await browser.new_page(viewport={"width": 360, "height": 740})
+            await page.goto(url + "/")
+            await expect(page.get_by_role("log")).to_contain_text(
+                app[CONTENT].text("welcome.safe_now", "en")
+            )
+            await page.get_by_role("textbox", name="Message").fill("I pushed my wife")
+            await page.get_by_role("button", name="Send").click()
+            await expect(page.get_by_role("log")).to_contain_text("I pushed my wife")
+            await page.route("**/static/exit.js", lambda route: route.abort())
+            await page.reload()
+            await expect(page.get_by_role("log")).to_contain_text("I pushed my wife")
+            await page.get_by_role("button", name="Exit this page").click()
+            await page.wait_for_url(neutral)
+            await page.go_back()
+            await expect(page.get_by_role("log")).to_contain_text(
+                app[CONTENT].text("welcome.safe_now", "en")
+            )
+            await expect(page.get_by_role("log")).not_to_contain_text("I pushed my wife")
+            await page.close()
+
+
 async def test_escape_key_leaves_at_once(browser: Browser, sqlite_url: str, tmp_path: Path) -> None:
     async with neutral_site() as neutral:
         settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
