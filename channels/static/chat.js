@@ -261,8 +261,13 @@
   }
 
   function showOptions(options) {
-    clearOptions();
+    // A keyboard or screen reader user on a quick reply as new ones arrive: focus goes to
+    // the first new one (or the message field), never lost to the page.
+    var hadFocus = clearOptions();
     if (!options || !options.length || ended) {
+      if (hadFocus) {
+        field.focus({ preventScroll: true });
+      }
       return;
     }
     for (var i = 0; i < options.length; i += 1) {
@@ -278,6 +283,9 @@
       optionsBox.appendChild(button);
     }
     optionsBox.hidden = !optionsBox.firstChild;
+    if (hadFocus) {
+      (optionsBox.firstChild || field).focus({ preventScroll: true });
+    }
     keepFollowing();
   }
 

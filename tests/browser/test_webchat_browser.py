@@ -118,6 +118,46 @@ async def test_exit_before_the_page_s_scripts_load_still_leaves_nothing_to_go_ba
             await page.close()
 
 
+async def test_focus_on_a_quick_reply_moves_to_the_new_ones_when_they_arrive(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A keyboard user is on a quick reply when the next message arrives (the same chat in
+    # another tab answers): focus used to drop to the page's body.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(url + "/")
+        await expect(page.get_by_role("log")).to_contain_text(t("welcome.safe_now"))
+        token = await page.evaluate(TOKEN_JS)
+        await page.get_by_role("button", name=t("welcome.opt_not_now")).focus()
+        other = await context.new_page()
+        await other.add_init_script(f"sessionStorage.setItem('helpline.token', '{token}')")
+        await other.goto(url + "/")
+        await other.get_by_role("textbox", name="Message").fill("yes")
+        await other.get_by_role("button", name="Send").click()
+        first = page.get_by_role("button", name=t("who.opt_self"))
+        await expect(first).to_be_focused()
+        await context.close()
+
+
+async def test_at_400_percent_zoom_every_quick_reply_is_on_the_page_not_in_a_box(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        page = await browser.new_page(viewport={"width": 320, "height": 256})
+        await page.goto(url + "/")
+        danger = page.get_by_role("button", name=app[CONTENT].text("welcome.opt_danger", "en"))
+        await danger.scroll_into_view_if_needed()
+        await expect(danger).to_be_in_viewport()
+        clipped = await page.evaluate(
+            "() => { const b = document.querySelector('.options');"
+            " return b.scrollHeight > b.clientHeight + 1; }"
+        )
+        assert not clipped
+        await page.close()
+
+
 async def test_escape_key_leaves_at_once(browser: Browser, sqlite_url: str, tmp_path: Path) -> None:
     async with neutral_site() as neutral:
         settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
