@@ -25,6 +25,7 @@ from helpline.app import (
     SENDERS,
     SETTINGS,
     STORE,
+    assets,
     same_origin,
 )
 from helpline.content import fill_page
@@ -66,7 +67,7 @@ class WebChat:
             web.get("/chat/ws", self.socket),
             web.get("/chat/widget.json", self.widget_words),
             web.get("/exit", self.leave),
-            web.static("/static", STATIC, append_version=False),
+            assets("/static", STATIC),
         ]
 
     async def leave(self, request: web.Request) -> web.Response:

@@ -40,6 +40,7 @@ from helpline.app import (
     ROUTING,
     SETTINGS,
     STORE,
+    assets,
     same_origin,
 )
 from helpline.domain import Owner, storable
@@ -700,7 +701,7 @@ def setup(app: web.Application) -> None:
             web.post("/console/api/referrals/{referral}", referral_mark),
             web.get("/console/api/supervisor", supervision),
             web.get("/console/api/audit", audit_log),
-            web.static("/console/static", STATIC, append_version=False),
+            assets("/console/static", STATIC),
         ]
     )
     app.on_shutdown.append(live.close_sockets)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
@@ -436,6 +437,25 @@ async def _stop_housekeeping(app: web.Application) -> None:
     stop.set()
     await asyncio.wait([chores], timeout=HOUSEKEEPING_STOP_SECONDS)
     await cancel_and_wait(chores)
+
+
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def assets(prefix: str, folder: Path) -> web.RouteDef:
+    """The scripts and style sheets in `folder` under `prefix`, and nothing else: the page
+    templates beside them (their {{placeholders}} unfilled, an error page without its quick
+    exit) are never served as they are, nor a listing of the folder."""
+
+    async def asset(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = folder / name
+        kind = ASSET_TYPES.get(path.suffix)
+        if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Content-Type": kind})
+
+    return web.get(prefix + "/{name}", asset)
 
 
 def same_origin(request: web.Request) -> bool:

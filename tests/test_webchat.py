@@ -378,3 +378,20 @@ async def test_a_welsh_page_is_told_in_welsh_of_a_bad_frame_and_a_restart(
             status = (await _frames_until(ws, "status"))[-1]
             assert status["state"] == "restarting"
             assert status["text"] == content.text("web.restarting", "cy")
+
+
+async def test_only_scripts_and_styles_are_served_as_files_not_the_page_templates(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # /static/chat.html was a working chat page with every label a {{placeholder}}, and
+    # /static/error.html an error page without its quick exit.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        async with aiohttp.ClientSession() as http:
+            for path in ("/static/chat.js", "/static/chat.css", "/static/exit.js"):
+                async with http.get(url + path) as resp:
+                    assert resp.status == 200
+            for path in ("/static/chat.html", "/static/error.html", "/static/", "/static/.x"):
+                async with http.get(url + path, headers={"Accept": "text/html"}) as resp:
+                    body = await resp.text()
+                    assert resp.status == 404 and "{{" not in body
+                    assert 'id="exit-this-page"' in body  # the calm error page, with its exit
