@@ -118,7 +118,11 @@
     }
   }
 
-  function linkFor(url, phone) {
+  // A number said to be texted ("or text 07860 077333", "tecstiwch 07860 077333") opens a
+  // message, not a call.
+  var TEXT_BEFORE = /(?:^|[^a-z])(?:text|txt|texting|[td]ecst\w*)(?: (?:us|us on|on|to|i))?\s*$/;
+
+  function linkFor(url, phone, lead) {
     var a = document.createElement('a');
     if (url) {
       a.href = url;
@@ -126,7 +130,8 @@
       a.rel = 'noopener noreferrer';
       a.textContent = url;
     } else {
-      a.href = 'tel:' + phone.replace(/ /g, '');
+      var scheme = TEXT_BEFORE.test((lead || '').toLowerCase()) ? 'sms:' : 'tel:';
+      a.href = scheme + phone.replace(/ /g, '');
       a.textContent = phone;
     }
     return a;
@@ -163,7 +168,7 @@
         continue;
       }
       appendText(parent, text.slice(last, start));
-      parent.appendChild(linkFor(url, phone));
+      parent.appendChild(linkFor(url, phone, text.slice(Math.max(0, start - 16), start)));
       last = start + raw.length;
       LINKABLE.lastIndex = last;
     }

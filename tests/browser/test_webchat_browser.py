@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Locator, Page, expect
 
-from helpline.app import CONTENT, ENGINE
-from helpline.domain import utcnow
-from tests.support import LoopbackProxy, eventually, running, settings_for
+from helpline.app import CONTENT, ENGINE, PRIVACY, STORE
+from helpline.domain import Reply, utcnow
+from tests.support import LoopbackProxy, engine_of, eventually, running, settings_for
 
 pytestmark = pytest.mark.browser
 
@@ -155,6 +155,31 @@ async def test_at_400_percent_zoom_every_quick_reply_is_on_the_page_not_in_a_box
             " return b.scrollHeight > b.clientHeight + 1; }"
         )
         assert not clipped
+        await page.close()
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_a_number_to_text_opens_a_message_and_a_number_to_call_a_call(
+    language: str, browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Live Fear Free's text line used to open the phone's dialler.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        page = await browser.new_page()
+        await page.goto(url + f"/?lang={language}")
+        await expect(page.get_by_role("log")).to_contain_text(
+            app[CONTENT].text("welcome.safe_now", language)
+        )
+        token = await page.evaluate(TOKEN_JS)
+        conv = await app[STORE].open_conversation(app[PRIVACY].contact_key("web", token))
+        assert conv is not None
+        signpost = app[CONTENT].text("victim.signpost", language)
+        assert "07860 077333" in signpost and "0808 80 10 800" in signpost
+        await engine_of(app).deliver(conv, await app[STORE].save_turn(conv, [], [Reply(signpost)]))
+        log = page.get_by_role("log")
+        text_line = log.get_by_role("link", name="07860 077333").last
+        await expect(text_line).to_have_attribute("href", "sms:07860077333")
+        call_line = log.get_by_role("link", name="0808 80 10 800").last
+        await expect(call_line).to_have_attribute("href", "tel:08088010800")
         await page.close()
 
 
