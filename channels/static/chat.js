@@ -202,6 +202,7 @@
     who.textContent = label(author);
     var body = document.createElement('p');
     body.className = 'message__text';
+    body.dir = 'auto'; // a message in Arabic or Urdu reads right to left, its punctuation too
     renderText(body, text);
     item.appendChild(who);
     item.appendChild(body);
