@@ -178,15 +178,13 @@ class TwilioChannel:
         intro = self.app[CONTENT].text("channels.reply_with_number", message.language)
         parts = texting.split_text(texting.numbered(message.reply, intro), BODY_LIMIT)
         params: dict[str, Any] = dict(self.sender)
-        if self.settings.public_url is not None:
-            callback = f"{self.settings.base_url}/channels/twilio/{self.name}/status"
+        if self.settings.public_url is not None and message.message_id > 0:
             # Our id for the reply in the address Twilio reports to: each part of a reply
             # sent as several texts is reported against the reply, so a part that failed
             # shows. (Message id 0, the unstored "deleted" confirmation, and UNSTORED, early
             # emergency guidance, have no reply to report on.)
-            if message.message_id > 0:
-                callback += f"?reply={message.message_id}"
-            params["status_callback"] = callback
+            callback = f"{self.settings.base_url}/channels/twilio/{self.name}/status"
+            params["status_callback"] = f"{callback}?reply={message.message_id}"
         sids: list[str] = []
         for part in parts:  # in order, one after another: each waits for Twilio's answer
             try:

@@ -561,7 +561,10 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
     except NotFound:
         return
     held = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
-    if held and not user.supervises:
+    # Programme staff make no call-backs: one booked with the helpline stays the helpline's
+    # to make while they hold the conversation.
+    programme = str(conv.answers.get("queue", "")).startswith("programme:")
+    if held and not programme and not user.supervises:
         raise Forbidden("another adviser holds this conversation")
 
 

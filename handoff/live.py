@@ -205,7 +205,9 @@ class LiveConsole:
             try:
                 conv, _ = await visible(self.app, self.user, conv_id)
             except (NotFound, Forbidden):
-                self.watched.pop(conv_id).cancel()
+                watched = self.watched.pop(conv_id, None)  # it may have gone by itself
+                if watched is not None:
+                    watched.cancel()
                 self.closed.discard(conv_id)
                 await self.send({"type": "unwatched", "conversation": conv_id})
                 continue
@@ -310,6 +312,7 @@ class LiveConsole:
                     # when the queue's event that drops the watch is lost on the way.
                     await self.send({"type": "unwatched", "conversation": conv_id})
                     self.watched.pop(conv_id, None)
+                    self.closed.discard(conv_id)
                     return
                 if event.get("type") == RESYNC:
                     await self._send_transcript(conv_id)

@@ -451,7 +451,12 @@ def assets(prefix: str, folder: Path) -> web.RouteDef:
         name = request.match_info["name"]
         path = folder / name
         kind = ASSET_TYPES.get(path.suffix)
-        if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+        try:
+            found = kind is not None and "/" not in name and not name.startswith(".")
+            found = found and path.is_file() and not path.is_symlink()
+        except (OSError, ValueError):  # a name too long for the file system
+            found = False
+        if not found or kind is None:
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Content-Type": kind})
 

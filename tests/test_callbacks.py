@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
+from handoff import referrals
 from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, ROUTING, STORE
 from helpline.config import Settings
 from helpline.content import DEFAULT_ROOT
@@ -316,6 +317,14 @@ async def test_a_call_back_of_a_conversation_another_adviser_holds_is_theirs(
             assert (await bob.post(mark, {"status": "done"}))[0] == 403
             assert (await sam.post(number)) == (200, {"number": DIGITS})  # audited
             assert (await alice.post(number)) == (200, {"number": DIGITS})
+            # Referred on: programme staff hold it now, and the call is still the helpline's.
+            await referrals.create_referral(app[STORE], person.conversation_id, "north", {})
+            await add_staff(app, "pat", "programme", "north")
+            assert (await alice.post(conv + "/transfer", {"queue": "programme:north"}))[0] == 200
+            async with Console(url) as pat:
+                await pat.login("pat")
+                assert (await pat.post(conv + "/claim"))[0] == 200
+            assert (await bob.post(number)) == (200, {"number": DIGITS})
             assert (await alice.post(mark, {"status": "done"}))[0] == 200
 
 

@@ -390,7 +390,14 @@ async def test_only_scripts_and_styles_are_served_as_files_not_the_page_template
             for path in ("/static/chat.js", "/static/chat.css", "/static/exit.js"):
                 async with http.get(url + path) as resp:
                     assert resp.status == 200
-            for path in ("/static/chat.html", "/static/error.html", "/static/", "/static/.x"):
+            long_name = "/static/" + "a" * 5000 + ".js"  # too long for the file system
+            for path in (
+                "/static/chat.html",
+                "/static/error.html",
+                "/static/",
+                "/static/.x",
+                long_name,
+            ):
                 async with http.get(url + path, headers={"Accept": "text/html"}) as resp:
                     body = await resp.text()
                     assert resp.status == 404 and "{{" not in body

@@ -288,6 +288,7 @@
         }
         break;
       case 'unwatched':
+      case 'refused': // watched again (a reconnect) after it left this user's scope
       case 'erased':
         if (current && frame.conversation === current.id) {
           closeConversation();
