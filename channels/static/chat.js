@@ -194,12 +194,16 @@
     }
   }
 
+  // Texts the server marked as emergency guidance: shown apart, under their own label.
+  var urgentTexts = Object.create(null);
+
   function buildMessage(author, text) {
     var item = document.createElement('div');
-    item.className = 'message message--' + author;
+    var urgent = author === 'bot' && urgentTexts[text] === true;
+    item.className = 'message message--' + author + (urgent ? ' message--urgent' : '');
     var who = document.createElement('p');
     who.className = 'message__author';
-    who.textContent = label(author);
+    who.textContent = label(urgent ? 'urgent' : author);
     var body = document.createElement('p');
     body.className = 'message__text';
     body.dir = 'auto'; // a message in Arabic or Urdu reads right to left, its punctuation too
@@ -621,6 +625,9 @@
     var options = Array.isArray(raw.options) ? raw.options.filter(function (o) {
       return typeof o === 'string' && o.length > 0;
     }) : [];
+    if (raw.urgent === true) {
+      urgentTexts[raw.text] = true;
+    }
     return { author: author, text: raw.text, options: options };
   }
 

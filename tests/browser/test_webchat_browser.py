@@ -183,6 +183,26 @@ async def test_a_number_to_text_opens_a_message_and_a_number_to_call_a_call(
         await page.close()
 
 
+async def test_the_emergency_guidance_stands_apart_with_its_own_label_after_a_reload_too(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # It came as one more "Automated reply" bubble, like the journey's questions.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        t = lambda key: app[CONTENT].text(key, "en")  # noqa: E731
+        page, log = await _phone_chat(browser, url, app)
+        await page.get_by_role("textbox", name="Message").fill("he has a knife and he's coming")
+        await page.get_by_role("button", name="Send").click()
+        first_line = t("risk.immediate").splitlines()[0]
+        guidance = log.locator(".message--urgent")
+        await expect(guidance).to_contain_text(first_line)
+        await expect(guidance.locator(".message__author")).to_have_text(t("web.author_urgent"))
+        await expect(guidance.locator(".message__author")).to_be_visible()
+        await expect(log.locator(".message--urgent")).to_have_count(1)
+        await page.reload()
+        await expect(page.locator(".message--urgent")).to_contain_text(first_line)
+        await page.close()
+
+
 async def test_escape_key_leaves_at_once(browser: Browser, sqlite_url: str, tmp_path: Path) -> None:
     async with neutral_site() as neutral:
         settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
