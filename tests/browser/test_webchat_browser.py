@@ -97,11 +97,7 @@ async def test_exit_before_the_page_s_scripts_load_still_leaves_nothing_to_go_ba
     async with neutral_site() as neutral:
         settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
         async with running(settings, serve=True) as (app, _, url):
-            page = await browser.new_page(viewport={"width": 360, "height": 740})
-            await page.goto(url + "/")
-            await expect(page.get_by_role("log")).to_contain_text(
-                app[CONTENT].text("welcome.safe_now", "en")
-            )
+            page, _log = await _phone_chat(browser, url, app)
             await page.get_by_role("textbox", name="Message").fill("I pushed my wife")
             await page.get_by_role("button", name="Send").click()
             await expect(page.get_by_role("log")).to_contain_text("I pushed my wife")
