@@ -14,6 +14,7 @@ from helpline.domain import utcnow
 from helpline.errors import HelplineError, NotFound
 from helpline.ports import Hub
 from helpline.privacy import new_reference
+from helpline.routing import LEFT_PROGRAMMES
 from helpline.storage import SqlStore
 from helpline.storage.models import ConversationRow
 
@@ -139,10 +140,33 @@ async def consents(
         )
         .order_by(ReferralRow.id)
     )
+    left_at = select(ConversationRow.id, ConversationRow.answers).where(
+        ConversationRow.id.in_(conversation_ids)
+    )
     async with store.session() as session:
         rows = (await session.execute(query)).all()
-    # In id order: a later referral of the same conversation replaces an earlier one.
-    return {conv: (_aware(at), dict(shared or {})) for conv, at, shared in rows}
+        answers: dict[str, Any] = dict((await session.execute(left_at)).all())
+    # In id order: a later referral of the same conversation replaces an earlier one; one
+    # made before the conversation last left this programme's queue is used up (a stay with
+    # the programme ended, or the helpline took it back): only a new consent sends it back.
+    found: dict[str, tuple[datetime, dict[str, str]]] = {}
+    for conv, at, shared in rows:
+        left = _left(answers.get(conv), programme_id)
+        if left is not None and _aware(at) < left:
+            found.pop(conv, None)
+            continue
+        found[conv] = (_aware(at), dict(shared or {}))
+    return found
+
+
+def _left(answers: Any, programme_id: str) -> datetime | None:
+    """When the conversation last left this programme's queue (routing.LEFT_PROGRAMMES)."""
+    left = answers.get(LEFT_PROGRAMMES) if isinstance(answers, dict) else None
+    at = left.get(programme_id) if isinstance(left, dict) else None
+    try:
+        return _aware(datetime.fromisoformat(at)) if isinstance(at, str) else None
+    except ValueError:
+        return None
 
 
 async def referrals(store: SqlStore, programme_id: str | None = None) -> list[dict[str, Any]]:

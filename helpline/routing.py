@@ -22,6 +22,7 @@ from helpline.ports import (
     QueueEntry,
     RoutingQueue,
     helpline_queue,
+    programme_of,
 )
 from helpline.storage import SqlStore
 from helpline.storage.store import HandoffRecord
@@ -30,6 +31,23 @@ if TYPE_CHECKING:
     from helpline.engine import Engine
 
 log = logging.getLogger(__name__)
+
+# When the conversation last left each programme's queue ({programme id: UTC time}): a
+# referral made before then is used up (handoff/referrals.py consents), so what is said with
+# the helpline afterwards never reaches that programme's staff without the person's consent
+# again. (Real time, as the referral's, whatever clock the queue runs on.)
+LEFT_PROGRAMMES = "_left_programmes"
+
+
+def _leave_queue(conv: Conversation, after: str | None) -> None:
+    """Note that the conversation leaves a programme's queue (for `after`, or none)."""
+    before = conv.answers.get("queue")
+    programme = programme_of(before) if isinstance(before, str) else None
+    if programme is not None and after != before:
+        left = dict(conv.answers.get(LEFT_PROGRAMMES) or {})
+        left[programme] = utcnow().isoformat()
+        conv.answers[LEFT_PROGRAMMES] = left
+
 
 OUTCOMES = ("signposted", "referred", "safeguarding", "callback", "no_further_action")
 QUEUE_TOPIC = "queue"
@@ -159,6 +177,7 @@ class Routing:
             and current != target
             and await self.queue.transfer(conv.id, target)
         ):
+            _leave_queue(conv, target)
             conv.answers["queue"] = target
             await self.store.update_handoff(conv.id, queue=target)
             await self.publish("transferred", conv.id, queue=target)
@@ -182,6 +201,7 @@ class Routing:
                 except Exception:  # noqa: BLE001 - their leaving must not fail for it
                     log.warning("a plugin could not be told a person left a queue", exc_info=True)
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
+            _leave_queue(conv, None)
             conv.owner = Owner.BOT
             conv.adviser = None
 
@@ -503,6 +523,7 @@ class Routing:
             await self.escalate(conv)
             await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
+            _leave_queue(conv, queue)
             conv.answers["queue"] = queue
             self._lapse_question(conv)
             if note.strip():
@@ -538,6 +559,7 @@ class Routing:
             conv.owner, conv.adviser = Owner.BOT, None
             conv.flow, conv.state = "welcome", "who"
             conv.answers["last_outcome"] = outcome
+            _leave_queue(conv, None)
             # Back with the helpline: asking for an adviser later must not send what they
             # say next to the programme (or the one adviser) that has just ended it.
             conv.answers["queue"] = helpline_queue(conv.answers.get("queue"))

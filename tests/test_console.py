@@ -760,3 +760,35 @@ async def test_programme_staff_record_the_outcome_when_the_person_stops(
                 .limit(1)
             )
         assert outcome == "referred"
+
+
+async def test_a_programme_that_ended_a_conversation_sees_nothing_said_with_the_helpline_after(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Their consent covered one stay with the programme: once its staff ended it, a
+    # helpline adviser transferring it back used to show them everything said in between.
+    async with console_service(
+        database_url, tmp_path, ("pat", "programme", "north"), ("alice",)
+    ) as (app, _fake, url):
+        engine = engine_of(app)
+        conv_id = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as pat, Console(url) as alice:
+            await pat.login("pat")
+            await alice.login("alice")
+            assert (await pat.post(base + "/claim"))[0] == 200
+            assert (await pat.post(base + "/end", {"outcome": "referred"}))[0] == 200
+            await engine.handle(InboundMessage("test", OTHER, "adviser"))
+            assert (await alice.post(base + "/claim"))[0] == 200
+            await engine.handle(InboundMessage("test", OTHER, "only for the helpline"))
+            status, refused = await alice.post(base + "/transfer", {"queue": "programme:north"})
+            assert (status, refused["error"]) == (409, "no_referral")  # ask them again
+            assert (await pat.get(base))[0] == 404
+            # Referred again with their consent: the programme sees from then on only.
+            await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+            await engine.handle(InboundMessage("test", OTHER, "said after consenting again"))
+            assert (await alice.post(base + "/transfer", {"queue": "programme:north"}))[0] == 200
+            status, view = await pat.get(base)
+            said = [m["text"] for m in view["messages"] if m["direction"] == "in"]
+            assert status == 200 and said == ["said after consenting again"]
