@@ -27,9 +27,10 @@ async def test_a_missing_page_has_the_quick_exit_the_999_line_and_both_languages
         assert '<script src="/static/exit.js"' in body
         assert app[CONTENT].text("web.exit_button", "en") in body.replace("&#x27;", "'")
         for lang in ("en", "cy"):
-            shown = body.replace("&#x27;", "'")
+            shown = body.replace("&#x27;", "'").replace("&quot;", '"')
             assert content.text("web.error_not_found", lang) in shown
             assert content.text("web.safety_note", lang) in shown
+            assert content.text("web.exit_tip", lang) in shown  # how to leave, in both
             assert f'href="/?lang={lang}"' in body
         assert "{{" not in body and "404: Not Found" not in body
 
