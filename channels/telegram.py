@@ -259,7 +259,7 @@ class TelegramChannel:
                 # The person blocked the bot or deleted the chat: an opt-out. Note it, never
                 # retry, and (as "stop" does) withdraw their call-backs: nobody phones them.
                 await self._settings(key, opted_out=True)
-                await self._withdraw_callbacks(message.conversation_id)
+                await texting.withdraw_callbacks(self.app, message.conversation_id)
                 raise DeliveryError("Telegram: the person has blocked the bot") from exc
             except TelegramError as exc:
                 # Parts already in the chat are not stored with a failed reply: kept for the
@@ -293,18 +293,6 @@ class TelegramChannel:
                 await self.bot.delete_messages(chat_id, ordered[start : start + 100])
             except TelegramError as exc:
                 raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
-
-    async def _withdraw_callbacks(self, conversation_id: str) -> None:
-        """The stop journey's own "withdraw_callbacks" (registered by the handoff side, which
-        updates the consoles); without it there are no call-backs to withdraw."""
-        withdraw = self.app[ENGINE].effects.get("withdraw_callbacks")
-        if withdraw is None:
-            return
-        try:
-            conv = await self.app[STORE].conversation(conversation_id)
-        except NotFound:
-            return  # erased meanwhile: its call-backs went with it
-        await withdraw(conv, {})
 
     async def _settings(self, key: str, **changes: object) -> None:
         with contextlib.suppress(NotFound):  # erased meanwhile: nothing left to note it on

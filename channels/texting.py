@@ -17,7 +17,7 @@ from aiohttp import web
 from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
 from helpline.domain import LANGUAGES, Conversation, Reply
-from helpline.errors import ContentError
+from helpline.errors import ContentError, NotFound
 from helpline.ratelimit import Limit
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,23 @@ async def _once(
     engine = app[ENGINE]
     key = engine.privacy.contact_key(channel, address)
     return await engine.limiter.allow(f"{what}:{key}{suffix}", window)
+
+
+async def withdraw_callbacks(app: web.Application, conversation: Conversation | str) -> None:
+    """An opt-out the platform reports (Twilio's STOP, a refused send, a blocked Telegram
+    bot) does what "stop" does (flows/stop.py): the person's call-backs are withdrawn and
+    their numbers deleted, so no adviser phones them. Through the stop journey's own
+    "withdraw_callbacks" effect (registered by the handoff side, which updates the consoles);
+    without it there are none to withdraw."""
+    withdraw = app[ENGINE].effects.get("withdraw_callbacks")
+    if withdraw is None:
+        return
+    if isinstance(conversation, str):
+        try:
+            conversation = await app[STORE].conversation(conversation)
+        except NotFound:
+            return  # erased meanwhile: its call-backs went with it
+    await withdraw(conversation, {})
 
 
 async def own_words(

@@ -194,7 +194,7 @@ class TwilioChannel:
                     # The person texted STOP (Twilio keeps the opt-out): note it, never retry,
                     # and nobody may phone them now either.
                     await self._settings(key, opted_out=True)
-                    await self._withdraw_callbacks(message.conversation_id)
+                    await texting.withdraw_callbacks(self.app, message.conversation_id)
                 raise
         return _every_part(sids)
 
@@ -303,27 +303,12 @@ class TwilioChannel:
             if engine.handoffs is not None:
                 # Before saving: it takes the conversation from the queue or the adviser.
                 await engine.handoffs.cancel(conv)
-            # As "stop" does (flows/stop.py): a call-back they asked for is withdrawn and
-            # its number deleted, so no adviser phones someone who opted out.
-            await self._withdraw(conv)
+            # As "stop" does: a call-back they asked for is withdrawn, its number deleted.
+            await texting.withdraw_callbacks(self.app, conv)
             # Marked handled only if still waiting: a turn that handled it already must not
             # fence this save out (save_turn), which would leave the conversation open.
             await store.save_turn(conv, [m.id for m in waiting], [], redact=redact)
         log.info("conversation ended by an opt-out", extra={"conversation": conv.reference})
-
-    async def _withdraw_callbacks(self, conversation_id: str) -> None:
-        try:
-            conv = await self.app[STORE].conversation(conversation_id)
-        except NotFound:
-            return  # erased meanwhile: its call-backs went with it
-        await self._withdraw(conv)
-
-    async def _withdraw(self, conv: Conversation) -> None:
-        """The stop journey's own "withdraw_callbacks" (registered by the handoff side, which
-        updates the consoles); without it there are no call-backs to withdraw."""
-        withdraw = self.app[ENGINE].effects.get("withdraw_callbacks")
-        if withdraw is not None:
-            await withdraw(conv, {})
 
     async def _notice(self, address: str, key: str, content_key: str) -> None:
         """A calm word about a message the journey never sees (media with no text, too many
