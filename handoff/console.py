@@ -563,7 +563,7 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
     held = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
     # Programme staff make no call-backs: one booked with the helpline stays the helpline's
     # to make while they hold the conversation.
-    programme = str(conv.answers.get("queue", "")).startswith("programme:")
+    programme = programme_of(str(conv.answers.get("queue", ""))) is not None
     if held and not programme and not user.supervises:
         raise Forbidden("another adviser holds this conversation")
 

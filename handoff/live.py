@@ -205,10 +205,7 @@ class LiveConsole:
             try:
                 conv, _ = await visible(self.app, self.user, conv_id)
             except (NotFound, Forbidden):
-                watched = self.watched.pop(conv_id, None)  # it may have gone by itself
-                if watched is not None:
-                    watched.cancel()
-                self.closed.discard(conv_id)
+                self._forget(conv_id, cancel=True)
                 await self.send({"type": "unwatched", "conversation": conv_id})
                 continue
             # It ended (the person said "stop", or it closed as idle): the page stops offering
@@ -276,10 +273,7 @@ class LiveConsole:
         except (NotFound, Forbidden):
             # Asked again, its access is checked again: a conversation that left this user's
             # scope since (transferred, ended) stops streaming now, not at the next snapshot.
-            watched = self.watched.pop(conv_id, None)
-            if watched is not None:
-                watched.cancel()
-                self.closed.discard(conv_id)
+            self._forget(conv_id, cancel=True)
             await self.send({"type": "refused", "conversation": conv_id})
             return
         if conv_id in self.watched:
@@ -311,8 +305,7 @@ class LiveConsole:
                     # a conversation passed back to the helpline shows them nothing more even
                     # when the queue's event that drops the watch is lost on the way.
                     await self.send({"type": "unwatched", "conversation": conv_id})
-                    self.watched.pop(conv_id, None)
-                    self.closed.discard(conv_id)
+                    self._forget(conv_id, cancel=False)  # this task ends here by itself
                     return
                 if event.get("type") == RESYNC:
                     await self._send_transcript(conv_id)
@@ -320,6 +313,13 @@ class LiveConsole:
                     str(event.get("direction")), event.get("author_name"), authors
                 ):  # never a helpline note to a programme's staff
                     await self.send({**event, "conversation": conv_id})
+
+    def _forget(self, conv_id: str, *, cancel: bool) -> None:
+        """Stop streaming a watched conversation (it may have stopped by itself already)."""
+        watched = self.watched.pop(conv_id, None)
+        if watched is not None and cancel:
+            watched.cancel()
+        self.closed.discard(conv_id)
 
     async def _still_visible(self, conv_id: str) -> bool:
         try:
