@@ -74,11 +74,7 @@ def without_numbers(text: str) -> str:
     number is asked for on its own and kept only sealed. Any run of seven digits or more
     goes, not only a number we could call ("+44 (0)7700 900987", "0044 7700 900987"), but
     a time or a date ("9.30-12.30", "1/12/2026") stays."""
-    return _DIGITS.sub(_unless_time, text)
-
-
-def _unless_time(run: re.Match[str]) -> str:
-    return _scrubbed(run.group(0))
+    return _DIGITS.sub(lambda run: _scrubbed(run.group(0)), text)
 
 
 def _scrubbed(run: str) -> str:

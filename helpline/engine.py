@@ -485,10 +485,8 @@ class Engine:
         try:
             conv = await self.store.conversation(conversation_id)
             sender = self.senders.get(conv.channel)
-            if sender is None:
-                return
-            address = "" if getattr(sender, "by_key", False) else await self.address(conv)
-            if address is None:
+            address = await self._reply_address(sender, conv) if sender is not None else None
+            if sender is None or address is None:
                 return
             reply = Reply(self.content.text(f"risk.{level}", conv.language))
             await sender.send(
@@ -1153,13 +1151,9 @@ class Engine:
             outbound = await self._hold_in_quiet_hours(conv, outbound)
             if not outbound:
                 return
-        if getattr(sender, "by_key", False):
-            address = ""  # it reaches the person by their contact key: nothing to open
-        else:
-            opened = await self.address(conv)
-            if opened is None:
-                return
-            address = opened
+        address = await self._reply_address(sender, conv)
+        if address is None:
+            return
         sent: list[int] = []
         for m in outbound:
             out = OutboundMessage(
@@ -1188,6 +1182,13 @@ class Engine:
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
         if sent:
             await self.store.mark_sent(sent)
+
+    async def _reply_address(self, sender: Sender, conv: Conversation) -> str | None:
+        """Where a channel sends this conversation's replies: nothing to open for one that
+        reaches the person by their contact key; else their address, opened (None if gone)."""
+        if getattr(sender, "by_key", False):
+            return ""
+        return await self.address(conv)
 
     async def _writing_again(self, conv: Conversation) -> None:
         """Someone who said stop and then writes again has opted back in."""

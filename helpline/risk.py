@@ -249,10 +249,6 @@ class _Remembered:
             self._found[key] = kept
         return value
 
-    def holds(self, word: str) -> bool:
-        """Whether an answer for this word is kept (tests)."""
-        return hash(word) in self._found
-
 
 # The C loader when PyYAML has it (several times faster); both are safe loaders.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -39,14 +39,17 @@ log = logging.getLogger(__name__)
 LEFT_PROGRAMMES = "_left_programmes"
 
 
-def _leave_queue(conv: Conversation, after: str | None) -> None:
-    """Note that the conversation leaves a programme's queue (for `after`, or none)."""
+def _move(conv: Conversation, queue: str | None) -> None:
+    """The conversation's queue is now `queue` (None: it leaves the queues, and the last one
+    stays named). Leaving a programme's queue is noted (LEFT_PROGRAMMES)."""
     before = conv.answers.get("queue")
     programme = programme_of(before) if isinstance(before, str) else None
-    if programme is not None and after != before:
+    if programme is not None and queue != before:
         left = dict(conv.answers.get(LEFT_PROGRAMMES) or {})
         left[programme] = utcnow().isoformat()
         conv.answers[LEFT_PROGRAMMES] = left
+    if queue is not None:
+        conv.answers["queue"] = queue
 
 
 OUTCOMES = ("signposted", "referred", "safeguarding", "callback", "no_further_action")
@@ -177,8 +180,7 @@ class Routing:
             and current != target
             and await self.queue.transfer(conv.id, target)
         ):
-            _leave_queue(conv, target)
-            conv.answers["queue"] = target
+            _move(conv, target)
             await self.store.update_handoff(conv.id, queue=target)
             await self.publish("transferred", conv.id, queue=target)
         priority = Priority.for_risk(conv.risk_level)
@@ -201,7 +203,7 @@ class Routing:
                 except Exception:  # noqa: BLE001 - their leaving must not fail for it
                     log.warning("a plugin could not be told a person left a queue", exc_info=True)
         if conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            _leave_queue(conv, None)
+            _move(conv, None)
             conv.owner = Owner.BOT
             conv.adviser = None
 
@@ -523,8 +525,7 @@ class Routing:
             await self.escalate(conv)
             await self.store.update_handoff(conv.id, queue=queue, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
-            _leave_queue(conv, queue)
-            conv.answers["queue"] = queue
+            _move(conv, queue)
             self._lapse_question(conv)
             if note.strip():
                 await self.store.add_note(conv.id, note.strip()[:2000], actor)
@@ -559,10 +560,9 @@ class Routing:
             conv.owner, conv.adviser = Owner.BOT, None
             conv.flow, conv.state = "welcome", "who"
             conv.answers["last_outcome"] = outcome
-            _leave_queue(conv, None)
             # Back with the helpline: asking for an adviser later must not send what they
             # say next to the programme (or the one adviser) that has just ended it.
-            conv.answers["queue"] = helpline_queue(conv.answers.get("queue"))
+            _move(conv, helpline_queue(conv.answers.get("queue")))
             t = self.content.text
             replies = [
                 Reply(
