@@ -451,16 +451,18 @@ def assets(prefix: str, folder: Path) -> web.RouteDef:
         name = request.match_info["name"]
         path = folder / name
         kind = ASSET_TYPES.get(path.suffix)
-        try:
-            found = kind is not None and "/" not in name and not name.startswith(".")
-            found = found and path.is_file() and not path.is_symlink()
-        except (OSError, ValueError):  # a name too long for the file system
-            found = False
-        if not found or kind is None:
+        if kind is None or "/" in name or name.startswith(".") or not _plain_file(path):
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Content-Type": kind})
 
     return web.get(prefix + "/{name}", asset)
+
+
+def _plain_file(path: Path) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink()
+    except (OSError, ValueError):  # a name too long for the file system
+        return False
 
 
 def same_origin(request: web.Request) -> bool:
