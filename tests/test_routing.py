@@ -17,7 +17,14 @@ from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import Priority
 from helpline.routing import UNJOINED_AFTER
 from tests.journey_support import Person, content_copy, with_test_programme
-from tests.support import Clock, QueueThatCannotEnqueue, running, settings_for, wait_for
+from tests.support import (
+    OPEN_NOON,
+    Clock,
+    QueueThatCannotEnqueue,
+    running,
+    settings_for,
+    wait_for,
+)
 
 PERSON = "+447700900456"
 OTHER = "+447700900789"
@@ -453,15 +460,19 @@ async def test_emergency_guidance_is_never_held_for_quiet_hours_even_when_answer
         assert content.text("risk.immediate", "en") in fake.texts()
 
 
-async def _danger_with_the_queue_down(app: Any, *first: str) -> tuple[QueueThatCannotEnqueue, str]:
+async def _danger_with_the_queue_down(
+    app: Any, *first: str, at: datetime | None = None
+) -> tuple[QueueThatCannotEnqueue, str]:
     """The routing queue refusing, the person says hello (and `first`), then writes about
-    danger: a hand-off is owed. Returns the queue and the conversation's id."""
+    danger (each written `at`, if given): a hand-off is owed. Returns the queue and the
+    conversation's id."""
     engine, routing = app[ENGINE], app[ROUTING]
     queue = QueueThatCannotEnqueue(routing.queue)
     routing.queue = queue
+    when = {} if at is None else {"received_at": at}
     for said in ("hello", *first):
-        await engine.handle(InboundMessage("test", PERSON, said))
-    accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife"))
+        await engine.handle(InboundMessage("test", PERSON, said, **when))
+    accepted = await engine.handle(InboundMessage("test", PERSON, "he has a knife", **when))
     return queue, accepted.conversation_id
 
 
@@ -785,16 +796,19 @@ async def test_danger_at_a_question_not_kept_in_clear_is_queued_once_they_stop_t
     # Danger written while asked for their area (an answer not kept in clear), with the queue
     # refusing: the hand-off waits while they may be typing the answer, but a person in
     # crisis may never write again. It used to wait for their next message, for ever.
-    clock = Clock()
+    # At a moment the line is open, whatever the time the suite runs (the queue's answer
+    # differs out of hours), with every message written then.
+    clock = Clock(OPEN_NOON)
     async with running(settings_for(database_url, tmp_path), clock=clock) as (app, fake, _):
         engine, store, routing = app[ENGINE], app[STORE], app[ROUTING]
         await engine.stop_retries()
-        for said in ("hello", "1", "1", "my ex", "no", "a programme near me"):
-            await engine.handle(InboundMessage("test", PERSON, said))
-        accepted = await engine.handle(InboundMessage("test", PERSON, "hello again"))
+        for said in ("hello", "1", "1", "my ex", "no", "a programme near me", "hello again"):
+            accepted = await engine.handle(
+                InboundMessage("test", PERSON, said, received_at=clock.now)
+            )
         conv = await store.conversation(accepted.conversation_id)
         assert engine.runner.private(conv.flow, conv.state), "not at a question kept sealed"
-        queue, conv_id = await _danger_with_the_queue_down(app)
+        queue, conv_id = await _danger_with_the_queue_down(app, at=clock.now)
         assert conv_id == conv.id
         queue.down = False
         clock.now += timedelta(seconds=30)
