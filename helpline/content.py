@@ -75,6 +75,9 @@ class Guardrail:
     # A message of a journey's state the reply says in full: asked as a first message, the
     # reply takes its place in the welcome rather than saying the same facts twice.
     instead_of: str | None = None
+    # The reply said instead while the person waits for an adviser, where the usual one
+    # speaks of something the bot does only in a journey ("I'm here", "type adviser").
+    waiting: str | None = None
     # The patterns as one alternation: one search a message, not one a pattern (every
     # message of a journey is checked; this took 74 µs a message against 42).
     either: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -264,7 +267,10 @@ def _load_guardrails(
         known = isinstance(instead_of, str) and instead_of in messages
         if instead_of is not None and not known:
             raise ContentError(f"{where}: instead_of {instead_of!r} is not a message id")
-        rails.append(Guardrail(str(name), reply, tuple(compiled), flag, instead_of))
+        waiting = entry.get("waiting")
+        if waiting is not None and not (isinstance(waiting, str) and waiting in messages):
+            raise ContentError(f"{where}: waiting {waiting!r} is not a message id")
+        rails.append(Guardrail(str(name), reply, tuple(compiled), flag, instead_of, waiting))
     return tuple(rails)
 
 

@@ -70,6 +70,11 @@ ACKED_AT = "_waiting_acked_at"
 # A first message answered before the welcome (danger, a command) heard only the short
 # promise: the full confidentiality statement is still owed, said while they wait.
 CONFIDENTIAL_OWED = "_confidential_owed"
+# The guardrails whose set answer ("will you call the police?") was said while waiting, by
+# name: each once a wait. Asked again, it is any other message (the adviser will read it).
+# Dropped on leaving the queue, or by the next message that finds an adviser has them, so a
+# later wait (released back to the queue) answers again.
+RAILED_WAITING = "_waiting_railed"
 # Where the journey was when they asked for an adviser ([flow, state]): "cancel" goes back.
 BEFORE_QUEUE = "_before_queue"
 JUST_WROTE = timedelta(minutes=5)
@@ -593,6 +598,8 @@ class Engine:
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
             # With the level it was screened at: a console marks a risky message.
             await self.handoffs.forward(conv, message, risk.level)
+        if conv.owner is not Owner.QUEUE:
+            conv.answers.pop(RAILED_WAITING, None)  # no longer waiting: that wait is over
         self.metrics.risk.labels(risk.level).inc()
         if risk.level != "none":
             _raise_risk(conv, risk.level, risk.reasons)
@@ -668,26 +675,51 @@ class Engine:
         return risk if self.screen(after, language).level != "none" else joined
 
     def _while_waiting(self, turn: Turn, text: str) -> None:
-        """Someone in the queue, no adviser yet: "help" and "menu" say what they can do while
-        they wait; anything else, now and then, that the adviser will read it. Once, the
-        full confidentiality statement a first message before the welcome skipped."""
+        """Someone in the queue, no adviser yet: a question with a set answer (a guardrail:
+        "will you call the police?") is answered, once a wait; "help" and "menu" say what
+        they can do while they wait; anything else, now and then, that the adviser will read
+        it. Once, the full confidentiality statement a first message before the welcome
+        skipped. The message itself has gone to the queue (_step) whatever is said here."""
         conv = turn.conversation
         said = normalise(text)
         now = self.clock()
+        answered = self._answer_rail(turn, text)
         asks = any(
             name in self.content.keywords and mentions(said, self.content.all_words(name))
             for name in ("cmd_help", "cmd_menu")
         )
         if asks:
             turn.say("handoff.waiting_help")
-        else:
+        elif not answered:
             last = conv.answers.get(ACKED_AT)
             if last is not None and now - datetime.fromisoformat(last) < ACK_EVERY:
                 return
             turn.say("handoff.waiting_ack")
-        conv.answers[ACKED_AT] = now.isoformat()
+        if asks or not answered:
+            conv.answers[ACKED_AT] = now.isoformat()
         if conv.answers.pop(CONFIDENTIAL_OWED, None):
             turn.say("welcome.confidential")
+
+    def _answer_rail(self, turn: Turn, text: str) -> bool:
+        """While waiting: the set answer of a guardrail the text trips, unless it was said
+        already this wait; True if the question was answered. An answer that says the
+        confidentiality statement's facts in full (instead_of) pays it if it is owed, and
+        is not said after it in the same turn (two messages answered together)."""
+        conv = turn.conversation
+        rail = self.runner.rail(turn, text)
+        railed = list(conv.answers.get(RAILED_WAITING) or ())
+        if rail is None or rail.name in railed:
+            return False
+        conv.answers[RAILED_WAITING] = [*railed, rail.name]
+        key = rail.waiting or rail.reply
+        covers = rail.instead_of if key == rail.reply else None
+        told = {reply.text for reply in turn.replies}
+        if covers is not None and turn.t(covers) in told:
+            return True  # said just now, in full: not again in the same breath
+        turn.say(key)
+        if covers == "welcome.confidential":
+            conv.answers.pop(CONFIDENTIAL_OWED, None)
+        return True
 
     async def _channel_words(self, turn: Turn, text: str) -> bool:
         """A word the conversation's channel answers itself (HELP, "SAFE?", QUIET hours on
@@ -794,6 +826,7 @@ class Engine:
         adviser (said again without doing its actions twice), or else to "who are you"."""
         conv = turn.conversation
         conv.answers.pop(ACKED_AT, None)
+        conv.answers.pop(RAILED_WAITING, None)
         back = conv.answers.pop(BEFORE_QUEUE, None)
         if (
             isinstance(back, list)

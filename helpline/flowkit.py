@@ -7,8 +7,9 @@ what the new state says. A destination "goto:<flow>" or "goto:<flow>.<state>" mo
 journey; "goto:resume" returns to where the person was before a detour (help, delete).
 
 Before any state reads the person's text, the runner applies the guardrails from content/
-(requests for someone's whereabouts, contact or words): from any state, the request is refused,
-a note is flagged for advisers, and the journey carries on where it was.
+(requests for someone's whereabouts, contact or words; questions with a set answer): from any
+state, the set answer is said, a note is flagged for advisers, and the journey carries on where
+it was. While the person waits for an adviser, the engine applies them (Engine._while_waiting).
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ class FlowRunner:
         if turn.text:
             # A first message can already ask for someone, or whether this is confidential:
             # an answer the state says anyway in full is said in its place, not twice.
-            rail = self._rail(turn, turn.text)
+            rail = self.rail(turn, turn.text)
             if rail is not None and rail.instead_of in state.say:
                 instead[rail.instead_of] = rail.reply
             elif rail is not None:
@@ -357,15 +358,16 @@ class FlowRunner:
 
         Says the refusal and flags the conversation for advisers; True if it did. Each text
         is checked once per turn, however many times the journey moves on."""
-        rail = self._rail(turn, text)
+        rail = self.rail(turn, text)
         if rail is None:
             return False
         turn.say(rail.reply)
         return True
 
-    def _rail(self, turn: Turn, text: str) -> Guardrail | None:
+    def rail(self, turn: Turn, text: str) -> Guardrail | None:
         """The guardrail a text trips, the first time it is checked this turn; an adviser
-        is told (flagged) if the rail says so. The caller says its reply."""
+        is told (flagged) if the rail says so. The caller says its reply (the engine too,
+        while the person waits for an adviser)."""
         if turn.guarded == text:
             return None
         turn.guarded = text

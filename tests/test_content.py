@@ -116,6 +116,10 @@ def test_a_guardrail_with_a_dangling_reply_or_a_bad_pattern_is_refused(tmp_path:
     _edit(root / "guardrails.yaml", lambda d: d["message"]["cy"].append("(unclosed"))
     with pytest.raises(ContentError, match=r"guardrails\.yaml: message: cy pattern"):
         Content.load(root)
+    root = content_copy(tmp_path / "waiting")
+    _edit(root / "guardrails.yaml", lambda d: d["bot"].update(waiting="guardrail.nope"))
+    with pytest.raises(ContentError, match=r"guardrails\.yaml: bot: waiting 'guardrail\.nope'"):
+        Content.load(root)
 
 
 def test_a_keyword_list_missing_a_language_is_refused(tmp_path: Path) -> None:

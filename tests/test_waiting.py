@@ -1,7 +1,7 @@
 """Waiting for an adviser, and leaving: "stop" withdraws a booked call-back; someone in the
-queue is answered (help, an acknowledgement that an adviser will read what they write) but
-never talked over once an adviser has joined; danger is answered first; a blank message is
-asked again rather than taken as an answer."""
+queue is answered (help, a question with a set answer once a wait, an acknowledgement that an
+adviser will read what they write) but never talked over once an adviser has joined; danger is
+answered first; a blank message is asked again rather than taken as an answer."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from sqlalchemy import text
 
 from helpline.app import CONTENT, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
 from helpline.engine import ACK_EVERY
-from tests.console_support import PLUGINS, Console, add_staff
+from tests.console_support import PLUGINS, Console, add_staff, next_frame
 from tests.journey_support import Person
 from tests.support import OPEN_NOON, Clock, engine_of, running, settings_for
 
@@ -233,3 +234,145 @@ async def test_danger_after_stop_in_one_turn_does_not_say_goodbye_and_cancel_goe
         assert said[:2] == ["risk.immediate", "handoff.waiting"]
         assert await person.says("cancel") == ["handoff.cancelled", "welcome.who"]
         assert not (await person.conversation()).closed
+
+
+# -- questions with a set answer, while waiting (content/guardrails.yaml) -------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "text"), [("en", "is this confidential?"), ("cy", "ydy hyn yn gyfrinachol?")]
+)
+async def test_asking_if_this_is_confidential_while_waiting_is_answered_once_a_wait(
+    language: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await _waiting(person)
+        assert await person.says(text) == ["guardrail.confidential"]
+        assert fake.sent[-1].reply.text == app[CONTENT].text("guardrail.confidential", language)
+        # Asked again in the same wait: not said again, only (now and then) that the adviser
+        # will read it.
+        assert await person.says(text) == ["handoff.waiting_ack"]
+        assert await person.says(text) == []
+        assert (await person.conversation()).owner is Owner.QUEUE
+        # Left the queue and back: a new wait, in which it is answered again.
+        assert (await person.says("cancel"))[0] == "handoff.cancelled"
+        await person.says("adviser")
+        assert await person.says(text) == ["guardrail.confidential"]
+
+
+async def test_other_questions_with_a_set_answer_are_answered_while_waiting(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert await person.says("will you call the police on me?") == ["guardrail.confidential"]
+        # The same answer, asked another way: said once a wait.
+        assert await person.says("is this confidential") == ["handoff.waiting_ack"]
+        # Words that fit someone already waiting: not "type adviser", not "I'm here".
+        assert await person.says("are you a real person?") == ["guardrail.bot_waiting"]
+        assert await person.says("has my wife been in touch with you") == [
+            "guardrail.contact_waiting"
+        ]
+        assert await person.says("where does she live now") == ["guardrail.whereabouts"]
+        # A request to find someone is flagged for the advisers, as in a journey.
+        transcript = [m.text for m in await app[STORE].transcript(person.conversation_id or "")]
+        flagged = app[CONTENT].text("note.flagged", "en", reason="guardrail:whereabouts")
+        assert flagged in transcript
+
+
+async def test_the_answer_while_waiting_pays_the_owed_statement_and_never_repeats_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(OPEN_NOON)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        # Danger first: only the short promise, the full statement owed while they wait.
+        person = Person(app, fake, address="+447700900111")
+        assert await person.says("I want to kill myself") == [
+            "risk.suicide",
+            "welcome.anonymous_short",
+            "handoff.waiting",
+        ]
+        # The answer has every fact of the statement: it is said once, not both.
+        assert await person.says("will you tell the police?") == ["guardrail.confidential"]
+        assert await person.says("what now") == ["handoff.waiting_ack"]
+        # Another set answer leaves the statement owed: said after it.
+        other = Person(app, fake, address="+447700900222")
+        await other.says("I want to kill myself")
+        assert await other.says("where does she live now") == [
+            "guardrail.whereabouts",
+            "welcome.confidential",
+        ]
+        # Two messages answered together: the statement, then the question it just answered.
+        third = Person(app, fake, address="+447700900333")
+        await third.says("I want to kill myself")
+        engine = engine_of(app)
+        before = len(fake.sent)
+        for said in ("what now", "is this confidential?"):
+            accepted = await engine.accept(InboundMessage("test", third.address, said))
+        await engine.process(accepted.conversation_id)
+        said = [third.keys.key(m.reply.text) for m in fake.sent[before:]]
+        assert said == ["handoff.waiting_ack", "welcome.confidential"]
+
+
+async def test_nothing_is_said_over_an_adviser_even_to_a_question_with_a_set_answer(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert person.conversation_id is not None
+        await app[ROUTING].claim(person.conversation_id, "alice", 3)
+        assert await person.says("is this confidential?") == []
+        assert await person.says("will you call the police on me") == []
+        assert await person.says("are you a robot?") == []
+        # Released to the queue: a new wait, in which the question is answered again.
+        await app[ROUTING].release(person.conversation_id, "alice")
+        assert await person.says("is this confidential?") == ["guardrail.confidential"]
+
+
+async def test_danger_while_waiting_gets_the_guidance_not_a_set_answer(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        danger = "will you call the police? he has a knife and says he will kill me"
+        assert await person.says(danger) == ["risk.immediate"]
+        # Not used up by the danger: asked on its own, it is answered.
+        assert await person.says("will you call the police on me?") == ["guardrail.confidential"]
+        said = await person.says("is this confidential? I want to kill myself")
+        assert said == ["risk.suicide"]
+
+
+async def test_a_question_answered_while_waiting_still_reaches_the_advisers(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        person = Person(app, fake)
+        await _waiting(person)
+        conv_id = person.conversation_id
+        assert conv_id is not None
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f["type"] == "watching")
+            assert await person.says("will you tell the police?") == ["guardrail.confidential"]
+            heard = await next_frame(
+                ws, lambda f: f["type"] == "message" and f.get("author") == "person"
+            )
+            assert heard["text"] == "will you tell the police?"
+            assert heard["conversation"] == conv_id
+            await ws.close()
+            assert (await alice.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+        transcript = [m.text for m in await app[STORE].transcript(conv_id)]
+        answer = app[CONTENT].text("guardrail.confidential", "en")
+        asked = transcript.index("will you tell the police?")
+        assert transcript[asked + 1] == answer  # kept for the adviser, with what was said
