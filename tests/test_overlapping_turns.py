@@ -197,3 +197,21 @@ async def test_a_reply_whose_instance_died_while_sending_it_is_sent_once_its_cla
             await engine.drain()
         assert _said(fake) == 1
         assert await _status(store, conversation_id, reply.id) is Delivery.SENT
+
+
+async def test_a_reply_held_for_quiet_hours_is_released_once_by_two_instances_at_once(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with two_instances(database_url, tmp_path) as ((a, fake_a), (b, fake_b)):
+        store = a[STORE]
+        accepted = await engine_of(a).handle(InboundMessage("test", PHONE, "hello"))
+        conv = await store.conversation(accepted.conversation_id)
+        (held,) = await store.save_turn(conv, [], [Reply(LEFT)], status=Delivery.HELD)
+        both_read = asyncio.Barrier(2)
+        for app in (a, b):
+            _read_together(monkeypatch, app[STORE], both_read)
+        # Quiet hours have ended: both instances' housekeeping releases what waited.
+        released = await asyncio.gather(*(engine_of(app).release_held() for app in (a, b)))
+        assert sorted(released) == [0, 1]
+        assert _said(fake_a, fake_b) == 1
+        assert await _status(store, conv.id, held.id) is Delivery.SENT
