@@ -124,6 +124,8 @@ class StoredMessage:
     created_at: datetime
     external_id: str | None = None
     author_name: str | None = None
+    # A reply's claim: when an instance took it to send it (see SqlStore.claim).
+    claimed_at: datetime | None = None
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

@@ -100,6 +100,16 @@ TYPING_AN_ANSWER = timedelta(minutes=2)
 # A reply still unsent this long after it was stored is no longer retried by housekeeping
 # (only at a start): by then it would answer something long gone.
 UNSENT_GIVEN_UP = timedelta(days=1)
+# A reply is claimed in the database by the instance that sends it (SqlStore.claim): its own
+# turn's replies as they are saved, others' before sending them again, so that two instances
+# whose conversation lock failed them (a lapsed lease, Redis restarted) never both send it.
+# A claim this old may be taken by another: its instance has died (else it would have sent
+# the reply, or given the claim back when its channel failed), and housekeeping sends the
+# reply within the next minute. Longer than a turn's sends take: a send is bounded (Twilio's
+# is 15 s) and a turn says a few things. A shorter claim would risk a double send, a longer
+# one delay a reply after a crash (and until it lapses, the answer to a new message goes
+# before it).
+UNSENT_CLAIM = timedelta(minutes=1)
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # Marks an inbound text stored sealed: it may answer a question whose answer is not kept in
 # clear (State.redacted, State.scrub); what the transcript keeps is settled once it is
@@ -442,10 +452,10 @@ class Engine:
 
     async def _redeliver(self, conversation_id: str) -> None:
         """Send a conversation's replies still unsent, read again under its lock (another
-        instance may have sent them meanwhile)."""
+        instance may have sent them meanwhile), those this instance claims (see _claim)."""
         async with self.locks.hold(conversation_id):
-            unsent = await self.store.undelivered(
-                [Delivery.PENDING], conversation_id=conversation_id
+            unsent = await self._claim(
+                await self.store.undelivered([Delivery.PENDING], conversation_id=conversation_id)
             )
             if unsent:
                 conv = await self.store.conversation(conversation_id)
@@ -569,7 +579,7 @@ class Engine:
             await self._writing_again(conv)
         # Replies an earlier turn stored and an instance that stopped never sent: they were
         # said first, so they go first (not once they would answer something long gone).
-        unsent = [m for m in unsent if m.created_at > utcnow() - UNSENT_GIVEN_UP]
+        unsent = await self._claim([m for m in unsent if m.created_at > utcnow() - UNSENT_GIVEN_UP])
         if unsent:
             await self.deliver(conv, unsent, urgent=self._guidance_in(unsent))
         # The turn's own replies (the 999 guidance, say) go before anything its effects
@@ -1160,6 +1170,25 @@ class Engine:
 
     # -- delivery --------------------------------------------------------------------------
 
+    async def _claim(
+        self, messages: list[StoredMessage], status: Delivery = Delivery.PENDING
+    ) -> list[StoredMessage]:
+        """Of replies read to be sent again, those this instance has now claimed (marked
+        pending if they were `status`): another instance may be sending the rest, its lock's
+        lease having lapsed (SqlStore.claim). Sent only by whoever claims them: never twice."""
+        if not messages:
+            return []
+        # Real time, as the claims a turn's save makes (not self.clock(), which tests move).
+        now = utcnow()
+        claimed = set(
+            await self.store.claim(
+                [m.id for m in messages], now=now, lease=UNSENT_CLAIM, status=status
+            )
+        )
+        return [
+            replace(m, status=Delivery.PENDING, claimed_at=now) for m in messages if m.id in claimed
+        ]
+
     async def deliver(
         self,
         conv: Conversation,
@@ -1188,7 +1217,7 @@ class Engine:
         if address is None:
             return
         sent: list[int] = []
-        for m in outbound:
+        for n, m in enumerate(outbound):
             out = OutboundMessage(
                 m.id,
                 conv.id,
@@ -1207,6 +1236,9 @@ class Engine:
                 await self.store.mark(m.id, Delivery.FAILED)
                 self.metrics.delivery_failures.labels(conv.channel).inc()
                 continue
+            except Exception:
+                await self._send_stopped(sent, outbound[n:])
+                raise
             if platform_id is None:
                 sent.append(m.id)  # marked together below: one write, not one each
             else:
@@ -1215,6 +1247,18 @@ class Engine:
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
         if sent:
             await self.store.mark_sent(sent)
+
+    async def _send_stopped(self, sent: list[int], unsent: list[StoredMessage]) -> None:
+        """The channel failed unexpectedly (it went away): what it took is marked sent, and
+        the claims of the rest given back, so that housekeeping sends them again without
+        waiting for the claims to lapse, and nothing taken is sent twice."""
+        try:
+            if sent:
+                await self.store.mark_sent(sent)
+            await self.store.unclaim(unsent)
+        except Exception:  # noqa: BLE001 - the channel's error is the one raised
+            # The claims lapse by themselves (UNSENT_CLAIM); what was sent may go again.
+            log.warning("claims of unsent replies not given back", exc_info=True)
 
     async def _reply_address(self, sender: Sender, conv: Conversation) -> str | None:
         """Where a channel sends this conversation's replies: nothing to open for one that
@@ -1273,9 +1317,11 @@ class Engine:
                 )
                 if quiet is not None and quiet.contains(self.clock()):
                     continue
-                for m in messages:
-                    await self.store.mark(m.id, Delivery.PENDING)
-                await self.deliver(conv, [replace(m, status=Delivery.PENDING) for m in messages])
+                # Taken in one statement, so that only one instance sends them.
+                messages = await self._claim(messages, Delivery.HELD)
+                if not messages:
+                    continue
+                await self.deliver(conv, messages)
                 released += 1
         return released
 

@@ -607,3 +607,46 @@ async def test_a_message_arriving_as_its_conversation_closes_goes_to_a_new_one(
         assert conv is not None and not conv.closed and [m.text for m in pending] == ["hello"]
     finally:
         await store.close()
+
+
+async def test_a_reply_is_claimed_by_one_store_at_a_time_and_a_lapsed_claim_is_taken_again(
+    database_url: str,
+) -> None:
+    # Two instances' stores over one database: each reply is taken by one of them only, even
+    # asked at once; one an instance took and never sent is taken again once its claim lapses.
+    async with _migrated(database_url) as store, _migrated(database_url) as other:
+        pending, conv = await _first_turn(store)
+        replies = [Reply(t) for t in ("One.", "Two.", "Three.")]
+        stored = await store.save_turn(conv, [pending[0].id], replies)
+        ids = [m.id for m in stored]
+        assert all(m.claimed_at is not None for m in stored)  # by the instance that saved them
+        lease = timedelta(minutes=2)
+        now = utcnow()
+        assert await store.claim(ids, now=now, lease=lease) == []  # still the saver's
+        later = now + lease
+        taken = await asyncio.gather(
+            *(s.claim(ids, now=later, lease=lease) for s in (store, other, store, other))
+        )
+        assert sorted(i for t in taken for i in t) == ids
+        # A claim given back is free at once; another's newer claim is not given back.
+        (mine,) = [t for t in taken if t]
+        await store.mark_sent(mine[:1])
+        again = [m for m in await store.transcript(conv.id) if m.id in mine]
+        assert [m.status for m in again] == [Delivery.SENT] + [Delivery.PENDING] * (len(mine) - 1)
+        assert await other.claim(mine, now=later + lease, lease=lease) == mine[1:]
+        await store.unclaim(again[1:])  # its claim lapsed and was taken: not given back
+        assert await store.claim(mine, now=later + lease, lease=lease) == []
+        newer = [m for m in await other.transcript(conv.id) if m.id in mine[1:]]
+        await other.unclaim(newer)
+        assert await store.claim(mine, now=later + lease, lease=lease) == mine[1:]
+        # A held reply is nobody's until released, and released by one store only.
+        await store.mark(mine[1], Delivery.HELD)
+        both = await asyncio.gather(
+            *(
+                s.claim([mine[1]], now=later, lease=lease, status=Delivery.HELD)
+                for s in (store, other)
+            )
+        )
+        assert sorted(both) == [[], [mine[1]]]
+        statuses = {m.id: m.status for m in await store.transcript(conv.id)}
+        assert statuses[mine[1]] is Delivery.PENDING

@@ -85,6 +85,9 @@ class MessageRow(Base):
     platform_id: Mapped[str | None] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # When an instance took a pending reply to send it (the one that stored it, or one sending
+    # it again): no other sends it until the claim lapses (see SqlStore.claim).
+    claimed_at: Mapped[datetime | None]
 
     # A redelivered webhook carries the same platform id: the unique constraint makes the
     # second copy fail to insert, whichever instance receives it.

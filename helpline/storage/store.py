@@ -40,6 +40,7 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
     update,
 )
@@ -192,6 +193,31 @@ _SENT = (
     .where(MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
     .values(status=Delivery.SENT.value, sent_at=bindparam("at"))
 )
+# A reply taken to be sent: only if it is still in the state it was read in and nobody has
+# claimed it since `lapsed` (see SqlStore.claim). One statement, so two instances that read the
+# same reply cannot both take it.
+_CLAIM = (
+    update(MESSAGES)
+    .where(
+        MESSAGES.c.id.in_(bindparam("ids", expanding=True)),
+        MESSAGES.c.direction == Direction.OUT.value,
+        MESSAGES.c.status == bindparam("from_status"),
+        or_(MESSAGES.c.claimed_at.is_(None), MESSAGES.c.claimed_at <= bindparam("lapsed")),
+    )
+    .values(status=Delivery.PENDING.value, claimed_at=bindparam("at"))
+    .returning(MESSAGES.c.id)
+)
+# A claim given back (the channel failed before the reply was handed to it): only while it
+# is still this claim (one that lapsed may have been taken by another instance since).
+_UNCLAIM = (
+    update(MESSAGES)
+    .where(
+        MESSAGES.c.id == bindparam("message_id"),
+        MESSAGES.c.status == Delivery.PENDING.value,
+        MESSAGES.c.claimed_at == bindparam("claimed"),
+    )
+    .values(claimed_at=None)
+)
 
 # PostgreSQL only (data-modifying WITH): a message's arrival in an open conversation, and a
 # turn's save, each in one statement, so one round trip where a transaction took five or more.
@@ -209,6 +235,8 @@ _MESSAGE_COLUMNS = (
     "created_at",
     "sent_at",
 )
+# A turn's replies are stored claimed by the instance that saves them (see save_turn).
+_REPLY_COLUMNS = (*_MESSAGE_COLUMNS, "claimed_at")
 _STATE_COLUMNS = (
     "language",
     "flow",
@@ -274,7 +302,7 @@ def _pg_turn(replies: int, handled: bool) -> Executable:
         parts.append(state.cte("part1"))
         main = (
             insert(MESSAGES)
-            .values([_binds(MESSAGES, _MESSAGE_COLUMNS, f"_{n}") for n in range(replies)])
+            .values([_binds(MESSAGES, _REPLY_COLUMNS, f"_{n}") for n in range(replies)])
             .returning(
                 MESSAGES.c.id,
                 MESSAGES.c.direction,
@@ -383,6 +411,7 @@ def _message(row: Any) -> StoredMessage:
         created_at=_aware(row.created_at),
         external_id=row.external_id,
         author_name=row.author_name,
+        claimed_at=_aware(row.claimed_at) if row.claimed_at else None,
     )
 
 
@@ -1078,6 +1107,11 @@ class SqlStore:
                 "platform_id": None,
                 "created_at": now,
                 "sent_at": None,
+                # Claimed in the same statement by this instance, which sends them next: no
+                # other instance sends them meanwhile (see claim), and none costs a statement.
+                "claimed_at": (
+                    now if r.author is not Author.SYSTEM and status is Delivery.PENDING else None
+                ),
             }
             for r in replies
         ]
@@ -1139,6 +1173,7 @@ class SqlStore:
                 status=Delivery(row["status"]),
                 created_at=now,
                 author_name=author_name,
+                claimed_at=row["claimed_at"],
             )
             for message_id, row in zip(ids, rows, strict=True)
         ]
@@ -1223,6 +1258,8 @@ class SqlStore:
         values: dict[str, object] = {"message_id": message_id, "status": status.value}
         if status is Delivery.SENT:
             values["sent_at"] = utcnow()
+        if status is Delivery.HELD:
+            values["claimed_at"] = None  # nobody's to send until it is released (claim)
         if platform_id is not None:
             values["platform_id"] = platform_id
 
@@ -1240,6 +1277,49 @@ class SqlStore:
             self._sql.run(conn, _SENT, {"ids": list(message_ids), "at": now})
 
         await self._prepared_write(run, one_statement=True)
+
+    async def claim(
+        self,
+        message_ids: Sequence[int],
+        *,
+        now: datetime,
+        lease: timedelta,
+        status: Delivery = Delivery.PENDING,
+    ) -> list[int]:
+        """Take replies to send them, atomically: of these, the ones still in `status` and not
+        claimed within `lease` before `now` are marked pending and claimed at `now`, and their
+        ids returned. Two instances that read the same reply (a conversation's lock whose lease
+        lapsed) cannot both take it; a claim of an instance that died lapses, so the reply is
+        still sent. `status` HELD releases replies held for quiet hours."""
+        if not message_ids:
+            return []
+        params = {
+            "ids": list(message_ids),
+            "from_status": status.value,
+            "lapsed": now - lease,
+            "at": now,
+        }
+        returned = await self._prepared_write(
+            lambda conn: self._sql.rows(conn, _CLAIM, params), one_statement=True
+        )
+        return sorted(int(r.id) for r in returned)
+
+    async def unclaim(self, messages: Iterable[StoredMessage]) -> None:
+        """Give back claims of replies not handed to the channel (it failed): whoever sends
+        again need not wait for them to lapse. Only claims still as given (see claim)."""
+        params = [
+            {"message_id": m.id, "claimed": m.claimed_at}
+            for m in messages
+            if m.claimed_at is not None
+        ]
+        if not params:
+            return
+
+        def run(conn: Connection) -> None:
+            for p in params:
+                self._sql.run(conn, _UNCLAIM, p)
+
+        await self._prepared_write(run, one_statement=len(params) == 1)
 
     async def mark_by_platform_id(self, channel: str, platform_id: str, status: Delivery) -> bool:
         """A platform's delivery report for the reply it gave this id, moving it forward
