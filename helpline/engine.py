@@ -32,6 +32,7 @@ from helpline.errors import (
     DuplicateMessage,
     HelplineError,
     NotFound,
+    StoreUnavailable,
     TurnSuperseded,
 )
 from helpline.flowkit import Effect, FlowRunner, Turn, mentions
@@ -308,6 +309,12 @@ class Engine:
                 # instances) is handled once, and counts once against the person's limit.
                 await self.limiter.refund(key, self.message_limits)
             raise
+        except HelplineError:
+            raise
+        except Exception as exc:
+            # The database's own error (it is down, full, locked): not stored, which the
+            # channel can answer as it does every other HelplineError.
+            raise StoreUnavailable("the message could not be stored") from exc
         self.metrics.messages_in.labels(msg.channel).inc()
         _remember(self._screened, accepted.message_id, (language, hash(msg.text), risk))
         if urgent:

@@ -29,6 +29,11 @@ class QueueError(HelplineError):
     """The routing queue refused an operation (for example a claim already taken)."""
 
 
+class StoreUnavailable(HelplineError):
+    """The database failed while a message was being stored: it was not stored, and the
+    channel says so (web chat) or lets the platform deliver it again (webhooks)."""
+
+
 class TurnSuperseded(HelplineError):
     """A turn's save found its messages answered already, by an overlapping turn (a lock's
     lease that lapsed while Redis was out of reach): nothing of it was saved."""
