@@ -315,6 +315,17 @@ class FlowRunner:
         state = self._state(flow_name, state_name)
         return state is not None and (state.redacted is not None or state.scrub is not None)
 
+    def holds_what_is_kept_out(self, flow_name: str, state_name: str, text: str) -> bool:
+        """Whether `text` holds what this state's answer keeps out of the transcript (a phone
+        number, a postcode): words that would be kept as they are answer nothing here."""
+        state = self._state(flow_name, state_name)
+        return state is not None and state.scrub is not None and state.scrub(text) != text
+
+    def stands_in(self, flow_name: str, state_name: str) -> bool:
+        """Whether the transcript keeps a stand-in line for this state's whole answer."""
+        state = self._state(flow_name, state_name)
+        return state is not None and state.redacted is not None
+
     def kept(
         self, flow_name: str, state_name: str, text: str, language: str, *, risky: bool
     ) -> str:
