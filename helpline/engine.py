@@ -272,7 +272,10 @@ class Engine:
             # at one now (queued by danger at it too: CUT_SHORT), or messages still waiting
             # before it may bring it there. Which it was is known once it is handled (see
             # process()).
-            if not self.runner.private(flow, state) and not (queued and owner == Owner.BOT.value):
+            bot = owner == Owner.BOT.value
+            if bot and not queued and not self.runner.private(flow, state):
+                return None
+            if not bot and not self.runner.private(flow, state, human=True):
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
@@ -529,8 +532,9 @@ class Engine:
             if sealed:
                 # Opened for this step only (see below for what the transcript keeps).
                 message = replace(message, text=self._open_text(conv, message.text))
-            # The question it answers: the journey's, or one danger's hand-off cut short.
-            cut_short = self._cut_short(conv, message.text, message.created_at) if sealed else None
+            # The question it answers: the journey's, or one danger's hand-off cut short
+            # (sealed as it arrived, unless an offer made in the queue had moved the journey).
+            cut_short = self._cut_short(conv, message.text, message.created_at)
             answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else cut_short
             turn.text = message.text
             level = await self._step(turn, message, cut_short)
@@ -539,8 +543,10 @@ class Engine:
                 or urgent
                 or (not child_guided and bool(conv.answers.get(CHILD_GUIDED)))
             )
-            private = sealed and answers is not None and self.runner.private(*answers)
-            if sealed:
+            private = (sealed or cut_short is not None) and (
+                answers is not None and self.runner.private(*answers)
+            )
+            if sealed or cut_short is not None:
                 # If it answered a question whose answer is not kept (a phone number), the
                 # transcript keeps the journey's stand-in line or the words less the number;
                 # otherwise it is an ordinary message, kept as written, because an adviser

@@ -167,3 +167,24 @@ async def test_a_postcode_typed_after_danger_at_the_area_question_is_left_out(
         transcript = await person.transcript()
         assert "I'm near …" in transcript
         assert not any("CF10 3AT" in t for t in transcript)
+
+
+async def test_out_of_hours_a_number_typed_after_danger_at_the_number_question_stays_sealed(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Out of hours the queue's "we're closed" message moves the journey to its offer (leave
+    # a message, or a call-back): the number typed next is still kept out.
+    clock = Clock(_noon(line_open=False))
+    async with running(settings_for(database_url, tmp_path), clock=clock) as (app, fake, _):
+        content = app[CONTENT]
+        person = Someone(app, clock)
+        await person.at_the_number_question()
+        events = _record_hub(app)
+        await person.says("he has a knife, he's here")
+        conv = await app[STORE].conversation(person.conversation_id)
+        assert conv.owner is Owner.QUEUE and (conv.flow, conv.state) == ("own", "closed_offer")
+        await person.says(TYPED)
+        transcript = await person.transcript()
+        assert transcript[-2] == content.text("own.callback_number_given", "en")
+        assert fake.texts()[-1] == content.text("handoff.number_not_kept", "en")
+        await _nothing_in_clear(app, events)
