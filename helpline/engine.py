@@ -616,6 +616,9 @@ class Engine:
                     *cut_short, message.text, conv.language, risky=risk.level != "none"
                 )
                 shown = replace(message, text=kept)
+                if self.runner.stands_in(*cut_short):
+                    # The stand-in alone could read as a call-back booked: it is not.
+                    turn.effect("note", key="note.number_not_kept")
             await self.handoffs.forward(conv, shown, risk.level)
         self.metrics.risk.labels(risk.level).inc()
         if risk.level != "none":
@@ -1166,6 +1169,11 @@ class Engine:
                     # A wake-up for the consoles, as every queue event is: logged if the hub
                     # cannot take it, and the turn's other effects still made.
                     await self.handoffs.publish("flagged", conv.id, **effect.data)
+            elif effect.kind == "note":
+                # A line for advisers only, shown live to any console watching.
+                note = self.content.text(str(effect.data["key"]), "en")
+                added = await self.store.add_note(conv.id, note, "helpline")
+                await self.hub.publish(f"transcript:{conv.id}", _event(added))
             elif effect.kind == "withdraw_callbacks" and effect.kind not in self.effects:
                 pass  # no call-backs without the handoff plugin: nothing to withdraw
             elif effect.kind in self.effects:

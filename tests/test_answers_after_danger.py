@@ -89,9 +89,14 @@ async def test_a_number_typed_after_the_owed_hand_off_at_the_number_question_sta
         clock.now += timedelta(seconds=20)
         await person.says(TYPED)
         transcript = await person.transcript()
-        assert transcript[-2] == content.text("own.callback_number_given", "en")
-        # They are told it was not kept (no call-back booked), and still queued.
+        assert TYPED not in transcript
+        assert content.text("own.callback_number_given", "en") in transcript
+        # They are told it was not kept (no call-back booked), and still queued; advisers
+        # read that in a note, and see it live.
         assert fake.texts()[-1] == content.text("handoff.number_not_kept", "en")
+        assert content.text("note.number_not_kept", "en") in transcript
+        shown = [e["text"] for _topic, e in events if e.get("type") == "message"]
+        assert content.text("note.number_not_kept", "en") in shown
         assert (await app[STORE].conversation(person.conversation_id)).owner is Owner.QUEUE
         # Words that answer nothing there are for the adviser, as written.
         await person.says("ok I'll wait here")
@@ -185,6 +190,6 @@ async def test_out_of_hours_a_number_typed_after_danger_at_the_number_question_s
         assert conv.owner is Owner.QUEUE and (conv.flow, conv.state) == ("own", "closed_offer")
         await person.says(TYPED)
         transcript = await person.transcript()
-        assert transcript[-2] == content.text("own.callback_number_given", "en")
+        assert content.text("own.callback_number_given", "en") in transcript
         assert fake.texts()[-1] == content.text("handoff.number_not_kept", "en")
         await _nothing_in_clear(app, events)
