@@ -267,15 +267,16 @@ class Engine:
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 
-        def private(flow: str, state: str, owner: str, queued: bool) -> str | None:
+        def private(flow: str, state: str, owner: str, queued: bool, risk: str) -> str | None:
             # Sealed when it may answer a question whose answer is not kept: the journey is
-            # at one now (queued by danger at it too: CUT_SHORT), or messages still waiting
-            # before it may bring it there. Which it was is known once it is handled (see
-            # process()).
-            bot = owner == Owner.BOT.value
-            if bot and not queued and not self.runner.private(flow, state):
-                return None
-            if not bot and not self.runner.private(flow, state, human=True):
+            # at one now, or messages still waiting before it may bring it there; or, after
+            # danger, the queue or an adviser has the conversation still at one (or at an
+            # offer made in the queue since): the hand-off may have cut it short (CUT_SHORT).
+            # Which it was is known once it is handled (see process()).
+            if owner == Owner.BOT.value:
+                if not queued and not self.runner.private(flow, state):
+                    return None
+            elif risk == "none" or not self.runner.private(flow, state, human=True):
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
