@@ -193,3 +193,23 @@ async def test_out_of_hours_a_number_typed_after_danger_at_the_number_question_s
         assert content.text("own.callback_number_given", "en") in transcript
         assert fake.texts()[-1] == content.text("handoff.number_not_kept", "en")
         await _nothing_in_clear(app, events)
+
+
+async def test_without_danger_words_for_the_adviser_are_readable_before_their_turn(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Only danger's hand-off cuts a question short: queued by asking for an adviser at the
+    # area question, what they write is stored as written at once (a console or a page that
+    # reloads before the message's turn reads it as it is, not sealed).
+    clock = Clock(_noon())
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, _fake, _):
+        engine, store = app[ENGINE], app[STORE]
+        person = Someone(app, clock)
+        for said in ("hello", "1", "1", "my ex", "no", "a programme near me", "hello again"):
+            await person.says(said)
+        await person.says("talk to someone")
+        conv = await store.conversation(person.conversation_id)
+        assert conv.owner is Owner.QUEUE
+        assert engine.runner.private(conv.flow, conv.state), "not at the area question"
+        await engine.accept(InboundMessage("test", PERSON, "are you there?"))
+        assert (await person.transcript())[-1] == "are you there?"
