@@ -207,6 +207,9 @@ def test_numbers_and_ordinary_spelling_are_not_read_as_disguises(text: str) -> N
         ("k.i.l.l.m.y.s.e.l.f", "suicide"),
         ("im going to k i l l h e r", "immediate"),
         ("i will s-t-a-b h-e-r", "immediate"),
+        ("dw i eisiau l l a d d f y h u n", "suicide"),
+        ("Dw i eisiau l-l-a-d-d fy hun", "suicide"),
+        ("mae gen i g y l l e l l", "immediate"),
     ],
 )
 def test_every_word_spelt_out_in_one_run_is_read(text: str, level: str) -> None:
