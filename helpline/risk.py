@@ -8,7 +8,8 @@ How it decides (the lexicon in content/risk/ holds every word; operators tune it
   marks), text-speak is expanded ("gonna", "kms", "dwin"), and a word one typo away from a
   key term ("strangld", "sucidal") is corrected to it. Disguises are undone: zero-width
   characters and soft hyphens vanish, Cyrillic or Greek look-alikes inside a Latin word are
-  folded ("kіll"), a listed key word spelt letter by letter is joined ("k i l l", "k.i.l.l"),
+  folded ("kіll"), listed key words spelt letter by letter are joined, every one in the run,
+  with the letters between them ("k i l l", "k.i.l.l", "k i l l m y s e l f", "k i l l h e r"),
   and a listed key phrase run on without spaces is split off ("iwanttokillmyself"). A message
   with leetspeak ("k1ll", "st4b", "kiII") or an emoji inside a word is read a second time with
   them undone, and the worse reading counts.
@@ -34,7 +35,10 @@ How it decides (the lexicon in content/risk/ holds every word; operators tune it
   the person still reaches an adviser, only without a raised priority.
 
 Speed: every pattern line is gated by the literal word-starts it can begin with (derived from
-the regex itself), so a message only runs the lines whose first word it contains.
+the regex itself), so a message only runs the lines whose first word it contains. The cost is
+linear in the message's length, whatever it holds (screening runs on the event loop, and a
+risky message skips the rate limit): spelt letters are only joined in windows as long as a
+listed key word, and no regex here backtracks over a word more than once.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import re
 import re._constants as sre
 import re._parser as sre_parse
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +146,7 @@ class Lexicon:
     now: re.Pattern[str]
     past: re.Pattern[str]
     correct: Callable[[str], str]  # a token -> the key term it is one typo away from
-    spelt: frozenset[str]  # key words recognised when spelt letter by letter ("k i l l")
+    spelt: SpeltWords  # key words recognised when spelt letter by letter ("k i l l")
     masks: Callable[[str], tuple[int, int]]  # a word -> the idiom and reason lines it may begin
 
     @classmethod
@@ -208,7 +212,7 @@ class Lexicon:
                 # off keeps the rest of what they typed, and is worked out again each time.
                 storable=frozenset(terms).__contains__,
             ),
-            spelt=frozenset(words("spelt_out")),
+            spelt=SpeltWords.of(words("spelt_out")),
             masks=_Remembered(lambda word: (idioms.mask(word), reasons.mask(word))),
         )
 
@@ -429,13 +433,32 @@ _REPEATS = re.compile(r"([a-z])\1{2,}")
 # word that also has Latin letters, so a message written in Cyrillic or Greek is left alone.
 _LOOKALIKES = str.maketrans("аеорсухіјѕԁӏһкмтвнαεικνορτυχβ", "aeopcyxijsdlhkmtbhaeikvoptuxb")
 _WORD = re.compile(r"[^\W\d_]+")
+_LATIN = re.compile(r"[a-z]")
 
 
 def _fold_lookalikes(match: re.Match[str]) -> str:
     word = match.group(0)
-    if word.isascii() or not any("a" <= c <= "z" for c in word):
+    if word.isascii() or not _LATIN.search(word):
         return word
     return word.translate(_LOOKALIKES)
+
+
+class _Unmarked(dict[int, int | None]):
+    """A `str.translate` table, filled as characters are met, that drops combining marks and
+    format characters (zero-width, soft hyphen: Cf). A character at a time in Python was most
+    of the cost of a long non-Latin message (one "ﷺ" unfolds into 18). Holds characters, never
+    words; starts again empty past 65,536 of them."""
+
+    def __missing__(self, code: int) -> int | None:
+        c = chr(code)
+        kept = None if unicodedata.combining(c) or unicodedata.category(c) == "Cf" else code
+        if len(self) >= 65536:
+            self.clear()
+        self[code] = kept
+        return kept
+
+
+_UNMARKED = _Unmarked()
 
 
 def normalise(text: str) -> str:
@@ -444,10 +467,9 @@ def normalise(text: str) -> str:
     if not text.isascii():
         # Zero-width characters and soft hyphens (format, Cf) vanish: "ki\u200bll" is "kill".
         folded = unicodedata.normalize("NFKD", text)
-        text = "".join(
-            c for c in folded if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
-        )
-        text = _WORD.sub(_fold_lookalikes, text)
+        text = folded.translate(_UNMARKED)
+        if _LATIN.search(text):  # look-alikes are folded only inside a word with Latin letters
+            text = _WORD.sub(_fold_lookalikes, text)
     text = _APOSTROPHE.sub(" ", _CLITIC.sub(r"\1", _HYPHEN.sub(" ", text)))
     text = _CLAUSE.sub(" , ", _SENTENCE.sub(" . ", text))
     text = _OTHER.sub(" ", text).replace("_", " ")
@@ -459,14 +481,77 @@ _LETTER = r"[^\W\d_]"
 _SPELT = re.compile(rf"(?<!\w){_LETTER}(?:[ .*_\-]+{_LETTER}(?!\w)){{2,}}")
 
 
-def _join_spelt(match: re.Match[str], spelt: frozenset[str]) -> str:
-    letters = re.findall(_LETTER, match.group(0).casefold())
-    for size in range(len(letters), 2, -1):  # the longest key word in the run
-        for i in range(len(letters) - size + 1):
+@dataclass(frozen=True, slots=True)
+class SpeltWords:
+    """The key words joined back when spelt letter by letter, indexed by their first letter."""
+
+    words: frozenset[str]
+    sizes: dict[str, tuple[int, ...]]  # a first letter -> the lengths of its words, longest first
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> SpeltWords:
+        # Only single words of three letters or more: "t v" and "u s" are not key words.
+        kept = frozenset(w for w in words if len(w) >= 3 and w.isalpha())
+        sizes: dict[str, set[int]] = {}
+        for word in kept:
+            sizes.setdefault(word[0], set()).add(len(word))
+        return cls(kept, {c: tuple(sorted(n, reverse=True)) for c, n in sizes.items()})
+
+    @property
+    def longest(self) -> int:
+        return max((n[0] for n in self.sizes.values()), default=0)
+
+
+def segment(letters: Sequence[str], spelt: SpeltWords) -> tuple[list[str] | None, int]:
+    """The words in a run of spelt letters, and how many windows it tried.
+
+    Left to right, the longest key word starting at each letter is taken ("k i l l m y s e l
+    f" -> kill, myself); the letters between key words are joined into words too ("k i l l h
+    e r" -> kill, her). Only windows as long as a key word starting with that letter are tried,
+    so the work is at most len(letters) x the number of key-word lengths: linear, whatever
+    the run. None when the run holds no key word: "a b c", "J K Rowling" stay as typed.
+    """
+    pieces: list[str] = []
+    rest: list[str] = []  # letters since the last key word
+    found = False
+    tried = 0
+    i, n = 0, len(letters)
+    while i < n:
+        for size in spelt.sizes.get(letters[i], ()):
+            if size > n - i:
+                continue
+            tried += 1
             word = "".join(letters[i : i + size])
-            if word in spelt:
-                return " ".join([*letters[:i], word, *letters[i + size :]])
-    return match.group(0)
+            if word in spelt.words:
+                if rest:
+                    pieces.append("".join(rest))
+                    rest = []
+                pieces.append(word)
+                found = True
+                i += size
+                break
+        else:
+            rest.append(letters[i])
+            i += 1
+    if not found:
+        return None, tried
+    if rest:
+        pieces.append("".join(rest))
+    return pieces, tried
+
+
+def join_spelt(text: str, spelt: SpeltWords) -> tuple[str, int]:
+    """The text with each run of spelt letters holding a key word joined into its words, and
+    the windows tried (for the tests: the work stays linear in the message's length)."""
+    tried = 0
+
+    def join(match: re.Match[str]) -> str:
+        nonlocal tried
+        pieces, work = segment(re.findall(_LETTER, match.group(0).casefold()), spelt)
+        tried += work
+        return match.group(0) if pieces is None else " ".join(pieces)
+
+    return _SPELT.sub(join, text), tried
 
 
 # Leetspeak ("k1ll", "mys3lf", "st4b", "kiII") and an emoji inside a word ("k😭ill"): read a
@@ -474,7 +559,9 @@ def _join_spelt(match: re.Match[str], spelt: frozenset[str]) -> str:
 # real numbers ("999", "24/7", "10:30") are never touched and most messages are read once.
 _LEET_MIX = r"[^\W\d_][\d|@$]|[\d|@$][^\W\d_]|[a-z]I"
 _LEET_SEEN = re.compile(_LEET_MIX)  # a cheap first look; most messages stop here
-_LEET_WORD = re.compile(rf"[\w|@$]*(?:{_LEET_MIX})[\w|@$]*")
+# Each word once, then the cheap look: "[\w|@$]*(?:mix)[\w|@$]*" backtracked through every
+# start of a long word (a 4,000-letter word took 1.5 s); this is linear.
+_LEET_TOKEN = re.compile(r"[\w|@$]+")
 _LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 _EMOJI_INSIDE = re.compile(
     r"(?<=[^\W\d_])[\u2600-\u27bf\ufe0f\u200d\U0001f000-\U0001faff]+(?=[^\W\d_])"
@@ -482,8 +569,11 @@ _EMOJI_INSIDE = re.compile(
 
 
 def _deleet(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if not _LEET_SEEN.search(word):
+        return word
     out: list[str] = []
-    for c in match.group(0):
+    for c in word:
         if c in "1|":  # "k1ll" -> kill, "ki11" -> kill: an l after i or l, else an i
             out.append("l" if out and out[-1] in "il" else "i")
         elif c == "I" and out and out[-1].islower():
@@ -495,7 +585,7 @@ def _deleet(match: re.Match[str]) -> str:
 
 def _variant(text: str) -> str | None:
     """The text with leetspeak and emoji inside words undone, or None if it has neither."""
-    variant = _LEET_WORD.sub(_deleet, text) if _LEET_SEEN.search(text) else text
+    variant = _LEET_TOKEN.sub(_deleet, text) if _LEET_SEEN.search(text) else text
     if not text.isascii():
         variant = _EMOJI_INSIDE.sub("", variant)
     return variant if variant != text else None
@@ -505,7 +595,7 @@ def _prepare(text: str, lex: Lexicon) -> tuple[str, int]:
     """The text ready for matching, between sentence marks, and the reason lines it may match."""
     for pattern, replacement in lex.raw:
         text = pattern.sub(replacement, text)
-    text = _SPELT.sub(lambda m: _join_spelt(m, lex.spelt), text)
+    text, _ = join_spelt(text, lex.spelt)
     words = []
     for token in normalise(text).split():
         token = lex.slang.get(token, token)
@@ -521,8 +611,9 @@ def _prepare(text: str, lex: Lexicon) -> tuple[str, int]:
     return f" . {prepared} . ", reason_mask
 
 
-def _sentence(text: str, start: int, end: int) -> str:
-    return text[text.rfind(" . ", 0, start) + 1 : text.find(" . ", end) + 2]
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """Where the sentence holding text[start:end] begins and ends."""
+    return text.rfind(" . ", 0, start) + 1, text.find(" . ", end) + 2
 
 
 def _negated(text: str, start: int, lex: Lexicon) -> bool:
@@ -539,10 +630,8 @@ def _negated(text: str, start: int, lex: Lexicon) -> bool:
     return bool(lex.negation.search(lex.pseudo_negation.sub(" ", window)))
 
 
-def _judge(reason: _Reason, text: str, m: re.Match[str], lex: Lexicon) -> str | None:
-    if reason.negatable and _negated(text, m.start(), lex):
-        return None
-    sentence = _sentence(text, m.start(), m.end())
+def _judge(reason: _Reason, sentence: str, lex: Lexicon) -> str | None:
+    """The level a match of the reason has in its sentence, negation aside."""
     if reason.guard is not None and reason.guard.search(sentence):
         return None
     habit = reason.now_guard is not None and reason.now_guard.search(sentence)
@@ -580,8 +669,17 @@ def _find(text: str, lex: Lexicon) -> dict[str, str]:
     for line in lex.reasons.candidates(mask):
         reason = line.reason
         assert reason is not None  # reason lines always carry their reason
+        judged: set[tuple[int, int]] = set()
         for m in line.pattern.finditer(prepared):
-            level = _judge(reason, prepared, m, lex)
+            if reason.negatable and _negated(prepared, m.start(), lex):
+                continue
+            # A sentence is judged once a line: another match in it reaches the same level.
+            # (Judging each match read the whole sentence again: quadratic in a long one.)
+            start, end = _sentence(prepared, m.start(), m.end())
+            if (start, end) in judged:
+                continue
+            judged.add((start, end))
+            level = _judge(reason, prepared[start:end], lex)
             if level is None:
                 continue
             rid = reason.now_reason if level == reason.when_now and reason.now_reason else reason.id

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import gc
+import random
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from helpline import risk
 from helpline.errors import ContentError
-from helpline.risk import DEFAULT_ROOT, LEVELS, Lexicon, Risk, assess, lexicon, worst
+from helpline.risk import (
+    DEFAULT_ROOT,
+    LEVELS,
+    Lexicon,
+    Risk,
+    assess,
+    join_spelt,
+    lexicon,
+    worst,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -184,6 +197,100 @@ def test_a_disguised_word_is_still_read(text: str, level: str) -> None:
 )
 def test_numbers_and_ordinary_spelling_are_not_read_as_disguises(text: str) -> None:
     assert assess(text).level == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("I want to k i l l m y s e l f", "suicide"),
+        ("k i l l m y s e l f", "suicide"),
+        ("k.i.l.l.m.y.s.e.l.f", "suicide"),
+        ("im going to k i l l h e r", "immediate"),
+        ("i will s-t-a-b h-e-r", "immediate"),
+        ("dw i eisiau l l a d d f y h u n", "suicide"),
+        ("Dw i eisiau l-l-a-d-d fy hun", "suicide"),
+        ("mae gen i g y l l e l l", "immediate"),
+    ],
+)
+def test_every_word_spelt_out_in_one_run_is_read(text: str, level: str) -> None:
+    # Only one key word of a run used to be joined: "kill m y s e l f" read as nothing.
+    assert assess(text).level == level
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a b c d e", "I got an A B C grade", "J K Rowling", "u s a", "t v", "we saw t v in the u s a"],
+)
+def test_letters_spaced_apart_without_a_key_word_stay_harmless(text: str) -> None:
+    assert assess(text).level == "none"
+
+
+def _spaced(letters: str, n: int) -> str:
+    return " ".join(letters[i % len(letters)] for i in range(n))
+
+
+def _random_letters(n: int) -> str:
+    pick = random.Random(7).choice
+    return " ".join(pick("abcdefghijklmnopqrstuvwxyz\u00df\u03b1\u043a") for _ in range(n))
+
+
+# Runs of single letters that made the screen take seconds to minutes on 4,000 characters,
+# on the event loop, with no rate limit for a message that looks risky.
+LONG_RUNS = {
+    "spaced sharp s (casefolds to ss)": lambda n: "\u00df " * n,
+    "spaced digraph": lambda n: "\u01c6 " * n,
+    "spaced ligature": lambda n: "\ufdfa " * n,
+    "spaced greek": lambda n: "\u03b1 " * n,
+    "starred": lambda n: "w*" * n,
+    "random letters": _random_letters,
+    "key words": lambda n: _spaced("killmyself", n),
+    "starts of key words": lambda n: _spaced("stranglsuicidoverdos", n),
+}
+
+
+@pytest.mark.parametrize("make", LONG_RUNS.values(), ids=LONG_RUNS.keys())
+def test_a_long_run_of_spelt_letters_costs_work_in_proportion_to_its_length(
+    make: Callable[[int], str],
+) -> None:
+    # No timing here: the windows tried are counted. Every window used to be tried (cubic in
+    # the run's length); now only windows as long as a key word starting at that letter.
+    spelt = lexicon().spelt
+    _, half = join_spelt(make(1000), spelt)
+    text = make(2000)  # 4,000 characters, the longest message
+    joined, full = join_spelt(text, spelt)
+    most_per_letter = max(len(sizes) for sizes in spelt.sizes.values())
+    assert full <= 2 * half + spelt.longest * most_per_letter  # the end of a run tries fewer
+    assert full <= len(text.casefold()) * most_per_letter
+    assert len(joined) <= 2 * len(text)
+
+
+def test_a_long_sentence_repeating_a_match_is_judged_once_not_once_a_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each match used to read its whole sentence again (time words, guards): 4,000 characters
+    # of "i pushed him " took 100 ms, quadratic in the sentence. Counted, not timed.
+    judged: list[str | None] = []
+    judge = risk._judge
+
+    def counted(*args: Any) -> str | None:
+        judged.append(judge(*args))
+        return judged[-1]
+
+    monkeypatch.setattr(risk, "_judge", counted)
+    times = []
+    for n in (150, 300):  # 2,000 and 4,000 characters, one sentence
+        judged.clear()
+        assert assess("i pushed him " * n).level == "concern"
+        times.append(len(judged))
+    assert times[1] == times[0]  # twice the matches, the same one sentence
+
+
+def test_how_far_spelt_joining_looks_comes_from_the_lexicon(lexicon_copy: Path) -> None:
+    en = lexicon_copy / "en.yaml"
+    en.write_text(en.read_text().replace("spelt_out: [", "spelt_out: [strangulation, "))
+    spelt = Lexicon.load(lexicon_copy).spelt
+    assert spelt.longest == len("strangulation")
+    assert join_spelt("s t r a n g u l a t i o n", spelt)[0] == "strangulation"
 
 
 def test_an_ordinary_word_near_a_key_term_is_not_corrected_into_one() -> None:
