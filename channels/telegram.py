@@ -305,8 +305,8 @@ class TelegramChannel:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, str(self.settings.telegram_secret).encode()):
             raise web.HTTPForbidden(text="bad secret")
-        # Refused, not acknowledged: nothing malformed can be a person's message (Telegram
-        # sends none), and an answer other than 2xx is what the Bot API's own errors get.
+        # Refused (400), not acknowledged: Telegram sends nothing malformed, so this is no
+        # person's message to keep; a sender that retries it is refused each time.
         data = json_object(await texting.read_body(request, MAX_REQUEST))
         if data is None or not _well_formed(data):
             raise web.HTTPBadRequest(text="expected an update")
@@ -484,7 +484,7 @@ def _language(message: Message) -> str:
 
 
 # A button press's id as Telegram gives it (about 19 digits), kept as it is in the press's
-# external id when it is no longer than this: with the contact key it fits the store's 128.
+# external id when it is this short and plain: with the contact key it fits the store's 128.
 _PRESS_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
 
 
