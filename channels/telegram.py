@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -37,6 +37,7 @@ from helpline.domain import (
     InboundMessage,
     OutboundMessage,
     Reply,
+    json_object,
     storable,
 )
 from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound
@@ -304,17 +305,25 @@ class TelegramChannel:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, str(self.settings.telegram_secret).encode()):
             raise web.HTTPForbidden(text="bad secret")
-        body = await texting.read_body(request, MAX_REQUEST)
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise web.HTTPBadRequest(text="expected JSON") from None
-        if not isinstance(data, dict) or not _well_formed(data):
+        # Refused (400), not acknowledged: Telegram sends nothing malformed, so this is no
+        # person's message to keep; a sender that retries it is refused each time.
+        data = json_object(await texting.read_body(request, MAX_REQUEST))
+        if data is None or not _well_formed(data):
             raise web.HTTPBadRequest(text="expected an update")
         try:
             update = Update.de_json(data, self.bot)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, OSError):
-            # OSError: a date no clock can read (EOVERFLOW), in a part not checked above.
+        except (
+            TypeError,
+            ValueError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            OSError,
+            RecursionError,
+        ):
+            # In a part not checked above: OSError, a date no clock can read (EOVERFLOW);
+            # RecursionError, replies to replies nested hundreds deep (PTB reads each level
+            # in a few calls, so well under the JSON parser's own limit).
             raise web.HTTPBadRequest(text="not an update") from None
         await self.handle_update(update)
         return web.Response(status=200)
@@ -389,7 +398,7 @@ class TelegramChannel:
         if not query.data or message is None or message.chat.type != ChatType.PRIVATE:
             return
         if isinstance(message, Message):
-            await self._submit(message, query.data, f"cb:{query.id}")
+            await self._submit(message, query.data, _press_id(query.id))
 
     async def _answer_query(self, query_id: str) -> None:
         try:
@@ -472,6 +481,22 @@ def _language(message: Message) -> str:
     """The language the person's Telegram app is set to, as far as we have words for it."""
     code = (message.from_user.language_code if message.from_user else None) or ""
     return "cy" if code.startswith("cy") else "en"
+
+
+# A button press's id as Telegram gives it (about 19 digits), kept as it is in the press's
+# external id when it is this short and plain: with the contact key it fits the store's 128.
+_PRESS_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
+
+
+def _press_id(query_id: str) -> str:
+    """A button press's part of its message's external id (the duplicate check). An id
+    that could not be stored as it is (too long for the column, which PostgreSQL enforces,
+    or with a NUL in it) is kept as its hash: still one per id, so a redelivery is still
+    dropped, and the press is taken, not refused."""
+    if _PRESS_ID.fullmatch(query_id):
+        return f"cb:{query_id}"
+    digest = hashlib.sha256(query_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"cbh:{digest[:48]}"
 
 
 def _id(value: Any) -> bool:

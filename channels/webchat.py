@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import weakref
@@ -29,7 +28,14 @@ from helpline.app import (
     same_origin,
 )
 from helpline.content import fill_page
-from helpline.domain import LANGUAGES, Direction, InboundMessage, OutboundMessage, storable
+from helpline.domain import (
+    LANGUAGES,
+    Direction,
+    InboundMessage,
+    OutboundMessage,
+    json_object,
+    storable,
+)
 from helpline.errors import DuplicateMessage, HelplineError
 from helpline.ports import RESYNC
 from helpline.ratelimit import NEW_CHATS, RateLimited
@@ -170,7 +176,11 @@ class WebChat:
 
     async def _hello(self, ws: web.WebSocketResponse, peer: str) -> tuple[str, str] | None:
         try:
-            msg = await ws.receive(timeout=HELLO_TIMEOUT)
+            # One deadline for the whole wait: receive(timeout=) starts its own again after
+            # each ping it answers, so a page pinging and never saying hello would hold its
+            # socket open for ever, outside the new-chats limit (counted from the hello).
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                msg = await ws.receive()
         except TimeoutError:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
             return None
@@ -421,13 +431,7 @@ async def _send_quietly(ws: web.WebSocketResponse, frame: dict[str, Any]) -> Non
 
 
 def _frame(msg: Any) -> dict[str, Any] | None:
-    if msg.type != WSMsgType.TEXT:
-        return None
-    try:
-        data = json.loads(msg.data)
-    except (ValueError, TypeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return json_object(msg.data) if msg.type == WSMsgType.TEXT else None
 
 
 async def _close_sockets(app: web.Application) -> None:

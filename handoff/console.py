@@ -43,7 +43,7 @@ from helpline.app import (
     assets,
     same_origin,
 )
-from helpline.domain import Owner, storable
+from helpline.domain import Owner, json_object, storable
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import programme_of
 from helpline.routing import OUTCOMES
@@ -139,10 +139,10 @@ def _capacity(request: web.Request, user: User) -> int:
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, or a 400 {"error": "json"} for anything else."""
     try:
-        data = await request.json()
+        data = json_object(await request.text())
     except (ValueError, LookupError):  # LookupError: a charset with no codec (x-bogus)
         data = None
-    if not isinstance(data, dict):
+    if data is None:
         raise web.HTTPBadRequest(text='{"error": "json"}', content_type="application/json")
     return data
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import weakref
@@ -29,7 +28,7 @@ from handoff.views import (
     visible,
 )
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
-from helpline.domain import Conversation
+from helpline.domain import Conversation, json_object
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import ERASED_TOPIC, RESYNC
 from helpline.routing import QUEUE_TOPIC
@@ -250,11 +249,8 @@ class LiveConsole:
                 if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
                     return
                 continue
-            try:
-                frame = json.loads(msg.data)
-            except ValueError:
-                continue
-            if not isinstance(frame, dict):
+            frame = json_object(msg.data)
+            if frame is None:
                 continue
             conv_id = frame.get("conversation")
             if not isinstance(conv_id, str) or not _ID.match(conv_id):

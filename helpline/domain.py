@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,3 +137,14 @@ def storable(text: str) -> str:
     PostgreSQL refuses) and lone surrogate halves (which no UTF-8 encoder takes) become
     U+FFFD. Every channel and the console pass what they receive through this."""
     return _UNSTORABLE.sub("\ufffd", text)
+
+
+def json_object(raw: str | bytes) -> dict[str, Any] | None:
+    """The JSON object sent from outside (a page's frame, a platform's update, a console's
+    request), or None for anything else: not JSON, not UTF-8, not an object, or nested
+    deeper than the parser can follow ("[" * 5000 raises RecursionError, not ValueError)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

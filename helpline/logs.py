@@ -7,6 +7,7 @@ import sys
 import traceback
 from typing import Any
 
+from aiohttp.http_exceptions import BadHttpMessage
 from pythonjsonlogger.json import JsonFormatter
 
 
@@ -53,6 +54,16 @@ class WithoutClientAddress(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("Error handling request"):
             record.msg, record.args = "Error handling request", ()
+            exc = record.exc_info[1] if record.exc_info else None
+            if isinstance(exc, BadHttpMessage):
+                # A request that is not HTTP (a bad request line, a header too long or with
+                # a control character, a broken chunk): anyone can send one as often as
+                # they like, and it is no fault here. One short line of its kind, not an
+                # ERROR with a traceback each time. A handler's own failure stays an ERROR.
+                record.msg = f"a malformed request was refused ({type(exc).__name__})"
+                record.exc_info, record.exc_text = None, None
+                if record.levelno > logging.WARNING:
+                    record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -713,6 +714,64 @@ async def test_a_body_in_an_unknown_character_set_is_refused_as_a_bad_body(
                 headers={"X-CSRF-Token": alice.csrf, **bogus},
             ) as resp:
                 assert (resp.status, await resp.json()) == (400, {"error": "json"})
+
+
+# Nested deeper than Python's JSON parser follows: it raises RecursionError, not ValueError.
+TOO_DEEP = ["[" * 5000, '{"a":' * 5000]
+
+
+def _errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_body_nested_too_deep_is_refused_as_a_bad_body(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to answer 500, with a traceback in the log.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        json_type = {"Content-Type": "application/json"}
+        async with Console(url) as alice:
+            for body in TOO_DEEP:
+                async with alice.http.post(
+                    f"{url}/console/login", data=body, headers=json_type
+                ) as resp:
+                    assert (resp.status, await resp.json()) == (400, {"error": "json"})
+            await alice.login("alice")
+            assert (await alice.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+            for body in TOO_DEEP:
+                async with alice.http.post(
+                    f"{url}/console/api/conversations/{conv_id}/say",
+                    data=body,
+                    headers={"X-CSRF-Token": alice.csrf, **json_type},
+                ) as resp:
+                    assert (resp.status, await resp.json()) == (400, {"error": "json"})
+            said = {"text": "Hello, I am here to listen."}
+            assert (await alice.post(f"/console/api/conversations/{conv_id}/say", said))[0] == 200
+            assert fake.texts(PHONE)[-1] == said["text"]
+    assert _errors_logged(caplog) == []
+
+
+async def test_a_console_frame_nested_too_deep_is_ignored_and_the_socket_carries_on(
+    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to end the socket without a close frame (1006), with a traceback in the log.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, _fake, url):
+        await add_staff(app, "alice")
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        async with Console(url) as alice:
+            await alice.login("alice")
+            ws = await alice.socket()
+            await next_frame(ws, lambda f: f["type"] == "queue")
+            for frame in TOO_DEEP:
+                await ws.send_str(frame[: 15 * 1024])  # under the socket's 16 KB frames
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f["type"] == "watching")
+            await ws.close()
+    assert _errors_logged(caplog) == []
 
 
 async def test_an_audit_search_for_something_no_conversation_id_could_be_is_refused_clearly(

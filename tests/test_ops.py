@@ -134,23 +134,75 @@ async def test_logs_of_a_journey_hold_no_address_and_no_message_text(
         assert text not in logged
 
 
+# Requests that are not HTTP, each with a person's words where the parser chokes.
+_HEAD = b"Host: a\r\n"
+MALFORMED = {
+    "request line": b"GET /he has a knife\x01 HTTP/1.1\r\n" + _HEAD + b"\r\n",
+    "header character": b"GET /chat/ HTTP/1.1\r\n" + _HEAD + b"X-Note: he has a knife\x01\r\n\r\n",
+    "header too long": b"GET / HTTP/1.1\r\n"
+    + _HEAD
+    + b"X-Note: he has a knife" * 2000
+    + b"\r\n\r\n",
+    "forwarded for": b"GET / HTTP/1.1\r\n"
+    + _HEAD
+    + b"X-Forwarded-For: "
+    + b", ".join([b"203.0.113.9"] * 2000)
+    + b"\r\n\r\n",
+    "chunk size": b"POST /console/login HTTP/1.1\r\n"
+    + _HEAD
+    + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"he has a knife\r\n{}\r\n0\r\n\r\n",
+}
+
+
 @pytest.mark.parametrize("as_json", [False, True])
-async def test_a_request_the_server_cannot_read_is_logged_without_the_address_or_its_words(
-    as_json: bool, sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("request_bytes", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_a_request_the_server_cannot_read_is_one_warning_without_the_address_or_its_words(
+    request_bytes: bytes,
+    as_json: bool,
+    sqlite_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # aiohttp logs a malformed request as "Error handling request from <client IP>", with
-    # an exception quoting the header line it choked on.
+    # an exception quoting the line it choked on: an ERROR with a traceback each time, which
+    # anyone could send to fill the log.
     setup_logging("INFO", as_json)
-    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _fake, url):
+    logging.getLogger().addHandler(caplog.handler)  # setup_logging replaced the handlers
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (_app, _fake, url):
         port = int(url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /chat/ HTTP/1.1\r\nHost: a\r\nX-Note: he has a knife\x01\r\n\r\n")
+        writer.write(request_bytes)
         await writer.drain()
-        assert b" 400 " in await reader.read(13)
+        answer = await reader.read(13)
+        assert b" 400 " in answer or b" 500 " in answer
         writer.close()
         await writer.wait_closed()
     logged = capsys.readouterr().err
-    assert "Error handling request" in logged and "BadHttpMessage" in logged
+    assert "a malformed request was refused" in logged
+    assert "Traceback" not in logged
+    assert "127.0.0.1" not in logged and "knife" not in logged and "203.0.113.9" not in logged
+    server = [r for r in caplog.records if r.name.startswith("aiohttp")]
+    assert [r.levelname for r in server] == ["WARNING"]
+    assert not any(r.exc_info for r in server)
+
+
+def test_a_request_a_handler_failed_on_stays_an_error_with_where_it_happened(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging("INFO")
+    words = "he has a knife"  # the text of an exception, as a database error can carry
+    try:
+        raise RuntimeError(words)
+    except RuntimeError as exc:
+        logging.getLogger("aiohttp.server").exception(
+            "Error handling request from %s", "127.0.0.1", exc_info=exc
+        )
+    logged = capsys.readouterr().err
+    assert "ERROR aiohttp.server: Error handling request" in logged
+    assert "Traceback" in logged and "RuntimeError" in logged
     assert "127.0.0.1" not in logged and "knife" not in logged
 
 

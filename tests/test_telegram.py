@@ -426,6 +426,62 @@ async def test_malformed_or_oversize_updates_get_a_clean_answer(env: Env) -> Non
     assert env.loop.telegram("sendMessage") == []
 
 
+def _replying_to(depth: int) -> dict[str, Any]:
+    """A message replying to a message replying to ... `depth` deep (Telegram nests none:
+    a reply_to_message never carries one of its own)."""
+    inner: dict[str, Any] = {"message_id": 1, "date": 1, "chat": {"id": 1, "type": "private"}}
+    for n in range(depth):
+        chat = {"id": 1, "type": "private"}
+        inner = {"message_id": n + 2, "date": 1, "chat": chat, "reply_to_message": inner}
+    return inner
+
+
+async def test_an_update_nested_too_deep_is_refused_cleanly_and_the_next_one_taken(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Both used to answer 500, the second with some 3,000 lines of traceback in the log.
+    assert await env.post(None, raw=b"[" * 20_000) == 400
+    deep = text_update("hello")
+    deep["message"]["reply_to_message"] = _replying_to(600)
+    assert len(json.dumps(deep)) < 64 * 1024  # under the webhook's size limit
+    assert await env.post(deep) == 400
+    await env.say("Hello")
+    assert env.loop.telegram_texts()[0] == env.text("welcome.intro")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_button_presses_with_ids_too_long_or_odd_to_store_are_taken_once_each(
+    database_url: str, tmp_path: Path
+) -> None:
+    # An id of 61 characters or more overflowed the message's external id on PostgreSQL:
+    # a 500, and Telegram sending the press again and again. Real ids are ~19 digits.
+    ids = ["4382bfdwdsb323b2d9", "9" * 61, "9" * 62, "x" * 5000, "nul\x00inside"]
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            await env.say("Hello")
+            for query_id in ids:
+                press = update("telegram_callback_query.json")
+                press["callback_query"]["id"] = query_id
+                for _ in range(2):  # and delivered again
+                    assert await env.post(press) == 200, query_id[:70]
+                    # Answered before the next comes: a press stored while the last one's
+                    # answer is being saved can deadlock on PostgreSQL (the store's own
+                    # matter, not this test's).
+                    await env.app[ENGINE].drain()
+            conv = await env.app[STORE].open_conversation(env.key())
+            assert conv is not None
+            said = [m.text for m in await env.app[STORE].transcript(conv.id)]
+            assert said.count("menu") == len(ids)
+            answered = [str(c["callback_query_id"]) for c in lb.telegram("answerCallbackQuery")]
+            assert set(answered) == set(ids)  # acknowledged with the id Telegram gave
+
+
 async def test_a_person_who_blocked_the_bot_is_marked_and_not_retried(env: Env) -> None:
     await env.say("Hello")
     before = len(env.loop.telegram("sendMessage"))

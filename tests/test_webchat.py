@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from channels import webchat
 from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
 from helpline.domain import InboundMessage
 from tests.support import eventually, hub_link, running, settings_for
@@ -139,6 +143,73 @@ async def test_an_oversize_frame_closes_the_socket_without_harm(
                 assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             async with http.get(f"{url}/healthz") as resp:
                 assert resp.status == 200
+
+
+# Nested deeper than Python's JSON parser follows (it raises RecursionError, not
+# ValueError), and still under the socket's 16 KB frame limit.
+TOO_DEEP = ["[" * 5000, '{"a":' * 3000]
+
+
+def _errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("frame", TOO_DEEP, ids=["array", "object"])
+async def test_a_frame_nested_too_deep_is_answered_as_a_bad_frame_and_the_chat_carries_on(
+    frame: str, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to end the handler with a RecursionError: the socket dropped without a close
+    # frame and the log took a traceback.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "cy"})
+            await _frames_until(ws, "history")
+            await ws.send_str(frame)
+            error = (await _frames_until(ws, "error"))[-1]
+            assert error["text"] == content.text("web.error_format", "cy")
+            await _safe_now_then_who(ws, content, "cy")
+    assert _errors_logged(caplog) == []
+
+
+@pytest.mark.parametrize("frame", TOO_DEEP, ids=["array", "object"])
+async def test_a_hello_nested_too_deep_is_refused_as_a_hello_that_is_not_json(
+    frame: str, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_str(frame)
+            msg = await ws.receive(timeout=10)
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    assert _errors_logged(caplog) == []
+
+
+async def test_a_page_that_only_pings_is_closed_when_the_hello_is_due(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each ping answered restarted the wait for the hello: a socket that pinged and never
+    # said hello stayed open for ever, outside the limit on new chats (counted from hello).
+    monkeypatch.setattr(webchat, "HELLO_TIMEOUT", 1.0)
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_app, _, url):
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+
+            async def ping() -> None:
+                while True:
+                    await asyncio.sleep(0.2)
+                    await ws.ping()
+
+            pinging = asyncio.create_task(ping())
+            try:
+                # One deadline here too: the client's receive(timeout=) restarts on pongs.
+                async with asyncio.timeout(5):
+                    msg = await ws.receive()
+            finally:
+                pinging.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                    await pinging
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
 
 
 async def test_a_message_too_long_for_one_is_taken_in_pieces_and_danger_at_its_end_answered(
