@@ -650,3 +650,55 @@ async def test_a_reply_is_claimed_by_one_store_at_a_time_and_a_lapsed_claim_is_t
         assert sorted(both) == [[], [mine[1]]]
         statuses = {m.id: m.status for m in await store.transcript(conv.id)}
         assert statuses[mine[1]] is Delivery.PENDING
+
+
+@pytest.mark.postgres
+async def test_a_message_delivered_again_while_its_turn_saves_is_a_duplicate_not_a_deadlock(
+    pg_url: str,
+) -> None:
+    # A platform delivering a message again (a webhook retried, a button pressed twice) while
+    # the first copy's turn is saving: the turn has marked the message handled and waits for
+    # the conversation's row. The second copy used to lock that row first and then wait on
+    # the message's unique key for the turn: PostgreSQL broke the deadlock by failing one of
+    # them (a 500 to the platform, or the turn's answer lost until housekeeping).
+    import asyncpg
+
+    async with _migrated(pg_url) as store:
+        copy = {
+            "contact_key": "k" * 64,
+            "channel": "test",
+            "sealed_address": None,
+            "text": "yes",
+            "external_id": "press-1",
+        }
+        first = await store.accept_inbound(**copy, received_at=utcnow())  # type: ignore[arg-type]
+        dsn = pg_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        turn = await asyncpg.connect(dsn)
+        watch = await asyncpg.connect(dsn)
+        try:
+            saving = turn.transaction()
+            await saving.start()
+            await turn.execute(
+                "UPDATE messages SET status = 'handled' WHERE id = $1", first.message_id
+            )
+            again = asyncio.ensure_future(
+                store.accept_inbound(**copy, received_at=utcnow())  # type: ignore[arg-type]
+            )
+            # Until the second copy has finished, or waits on a lock.
+            for _ in range(200):
+                waiting = await watch.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                )
+                if again.done() or waiting:
+                    break
+                await asyncio.sleep(0.01)
+            await turn.execute(
+                "UPDATE conversations SET updated_at = now() WHERE id = $1",
+                first.conversation_id,
+            )
+            await saving.commit()
+            with pytest.raises(DuplicateMessage):
+                await again
+        finally:
+            await turn.close()
+            await watch.close()

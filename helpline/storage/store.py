@@ -257,7 +257,11 @@ def _binds(table: Table, columns: Iterable[str], suffix: str = "") -> dict[str, 
 
 _ARRIVING = _binds(MESSAGES, _MESSAGE_COLUMNS)
 # Stored only if the conversation is still open: otherwise nothing is returned, and the
-# arrival is stored the long way (SqlStore.accept_inbound), in a new conversation.
+# arrival is stored the long way (SqlStore.accept_inbound), in a new conversation. Nor if
+# the message was stored already (a platform delivering it again), which the long way then
+# reports. Looked for before the conversation's row is locked: that copy's turn may be
+# saving, holding the message's key and waiting for the row; a copy that locked the row and
+# then waited on the key would deadlock with it (PostgreSQL would fail one of the two).
 _PG_ARRIVAL = (
     insert(MESSAGES)
     .from_select(
@@ -267,6 +271,10 @@ _PG_ARRIVAL = (
             .where(
                 CONVERSATIONS.c.id == bindparam("conversation_id", type_=CONVERSATIONS.c.id.type),
                 ~CONVERSATIONS.c.closed,
+                ~exists().where(
+                    MESSAGES.c.channel == _ARRIVING["channel"],
+                    MESSAGES.c.external_id == _ARRIVING["external_id"],
+                ),
             )
             .values(last_inbound_at=bindparam("created_at", type_=CONVERSATIONS.c.created_at.type))
             .returning(CONVERSATIONS.c.id)
@@ -898,7 +906,7 @@ class SqlStore:
                 lambda conn: self._sql.scalar(conn, _PG_ARRIVAL, row), one_statement=True
             )
             if message_id is None:
-                return None  # closed meanwhile
+                return None  # closed meanwhile, or stored already
             return Accepted(found.id, int(message_id), False)
 
         # On PostgreSQL its reads and writes share one connection from the pool.
@@ -908,6 +916,9 @@ class SqlStore:
                     accepted = await arrival_in_one_statement()
                     if accepted is not None:
                         return accepted
+                    if external_id is not None and await self.is_stored(channel, external_id):
+                        # Before the long way locks the conversation's row: see _PG_ARRIVAL.
+                        raise DuplicateMessage(f"{channel} message already stored")
                 return await self._prepared_write(run)
             except IntegrityError as exc:
                 # A redelivered message (or two instances racing on the same webhook). Any other
