@@ -95,16 +95,9 @@ SAID_LAST = "_said_last"
 EDGE_WORDS = 6
 PIECES_WITHIN = timedelta(minutes=2)
 # A hand-off owed after danger waits while the person is at a question whose answer is not
-# kept in clear (a number to call back), since queued, their answer books nothing (it is kept
-# out all the same: CUT_SHORT); but only while they may be typing it. Someone in crisis may
-# not write again.
+# kept in clear (a number to call back), since queued, what they type next reaches advisers
+# as written; but only while they may be typing it. Someone in crisis may not write again.
 TYPING_AN_ANSWER = timedelta(minutes=2)
-# A hand-off after danger made while the person was at such a question ([flow, state, when]):
-# what they type next may still be their answer, written before they read that they are
-# queued. For this long, a message holding what that question keeps out (the number) is kept
-# as the journey would keep it, never in clear for the queue and the adviser.
-CUT_SHORT = "_cut_short"
-ANSWERED_AFTER_HAND_OFF = timedelta(minutes=10)
 # A reply still unsent this long after it was stored is no longer retried by housekeeping
 # (only at a start): by then it would answer something long gone.
 UNSENT_GIVEN_UP = timedelta(days=1)
@@ -283,16 +276,13 @@ class Engine:
             self.metrics.rejections.labels(msg.channel, "rate_limited").inc()
             raise RateLimited("too many messages from one contact")
 
-        def private(flow: str, state: str, owner: str, queued: bool, risk: str) -> str | None:
+        def private(flow: str, state: str, owner: str, queued: bool) -> str | None:
             # Sealed when it may answer a question whose answer is not kept: the journey is
-            # at one now, or messages still waiting before it may bring it there; or, after
-            # danger, the queue or an adviser has the conversation still at one (or at an
-            # offer made in the queue since): the hand-off may have cut it short (CUT_SHORT).
-            # Which it was is known once it is handled (see process()).
-            if owner == Owner.BOT.value:
-                if not queued and not self.runner.private(flow, state):
-                    return None
-            elif risk == "none" or not self.runner.private(flow, state, human=True):
+            # at one now, or messages still waiting before it may bring it there. Which it
+            # was is known once it is handled (see process()).
+            if owner != Owner.BOT.value:
+                return None
+            if not self.runner.private(flow, state) and not queued:
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
@@ -555,21 +545,16 @@ class Engine:
             if sealed:
                 # Opened for this step only (see below for what the transcript keeps).
                 message = replace(message, text=self._open_text(conv, message.text))
-            # The question it answers: the journey's, or one danger's hand-off cut short
-            # (sealed as it arrived, unless an offer made in the queue had moved the journey).
-            cut_short = self._cut_short(conv, message.text, message.created_at)
-            answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else cut_short
+            answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else None
             turn.text = message.text
-            level = await self._step(turn, message, cut_short)
+            level = await self._step(turn, message)
             urgent = (
                 level in URGENT
                 or urgent
                 or (not child_guided and bool(conv.answers.get(CHILD_GUIDED)))
             )
-            private = (sealed or cut_short is not None) and (
-                answers is not None and self.runner.private(*answers)
-            )
-            if sealed or cut_short is not None:
+            private = sealed and answers is not None and self.runner.private(*answers)
+            if sealed:
                 # If it answered a question whose answer is not kept (a phone number), the
                 # transcript keeps the journey's stand-in line or the words less the number;
                 # otherwise it is an ordinary message, kept as written, because an adviser
@@ -616,11 +601,8 @@ class Engine:
             await self.notify(conv, "stopped" if conv.flow == "stop" else "ended")
         self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
-    async def _step(
-        self, turn: Turn, message: StoredMessage, cut_short: tuple[str, str] | None = None
-    ) -> str:
-        """One message of the turn; returns the risk level it was screened at. `cut_short`:
-        the question kept sealed it answers, asked before danger's hand-off (_cut_short)."""
+    async def _step(self, turn: Turn, message: StoredMessage) -> str:
+        """One message of the turn; returns the risk level it was screened at."""
         conv = turn.conversation
         screened = self._screened.pop(message.id, None)
         if screened is not None and screened[:2] == (conv.language, hash(message.text)):
@@ -631,18 +613,8 @@ class Engine:
         if risk.level == "none" and before:
             risk = self._across(before, _words(message.text, first=True), conv.language, risk)
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            # With the level it was screened at: a console marks a risky message. An answer
-            # to a question kept sealed is shown as the transcript will keep it.
-            shown = message
-            if cut_short is not None:
-                kept = self.runner.kept(
-                    *cut_short, message.text, conv.language, risky=risk.level != "none"
-                )
-                shown = replace(message, text=kept)
-                if self.runner.stands_in(*cut_short):
-                    # The stand-in alone could read as a call-back booked: it is not.
-                    turn.effect("note", key="note.number_not_kept")
-            await self.handoffs.forward(conv, shown, risk.level)
+            # With the level it was screened at: a console marks a risky message.
+            await self.handoffs.forward(conv, message, risk.level)
         if conv.owner is not Owner.QUEUE:
             conv.answers.pop(RAILED_WAITING, None)  # no longer waiting: that wait is over
         self.metrics.risk.labels(risk.level).inc()
@@ -685,12 +657,7 @@ class Engine:
         if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
             return risk.level  # they took up an offer made while waiting (a call-back instead)
         if conv.owner is Owner.QUEUE:
-            if cut_short is not None and self.runner.stands_in(*cut_short):
-                # The number asked for before they were queued: not kept, nothing booked.
-                turn.say("handoff.number_not_kept")
-                conv.answers[ACKED_AT] = self.clock().isoformat()
-            else:
-                self._while_waiting(turn, message.text)
+            self._while_waiting(turn, message.text)
             return risk.level
         if human:
             return risk.level  # an adviser has it: the bot stays silent
@@ -1060,20 +1027,13 @@ class Engine:
         their place), they are asked to keep waiting; if it fails before, the error is
         raised."""
         assert self.handoffs is not None
-        asked, bot = (conv.flow, conv.state), conv.owner is Owner.BOT
         try:
-            replies = await self.handoffs.request(conv, queue, reason)
+            return await self.handoffs.request(conv, queue, reason)
         except HelplineError:
             if conv.owner is Owner.BOT:
                 raise
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
             return [Reply(self.content.text("handoff.keep_waiting", conv.language))]
-        if bot and conv.owner is not Owner.BOT:
-            conv.answers.pop(CUT_SHORT, None)  # an earlier hand-off's
-            if _after_danger(reason) and self.runner.private(*asked):
-                # Danger cut the question short: their answer may still come (_cut_short).
-                conv.answers[CUT_SHORT] = [*asked, self.clock().isoformat()]
-        return replies
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """A retry in the background that a shutdown stops rather than waits out."""
@@ -1148,30 +1108,13 @@ class Engine:
                 _after_danger(str(reason)) and self._quiet_for(conv, TYPING_AN_ANSWER)
             ):
                 # Asked for what is not kept in clear (a number to call back): queued now,
-                # their answer would book no call-back (and is kept out: CUT_SHORT). Next round.
+                # their answer would go to the queue as an ordinary message. Next round.
                 return False
             replies = await self._request(conv, queue, reason)  # not queued: raises, again
             conv.answers.pop(HAND_OFF_DUE)
             stored = await self.store.save_turn(conv, [], replies, touch=False)
             await self.deliver(conv, stored, urgent=_after_danger(str(reason)))
             return True
-
-    def _cut_short(self, conv: Conversation, text: str, at: datetime) -> tuple[str, str] | None:
-        """The question kept sealed (flow, state) that danger's hand-off was made at, if
-        `text`, written at `at` while the queue or an adviser has the conversation, still
-        answers it: it came soon after and holds what that question keeps out (a number).
-        Words that hold nothing of the kind are for the adviser, kept as written."""
-        asked = conv.answers.get(CUT_SHORT)
-        if conv.owner is Owner.BOT or not (isinstance(asked, list) and len(asked) == 3):
-            return None
-        flow, state, made = (str(part) for part in asked)
-        try:
-            late = at - datetime.fromisoformat(made) > ANSWERED_AFTER_HAND_OFF
-        except (TypeError, ValueError):
-            return None
-        if late or not self.runner.holds_what_is_kept_out(flow, state, text):
-            return None
-        return flow, state
 
     def _quiet_for(self, conv: Conversation, long: timedelta) -> bool:
         """Whether the person has written nothing for `long`."""
@@ -1220,11 +1163,6 @@ class Engine:
                     # A wake-up for the consoles, as every queue event is: logged if the hub
                     # cannot take it, and the turn's other effects still made.
                     await self.handoffs.publish("flagged", conv.id, **effect.data)
-            elif effect.kind == "note":
-                # A line for advisers only, shown live to any console watching.
-                note = self.content.text(str(effect.data["key"]), "en")
-                added = await self.store.add_note(conv.id, note, "helpline")
-                await self.hub.publish(f"transcript:{conv.id}", _event(added))
             elif effect.kind == "withdraw_callbacks" and effect.kind not in self.effects:
                 pass  # no call-backs without the handoff plugin: nothing to withdraw
             elif effect.kind in self.effects:
@@ -1511,15 +1449,10 @@ class Engine:
         if not stored.startswith(SEALED_TEXT):
             return stored
         text = self._open_text(conv, stored)
-        asked = (
-            (conv.flow, conv.state)
-            if conv.owner is Owner.BOT
-            else self._cut_short(conv, text, self.clock())
-        )
-        if asked is None:
+        if conv.owner is not Owner.BOT:
             return text
         risky = self.screen(text, conv.language).level != "none"
-        return self.runner.kept(*asked, text, conv.language, risky=risky)
+        return self.runner.kept(conv.flow, conv.state, text, conv.language, risky=risky)
 
     def _open_text(self, conv: Conversation, stored: str) -> str:
         try:

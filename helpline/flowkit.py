@@ -310,28 +310,11 @@ class FlowRunner:
             if o.keywords is not None
         )
 
-    def private(self, flow_name: str, state_name: str, *, human: bool = False) -> bool:
+    def private(self, flow_name: str, state_name: str) -> bool:
         """Whether an answer to this state may hold what is not kept in clear (the engine
-        stores it sealed until it is handled). `human`: with the queue or an adviser, an
-        offer made in the queue counts too, as it may have moved the journey on from such a
-        question cut short by danger (the engine's CUT_SHORT)."""
+        stores it sealed until it is handled)."""
         state = self._state(flow_name, state_name)
-        if state is None:
-            return False
-        return (
-            state.redacted is not None or state.scrub is not None or (human and state.while_queued)
-        )
-
-    def holds_what_is_kept_out(self, flow_name: str, state_name: str, text: str) -> bool:
-        """Whether `text` holds what this state's answer keeps out of the transcript (a phone
-        number, a postcode): words that would be kept as they are answer nothing here."""
-        state = self._state(flow_name, state_name)
-        return state is not None and state.scrub is not None and state.scrub(text) != text
-
-    def stands_in(self, flow_name: str, state_name: str) -> bool:
-        """Whether the transcript keeps a stand-in line for this state's whole answer."""
-        state = self._state(flow_name, state_name)
-        return state is not None and state.redacted is not None
+        return state is not None and (state.redacted is not None or state.scrub is not None)
 
     def kept(
         self, flow_name: str, state_name: str, text: str, language: str, *, risky: bool

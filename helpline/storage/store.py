@@ -105,7 +105,6 @@ _OPEN = (
         CONVERSATIONS.c.flow,
         CONVERSATIONS.c.state,
         CONVERSATIONS.c.owner,
-        CONVERSATIONS.c.risk_level,
         CONTACTS.c.last_seen_at.label("contact_seen"),
         exists()
         .where(
@@ -818,15 +817,15 @@ class SqlStore:
         language: str = "en",
         flow: str = "welcome",
         state: str = "start",
-        private: Callable[[str, str, str, bool, str], str | None] | None = None,
+        private: Callable[[str, str, str, bool], str | None] | None = None,
     ) -> Accepted:
         """Store an inbound message, creating the contact and an open conversation if needed
         (in the language of the contact's last conversation, if they had one, else `language`).
 
-        `private(flow, state, owner, queued, risk_level)` of the open conversation (queued:
-        earlier messages still wait to be handled) may return what to store instead of the text
-        (it sealed, when the text may answer a question whose answer is not kept in clear). It
-        runs inside the transaction, so it must be quick and must not touch the event loop.
+        `private(flow, state, owner, queued)` of the open conversation (queued: earlier messages
+        still wait to be handled) may return what to store instead of the text (it sealed,
+        when the text may answer a question whose answer is not kept in clear). It runs inside
+        the transaction, so it must be quick and must not touch the event loop.
         `sealed_address` may be a function that seals it: it is called (inside the transaction)
         only when the contact's row is written, which is seldom (see _seen_long_ago). Sealing
         takes a random nonce from the kernel, a system call that lets the store's threads take
@@ -839,10 +838,7 @@ class SqlStore:
             """The text as stored in the open conversation `found` (sealed, perhaps)."""
             if private is None:
                 return text
-            stored = private(
-                found.flow, found.state, found.owner, bool(found.queued), found.risk_level
-            )
-            return stored or text
+            return private(found.flow, found.state, found.owner, bool(found.queued)) or text
 
         def message(conv_id: str, stored: str) -> dict[str, Any]:
             return {
