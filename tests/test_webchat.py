@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -473,3 +474,37 @@ async def test_only_scripts_and_styles_are_served_as_files_not_the_page_template
                     body = await resp.text()
                     assert resp.status == 404 and "{{" not in body
                     assert 'id="exit-this-page"' in body  # the calm error page, with its exit
+
+
+def _rename(db: Path, table: str, to: str) -> None:
+    """The database failing for real: a table its statements need is gone (and back)."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute(f"ALTER TABLE {table} RENAME TO {to}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_a_web_chat_message_the_database_cannot_store_is_refused_calmly_then_taken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "helpline.db"
+    settings = settings_for(f"sqlite+aiosqlite:///{db}", tmp_path)
+    async with running(settings, serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            await _frames_until(ws, "history")
+            _rename(db, "messages", "messages_away")
+            with caplog.at_level(logging.INFO):
+                await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+                error = (await _frames_until(ws, "error"))[-1]
+            assert error["text"] == content.text("web.error_store", "en")
+            assert not any(r.name == "aiohttp.server" for r in caplog.records)
+            _rename(db, "messages_away", "messages")
+            # The page sends it again (chat.js keeps it as "not sent yet"): taken now.
+            await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+            frames = await _frames_until(ws, "message")
+            while frames[-1]["text"] != content.text("welcome.who", "en"):
+                frames += await _frames_until(ws, "message")
