@@ -187,6 +187,7 @@ def create_app(
             metrics=app[METRICS],
             limiter=limiter,
             messages_per_minute=settings.messages_per_minute,
+            alone=not settings.shared,
         )
         routing.engine = engine
         app[ROUTING] = routing

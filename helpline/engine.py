@@ -213,6 +213,7 @@ class Engine:
         metrics: Metrics | None = None,
         limiter: Limiter | None = None,
         messages_per_minute: int = 20,
+        alone: bool = False,
     ) -> None:
         self.store = store
         self.content = content
@@ -230,6 +231,11 @@ class Engine:
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.message_limits = message_limits(messages_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
+        # The only instance of this deployment (SQLite and no Redis: Settings.shared), and
+        # when it started: a reply claimed before then was claimed by this deployment's
+        # previous run, which has stopped, and nobody else can be sending it (see recover).
+        self._alone = alone
+        self._started = utcnow()
         self._retries: set[asyncio.Task[None]] = set()
         self._stop_retries = asyncio.Event()
         # Admission: at most this many turns, chat openings and stores at once, in arrival
@@ -436,7 +442,7 @@ class Engine:
             self.spawn(self.process(conversation_id))
         pending = await self.store.undelivered([Delivery.PENDING])
         for conversation_id in dict.fromkeys(m.conversation_id for m in pending):
-            self.spawn(self._redeliver(conversation_id))
+            self.spawn(self._redeliver(conversation_id, at_start=True))
 
     async def retry_unanswered(self, waited: timedelta) -> int:
         """Handle again messages still unanswered `waited` after they arrived, and send
@@ -457,13 +463,20 @@ class Engine:
             self.spawn(self._redeliver(conversation_id))
         return len(waiting) + len(stuck)
 
-    async def _redeliver(self, conversation_id: str) -> None:
+    async def _redeliver(self, conversation_id: str, *, at_start: bool = False) -> None:
         """Send a conversation's replies still unsent, read again under its lock (another
-        instance may have sent them meanwhile), those this instance claims (see _claim)."""
+        instance may have sent them meanwhile), those this instance claims (see _claim).
+        At the start of the only instance, those its previous run left are taken at once,
+        claimed or not: the 999 guidance a crash left unsent must not wait for a lapse."""
         async with self.locks.hold(conversation_id):
-            unsent = await self._claim(
-                await self.store.undelivered([Delivery.PENDING], conversation_id=conversation_id)
+            unsent = await self.store.undelivered(
+                [Delivery.PENDING], conversation_id=conversation_id
             )
+            if at_start and self._alone:
+                left = [m for m in unsent if m.created_at < self._started]
+                unsent = await self._claim(left, lease=timedelta(0))
+            else:
+                unsent = await self._claim(unsent)
             if unsent:
                 conv = await self.store.conversation(conversation_id)
                 # The 999 guidance is never held for quiet hours, however late it goes.
@@ -1178,7 +1191,11 @@ class Engine:
     # -- delivery --------------------------------------------------------------------------
 
     async def _claim(
-        self, messages: list[StoredMessage], status: Delivery = Delivery.PENDING
+        self,
+        messages: list[StoredMessage],
+        status: Delivery = Delivery.PENDING,
+        *,
+        lease: timedelta = UNSENT_CLAIM,
     ) -> list[StoredMessage]:
         """Of replies read to be sent again, those this instance has now claimed (marked
         pending if they were `status`): another instance may be sending the rest, its lock's
@@ -1188,9 +1205,7 @@ class Engine:
         # Real time, as the claims a turn's save makes (not self.clock(), which tests move).
         now = utcnow()
         claimed = set(
-            await self.store.claim(
-                [m.id for m in messages], now=now, lease=UNSENT_CLAIM, status=status
-            )
+            await self.store.claim([m.id for m in messages], now=now, lease=lease, status=status)
         )
         return [
             replace(m, status=Delivery.PENDING, claimed_at=now) for m in messages if m.id in claimed

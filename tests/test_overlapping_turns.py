@@ -177,11 +177,14 @@ async def test_a_reply_left_unsent_goes_once_when_the_next_turn_and_housekeeping
         assert await _status(a[STORE], conversation_id, reply.id) is Delivery.SENT
 
 
+@pytest.mark.redis
 async def test_a_reply_whose_instance_died_while_sending_it_is_sent_once_its_claim_lapses(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
+    # Instances sharing Redis: the instance that claimed it may be another, still sending.
     clock = Clock()
-    async with running(settings_for(database_url, tmp_path), clock=clock) as (app, fake, _):
+    settings = settings_for(database_url, tmp_path, redis_url=redis_url, redis_prefix=redis_prefix)
+    async with running(settings, clock=clock) as (app, fake, _):
         engine, store = engine_of(app), app[STORE]
         # Stored and claimed a while ago by an instance that may still be sending it.
         conversation_id, reply = await _left_unsent(app, UNSENT_CLAIM / 2)
@@ -215,3 +218,21 @@ async def test_a_reply_held_for_quiet_hours_is_released_once_by_two_instances_at
         assert sorted(released) == [0, 1]
         assert _said(fake_a, fake_b) == 1
         assert await _status(store, conv.id, held.id) is Delivery.SENT
+
+
+async def test_the_only_instance_restarted_sends_at_once_what_its_last_run_left_claimed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # SQLite and no Redis: one instance only. A reply its last run claimed and never sent
+    # (killed while sending the 999 guidance, say) is nobody else's to send: it goes at the
+    # start, not once the claim lapses, and once.
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings) as (app, _, _):
+        conversation_id, reply = await _left_unsent(app, timedelta(seconds=5))
+    async with running(settings) as (app, fake, _):
+        engine = engine_of(app)
+        for _ in range(2):
+            await engine.recover()
+            await engine.drain()
+        assert _said(fake) == 1
+        assert await _status(app[STORE], conversation_id, reply.id) is Delivery.SENT
