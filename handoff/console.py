@@ -29,7 +29,13 @@ from handoff.accounts import (
     LoginRefused,
     User,
 )
-from handoff.views import conversation_view, queue_snapshot, supervisor_view, visible
+from handoff.views import (
+    conversation_view,
+    held_by_another,
+    queue_snapshot,
+    supervisor_view,
+    visible,
+)
 from helpline.app import (
     BEFORE_PURGE,
     CHORES,
@@ -560,11 +566,10 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
         conv = await request.app[STORE].conversation(conv_id)
     except NotFound:
         return
-    held = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
     # Programme staff make no call-backs: one booked with the helpline stays the helpline's
     # to make while they hold the conversation.
     programme = programme_of(str(conv.answers.get("queue", ""))) is not None
-    if held and not programme and not user.supervises:
+    if held_by_another(conv, user) and not programme and not user.supervises:
         raise Forbidden("another adviser holds this conversation")
 
 

@@ -38,6 +38,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def held_by_another(conv: Conversation, user: User) -> bool:
+    """Whether an adviser other than this user holds the conversation."""
+    return conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
+
+
 async def visible(
     app: web.Application, user: User, conversation_id: str
 ) -> tuple[Conversation, str]:
@@ -54,8 +59,7 @@ async def visible(
     gone = entry is None and user.programme_queue is not None and not mine
     if not user.sees_queue(current) or gone:
         raise NotFound("no such conversation")
-    held_by_other = conv.owner is Owner.ADVISER and conv.adviser not in (None, user.name)
-    if held_by_other and not user.supervises:
+    if held_by_another(conv, user) and not user.supervises:
         raise Forbidden("another adviser holds this conversation")
     return conv, current
 
