@@ -29,7 +29,6 @@ from helpline.app import (
 )
 from helpline.content import fill_page
 from helpline.domain import (
-    LANGUAGES,
     Direction,
     InboundMessage,
     OutboundMessage,
@@ -45,8 +44,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_TEXT = 4000  # characters a message; a frame of them in UTF-8 fits in MAX_FRAME
 MAX_FRAME = 16 * 1024
-# The emergency guidance the engine says on danger, suicide and a child at risk.
-GUIDANCE = ("risk.immediate", "risk.suicide", "risk.child")
 HELLO_TIMEOUT = 15
 TOO_MANY_NEW_CHATS = 4429  # application close code: too many new chats from one address
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -68,7 +65,6 @@ class WebChat:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self._pages: dict[tuple[str, bool], str] = {}
-        self._guidance: frozenset[str] | None = None
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -104,7 +100,7 @@ class WebChat:
                 "author": reply.author.value,
                 "text": reply.text,
                 "options": list(reply.options),
-                "urgent": self._urgent(reply.text),
+                "urgent": self.app[CONTENT].is_guidance(reply.text),
             },
         )
         return None
@@ -254,15 +250,6 @@ class WebChat:
         await ws.send_json({"type": "history", "messages": history})
         return conv.id, max((m["id"] for m in history), default=0)
 
-    def _urgent(self, text: str) -> bool:
-        """Whether a reply is emergency guidance (the page shows it apart)."""
-        if self._guidance is None:
-            content = self.app[CONTENT]
-            self._guidance = frozenset(
-                content.text(key, lang) for key in GUIDANCE for lang in LANGUAGES
-            )
-        return text in self._guidance
-
     async def _history(self, conversation_id: str) -> list[dict[str, Any]]:
         shown = []
         for m in await self.app[STORE].transcript(conversation_id):
@@ -273,7 +260,7 @@ class WebChat:
                         "author": m.author.value,
                         "text": m.text,
                         "options": list(m.options),
-                        "urgent": self._urgent(m.text),
+                        "urgent": self.app[CONTENT].is_guidance(m.text),
                     }
                 )
         # Only the newest message's options are still live.

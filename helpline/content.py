@@ -44,6 +44,10 @@ def fill_page(template: str, words: Callable[[str], str]) -> str:
     return _PLACEHOLDER.sub(lambda m: html.escape(words(m.group(1)), quote=True), template)
 
 
+# The emergency guidance the engine says on danger, suicide and a child at risk.
+GUIDANCE = ("risk.immediate", "risk.suicide", "risk.child")
+
+
 def normalise(text: str) -> str:
     """Lower case, accents folded, punctuation to spaces, whitespace collapsed."""
     folded = unicodedata.normalize("NFKD", text.casefold())
@@ -107,6 +111,8 @@ class Content:
     _every_language: dict[str, tuple[str, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # The emergency guidance's texts in every language, worked out once (is_guidance).
+    _guidance: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, root: Path = DEFAULT_ROOT) -> Content:
@@ -178,6 +184,15 @@ class Content:
             found = tuple(w for lang in LANGUAGES for w in self.words(name, lang))
             self._every_language[name] = found
         return found
+
+    def is_guidance(self, text: str) -> bool:
+        """Whether a reply is the emergency guidance (danger, suicide, a child at risk), in
+        any language: it goes out even in quiet hours, and a web page shows it apart."""
+        if self._guidance is None:
+            self._guidance = frozenset(
+                self.text(key, language) for key in GUIDANCE for language in LANGUAGES
+            )
+        return text in self._guidance
 
     def written_in_welsh(self, text: str) -> bool:
         """Whether a message has two or more words only Welsh has (keywords: welsh_words),

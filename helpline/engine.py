@@ -1010,12 +1010,7 @@ class Engine:
 
     def _guidance_in(self, messages: list[StoredMessage]) -> bool:
         """Whether these replies carry the emergency guidance (in either language)."""
-        guidance = {
-            self.content.text(f"risk.{level}", language)
-            for level in (*URGENT, "child")
-            for language in LANGUAGES
-        }
-        return any(m.text in guidance for m in messages)
+        return any(self.content.is_guidance(m.text) for m in messages)
 
     async def _hand_off(self, conv: Conversation, queue: str, reason: str) -> list[Reply]:
         """Queue the conversation for an adviser; if the queue cannot be reached (Redis down),
