@@ -10,7 +10,8 @@ How it decides (the lexicon in content/risk/ holds every word; operators tune it
   characters and soft hyphens vanish, Cyrillic or Greek look-alikes inside a Latin word are
   folded ("kіll"), listed key words spelt letter by letter are joined, every one in the run,
   with the letters between them ("k i l l", "k.i.l.l", "k i l l m y s e l f", "k i l l h e r"),
-  and a listed key phrase run on without spaces is split off ("iwanttokillmyself"). A message
+  a listed key phrase spelt letter by letter is found whole ("i w a n t t o d i e"), and a
+  listed key phrase run on without spaces is split off ("iwanttokillmyself"). A message
   with leetspeak ("k1ll", "st4b", "kiII") or an emoji inside a word is read a second time with
   them undone, and the worse reading counts.
 - Idioms ("this traffic is killing me", "lladd gwair") are blanked out before matching.
@@ -212,7 +213,7 @@ class Lexicon:
                 # off keeps the rest of what they typed, and is worked out again each time.
                 storable=frozenset(terms).__contains__,
             ),
-            spelt=SpeltWords.of(words("spelt_out")),
+            spelt=SpeltWords.of(words("spelt_out"), words("joined")),
             masks=_Remembered(lambda word: (idioms.mask(word), reasons.mask(word))),
         )
 
@@ -487,15 +488,21 @@ class SpeltWords:
 
     words: frozenset[str]
     sizes: dict[str, tuple[int, ...]]  # a first letter -> the lengths of its words, longest first
+    # Key phrases found whole in a run ("i w a n t t o d i e": "want to die"), run on -> words
+    phrases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
-    def of(cls, words: Iterable[str]) -> SpeltWords:
+    def of(cls, words: Iterable[str], phrases: Iterable[str] = ()) -> SpeltWords:
         # Only single words of three letters or more: "t v" and "u s" are not key words.
         kept = frozenset(w for w in words if len(w) >= 3 and w.isalpha())
         sizes: dict[str, set[int]] = {}
         for word in kept:
             sizes.setdefault(word[0], set()).add(len(word))
-        return cls(kept, {c: tuple(sorted(n, reverse=True)) for c, n in sizes.items()})
+        return cls(
+            kept,
+            {c: tuple(sorted(n, reverse=True)) for c, n in sizes.items()},
+            tuple((p.replace(" ", ""), tuple(p.split())) for p in phrases if " " in p),
+        )
 
     @property
     def longest(self) -> int:
@@ -540,14 +547,43 @@ def segment(letters: Sequence[str], spelt: SpeltWords) -> tuple[list[str] | None
     return pieces, tried
 
 
+def _spelt_words(letters: list[str], spelt: SpeltWords) -> tuple[list[str] | None, int]:
+    """The words of a run of spelt letters: a key phrase found whole in it first ("i w a n t t
+    o d i e" -> i, want, to, die; by its one key word alone, "iwantto die" read as nothing),
+    the letters on either side read for key words; else `segment`. One search of the run a
+    phrase, so still linear."""
+    run = "".join(letters)
+    tried = 0
+    for run_on, phrase in spelt.phrases:
+        tried += 1
+        at = run.find(run_on)
+        if at < 0:
+            continue
+        before, after = letters[:at], letters[at + len(run_on) :]
+        pieces: list[str] = []
+        if before:
+            words, work = segment(before, spelt)
+            tried += work
+            pieces += words or ["".join(before)]
+        pieces += phrase
+        if after:
+            words, work = segment(after, spelt)
+            tried += work
+            pieces += words or ["".join(after)]
+        return pieces, tried
+    words, work = segment(letters, spelt)
+    return words, tried + work
+
+
 def join_spelt(text: str, spelt: SpeltWords) -> tuple[str, int]:
-    """The text with each run of spelt letters holding a key word joined into its words, and
-    the windows tried (for the tests: the work stays linear in the message's length)."""
+    """The text with each run of spelt letters holding a key word or phrase joined into its
+    words, and the windows tried (for the tests: the work stays linear in the message's
+    length)."""
     tried = 0
 
     def join(match: re.Match[str]) -> str:
         nonlocal tried
-        pieces, work = segment(re.findall(_LETTER, match.group(0).casefold()), spelt)
+        pieces, work = _spelt_words(re.findall(_LETTER, match.group(0).casefold()), spelt)
         tried += work
         return match.group(0) if pieces is None else " ".join(pieces)
 

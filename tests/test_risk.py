@@ -210,6 +210,12 @@ def test_numbers_and_ordinary_spelling_are_not_read_as_disguises(text: str) -> N
         ("dw i eisiau l l a d d f y h u n", "suicide"),
         ("Dw i eisiau l-l-a-d-d fy hun", "suicide"),
         ("mae gen i g y l l e l l", "immediate"),
+        # A key phrase spelt out whole: "die" alone left "iwantto" unread, "end my life" has
+        # no key word at all.
+        ("i w a n t t o d i e", "suicide"),
+        ("w.a.n.n.a.d.i.e", "suicide"),
+        ("i'm going to e n d m y l i f e", "suicide"),
+        ("k i l l h e r i w a n t t o d i e", "immediate"),
     ],
 )
 def test_every_word_spelt_out_in_one_run_is_read(text: str, level: str) -> None:
