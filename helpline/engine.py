@@ -62,6 +62,9 @@ URGENT = ("immediate", "suicide")
 # guidance for a child (risk.child) and a hand-off, once a conversation (CHILD_GUIDED).
 CHILD_REASONS = frozenset({"child_harmed", "child_in_danger"})
 CHILD_GUIDED = "_child_guided"
+# "_greeted" holds this when a page greeted them before they typed anything (Engine.open):
+# their first message is still read for Welsh.
+PAGE_GREETED = "page"
 # Journeys never gone back to after the queue (cancel): danger kept them from leaving.
 LEFT_BEHIND = ("stop", "erase")
 # Someone waiting for an adviser is told now and then, never after every message, that an
@@ -367,7 +370,7 @@ class Engine:
             conv = await self.store.conversation(conv_id)
             if conv.answers.get("_greeted"):
                 return conv
-            conv.answers["_greeted"] = True
+            conv.answers["_greeted"] = PAGE_GREETED
             turn = Turn(conv, self.content)
             await self.runner.start(turn, "welcome")
             stored = await self.store.save_turn(conv, [], turn.replies)
@@ -639,13 +642,18 @@ class Engine:
             )
         if risk.level == "none" and await self._channel_words(turn, message.text):
             return risk.level
-        first = not conv.answers.get("_greeted")
-        if first:
+        greeted = conv.answers.get("_greeted")
+        first = not greeted
+        if greeted is not True:  # the first thing they type (a page may have greeted them)
             conv.answers["_greeted"] = True
             if conv.language != "cy" and self.content.written_in_welsh(message.text):
                 # Written in Welsh from the first word: everything said back is Welsh, the
                 # emergency guidance too, which comes before the welcome could ask.
                 conv.language = "cy"
+                if not first and risk.level == "none":
+                    # Under a welcome the page showed in English: say so, and the way back
+                    # (never before the emergency guidance: that comes first, in Welsh).
+                    turn.say("language.detected")
         human = conv.owner in (Owner.QUEUE, Owner.ADVISER)
         if human and conv.flow == "erase":
             # "Delete everything?" asked while a human has the conversation is answered by

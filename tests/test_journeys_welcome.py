@@ -326,3 +326,51 @@ async def test_a_welsh_greeting_typed_under_an_english_welcome_shows_it_in_welsh
         content = app[CONTENT]
         assert fake.texts()[-1] == content.text("welcome.safe_now", "cy")
         assert (await person.conversation()).language == "cy"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "helo, dw i'n poeni am sut dw i'n trin fy mhartner",
+        "Dw i angen help, dw i wedi bod yn gas efo fy ngwraig",
+    ],
+)
+async def test_welsh_words_typed_first_under_an_english_welcome_turn_it_welsh(
+    first: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A page opened in English shows the welcome before anything is typed: a person who then
+    # writes in Welsh was answered in English, and "ydy" to the next question not understood.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="en")
+        await engine_of(app).open(person.channel, person.address, language="en")
+        said = await person.says(first)
+        assert said[0] == "language.detected"
+        content = app[CONTENT]
+        texts = fake.texts()
+        assert content.text("language.detected", "cy") in texts
+        # how to go back to English is said in English too
+        assert '"English"' in content.text("language.detected", "cy")
+        assert texts[-1] == content.text(said[-1], "cy")
+        assert (await person.conversation()).language == "cy"
+
+
+async def test_welsh_words_after_the_first_typed_message_change_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="en")
+        await engine_of(app).open(person.channel, person.address, language="en")
+        await person.says("yes")
+        await person.says("dw i'n poeni am sut dw i'n trin fy mhartner")
+        assert (await person.conversation()).language == "en"
+
+
+async def test_danger_typed_first_in_welsh_under_an_english_welcome_is_answered_in_welsh(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="en")
+        await engine_of(app).open(person.channel, person.address, language="en")
+        said = await person.says("Dw i eisiau lladd fy hun heno")
+        assert said[0] == "risk.suicide"  # the guidance first, nothing before it
+        assert app[CONTENT].text("risk.suicide", "cy") in fake.texts()
