@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import redis.asyncio as redis
 import sqlalchemy.exc
 from aiohttp import web
-from aiohttp_remotes import XForwardedStrict
 from alembic.util.exc import CommandError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.backoff import NoBackoff
@@ -35,6 +34,7 @@ from helpline.locks import MemoryLocks
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import ERASED_TOPIC, Hours, Hub, Locks, RoutingQueue, Sender
 from helpline.privacy import Privacy
+from helpline.proxy import ProxyCheck
 from helpline.ratelimit import MemoryLimiter, RedisLimiter
 from helpline.routing import Routing
 from helpline.storage import SqlStore
@@ -98,8 +98,9 @@ def create_app(
     if settings.proxies:
         # Behind a reverse proxy every connection comes from the proxy: the client's address
         # (hashed for the per-address limits, never stored) is the one it forwards. A request
-        # that did not come through it gets 400, except the balancer's health checks.
-        forwarded = XForwardedStrict([settings.proxies], white_paths=HEALTH_PATHS)
+        # that did not come through it, or whose forwarded headers are not the proxy's alone,
+        # gets 400, except the balancer's health checks.
+        forwarded = ProxyCheck([settings.proxies], white_paths=HEALTH_PATHS)
         app.middlewares.append(forwarded.middleware)
     app[SETTINGS] = settings
     app[CLOCK] = clock
