@@ -332,6 +332,27 @@ async def test_nothing_is_said_over_an_adviser_even_to_a_question_with_a_set_ans
         assert await person.says("is this confidential?") == ["guardrail.confidential"]
 
 
+@pytest.mark.parametrize("hands_back", ["release", "transfer"])
+async def test_a_set_answer_is_given_again_after_an_adviser_hands_back_before_they_write(
+    hands_back: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert await person.says("is this confidential?") == ["guardrail.confidential"]
+        conv_id = person.conversation_id
+        assert conv_id is not None
+        # An adviser joins, then hands them back to a queue before they have written again.
+        await app[ROUTING].claim(conv_id, "alice", 3)
+        if hands_back == "release":
+            await app[ROUTING].release(conv_id, "alice")
+        else:
+            await app[ROUTING].transfer(conv_id, "alice", "family", "")
+        assert (await person.conversation()).owner is Owner.QUEUE
+        # A new wait: the question is answered again, not only "an adviser will read this".
+        assert await person.says("is this confidential?") == ["guardrail.confidential"]
+
+
 async def test_danger_while_waiting_gets_the_guidance_not_a_set_answer(
     sqlite_url: str, tmp_path: Path
 ) -> None:
