@@ -735,11 +735,16 @@ class Engine:
         """While waiting: the set answer of a guardrail the text trips, unless it was said
         already this wait; True if the question was answered. An answer that says the
         confidentiality statement's facts in full (instead_of) pays it if it is owed, and
-        is not said after it in the same turn (two messages answered together)."""
+        is not said after it in the same turn (two messages answered together). Advisers
+        are told (flagged) once a wait too: asked again, the message reaches them as it is."""
         conv = turn.conversation
+        before = len(turn.effects)
         rail = self.runner.rail(turn, text)
         railed = list(conv.answers.get(RAILED_WAITING) or ())
-        if rail is None or rail.name in railed:
+        if rail is None:
+            return False
+        if rail.name in railed:
+            turn.effects[before:] = [e for e in turn.effects[before:] if e.kind != "flag"]
             return False
         conv.answers[RAILED_WAITING] = [*railed, rail.name]
         key = rail.waiting or rail.reply
