@@ -76,8 +76,9 @@ ACKED_AT = "_waiting_acked_at"
 CONFIDENTIAL_OWED = "_confidential_owed"
 # The guardrails whose set answer ("will you call the police?") was said while waiting, by
 # name: each once a wait. Asked again, it is any other message (the adviser will read it).
-# Dropped on leaving the queue, or by the next message that finds an adviser has them, so a
-# later wait (released back to the queue) answers again.
+# Dropped when the wait is over (they leave the queue; their next message finds an adviser
+# has them, or has ended it) and when an adviser hands them back to a queue (requeued), so a
+# later wait answers again.
 RAILED_WAITING = "_waiting_railed"
 # Where the journey was when they asked for an adviser ([flow, state]): "cancel" goes back.
 BEFORE_QUEUE = "_before_queue"
@@ -742,11 +743,16 @@ class Engine:
         """While waiting: the set answer of a guardrail the text trips, unless it was said
         already this wait; True if the question was answered. An answer that says the
         confidentiality statement's facts in full (instead_of) pays it if it is owed, and
-        is not said after it in the same turn (two messages answered together)."""
+        is not said after it in the same turn (two messages answered together). Advisers
+        are told (flagged) once a wait too: asked again, the message reaches them as it is."""
         conv = turn.conversation
+        before = len(turn.effects)
         rail = self.runner.rail(turn, text)
         railed = list(conv.answers.get(RAILED_WAITING) or ())
-        if rail is None or rail.name in railed:
+        if rail is None:
+            return False
+        if rail.name in railed:
+            turn.effects[before:] = [e for e in turn.effects[before:] if e.kind != "flag"]
             return False
         conv.answers[RAILED_WAITING] = [*railed, rail.name]
         key = rail.waiting or rail.reply
@@ -758,6 +764,12 @@ class Engine:
         if covers == "welcome.confidential":
             conv.answers.pop(CONFIDENTIAL_OWED, None)
         return True
+
+    def requeued(self, conv: Conversation) -> None:
+        """An adviser has handed the conversation back to a queue (released or transferred it,
+        inside its lock): a new wait, in which each question with a set answer is answered
+        again, even if the person never wrote while the adviser had them."""
+        conv.answers.pop(RAILED_WAITING, None)
 
     async def _channel_words(self, turn: Turn, text: str) -> bool:
         """A word the conversation's channel answers itself (HELP, "SAFE?", QUIET hours on

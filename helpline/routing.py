@@ -493,6 +493,7 @@ class Routing:
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
             self._lapse_question(conv)
+            engine.requeued(conv)
             t = self.content.text
             if gone:
                 event = t("event.released_gone", conv.language, adviser=adviser)
@@ -527,6 +528,7 @@ class Routing:
             conv.owner, conv.adviser = Owner.QUEUE, None
             _move(conv, queue)
             self._lapse_question(conv)
+            engine.requeued(conv)
             if note.strip():
                 await self.store.add_note(conv.id, note.strip()[:2000], actor)
             if adviser != actor:

@@ -282,6 +282,53 @@ async def test_other_questions_with_a_set_answer_are_answered_while_waiting(
         assert flagged in transcript
 
 
+async def test_a_request_asked_again_while_waiting_is_flagged_to_advisers_once_a_wait(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        person = Person(app, fake)
+        await _waiting(person)
+        conv_id = person.conversation_id
+        assert conv_id is not None
+        assert await person.says("where does she live now") == ["guardrail.whereabouts"]
+        # Asked again, and another way: the same request, already flagged this wait.
+        for said in ("where does she live now", "where is my wife"):
+            await person.says(said)
+        # Another request is flagged in its own right.
+        assert await person.says("has my wife been in touch with you") == [
+            "guardrail.contact_waiting"
+        ]
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+
+            async def shown() -> tuple[list[str], list[str]]:
+                view = (await alice.get(f"/console/api/conversations/{conv_id}"))[1]
+                notes = [m["text"] for m in view["messages"] if m["direction"] == "note"]
+                said = [m["text"] for m in view["messages"] if m["author"] == "person"]
+                return notes, said
+
+            def flagged(rail: str) -> str:
+                return app[CONTENT].text("note.flagged", "en", reason=f"guardrail:{rail}")
+
+            notes, said = await shown()
+            assert notes.count(flagged("whereabouts")) == 1
+            assert notes.count(flagged("contact")) == 1
+            # Every message still reaches the adviser, the repeats included.
+            assert said.count("where does she live now") == 2 and "where is my wife" in said
+            # Handed back to the queue: a new wait, in which it is flagged again, once.
+            await app[ROUTING].claim(conv_id, "alice", 3)
+            await app[ROUTING].release(conv_id, "alice")
+            for said_again in ("where does she live now", "where is my wife"):
+                await person.says(said_again)
+            notes, _ = await shown()
+            assert notes.count(flagged("whereabouts")) == 2
+
+
 async def test_the_answer_while_waiting_pays_the_owed_statement_and_never_repeats_it(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -329,6 +376,27 @@ async def test_nothing_is_said_over_an_adviser_even_to_a_question_with_a_set_ans
         assert await person.says("are you a robot?") == []
         # Released to the queue: a new wait, in which the question is answered again.
         await app[ROUTING].release(person.conversation_id, "alice")
+        assert await person.says("is this confidential?") == ["guardrail.confidential"]
+
+
+@pytest.mark.parametrize("hands_back", ["release", "transfer"])
+async def test_a_set_answer_is_given_again_after_an_adviser_hands_back_before_they_write(
+    hands_back: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _waiting(person)
+        assert await person.says("is this confidential?") == ["guardrail.confidential"]
+        conv_id = person.conversation_id
+        assert conv_id is not None
+        # An adviser joins, then hands them back to a queue before they have written again.
+        await app[ROUTING].claim(conv_id, "alice", 3)
+        if hands_back == "release":
+            await app[ROUTING].release(conv_id, "alice")
+        else:
+            await app[ROUTING].transfer(conv_id, "alice", "family", "")
+        assert (await person.conversation()).owner is Owner.QUEUE
+        # A new wait: the question is answered again, not only "an adviser will read this".
         assert await person.says("is this confidential?") == ["guardrail.confidential"]
 
 
