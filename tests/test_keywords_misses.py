@@ -1,0 +1,81 @@
+"""Answers typed the way people text (fragments, typos, "gf", past tense in Welsh) are
+understood at the question they answer, through the real engine; and the words added for
+them do not catch ordinary messages that mean something else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.journey_support import Person
+from tests.support import running, settings_for
+
+WELCOME = ["welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"]
+
+
+async def _replies(tmp_path: Path, sqlite_url: str, lang: str, *said: str) -> list[str]:
+    """What the last message got back (content keys), after the ones before it."""
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=lang)
+        for text in said[:-1]:
+            await person.says(text)
+        return await person.says(said[-1])
+
+
+# -- "Is it safe for you to message right now?" ----------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["yeh", "Yeh", "ye its safe", "yeh its safe", "its safe"])
+async def test_yes_typed_loosely_to_is_it_safe_moves_on_to_who(
+    text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, "en", "hi", text) == ["welcome.who"]
+
+
+@pytest.mark.parametrize("text", ["its not safe", "ye he's here", "yesterday was bad"])
+async def test_is_it_safe_answers_that_are_not_yes_are_not_read_as_yes(
+    text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert "welcome.who" not in await _replies(tmp_path, sqlite_url, "en", "hi", text)
+
+
+# -- who is writing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "its me im the problem"),
+        ("en", "im the problem"),
+        ("cy", "wnes i weiddi ar fy nghariad a'i gwthio hi, dwi'n teimlo cywilydd"),
+        ("cy", "nes i weiddi arni neithiwr"),
+        ("cy", "dwi wedi gweiddi ar fy mhartner"),
+    ],
+)
+async def test_saying_it_is_your_own_behaviour_in_your_own_words_is_understood(
+    lang: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    answer = "ydy" if lang == "cy" else "1"
+    got = await _replies(tmp_path, sqlite_url, lang, "hi", answer, text)
+    assert got == ["own.start", "own.about"]
+
+
+async def test_a_victim_quoting_im_the_problem_is_still_signposted_as_a_victim(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(
+        tmp_path, sqlite_url, "en", "hi", "1", "he hits me and says im the problem"
+    )
+    assert got[0].startswith("victim.")
+
+
+# -- "Is this about a partner, an ex, or family?" -------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["partnr", "my partnr", "gf", "my gf", "bf", "the wife", "hubby"])
+async def test_a_partner_typed_short_or_misspelt_is_understood(
+    text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", "me", text)
+    assert got == ["own.children"]
