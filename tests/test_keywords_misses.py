@@ -79,3 +79,31 @@ async def test_a_partner_typed_short_or_misspelt_is_understood(
 ) -> None:
     got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", "me", text)
     assert got == ["own.children"]
+
+
+# -- the professional menu -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "what runs in cardiff"),
+        ("en", "whats available in wrexham"),
+        ("en", "are there any programmes in bristol for my client?"),
+        ("cy", "beth sy'n rhedeg yn abertawe"),
+    ],
+)
+async def test_asking_what_runs_in_a_named_place_shows_that_area(
+    lang: str, text: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    safe, professional = ("ydy", "4") if lang == "cy" else ("1", "4")
+    got = await _replies(tmp_path, sqlite_url, lang, "hi", safe, professional, text)
+    assert got[0] in ("professional.area_found", "professional.area_none"), got
+    assert got[-2:] == ["professional.area_line", "professional.more"]
+
+
+async def test_asking_what_runs_without_a_place_asks_which_area(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", "4", "what runs near my client")
+    assert got == ["professional.area_ask"]
