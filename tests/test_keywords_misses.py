@@ -107,3 +107,34 @@ async def test_asking_what_runs_without_a_place_asks_which_area(
 ) -> None:
     got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", "4", "what runs near my client")
     assert got == ["professional.area_ask"]
+
+
+# -- the friends and family menu -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "before", "text", "shown"),
+    [
+        # Before either: the person being hurt, whose safety comes first.
+        ("en", [], "what about her", "family.victim"),
+        # After how to talk to the one behaving abusively: the other person, the one hurt.
+        ("en", ["1"], "what about her", "family.victim"),
+        # After how to support the person being hurt: the one behaving abusively.
+        ("en", ["2"], "what about him", "family.abuser"),
+        ("cy", [], "beth amdani hi", "family.victim"),
+        ("cy", ["2"], "beth amdano fe", "family.abuser"),
+    ],
+)
+async def test_what_about_her_asks_about_the_other_person(
+    lang: str, before: list[str], text: str, shown: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    safe = "ydy" if lang == "cy" else "1"
+    got = await _replies(tmp_path, sqlite_url, lang, "hi", safe, "2", *before, text)
+    assert got == [shown, "family.more"]
+
+
+async def test_an_explicit_choice_in_the_family_menu_still_wins_over_what_about(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", "2", "2", "what about support her")
+    assert got == ["family.victim", "family.more"]
