@@ -16,7 +16,7 @@ from aiohttp import web
 
 from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
-from helpline.domain import LANGUAGES, Conversation, Reply
+from helpline.domain import LANGUAGES, Conversation, Owner, Reply
 from helpline.errors import ContentError, NotFound
 from helpline.ratelimit import Limit
 
@@ -355,14 +355,25 @@ async def own_words(
     if command is None:
         return None
     content = app[CONTENT]
+    # The conversation's language, unless the word is only one language's (TAWEL): "help"
+    # in a Welsh conversation is Welsh help (content/channel_keywords.yaml lists it in both).
     lang = command.language or conv.language
     if command.kind == "help":
-        texts = [content.text("help.show", lang), content.text("channels.help_more", lang)]
+        texts = [content.text(_help_key(app, conv), lang), content.text("channels.help_more", lang)]
     elif command.kind == "safe":
         texts = [content.text(safe_key, lang)]
     else:
         texts = [await _quiet(app, conv.contact_key, command.argument, lang)]
     return [Reply(t) for t in texts]
+
+
+def _help_key(app: web.Application, conv: Conversation) -> str:
+    """What HELP says: while waiting for an adviser, what works while waiting (as the web
+    chat's "help" says then), not the journey's words ("menu" to start again)."""
+    waiting = "handoff.waiting_help"
+    if conv.owner is Owner.QUEUE and app[CONTENT].has(waiting):
+        return waiting
+    return "help.show"
 
 
 async def _quiet(app: web.Application, key: str, argument: str, lang: str) -> str:

@@ -1,7 +1,8 @@
 """Friends and family: how to respond safely to someone who is abusive and to the person being
 hurt, what not to do, services for both, and an adviser from the family queue."""
 
-from helpline.flowkit import FlowSpec, Option, State, Turn
+from helpline.content import normalise
+from helpline.flowkit import FlowSpec, Option, State, Turn, mentions
 
 
 def _family_queue(turn: Turn) -> None:
@@ -11,6 +12,15 @@ def _family_queue(turn: Turn) -> None:
 
 def _hand_off(turn: Turn) -> None:
     turn.effect("handoff", queue="family", reason="asked")
+
+
+def _the_other_one(turn: Turn, text: str) -> str | None:
+    """Asking "what about her?" is asking about the other person than the one just read
+    about: after supporting the person being hurt, the one behaving abusively; otherwise the
+    person being hurt, whose safety comes first. Read only when no option was named."""
+    if not mentions(normalise(text), turn.content.all_words("family_other_one")):
+        return None
+    return "abuser" if turn.conversation.state == "victim" else "victim"
 
 
 TOPICS = (
@@ -26,10 +36,31 @@ FLOW = FlowSpec(
     name="family",
     initial="start",
     states=(
-        State("start", say=("family.start",), enter=(_family_queue,), options=TOPICS),
-        State("abuser", say=("family.abuser", "family.more"), options=MORE),
-        State("victim", say=("family.victim", "family.more"), options=MORE),
-        State("services", say=("family.services", "family.more"), options=MORE),
+        State(
+            "start",
+            say=("family.start",),
+            enter=(_family_queue,),
+            options=TOPICS,
+            interpret=_the_other_one,
+        ),
+        State(
+            "abuser",
+            say=("family.abuser", "family.more"),
+            options=MORE,
+            interpret=_the_other_one,
+        ),
+        State(
+            "victim",
+            say=("family.victim", "family.more"),
+            options=MORE,
+            interpret=_the_other_one,
+        ),
+        State(
+            "services",
+            say=("family.services", "family.more"),
+            options=MORE,
+            interpret=_the_other_one,
+        ),
         State("adviser", enter=(_hand_off,)),
         State(
             "end",

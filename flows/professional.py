@@ -6,9 +6,10 @@ first, or plainly that none is listed; then Drive for what it is (referral only 
 or a police-led panel); then Respect Phoneline, which advises frontline workers."""
 
 from flows.programme import area_name, entry_lines, keep_area, stored_area, without_postcodes
+from helpline.content import normalise
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
-from helpline.flowkit import FlowSpec, Option, State, Turn
+from helpline.flowkit import FlowSpec, Option, State, Turn, mentions
 
 # The national line that advises frontline workers (content/directory/services.yaml).
 PRACTITIONER_LINE = "respect-phoneline"
@@ -31,6 +32,14 @@ def _find(turn: Turn, text: str) -> str | None:
         return None
     keep_area(turn, match)
     return "found"
+
+
+def _area_named(turn: Turn, text: str) -> str | None:
+    """Programmes asked for with the place named ("what runs in Cardiff?"): the area is shown
+    at once, not asked for again. Without a place it is the "programmes" option as usual."""
+    if not mentions(normalise(text), turn.content.all_words("want_programme")):
+        return None
+    return _find(turn, text)
 
 
 def _area(turn: Turn) -> AreaMatch:
@@ -84,9 +93,24 @@ FLOW = FlowSpec(
     name="professional",
     initial="start",
     states=(
-        State("start", say=("professional.start",), options=TOPICS),
-        State("referral", say=("professional.referral", "professional.more"), options=MORE),
-        State("services", say=("professional.services", "professional.more"), options=MORE),
+        State(
+            "start",
+            say=("professional.start",),
+            options=TOPICS,
+            interpret_first=_area_named,
+        ),
+        State(
+            "referral",
+            say=("professional.referral", "professional.more"),
+            options=MORE,
+            interpret_first=_area_named,
+        ),
+        State(
+            "services",
+            say=("professional.services", "professional.more"),
+            options=MORE,
+            interpret_first=_area_named,
+        ),
         State(
             "area",
             say=("professional.area_ask",),
@@ -100,6 +124,7 @@ FLOW = FlowSpec(
             enter=(_show_area,),
             say=("professional.more",),
             options=MORE,
+            interpret_first=_area_named,
         ),
         State("support", enter=(_hand_off,)),
         State(
@@ -112,7 +137,7 @@ FLOW = FlowSpec(
         {"trigger": "referral", "source": ["start", *INFO], "dest": "referral"},
         {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
         {"trigger": "area", "source": ["start", *INFO], "dest": "area"},
-        {"trigger": "found", "source": "area", "dest": "area_shown"},
+        {"trigger": "found", "source": ["area", "start", *INFO], "dest": "area_shown"},
         {"trigger": "support", "source": ["start", *INFO], "dest": "support"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},
         {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
