@@ -139,6 +139,27 @@ def _book_callback(turn: Turn) -> None:
     turn.answers["callback"] = True
 
 
+# What a person who came through another door is told where the own-behaviour journey's words
+# would not fit them: someone being hurt (welcome's "who" answer "hurt") gets the victim
+# services, never the Respect Phoneline first or "a partner who is affected"; a friend or
+# relative ("other") the family wording. Anyone else, as the own-behaviour journey says it.
+_ENDING = {"hurt": "victim.callback_end", "other": "family.end"}
+_OTHER_ROUTES = {"hurt": "handoff.other_routes_victim", "other": "handoff.other_routes_family"}
+
+
+def _said_for(turn: Turn, by_who: dict[str, str], default: str) -> None:
+    turn.say(by_who.get(str(turn.answers.get("who")), default))
+
+
+def _call_back_booked(turn: Turn) -> None:
+    turn.say("own.callback_done")
+    _said_for(turn, _ENDING, "own.end")
+
+
+def _other_routes(turn: Turn) -> None:
+    _said_for(turn, _OTHER_ROUTES, "handoff.other_routes")
+
+
 def _leave_queue_for_callback(turn: Turn) -> str:
     # Nobody will join: they are called back instead, so they leave the queue now (and the
     # number they give next is not forwarded to a console as a message to an adviser).
@@ -220,8 +241,7 @@ FLOW = FlowSpec(
         ),
         State(
             "callback_done",
-            say=("own.callback_done", "own.end"),
-            enter=(_book_callback,),
+            enter=(_book_callback, _call_back_booked),
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
         ),
         State("today", say=("own.today", "own.more"), options=MORE),
@@ -248,7 +268,7 @@ FLOW = FlowSpec(
         State("wait_callback", enter=(_leave_queue_for_callback,), exits=("callback",)),
         State("leave_message", say=("handoff.leave_message",)),
         State("waiting", say=("handoff.keep_waiting",)),
-        State("wait_routes", say=("handoff.other_routes",)),
+        State("wait_routes", enter=(_other_routes,)),
         State(
             "end",
             say=("own.end",),

@@ -1,0 +1,146 @@
+"""Someone being hurt is never put through the journey for people who cause harm: a call-back or
+"other places to get help" after the victim signposting ends with the victim services, not the
+Respect Phoneline. A friend or family member gets the family wording at the same places."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from helpline.app import ROUTING
+from helpline.domain import Owner
+from tests.journey_support import Person, run_golden
+from tests.support import Clock, running, settings_for
+from tests.test_callbacks import TYPED, _noon
+
+WELCOME = ["welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"]
+HEARD = ["welcome.heard", "welcome.confidential", "welcome.practical", "welcome.heard_safe"]
+VICTIM_LINES = ("0808 2000 247", "0808 80 10 800")
+RESPECT = "0808 802 4040"
+# Spoken to someone causing harm: never to a person being hurt.
+PERPETRATOR_WORDS = {
+    "en": ("Thank you for taking this step", "Respect Phoneline", "who is affected"),
+    "cy": ("Diolch am gymryd y cam hwn", "Llinell Ffôn Respect", "sy'n cael ei effeithio"),
+}
+HI = {"en": "hi", "cy": "helo"}
+# The number question: its Welsh words are those of "which number?" (own.callback_which), so
+# the key read back from the Welsh text is that one; the state says which was asked.
+NUMBER_ASKED = {"en": "own.callback_number", "cy": "own.callback_which"}
+WINDOW = {"en": "after 10am", "cy": "ar ôl 10 y bore"}
+
+
+def _for_a_victim(text: str, language: str) -> None:
+    assert all(line in text for line in VICTIM_LINES), text
+    assert RESPECT not in text, text
+    assert not any(words in text for words in PERPETRATOR_WORDS[language]), text
+
+
+# -- 1. the ending and "other places to get help" fit who the person is ------------------------
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_a_victim_booking_a_call_back_out_of_hours_is_left_with_victim_services(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon(line_open=False))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(
+            person,
+            [
+                (HI[language], WELCOME),
+                ("1", ["welcome.who"]),
+                ("3", ["victim.signpost"]),
+                ("1", ["handoff.closed"]),
+                ("2", ["handoff.callback_instead", "own.callback_when"]),
+                (WINDOW[language], [NUMBER_ASKED[language]]),
+                (TYPED, ["own.callback_done", "victim.callback_end"]),
+            ],
+        )
+        _for_a_victim(person.last_texts()[0], language)
+        conv = await person.conversation()
+        assert conv.answers["who"] == "hurt" and conv.owner is Owner.BOT
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_a_victim_waiting_long_gets_victim_services_as_other_places_and_at_the_end(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon())
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        first = Person(app, fake, language=language)
+        await run_golden(
+            first,
+            [
+                (HI[language], WELCOME),
+                ("1", ["welcome.who"]),
+                ("3", ["victim.signpost"]),
+                ("1", ["handoff.waiting"]),
+            ],
+        )
+        second = Person(app, fake, address="+447700900555", language=language)
+        for said in (HI[language], "1", "3", "1"):
+            await second.says(said)
+        clock.now += timedelta(minutes=10)
+        assert await app[ROUTING].offer_waiting(timedelta(minutes=10)) == 2
+        # "Other places to get help": the victim services, first and only.
+        assert await first.says("3") == ["handoff.other_routes_victim"]
+        routes = first.last_texts()[0]
+        _for_a_victim(routes, language)
+        assert routes.index("0808 2000 247") < routes.index("0808 80 10 800")
+        # A call-back instead: the ending is the victim's too.
+        assert await second.says("2") == ["handoff.callback_instead", "own.callback_when"]
+        assert await second.says(WINDOW[language]) == [NUMBER_ASKED[language]]
+        assert (await second.conversation()).state == "callback_number"
+        assert await second.says(TYPED) == ["own.callback_done", "victim.callback_end"]
+        _for_a_victim(second.last_texts()[0], language)
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_a_friend_or_relative_gets_the_family_wording_after_a_call_back_or_other_places(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon(line_open=False))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await run_golden(
+            person,
+            [
+                (HI[language], WELCOME),
+                ("1", ["welcome.who"]),
+                ("2", ["family.start"]),
+                ("4", ["handoff.closed"]),
+                ("2", ["handoff.callback_instead", "own.callback_when"]),
+                (WINDOW[language], [NUMBER_ASKED[language]]),
+                (TYPED, ["own.callback_done", "family.end"]),
+            ],
+        )
+        ending = person.last_texts()[0]
+        assert not any(words in ending for words in PERPETRATOR_WORDS[language])
+    clock = Clock(_noon())
+    async with running(settings_for(sqlite_url, tmp_path / "open"), clock=clock) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for said in (HI[language], "1", "2", "4"):
+            await person.says(said)
+        clock.now += timedelta(minutes=10)
+        assert await app[ROUTING].offer_waiting(timedelta(minutes=10)) == 1
+        assert await person.says("3") == ["handoff.other_routes_family"]
+        routes = person.last_texts()[0]
+        assert RESPECT in routes and all(line in routes for line in VICTIM_LINES)
+        assert "who is affected" not in routes and "sy'n cael ei effeithio" not in routes
+
+
+async def test_someone_worried_about_their_own_behaviour_keeps_their_ending(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(_noon())
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake)
+        for said in ("hi", "1", "1", "1", "2", "1"):
+            await person.says(said)
+        clock.now += timedelta(minutes=10)
+        assert await app[ROUTING].offer_waiting(timedelta(minutes=10)) == 1
+        assert await person.says("3") == ["handoff.other_routes"]
+        assert RESPECT in person.last_texts()[0]
