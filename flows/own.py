@@ -7,6 +7,7 @@ call back (or other routes) here too: the queue shows them the `wait_offer` stat
 
 import re
 
+from flows.welcome import NOT_HURT, who_said
 from helpline.directory import normalise_uk_callback_number
 from helpline.flowkit import FlowSpec, Option, State, Turn
 
@@ -25,6 +26,17 @@ _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
 _BARE_HOURS = 4
 _LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
+
+
+def _being_hurt(turn: Turn, text: str) -> str | None:
+    """At any question here, a clear "he hits me" (welcome's own check, in either language)
+    moves them to the victim signposting, and "I hit her but she hits me too" to the help for
+    both, before any option reads a word of it ("my husband" is not the answer "partner")."""
+    who = who_said(turn, text, (*NOT_HURT, "who_hurt_unclear"))
+    if who not in ("hurt", "both"):
+        return None
+    turn.answers["who"] = who
+    return who
 
 
 def _hand_off(turn: Turn) -> None:
@@ -168,6 +180,10 @@ def _leave_queue_for_callback(turn: Turn) -> str:
     return "callback"
 
 
+# Where "he hits me" is listened for (`_being_hurt`): not the call-back's own questions, which
+# someone being hurt reaches from the victim signposting to be called back.
+QUESTIONS = ("start", "children", "want", "today", "end")
+
 MORE = (
     Option("own.opt_adviser", "adviser", keywords="want_adviser"),
     Option("own.opt_programme", "programme", keywords="want_programme"),
@@ -181,6 +197,7 @@ FLOW = FlowSpec(
         State(
             "start",
             say=("own.start", "own.about"),
+            interpret_first=_being_hurt,
             options=(
                 Option("own.opt_partner", "next", answer="partner", keywords="about_partner"),
                 Option("own.opt_ex", "next", answer="ex", keywords="about_ex", rank=1),
@@ -192,6 +209,7 @@ FLOW = FlowSpec(
         State(
             "children",
             say=("own.children",),
+            interpret_first=_being_hurt,
             options=(
                 Option("flow.opt_yes", "next", answer="yes", keywords="yes"),
                 Option("flow.opt_no", "next", answer="no", keywords="no"),
@@ -202,6 +220,7 @@ FLOW = FlowSpec(
         State(
             "want",
             say=("own.want",),
+            interpret_first=_being_hurt,
             enter=(_children_note,),
             options=(
                 Option("own.opt_adviser", "adviser", keywords="want_adviser"),
@@ -244,7 +263,7 @@ FLOW = FlowSpec(
             enter=(_book_callback, _call_back_booked),
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
         ),
-        State("today", say=("own.today", "own.more"), options=MORE),
+        State("today", say=("own.today", "own.more"), options=MORE, interpret_first=_being_hurt),
         # Shown by the queue to someone who has waited a long time (helpline/routing.py).
         State(
             "wait_offer",
@@ -272,6 +291,7 @@ FLOW = FlowSpec(
         State(
             "end",
             say=("own.end",),
+            interpret_first=_being_hurt,
             options=(
                 Option("own.opt_adviser", "adviser", keywords="want_adviser"),
                 Option("flow.opt_start_again", "again", keywords="start_again"),
@@ -295,5 +315,7 @@ FLOW = FlowSpec(
         {"trigger": "today", "source": "want", "dest": "today"},
         {"trigger": "done", "source": "today", "dest": "end"},
         {"trigger": "again", "source": ["end", "callback_done"], "dest": "goto:welcome.who"},
+        {"trigger": "hurt", "source": list(QUESTIONS), "dest": "goto:victim"},
+        {"trigger": "both", "source": list(QUESTIONS), "dest": "goto:welcome.both"},
     ),
 )

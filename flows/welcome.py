@@ -17,23 +17,40 @@ def _danger(turn: Turn) -> None:
     turn.effect("handoff", queue="helpline", reason="risk:immediate")
 
 
-def _who_said(turn: Turn, text: str) -> str | None:
+# Words that only look like being hurt: fear of their own temper ("I'm scared of my temper",
+# "mae gen i ofn fy nhymer") is not fear of someone else.
+NOT_HURT = ("who_own_fear",)
+
+
+def who_said(turn: Turn, text: str, not_hurt: tuple[str, ...] = NOT_HURT) -> str | None:
     """Someone who answers "is it safe to message?" by saying who they are ("my husband hits
     me", "I hit my wife and need help") is taken at their word, not asked again: above all,
     someone being hurt gets the help meant for them at once. Being hurt outranks the rest,
     as in WHO below; only the answers whose words leave no doubt. Hurting and being hurt,
-    both said ("I hit her but she hits me too"), is neither: see `_both`."""
+    both said ("I hit her but she hits me too"), is neither: see `_both`. The own-behaviour
+    journey asks the same at each of its questions, with more words set aside (`not_hurt`:
+    keyword lists whose phrases do not count as being hurt)."""
     said = normalise(text)
-    if _both(turn, said):
+    if _both(turn, said, not_hurt):
         return "both"
-    if longest_mention(said, turn.content.all_words("who_hurt")):
+    if _hurt(turn, said, not_hurt):
         return "hurt"
     if longest_mention(said, turn.content.all_words("who_self")):
         return "self"
     return None
 
 
-def _both(turn: Turn, said: str) -> bool:
+def _hurt(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
+    """Whether `said` (normalised) says they are being hurt, less the phrases of `not_hurt`
+    ("scared of my temper" is not "scared of my husband")."""
+    padded = f" {said} "
+    for name in not_hurt:
+        for phrase in turn.content.all_words(name):
+            padded = padded.replace(f" {phrase} ", " ")
+    return bool(longest_mention(padded.strip(), turn.content.all_words("who_hurt")))
+
+
+def _both(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
     """Hurting someone and being hurt, both said: "I hit my wife but she hits me too", "she
     hit me first so I hit her back", "it's mutual". Not "it is not your fault" (that would
     agree the harm is all the other person's), and not only the victim's services (that would
@@ -44,9 +61,8 @@ def _both(turn: Turn, said: str) -> bool:
         said, content.all_words("who_mutual")
     ):
         return True
-    return bool(
-        longest_mention(said, content.all_words("who_hurt"))
-        and longest_mention(said, content.all_words("who_self_acts"))
+    return _hurt(turn, said, not_hurt) and bool(
+        longest_mention(said, content.all_words("who_self_acts"))
     )
 
 
@@ -64,7 +80,7 @@ def _first_message(turn: Turn) -> None:
     still comes first (a shared device), so that they are not asked it again."""
     if _welsh_greeting(turn, turn.text):
         turn.conversation.language = "cy"
-    who = _who_said(turn, turn.text)
+    who = who_said(turn, turn.text)
     if who is not None:
         turn.answers[FIRST_SAID] = who
 
@@ -77,7 +93,7 @@ def _welsh_greeting(turn: Turn, text: str) -> bool:
 def _at_start(turn: Turn, text: str) -> str | None:
     """Who they are (above), or a Welsh greeting typed where the welcome was already shown in
     English (a web chat opened in English): the welcome again, in Welsh."""
-    return _who_said(turn, text) or ("welsh" if _welsh_greeting(turn, text) else None)
+    return who_said(turn, text) or ("welsh" if _welsh_greeting(turn, text) else None)
 
 
 def _said(who: str) -> Callable[[Any], bool]:
@@ -86,7 +102,7 @@ def _said(who: str) -> Callable[[Any], bool]:
 
     def condition(event: Any) -> bool:
         turn: Turn = event.model
-        return (_who_said(turn, turn.text) or turn.answers.get(FIRST_SAID)) == who
+        return (who_said(turn, turn.text) or turn.answers.get(FIRST_SAID)) == who
 
     return condition
 
@@ -97,7 +113,7 @@ def _forget(event: Any) -> None:
     turn: Turn = event.model
     first = turn.answers.pop(FIRST_SAID, None)
     if event.transition.dest in ("goto:victim", "goto:own", "both"):
-        turn.answers["who"] = _who_said(turn, turn.text) or first
+        turn.answers["who"] = who_said(turn, turn.text) or first
 
 
 def _moving_on(trigger: str, source: str) -> tuple[dict[str, Any], ...]:
@@ -154,7 +170,7 @@ FLOW = FlowSpec(
             interpret=_at_start,
             retry="welcome.safe_retry",
         ),
-        State("later", say=("welcome.not_safe",), interpret=_who_said, free_text="back"),
+        State("later", say=("welcome.not_safe",), interpret=who_said, free_text="back"),
         State("danger", say=("risk.immediate",), enter=(_danger,)),
         State(
             "who",

@@ -1,6 +1,8 @@
 """Someone being hurt is never put through the journey for people who cause harm: a call-back or
 "other places to get help" after the victim signposting ends with the victim services, not the
-Respect Phoneline. A friend or family member gets the family wording at the same places."""
+Respect Phoneline; and "he hits me" said in the middle of the own-behaviour questions switches
+to the victim signposting. A friend or family member gets the family wording at the same
+places."""
 
 from __future__ import annotations
 
@@ -144,3 +146,92 @@ async def test_someone_worried_about_their_own_behaviour_keeps_their_ending(
         assert await app[ROUTING].offer_waiting(timedelta(minutes=10)) == 1
         assert await person.says("3") == ["handoff.other_routes"]
         assert RESPECT in person.last_texts()[0]
+
+
+# -- 2. "he hits me" in the middle of the own-behaviour questions ------------------------------
+
+# (language, what brings them to the question, what they then say)
+HURT_MIDWAY = [
+    ("en", ["hi", "1", "1"], "actually my husband hits me, I'm scared of him"),
+    ("cy", ["helo", "1", "1"], "mae fy ngŵr yn fy nharo i"),
+    ("en", ["hi", "1", "1", "1"], "no wait, it's my boyfriend who hurts me, I'm scared of him"),
+    ("cy", ["helo", "1", "1", "1"], "na, fy nghariad sy'n fy mrifo i, mae arna i ei ofn e"),
+    ("en", ["hi", "1", "1", "1", "2"], "honestly he beats me, I'm the one being hurt"),
+    ("cy", ["helo", "1", "1", "1", "2"], "a dweud y gwir, mae e'n fy nghuro i"),
+]
+
+
+@pytest.mark.parametrize(("language", "before", "said"), HURT_MIDWAY)
+async def test_saying_they_are_being_hurt_midway_switches_to_the_victim_signposting(
+    language: str, before: list[str], said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in before:
+            await person.says(text)
+        assert (await person.conversation()).flow == "own"
+        assert await person.says(said) == ["victim.signpost"]
+        conv = await person.conversation()
+        assert (conv.flow, conv.state, conv.answers["who"]) == ("victim", "signpost", "hurt")
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "I'm scared of my temper with my wife"),
+        ("cy", "mae gen i ofn fy nhymer gyda fy ngwraig"),
+    ],
+)
+async def test_fear_of_their_own_temper_is_not_read_as_being_hurt(
+    language: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in (HI[language], "1", "1"):
+            await person.says(text)
+        assert await person.says(said) == ["own.children"]
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "she won't let me see the kids and she checks my phone"),
+        ("cy", "mae hi'n edrych ar fy ffôn drwy'r amser"),
+    ],
+)
+async def test_complaints_about_a_partner_midway_do_not_leave_the_own_behaviour_journey(
+    language: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in (HI[language], "1", "1", "1"):
+            await person.says(text)
+        assert "victim.signpost" not in await person.says(said)
+        conv = await person.conversation()
+        assert (conv.flow, conv.state) == ("own", "children")
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [("en", "I hit her but she hits me too"), ("cy", "ond mae hi'n fy nharo i hefyd")],
+)
+async def test_hurting_and_being_hurt_said_midway_gets_the_help_for_both(
+    language: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in (HI[language], "1", "1", "1"):
+            await person.says(text)
+        assert await person.says(said) == ["welcome.both"]
+        assert (await person.conversation()).answers["who"] == "both"
+
+
+async def test_danger_said_midway_still_gets_the_emergency_guidance_first(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in ("hi", "1", "1", "1"):
+            await person.says(text)
+        got = await person.says("he hits me and he has a knife, he's going to kill me")
+        assert got[0] == "risk.immediate"
