@@ -1,8 +1,9 @@
 """Someone being hurt is never put through the journey for people who cause harm: a call-back or
 "other places to get help" after the victim signposting ends with the victim services, not the
-Respect Phoneline; and "he hits me" said in the middle of the own-behaviour questions switches
-to the victim signposting. A friend or family member gets the family wording at the same
-places."""
+Respect Phoneline; "he hits me" said in the middle of the own-behaviour questions switches to
+the victim signposting; and a first message saying they are being hurt is answered at once,
+with the safety question still first and their worried questions answered, not "didn't catch
+that". A friend or family member gets the family wording at the same places."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpline.app import ROUTING
+from helpline.app import CONTENT, ROUTING
 from helpline.domain import Owner
 from tests.journey_support import Person, run_golden
 from tests.support import Clock, running, settings_for
@@ -235,3 +236,64 @@ async def test_danger_said_midway_still_gets_the_emergency_guidance_first(
             await person.says(text)
         got = await person.says("he hits me and he has a knife, he's going to kill me")
         assert got[0] == "risk.immediate"
+
+
+# -- 3. a first message saying they are being hurt ---------------------------------------------
+
+FIRST_HURT = {
+    "en": "my husband hits me, I'm scared",
+    "cy": "mae fy ngŵr yn fy nharo i, mae ofn arna i",
+}
+WORRIES = {
+    "en": [
+        ("what about my kids", "victim.children"),
+        ("is he going to find out i messaged", "welcome.heard_private"),
+        ("I don't know what to do", "welcome.heard_general"),
+    ],
+    "cy": [
+        ("beth am fy mhlant", "victim.children"),
+        ("fydd e'n darganfod fy mod i wedi anfon neges?", "welcome.heard_private"),
+        ("dwi ddim yn gwybod beth i'w wneud", "welcome.heard_general"),
+    ],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_a_first_message_saying_they_are_hurt_is_answered_at_once_safety_still_first(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        content = app[CONTENT]
+        person = Person(app, fake, language=language)
+        assert await person.says(FIRST_HURT[language]) == HEARD
+        heard = person.last_texts(4)[0]
+        _for_a_victim(heard, language)
+        safety = person.last_options()
+        assert safety == tuple(
+            content.text(k, language)
+            for k in ("welcome.opt_safe", "welcome.opt_not_now", "welcome.opt_danger")
+        )
+        for worry, answer in WORRIES[language]:
+            got = await person.says(worry)
+            assert got == [answer, "welcome.heard_safe"], worry
+            assert "welcome.safe_retry" not in got and person.last_options() == safety
+        assert (await person.conversation()).state == "heard_asked"
+        assert await person.says("1") == ["victim.signpost"]
+        conv = await person.conversation()
+        assert (conv.flow, conv.answers["who"]) == ("victim", "hurt")
+
+
+async def test_not_right_now_after_a_first_message_saying_they_are_hurt_is_respected(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(
+            person,
+            [
+                (FIRST_HURT["en"], HEARD),
+                ("what about my kids", ["victim.children", "welcome.heard_safe"]),
+                ("not right now", ["welcome.not_safe"]),
+                ("ok I can talk now", ["victim.signpost"]),
+            ],
+        )
