@@ -10,13 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from helpline.app import CONTENT, ROUTING
 from helpline.domain import Owner
 from tests.journey_support import Person, run_golden
+from tests.loopback import loopback
 from tests.support import Clock, running, settings_for
 from tests.test_callbacks import TYPED, _noon
+from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
 WELCOME = ["welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"]
 HEARD = ["welcome.heard", "welcome.confidential", "welcome.practical", "welcome.heard_safe"]
@@ -65,6 +68,26 @@ async def test_a_victim_booking_a_call_back_out_of_hours_is_left_with_victim_ser
         _for_a_victim(person.last_texts()[0], language)
         conv = await person.conversation()
         assert conv.answers["who"] == "hurt" and conv.owner is Owner.BOT
+
+
+async def test_by_sms_out_of_hours_a_victim_called_back_on_this_number_sees_victim_services(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The review's script, by SMS: the number they text from, booked out of hours."""
+    clock = Clock(_noon(line_open=False))
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=clock) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            for said in ("hi", "1", "3", "1", "2", "after 10am", "1"):
+                await env.say(said)
+            *_, done, ending = env.loop.sms_bodies(PHONE)
+            assert done == env.text("own.callback_done")
+            assert ending.startswith(env.text("victim.callback_end").split("\n")[0])
+            _for_a_victim(ending, "en")
 
 
 @pytest.mark.parametrize("language", ["en", "cy"])
