@@ -7,6 +7,7 @@ call back (or other routes) here too: the queue shows them the `wait_offer` stat
 
 import re
 
+from flows.welcome import NOT_HURT, who_said
 from helpline.directory import normalise_uk_callback_number
 from helpline.flowkit import FlowSpec, Option, State, Turn
 
@@ -25,6 +26,17 @@ _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
 _BARE_HOURS = 4
 _LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
+
+
+def _being_hurt(turn: Turn, text: str) -> str | None:
+    """At any question here, a clear "he hits me" (welcome's own check, in either language)
+    moves them to the victim signposting, and "I hit her but she hits me too" to the help for
+    both, before any option reads a word of it ("my husband" is not the answer "partner")."""
+    who = who_said(turn, text, (*NOT_HURT, "who_hurt_unclear"))
+    if who not in ("hurt", "both"):
+        return None
+    turn.answers["who"] = who
+    return who
 
 
 def _hand_off(turn: Turn) -> None:
@@ -139,6 +151,27 @@ def _book_callback(turn: Turn) -> None:
     turn.answers["callback"] = True
 
 
+# What a person who came through another door is told where the own-behaviour journey's words
+# would not fit them: someone being hurt (welcome's "who" answer "hurt") gets the victim
+# services, never the Respect Phoneline first or "a partner who is affected"; a friend or
+# relative ("other") the family wording. Anyone else, as the own-behaviour journey says it.
+_ENDING = {"hurt": "victim.callback_end", "other": "family.end"}
+_OTHER_ROUTES = {"hurt": "handoff.other_routes_victim", "other": "handoff.other_routes_family"}
+
+
+def _said_for(turn: Turn, by_who: dict[str, str], default: str) -> None:
+    turn.say(by_who.get(str(turn.answers.get("who")), default))
+
+
+def _call_back_booked(turn: Turn) -> None:
+    turn.say("own.callback_done")
+    _said_for(turn, _ENDING, "own.end")
+
+
+def _other_routes(turn: Turn) -> None:
+    _said_for(turn, _OTHER_ROUTES, "handoff.other_routes")
+
+
 def _leave_queue_for_callback(turn: Turn) -> str:
     # Nobody will join: they are called back instead, so they leave the queue now (and the
     # number they give next is not forwarded to a console as a message to an adviser).
@@ -146,6 +179,10 @@ def _leave_queue_for_callback(turn: Turn) -> str:
     turn.say("handoff.callback_instead")
     return "callback"
 
+
+# Where "he hits me" is listened for (`_being_hurt`): not the call-back's own questions, which
+# someone being hurt reaches from the victim signposting to be called back.
+QUESTIONS = ("start", "children", "want", "today", "end")
 
 MORE = (
     Option("own.opt_adviser", "adviser", keywords="want_adviser"),
@@ -160,6 +197,7 @@ FLOW = FlowSpec(
         State(
             "start",
             say=("own.start", "own.about"),
+            interpret_first=_being_hurt,
             options=(
                 Option("own.opt_partner", "next", answer="partner", keywords="about_partner"),
                 Option("own.opt_ex", "next", answer="ex", keywords="about_ex", rank=1),
@@ -171,6 +209,7 @@ FLOW = FlowSpec(
         State(
             "children",
             say=("own.children",),
+            interpret_first=_being_hurt,
             options=(
                 Option("flow.opt_yes", "next", answer="yes", keywords="yes"),
                 Option("flow.opt_no", "next", answer="no", keywords="no"),
@@ -181,6 +220,7 @@ FLOW = FlowSpec(
         State(
             "want",
             say=("own.want",),
+            interpret_first=_being_hurt,
             enter=(_children_note,),
             options=(
                 Option("own.opt_adviser", "adviser", keywords="want_adviser"),
@@ -220,11 +260,10 @@ FLOW = FlowSpec(
         ),
         State(
             "callback_done",
-            say=("own.callback_done", "own.end"),
-            enter=(_book_callback,),
+            enter=(_book_callback, _call_back_booked),
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
         ),
-        State("today", say=("own.today", "own.more"), options=MORE),
+        State("today", say=("own.today", "own.more"), options=MORE, interpret_first=_being_hurt),
         # Shown by the queue to someone who has waited a long time (helpline/routing.py).
         State(
             "wait_offer",
@@ -248,10 +287,11 @@ FLOW = FlowSpec(
         State("wait_callback", enter=(_leave_queue_for_callback,), exits=("callback",)),
         State("leave_message", say=("handoff.leave_message",)),
         State("waiting", say=("handoff.keep_waiting",)),
-        State("wait_routes", say=("handoff.other_routes",)),
+        State("wait_routes", enter=(_other_routes,)),
         State(
             "end",
             say=("own.end",),
+            interpret_first=_being_hurt,
             options=(
                 Option("own.opt_adviser", "adviser", keywords="want_adviser"),
                 Option("flow.opt_start_again", "again", keywords="start_again"),
@@ -275,5 +315,7 @@ FLOW = FlowSpec(
         {"trigger": "today", "source": "want", "dest": "today"},
         {"trigger": "done", "source": "today", "dest": "end"},
         {"trigger": "again", "source": ["end", "callback_done"], "dest": "goto:welcome.who"},
+        {"trigger": "hurt", "source": list(QUESTIONS), "dest": "goto:victim"},
+        {"trigger": "both", "source": list(QUESTIONS), "dest": "goto:welcome.both"},
     ),
 )

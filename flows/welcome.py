@@ -17,23 +17,40 @@ def _danger(turn: Turn) -> None:
     turn.effect("handoff", queue="helpline", reason="risk:immediate")
 
 
-def _who_said(turn: Turn, text: str) -> str | None:
+# Words that only look like being hurt: fear of their own temper ("I'm scared of my temper",
+# "mae gen i ofn fy nhymer") is not fear of someone else.
+NOT_HURT = ("who_own_fear",)
+
+
+def who_said(turn: Turn, text: str, not_hurt: tuple[str, ...] = NOT_HURT) -> str | None:
     """Someone who answers "is it safe to message?" by saying who they are ("my husband hits
     me", "I hit my wife and need help") is taken at their word, not asked again: above all,
     someone being hurt gets the help meant for them at once. Being hurt outranks the rest,
     as in WHO below; only the answers whose words leave no doubt. Hurting and being hurt,
-    both said ("I hit her but she hits me too"), is neither: see `_both`."""
+    both said ("I hit her but she hits me too"), is neither: see `_both`. The own-behaviour
+    journey asks the same at each of its questions, with more words set aside (`not_hurt`:
+    keyword lists whose phrases do not count as being hurt)."""
     said = normalise(text)
-    if _both(turn, said):
+    if _both(turn, said, not_hurt):
         return "both"
-    if longest_mention(said, turn.content.all_words("who_hurt")):
+    if _hurt(turn, said, not_hurt):
         return "hurt"
     if longest_mention(said, turn.content.all_words("who_self")):
         return "self"
     return None
 
 
-def _both(turn: Turn, said: str) -> bool:
+def _hurt(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
+    """Whether `said` (normalised) says they are being hurt, less the phrases of `not_hurt`
+    ("scared of my temper" is not "scared of my husband")."""
+    padded = f" {said} "
+    for name in not_hurt:
+        for phrase in turn.content.all_words(name):
+            padded = padded.replace(f" {phrase} ", " ")
+    return bool(longest_mention(padded.strip(), turn.content.all_words("who_hurt")))
+
+
+def _both(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
     """Hurting someone and being hurt, both said: "I hit my wife but she hits me too", "she
     hit me first so I hit her back", "it's mutual". Not "it is not your fault" (that would
     agree the harm is all the other person's), and not only the victim's services (that would
@@ -44,9 +61,8 @@ def _both(turn: Turn, said: str) -> bool:
         said, content.all_words("who_mutual")
     ):
         return True
-    return bool(
-        longest_mention(said, content.all_words("who_hurt"))
-        and longest_mention(said, content.all_words("who_self_acts"))
+    return _hurt(turn, said, not_hurt) and bool(
+        longest_mention(said, content.all_words("who_self_acts"))
     )
 
 
@@ -57,16 +73,19 @@ def _both_at_who(turn: Turn, text: str) -> str | None:
     return "both"
 
 
-def _first_message(turn: Turn) -> None:
+def _first_message(turn: Turn) -> str | None:
     """The first message, read before the welcome is said. A Welsh greeting ("shwmae", "bore
     da") on a channel that starts in English means Welsh, as typing "Cymraeg" does; and who
     they said they are ("my boyfriend hits me") is kept for after the safety question, which
     still comes first (a shared device), so that they are not asked it again."""
     if _welsh_greeting(turn, turn.text):
         turn.conversation.language = "cy"
-    who = _who_said(turn, turn.text)
+    who = who_said(turn, turn.text)
     if who is not None:
         turn.answers[FIRST_SAID] = who
+    # Someone who says at once that they are being hurt hears at once that there is help for
+    # them (numbers are safe to give), before the same safety question (`heard`).
+    return "heard" if who == "hurt" else None
 
 
 def _welsh_greeting(turn: Turn, text: str) -> bool:
@@ -77,7 +96,28 @@ def _welsh_greeting(turn: Turn, text: str) -> bool:
 def _at_start(turn: Turn, text: str) -> str | None:
     """Who they are (above), or a Welsh greeting typed where the welcome was already shown in
     English (a web chat opened in English): the welcome again, in Welsh."""
-    return _who_said(turn, text) or ("welsh" if _welsh_greeting(turn, text) else None)
+    return who_said(turn, text) or ("welsh" if _welsh_greeting(turn, text) else None)
+
+
+def _heard_at(turn: Turn, text: str) -> str | None:
+    """After "I'm being hurt" first: who they are or a Welsh greeting, as at the start, or
+    else a question of theirs ("what about my kids?", "will he find out?"), answered."""
+    return _at_start(turn, text) or ("asked" if normalise(text) else None)
+
+
+def _answer_worry(turn: Turn) -> None:
+    """What someone who said they are being hurt asks before "is it safe?" is answered: about
+    their children, about being found out, about a service for men; else a warm word. Never
+    "didn't catch that": the safety question follows (the `heard_asked` state)."""
+    said = normalise(turn.text)
+    words = turn.content.all_words
+    found = {
+        "victim.children": longest_mention(said, words("victim_children")),
+        "welcome.heard_private": longest_mention(said, words("victim_found_out")),
+        "victim.men": longest_mention(said, words("victim_man")),
+    }
+    key, length = max(found.items(), key=lambda item: item[1])
+    turn.say(key if length else "welcome.heard_general")
 
 
 def _said(who: str) -> Callable[[Any], bool]:
@@ -86,7 +126,7 @@ def _said(who: str) -> Callable[[Any], bool]:
 
     def condition(event: Any) -> bool:
         turn: Turn = event.model
-        return (_who_said(turn, turn.text) or turn.answers.get(FIRST_SAID)) == who
+        return (who_said(turn, turn.text) or turn.answers.get(FIRST_SAID)) == who
 
     return condition
 
@@ -97,10 +137,10 @@ def _forget(event: Any) -> None:
     turn: Turn = event.model
     first = turn.answers.pop(FIRST_SAID, None)
     if event.transition.dest in ("goto:victim", "goto:own", "both"):
-        turn.answers["who"] = _who_said(turn, turn.text) or first
+        turn.answers["who"] = who_said(turn, turn.text) or first
 
 
-def _moving_on(trigger: str, source: str) -> tuple[dict[str, Any], ...]:
+def _moving_on(trigger: str, source: str | list[str]) -> tuple[dict[str, Any], ...]:
     """Out of `source` once it is safe to talk: to the journey they already named, if any,
     else to the who question."""
     return (
@@ -129,6 +169,14 @@ def _moving_on(trigger: str, source: str) -> tuple[dict[str, Any], ...]:
     )
 
 
+SAFE_NOW = (
+    Option("welcome.opt_safe", "safe", keywords="yes"),
+    Option("welcome.opt_not_now", "later", keywords="not_now"),
+    Option("welcome.opt_danger", "danger", keywords="danger_now", rank=1),
+)
+# The safety question's states: the welcome, and after "I'm being hurt" as a first message.
+ASKING = ["start", "heard", "heard_asked"]
+
 WHO = (
     Option("who.opt_self", "self", keywords="who_self", rank=1),
     Option("who.opt_other", "other", keywords="who_other"),
@@ -145,16 +193,37 @@ FLOW = FlowSpec(
             "start",
             say=("welcome.intro", "welcome.confidential", "welcome.practical", "welcome.safe_now"),
             enter=(_first_message,),
-            options=(
-                Option("welcome.opt_safe", "safe", keywords="yes"),
-                Option("welcome.opt_not_now", "later", keywords="not_now"),
-                Option("welcome.opt_danger", "danger", keywords="danger_now", rank=1),
-            ),
+            options=SAFE_NOW,
             store_as="safe_now",
             interpret=_at_start,
             retry="welcome.safe_retry",
+            exits=("heard",),
         ),
-        State("later", say=("welcome.not_safe",), interpret=_who_said, free_text="back"),
+        # "My husband hits me" as the first message: help for them at once, then the same
+        # safety question; what they ask meanwhile is answered, the question asked again.
+        State(
+            "heard",
+            say=(
+                "welcome.heard",
+                "welcome.confidential",
+                "welcome.practical",
+                "welcome.heard_safe",
+            ),
+            options=SAFE_NOW,
+            store_as="safe_now",
+            interpret=_heard_at,
+            retry="welcome.heard_general",
+        ),
+        State(
+            "heard_asked",
+            say=("welcome.heard_safe",),
+            enter=(_answer_worry,),
+            options=SAFE_NOW,
+            store_as="safe_now",
+            interpret=_heard_at,
+            retry="welcome.heard_general",
+        ),
+        State("later", say=("welcome.not_safe",), interpret=who_said, free_text="back"),
         State("danger", say=("risk.immediate",), enter=(_danger,)),
         State(
             "who",
@@ -179,19 +248,21 @@ FLOW = FlowSpec(
         ),
     ),
     transitions=(
-        *_moving_on("safe", "start"),
-        {"trigger": "later", "source": "start", "dest": "later"},
+        *_moving_on("safe", ASKING),
+        {"trigger": "later", "source": ASKING, "dest": "later"},
         {"trigger": "welsh", "source": "start", "dest": "start"},
+        {"trigger": "welsh", "source": ["heard", "heard_asked"], "dest": "heard"},
+        {"trigger": "asked", "source": ["heard", "heard_asked"], "dest": "heard_asked"},
         *_moving_on("back", "later"),
-        {"trigger": "danger", "source": "start", "dest": "danger", "after": _forget},
-        {"trigger": "both", "source": "start", "dest": "both", "after": _forget},
+        {"trigger": "danger", "source": ASKING, "dest": "danger", "after": _forget},
+        {"trigger": "both", "source": ASKING, "dest": "both", "after": _forget},
         {"trigger": "both", "source": "later", "dest": "both", "after": _forget},
         {"trigger": "both", "source": "who", "dest": "both"},
         {"trigger": "self", "source": "both", "dest": "goto:own"},
         {"trigger": "adviser", "source": "both", "dest": "goto:own.adviser"},
-        {"trigger": "hurt", "source": "start", "dest": "goto:victim", "after": _forget},
+        {"trigger": "hurt", "source": ASKING, "dest": "goto:victim", "after": _forget},
         {"trigger": "hurt", "source": "later", "dest": "goto:victim", "after": _forget},
-        {"trigger": "self", "source": "start", "dest": "goto:own", "after": _forget},
+        {"trigger": "self", "source": ASKING, "dest": "goto:own", "after": _forget},
         {"trigger": "self", "source": "later", "dest": "goto:own", "after": _forget},
         {"trigger": "self", "source": "who", "dest": "goto:own"},
         {"trigger": "other", "source": "who", "dest": "goto:family"},
