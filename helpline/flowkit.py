@@ -406,10 +406,26 @@ class FlowRunner:
         target = state_name[len(GOTO) :]
         if target == "resume":
             back = turn.answers.pop("_resume", None) or ["welcome", None]
-            await self.start(turn, back[0], back[1])
+            await self._resume(turn, back[0], back[1])
             return
         flow_name, _, sub = target.partition(".")
         await self.start(turn, flow_name, sub or None)
+
+    async def _resume(self, turn: Turn, flow_name: str, state_name: str | None) -> None:
+        """Back from a detour (help, "delete everything?" answered no) to the question they
+        were at: the question and its options again, as `ask_again` says them, not the whole
+        state (the welcome's three introductions) nor what it does on arriving (the
+        welcome's reading of a first message took the "1" that left help for one). A state
+        whose last words are filled in on arriving is started again instead."""
+        flow = self.flow(flow_name)
+        state = flow.spec.state(state_name or flow.spec.initial)
+        last = state.say[-1] if state.say else None
+        if last is None or "{" in self.content.text(last, turn.language):
+            await self.start(turn, flow_name, state.name)
+            return
+        turn.conversation.flow, turn.conversation.state = flow_name, state.name
+        turn.say(last)
+        await self._render(turn, flow, state, say=False)
 
     def leave_detour(self, turn: Turn) -> None:
         """Back to where the person was before a detour, saying nothing (a human has them)."""

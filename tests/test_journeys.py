@@ -302,6 +302,25 @@ async def test_help_then_carry_on_returns_to_the_same_question(
         )
 
 
+async def test_help_then_carry_on_at_the_welcome_asks_its_question_only(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Carrying on from help at the welcome said all three introductions again, and the "1"
+    # that left help was read as a first message.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await run_golden(
+            person,
+            [
+                ("hello", WELCOME),
+                ("help", ["help.show"]),
+                ("1", ["welcome.safe_now"]),
+            ],
+        )
+        assert fake.sent[-1].reply.options, "the question comes with its options again"
+        assert await person.says("1") == ["welcome.who"]
+
+
 async def test_menu_starts_again_and_language_switches_mid_journey(
     sqlite_url: str, tmp_path: Path
 ) -> None:
