@@ -65,6 +65,10 @@ CLOSED_OFFER = ("own", "closed_offer")
 # a minute for the conversation's lock), and the conversation goes back to waiting.
 UNJOINED_AFTER = timedelta(minutes=2)
 
+# Risk levels whose guidance (content risk.<level>) is said again to someone who asks about
+# their wait while the line is closed: it is where to get help until it opens.
+GUIDED_WHILE_CLOSED = ("immediate", "suicide")
+
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
 
@@ -107,8 +111,7 @@ class Routing:
             return await self.waiting_replies(conv)
         now = self.clock()
         # Whether the line is open, worked out first: nothing below may fail half-way.
-        closed = self.is_open is not None and not self.is_open(queue, now)
-        opens = self.next_opening(queue, now) if closed and self.next_opening else None
+        closed, opens = self._closed(queue, now)
         entry = QueueEntry(
             conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
         )
@@ -208,7 +211,9 @@ class Routing:
             conv.adviser = None
 
     async def waiting_replies(self, conv: Conversation) -> list[Reply]:
-        """What a person waiting is told of their place (inside the conversation's lock)."""
+        """What a person waiting is told of their place (inside the conversation's lock):
+        while their queue is closed, when it opens and, if they have said they are in
+        danger, where to get help now, never a wait in minutes."""
         position = await self.queue.position(conv.id)
         if position is None and conv.owner is Owner.QUEUE:
             # The queue has lost this wait (Redis came back empty): put it back first.
@@ -216,19 +221,38 @@ class Routing:
                 log.warning("the queue had lost a conversation waiting; it was put back")
                 await self.publish("joined", conv.id)
             position = await self.queue.position(conv.id)
+        t = self.content.text
+        if conv.owner is Owner.ADVISER:
+            # Only an adviser who has joined is "with" the person.
+            return [Reply(t("handoff.with_adviser", conv.language))]
+        queue = _queue_of(conv)
+        closed, opens = self._closed(queue, self.clock())
+        if closed:
+            replies = [self._closed_words(conv, queue, opens)]
+            if conv.risk_level in GUIDED_WHILE_CLOSED:
+                # Nobody can answer danger here until it opens: the guidance again.
+                replies.append(Reply(t(f"risk.{conv.risk_level}", conv.language)))
+            return replies
         if position is None:
-            # Only an adviser who has joined is "with" the person: claimed but not yet
-            # joined, or not found at all, they are still waiting.
-            key = "handoff.with_adviser" if conv.owner is Owner.ADVISER else "handoff.still_waiting"
-            return [Reply(self.content.text(key, conv.language))]
+            # Claimed but not yet joined, or not found at all: still waiting.
+            return [Reply(t("handoff.still_waiting", conv.language))]
         minutes = max(5, position * self.minutes_per_place)
-        return [
-            Reply(
-                self.content.text(
-                    "handoff.waiting", conv.language, position=position, minutes=minutes
-                )
-            )
-        ]
+        return [Reply(t("handoff.waiting", conv.language, position=position, minutes=minutes))]
+
+    def _closed(self, queue: str, now: datetime) -> tuple[bool, datetime | None]:
+        """Whether `queue` is closed at `now`, and if so when it opens again (None: not
+        known, or closed for longer than the hours look ahead)."""
+        closed = self.is_open is not None and not self.is_open(queue, now)
+        opens = self.next_opening(queue, now) if closed and self.next_opening else None
+        return closed, opens
+
+    def _closed_words(self, conv: Conversation, queue: str, opens: datetime | None) -> Reply:
+        """Someone waiting in a closed queue: when it opens, and that what they write is
+        kept for whoever answers then (a queued conversation is never closed as idle)."""
+        if opens is None:
+            return Reply(self.content.text("handoff.waiting_closed_unknown", conv.language))
+        when = self.content.when(opens, conv.language)
+        return Reply(self.content.text("handoff.waiting_closed", conv.language, opens=when))
 
     async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None:
         """A person's message while a human owns the conversation: consoles see it live
@@ -622,6 +646,12 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _queue_of(conv: Conversation) -> str:
+    """The queue the conversation waits in (the helpline's if none is named)."""
+    queue = conv.answers.get("queue")
+    return queue if isinstance(queue, str) and queue else DEFAULT_QUEUE
 
 
 def _entry_of(record: HandoffRecord) -> QueueEntry:

@@ -1,0 +1,95 @@
+"""What someone waiting is told of the wait matches who will answer and when: out of hours,
+that the line is closed, when it opens and where to get help now (never "about 8 minutes")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from helpline.app import CONTENT, ENGINE, ROUTING
+from tests.journey_support import Person
+from tests.support import Clock, running, settings_for
+
+# Wednesday 25 November 2026, 02:30 in London (GMT): every queue is closed; the helpline
+# opens at 09:00 (content/hours.yaml).
+NIGHT = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
+OPENS = {"en": "Wednesday 25 November, 09:00", "cy": "Dydd Mercher 25 Tachwedd, 09:00"}
+POSITION = {"en": "position", "cy": "safle"}
+LANGUAGES = ("en", "cy")
+
+
+def _no_minutes(texts: list[str], language: str) -> None:
+    """Nothing said promises a wait in minutes ("about 8 minutes", "tua 8 munud")."""
+    estimate = "minutes" if language == "en" else "munud"
+    assert not [text for text in texts if estimate in text], texts
+
+
+async def _said(person: Person, text: str) -> list[str]:
+    before = len(person.fake.sent)
+    await person.says(text)
+    return [m.reply.text for m in person.fake.sent[before:]]
+
+
+# -- out of hours --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_out_of_hours_someone_at_risk_asking_their_place_is_told_the_line_is_closed(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # At 02:30 they say they want to die, are told when the line opens, then ask where they
+    # are: the answer was "an adviser will join you ... about 8 minutes".
+    clock = Clock(NIGHT)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        for said in ("hi", "1", "1"):
+            await person.says(said)
+        told = await _said(person, "i want to kill myself")
+        assert t("risk.suicide", language) in told
+        assert t("handoff.closed", language, opens=OPENS[language]) in told
+        answer = await _said(person, POSITION[language])
+        _no_minutes(answer, language)
+        assert OPENS[language] in answer[0]
+        assert answer == [
+            t("handoff.waiting_closed", language, opens=OPENS[language]),
+            t("risk.suicide", language),  # where to get help now, as when they said it
+        ]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_out_of_hours_asking_their_place_with_no_danger_says_closed_until_when(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(NIGHT)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        await person.says("hi")
+        await person.says("adviser" if language == "en" else "cynghorydd")
+        answer = await _said(person, POSITION[language])
+        _no_minutes(answer, language)
+        assert answer == [t("handoff.waiting_closed", language, opens=OPENS[language])]
+        # When the line opens, the place in the queue is told as before.
+        clock.now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+        answer = await _said(person, POSITION[language])
+        assert answer == [t("handoff.waiting", language, position=1, minutes=8)]
+
+
+async def test_closed_words_keep_the_promise_the_closed_message_made(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "What you write is kept for the adviser who joins you when we open" is only true if
+    # the wait survives the night: a queued conversation is never closed as idle.
+    clock = Clock(NIGHT)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hi")
+        await person.says("adviser")
+        clock.now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+        assert await app[ENGINE].close_idle(timedelta(minutes=30)) == 0
+        assert (await person.conversation()).closed is False
+        assert person.conversation_id is not None
+        assert await app[ROUTING].queue.entry(person.conversation_id) is not None
