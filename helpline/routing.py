@@ -146,6 +146,11 @@ class Routing:
         conv.answers["queue"] = queue
         conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
+        if closed and programme_of(queue) is not None:
+            # The programme's staff will answer in their own hours; the helpline's offer of
+            # a message for its advisers, or a call back from them, is not theirs to make.
+            conv.answers["_wait_offered"] = True
+            return replies + [self._closed_words(conv, queue, opens)]
         if closed:
             if opens is None:
                 replies.append(Reply(t("handoff.closed_unknown", conv.language)))
@@ -213,7 +218,8 @@ class Routing:
     async def waiting_replies(self, conv: Conversation) -> list[Reply]:
         """What a person waiting is told of their place (inside the conversation's lock):
         while their queue is closed, when it opens and, if they have said they are in
-        danger, where to get help now, never a wait in minutes."""
+        danger, where to get help now, never a wait in minutes; in a programme's queue, that
+        its staff will reply."""
         position = await self.queue.position(conv.id)
         if position is None and conv.owner is Owner.QUEUE:
             # The queue has lost this wait (Redis came back empty): put it back first.
@@ -233,6 +239,8 @@ class Routing:
                 # Nobody can answer danger here until it opens: the guidance again.
                 replies.append(Reply(t(f"risk.{conv.risk_level}", conv.language)))
             return replies
+        if programme_of(queue) is not None:
+            return [Reply(t("programme.waiting", conv.language))]
         if position is None:
             # Claimed but not yet joined, or not found at all: still waiting.
             return [Reply(t("handoff.still_waiting", conv.language))]
@@ -249,10 +257,11 @@ class Routing:
     def _closed_words(self, conv: Conversation, queue: str, opens: datetime | None) -> Reply:
         """Someone waiting in a closed queue: when it opens, and that what they write is
         kept for whoever answers then (a queued conversation is never closed as idle)."""
+        prefix = "programme" if programme_of(queue) is not None else "handoff"
         if opens is None:
-            return Reply(self.content.text("handoff.waiting_closed_unknown", conv.language))
+            return Reply(self.content.text(f"{prefix}.waiting_closed_unknown", conv.language))
         when = self.content.when(opens, conv.language)
-        return Reply(self.content.text("handoff.waiting_closed", conv.language, opens=when))
+        return Reply(self.content.text(f"{prefix}.waiting_closed", conv.language, opens=when))
 
     async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None:
         """A person's message while a human owns the conversation: consoles see it live

@@ -1,5 +1,6 @@
 """What someone waiting is told of the wait matches who will answer and when: out of hours,
-that the line is closed, when it opens and where to get help now (never "about 8 minutes")."""
+that the line is closed, when it opens and where to get help now (never "about 8 minutes");
+after a programme referral, that the programme's staff will reply (never an adviser)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ from pathlib import Path
 import pytest
 
 from helpline.app import CONTENT, ENGINE, ROUTING
-from tests.journey_support import Person
+from tests.journey_support import Person, content_copy, with_test_programme
 from tests.support import Clock, running, settings_for
 
 # Wednesday 25 November 2026, 02:30 in London (GMT): every queue is closed; the helpline
 # opens at 09:00 (content/hours.yaml).
 NIGHT = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
 OPENS = {"en": "Wednesday 25 November, 09:00", "cy": "Dydd Mercher 25 Tachwedd, 09:00"}
+# Tuesday 24 November 2026, 12:00: the helpline and the programmes are open.
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+# Saturday 28 November 2026, 12:00: the helpline is open, the programmes are not until
+# Monday 09:00.
+SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+MONDAY = {"en": "Monday 30 November, 09:00", "cy": "Dydd Llun 30 Tachwedd, 09:00"}
 POSITION = {"en": "position", "cy": "safle"}
 LANGUAGES = ("en", "cy")
 
@@ -93,3 +100,55 @@ async def test_closed_words_keep_the_promise_the_closed_message_made(
         assert (await person.conversation()).closed is False
         assert person.conversation_id is not None
         assert await app[ROUTING].queue.entry(person.conversation_id) is not None
+
+
+# -- after a programme referral ------------------------------------------------------------
+
+
+async def _referred(person: Person) -> list[str]:
+    """Through "a programme near me" to a consented referral (options chosen by number, the
+    same in both languages); what the consent was answered with."""
+    for said in ("hello", "1", "1", "2", "2", "3", "NP20 1", "1"):
+        await person.says(said)
+    return await _said(person, "1")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_after_a_programme_referral_the_programme_s_staff_will_reply_not_an_adviser(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings, clock=Clock(TUESDAY_NOON)) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        told = await _referred(person)
+        assert (await person.conversation()).answers["queue"].startswith("programme:")
+        _no_minutes(told, language)
+        assert t("handoff.waiting", language, position=1, minutes=8) not in told
+        assert told[-1] == t("programme.waiting", language)
+        answer = await _said(person, POSITION[language])
+        _no_minutes(answer, language)
+        assert answer == [t("programme.waiting", language)]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_referral_out_of_the_programme_s_hours_says_when_its_staff_are_back(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Saturday: the helpline's advisers are in, the programme's staff are not until Monday.
+    # It used to say "our advisers are not available" and offer a call back from them.
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings, clock=Clock(SATURDAY_NOON)) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        told = await _referred(person)
+        _no_minutes(told, language)
+        assert t("handoff.closed", language, opens=MONDAY[language]) not in told
+        assert told[-1] == t("programme.waiting_closed", language, opens=MONDAY[language])
+        assert fake.sent[-1].reply.options == ()
+        answer = await _said(person, POSITION[language])
+        assert answer == [t("programme.waiting_closed", language, opens=MONDAY[language])]
