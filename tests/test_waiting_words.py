@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpline.app import CONTENT, ENGINE, ROUTING
+from helpline.hours import HORIZON_DAYS
 from tests.journey_support import Person, content_copy, with_test_programme
 from tests.support import Clock, running, settings_for
 
@@ -152,3 +154,48 @@ async def test_a_referral_out_of_the_programme_s_hours_says_when_its_staff_are_b
         assert fake.sent[-1].reply.options == ()
         answer = await _said(person, POSITION[language])
         assert answer == [t("programme.waiting_closed", language, opens=MONDAY[language])]
+
+
+def _closed_for_good(root: Path, queue: str) -> None:
+    """`queue` closed every day from TUESDAY_NOON for longer than next_opening looks ahead."""
+    path = root / "hours.yaml"
+    hours = yaml.safe_load(path.read_text(encoding="utf-8"))
+    start = TUESDAY_NOON.date()
+    hours["closures"] = [
+        {"date": (start + timedelta(days=n)).isoformat(), "queues": [queue], "name": "paused"}
+        for n in range(HORIZON_DAYS + 5)
+    ]
+    path.write_text(yaml.safe_dump(hours), encoding="utf-8")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_line_closed_until_further_notice_says_so_when_asked_the_place(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    _closed_for_good(root, "helpline")
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings, clock=Clock(TUESDAY_NOON)) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        await person.says("hi")
+        await person.says("adviser" if language == "en" else "cynghorydd")
+        answer = await _said(person, POSITION[language])
+        assert answer == [t("handoff.waiting_closed_unknown", language)]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_programme_closed_until_further_notice_says_so_at_the_referral_and_after(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    programme = with_test_programme(root)
+    _closed_for_good(root, f"programme:{programme['id']}")
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings, clock=Clock(TUESDAY_NOON)) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        told = await _referred(person)
+        assert told[-1] == t("programme.waiting_closed_unknown", language)
+        answer = await _said(person, POSITION[language])
+        assert answer == [t("programme.waiting_closed_unknown", language)]
