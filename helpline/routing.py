@@ -234,11 +234,7 @@ class Routing:
         queue = _queue_of(conv)
         closed, opens = self._closed(queue, self.clock())
         if closed:
-            replies = [self._closed_words(conv, queue, opens)]
-            if conv.risk_level in GUIDED_WHILE_CLOSED:
-                # Nobody can answer danger here until it opens: the guidance again.
-                replies.append(Reply(t(f"risk.{conv.risk_level}", conv.language)))
-            return replies
+            return self._while_closed(conv, queue, opens)
         if programme_of(queue) is not None:
             return [Reply(t("programme.waiting", conv.language))]
         if position is None:
@@ -246,6 +242,27 @@ class Routing:
             return [Reply(t("handoff.still_waiting", conv.language))]
         minutes = max(5, position * self.minutes_per_place)
         return [Reply(t("handoff.waiting", conv.language, position=position, minutes=minutes))]
+
+    def acknowledgement(self, conv: Conversation) -> list[Reply]:
+        """Who will read what someone waiting writes, said to them now and then: while their
+        queue is closed, nobody until it opens (the closed words, as for "position"); in a
+        programme's queue, its staff; otherwise the adviser who joins them. What
+        Engine._while_waiting should say instead of its fixed handoff.waiting_ack (not yet
+        wired: engine.py is changed separately)."""
+        queue = _queue_of(conv)
+        closed, opens = self._closed(queue, self.clock())
+        if closed:
+            return self._while_closed(conv, queue, opens)
+        key = "programme.waiting_ack" if programme_of(queue) is not None else "handoff.waiting_ack"
+        return [Reply(self.content.text(key, conv.language))]
+
+    def _while_closed(self, conv: Conversation, queue: str, opens: datetime | None) -> list[Reply]:
+        """The closed words and, after danger, the guidance again: nobody can answer danger
+        here until the queue opens, and it is where to get help meanwhile."""
+        replies = [self._closed_words(conv, queue, opens)]
+        if conv.risk_level in GUIDED_WHILE_CLOSED:
+            replies.append(Reply(self.content.text(f"risk.{conv.risk_level}", conv.language)))
+        return replies
 
     def _closed(self, queue: str, now: datetime) -> tuple[bool, datetime | None]:
         """Whether `queue` is closed at `now`, and if so when it opens again (None: not

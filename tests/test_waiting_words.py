@@ -199,3 +199,68 @@ async def test_a_programme_closed_until_further_notice_says_so_at_the_referral_a
         assert told[-1] == t("programme.waiting_closed_unknown", language)
         answer = await _said(person, POSITION[language])
         assert answer == [t("programme.waiting_closed_unknown", language)]
+
+
+# -- "are you there?": the acknowledgement now and then ------------------------------------
+# Engine._while_waiting says handoff.waiting_ack ("Your message will be read by the adviser
+# who joins you") whatever the queue; Routing.acknowledgement is what it should say. The
+# journey tests below pin the defect until the engine asks for it.
+ENGINE_ACK = "Engine._while_waiting still says handoff.waiting_ack: not yet wired to routing"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_the_acknowledgement_says_who_will_read_and_when(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    clock = Clock(NIGHT)
+    async with running(settings, clock=clock) as (app, fake, _):
+        t, routing = app[CONTENT].text, app[ROUTING]
+        at_risk = Person(app, fake, language=language)
+        for said in ("hi", "1", "1", "i want to kill myself"):
+            await at_risk.says(said)
+        ack = [r.text for r in routing.acknowledgement(await at_risk.conversation())]
+        assert ack == [
+            t("handoff.waiting_closed", language, opens=OPENS[language]),
+            t("risk.suicide", language),
+        ]
+        clock.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # Wednesday noon: all open
+        ack = [r.text for r in routing.acknowledgement(await at_risk.conversation())]
+        assert ack == [t("handoff.waiting_ack", language)]
+        referred = Person(app, fake, language=language, address="+447700900124")
+        await _referred(referred)
+        ack = [r.text for r in routing.acknowledgement(await referred.conversation())]
+        assert ack == [t("programme.waiting_ack", language)]
+
+
+@pytest.mark.xfail(reason=ENGINE_ACK, strict=True)
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_out_of_hours_are_you_there_is_told_the_line_is_closed(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = Clock(NIGHT)
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        for said in ("hi", "1", "1", "i want to kill myself"):
+            await person.says(said)
+        assert await _said(person, "are you there") == [
+            t("handoff.waiting_closed", language, opens=OPENS[language]),
+            t("risk.suicide", language),
+        ]
+
+
+@pytest.mark.xfail(reason=ENGINE_ACK, strict=True)
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_after_a_referral_a_message_is_kept_for_the_programme_s_staff(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings, clock=Clock(TUESDAY_NOON)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        await _referred(person)
+        assert await _said(person, "ok") == [app[CONTENT].text("programme.waiting_ack", language)]
