@@ -148,8 +148,8 @@ class Routing:
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
         if closed and programme_of(queue) is not None:
             # The programme's staff will answer in their own hours; the helpline's offer of
-            # a message for its advisers, or a call back from them, is not theirs to make.
-            conv.answers["_wait_offered"] = True
+            # a message for its advisers, or a call back from them, is not theirs to make
+            # (nor, later, offer_waiting's).
             return replies + [self._closed_words(conv, queue, opens)]
         if closed:
             if opens is None:
@@ -302,9 +302,10 @@ class Routing:
         await self.publish("activity", conv.id)
 
     async def offer_waiting(self, after: timedelta) -> int:
-        """Once per wait, offer anyone waiting longer than `after` a call-back at a safe time
-        or other routes, through the engine's delivery (quiet hours hold it on SMS).
-        Returns how many were offered; safe to run on several instances at once."""
+        """Once per wait, offer anyone waiting longer than `after` for the helpline's advisers
+        a call-back at a safe time or other routes, through the engine's delivery (quiet
+        hours hold it on SMS). Returns how many were offered; safe to run on several
+        instances at once."""
         engine = self._engine()
         flow, state = WAIT_OFFER
         if flow not in engine.runner.flows:
@@ -312,7 +313,10 @@ class Routing:
         cutoff = self.clock() - after
         offered = 0
         for entry in await self.queue.waiting():
-            if entry.joined_at > cutoff:
+            if entry.joined_at > cutoff or programme_of(entry.queue) is not None:
+                # Not in a programme's queue: its staff answer in their own hours, as the
+                # person was told, and a call back from the helpline's advisers instead would
+                # take them out of it.
                 continue
             async with engine.locks.hold(entry.conversation_id):
                 try:

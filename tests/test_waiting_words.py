@@ -156,6 +156,35 @@ async def test_a_referral_out_of_the_programme_s_hours_says_when_its_staff_are_b
         assert answer == [t("programme.waiting_closed", language, opens=MONDAY[language])]
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_long_wait_for_a_programme_is_not_met_with_the_helpline_s_offer(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The helpline's offer to someone waiting long says "all our advisers are helping other
+    # people" and offers a call back from them, which would take the person out of the
+    # programme's queue: its staff answer in their own hours, as the person was told.
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    clock = Clock(TUESDAY_NOON)
+    async with running(settings, clock=clock) as (app, fake, _):
+        t, routing = app[CONTENT].text, app[ROUTING]
+        person = Person(app, fake, language=language)
+        await _referred(person)
+        sent = len(fake.sent)
+        clock.now += timedelta(hours=2)
+        assert await routing.offer_waiting(timedelta(minutes=10)) == 0
+        assert fake.texts()[sent:] == []
+        assert t("handoff.wait_offer", language) not in fake.texts()
+        # Someone waiting as long for the helpline's advisers is still offered it.
+        helpline = Person(app, fake, language=language, address="+447700900125")
+        await helpline.says("hi")
+        await helpline.says("adviser" if language == "en" else "cynghorydd")
+        clock.now += timedelta(minutes=11)
+        assert await routing.offer_waiting(timedelta(minutes=10)) == 1
+        assert fake.texts()[-1] == t("handoff.wait_offer", language)
+
+
 def _closed_for_good(root: Path, queue: str) -> None:
     """`queue` closed every day from TUESDAY_NOON for longer than next_opening looks ahead."""
     path = root / "hours.yaml"
