@@ -65,6 +65,10 @@ CLOSED_OFFER = ("own", "closed_offer")
 # a minute for the conversation's lock), and the conversation goes back to waiting.
 UNJOINED_AFTER = timedelta(minutes=2)
 
+# Risk levels whose guidance (content risk.<level>) is said again to someone who asks about
+# their wait while the line is closed: it is where to get help until it opens.
+GUIDED_WHILE_CLOSED = ("immediate", "suicide")
+
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
 
@@ -107,8 +111,7 @@ class Routing:
             return await self.waiting_replies(conv)
         now = self.clock()
         # Whether the line is open, worked out first: nothing below may fail half-way.
-        closed = self.is_open is not None and not self.is_open(queue, now)
-        opens = self.next_opening(queue, now) if closed and self.next_opening else None
+        closed, opens = self._closed(queue, now)
         entry = QueueEntry(
             conv.id, queue, conv.language, Priority.for_risk(conv.risk_level), now, conv.channel
         )
@@ -143,6 +146,11 @@ class Routing:
         conv.answers["queue"] = queue
         conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
+        if closed and programme_of(queue) is not None:
+            # The programme's staff will answer in their own hours; the helpline's offer of
+            # a message for its advisers, or a call back from them, is not theirs to make
+            # (nor, later, offer_waiting's).
+            return replies + [self._closed_words(conv, queue, opens)]
         if closed:
             if opens is None:
                 replies.append(Reply(t("handoff.closed_unknown", conv.language)))
@@ -208,7 +216,10 @@ class Routing:
             conv.adviser = None
 
     async def waiting_replies(self, conv: Conversation) -> list[Reply]:
-        """What a person waiting is told of their place (inside the conversation's lock)."""
+        """What a person waiting is told of their place (inside the conversation's lock):
+        while their queue is closed, when it opens and, if they have said they are in
+        danger, where to get help now, never a wait in minutes; in a programme's queue, that
+        its staff will reply."""
         position = await self.queue.position(conv.id)
         if position is None and conv.owner is Owner.QUEUE:
             # The queue has lost this wait (Redis came back empty): put it back first.
@@ -216,19 +227,58 @@ class Routing:
                 log.warning("the queue had lost a conversation waiting; it was put back")
                 await self.publish("joined", conv.id)
             position = await self.queue.position(conv.id)
+        t = self.content.text
+        if conv.owner is Owner.ADVISER:
+            # Only an adviser who has joined is "with" the person.
+            return [Reply(t("handoff.with_adviser", conv.language))]
+        queue = _queue_of(conv)
+        closed, opens = self._closed(queue, self.clock())
+        if closed:
+            return self._while_closed(conv, queue, opens)
+        if programme_of(queue) is not None:
+            return [Reply(t("programme.waiting", conv.language))]
         if position is None:
-            # Only an adviser who has joined is "with" the person: claimed but not yet
-            # joined, or not found at all, they are still waiting.
-            key = "handoff.with_adviser" if conv.owner is Owner.ADVISER else "handoff.still_waiting"
-            return [Reply(self.content.text(key, conv.language))]
+            # Claimed but not yet joined, or not found at all: still waiting.
+            return [Reply(t("handoff.still_waiting", conv.language))]
         minutes = max(5, position * self.minutes_per_place)
-        return [
-            Reply(
-                self.content.text(
-                    "handoff.waiting", conv.language, position=position, minutes=minutes
-                )
-            )
-        ]
+        return [Reply(t("handoff.waiting", conv.language, position=position, minutes=minutes))]
+
+    def acknowledgement(self, conv: Conversation) -> list[Reply]:
+        """Who will read what someone waiting writes, said to them now and then: while their
+        queue is closed, nobody until it opens (the closed words, as for "position"); in a
+        programme's queue, its staff; otherwise the adviser who joins them. What
+        Engine._while_waiting should say instead of its fixed handoff.waiting_ack (not yet
+        wired: engine.py is changed separately)."""
+        queue = _queue_of(conv)
+        closed, opens = self._closed(queue, self.clock())
+        if closed:
+            return self._while_closed(conv, queue, opens)
+        key = "programme.waiting_ack" if programme_of(queue) is not None else "handoff.waiting_ack"
+        return [Reply(self.content.text(key, conv.language))]
+
+    def _while_closed(self, conv: Conversation, queue: str, opens: datetime | None) -> list[Reply]:
+        """The closed words and, after danger, the guidance again: nobody can answer danger
+        here until the queue opens, and it is where to get help meanwhile."""
+        replies = [self._closed_words(conv, queue, opens)]
+        if conv.risk_level in GUIDED_WHILE_CLOSED:
+            replies.append(Reply(self.content.text(f"risk.{conv.risk_level}", conv.language)))
+        return replies
+
+    def _closed(self, queue: str, now: datetime) -> tuple[bool, datetime | None]:
+        """Whether `queue` is closed at `now`, and if so when it opens again (None: not
+        known, or closed for longer than the hours look ahead)."""
+        closed = self.is_open is not None and not self.is_open(queue, now)
+        opens = self.next_opening(queue, now) if closed and self.next_opening else None
+        return closed, opens
+
+    def _closed_words(self, conv: Conversation, queue: str, opens: datetime | None) -> Reply:
+        """Someone waiting in a closed queue: when it opens, and that what they write is
+        kept for whoever answers then (a queued conversation is never closed as idle)."""
+        prefix = "programme" if programme_of(queue) is not None else "handoff"
+        if opens is None:
+            return Reply(self.content.text(f"{prefix}.waiting_closed_unknown", conv.language))
+        when = self.content.when(opens, conv.language)
+        return Reply(self.content.text(f"{prefix}.waiting_closed", conv.language, opens=when))
 
     async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None:
         """A person's message while a human owns the conversation: consoles see it live
@@ -252,9 +302,10 @@ class Routing:
         await self.publish("activity", conv.id)
 
     async def offer_waiting(self, after: timedelta) -> int:
-        """Once per wait, offer anyone waiting longer than `after` a call-back at a safe time
-        or other routes, through the engine's delivery (quiet hours hold it on SMS).
-        Returns how many were offered; safe to run on several instances at once."""
+        """Once per wait, offer anyone waiting longer than `after` for the helpline's advisers
+        a call-back at a safe time or other routes, through the engine's delivery (quiet
+        hours hold it on SMS). Returns how many were offered; safe to run on several
+        instances at once."""
         engine = self._engine()
         flow, state = WAIT_OFFER
         if flow not in engine.runner.flows:
@@ -262,7 +313,10 @@ class Routing:
         cutoff = self.clock() - after
         offered = 0
         for entry in await self.queue.waiting():
-            if entry.joined_at > cutoff:
+            if entry.joined_at > cutoff or programme_of(entry.queue) is not None:
+                # Not in a programme's queue: its staff answer in their own hours, as the
+                # person was told, and a call back from the helpline's advisers instead would
+                # take them out of it.
                 continue
             async with engine.locks.hold(entry.conversation_id):
                 try:
@@ -624,6 +678,12 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _queue_of(conv: Conversation) -> str:
+    """The queue the conversation waits in (the helpline's if none is named)."""
+    queue = conv.answers.get("queue")
+    return queue if isinstance(queue, str) and queue else DEFAULT_QUEUE
 
 
 def _entry_of(record: HandoffRecord) -> QueueEntry:

@@ -537,8 +537,8 @@ async def test_programme_near_me_refers_only_with_consent_showing_what_is_shared
         # Order aside (see ORDER_BUG), the referral is confirmed (with a reference once the
         # console's referral effect is wired) and the person is queued.
         keys = set(await person.says("yes"))
-        assert {"handoff.waiting", "programme.referred"} <= keys
-        assert keys <= {"handoff.waiting", "programme.referred", "referral.reference"}
+        assert {"programme.waiting", "programme.referred"} <= keys
+        assert keys <= {"programme.waiting", "programme.referred", "referral.reference"}
         conv = await person.conversation()
         assert conv.owner is Owner.QUEUE
         assert conv.answers["queue"] == "programme:gwent-community-programme"
