@@ -156,6 +156,8 @@ class Handoffs(Protocol):
 
     async def waiting_replies(self, conv: Conversation) -> list[Reply]: ...
 
+    def acknowledgement(self, conv: Conversation) -> list[Reply]: ...
+
     async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None: ...
 
     async def erase(self, conv: Conversation) -> None: ...
@@ -716,8 +718,9 @@ class Engine:
     def _while_waiting(self, turn: Turn, text: str) -> None:
         """Someone in the queue, no adviser yet: a question with a set answer (a guardrail:
         "will you call the police?") is answered, once a wait; "help" and "menu" say what
-        they can do while they wait; anything else, now and then, that the adviser will read
-        it. Once, the full confidentiality statement a first message before the welcome
+        they can do while they wait; anything else, now and then, who will read it and when
+        (Routing.acknowledgement: the adviser who joins, a programme's staff, or nobody until
+        the line opens). Once, the full confidentiality statement a first message before the welcome
         skipped. The message itself has gone to the queue (_step) whatever is said here."""
         conv = turn.conversation
         said = normalise(text)
@@ -733,7 +736,10 @@ class Engine:
             last = conv.answers.get(ACKED_AT)
             if last is not None and now - datetime.fromisoformat(last) < ACK_EVERY:
                 return
-            turn.say("handoff.waiting_ack")
+            if self.handoffs is None:
+                turn.say("handoff.waiting_ack")
+            else:  # who will read it, and when: the line may be closed, or a programme's
+                turn.replies.extend(self.handoffs.acknowledgement(conv))
         if asks or not answered:
             conv.answers[ACKED_AT] = now.isoformat()
         if conv.answers.pop(CONFIDENTIAL_OWED, None):

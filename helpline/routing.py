@@ -246,9 +246,8 @@ class Routing:
     def acknowledgement(self, conv: Conversation) -> list[Reply]:
         """Who will read what someone waiting writes, said to them now and then: while their
         queue is closed, nobody until it opens (the closed words, as for "position"); in a
-        programme's queue, its staff; otherwise the adviser who joins them. What
-        Engine._while_waiting should say instead of its fixed handoff.waiting_ack (not yet
-        wired: engine.py is changed separately)."""
+        programme's queue, its staff; otherwise the adviser who joins them. Said by
+        Engine._while_waiting."""
         queue = _queue_of(conv)
         closed, opens = self._closed(queue, self.clock())
         if closed:

@@ -231,10 +231,8 @@ async def test_a_programme_closed_until_further_notice_says_so_at_the_referral_a
 
 
 # -- "are you there?": the acknowledgement now and then ------------------------------------
-# Engine._while_waiting says handoff.waiting_ack ("Your message will be read by the adviser
-# who joins you") whatever the queue; Routing.acknowledgement is what it should say. The
-# journey tests below pin the defect until the engine asks for it.
-ENGINE_ACK = "Engine._while_waiting still says handoff.waiting_ack: not yet wired to routing"
+# Engine._while_waiting said handoff.waiting_ack ("Your message will be read by the adviser
+# who joins you") whatever the queue; it now says Routing.acknowledgement.
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -264,7 +262,6 @@ async def test_the_acknowledgement_says_who_will_read_and_when(
         assert ack == [t("programme.waiting_ack", language)]
 
 
-@pytest.mark.xfail(reason=ENGINE_ACK, strict=True)
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_out_of_hours_are_you_there_is_told_the_line_is_closed(
     language: str, sqlite_url: str, tmp_path: Path
@@ -281,7 +278,6 @@ async def test_out_of_hours_are_you_there_is_told_the_line_is_closed(
         ]
 
 
-@pytest.mark.xfail(reason=ENGINE_ACK, strict=True)
 @pytest.mark.parametrize("language", LANGUAGES)
 async def test_after_a_referral_a_message_is_kept_for_the_programme_s_staff(
     language: str, sqlite_url: str, tmp_path: Path
