@@ -69,6 +69,9 @@ UNJOINED_AFTER = timedelta(minutes=2)
 # their wait while the line is closed: it is where to get help until it opens.
 GUIDED_WHILE_CLOSED = ("immediate", "suicide")
 
+# One adviser's own queue ("adviser:bob"): a conversation transferred to them by name.
+PERSONAL_PREFIX = "adviser:"
+
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
 
@@ -540,6 +543,7 @@ class Routing:
             adviser = conv.adviser or actor
             if not await self.queue.release(conversation_id, adviser):
                 await self._requeue(conv, conv.answers.get("queue"))
+            await self._unpersonal(conv)
             # Risk raised while an adviser had it (escalating a claimed conversation
             # changes nothing in the queue) goes back to the queue with it.
             await self.escalate(conv)
@@ -648,6 +652,19 @@ class Routing:
         if conv.closed and not closed_too:
             raise Forbidden("the person has closed this conversation")
         return conv
+
+    async def _unpersonal(self, conv: Conversation) -> None:
+        """Released from one adviser's own queue (transferred to them by name): to the
+        helpline's queue, at its place, where any adviser may take it. Left in the named
+        adviser's queue, only they could, and they have just stepped away (or their account
+        has closed), while the person is told another adviser will join them."""
+        queue = conv.answers.get("queue")
+        if not (isinstance(queue, str) and queue.startswith(PERSONAL_PREFIX)):
+            return
+        if not await self.queue.transfer(conv.id, DEFAULT_QUEUE):
+            await self._requeue(conv, DEFAULT_QUEUE)
+        await self.store.update_handoff(conv.id, queue=DEFAULT_QUEUE)
+        _move(conv, DEFAULT_QUEUE)
 
     async def _requeue(self, conv: Conversation, queue: object) -> None:
         """A new place in the queue for a conversation the queue has lost all or part of its

@@ -566,8 +566,14 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             assert (await alice.post(base + "/claim"))[0] == 404
             assert (await pat.get(base))[0] == 404
             assert (await bob.post(base + "/claim"))[0] == 200
+            # Bob steps away: any adviser may now take it (the person is told another will
+            # join them). Left in Bob's own queue, only he could, and nobody else saw it.
             assert (await bob.post(base + "/release"))[0] == 200
-            assert (await app[ROUTING].queue.entry(conv_id)).queue == "adviser:bob"  # type: ignore[union-attr]
+            assert (await app[ROUTING].queue.entry(conv_id)).queue == "helpline"  # type: ignore[union-attr]
+            status, view = await alice.get(base)
+            assert status == 200 and view["queue"] == "helpline"
+            assert (await alice.post(base + "/claim"))[0] == 200
+            assert (await alice.post(base + "/transfer", {"queue": "adviser:bob"}))[0] == 200
             assert (await bob.post(base + "/claim"))[0] == 200
 
             # On to a programme the person agreed to be referred to, with a note for the
@@ -592,7 +598,7 @@ async def test_notes_stay_private_and_transfers_reach_the_right_people(
             assert (await pat.post(base + "/say", {"text": "Hello from North."}))[0] == 200
             assert (await pat.post(base + "/transfer", {"queue": "family"}))[0] == 403
         assert fake.texts(PHONE)[-1] == "Hello from North."
-        assert fake.texts(PHONE).count(app[CONTENT].text("handoff.transferred", "en")) == 2
+        assert fake.texts(PHONE).count(app[CONTENT].text("handoff.transferred", "en")) == 3
 
 
 async def test_what_an_adviser_types_is_kept_even_with_characters_a_database_refuses(
