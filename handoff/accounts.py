@@ -213,6 +213,12 @@ async def list_users(store: SqlStore) -> list[User]:
         return [_user(r) for r in rows]
 
 
+async def role_of(store: SqlStore, name: str) -> str | None:
+    """The role of the account with this name (None if there is none)."""
+    async with store.session() as session:
+        return await session.scalar(select(UserRow.role).where(UserRow.name == name))
+
+
 async def _sessions_ended(hub: Hub | None) -> None:
     # Cookies are refused from the moment the rows are gone; live consoles check their own
     # session when told, rather than at their next check a minute later. A command run

@@ -566,10 +566,12 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
         conv = await request.app[STORE].conversation(conv_id)
     except NotFound:
         return
+    if not held_by_another(conv, user) or user.supervises:
+        return
     # Programme staff make no call-backs: one booked with the helpline stays the helpline's
-    # to make while they hold the conversation.
-    programme = programme_of(str(conv.answers.get("queue", ""))) is not None
-    if held_by_another(conv, user) and not programme and not user.supervises:
+    # to make while they hold the conversation. Who holds it decides, not the queue it came
+    # from: a helpline adviser may have claimed it from a programme's queue.
+    if await accounts.role_of(request.app[STORE], str(conv.adviser)) != "programme":
         raise Forbidden("another adviser holds this conversation")
 
 
@@ -577,9 +579,13 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
 async def callback_mark(request: web.Request, user: User) -> web.Response:
     await _callback_not_held_by_another(request, user)
     status = _text(await json_body(request), "status", 20)
-    conv_id = await callbacks.mark_callback(
-        request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
-    )
+    try:
+        conv_id = await callbacks.mark_callback(
+            request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
+        )
+    except callbacks.CallbackFinal:
+        # Marked by someone already, or withdrawn by the person ("stop"): that stands.
+        return _error(409, "callback_final")
     await _audit(request, user, "callback", conv_id, status=status)
     return web.json_response({"ok": True})
 
