@@ -12,7 +12,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -61,6 +61,8 @@ STATIC = pages.STATIC
 COOKIE = "helpline_console"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_TEXT = 2000
+AUDIT_PAGE = 200
+AUDIT_PAGE_MAX = 500
 _QUEUE = re.compile(
     r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63}|adviser:[A-Za-z0-9._-]{2,40})$"
 )
@@ -270,8 +272,11 @@ async def login(request: web.Request) -> web.Response:
         )
     except LoginRefused as refused:
         if refused.reason == "locked":
-            # Only a real account can be locked, so the name is safe to record.
-            await accounts.audit(store, name.strip(), "login_locked")
+            if refused.locked_now:
+                # Only a real account can be locked, so the name is safe to record. Once
+                # per lock, not per attempt refused: anyone, logged in or not, can try, and
+                # must not be able to fill the audit log.
+                await accounts.audit(store, name.strip(), "login_locked")
             return _error(429, "locked")
         return _error(401, refused.reason)
     token, csrf = await accounts.open_session(store, user, now=now)
@@ -637,10 +642,45 @@ async def supervision(request: web.Request, user: User) -> web.Response:
 
 @api(SUPERVISING)
 async def audit_log(request: web.Request, user: User) -> web.Response:
-    conv = request.query.get("conversation") or None
+    """The audit log, newest first, a page at a time: `before` (the last id of the page
+    shown) for the next, `limit` (up to 500), and filters by `conversation`, `action` and
+    `actor`, so that no entry is out of reach however many came after it."""
+    query = request.query
+    conv = query.get("conversation") or None
     if conv is not None and not _CONVERSATION.fullmatch(conv):
         return _error(400, "conversation")
-    return web.json_response(await accounts.audit_entries(request.app[STORE], conversation_id=conv))
+    entries = await accounts.audit_entries(
+        request.app[STORE],
+        conversation_id=conv,
+        action=_query_name(query, "action"),
+        actor=_query_name(query, "actor"),
+        before=_query_number(query, "before", 2**31 - 1),
+        limit=_query_number(query, "limit", AUDIT_PAGE_MAX) or AUDIT_PAGE,
+    )
+    return web.json_response(entries)
+
+
+def _bad_query(key: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=f'{{"error": "{key}"}}', content_type="application/json")
+
+
+def _query_number(query: Mapping[str, str], key: str, most: int) -> int | None:
+    """A whole number from 1 to `most` (None if not given; 400 for anything else)."""
+    value = query.get(key) or None
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= most:
+        raise _bad_query(key)
+    return int(value)
+
+
+def _query_name(query: Mapping[str, str], key: str) -> str | None:
+    """An actor's or action's name to filter by (None if not given; 400 for what no entry
+    could hold: too long, or what a database refuses)."""
+    value = query.get(key) or None
+    if value is not None and (len(value) > 80 or storable(value) != value):
+        raise _bad_query(key)
+    return value
 
 
 async def release_gone(app: web.Application) -> int:

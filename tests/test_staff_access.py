@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from handoff import callbacks, referrals
+import aiohttp
+
+from handoff import accounts, callbacks, referrals
 from helpline.app import CONTENT, HUB, PRIVACY, STORE
 from tests.console_support import (
+    PASSWORD,
     Console,
     console_service,
     person_asks_for_adviser,
@@ -96,3 +99,47 @@ async def test_a_withdrawn_or_marked_call_back_cannot_be_marked_again(
 
 async def _all_callbacks(app: Any) -> list[dict[str, Any]]:
     return await callbacks.callbacks(app[STORE], open_only=False)
+
+
+# -- 4. failed logins and the audit log ----------------------------------------------------
+
+
+async def test_a_locked_account_is_audited_once_per_lock_and_the_audit_can_be_paged(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with console_service(database_url, tmp_path, ("alice",), ("sue", "supervisor")) as (
+        app,
+        _fake,
+        url,
+    ):
+        async with Console(url) as sue:
+            await sue.login("sue")
+            async with aiohttp.ClientSession() as anonymous:
+                codes = []
+                for _ in range(12):  # under the per-address throttle (20 in 5 minutes)
+                    async with anonymous.post(
+                        url + "/console/login", json={"username": "alice", "password": "wrong"}
+                    ) as r:
+                        codes.append(r.status)
+            assert codes == [401] * 4 + [429] * 8
+            _, entries = await sue.get("/console/api/audit?action=login_locked")
+            assert [(e["actor"], e["action"]) for e in entries] == [("alice", "login_locked")]
+            # Paging: everything stays in reach, newest first, a page at a time.
+            for month in range(5):
+                await accounts.audit(app[STORE], "sue", "stats_export", period=f"2026-0{month + 1}")
+            _, first = await sue.get("/console/api/audit?limit=3")
+            assert len(first) == 3
+            _, older = await sue.get(f"/console/api/audit?limit=3&before={first[-1]['id']}")
+            assert older and all(e["id"] < first[-1]["id"] for e in older)
+            _, logins = await sue.get("/console/api/audit?actor=sue&action=login")
+            assert [e["action"] for e in logins] == ["login"]
+            for wrong in ("before=x", "limit=0", "limit=501", "actor=" + "a" * 81):
+                assert await sue.get(f"/console/api/audit?{wrong}") == (
+                    400,
+                    {"error": wrong.partition("=")[0]},
+                )
+        # The right password is still refused while the lock lasts.
+        async with aiohttp.ClientSession() as anonymous:
+            body = {"username": "alice", "password": PASSWORD}
+            async with anonymous.post(url + "/console/login", json=body) as r:
+                assert r.status == 429
