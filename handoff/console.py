@@ -359,6 +359,10 @@ async def claim(request: web.Request, user: User) -> web.Response:
 
 @api(write=True)
 async def claim_next(request: web.Request, user: User) -> web.Response:
+    if user.programme is not None and user.role == "programme":
+        # Nothing without the person's standing consent is theirs to claim: back to the
+        # helpline's queue first (as the chore would, within a minute).
+        await referrals.hand_back_unconsented(request.app, user.programme)
     conv = await request.app[ROUTING].claim_next(
         user.name, user.claim_queues(), _capacity(request, user)
     )
@@ -629,6 +633,18 @@ async def referral_mark(request: web.Request, user: User) -> web.Response:
     except referrals.ReferralFinal:
         # Withdrawn by the person, or declined: consent cannot be brought back from here.
         return _error(409, "referral_final")
+    if view["status"] == "declined":
+        # The programme has turned them down: they wait for the helpline, not for it. Its
+        # staff see nothing more of it either way (views.visible); should the move fail,
+        # housekeeping makes it within a minute (referrals.hand_back_unconsented).
+        try:
+            await referrals.hand_back(
+                request.app, view["conversation_id"], view["programme"], declined=True
+            )
+        except Exception:  # noqa: BLE001 - the decline stands; the chore moves it
+            log.warning(
+                "a declined referral's conversation could not be handed back", exc_info=True
+            )
     await _audit(
         request, user, "referral", view["conversation_id"], referral=view["id"], status=status
     )
@@ -723,6 +739,12 @@ def setup(app: web.Application) -> None:
 
     app[BEFORE_PURGE].extend((prune_audit, prune_sessions))
     app[CHORES].append(("release conversations of closed accounts", lambda: release_gone(app)))
+    app[CHORES].append(
+        (
+            "hand back to the helpline what no consent sends a programme",
+            lambda: referrals.hand_back_unconsented(app),
+        )
+    )
     app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"

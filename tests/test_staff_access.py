@@ -12,10 +12,12 @@ import aiohttp
 
 from handoff import accounts, callbacks, referrals
 from helpline.app import CONTENT, HUB, PRIVACY, STORE
+from helpline.domain import InboundMessage
 from tests.console_support import (
     PASSWORD,
     Console,
     console_service,
+    next_frame,
     person_asks_for_adviser,
 )
 from tests.support import engine_of
@@ -36,6 +38,117 @@ async def _in_welsh(app: Any, conv_id: str) -> None:
 
 def _ids(snapshot: dict[str, Any]) -> list[str]:
     return [i["id"] for i in snapshot["waiting"]] + [i["id"] for i in snapshot["claimed"]]
+
+
+# -- 1. a declined referral ends the programme's access -------------------------------------
+
+
+async def test_a_programme_that_declines_sees_nothing_more_and_the_person_goes_to_the_helpline(
+    database_url: str, tmp_path: Path
+) -> None:
+    staff = (("pat", "programme", "north"), ("alice",))
+    async with console_service(database_url, tmp_path, *staff) as (app, fake, url):
+        engine = engine_of(app)
+        conv_id = await person_asks_for_adviser(app, PERSON, queue="programme:north")
+        await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as pat, Console(url) as alice:
+            await pat.login("pat")
+            await alice.login("alice")
+            [referral] = (await pat.get("/console/api/referrals"))[1]
+            ws = await pat.socket()
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f.get("type") == "watching")
+            seen: list[dict[str, Any]] = []
+            mark = f"/console/api/referrals/{referral['id']}"
+            assert (await pat.post(mark, {"status": "declined"}))[0] == 200
+            # The page stops streaming it at once, and nothing said after reaches the socket.
+            await next_frame(
+                ws, lambda f: f == {"type": "unwatched", "conversation": conv_id}, seen, 5
+            )
+            await engine.handle(
+                InboundMessage("test", PERSON, "I hit her again, after the decline")
+            )
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f == {"type": "refused", "conversation": conv_id}, seen)
+            assert not [f for f in seen if "after the decline" in str(f)]
+            await ws.close()
+            # Out of the programme's queue, its API refuses everything.
+            assert conv_id not in _ids((await pat.get("/console/api/queue"))[1])
+            assert (await pat.get(base))[0] == 404
+            assert (await pat.post(base + "/claim"))[0] == 404
+            assert (await pat.post(base + "/say", {"text": "after declining"}))[0] == 404
+            assert (await pat.post("/console/api/claim-next"))[1] == {"conversation": None}
+            # The person is told, and waits for the helpline's own advisers.
+            told = app[CONTENT].text("referral.declined_waiting", "en")
+            assert told in fake.texts(PERSON)
+            assert not [t for t in fake.texts(PERSON) if "after declining" in t]
+            _, queue = await alice.get("/console/api/queue")
+            [item] = [i for i in queue["waiting"] if i["id"] == conv_id]
+            assert item["queue"] == "helpline"
+            status, view = await alice.post(base + "/claim")
+            assert status == 200 and view["queue"] == "helpline"
+
+
+async def test_a_programme_that_declines_a_conversation_it_holds_passes_it_back_in_welsh(
+    database_url: str, tmp_path: Path
+) -> None:
+    staff = (("pat", "programme", "north"), ("alice",))
+    async with console_service(database_url, tmp_path, *staff) as (app, fake, url):
+        conv_id = await person_asks_for_adviser(app, PERSON, queue="programme:north")
+        await _in_welsh(app, conv_id)
+        await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as pat, Console(url) as alice:
+            await pat.login("pat")
+            await alice.login("alice")
+            assert (await pat.post(base + "/claim"))[0] == 200
+            [referral] = (await pat.get("/console/api/referrals"))[1]
+            mark = f"/console/api/referrals/{referral['id']}"
+            assert (await pat.post(mark, {"status": "declined"}))[0] == 200
+            assert (await pat.post(base + "/say", {"text": "still here"}))[0] == 404
+            # Passed on as an adviser's transfer is, in the person's language.
+            told = app[CONTENT].text("handoff.transferred", "cy")
+            assert fake.texts(PERSON)[-1] == told
+            assert "still here" not in fake.texts(PERSON)
+            _, queue = await alice.get("/console/api/queue")
+            [item] = [i for i in queue["waiting"] if i["id"] == conv_id]
+            assert item["queue"] == "helpline"
+
+
+async def test_a_programme_queue_conversation_with_no_consent_goes_back_to_the_helpline(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Put there with no referral at all (as a transfer could before consent was required).
+    staff = (("pat", "programme", "north"), ("alice",))
+    async with console_service(database_url, tmp_path, *staff) as (app, fake, url):
+        conv_id = await person_asks_for_adviser(app, PERSON, queue="programme:north")
+        await _in_welsh(app, conv_id)
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as pat, Console(url) as alice:
+            await pat.login("pat")
+            await alice.login("alice")
+            assert conv_id not in _ids((await pat.get("/console/api/queue"))[1])
+            assert (await pat.get(base))[0] == 404
+            assert (await pat.post(base + "/claim"))[0] == 404
+            ws = await pat.socket()
+            await ws.send_json({"type": "watch", "conversation": conv_id})
+            await next_frame(ws, lambda f: f == {"type": "refused", "conversation": conv_id})
+            await ws.close()
+            # One a helpline adviser took from the programme's queue stays theirs.
+            held = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+            held_base = f"/console/api/conversations/{held}"
+            assert (await alice.post(held_base + "/claim"))[0] == 200
+            # The housekeeping chore (or the programme's "claim next") hands it back.
+            assert await referrals.hand_back_unconsented(app) == 1
+            assert (await alice.post(held_base + "/say", {"text": "still with you"}))[0] == 200
+            assert await referrals.hand_back_unconsented(app) == 0
+            told = app[CONTENT].text("referral.helpline_waiting", "cy")
+            assert fake.texts(PERSON)[-1] == told
+            assert (await pat.post("/console/api/claim-next"))[1] == {"conversation": None}
+            _, queue = await alice.get("/console/api/queue")
+            [item] = [i for i in queue["waiting"] if i["id"] == conv_id]
+            assert item["queue"] == "helpline"
 
 
 # -- 2. a call-back another helpline adviser holds --------------------------------------------
