@@ -50,11 +50,13 @@ class AccountError(HelplineError):
 
 
 class LoginRefused(HelplineError):
-    """A login failed. `reason` is "invalid", "locked" or "code" (a TOTP code is needed)."""
+    """A login failed. `reason` is "invalid", "locked" or "code" (a TOTP code is needed);
+    `locked_now`: this failure is the one that locked the account (once per lock)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, locked_now: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.locked_now = locked_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,12 @@ async def list_users(store: SqlStore) -> list[User]:
         return [_user(r) for r in rows]
 
 
+async def role_of(store: SqlStore, name: str) -> str | None:
+    """The role of the account with this name (None if there is none)."""
+    async with store.session() as session:
+        return await session.scalar(select(UserRow.role).where(UserRow.name == name))
+
+
 async def _sessions_ended(hub: Hub | None) -> None:
     # Cookies are refused from the moment the rows are gone; live consoles check their own
     # session when told, rather than at their next check a minute later. A command run
@@ -305,7 +313,7 @@ async def authenticate(
         last = row.totp_last_step
         ok = step is not None and (last is None or step > last)
     if not ok:
-        raise LoginRefused(await _failed(store, row.id, now))
+        raise await _failed(store, row.id, now)
     values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
     if _hasher.check_needs_rehash(row.password_hash):
         values["password_hash"] = await hash_password(password)
@@ -321,7 +329,7 @@ async def authenticate(
     if not result.rowcount:  # type: ignore[attr-defined]
         if step is None:
             raise LoginRefused("locked")
-        raise LoginRefused(await _failed(store, row.id, now))
+        raise await _failed(store, row.id, now)
     return _user(row)
 
 
@@ -337,22 +345,27 @@ def _code_step(secret: str, code: str, now: datetime) -> int | None:
     return None
 
 
-async def _failed(store: SqlStore, user_id: int, now: datetime) -> str:
+async def _failed(store: SqlStore, user_id: int, now: datetime) -> LoginRefused:
     """Count a failure in one statement, so that parallel guesses cannot overwrite each
-    other's count; the one that reaches the limit locks the account."""
+    other's count; the one that reaches the limit locks the account (and only that one is
+    `locked_now`: the count starts again at 0 with the lock, so any later failure sees 1+)."""
     reached = UserRow.failed_logins + 1 >= MAX_FAILURES
     async with store.session() as session, session.begin():
-        locked = await session.scalar(
-            update(UserRow)
-            .where(UserRow.id == user_id)
-            .values(
-                failed_logins=case((reached, 0), else_=UserRow.failed_logins + 1),
-                locked_until=case((reached, now + LOCK_FOR), else_=UserRow.locked_until),
+        counted = (
+            await session.execute(
+                update(UserRow)
+                .where(UserRow.id == user_id)
+                .values(
+                    failed_logins=case((reached, 0), else_=UserRow.failed_logins + 1),
+                    locked_until=case((reached, now + LOCK_FOR), else_=UserRow.locked_until),
+                )
+                .returning(UserRow.locked_until, UserRow.failed_logins)
             )
-            .returning(UserRow.locked_until)
-        )
-    locked = _aware(locked)
-    return "locked" if locked is not None and locked > now else "invalid"
+        ).one()
+    locked = _aware(counted[0])
+    if locked is None or locked <= now:
+        return LoginRefused("invalid")
+    return LoginRefused("locked", locked_now=counted[1] == 0)
 
 
 # -- sessions ----------------------------------------------------------------------------
@@ -475,15 +488,31 @@ async def prune_audit(store: SqlStore, before: datetime) -> int:
 
 
 async def audit_entries(
-    store: SqlStore, *, conversation_id: str | None = None, limit: int = 200
+    store: SqlStore,
+    *,
+    conversation_id: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    before: int | None = None,
+    limit: int = 200,
 ) -> list[dict[str, Any]]:
+    """The newest `limit` entries, newest first, that match the filters given; with
+    `before` (an entry's id), those older than it: the next page, so nothing is out of reach
+    however many entries came after it."""
     query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
     if conversation_id is not None:
         query = query.where(AuditRow.conversation_id == conversation_id)
+    if action is not None:
+        query = query.where(AuditRow.action == action)
+    if actor is not None:
+        query = query.where(AuditRow.actor == actor)
+    if before is not None:
+        query = query.where(AuditRow.id < before)
     async with store.session() as session:
         rows = await session.scalars(query)
         return [
             {
+                "id": r.id,
                 "at": (_aware(r.at) or r.at).isoformat(),
                 "actor": r.actor,
                 "action": r.action,

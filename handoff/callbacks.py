@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from handoff.models import CallbackRow
 from helpline.domain import utcnow
@@ -27,6 +27,10 @@ TOPIC = "callbacks"
 MAX_WINDOW = 200
 
 log = logging.getLogger(__name__)
+
+
+class CallbackFinal(HelplineError):
+    """A call-back already marked, or withdrawn by the person, cannot be marked again."""
 
 
 def _aware(value: datetime) -> datetime:
@@ -105,18 +109,31 @@ async def callbacks(store: SqlStore, *, open_only: bool = True) -> list[dict[str
 async def mark_callback(
     store: SqlStore, callback_id: int, status: str, by: str, *, hub: Hub | None = None
 ) -> str:
-    """Mark a call-back done or not reached; returns its conversation id (for the audit)."""
+    """Mark a waiting call-back done or not reached; returns its conversation id (for the
+    audit). One already marked, or withdrawn by the person, is final (CallbackFinal): what
+    was recorded, and who recorded it, stands."""
     if status not in ("done", "not_reached"):
         raise HelplineError(f"unknown call-back status {status!r}")
     async with store.session() as session, session.begin():
-        row = await session.get(CallbackRow, callback_id)
-        if row is None:
+        conversation_id = await session.scalar(
+            select(CallbackRow.conversation_id).where(CallbackRow.id == callback_id)
+        )
+        if conversation_id is None:
             raise NotFound("no such call-back")
-        row.status = status
-        row.sealed_number = None  # the call is over: the number is not kept
-        row.updated_at = utcnow()
-        row.updated_by = by
-        conversation_id = row.conversation_id
+        # Checked in the statement that changes it: two advisers marking at once, or the
+        # person saying "stop" meanwhile, cannot overwrite each other.
+        changed = await session.execute(
+            update(CallbackRow)
+            .where(CallbackRow.id == callback_id, CallbackRow.status == "requested")
+            .values(
+                status=status,
+                sealed_number=None,  # the call is over: the number is not kept
+                updated_at=utcnow(),
+                updated_by=by,
+            )
+        )
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            raise CallbackFinal("this call-back was already marked or withdrawn")
     if hub is not None:
         await hub.publish(TOPIC, {"type": "callback"})
     return conversation_id

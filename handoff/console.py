@@ -12,7 +12,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -61,6 +61,8 @@ STATIC = pages.STATIC
 COOKIE = "helpline_console"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_TEXT = 2000
+AUDIT_PAGE = 200
+AUDIT_PAGE_MAX = 500
 _QUEUE = re.compile(
     r"^(helpline|family|programme:[a-z0-9][a-z0-9_-]{0,63}|adviser:[A-Za-z0-9._-]{2,40})$"
 )
@@ -270,8 +272,11 @@ async def login(request: web.Request) -> web.Response:
         )
     except LoginRefused as refused:
         if refused.reason == "locked":
-            # Only a real account can be locked, so the name is safe to record.
-            await accounts.audit(store, name.strip(), "login_locked")
+            if refused.locked_now:
+                # Only a real account can be locked, so the name is safe to record. Once
+                # per lock, not per attempt refused: anyone, logged in or not, can try, and
+                # must not be able to fill the audit log.
+                await accounts.audit(store, name.strip(), "login_locked")
             return _error(429, "locked")
         return _error(401, refused.reason)
     token, csrf = await accounts.open_session(store, user, now=now)
@@ -354,6 +359,10 @@ async def claim(request: web.Request, user: User) -> web.Response:
 
 @api(write=True)
 async def claim_next(request: web.Request, user: User) -> web.Response:
+    if user.programme is not None and user.role == "programme":
+        # Nothing without the person's standing consent is theirs to claim: back to the
+        # helpline's queue first (as the chore would, within a minute).
+        await referrals.hand_back_unconsented(request.app, user.programme)
     conv = await request.app[ROUTING].claim_next(
         user.name, user.claim_queues(), _capacity(request, user)
     )
@@ -566,10 +575,12 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
         conv = await request.app[STORE].conversation(conv_id)
     except NotFound:
         return
+    if not held_by_another(conv, user) or user.supervises:
+        return
     # Programme staff make no call-backs: one booked with the helpline stays the helpline's
-    # to make while they hold the conversation.
-    programme = programme_of(str(conv.answers.get("queue", ""))) is not None
-    if held_by_another(conv, user) and not programme and not user.supervises:
+    # to make while they hold the conversation. Who holds it decides, not the queue it came
+    # from: a helpline adviser may have claimed it from a programme's queue.
+    if await accounts.role_of(request.app[STORE], str(conv.adviser)) != "programme":
         raise Forbidden("another adviser holds this conversation")
 
 
@@ -577,9 +588,13 @@ async def _callback_not_held_by_another(request: web.Request, user: User) -> Non
 async def callback_mark(request: web.Request, user: User) -> web.Response:
     await _callback_not_held_by_another(request, user)
     status = _text(await json_body(request), "status", 20)
-    conv_id = await callbacks.mark_callback(
-        request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
-    )
+    try:
+        conv_id = await callbacks.mark_callback(
+            request.app[STORE], _int(request, "callback"), status, user.name, hub=request.app[HUB]
+        )
+    except callbacks.CallbackFinal:
+        # Marked by someone already, or withdrawn by the person ("stop"): that stands.
+        return _error(409, "callback_final")
     await _audit(request, user, "callback", conv_id, status=status)
     return web.json_response({"ok": True})
 
@@ -618,6 +633,18 @@ async def referral_mark(request: web.Request, user: User) -> web.Response:
     except referrals.ReferralFinal:
         # Withdrawn by the person, or declined: consent cannot be brought back from here.
         return _error(409, "referral_final")
+    if view["status"] == "declined":
+        # The programme has turned them down: they wait for the helpline, not for it. Its
+        # staff see nothing more of it either way (views.visible); should the move fail,
+        # housekeeping makes it within a minute (referrals.hand_back_unconsented).
+        try:
+            await referrals.hand_back(
+                request.app, view["conversation_id"], view["programme"], declined=True
+            )
+        except Exception:  # noqa: BLE001 - the decline stands; the chore moves it
+            log.warning(
+                "a declined referral's conversation could not be handed back", exc_info=True
+            )
     await _audit(
         request, user, "referral", view["conversation_id"], referral=view["id"], status=status
     )
@@ -631,10 +658,45 @@ async def supervision(request: web.Request, user: User) -> web.Response:
 
 @api(SUPERVISING)
 async def audit_log(request: web.Request, user: User) -> web.Response:
-    conv = request.query.get("conversation") or None
+    """The audit log, newest first, a page at a time: `before` (the last id of the page
+    shown) for the next, `limit` (up to 500), and filters by `conversation`, `action` and
+    `actor`, so that no entry is out of reach however many came after it."""
+    query = request.query
+    conv = query.get("conversation") or None
     if conv is not None and not _CONVERSATION.fullmatch(conv):
         return _error(400, "conversation")
-    return web.json_response(await accounts.audit_entries(request.app[STORE], conversation_id=conv))
+    entries = await accounts.audit_entries(
+        request.app[STORE],
+        conversation_id=conv,
+        action=_query_name(query, "action"),
+        actor=_query_name(query, "actor"),
+        before=_query_number(query, "before", 2**31 - 1),
+        limit=_query_number(query, "limit", AUDIT_PAGE_MAX) or AUDIT_PAGE,
+    )
+    return web.json_response(entries)
+
+
+def _bad_query(key: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=f'{{"error": "{key}"}}', content_type="application/json")
+
+
+def _query_number(query: Mapping[str, str], key: str, most: int) -> int | None:
+    """A whole number from 1 to `most` (None if not given; 400 for anything else)."""
+    value = query.get(key) or None
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= most:
+        raise _bad_query(key)
+    return int(value)
+
+
+def _query_name(query: Mapping[str, str], key: str) -> str | None:
+    """An actor's or action's name to filter by (None if not given; 400 for what no entry
+    could hold: too long, or what a database refuses)."""
+    value = query.get(key) or None
+    if value is not None and (len(value) > 80 or storable(value) != value):
+        raise _bad_query(key)
+    return value
 
 
 async def release_gone(app: web.Application) -> int:
@@ -677,6 +739,12 @@ def setup(app: web.Application) -> None:
 
     app[BEFORE_PURGE].extend((prune_audit, prune_sessions))
     app[CHORES].append(("release conversations of closed accounts", lambda: release_gone(app)))
+    app[CHORES].append(
+        (
+            "hand back to the helpline what no consent sends a programme",
+            lambda: referrals.hand_back_unconsented(app),
+        )
+    )
     app[PAGES] = {}
     app[live.SOCKETS] = weakref.WeakSet()
     conv = "/console/api/conversations/{conversation}"

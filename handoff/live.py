@@ -170,6 +170,9 @@ class LiveConsole:
         mine = event.get("type") == RESYNC or event.get("programme") == self.user.programme
         if self.user.role == "programme" and not mine:
             return
+        if self.user.role == "programme":
+            # A referral declined: its conversation stops streaming to the programme now.
+            self.dirty.set()
         scope = self.user.programme if self.user.role == "programme" else None
         await self.send(
             {"type": "referrals", "items": await referrals.referrals(self.app[STORE], scope)}

@@ -1,18 +1,25 @@
 """Referrals to local programmes: made with the person's consent, carrying only what they
-agreed to share, seen only by that programme's staff, with a status the helpline can see."""
+agreed to share, seen only by that programme's staff, with a status the helpline can see.
+Without a standing consent (declined, or never given) a conversation goes back to the
+helpline's queue."""
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from handoff import accounts
 from handoff.models import ReferralRow
-from helpline.domain import utcnow
-from helpline.errors import HelplineError, NotFound
-from helpline.ports import Hub
+from helpline.app import CONTENT, ENGINE, ROUTING, STORE
+from helpline.domain import Author, Conversation, Owner, Reply, utcnow
+from helpline.errors import Forbidden, HelplineError, NotFound
+from helpline.ports import Hub, programme_of
 from helpline.privacy import new_reference
 from helpline.routing import LEFT_PROGRAMMES
 from helpline.storage import SqlStore
@@ -29,6 +36,8 @@ FINAL = ("withdrawn", "declined")
 TOPIC = "referrals"
 _MAX_FIELDS = 20
 _MAX_VALUE = 500
+
+log = logging.getLogger(__name__)
 
 
 class ReferralFinal(HelplineError):
@@ -228,3 +237,91 @@ async def referral_status(store: SqlStore, reference: str) -> str | None:
         return await session.scalar(
             select(ReferralRow.status).where(ReferralRow.reference == reference.strip().upper())
         )
+
+
+async def hand_back(
+    app: web.Application, conversation_id: str, programme_id: str, *, declined: bool
+) -> bool:
+    """The conversation leaves the programme's queue for the helpline's, if it is there with
+    no consent standing for that programme (`declined`: because the programme has just
+    declined its referral). Waiting, it keeps its place and the person is told the
+    helpline's own advisers will join them (that the programme declined, if it did); held
+    by the programme's staff, it is passed on as an adviser's transfer is; held by a
+    helpline adviser (claimed from the programme's queue), it stays theirs. Whether it
+    moved.
+
+    Without this the person would wait for a programme that has turned them down, or that
+    they never agreed to, and its staff could still claim them."""
+    engine, routing, store = app[ENGINE], app[ROUTING], app[STORE]
+    queue = f"programme:{programme_id}"
+    async with engine.locks.hold(conversation_id):
+        try:
+            conv = await store.conversation(conversation_id)
+        except NotFound:
+            return False
+        if conv.answers.get("queue") != queue or conv.closed:
+            return False
+        if await consents(store, [conversation_id], programme_id):
+            return False  # the person has agreed again meanwhile
+        holder = conv.adviser if conv.owner is Owner.ADVISER else None
+        if holder is not None and await accounts.role_of(store, holder) != "programme":
+            return False  # a helpline adviser took it from the programme's queue: theirs
+        if holder is None and not await _waiting_to_helpline(app, conv, declined=declined):
+            return False
+    if holder is not None:
+        try:
+            await routing.transfer(conversation_id, holder, "helpline", "", anyones=True)
+        except (Forbidden, NotFound):
+            return False  # ended or released meanwhile
+    await accounts.audit(store, "helpline", "hand_back", conversation_id, programme=programme_id)
+    return True
+
+
+async def _waiting_to_helpline(app: web.Application, conv: Conversation, *, declined: bool) -> bool:
+    """Move a conversation waiting in a programme's queue to the helpline's, at its place,
+    and tell the person (inside the conversation's lock). Whether it moved."""
+    if conv.owner is not Owner.QUEUE:
+        return False
+    before = conv.answers.get("queue")
+    # Routing's own move out of a programme's queue (kept for danger): the place is kept,
+    # the stay with the programme is recorded as ended, the consoles are told.
+    await app[ROUTING].escalate(conv, urgent=True)
+    if conv.answers.get("queue") == before:
+        return False  # the queue has lost its place: put back, then moved the next round
+    t = app[CONTENT].text
+    programme = programme_of(str(before))
+    told = "referral.declined_waiting" if declined else "referral.helpline_waiting"
+    replies = [
+        Reply(
+            t("event.referral_handed_back", conv.language, programme=programme),
+            author=Author.SYSTEM,
+        ),
+        Reply(t(told, conv.language)),
+    ]
+    stored = await app[STORE].save_turn(conv, [], replies)
+    await app[ENGINE].deliver(conv, stored)
+    return True
+
+
+async def hand_back_unconsented(app: web.Application, programme_id: str | None = None) -> int:
+    """Send back to the helpline's queue every conversation waiting in or held from a
+    programme's queue (`programme_id`'s, or any) with no consent standing for that programme:
+    one whose referral was declined (should the hand-back at the decline have failed), or
+    one sent there before consent was needed. A chore; returns how many moved."""
+    waiting, claimed = await app[ROUTING].queue.board()
+    by_programme: dict[str, list[str]] = defaultdict(list)
+    for entry in [*waiting, *(e for e, _ in claimed)]:
+        programme = programme_of(entry.queue)
+        if programme is not None and programme_id in (None, programme):
+            by_programme[programme].append(entry.conversation_id)
+    moved = 0
+    for programme, ids in by_programme.items():
+        standing = await consents(app[STORE], ids, programme)
+        for conversation_id in ids:
+            if conversation_id not in standing and await hand_back(
+                app, conversation_id, programme, declined=False
+            ):
+                moved += 1
+    if moved:
+        log.warning("conversations with no consent left programmes' queues: %d", moved)
+    return moved

@@ -50,14 +50,18 @@ async def visible(
 
     Outside a programme's scope the answer is NotFound, exactly as for an unknown id: for
     programme staff that is any conversation not waiting in their queue nor held by them
-    (once ended it is back with the helpline). Only a supervisor may look into a
-    conversation another adviser holds."""
+    (once ended it is back with the helpline), and any whose person's consent to be
+    referred to their programme no longer stands (declined, withdrawn) or was never given.
+    Every page, API call and live line of a conversation asks this. Only a supervisor may
+    look into a conversation another adviser holds."""
     conv = await app[STORE].conversation(conversation_id)
     entry = await app[ROUTING].queue.entry(conversation_id)
     current = entry.queue if entry else str(conv.answers.get("queue", "helpline"))
     mine = conv.owner is Owner.ADVISER and conv.adviser == user.name
     gone = entry is None and user.programme_queue is not None and not mine
     if not user.sees_queue(current) or gone:
+        raise NotFound("no such conversation")
+    if not await _consented(app, user, conversation_id):
         raise NotFound("no such conversation")
     if held_by_another(conv, user) and not user.supervises:
         raise Forbidden("another adviser holds this conversation")
@@ -79,6 +83,13 @@ async def _programme_scope(
     if user.role != "programme" or user.programme is None:
         return None
     return await referrals.consents(app[STORE], conversation_ids, user.programme)
+
+
+async def _consented(app: web.Application, user: User, conversation_id: str) -> bool:
+    """Whether this user may see the conversation as far as consent goes: helpline staff
+    always; programme staff while the person's consent to their programme stands."""
+    scope = await _programme_scope(app, user, [conversation_id])
+    return scope is None or conversation_id in scope
 
 
 async def note_authors(app: web.Application, user: User) -> set[str] | None:
@@ -224,6 +235,10 @@ async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> 
     ids = [e.conversation_id for e in waiting] + [e.conversation_id for e, _ in claimed]
     rows = await app[STORE].conversations(ids)
     scope = await _programme_scope(app, user, ids)
+    if scope is not None:
+        # Programme staff: only what the person's standing consent sends them (visible());
+        # the rest is on its way back to the helpline's queue (referrals.hand_back).
+        rows = {conv_id: conv for conv_id, conv in rows.items() if conv_id in scope}
     return {
         "type": "queue",
         "waiting": [

@@ -304,6 +304,7 @@ async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended
     ):
         await add_staff(app, "pat", "programme", "north")
         north_conv = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+        await referrals.create_referral(app[STORE], north_conv, "north", {})
         base = f"/console/api/conversations/{north_conv}"
         async with Console(url) as pat:
             await pat.login("pat")
@@ -343,14 +344,16 @@ async def test_programme_staff_receive_no_live_events_of_other_queues(
             await referrals.create_referral(app[STORE], helpline_conv, "south", {}, hub=app[HUB])
             # Something pat may see happens last; everything before it has been delivered.
             north_conv = await person_asks_for_adviser(app, OTHER, queue="programme:north")
+            await referrals.create_referral(app[STORE], north_conv, "north", {}, hub=app[HUB])
             north_ref = (await app[STORE].conversation(north_conv)).reference
             await next_frame(ws, lambda f: north_ref in waiting_refs(f), seen)
             await ws.close()
         text = json.dumps(seen)
         assert {"type": "refused", "conversation": helpline_conv} in seen
         assert helpline_ref not in text and "private words" not in text
-        # Only their own programme's referrals (none): the list sent on connecting is empty.
-        assert all(f["items"] == [] for f in seen if f["type"] == "referrals")
+        # Only their own programme's referrals: never the south one.
+        listed = [r for f in seen if f["type"] == "referrals" for r in f["items"]]
+        assert all(r["programme"] == "north" for r in listed)
 
 
 async def test_the_console_refuses_anyone_not_logged_in(sqlite_url: str, tmp_path: Path) -> None:

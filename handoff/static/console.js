@@ -66,6 +66,8 @@
       alertText(label('error-no-referral'));
     } else if (result.status === 409 && result.data && result.data.error === 'referral_final') {
       alertText(label('error-referral-final'));
+    } else if (result.status === 409 && result.data && result.data.error === 'callback_final') {
+      alertText(label('error-callback-final'));
     } else if (result.status === 409) {
       alertText(label('error-conflict'));
     } else {
