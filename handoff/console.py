@@ -41,6 +41,7 @@ from helpline.app import (
     CHORES,
     CLOCK,
     CONTENT,
+    ENGINE,
     HUB,
     PRIVACY,
     ROUTING,
@@ -52,7 +53,7 @@ from helpline.app import (
 from helpline.domain import Owner, json_object, storable
 from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import programme_of
-from helpline.routing import OUTCOMES
+from helpline.routing import OUTCOMES, PERSONAL_PREFIX
 from helpline.storage.models import HandoffRow
 
 log = logging.getLogger(__name__)
@@ -703,14 +704,25 @@ async def release_gone(app: web.Application) -> int:
     """Send back to the queue, at their place and priority, the conversations held by an
     adviser whose account has been disabled (`run.py user disable`, from another process:
     hence a chore, not a step of disabling). The person is told their adviser had to step
-    away, as for any release. Returns how many."""
+    away, as for any release. Those waiting for such an adviser by name (transferred to
+    them) move to the helpline's queue at their place. Returns how many."""
     store = app[STORE]
     records = await store.open_handoffs()
     holders = {r.claimed_by for r in records if r.claimed_by}
-    if not holders:
+    named = {r.queue.removeprefix(PERSONAL_PREFIX) for r in records if _personal(r.queue)}
+    if not holders and not named:
         return 0
-    gone = await accounts.disabled_among(store, holders)
+    gone = await accounts.disabled_among(store, holders | named)
     released = 0
+    for record in records:
+        # Waiting for a closed account by name (transferred to them): only they could take
+        # it from their own queue, so to the helpline's, at its place.
+        if record.claimed_by or not _personal(record.queue):
+            continue
+        if record.queue.removeprefix(PERSONAL_PREFIX) in gone and await _to_helpline(
+            app, record.conversation_id
+        ):
+            released += 1
     for record in records:
         if record.claimed_by not in gone:
             continue
@@ -723,6 +735,20 @@ async def release_gone(app: web.Application) -> int:
         )
         released += 1
     return released
+
+
+def _personal(queue: object) -> bool:
+    return isinstance(queue, str) and queue.startswith(PERSONAL_PREFIX)
+
+
+async def _to_helpline(app: web.Application, conversation_id: str) -> bool:
+    """A conversation waiting in one adviser's own queue moves to the helpline's (kept)."""
+    async with app[ENGINE].locks.hold(conversation_id):
+        conv = await app[STORE].conversation(conversation_id)
+        if conv.closed or not await app[ROUTING].to_helpline(conv):
+            return False
+        await app[STORE].save_turn(conv, [], [])
+    return True
 
 
 def setup(app: web.Application) -> None:

@@ -283,10 +283,8 @@ async def _waiting_to_helpline(app: web.Application, conv: Conversation, *, decl
     if conv.owner is not Owner.QUEUE:
         return False
     before = conv.answers.get("queue")
-    # Routing's own move out of a programme's queue (kept for danger): the place is kept,
-    # the stay with the programme is recorded as ended, the consoles are told.
-    await app[ROUTING].escalate(conv, urgent=True)
-    if conv.answers.get("queue") == before:
+    # The place is kept, the stay with the programme is recorded as ended, consoles told.
+    if not await app[ROUTING].to_helpline(conv):
         return False  # the queue has lost its place: put back, then moved the next round
     t = app[CONTENT].text
     programme = programme_of(str(before))

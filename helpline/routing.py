@@ -182,22 +182,28 @@ class Routing:
         child at risk written while waiting), someone waiting in a programme's queue after a
         referral, or for one adviser, moves to the helpline's: the programme's staff or that
         adviser may not be there, and the helpline's advisers answer danger."""
-        current = conv.answers.get("queue")
-        target = helpline_queue(current)
-        if (
-            urgent
-            and conv.owner is Owner.QUEUE
-            and isinstance(current, str)
-            and current != target
-            and await self.queue.transfer(conv.id, target)
-        ):
-            _move(conv, target)
-            await self.store.update_handoff(conv.id, queue=target)
-            await self.publish("transferred", conv.id, queue=target)
+        if urgent:
+            await self.to_helpline(conv)
         priority = Priority.for_risk(conv.risk_level)
         if await self.queue.escalate(conv.id, priority):
             await self.store.update_handoff(conv.id, priority=int(priority))
             await self.publish("escalated", conv.id)
+
+    async def to_helpline(self, conv: Conversation) -> bool:
+        """Someone waiting in a programme's queue or one adviser's own moves to the
+        helpline's, at their place (inside the conversation's lock): after danger, a
+        programme's decline, or the named adviser stepping away. Whether it moved (not if
+        it was in neither, or the queue has lost its place)."""
+        current = conv.answers.get("queue")
+        target = helpline_queue(current)
+        if conv.owner is not Owner.QUEUE or not isinstance(current, str) or current == target:
+            return False
+        if not await self.queue.transfer(conv.id, target):
+            return False
+        _move(conv, target)
+        await self.store.update_handoff(conv.id, queue=target)
+        await self.publish("transferred", conv.id, queue=target)
+        return True
 
     async def cancel(self, conv: Conversation) -> None:
         """The person leaves the queue, or the adviser they were with, of their own accord."""
@@ -543,12 +549,16 @@ class Routing:
             adviser = conv.adviser or actor
             if not await self.queue.release(conversation_id, adviser):
                 await self._requeue(conv, conv.answers.get("queue"))
-            await self._unpersonal(conv)
             # Risk raised while an adviser had it (escalating a claimed conversation
             # changes nothing in the queue) goes back to the queue with it.
             await self.escalate(conv)
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
+            if str(conv.answers.get("queue")).startswith(PERSONAL_PREFIX):
+                # Transferred to this adviser by name, who has stepped away (or left): any
+                # adviser may take it now, as the person is about to be told. Left in their
+                # own queue, only they could.
+                await self.to_helpline(conv)
             self._lapse_question(conv)
             engine.requeued(conv)
             t = self.content.text
@@ -652,19 +662,6 @@ class Routing:
         if conv.closed and not closed_too:
             raise Forbidden("the person has closed this conversation")
         return conv
-
-    async def _unpersonal(self, conv: Conversation) -> None:
-        """Released from one adviser's own queue (transferred to them by name): to the
-        helpline's queue, at its place, where any adviser may take it. Left in the named
-        adviser's queue, only they could, and they have just stepped away (or their account
-        has closed), while the person is told another adviser will join them."""
-        queue = conv.answers.get("queue")
-        if not (isinstance(queue, str) and queue.startswith(PERSONAL_PREFIX)):
-            return
-        if not await self.queue.transfer(conv.id, DEFAULT_QUEUE):
-            await self._requeue(conv, DEFAULT_QUEUE)
-        await self.store.update_handoff(conv.id, queue=DEFAULT_QUEUE)
-        _move(conv, DEFAULT_QUEUE)
 
     async def _requeue(self, conv: Conversation, queue: object) -> None:
         """A new place in the queue for a conversation the queue has lost all or part of its

@@ -180,6 +180,30 @@ async def test_disabling_an_adviser_sends_their_conversations_back_to_the_queue(
         )
 
 
+async def test_disabling_an_adviser_sends_those_waiting_for_them_by_name_to_the_helpline(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Transferred to Bob by name and waiting for him: only Bob (or a supervisor) may claim
+    # from his own queue, so with his account closed nobody would ever take it.
+    async with console_service(database_url, tmp_path, ("alice",), ("bob",)) as (app, fake, url):
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as alice:
+            await alice.login("alice")
+            assert (await alice.post(base + "/claim"))[0] == 200
+            assert (await alice.post(base + "/transfer", {"queue": "adviser:bob"}))[0] == 200
+            assert await console.release_gone(app) == 0, "bob is still here"
+            await accounts.disable_user(app[STORE], "bob", hub=app[HUB])
+            before = len(fake.sent)
+            assert await console.release_gone(app) == 1
+            assert await console.release_gone(app) == 0
+            assert fake.texts()[before:] == [], "they keep waiting, at their place"
+            [entry] = await app[ROUTING].queue.waiting()
+            assert entry.queue == "helpline"
+            assert (await app[STORE].conversation(conv_id)).answers["queue"] == "helpline"
+            assert (await alice.post(base + "/claim"))[0] == 200
+
+
 async def _forget_queue(redis_url: str, prefix: str) -> None:
     """Redis restarted without its data: the queue's keys are gone (locks too, unheld)."""
     client = redis.Redis.from_url(redis_url)
