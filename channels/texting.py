@@ -17,6 +17,7 @@ from aiohttp import web
 from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
 from helpline.content import DEFAULT_ROOT
 from helpline.domain import LANGUAGES, Conversation, Owner, Reply
+from helpline.engine import waiting_help
 from helpline.errors import ContentError, NotFound
 from helpline.ratelimit import Limit
 
@@ -370,7 +371,7 @@ async def own_words(
 def _help_key(app: web.Application, conv: Conversation) -> str:
     """What HELP says: while waiting for an adviser, what works while waiting (as the web
     chat's "help" says then), not the journey's words ("menu" to start again)."""
-    waiting = "handoff.waiting_help"
+    waiting = waiting_help(conv)
     if conv.owner is Owner.QUEUE and app[CONTENT].has(waiting):
         return waiting
     return "help.show"

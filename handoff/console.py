@@ -353,7 +353,9 @@ async def claim(request: web.Request, user: User) -> web.Response:
         raise QueueError("another adviser has this conversation") from None
     if not user.may_claim_from(current):
         raise NotFound("no such conversation")
-    await request.app[ROUTING].claim(conv_id, user.name, _capacity(request, user))
+    await request.app[ROUTING].claim(
+        conv_id, user.name, _capacity(request, user), programme=user.role == "programme"
+    )
     await _audit(request, user, "claim", conv_id)
     return web.json_response(await conversation_view(request.app, user, conv_id))
 
@@ -365,7 +367,7 @@ async def claim_next(request: web.Request, user: User) -> web.Response:
         # helpline's queue first (as the chore would, within a minute).
         await referrals.hand_back_unconsented(request.app, user.programme)
     conv = await request.app[ROUTING].claim_next(
-        user.name, user.claim_queues(), _capacity(request, user)
+        user.name, user.claim_queues(), _capacity(request, user), programme=user.role == "programme"
     )
     if conv is None:
         return web.json_response({"conversation": None})

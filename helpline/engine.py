@@ -45,6 +45,7 @@ from helpline.ports import (
     Priority,
     Sender,
     helpline_queue,
+    programme_of,
 )
 from helpline.privacy import Privacy, SealError, new_code
 from helpline.quiet import QuietHours
@@ -731,7 +732,7 @@ class Engine:
             for name in ("cmd_help", "cmd_menu")
         )
         if asks:
-            turn.say("handoff.waiting_help")
+            turn.say(waiting_help(conv))
         elif not answered:
             last = conv.answers.get(ACKED_AT)
             if last is not None and now - datetime.fromisoformat(last) < ACK_EVERY:
@@ -1566,6 +1567,13 @@ def _said_last(conv: Conversation, message: StoredMessage, turn: Turn, *, privat
         conv.answers.pop(SAID_LAST, None)
     else:
         conv.answers[SAID_LAST] = [_words(text, first=False), message.created_at.isoformat()]
+
+
+def waiting_help(conv: Conversation) -> str:
+    """What "help" says to someone waiting: for a programme's staff, or for an adviser."""
+    queue = conv.answers.get("queue")
+    programme = isinstance(queue, str) and programme_of(queue) is not None
+    return "programme.waiting_help" if programme else "handoff.waiting_help"
 
 
 def _said_before(conv: Conversation, message: StoredMessage) -> str | None:

@@ -466,23 +466,28 @@ class Routing:
             raise RuntimeError("routing is not wired to an engine")
         return self.engine
 
-    async def claim(self, conversation_id: str, adviser: str, capacity: int) -> Conversation:
+    async def claim(
+        self, conversation_id: str, adviser: str, capacity: int, *, programme: bool = False
+    ) -> Conversation:
         entry = await self.queue.claim(conversation_id, adviser, capacity)
         if entry is None:
             raise QueueError("this conversation is no longer waiting, or you are at capacity")
-        return await self._joined(entry, adviser)
+        return await self._joined(entry, adviser, programme=programme)
 
     async def claim_next(
-        self, adviser: str, queues: Collection[str], capacity: int
+        self, adviser: str, queues: Collection[str], capacity: int, *, programme: bool = False
     ) -> Conversation | None:
         entry = await self.queue.claim_next(adviser, queues, capacity)
-        return await self._joined(entry, adviser) if entry else None
+        return await self._joined(entry, adviser, programme=programme) if entry else None
 
-    async def _joined(self, entry: QueueEntry, adviser: str) -> Conversation:
+    async def _joined(
+        self, entry: QueueEntry, adviser: str, *, programme: bool = False
+    ) -> Conversation:
         """The adviser joins a conversation the queue has just given them. The claim was
         made outside the conversation's lock: if the person has left meanwhile (cancelled,
         said stop, took a call-back instead), nobody joins; if joining fails, the
-        conversation goes back to waiting rather than being held by no one."""
+        conversation goes back to waiting rather than being held by no one. `programme`:
+        one of a programme's staff joins, and the person is told so, not "an adviser"."""
         engine = self._engine()
         joined = False
         try:
@@ -493,7 +498,7 @@ class Routing:
                 t = self.content.text
                 replies = [
                     Reply(t("event.claimed", conv.language, adviser=adviser), author=Author.SYSTEM),
-                    Reply(t("handoff.joined", conv.language)),
+                    Reply(t("programme.joined" if programme else "handoff.joined", conv.language)),
                 ]
                 stored = await self.store.save_turn(conv, [], replies)
                 joined = True

@@ -256,3 +256,29 @@ async def test_a_locked_account_is_audited_once_per_lock_and_the_audit_can_be_pa
             body = {"username": "alice", "password": PASSWORD}
             async with anonymous.post(url + "/console/login", json=body) as r:
                 assert r.status == 429
+
+
+# -- 5. a programme's staff are not "an adviser" ---------------------------------------------
+
+
+async def test_someone_waiting_for_a_programme_hears_of_its_staff_not_of_an_adviser(
+    database_url: str, tmp_path: Path
+) -> None:
+    staff = (("pat", "programme", "north"), ("alice",))
+    async with console_service(database_url, tmp_path, *staff) as (app, fake, url):
+        t = app[CONTENT].text
+        engine = engine_of(app)
+        conv_id = await person_asks_for_adviser(app, PERSON, queue="programme:north")
+        await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
+        await engine.handle(InboundMessage("test", PERSON, "help"))
+        assert fake.texts(PERSON)[-1] == t("programme.waiting_help", "en")
+        async with Console(url) as pat:
+            await pat.login("pat")
+            assert (await pat.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
+        assert fake.texts(PERSON)[-1] == t("programme.joined", "en")
+        # The helpline's own advisers are still "an adviser".
+        other = await person_asks_for_adviser(app, OTHER)
+        async with Console(url) as alice:
+            await alice.login("alice")
+            assert (await alice.post(f"/console/api/conversations/{other}/claim"))[0] == 200
+        assert fake.texts(OTHER)[-1] == t("handoff.joined", "en")
