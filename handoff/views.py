@@ -211,7 +211,7 @@ def _item(
         "queue": entry.queue,
         "channel": entry.channel,
         "language": conv.language,
-        "risk": conv.risk_level,
+        "risk": _queued_risk(entry, conv),
         "flags": list(conv.answers.get("_risk_reasons", [])),
         "priority": Priority(entry.priority).name.lower(),
         "joined_at": joined.isoformat(),
@@ -223,6 +223,23 @@ def _item(
         item["summary"] = scope.get(conv.id, (None, {}))[1]
         item["flags"] = []
     return item
+
+
+# The risk level each place in the queue stands for (Priority.for_risk the other way).
+_LEVEL_OF = {
+    Priority.IMMEDIATE: "immediate",
+    Priority.SUICIDE: "suicide",
+    Priority.CONCERN: "concern",
+}
+
+
+def _queued_risk(entry: QueueEntry, conv: Conversation) -> str:
+    """The conversation's risk, or the queue's if that is higher: danger in a first message
+    puts it in the queue at its priority before the turn's save stores the risk, and the
+    live queue read in between announced someone new "None found" (the console review)."""
+    if entry.priority < Priority.for_risk(conv.risk_level):
+        return _LEVEL_OF.get(Priority(entry.priority), conv.risk_level)
+    return conv.risk_level
 
 
 async def queue_snapshot(app: web.Application, user: User, *, now: datetime) -> dict[str, Any]:
