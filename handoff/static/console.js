@@ -14,6 +14,9 @@
   var lang = root.getAttribute('data-lang') === 'cy' ? 'cy' : 'en';
   var MAX_BACKOFF_MS = 30000;
   var ME_TIMEOUT_MS = 10000;
+  // Storage keys start "helpline." so that the quick exit wipes them too.
+  var DRAFT_KEY = 'helpline.console.draft.'; // + conversation id
+  var OPEN_KEY = 'helpline.console.open';
 
   var me = null;
   var csrf = '';
@@ -26,9 +29,11 @@
   var shownIds = {};
   var canned = { en: [], cy: [] };
   var lastQueue = null;
-  // Unsent words per conversation, in this page's memory only (never in the browser's
-  // storage: staff PCs may be shared), so a reply typed for one person never lands in
-  // another's conversation, and a draft survives the session ending mid-typing.
+  // Unsent words per conversation, so a reply typed for one person never lands in another's
+  // conversation, and a draft survives the session ending mid-typing. Also kept in this
+  // tab's sessionStorage (never localStorage), named for whose they are, so a reload or a
+  // slip off the page loses nothing; sending clears them, and logging out, someone else
+  // logging in, the quick exit or closing the tab removes them all: staff PCs may be shared.
   var drafts = {};
   var draftsOf = null; // whose drafts they are
   var resumeId = null; // the conversation open when the session ended
@@ -73,6 +78,80 @@
     }
   }
 
+  // ---- drafts kept in this tab --------------------------------------------------------
+
+  function tabStorage() {
+    try {
+      return window.sessionStorage;
+    } catch (e) {
+      return null; // blocked (privacy settings): drafts stay in the page's memory only
+    }
+  }
+
+  function stored(key) {
+    var tab = tabStorage();
+    try {
+      var value = tab && JSON.parse(tab.getItem(key) || 'null');
+      return value && me && value.by === me.name ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function store(key, value) {
+    var tab = tabStorage();
+    try {
+      if (value === null) {
+        tab.removeItem(key);
+      } else {
+        tab.setItem(key, JSON.stringify(value));
+      }
+    } catch (e) {
+      // No storage, or full: the draft stays in the page's memory.
+    }
+  }
+
+  function storedKeys() {
+    var tab = tabStorage();
+    var keys = [];
+    try {
+      for (var i = 0; tab && i < tab.length; i += 1) {
+        if (tab.key(i).indexOf('helpline.console.') === 0) {
+          keys.push(tab.key(i));
+        }
+      }
+    } catch (e) {
+      // Nothing can be read: nothing was kept.
+    }
+    return keys;
+  }
+
+  function storeDraft(id) {
+    store(DRAFT_KEY + id, drafts[id] ? { by: draftsOf, boxes: drafts[id] } : null);
+  }
+
+  // This member of staff's drafts from before a reload; anyone else's are removed.
+  function loadDrafts() {
+    storedKeys().forEach(function (key) {
+      var kept = stored(key);
+      if (key.indexOf(DRAFT_KEY) !== 0) {
+        return;
+      }
+      if (kept && kept.boxes) {
+        var id = key.slice(DRAFT_KEY.length);
+        drafts[id] = drafts[id] || kept.boxes;
+      } else {
+        store(key, null);
+      }
+    });
+  }
+
+  function forgetStored() {
+    storedKeys().forEach(function (key) {
+      store(key, null);
+    });
+  }
+
   // ---- logging in and out -------------------------------------------------------------
 
   function showLogin(message) {
@@ -93,6 +172,7 @@
     if (forget) {
       drafts = {};
       draftsOf = null;
+      forgetStored();
     }
     seenWaiting = null;
     showLogin(message);
@@ -152,6 +232,11 @@
       drafts = {};
       resumeId = null;
       draftsOf = me.name;
+    }
+    loadDrafts();
+    if (!resumeId) {
+      var before = stored(OPEN_KEY); // the conversation open before a reload
+      resumeId = before && before.id ? String(before.id) : null;
     }
     $('login').hidden = true;
     $('app').hidden = false;
@@ -525,6 +610,7 @@
     } else {
       delete drafts[current.id];
     }
+    storeDraft(current.id);
   }
 
   function fillBoxes(id) {
@@ -580,6 +666,7 @@
     $('controls').hidden = !view.mine;
     $('read-only').hidden = view.mine;
     showReplyControls(true);
+    store(OPEN_KEY, { by: draftsOf, id: view.id });
     fillCanned(view.language);
     watch(view.id);
     if (view.mine) {
@@ -596,6 +683,7 @@
     }
     current = null;
     fillBoxes('');
+    store(OPEN_KEY, null);
     $('conversation').hidden = true;
   }
 
@@ -604,6 +692,7 @@
   function finished(done) {
     if (current) {
       delete drafts[current.id];
+      storeDraft(current.id);
       fillBoxes('');
     }
     closeConversation();
@@ -684,6 +773,7 @@
     act('/say', { text: text }, function () {
       $('message').value = '';
       $('canned').value = '';
+      keepDraft();
       $('message').focus();
     }, submitter(event));
   }
@@ -694,6 +784,7 @@
     if (text) {
       act('/note', { text: text }, function () {
         $('note').value = '';
+        keepDraft();
       }, submitter(event));
     }
   }
@@ -718,6 +809,7 @@
     if (text) {
       act('/safeguarding', { concern: text }, function () {
         $('concern').value = '';
+        keepDraft();
         status(label('safeguarding-recorded'));
         $('concern').focus();
       }, submitter(event));
@@ -1019,9 +1111,13 @@
       closeConversation();
       $('queue-heading').focus();
     });
+    BOXES.forEach(function (box) {
+      $(box).addEventListener('input', keepDraft);
+    });
     $('canned').addEventListener('change', function () {
       if ($('canned').value) {
         $('message').value = $('canned').value;
+        keepDraft();
         $('message').focus();
       }
     });

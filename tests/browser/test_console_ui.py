@@ -1,0 +1,103 @@
+"""What an adviser, a supervisor and programme staff see and do in the console, in Debian's
+chromium through Playwright: keys that must not lose a reply, what is announced, and the
+steps that cannot be undone asking first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Dialog, Page, expect
+
+from tests.console_support import PASSWORD, console_service, person_asks_for_adviser
+
+pytestmark = pytest.mark.browser
+
+
+@asynccontextmanager
+async def _served(
+    sqlite_url: str, tmp_path: Path, *staff: tuple[str, ...]
+) -> AsyncIterator[tuple[Any, str]]:
+    async with console_service(sqlite_url, tmp_path, *staff) as (app, _fake, url):
+        yield app, url
+
+
+async def _log_in(browser: Browser, url: str, name: str) -> Page:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(url + "/console")
+    await page.get_by_label("Username", exact=True).fill(name)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Log in", exact=True).click()
+    await expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()
+    return page
+
+
+async def _claim_first(page: Page) -> str:
+    await page.get_by_role("button", name="Claim", exact=True).first.click()
+    await expect(page.get_by_role("textbox", name="Message", exact=True)).to_be_visible()
+    return await page.locator("#conversation-reference").inner_text()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (up to 10 seconds) until the condition holds."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+class _Dialogs:
+    """Every dialog the page opens, answered yes (`accept`) or no; their words kept."""
+
+    def __init__(self, page: Page, accept: bool) -> None:
+        self.seen: list[str] = []
+        self.accept = accept
+        page.on("dialog", self._answer)
+
+    async def _answer(self, dialog: Dialog) -> None:
+        self.seen.append(dialog.message)
+        await (dialog.accept() if self.accept else dialog.dismiss())
+
+
+async def test_escape_in_the_console_keeps_the_adviser_and_their_reply_on_the_page(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",)) as (app, url):
+        await person_asks_for_adviser(app, "+447700900901")
+        page = await _log_in(browser, url, "alice")
+        reference = await _claim_first(page)
+        message = page.get_by_role("textbox", name="Message", exact=True)
+        await message.fill("I hear you. Can you tell me whether you have ")
+        await message.press("Escape")
+        await page.keyboard.press("Escape")
+        await expect(message).to_have_value("I hear you. Can you tell me whether you have ")
+        assert page.url.startswith(url + "/console")
+        # Staff keep a visible way out, without the key.
+        await expect(page.get_by_role("button", name="Exit this page")).to_be_visible()
+        # A reload (or leaving and coming back in this tab) keeps the draft too.
+        await page.reload()
+        await expect(page.locator("#conversation-reference")).to_have_text(reference)
+        await expect(message).to_have_value("I hear you. Can you tell me whether you have ")
+        # Sent: the draft is gone, from the box and from the tab's storage.
+        await message.fill("I hear you.")
+        await page.get_by_role("button", name="Send", exact=True).click()
+        await expect(message).to_have_value("")
+        await page.reload()
+        await expect(page.locator("#conversation-reference")).to_have_text(reference)
+        await expect(message).to_have_value("")
+
+
+async def test_logging_out_leaves_no_draft_in_the_tab(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",), ("bob",)) as (app, url):
+        await person_asks_for_adviser(app, "+447700900902")
+        page = await _log_in(browser, url, "alice")
+        await _claim_first(page)
+        await page.get_by_role("textbox", name="Message", exact=True).fill("for alice only")
+        await page.get_by_role("button", name="Log out", exact=True).click()
+        await expect(page.get_by_label("Username", exact=True)).to_be_visible()
+        assert await page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
