@@ -14,9 +14,11 @@
   var lang = root.getAttribute('data-lang') === 'cy' ? 'cy' : 'en';
   var MAX_BACKOFF_MS = 30000;
   var ME_TIMEOUT_MS = 10000;
+  var ANNOUNCED_MS = 30000; // how long news (an arrival, a raised risk) stays in the status line
   // Storage keys start "helpline." so that the quick exit wipes them too.
   var DRAFT_KEY = 'helpline.console.draft.'; // + conversation id
   var OPEN_KEY = 'helpline.console.open';
+  var RISK_RANK = { none: 0, concern: 1, suicide: 2, immediate: 3 };
 
   var me = null;
   var csrf = '';
@@ -38,6 +40,8 @@
   var draftsOf = null; // whose drafts they are
   var resumeId = null; // the conversation open when the session ended
   var seenWaiting = null; // ids already announced as waiting (null: not yet drawn)
+  var seenRisk = null; // each listed conversation's risk when last drawn (null: not yet)
+  var announcedTimer = null;
   var claiming = {};
   var BOXES = ['message', 'note', 'concern', 'transfer-note'];
 
@@ -47,6 +51,24 @@
   var el = dom.el;
   var clear = dom.clear;
   var status = dom.status;
+
+  // News for the status line (read out by screen readers), gone again after a while.
+  function announce(text) {
+    status(text);
+    window.clearTimeout(announcedTimer);
+    announcedTimer = window.setTimeout(function () {
+      if ($('status').textContent === text) {
+        status('');
+      }
+    }, ANNOUNCED_MS);
+  }
+
+  // A sentence from content with its {placeholders} filled in.
+  function filled(name, values) {
+    return label(name).replace(/\{(\w+)\}/g, function (whole, key) {
+      return values[key] !== undefined && values[key] !== null ? String(values[key]) : whole;
+    });
+  }
 
   function alertText(text) {
     var box = $('alerts');
@@ -175,6 +197,7 @@
       forgetStored();
     }
     seenWaiting = null;
+    seenRisk = null;
     showLogin(message);
     $('username').focus();
   }
@@ -484,8 +507,11 @@
     if (!frame.claimed.length) {
       claimed.appendChild(el('li', label('claimed-empty'), 'empty'));
     }
-    announceArrivals(frame.waiting);
-    riskMoved(frame.waiting.concat(frame.claimed));
+    var everyone = frame.waiting.concat(frame.claimed);
+    var news = arrivals(frame.waiting).concat(risksRaised(everyone), riskMoved(everyone));
+    if (news.length) {
+      announce(news.join(' '));
+    }
     if (focusKey) {
       var again = document.querySelector('[data-key="' + focusKey + '"]');
       if (again) {
@@ -495,27 +521,50 @@
   }
 
   // Once per person joining the queue, not at every redraw; none for those waiting already
-  // when the console opened.
-  function announceArrivals(waiting) {
+  // when the console opened. A risk is named only when the screen found one.
+  function arrivals(waiting) {
     var first = seenWaiting === null;
     var seen = {};
     var news = [];
     waiting.forEach(function (item) {
       seen[item.id] = true;
       if (!first && !seenWaiting[item.id]) {
-        news.push(label('new-waiting').replace('{risk}', riskLabel(item.risk)));
+        news.push(
+          rank(item.risk) > 0
+            ? filled('new-waiting', { risk: riskLabel(item.risk) })
+            : label('new-waiting-unrated')
+        );
       }
     });
     seenWaiting = seen;
-    if (news.length) {
-      status(news.join(' '));
-    }
+    return news;
+  }
+
+  function rank(risk) {
+    return RISK_RANK[risk] || 0;
+  }
+
+  // Any listed conversation whose risk has risen since it was last drawn (a risky message
+  // often arrives just after the person joined the queue); the open one is riskMoved's.
+  function risksRaised(items) {
+    var before = seenRisk;
+    var news = [];
+    seenRisk = {};
+    items.forEach(function (item) {
+      seenRisk[item.id] = item.risk;
+      var open = current && current.id === item.id;
+      if (before && item.id in before && rank(item.risk) > rank(before[item.id]) && !open) {
+        news.push(filled('risk-raised', { risk: riskLabel(item.risk), reference: item.reference }));
+      }
+    });
+    return news;
   }
 
   // The open conversation's risk as the queue now has it: a risky message raises it.
   function riskMoved(items) {
+    var news = [];
     if (!current) {
-      return;
+      return news;
     }
     items.forEach(function (item) {
       if (item.id !== current.id) {
@@ -530,9 +579,10 @@
       current.flags = flags;
       showDetails(current);
       if (raised) {
-        status(label('risk-changed').replace('{risk}', riskLabel(item.risk)));
+        news.push(filled('risk-changed', { risk: riskLabel(item.risk) }));
       }
     });
+    return news;
   }
 
   function claim(id, button) {
@@ -696,7 +746,7 @@
       fillBoxes('');
     }
     closeConversation();
-    status(label(done));
+    announce(label(done));
     $('queue-heading').focus();
   }
 
@@ -810,7 +860,7 @@
       act('/safeguarding', { concern: text }, function () {
         $('concern').value = '';
         keepDraft();
-        status(label('safeguarding-recorded'));
+        announce(label('safeguarding-recorded'));
         $('concern').focus();
       }, submitter(event));
     }

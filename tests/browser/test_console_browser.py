@@ -465,7 +465,7 @@ async def test_double_clicks_on_claim_and_send_act_once(
 
 
 @pytest.mark.browser
-async def test_a_new_person_waiting_is_announced_once_with_their_risk(
+async def test_a_new_person_waiting_is_announced_once_naming_no_risk_when_none_was_found(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     async with _served(sqlite_url, tmp_path, "alice") as (app, url):
@@ -473,7 +473,7 @@ async def test_a_new_person_waiting_is_announced_once_with_their_risk(
         await expect(page.locator("#waiting")).to_be_visible()
         await person_asks_for_adviser(app, "+447700900806")
         await expect(page.get_by_role("status")).to_have_text(
-            "Someone new is waiting: None found", timeout=15_000
+            "Someone new is waiting.", timeout=15_000
         )
 
 

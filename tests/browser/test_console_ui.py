@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
+from helpline.domain import InboundMessage
 from tests.console_support import PASSWORD, console_service, person_asks_for_adviser
+from tests.support import engine_of
 
 pytestmark = pytest.mark.browser
 
@@ -101,3 +103,23 @@ async def test_logging_out_leaves_no_draft_in_the_tab(
         await page.get_by_role("button", name="Log out", exact=True).click()
         await expect(page.get_by_label("Username", exact=True)).to_be_visible()
         assert await page.evaluate("() => [localStorage.length, sessionStorage.length]") == [0, 0]
+
+
+async def test_a_waiting_persons_raised_risk_is_announced_and_none_found_never_is(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",)) as (app, url):
+        page = await _log_in(browser, url, "alice")
+        await expect(page.locator("#waiting")).to_contain_text("No one is waiting")
+        await page.clock.install()
+        status = page.get_by_role("status").first
+        await person_asks_for_adviser(app, "+447700900903")
+        await expect(status).to_have_text("Someone new is waiting.")
+        reference = await page.locator("#waiting strong").first.inner_text()
+        await engine_of(app).handle(
+            InboundMessage("test", "+447700900903", "I am going to kill her tonight")
+        )
+        await expect(status).to_have_text(f"Now marked: Immediate danger — {reference}")
+        # The line does not stay for good.
+        await page.clock.run_for(61_000)
+        await expect(status).to_have_text("")
