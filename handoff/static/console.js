@@ -689,6 +689,22 @@
     $('transfer-form').hidden = !open;
   }
 
+  // A supervisor reading a conversation another adviser holds may release or transfer it
+  // (one who has gone home, or is stuck), but writes nothing in it.
+  function overseen(view) {
+    return !view.mine && supervises() && view.owner === 'adviser' && !!view.adviser;
+  }
+
+  function showControls(view) {
+    var oversee = overseen(view);
+    $('controls').hidden = !view.mine && !oversee;
+    $('read-only').hidden = view.mine;
+    showReplyControls(true);
+    ['say-form', 'note-form', 'end-form', 'safeguarding-form'].forEach(function (id) {
+      $(id).hidden = !view.mine;
+    });
+  }
+
   function personEnded(byPerson) {
     if (current.ended) {
       return;
@@ -713,9 +729,7 @@
     showDetails(view);
     clear($('transcript'));
     view.messages.forEach(addMessage);
-    $('controls').hidden = !view.mine;
-    $('read-only').hidden = view.mine;
-    showReplyControls(true);
+    showControls(view);
     store(OPEN_KEY, { by: draftsOf, id: view.id });
     fillCanned(view.language);
     watch(view.id);

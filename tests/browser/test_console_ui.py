@@ -123,3 +123,24 @@ async def test_a_waiting_persons_raised_risk_is_announced_and_none_found_never_i
         # The line does not stay for good.
         await page.clock.run_for(61_000)
         await expect(status).to_have_text("")
+
+
+async def test_a_supervisor_can_release_or_transfer_another_advisers_conversation(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",), ("sam", "supervisor")) as (app, url):
+        await person_asks_for_adviser(app, "+447700900904")
+        alice = await _log_in(browser, url, "alice")
+        await _claim_first(alice)
+        sam = await _log_in(browser, url, "sam")
+        await sam.locator("#claimed").get_by_role("button", name="Join read-only").click()
+        await expect(sam.locator("#read-only")).to_be_visible()
+        await expect(sam.get_by_role("button", name="Release", exact=True)).to_be_visible()
+        await expect(sam.get_by_role("button", name="Transfer", exact=True)).to_be_visible()
+        await expect(sam.get_by_role("button", name="Send", exact=True)).to_be_hidden()
+        await expect(sam.get_by_role("button", name="End", exact=True)).to_be_hidden()
+        await sam.get_by_role("button", name="Release", exact=True).click()
+        await expect(sam.get_by_role("status").first).to_have_text(
+            "Conversation released to the queue."
+        )
+        await expect(sam.locator("#waiting").get_by_role("button", name="Claim")).to_have_count(1)
