@@ -70,6 +70,11 @@
     });
   }
 
+  // A step that cannot be undone asks first, in the browser's own (accessible) dialog.
+  function confirmed(name, values) {
+    return window.confirm(filled(name, values));
+  }
+
   function alertText(text) {
     var box = $('alerts');
     clear(box);
@@ -730,6 +735,8 @@
     clear($('transcript'));
     view.messages.forEach(addMessage);
     showControls(view);
+    $('outcome').value = ''; // chosen afresh for each conversation
+    $('outcome').removeAttribute('aria-invalid');
     store(OPEN_KEY, { by: draftsOf, id: view.id });
     fillCanned(view.language);
     watch(view.id);
@@ -855,6 +862,14 @@
 
   function onTransfer(event) {
     event.preventDefault();
+    var target = $('transfer-to');
+    var chosen = target.options[target.selectedIndex];
+    if (!current || !confirmed('confirm-transfer', {
+      reference: current.reference,
+      queue: chosen ? chosen.textContent : target.value
+    })) {
+      return;
+    }
     act('/transfer', { queue: $('transfer-to').value, note: $('transfer-note').value }, function () {
       finished('done-transferred');
     }, submitter(event));
@@ -862,7 +877,21 @@
 
   function onEnd(event) {
     event.preventDefault();
-    act('/end', { outcome: $('outcome').value }, function () {
+    var select = $('outcome');
+    if (!current) {
+      return;
+    }
+    if (!select.value) {
+      select.setAttribute('aria-invalid', 'true');
+      alertText(label('outcome-missing'));
+      select.focus();
+      return;
+    }
+    var outcome = select.options[select.selectedIndex].textContent;
+    if (!confirmed('confirm-end', { reference: current.reference, outcome: outcome })) {
+      return;
+    }
+    act('/end', { outcome: select.value }, function () {
       finished('done-ended');
     }, submitter(event));
   }
@@ -891,6 +920,8 @@
   function fillOutcomes() {
     var select = $('outcome');
     clear(select);
+    // No outcome is chosen for the adviser: End asks for one.
+    option(select, '', label('outcome-choose'));
     me.outcomes.forEach(function (name) {
       option(select, name, label('outcome-' + name) || name);
     });
@@ -965,6 +996,10 @@
         b.type = 'button';
         b.setAttribute('aria-describedby', ref.id);
         b.addEventListener('click', function () {
+          // Either way the call-back leaves the list and its number is deleted.
+          if (!confirmed('confirm-callback-' + s, { reference: cb.reference })) {
+            return;
+          }
           call('POST', '/console/api/callbacks/' + cb.id, { status: s }).then(function (r) {
             if (r.status === 200) {
               loadCallbacks();
@@ -1039,6 +1074,10 @@
           b.type = 'button';
           b.setAttribute('aria-describedby', title.id);
           b.addEventListener('click', function () {
+            // Declined is final: only the person can agree to a new referral.
+            if (s === 'declined' && !confirmed('confirm-decline', { reference: ref.reference })) {
+              return;
+            }
             call('POST', '/console/api/referrals/' + ref.id, { status: s }).then(function (r) {
               if (r.status === 200) {
                 loadReferrals();
@@ -1164,6 +1203,9 @@
     $('say-form').addEventListener('submit', onSay);
     $('note-form').addEventListener('submit', onNote);
     $('release').addEventListener('click', function () {
+      if (!current || !confirmed('confirm-release', { reference: current.reference })) {
+        return;
+      }
       act('/release', {}, function () {
         finished('done-released');
       }, $('release'));
@@ -1177,6 +1219,9 @@
     });
     BOXES.forEach(function (box) {
       $(box).addEventListener('input', keepDraft);
+    });
+    $('outcome').addEventListener('change', function () {
+      $('outcome').removeAttribute('aria-invalid');
     });
     $('canned').addEventListener('change', function () {
       if ($('canned').value) {

@@ -109,6 +109,7 @@ async def test_a_person_and_an_adviser_talk_both_ways_until_the_adviser_ends_it(
         assert await adviser.title() != "1"
 
         await adviser.get_by_label("Outcome", exact=True).select_option("signposted")
+        adviser.on("dialog", lambda dialog: dialog.accept())  # "End the conversation...?"
         await adviser.get_by_role("button", name="End", exact=True).click()
         ended = content.text("handoff.ended", "en")
         await expect(person.get_by_text(ended[:40])).to_be_visible()
@@ -150,6 +151,7 @@ async def test_the_same_conversation_carried_over_sms_with_the_adviser_in_a_brow
             ).to_be_visible()
 
             await adviser.get_by_label("Outcome", exact=True).select_option("signposted")
+            adviser.on("dialog", lambda dialog: dialog.accept())
             await adviser.get_by_role("button", name="End", exact=True).click()
             await eventually_sent(lb, app[CONTENT].text("handoff.ended", "en"))
             await expect(adviser.get_by_role("button", name="Claim", exact=True)).to_have_count(0)
@@ -344,6 +346,7 @@ async def test_programme_staff_cannot_mark_a_withdrawn_or_declined_referral_agai
         new = items.filter(has_text="Cardiff")
         await expect(withdrawn.get_by_role("button")).to_have_count(0)
         await expect(new.get_by_role("button", name="Accepted", exact=True)).to_be_visible()
+        page.on("dialog", lambda dialog: dialog.accept())  # declined is final: asked first
         await new.get_by_role("button", name="Declined", exact=True).click()
         await expect(new.get_by_text("Status")).to_be_visible()
         await expect(new.get_by_role("button")).to_have_count(0, timeout=15_000)
@@ -401,6 +404,7 @@ async def test_when_the_person_stops_the_adviser_is_told_and_can_still_record_th
         )
         await expect(page.get_by_role("button", name="Send", exact=True)).to_be_hidden()
         await page.get_by_label("Outcome", exact=True).select_option("signposted")
+        page.on("dialog", lambda dialog: dialog.accept())
         await page.get_by_role("button", name="End", exact=True).click()
         await expect(page.locator("#conversation")).to_be_hidden()
         await expect(page.get_by_role("alert")).to_have_text("")

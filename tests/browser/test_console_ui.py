@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
+from handoff import callbacks, referrals
+from helpline.app import STORE
 from helpline.domain import InboundMessage
 from tests.console_support import PASSWORD, console_service, person_asks_for_adviser
 from tests.support import engine_of
@@ -139,8 +141,81 @@ async def test_a_supervisor_can_release_or_transfer_another_advisers_conversatio
         await expect(sam.get_by_role("button", name="Transfer", exact=True)).to_be_visible()
         await expect(sam.get_by_role("button", name="Send", exact=True)).to_be_hidden()
         await expect(sam.get_by_role("button", name="End", exact=True)).to_be_hidden()
+        asked = _Dialogs(sam, accept=True)
         await sam.get_by_role("button", name="Release", exact=True).click()
         await expect(sam.get_by_role("status").first).to_have_text(
             "Conversation released to the queue."
         )
+        assert len(asked.seen) == 1
         await expect(sam.locator("#waiting").get_by_role("button", name="Claim")).to_have_count(1)
+
+
+async def test_end_needs_an_outcome_chosen_and_a_yes(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",)) as (app, url):
+        await person_asks_for_adviser(app, "+447700900905")
+        page = await _log_in(browser, url, "alice")
+        reference = await _claim_first(page)
+        outcome = page.get_by_label("Outcome", exact=True)
+        await expect(outcome).to_have_value("")
+        end = page.get_by_role("button", name="End", exact=True)
+        asked = _Dialogs(page, accept=False)
+        await end.click()
+        await expect(page.get_by_role("alert")).to_have_text(
+            "Choose an outcome before you end the conversation."
+        )
+        await expect(outcome).to_be_focused()
+        assert asked.seen == []
+        await outcome.select_option("signposted")
+        await end.click()
+        await _until(lambda: len(asked.seen) == 1)
+        assert reference in asked.seen[0] and "Signposted" in asked.seen[0]
+        await expect(page.locator("#conversation")).to_be_visible()
+        asked.accept = True
+        await end.click()
+        await expect(page.locator("#conversation")).to_be_hidden()
+        await expect(page.get_by_role("status").first).to_have_text("Conversation ended.")
+        assert len(asked.seen) == 2
+
+
+async def test_release_and_transfer_ask_first(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",), ("bob",)) as (app, url):
+        await person_asks_for_adviser(app, "+447700900906")
+        page = await _log_in(browser, url, "alice")
+        reference = await _claim_first(page)
+        asked = _Dialogs(page, accept=False)
+        await page.get_by_role("button", name="Release", exact=True).click()
+        await page.get_by_role("button", name="Transfer", exact=True).click()
+        await _until(lambda: len(asked.seen) == 2)
+        assert all(reference in words for words in asked.seen)
+        await expect(page.locator("#conversation")).to_be_visible()
+        await expect(page.locator("#claimed")).to_contain_text(reference)
+
+
+async def test_declining_a_referral_and_a_call_back_done_ask_first(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("alice",), ("pat", "programme", "north")) as (
+        app,
+        url,
+    ):
+        referred = await person_asks_for_adviser(app, "+447700900907", queue="programme:north")
+        await referrals.create_referral(app[STORE], referred, "north", {"area": "Cardiff"})
+        pat = await _log_in(browser, url, "pat")
+        asked = _Dialogs(pat, accept=False)
+        item = pat.locator("#referral-list > li").filter(has_text="Cardiff")
+        await item.get_by_role("button", name="Declined", exact=True).click()
+        await _until(lambda: len(asked.seen) == 1)
+        await expect(item.get_by_role("button", name="Accepted", exact=True)).to_be_visible()
+
+        wants_call = await person_asks_for_adviser(app, "+447700900908")
+        await callbacks.request_callback(app[STORE], wants_call, "after 6pm")
+        alice = await _log_in(browser, url, "alice")
+        asked_alice = _Dialogs(alice, accept=False)
+        done = alice.locator("#callback-list").get_by_role("button", name="Done", exact=True)
+        await done.click()
+        await _until(lambda: len(asked_alice.seen) == 1)
+        await expect(done).to_be_visible()
