@@ -1166,6 +1166,8 @@
         event.preventDefault();
         var decision = field.value.trim();
         if (!decision) {
+          alertText(label('decision-missing'));
+          field.focus();
           return;
         }
         call('POST', '/console/api/safeguarding/' + c.id + '/sign-off', {

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from handoff import callbacks, referrals
-from helpline.app import STORE
+from handoff import callbacks, referrals, safeguarding
+from helpline.app import HUB, STORE
 from helpline.domain import InboundMessage
 from tests.console_support import PASSWORD, console_service, person_asks_for_adviser
 from tests.support import engine_of
@@ -219,3 +219,17 @@ async def test_declining_a_referral_and_a_call_back_done_ask_first(
         await done.click()
         await _until(lambda: len(asked_alice.seen) == 1)
         await expect(done).to_be_visible()
+
+
+async def test_signing_off_without_a_decision_says_what_is_missing(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with _served(sqlite_url, tmp_path, ("sam", "supervisor")) as (app, url):
+        conv = await person_asks_for_adviser(app, "+447700900909")
+        await safeguarding.raise_concern(app[STORE], app[HUB], conv, "alice", "A child at home")
+        sam = await _log_in(browser, url, "sam")
+        await sam.get_by_role("button", name="Sign off", exact=True).click()
+        await expect(sam.get_by_role("alert")).to_have_text(
+            "Write the decision taken before you sign off."
+        )
+        await expect(sam.get_by_role("textbox", name="Decision taken", exact=True)).to_be_focused()
