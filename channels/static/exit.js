@@ -7,6 +7,8 @@
  * data-label-shift-2, data-label-shift-1, data-label-loading, data-label-expired.
  * Triggers: activating that control, the Escape key, or Shift pressed 3 times within 5 seconds;
  * in the widget's frame also a {"type": "helpline:exit-request"} message from the host page.
+ * A control with data-exit-escape="off" (the staff console's: there Escape closes pickers and
+ * must never throw away a reply being typed) leaves Escape alone on its page.
  * Pages register clean-up (close sockets, wipe the screen) with HelplineExit.onExit(fn).
  * On exit every sessionStorage key starting "helpline." is removed.
  */
@@ -25,6 +27,7 @@
   var shiftTimer = null;
   var shiftModified = false;
   var announcer = null;
+  var escapeExits = true;
 
   function label(name) {
     var control = controls[0];
@@ -217,7 +220,7 @@
 
   function onKeyDown(event) {
     if (event.key === 'Escape' || event.key === 'Esc') {
-      if (!event.isComposing) {
+      if (escapeExits && !event.isComposing) {
         event.preventDefault();
         exit();
       }
@@ -272,6 +275,9 @@
     var found = document.querySelectorAll('[data-helpline-exit]');
     for (var i = 0; i < found.length; i += 1) {
       bindControl(found[i]);
+      if (found[i].getAttribute('data-exit-escape') === 'off') {
+        escapeExits = false;
+      }
     }
     announcer = makeAnnouncer();
     document.addEventListener('keydown', onKeyDown, true);

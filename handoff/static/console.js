@@ -14,6 +14,11 @@
   var lang = root.getAttribute('data-lang') === 'cy' ? 'cy' : 'en';
   var MAX_BACKOFF_MS = 30000;
   var ME_TIMEOUT_MS = 10000;
+  var ANNOUNCED_MS = 30000; // how long news (an arrival, a raised risk) stays in the status line
+  // Storage keys start "helpline." so that the quick exit wipes them too.
+  var DRAFT_KEY = 'helpline.console.draft.'; // + conversation id
+  var OPEN_KEY = 'helpline.console.open';
+  var RISK_RANK = { none: 0, concern: 1, suicide: 2, immediate: 3 };
 
   var me = null;
   var csrf = '';
@@ -26,13 +31,17 @@
   var shownIds = {};
   var canned = { en: [], cy: [] };
   var lastQueue = null;
-  // Unsent words per conversation, in this page's memory only (never in the browser's
-  // storage: staff PCs may be shared), so a reply typed for one person never lands in
-  // another's conversation, and a draft survives the session ending mid-typing.
+  // Unsent words per conversation, so a reply typed for one person never lands in another's
+  // conversation, and a draft survives the session ending mid-typing. Also kept in this
+  // tab's sessionStorage (never localStorage), named for whose they are, so a reload or a
+  // slip off the page loses nothing; sending clears them, and logging out, someone else
+  // logging in, the quick exit or closing the tab removes them all: staff PCs may be shared.
   var drafts = {};
   var draftsOf = null; // whose drafts they are
   var resumeId = null; // the conversation open when the session ended
   var seenWaiting = null; // ids already announced as waiting (null: not yet drawn)
+  var seenRisk = null; // each listed conversation's risk when last drawn (null: not yet)
+  var announcedTimer = null;
   var claiming = {};
   var BOXES = ['message', 'note', 'concern', 'transfer-note'];
 
@@ -42,6 +51,29 @@
   var el = dom.el;
   var clear = dom.clear;
   var status = dom.status;
+
+  // News for the status line (read out by screen readers), gone again after a while.
+  function announce(text) {
+    status(text);
+    window.clearTimeout(announcedTimer);
+    announcedTimer = window.setTimeout(function () {
+      if ($('status').textContent === text) {
+        status('');
+      }
+    }, ANNOUNCED_MS);
+  }
+
+  // A sentence from content with its {placeholders} filled in.
+  function filled(name, values) {
+    return label(name).replace(/\{(\w+)\}/g, function (whole, key) {
+      return values[key] !== undefined && values[key] !== null ? String(values[key]) : whole;
+    });
+  }
+
+  // A step that cannot be undone asks first, in the browser's own (accessible) dialog.
+  function confirmed(name, values) {
+    return window.confirm(filled(name, values));
+  }
 
   function alertText(text) {
     var box = $('alerts');
@@ -75,6 +107,80 @@
     }
   }
 
+  // ---- drafts kept in this tab --------------------------------------------------------
+
+  function tabStorage() {
+    try {
+      return window.sessionStorage;
+    } catch (e) {
+      return null; // blocked (privacy settings): drafts stay in the page's memory only
+    }
+  }
+
+  function stored(key) {
+    var tab = tabStorage();
+    try {
+      var value = tab && JSON.parse(tab.getItem(key) || 'null');
+      return value && me && value.by === me.name ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function store(key, value) {
+    var tab = tabStorage();
+    try {
+      if (value === null) {
+        tab.removeItem(key);
+      } else {
+        tab.setItem(key, JSON.stringify(value));
+      }
+    } catch (e) {
+      // No storage, or full: the draft stays in the page's memory.
+    }
+  }
+
+  function storedKeys() {
+    var tab = tabStorage();
+    var keys = [];
+    try {
+      for (var i = 0; tab && i < tab.length; i += 1) {
+        if (tab.key(i).indexOf('helpline.console.') === 0) {
+          keys.push(tab.key(i));
+        }
+      }
+    } catch (e) {
+      // Nothing can be read: nothing was kept.
+    }
+    return keys;
+  }
+
+  function storeDraft(id) {
+    store(DRAFT_KEY + id, drafts[id] ? { by: draftsOf, boxes: drafts[id] } : null);
+  }
+
+  // This member of staff's drafts from before a reload; anyone else's are removed.
+  function loadDrafts() {
+    storedKeys().forEach(function (key) {
+      var kept = stored(key);
+      if (key.indexOf(DRAFT_KEY) !== 0) {
+        return;
+      }
+      if (kept && kept.boxes) {
+        var id = key.slice(DRAFT_KEY.length);
+        drafts[id] = drafts[id] || kept.boxes;
+      } else {
+        store(key, null);
+      }
+    });
+  }
+
+  function forgetStored() {
+    storedKeys().forEach(function (key) {
+      store(key, null);
+    });
+  }
+
   // ---- logging in and out -------------------------------------------------------------
 
   function showLogin(message) {
@@ -95,8 +201,10 @@
     if (forget) {
       drafts = {};
       draftsOf = null;
+      forgetStored();
     }
     seenWaiting = null;
+    seenRisk = null;
     showLogin(message);
     $('username').focus();
   }
@@ -154,6 +262,11 @@
       drafts = {};
       resumeId = null;
       draftsOf = me.name;
+    }
+    loadDrafts();
+    if (!resumeId) {
+      var before = stored(OPEN_KEY); // the conversation open before a reload
+      resumeId = before && before.id ? String(before.id) : null;
     }
     $('login').hidden = true;
     $('app').hidden = false;
@@ -401,8 +514,11 @@
     if (!frame.claimed.length) {
       claimed.appendChild(el('li', label('claimed-empty'), 'empty'));
     }
-    announceArrivals(frame.waiting);
-    riskMoved(frame.waiting.concat(frame.claimed));
+    var everyone = frame.waiting.concat(frame.claimed);
+    var news = arrivals(frame.waiting).concat(risksRaised(everyone), riskMoved(everyone));
+    if (news.length) {
+      announce(news.join(' '));
+    }
     if (focusKey) {
       var again = document.querySelector('[data-key="' + focusKey + '"]');
       if (again) {
@@ -412,27 +528,50 @@
   }
 
   // Once per person joining the queue, not at every redraw; none for those waiting already
-  // when the console opened.
-  function announceArrivals(waiting) {
+  // when the console opened. A risk is named only when the screen found one.
+  function arrivals(waiting) {
     var first = seenWaiting === null;
     var seen = {};
     var news = [];
     waiting.forEach(function (item) {
       seen[item.id] = true;
       if (!first && !seenWaiting[item.id]) {
-        news.push(label('new-waiting').replace('{risk}', riskLabel(item.risk)));
+        news.push(
+          rank(item.risk) > 0
+            ? filled('new-waiting', { risk: riskLabel(item.risk) })
+            : label('new-waiting-unrated')
+        );
       }
     });
     seenWaiting = seen;
-    if (news.length) {
-      status(news.join(' '));
-    }
+    return news;
+  }
+
+  function rank(risk) {
+    return RISK_RANK[risk] || 0;
+  }
+
+  // Any listed conversation whose risk has risen since it was last drawn (a risky message
+  // often arrives just after the person joined the queue); the open one is riskMoved's.
+  function risksRaised(items) {
+    var before = seenRisk;
+    var news = [];
+    seenRisk = {};
+    items.forEach(function (item) {
+      seenRisk[item.id] = item.risk;
+      var open = current && current.id === item.id;
+      if (before && item.id in before && rank(item.risk) > rank(before[item.id]) && !open) {
+        news.push(filled('risk-raised', { risk: riskLabel(item.risk), reference: item.reference }));
+      }
+    });
+    return news;
   }
 
   // The open conversation's risk as the queue now has it: a risky message raises it.
   function riskMoved(items) {
+    var news = [];
     if (!current) {
-      return;
+      return news;
     }
     items.forEach(function (item) {
       if (item.id !== current.id) {
@@ -447,9 +586,10 @@
       current.flags = flags;
       showDetails(current);
       if (raised) {
-        status(label('risk-changed').replace('{risk}', riskLabel(item.risk)));
+        news.push(filled('risk-changed', { risk: riskLabel(item.risk) }));
       }
     });
+    return news;
   }
 
   function claim(id, button) {
@@ -527,6 +667,7 @@
     } else {
       delete drafts[current.id];
     }
+    storeDraft(current.id);
   }
 
   function fillBoxes(id) {
@@ -555,6 +696,22 @@
     $('transfer-form').hidden = !open;
   }
 
+  // A supervisor reading a conversation another adviser holds may release or transfer it
+  // (one who has gone home, or is stuck), but writes nothing in it.
+  function overseen(view) {
+    return !view.mine && supervises() && view.owner === 'adviser' && !!view.adviser;
+  }
+
+  function showControls(view) {
+    var oversee = overseen(view);
+    $('controls').hidden = !view.mine && !oversee;
+    $('read-only').hidden = view.mine;
+    showReplyControls(true);
+    ['say-form', 'note-form', 'end-form', 'safeguarding-form'].forEach(function (id) {
+      $(id).hidden = !view.mine;
+    });
+  }
+
   function personEnded(byPerson) {
     if (current.ended) {
       return;
@@ -579,9 +736,10 @@
     showDetails(view);
     clear($('transcript'));
     view.messages.forEach(addMessage);
-    $('controls').hidden = !view.mine;
-    $('read-only').hidden = view.mine;
-    showReplyControls(true);
+    showControls(view);
+    $('outcome').value = ''; // chosen afresh for each conversation
+    $('outcome').removeAttribute('aria-invalid');
+    store(OPEN_KEY, { by: draftsOf, id: view.id });
     fillCanned(view.language);
     watch(view.id);
     if (view.mine) {
@@ -598,6 +756,7 @@
     }
     current = null;
     fillBoxes('');
+    store(OPEN_KEY, null);
     $('conversation').hidden = true;
   }
 
@@ -606,10 +765,11 @@
   function finished(done) {
     if (current) {
       delete drafts[current.id];
+      storeDraft(current.id);
       fillBoxes('');
     }
     closeConversation();
-    status(label(done));
+    announce(label(done));
     $('queue-heading').focus();
   }
 
@@ -686,6 +846,7 @@
     act('/say', { text: text }, function () {
       $('message').value = '';
       $('canned').value = '';
+      keepDraft();
       $('message').focus();
     }, submitter(event));
   }
@@ -696,12 +857,21 @@
     if (text) {
       act('/note', { text: text }, function () {
         $('note').value = '';
+        keepDraft();
       }, submitter(event));
     }
   }
 
   function onTransfer(event) {
     event.preventDefault();
+    var target = $('transfer-to');
+    var chosen = target.options[target.selectedIndex];
+    if (!current || !confirmed('confirm-transfer', {
+      reference: current.reference,
+      queue: chosen ? chosen.textContent : target.value
+    })) {
+      return;
+    }
     act('/transfer', { queue: $('transfer-to').value, note: $('transfer-note').value }, function () {
       finished('done-transferred');
     }, submitter(event));
@@ -709,7 +879,21 @@
 
   function onEnd(event) {
     event.preventDefault();
-    act('/end', { outcome: $('outcome').value }, function () {
+    var select = $('outcome');
+    if (!current) {
+      return;
+    }
+    if (!select.value) {
+      select.setAttribute('aria-invalid', 'true');
+      alertText(label('outcome-missing'));
+      select.focus();
+      return;
+    }
+    var outcome = select.options[select.selectedIndex].textContent;
+    if (!confirmed('confirm-end', { reference: current.reference, outcome: outcome })) {
+      return;
+    }
+    act('/end', { outcome: select.value }, function () {
       finished('done-ended');
     }, submitter(event));
   }
@@ -720,7 +904,8 @@
     if (text) {
       act('/safeguarding', { concern: text }, function () {
         $('concern').value = '';
-        status(label('safeguarding-recorded'));
+        keepDraft();
+        announce(label('safeguarding-recorded'));
         $('concern').focus();
       }, submitter(event));
     }
@@ -737,6 +922,8 @@
   function fillOutcomes() {
     var select = $('outcome');
     clear(select);
+    // No outcome is chosen for the adviser: End asks for one.
+    option(select, '', label('outcome-choose'));
     me.outcomes.forEach(function (name) {
       option(select, name, label('outcome-' + name) || name);
     });
@@ -811,6 +998,10 @@
         b.type = 'button';
         b.setAttribute('aria-describedby', ref.id);
         b.addEventListener('click', function () {
+          // Either way the call-back leaves the list and its number is deleted.
+          if (!confirmed('confirm-callback-' + s, { reference: cb.reference })) {
+            return;
+          }
           call('POST', '/console/api/callbacks/' + cb.id, { status: s }).then(function (r) {
             if (r.status === 200) {
               loadCallbacks();
@@ -885,6 +1076,10 @@
           b.type = 'button';
           b.setAttribute('aria-describedby', title.id);
           b.addEventListener('click', function () {
+            // Declined is final: only the person can agree to a new referral.
+            if (s === 'declined' && !confirmed('confirm-decline', { reference: ref.reference })) {
+              return;
+            }
             call('POST', '/console/api/referrals/' + ref.id, { status: s }).then(function (r) {
               if (r.status === 200) {
                 loadReferrals();
@@ -973,6 +1168,8 @@
         event.preventDefault();
         var decision = field.value.trim();
         if (!decision) {
+          alertText(label('decision-missing'));
+          field.focus();
           return;
         }
         call('POST', '/console/api/safeguarding/' + c.id + '/sign-off', {
@@ -1010,6 +1207,9 @@
     $('say-form').addEventListener('submit', onSay);
     $('note-form').addEventListener('submit', onNote);
     $('release').addEventListener('click', function () {
+      if (!current || !confirmed('confirm-release', { reference: current.reference })) {
+        return;
+      }
       act('/release', {}, function () {
         finished('done-released');
       }, $('release'));
@@ -1021,9 +1221,16 @@
       closeConversation();
       $('queue-heading').focus();
     });
+    BOXES.forEach(function (box) {
+      $(box).addEventListener('input', keepDraft);
+    });
+    $('outcome').addEventListener('change', function () {
+      $('outcome').removeAttribute('aria-invalid');
+    });
     $('canned').addEventListener('change', function () {
       if ($('canned').value) {
         $('message').value = $('canned').value;
+        keepDraft();
         $('message').focus();
       }
     });
