@@ -524,8 +524,8 @@ async def test_out_of_hours_the_closed_message_offers_a_call_back_at_once(
         clock.now += timedelta(minutes=30)
         assert await routing.offer_waiting(timedelta(minutes=10)) == 0  # offered already
         person = Person(app, fake, conversation_id=conv_id)
-        # A message, kept for the adviser, and the bot says so.
-        assert await person.says("I had a call from the police") == ["handoff.waiting_ack"]
+        # A message, kept for the adviser, and the bot says so, and that the line is closed.
+        assert await person.says("I had a call from the police") == ["handoff.waiting_closed"]
         assert await person.says("call back") == ["handoff.callback_instead", "own.callback_when"]
         assert (await person.conversation()).owner is Owner.BOT
 
