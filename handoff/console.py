@@ -51,7 +51,7 @@ from helpline.app import (
     same_origin,
 )
 from helpline.domain import Owner, json_object, storable
-from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
+from helpline.errors import AtCapacity, Forbidden, HelplineError, NotFound, QueueError
 from helpline.ports import programme_of
 from helpline.routing import OUTCOMES, PERSONAL_PREFIX
 from helpline.storage.models import HandoffRow
@@ -145,6 +145,16 @@ def _capacity(request: web.Request, user: User) -> int:
     return user.capacity or request.app[SETTINGS].adviser_capacity
 
 
+async def _room(request: web.Request, user: User) -> int:
+    """This adviser's capacity, if they hold fewer than it; else AtCapacity (409
+    "at_capacity"), so the console can say so, not "someone else took it" or "no one is
+    waiting". The queue's own claim still checks it, against two claims at once."""
+    capacity = _capacity(request, user)
+    if len(await request.app[ROUTING].queue.claims(user.name)) >= capacity:
+        raise AtCapacity("holding as many conversations as they may")
+    return capacity
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, or a 400 {"error": "json"} for anything else."""
     try:
@@ -188,6 +198,8 @@ def api(
                 return _error(403, "forbidden")
             except NotFound:
                 return _error(404, "not_found")
+            except AtCapacity:
+                return _error(409, "at_capacity")
             except QueueError:
                 return _error(409, "conflict")
             except HelplineError:
@@ -354,7 +366,7 @@ async def claim(request: web.Request, user: User) -> web.Response:
     if not user.may_claim_from(current):
         raise NotFound("no such conversation")
     await request.app[ROUTING].claim(
-        conv_id, user.name, _capacity(request, user), programme=user.role == "programme"
+        conv_id, user.name, await _room(request, user), programme=user.role == "programme"
     )
     await _audit(request, user, "claim", conv_id)
     return web.json_response(await conversation_view(request.app, user, conv_id))
@@ -367,7 +379,10 @@ async def claim_next(request: web.Request, user: User) -> web.Response:
         # helpline's queue first (as the chore would, within a minute).
         await referrals.hand_back_unconsented(request.app, user.programme)
     conv = await request.app[ROUTING].claim_next(
-        user.name, user.claim_queues(), _capacity(request, user), programme=user.role == "programme"
+        user.name,
+        user.claim_queues(),
+        await _room(request, user),
+        programme=user.role == "programme",
     )
     if conv is None:
         return web.json_response({"conversation": None})

@@ -29,6 +29,10 @@ class QueueError(HelplineError):
     """The routing queue refused an operation (for example a claim already taken)."""
 
 
+class AtCapacity(QueueError):
+    """An adviser asked for another conversation while holding as many as they may."""
+
+
 class StoreUnavailable(HelplineError):
     """The database failed while a message was being stored: it was not stored, and the
     channel says so (web chat) or lets the platform deliver it again (webhooks)."""

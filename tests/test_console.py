@@ -644,10 +644,14 @@ async def test_advisers_hold_no_more_conversations_than_their_capacity(
             await bob.login("bob")
             base = "/console/api/conversations/"
             assert (await bob.post(base + waiting[0] + "/claim"))[0] == 200
-            assert (await bob.post(base + waiting[1] + "/claim"))[0] == 409
-            # alice has the service's default of two.
-            taken = [(await alice.post("/console/api/claim-next"))[1] for _ in range(3)]
-            assert [bool(t.get("id")) for t in taken] == [True, True, False]
+            # Told why: not "someone else took it" (the console said either) ...
+            assert await bob.post(base + waiting[1] + "/claim") == (409, {"error": "at_capacity"})
+            # ... which is what a conversation another adviser holds gets.
+            assert await alice.post(base + waiting[0] + "/claim") == (409, {"error": "conflict"})
+            # alice has the service's default of two; a third is not "no one is waiting".
+            taken = [await alice.post("/console/api/claim-next") for _ in range(3)]
+            assert [bool(t[1].get("id")) for t in taken[:2]] == [True, True]
+            assert taken[2] == (409, {"error": "at_capacity"})
             status, view = await alice.get("/console/api/queue")
             assert status == 200 and len(view["waiting"]) == 1
         assert await asyncio.to_thread(run.main, [*cli, "bob", "0"]) == 2  # refused

@@ -100,6 +100,8 @@
       alertText(label('error-referral-final'));
     } else if (result.status === 409 && result.data && result.data.error === 'callback_final') {
       alertText(label('error-callback-final'));
+    } else if (result.status === 409 && result.data && result.data.error === 'at_capacity') {
+      alertText(label('error-at-capacity'));
     } else if (result.status === 409) {
       alertText(label('error-conflict'));
     } else {
