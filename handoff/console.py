@@ -245,7 +245,13 @@ async def page(request: web.Request) -> web.Response:
 
 
 def _render(app: web.Application, lang: str) -> str:
-    return pages.render(app, "console", lang)
+    # A programme's queue named as the programme is ("programme:north" -> its name).
+    directory = app[CONTENT].directory
+    programmes = directory.programmes if directory is not None else ()
+    labels = {
+        f"queue-programme:{p.id}": (p.names.cy if lang == "cy" else p.names.en) for p in programmes
+    }
+    return pages.render(app, "console", lang, labels)
 
 
 def _cookie_secure(request: web.Request) -> bool:

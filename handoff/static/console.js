@@ -424,7 +424,16 @@
 
   // A code's words (reason, role, channel, queue); the code itself only if it has none.
   function named(kind, code) {
+    var own = kind === 'queue' && /^adviser:/.test(code || '');
+    if (own) {
+      return label('queue-adviser').replace('{name}', code.slice('adviser:'.length));
+    }
     return label(kind + '-' + code) || code;
+  }
+
+  function answer(key, value) {
+    // The journey's answer, named: "Who they are: Friend or family", not "who: other".
+    return named('answer', key) + ': ' + (key === 'who' ? named('who', value) : value);
   }
 
   function reasons(flags) {
@@ -448,7 +457,7 @@
     var facts = el('dl', null, 'facts');
     fact(facts, label('risk'), riskLabel(item.risk));
     fact(facts, label('channel'), named('channel', item.channel));
-    fact(facts, label('language'), item.language);
+    fact(facts, label('language'), named('language', item.language));
     fact(facts, label('waiting'), minutes(item));
     fact(facts, label('queue'), named('queue', item.queue));
     if (item.claimed_by) {
@@ -457,7 +466,7 @@
     var keys = Object.keys(item.summary || {});
     if (keys.length) {
       var answers = keys.map(function (k) {
-        return k + ': ' + item.summary[k];
+        return answer(k, item.summary[k]);
       });
       fact(facts, label('answers'), answers.join('; '));
     }
@@ -685,10 +694,10 @@
     var why = reasons(view.flags);
     fact(details, label('risk'), riskLabel(view.risk) + (why.length ? ' (' + why.join(', ') + ')' : ''));
     fact(details, label('channel'), named('channel', view.channel));
-    fact(details, label('language'), view.language);
+    fact(details, label('language'), named('language', view.language));
     fact(details, label('queue'), named('queue', view.queue));
     Object.keys(view.summary || {}).forEach(function (k) {
-      fact(details, k, view.summary[k]);
+      fact(details, named('answer', k), k === 'who' ? named('who', view.summary[k]) : view.summary[k]);
     });
   }
 

@@ -233,3 +233,28 @@ async def test_signing_off_without_a_decision_says_what_is_missing(
             "Write the decision taken before you sign off."
         )
         await expect(sam.get_by_role("textbox", name="Decision taken", exact=True)).to_be_focused()
+
+
+async def test_the_queue_names_queues_languages_and_answers_in_words_not_codes(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The console showed "adviser:bob", "Language en", "who: other" and a Python dict for the
+    # area (the console review).
+    async with _served(sqlite_url, tmp_path, ("alice",), ("bob",)) as (app, url):
+        conv_id = await person_asks_for_adviser(app, "+447700900911")
+        engine = engine_of(app)
+        async with engine.locks.hold(conv_id):
+            conv = await app[STORE].conversation(conv_id)
+            conv.answers["who"] = "other"
+            conv.answers["area"] = {"force": "gwent", "la": "Newport", "nation": "wales"}
+            await app[STORE].save_turn(conv, [], [])
+        await person_asks_for_adviser(app, "+447700900912", queue="adviser:bob")
+        page = await _log_in(browser, url, "alice")
+        queue = page.locator("#waiting")
+        await expect(queue).to_contain_text("Who they are: Friend or family")
+        await expect(queue).to_contain_text("Area: Newport, gwent, wales")
+        await expect(queue).to_contain_text("For bob only")
+        await expect(queue).to_contain_text("English")
+        text = await queue.inner_text()
+        for code in ("adviser:bob", "who: other", "{'", "\nen\n"):
+            assert code not in text, code
