@@ -8,8 +8,9 @@ call back (or other routes) here too: the queue shows them the `wait_offer` stat
 import re
 
 from flows.welcome import NOT_HURT, who_said
+from helpline.content import normalise
 from helpline.directory import normalise_uk_callback_number
-from helpline.flowkit import FlowSpec, Option, State, Turn
+from helpline.flowkit import FlowSpec, Option, State, Turn, longest_mention
 
 # Channels whose address is a phone number an adviser can call back (Twilio SMS, WhatsApp).
 PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
@@ -31,7 +32,12 @@ _LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
 def _being_hurt(turn: Turn, text: str) -> str | None:
     """At any question here, a clear "he hits me" (welcome's own check, in either language)
     moves them to the victim signposting, and "I hit her but she hits me too" to the help for
-    both, before any option reads a word of it ("my husband" is not the answer "partner")."""
+    both, before any option reads a word of it ("my husband" is not the answer "partner").
+    Only on plain words (who_hurt_clear: "he hits me", "yn fy nharo"): they have already said
+    they cause harm, and "I'm scared of my wife leaving" or "she pushed me to get help" must
+    not take them from the help with it."""
+    if not longest_mention(normalise(text), turn.content.all_words("who_hurt_clear")):
+        return None
     who = who_said(turn, text, (*NOT_HURT, "who_hurt_unclear"))
     if who not in ("hurt", "both"):
         return None

@@ -219,6 +219,48 @@ async def test_fear_of_their_own_temper_is_not_read_as_being_hurt(
 @pytest.mark.parametrize(
     ("language", "said"),
     [
+        # A review of the switch: someone who has said they cause harm, saying these, was
+        # sent to the victim signposting (told it was not their fault).
+        ("en", "I'm scared of my wife leaving me because of how I am"),
+        ("en", "my partner, I'm afraid of my jealousy"),
+        ("en", "my girlfriend. she threatens me that she'll leave"),
+        ("en", "my ex - she controls me with the kids"),
+        ("cy", "mae gen i ofn fy ngwraig yn gadael"),
+    ],
+)
+async def test_fears_and_complaints_at_the_first_question_stay_with_their_own_behaviour(
+    language: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in (HI[language], "1", "1"):
+            await person.says(text)
+        assert "victim.signpost" not in await person.says(said)
+        assert (await person.conversation()).flow == "own"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "my wife pushed me to get help",
+        "I want an adviser, I'm scared of my thoughts",
+    ],
+)
+async def test_what_would_help_is_not_read_as_being_hurt(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in ("hi", "1", "1", "1", "2"):
+            await person.says(text)
+        assert (await person.conversation()).state == "want"
+        assert "victim.signpost" not in await person.says(said)
+        assert (await person.conversation()).answers.get("who") != "hurt"
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
         ("en", "she won't let me see the kids and she checks my phone"),
         ("cy", "mae hi'n edrych ar fy ffôn drwy'r amser"),
     ],
