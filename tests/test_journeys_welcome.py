@@ -286,6 +286,8 @@ async def test_a_first_message_in_welsh_is_answered_in_welsh_danger_too(
         "I work at the chemical plant with Mae",
         "I do tai chi with my partner, dw hun",
         "I'm scared I'll kill her tonight, dw hun",
+        "Hi, my cariad says I shout too much",
+        "hi, my babi is 2 and I lose my temper",
     ],
 )
 async def test_an_english_or_mixed_first_message_keeps_english(
@@ -354,6 +356,19 @@ async def test_welsh_words_typed_first_under_an_english_welcome_turn_it_welsh(
         assert '"English"' in content.text("language.detected", "cy")
         assert texts[-1] == content.text(said[-1], "cy")
         assert (await person.conversation()).language == "cy"
+
+
+@pytest.mark.parametrize(
+    "first", ["Hi, my cariad says I shout too much", "hi, my babi is 2 and I lose my temper"]
+)
+async def test_english_with_welsh_words_of_wales_typed_under_an_english_welcome_stays_english(
+    first: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="en")
+        await engine_of(app).open(person.channel, person.address, language="en")
+        assert "language.detected" not in await person.says(first)
+        assert (await person.conversation()).language == "en"
 
 
 async def test_welsh_words_after_the_first_typed_message_change_nothing(
