@@ -345,6 +345,10 @@ class WebChat:
             if frame.get("type") == "keepalive":
                 await engine.keepalive(self.name, token)
                 continue
+            if frame.get("type") == "exit":
+                # The quick exit, said on its way out: the page has forgotten the token.
+                await engine.quick_exit(self.name, token)
+                return
             if frame.get("type") != "message":
                 continue
             text = frame.get("text")

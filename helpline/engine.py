@@ -18,6 +18,7 @@ from helpline.content import Content, normalise
 from helpline.domain import (
     LANGUAGES,
     UNSTORED,
+    Author,
     Conversation,
     Delivery,
     InboundMessage,
@@ -66,6 +67,8 @@ CHILD_GUIDED = "_child_guided"
 # "_greeted" holds this when a page greeted them before they typed anything (Engine.open):
 # their first message is still read for Welsh.
 PAGE_GREETED = "page"
+# How the person ended the conversation when not by a journey ("exit": the page's quick exit).
+LEFT_BY = "_left_by"
 # Journeys never gone back to after the queue (cancel): danger kept them from leaving.
 LEFT_BEHIND = ("stop", "erase")
 # Someone waiting for an adviser is told now and then, never after every message, that an
@@ -1415,6 +1418,35 @@ class Engine:
             conv = await self.store.conversation(conv.id)
             conv.answers.pop("_idle_warned", None)
             await self.store.save_turn(conv, [], [])
+
+    async def quick_exit(self, channel: str, address: str) -> None:
+        """The person left a live page with its quick exit, which forgets the page's address
+        (the web chat's token): this conversation can never be theirs again, and nobody is
+        there to answer. It ends, saying nothing to the page; an adviser who holds it keeps
+        it to record the outcome and sees how it ended (the console's "the person has ended
+        this chat"); one waiting leaves the queue. A call-back booked stays: they chose a
+        safe time for it, and the adviser sees the quick exit before phoning."""
+        key = self.privacy.contact_key(channel, address)
+        found = await self.store.open_conversation(key)
+        if found is None:
+            return
+        async with self.locks.hold(found.id), self.store.unit():
+            conv = await self.store.conversation(found.id)
+            if conv.closed:
+                return
+            conv.closed = True
+            conv.answers[LEFT_BY] = "exit"
+            if self.handoffs is not None and conv.owner is Owner.QUEUE:
+                await self.handoffs.cancel(conv)
+                conv.answers.pop(HAND_OFF_DUE, None)
+            event = Reply(
+                self.content.text("event.quick_exit", conv.language), author=Author.SYSTEM
+            )
+            stored = await self.store.save_turn(conv, [], [event])
+            await self.deliver(conv, stored)
+        if self.handoffs is not None:
+            await self.handoffs.publish("updated", conv.id)
+        log.info("left by quick exit", extra={"conversation": conv.reference})
 
     async def close_idle(self, idle: timedelta) -> int:
         """Close bot conversations nobody has written in for `idle`. Only live channels (web

@@ -508,3 +508,31 @@ async def test_a_web_chat_message_the_database_cannot_store_is_refused_calmly_th
             frames = await _frames_until(ws, "message")
             while frames[-1]["text"] != content.text("welcome.who", "en"):
                 frames += await _frames_until(ws, "message")
+
+
+async def test_the_quick_exit_ends_the_chat_and_takes_it_out_of_the_queue(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The page forgets its token on the quick exit, so nobody can come back to this chat: an
+    # adviser was left writing to nobody, and the queue kept someone who had gone.
+    async with running(settings_for(database_url, tmp_path), serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            session = (await _frames_until(ws, "history"))[0]
+            await ws.send_json({"type": "message", "text": "adviser", "id": "c1"})
+            await _next_message(ws)
+            key = app[PRIVACY].contact_key("web", session["token"])
+            conv = await app[STORE].open_conversation(key)
+            assert conv is not None and conv.owner.value == "queue"
+            await ws.send_json({"type": "exit"})
+
+            async def ended() -> bool:
+                return (await app[STORE].conversation(conv.id)).closed
+
+            await eventually(ended)
+        after = await app[STORE].conversation(conv.id)
+        assert after.owner.value == "bot", "no longer waiting for an adviser"
+        texts = [m.text for m in await app[STORE].transcript(conv.id)]
+        assert content.text("event.quick_exit", "en") in texts
+        assert await app[STORE].open_conversation(key) is None

@@ -1017,6 +1017,9 @@
     }
     if (socket !== null) {
       try {
+        // Tell the service on the way out (best effort: the page is leaving), so an adviser
+        // is not left writing to nobody; the token this chat had is forgotten below.
+        socket.send(JSON.stringify({ type: 'exit' }));
         socket.close(1000);
       } catch (e) {
         // Already closed.

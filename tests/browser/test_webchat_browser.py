@@ -720,3 +720,32 @@ async def test_escape_on_the_widget_leaves_for_the_neutral_site_when_the_chat_ca
         neutral,
     ):
         await _escape_on_the_widget_leaves(page, app, host, neutral)
+
+
+async def test_the_quick_exit_tells_the_service_so_nobody_waits_for_a_person_who_has_gone(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with neutral_site() as neutral:
+        settings = settings_for(sqlite_url, tmp_path, exit_url=neutral)
+        async with running(settings, serve=True) as (app, _, url):
+            page, log = await _phone_chat(browser, url, app)
+            await page.get_by_role("textbox", name="Message").fill("adviser")
+            await page.get_by_role("button", name="Send").click()
+            token = await page.evaluate(TOKEN_JS)
+            key = app[PRIVACY].contact_key("web", token)
+
+            async def waiting() -> Any:
+                found = await app[STORE].open_conversation(key)
+                return found if found is not None and found.owner.value == "queue" else None
+
+            conv = await eventually(waiting)
+            await page.get_by_role("button", name="Exit this page").click()
+            await page.wait_for_url(neutral)
+
+            async def ended() -> bool:
+                return (await app[STORE].conversation(conv.id)).closed
+
+            await eventually(ended)
+            texts = [m.text for m in await app[STORE].transcript(conv.id)]
+            assert app[CONTENT].text("event.quick_exit", "en") in texts
+            await page.close()
