@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from handoff import accounts, referrals
 from handoff.accounts import User
@@ -295,7 +295,11 @@ async def supervisor_view(app: web.Application, *, now: datetime) -> dict[str, A
                     ~ConversationRow.closed,
                     ConversationRow.owner.in_((Owner.QUEUE.value, Owner.ADVISER.value)),
                 )
-                .order_by(ConversationRow.updated_at.desc())
+                # Danger first, then suicide; within each, the latest activity first.
+                .order_by(
+                    case((ConversationRow.risk_level == "immediate", 0), else_=1),
+                    ConversationRow.updated_at.desc(),
+                )
                 .limit(50)
             )
         )

@@ -864,3 +864,27 @@ async def test_a_programme_that_ended_a_conversation_sees_nothing_said_with_the_
             status, view = await pat.get(base)
             said = [m["text"] for m in view["messages"] if m["direction"] == "in"]
             assert status == 200 and said == ["said after consenting again"]
+
+
+async def test_the_supervisors_urgent_list_puts_danger_before_suicide_whatever_came_last(
+    database_url: str, tmp_path: Path
+) -> None:
+    # It was ordered by last activity alone: a suicide risk that wrote last was listed above
+    # immediate danger (the console review).
+    async with running(settings_for(database_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        _fake,
+        url,
+    ):
+        await add_staff(app, "sam", "supervisor")
+        engine = engine_of(app)
+        danger = await engine.handle(InboundMessage("test", "+447700900301", "he has a knife now"))
+        suicide = await engine.handle(
+            InboundMessage("test", "+447700900302", "I want to kill myself")
+        )
+        await engine.handle(InboundMessage("test", "+447700900302", "are you there"))
+        async with Console(url) as sam:
+            await sam.login("sam")
+            _, overview = await sam.get("/console/api/supervisor")
+        order = [u["id"] for u in overview["urgent"]]
+        assert order == [danger.conversation_id, suicide.conversation_id]
