@@ -29,7 +29,6 @@ from handoff.views import (
 )
 from helpline.app import CLOCK, DRAINING, HUB, STORE, same_origin
 from helpline.domain import Conversation, json_object
-from helpline.engine import LEFT_BY
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import ERASED_TOPIC, RESYNC
 from helpline.routing import QUEUE_TOPIC
@@ -351,5 +350,5 @@ def _closed_frame(conv: Conversation) -> dict[str, Any]:
     return {
         "type": "closed",
         "conversation": conv.id,
-        "by": "person" if conv.flow == "stop" or conv.answers.get(LEFT_BY) else "service",
+        "by": "person" if conv.flow == "stop" else "service",
     }

@@ -67,8 +67,6 @@ CHILD_GUIDED = "_child_guided"
 # "_greeted" holds this when a page greeted them before they typed anything (Engine.open):
 # their first message is still read for Welsh.
 PAGE_GREETED = "page"
-# How the person ended the conversation when not by a journey ("exit": the page's quick exit).
-LEFT_BY = "_left_by"
 # Journeys never gone back to after the queue (cancel): danger kept them from leaving.
 LEFT_BEHIND = ("stop", "erase")
 # Someone waiting for an adviser is told now and then, never after every message, that an
@@ -1421,11 +1419,12 @@ class Engine:
 
     async def quick_exit(self, channel: str, address: str) -> None:
         """The person left a live page with its quick exit, which forgets the page's address
-        (the web chat's token): this conversation can never be theirs again, and nobody is
-        there to answer. It ends, saying nothing to the page; an adviser who holds it keeps
-        it to record the outcome and sees how it ended (the console's "the person has ended
-        this chat"); one waiting leaves the queue. A call-back booked stays: they chose a
-        safe time for it, and the adviser sees the quick exit before phoning."""
+        (the web chat's token), so nobody can come back to this conversation from it. The
+        transcript says so, live on the console: an adviser who holds it, or takes it from
+        the queue, knows the person has gone before writing to nobody or phoning a call-back.
+        Nothing else changes: the page is told nothing, and a conversation at risk stays
+        queued at its priority, since the quick exit is most often pressed when danger
+        arrives, and an adviser may still need to act on what was said."""
         key = self.privacy.contact_key(channel, address)
         found = await self.store.open_conversation(key)
         if found is None:
@@ -1434,18 +1433,11 @@ class Engine:
             conv = await self.store.conversation(found.id)
             if conv.closed:
                 return
-            conv.closed = True
-            conv.answers[LEFT_BY] = "exit"
-            if self.handoffs is not None and conv.owner is Owner.QUEUE:
-                await self.handoffs.cancel(conv)
-                conv.answers.pop(HAND_OFF_DUE, None)
             event = Reply(
                 self.content.text("event.quick_exit", conv.language), author=Author.SYSTEM
             )
             stored = await self.store.save_turn(conv, [], [event])
             await self.deliver(conv, stored)
-        if self.handoffs is not None:
-            await self.handoffs.publish("updated", conv.id)
         log.info("left by quick exit", extra={"conversation": conv.reference})
 
     async def close_idle(self, idle: timedelta) -> int:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from channels import webchat
-from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, SENDERS, SETTINGS, STORE
+from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, ROUTING, SENDERS, SETTINGS, STORE
 from helpline.domain import InboundMessage
 from tests.support import eventually, hub_link, running, settings_for
 
@@ -510,29 +510,36 @@ async def test_a_web_chat_message_the_database_cannot_store_is_refused_calmly_th
                 frames += await _frames_until(ws, "message")
 
 
-async def test_the_quick_exit_ends_the_chat_and_takes_it_out_of_the_queue(
-    database_url: str, tmp_path: Path
+@pytest.mark.parametrize("said", ["adviser", "he has just come home with a knife"])
+async def test_the_quick_exit_is_told_to_the_adviser_and_leaves_the_queue_as_it_was(
+    said: str, database_url: str, tmp_path: Path
 ) -> None:
     # The page forgets its token on the quick exit, so nobody can come back to this chat: an
-    # adviser was left writing to nobody, and the queue kept someone who had gone.
+    # adviser was left writing to nobody. It is said in the transcript; the wait (at its
+    # priority: the quick exit is pressed when danger arrives) stays for an adviser to act on.
     async with running(settings_for(database_url, tmp_path), serve=True) as (app, _, url):
         content = app[CONTENT]
         async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
             await ws.send_json({"type": "hello", "token": None, "lang": "en"})
             session = (await _frames_until(ws, "history"))[0]
-            await ws.send_json({"type": "message", "text": "adviser", "id": "c1"})
+            await ws.send_json({"type": "message", "text": said, "id": "c1"})
             await _next_message(ws)
             key = app[PRIVACY].contact_key("web", session["token"])
-            conv = await app[STORE].open_conversation(key)
-            assert conv is not None and conv.owner.value == "queue"
+
+            async def waiting() -> Any:
+                found = await app[STORE].open_conversation(key)
+                return found if found is not None and found.owner.value == "queue" else None
+
+            conv = await eventually(waiting)
             await ws.send_json({"type": "exit"})
+            line = content.text("event.quick_exit", "en")
 
-            async def ended() -> bool:
-                return (await app[STORE].conversation(conv.id)).closed
+            async def told() -> bool:
+                return line in [m.text for m in await app[STORE].transcript(conv.id)]
 
-            await eventually(ended)
+            await eventually(told)
         after = await app[STORE].conversation(conv.id)
-        assert after.owner.value == "bot", "no longer waiting for an adviser"
-        texts = [m.text for m in await app[STORE].transcript(conv.id)]
-        assert content.text("event.quick_exit", "en") in texts
-        assert await app[STORE].open_conversation(key) is None
+        assert after.owner.value == "queue" and not after.closed
+        assert after.risk_level == conv.risk_level
+        entry = await app[ROUTING].queue.entry(conv.id)
+        assert entry is not None, "still waiting, at its priority"

@@ -1020,6 +1020,10 @@
         // Tell the service on the way out (best effort: the page is leaving), so an adviser
         // is not left writing to nobody; the token this chat had is forgotten below.
         socket.send(JSON.stringify({ type: 'exit' }));
+      } catch (e) {
+        // Still connecting, or already closed: nothing to tell.
+      }
+      try {
         socket.close(1000);
       } catch (e) {
         // Already closed.
