@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpline.app import CONTENT
+from helpline.content import Content
 from helpline.domain import Owner
 from tests.journey_support import Person, run_golden
 from tests.support import engine_of, running, settings_for
@@ -391,3 +392,25 @@ async def test_danger_typed_first_in_welsh_under_an_english_welcome_is_answered_
         said = await person.says("Dw i eisiau lladd fy hun heno")
         assert said[0] == "risk.suicide"  # the guidance first, nothing before it
         assert app[CONTENT].text("risk.suicide", "cy") in fake.texts()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dw i'n gweiddi ar cariad fi",
+        "taro cariad fi",
+        "nes i daro cariad fi neithiwr",
+        "mae cariad fi'n crio",
+        "gweiddi ar y babi",
+    ],
+)
+def test_welsh_typed_as_people_text_it_is_read_as_welsh(text: str) -> None:
+    # "cariad fi" is how many write it: moving "cariad" among the weak words lost these.
+    assert Content.load().written_in_welsh(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["Hi, my cariad says I shout too much", "hi, my babi is 2 and I lose my temper"]
+)
+def test_an_english_greeting_beside_a_welsh_word_of_wales_is_english(text: str) -> None:
+    assert not Content.load().written_in_welsh(text)

@@ -185,6 +185,23 @@ HURT_MIDWAY = [
 ]
 
 
+# A second review of the plain words: victims' past and perfect forms, "bf", rape, and the
+# Welsh "wedi fy", "wnaeth o fy" and "fy nghicio" were missed.
+HURT_MIDWAY += [
+    (language, [HI[language], "1", "1"], said)
+    for language, said in [
+        ("en", "he has hit me again"),
+        ("en", "he slapped me"),
+        ("en", "he kicked me in the stomach"),
+        ("en", "my bf hits me"),
+        ("en", "he raped me"),
+        ("cy", "mae e wedi fy nharo i"),
+        ("cy", "wnaeth o fy nharo i neithiwr"),
+        ("cy", "mae fy ngŵr yn fy nghicio"),
+    ]
+]
+
+
 @pytest.mark.parametrize(("language", "before", "said"), HURT_MIDWAY)
 async def test_saying_they_are_being_hurt_midway_switches_to_the_victim_signposting(
     language: str, before: list[str], said: str, sqlite_url: str, tmp_path: Path
@@ -226,6 +243,11 @@ async def test_fear_of_their_own_temper_is_not_read_as_being_hurt(
         ("en", "my girlfriend. she threatens me that she'll leave"),
         ("en", "my ex - she controls me with the kids"),
         ("cy", "mae gen i ofn fy ngwraig yn gadael"),
+        # ...and after the plain words were listed: a fear, a history, a childhood.
+        ("en", "im scared of her taking the kids if I don't change"),
+        ("en", "my ex hurt me badly years ago, so now I get jealous and check her phone"),
+        ("en", "they hit me as a kid and now I shout at my own kids"),
+        ("cy", "mae gen i ofn amdani hi"),
     ],
 )
 async def test_fears_and_complaints_at_the_first_question_stay_with_their_own_behaviour(
