@@ -310,7 +310,7 @@
     socket = ws;
     ws.onopen = function () {
       attempt = 0;
-      status(label('live'));
+      status(current && current.endedText ? current.endedText : label('live'));
       if (current) {
         watch(current.id);
       }
@@ -730,8 +730,10 @@
     current.ended = true;
     showReplyControls(false);
     // The adviser who held it can still record the outcome when the person ended it;
-    // anyone else (a supervisor watching) is told only that it ended.
-    status(label(current.mine && byPerson ? 'person-ended' : 'chat-ended'));
+    // anyone else (a supervisor watching) is told only that it ended. Kept, so that the live
+    // socket (re)opening does not put "Live updates on." in its place.
+    current.endedText = label(current.mine && byPerson ? 'person-ended' : 'chat-ended');
+    status(current.endedText);
   }
 
   function showConversation(view) {

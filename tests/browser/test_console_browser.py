@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from helpline.app import CONTENT
 from helpline.domain import InboundMessage
@@ -20,29 +20,8 @@ from tests.loopback import loopback
 from tests.support import engine_of, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Markup a person might type (on purpose or not); it must reach the adviser as plain text.
 MARKUP = '<img src=x onerror="document.title=1"> <b>thanks</b>'
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make browser)")
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @asynccontextmanager
