@@ -69,6 +69,9 @@ UNJOINED_AFTER = timedelta(minutes=2)
 # their wait while the line is closed: it is where to get help until it opens.
 GUIDED_WHILE_CLOSED = ("immediate", "suicide")
 
+# Kept in the answers while one of a programme's staff holds the conversation (claimed with
+# `programme`): what the person is then told says so.
+PROGRAMME_HOLDS = "_programme_holds"
 # One adviser's own queue ("adviser:bob"): a conversation transferred to them by name.
 PERSONAL_PREFIX = "adviser:"
 
@@ -239,7 +242,7 @@ class Routing:
         t = self.content.text
         if conv.owner is Owner.ADVISER:
             # Only an adviser who has joined is "with" the person.
-            return [Reply(t("handoff.with_adviser", conv.language))]
+            return [Reply(t(_said_as(conv, "handoff.with_adviser"), conv.language))]
         queue = _queue_of(conv)
         closed, opens = self._closed(queue, self.clock())
         if closed:
@@ -494,6 +497,10 @@ class Routing:
             async with engine.locks.hold(entry.conversation_id):
                 conv = await self._still_waiting(entry.conversation_id, adviser)
                 conv.owner, conv.adviser = Owner.ADVISER, adviser
+                if programme:
+                    conv.answers[PROGRAMME_HOLDS] = True
+                else:
+                    conv.answers.pop(PROGRAMME_HOLDS, None)
                 self._lapse_question(conv)
                 t = self.content.text
                 replies = [
@@ -575,8 +582,9 @@ class Routing:
                 event = t("event.released", conv.language, adviser=adviser)
             replies = [
                 Reply(event, author=Author.SYSTEM),
-                Reply(t("handoff.released", conv.language)),
+                Reply(t(_said_as(conv, "handoff.released"), conv.language)),
             ]
+            conv.answers.pop(PROGRAMME_HOLDS, None)  # said; nobody holds it now
             stored = await self.store.save_turn(conv, [], replies)
             await engine.deliver(conv, stored)
         await self.publish("released", conversation_id)
@@ -613,8 +621,9 @@ class Routing:
                 )
             replies = [
                 Reply(event, author=Author.SYSTEM),
-                Reply(self.content.text("handoff.transferred", conv.language)),
+                Reply(self.content.text(_said_as(conv, "handoff.transferred"), conv.language)),
             ]
+            conv.answers.pop(PROGRAMME_HOLDS, None)  # said; nobody holds it now
             stored = await self.store.save_turn(conv, [], replies)
             await engine.deliver(conv, stored)
         await self.publish("transferred", conversation_id, queue=queue)
@@ -643,8 +652,9 @@ class Routing:
                     t("event.ended", conv.language, adviser=adviser, outcome=outcome),
                     author=Author.SYSTEM,
                 ),
-                Reply(t("handoff.ended", conv.language)),
+                Reply(t(_said_as(conv, "handoff.ended"), conv.language)),
             ]
+            conv.answers.pop(PROGRAMME_HOLDS, None)  # said; nobody holds it now
             stored = await self.store.save_turn(conv, [], replies)
             await engine.deliver(conv, stored)
         await self.publish("ended", conversation_id, outcome=outcome)
@@ -696,6 +706,15 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _said_as(conv: Conversation, key: str) -> str:
+    """What the person is told of whoever holds their conversation: "the programme's staff"
+    when one of a programme's staff took it up (PROGRAMME_HOLDS), never "your adviser", whom
+    they know as the helpline's; else `key` as it is. (Read before the holder lets go.)"""
+    if conv.answers.get(PROGRAMME_HOLDS):
+        return key.replace("handoff.", "programme.held_", 1)
+    return key
 
 
 def _queue_of(conv: Conversation) -> str:

@@ -107,8 +107,8 @@ async def test_a_programme_that_declines_a_conversation_it_holds_passes_it_back_
             mark = f"/console/api/referrals/{referral['id']}"
             assert (await pat.post(mark, {"status": "declined"}))[0] == 200
             assert (await pat.post(base + "/say", {"text": "still here"}))[0] == 404
-            # Passed on as an adviser's transfer is, in the person's language.
-            told = app[CONTENT].text("handoff.transferred", "cy")
+            # Passed on as a transfer is, in the person's language, by "the person from the programme".
+            told = app[CONTENT].text("programme.held_transferred", "cy")
             assert fake.texts(PERSON)[-1] == told
             assert "still here" not in fake.texts(PERSON)
             _, queue = await alice.get("/console/api/queue")
@@ -272,10 +272,20 @@ async def test_someone_waiting_for_a_programme_hears_of_its_staff_not_of_an_advi
         await referrals.create_referral(app[STORE], conv_id, "north", {"area": "Newport"})
         await engine.handle(InboundMessage("test", PERSON, "help"))
         assert fake.texts(PERSON)[-1] == t("programme.waiting_help", "en")
+        base = f"/console/api/conversations/{conv_id}"
+        before = len(fake.texts(PERSON))
         async with Console(url) as pat:
             await pat.login("pat")
-            assert (await pat.post(f"/console/api/conversations/{conv_id}/claim"))[0] == 200
-        assert fake.texts(PERSON)[-1] == t("programme.joined", "en")
+            assert (await pat.post(base + "/claim"))[0] == 200
+            assert fake.texts(PERSON)[-1] == t("programme.joined", "en")
+            assert (await pat.post(base + "/release"))[0] == 200
+            assert fake.texts(PERSON)[-1] == t("programme.held_released", "en")
+            assert (await pat.post(base + "/claim"))[0] == 200
+            assert (await pat.post(base + "/end", {"outcome": "referred"}))[0] == 200
+            assert fake.texts(PERSON)[-1] == t("programme.held_ended", "en")
+        assert not [t for t in fake.texts(PERSON)[before:] if "adviser" in t.lower()], (
+            "nothing said to them while with the programme speaks of 'an adviser'"
+        )
         # The helpline's own advisers are still "an adviser".
         other = await person_asks_for_adviser(app, OTHER)
         async with Console(url) as alice:
