@@ -107,7 +107,7 @@ async def test_a_programme_that_declines_a_conversation_it_holds_passes_it_back_
             mark = f"/console/api/referrals/{referral['id']}"
             assert (await pat.post(mark, {"status": "declined"}))[0] == 200
             assert (await pat.post(base + "/say", {"text": "still here"}))[0] == 404
-            # Passed on as a transfer is, in the person's language, by "the person from the programme".
+            # Passed on as a transfer is, in their language, by "the person from the programme".
             told = app[CONTENT].text("programme.held_transferred", "cy")
             assert fake.texts(PERSON)[-1] == told
             assert "still here" not in fake.texts(PERSON)
