@@ -38,7 +38,9 @@ def _being_hurt(turn: Turn, text: str) -> str | None:
     not take them from the help with it."""
     if not longest_mention(normalise(text), turn.content.all_words("who_hurt_clear")):
         return None
-    who = who_said(turn, text, (*NOT_HURT, "who_hurt_unclear"))
+    # Judged by the same plain words: the welcome's wider list lacks many of them ("he
+    # punches me", "she slaps me"), which would pass the check above and switch nobody.
+    who = who_said(turn, text, (*NOT_HURT, "who_hurt_unclear"), hurt="who_hurt_clear")
     if who not in ("hurt", "both"):
         return None
     turn.answers["who"] = who

@@ -22,35 +22,42 @@ def _danger(turn: Turn) -> None:
 NOT_HURT = ("who_own_fear",)
 
 
-def who_said(turn: Turn, text: str, not_hurt: tuple[str, ...] = NOT_HURT) -> str | None:
+def who_said(
+    turn: Turn, text: str, not_hurt: tuple[str, ...] = NOT_HURT, hurt: str = "who_hurt"
+) -> str | None:
     """Someone who answers "is it safe to message?" by saying who they are ("my husband hits
     me", "I hit my wife and need help") is taken at their word, not asked again: above all,
     someone being hurt gets the help meant for them at once. Being hurt outranks the rest,
     as in WHO below; only the answers whose words leave no doubt. Hurting and being hurt,
     both said ("I hit her but she hits me too"), is neither: see `_both`. The own-behaviour
     journey asks the same at each of its questions, with more words set aside (`not_hurt`:
-    keyword lists whose phrases do not count as being hurt)."""
+    keyword lists whose phrases do not count as being hurt) and only plain words of being
+    hurt (`hurt`: the keyword list that says so)."""
     said = normalise(text)
-    if _both(turn, said, not_hurt):
+    if _both(turn, said, not_hurt, hurt):
         return "both"
-    if _hurt(turn, said, not_hurt):
+    if _hurt(turn, said, not_hurt, hurt):
         return "hurt"
     if longest_mention(said, turn.content.all_words("who_self")):
         return "self"
     return None
 
 
-def _hurt(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
-    """Whether `said` (normalised) says they are being hurt, less the phrases of `not_hurt`
-    ("scared of my temper" is not "scared of my husband")."""
+def _hurt(
+    turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT, hurt: str = "who_hurt"
+) -> bool:
+    """Whether `said` (normalised) says they are being hurt in the words of the `hurt` list,
+    less the phrases of `not_hurt` ("scared of my temper" is not "scared of my husband")."""
     padded = f" {said} "
     for name in not_hurt:
         for phrase in turn.content.all_words(name):
             padded = padded.replace(f" {phrase} ", " ")
-    return bool(longest_mention(padded.strip(), turn.content.all_words("who_hurt")))
+    return bool(longest_mention(padded.strip(), turn.content.all_words(hurt)))
 
 
-def _both(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
+def _both(
+    turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT, hurt: str = "who_hurt"
+) -> bool:
     """Hurting someone and being hurt, both said: "I hit my wife but she hits me too", "she
     hit me first so I hit her back", "it's mutual". Not "it is not your fault" (that would
     agree the harm is all the other person's), and not only the victim's services (that would
@@ -61,7 +68,7 @@ def _both(turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT) -> bool:
         said, content.all_words("who_mutual")
     ):
         return True
-    return _hurt(turn, said, not_hurt) and bool(
+    return _hurt(turn, said, not_hurt, hurt) and bool(
         longest_mention(said, content.all_words("who_self_acts"))
     )
 

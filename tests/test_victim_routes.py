@@ -384,3 +384,20 @@ async def test_not_right_now_after_a_first_message_saying_they_are_hurt_is_respe
                 ("ok I can talk now", ["victim.signpost"]),
             ],
         )
+
+
+def test_every_plain_word_of_being_hurt_switches_someone_from_their_own_behaviour() -> None:
+    # The own-behaviour journey listened for who_hurt_clear, then judged by the welcome's
+    # wider who_hurt list, which lacked 142 of them: "he punches me" switched nobody.
+    from types import SimpleNamespace
+
+    from flows.own import _being_hurt
+    from helpline.content import Content
+
+    content = Content.load()
+    missed = []
+    for phrase in content.all_words("who_hurt_clear"):
+        turn = SimpleNamespace(content=content, answers={})
+        if _being_hurt(turn, phrase) not in ("hurt", "both"):  # type: ignore[arg-type]
+            missed.append(phrase)
+    assert missed == []
