@@ -754,13 +754,9 @@ class Engine:
         is not said after it in the same turn (two messages answered together). Advisers
         are told (flagged) once a wait too: asked again, the message reaches them as it is."""
         conv = turn.conversation
-        before = len(turn.effects)
-        rail = self.runner.rail(turn, text)
         railed = list(conv.answers.get(RAILED_WAITING) or ())
-        if rail is None:
-            return False
-        if rail.name in railed:
-            turn.effects[before:] = [e for e in turn.effects[before:] if e.kind != "flag"]
+        rail = self.runner.rail(turn, text, flagged=railed)
+        if rail is None or rail.name in railed:
             return False
         conv.answers[RAILED_WAITING] = [*railed, rail.name]
         key = rail.waiting or rail.reply

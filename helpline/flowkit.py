@@ -15,7 +15,7 @@ it was. While the person waits for an adviser, the engine applies them (Engine._
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -364,17 +364,17 @@ class FlowRunner:
         turn.say(rail.reply)
         return True
 
-    def rail(self, turn: Turn, text: str) -> Guardrail | None:
+    def rail(self, turn: Turn, text: str, *, flagged: Collection[str] = ()) -> Guardrail | None:
         """The guardrail a text trips, the first time it is checked this turn; an adviser
-        is told (flagged) if the rail says so. The caller says its reply (the engine too,
-        while the person waits for an adviser)."""
+        is told (flagged) if the rail says so, unless it is one of `flagged` (told already).
+        The caller says its reply (the engine too, while the person waits for an adviser)."""
         if turn.guarded == text:
             return None
         turn.guarded = text
         rail = self.content.guardrail(text)
         if rail is not None:
             turn.railed = text
-        if rail is not None and rail.flag:
+        if rail is not None and rail.flag and rail.name not in flagged:
             turn.effect("flag", reason=f"guardrail:{rail.name}")
         return rail
 
