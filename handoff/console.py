@@ -52,8 +52,8 @@ from helpline.app import (
 )
 from helpline.domain import Owner, json_object, storable
 from helpline.errors import AtCapacity, Forbidden, HelplineError, NotFound, QueueError
-from helpline.ports import programme_of
-from helpline.routing import OUTCOMES, PERSONAL_PREFIX
+from helpline.ports import adviser_of, programme_of
+from helpline.routing import OUTCOMES
 from helpline.storage.models import HandoffRow
 
 log = logging.getLogger(__name__)
@@ -737,7 +737,7 @@ async def release_gone(app: web.Application) -> int:
     store = app[STORE]
     records = await store.open_handoffs()
     holders = {r.claimed_by for r in records if r.claimed_by}
-    named = {r.queue.removeprefix(PERSONAL_PREFIX) for r in records if _personal(r.queue)}
+    named = {name for r in records if (name := adviser_of(r.queue)) is not None}
     if not holders and not named:
         return 0
     gone = await accounts.disabled_among(store, holders | named)
@@ -745,11 +745,8 @@ async def release_gone(app: web.Application) -> int:
     for record in records:
         # Waiting for a closed account by name (transferred to them): only they could take
         # it from their own queue, so to the helpline's, at its place.
-        if record.claimed_by or not _personal(record.queue):
-            continue
-        if record.queue.removeprefix(PERSONAL_PREFIX) in gone and await _to_helpline(
-            app, record.conversation_id
-        ):
+        waiting_for_gone = record.claimed_by is None and adviser_of(record.queue) in gone
+        if waiting_for_gone and await _to_helpline(app, record.conversation_id):
             released += 1
     for record in records:
         if record.claimed_by not in gone:
@@ -763,10 +760,6 @@ async def release_gone(app: web.Application) -> int:
         )
         released += 1
     return released
-
-
-def _personal(queue: object) -> bool:
-    return isinstance(queue, str) and queue.startswith(PERSONAL_PREFIX)
 
 
 async def _to_helpline(app: web.Application, conversation_id: str) -> bool:

@@ -40,6 +40,14 @@ def programme_of(queue: str) -> str | None:
     return queue.removeprefix("programme:") if queue.startswith("programme:") else None
 
 
+def adviser_of(queue: object) -> str | None:
+    """The adviser whose own queue this is ("adviser:<name>", a conversation transferred to
+    them by name), or None for any other queue (or none)."""
+    if isinstance(queue, str) and queue.startswith("adviser:"):
+        return queue.removeprefix("adviser:")
+    return None
+
+
 def helpline_queue(queue: object) -> str:
     """The queue someone asking for an adviser joins, given the last one their conversation
     was in: the journey's own ("helpline", "family"), never a programme's ("programme:<id>",

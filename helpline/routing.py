@@ -21,6 +21,7 @@ from helpline.ports import (
     Priority,
     QueueEntry,
     RoutingQueue,
+    adviser_of,
     helpline_queue,
     programme_of,
 )
@@ -72,8 +73,6 @@ GUIDED_WHILE_CLOSED = ("immediate", "suicide")
 # Kept in the answers while one of a programme's staff holds the conversation (claimed with
 # `programme`): what the person is then told says so.
 PROGRAMME_HOLDS = "_programme_holds"
-# One adviser's own queue ("adviser:bob"): a conversation transferred to them by name.
-PERSONAL_PREFIX = "adviser:"
 
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
@@ -566,7 +565,7 @@ class Routing:
             await self.escalate(conv)
             await self.store.update_handoff(conv.id, claimed_by=None, claimed_at=None)
             conv.owner, conv.adviser = Owner.QUEUE, None
-            if str(conv.answers.get("queue")).startswith(PERSONAL_PREFIX):
+            if adviser_of(conv.answers.get("queue")) is not None:
                 # Transferred to this adviser by name, who has stepped away (or left): any
                 # adviser may take it now, as the person is about to be told. Left in their
                 # own queue, only they could.
