@@ -244,9 +244,6 @@ async def page(request: web.Request) -> web.Response:
     return web.Response(text=pages[lang], content_type="text/html")
 
 
-_LABEL_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,80}")
-
-
 def _render(app: web.Application, lang: str) -> str:
     # A programme's queue named as the programme is ("programme:north" -> its name).
     directory = app[CONTENT].directory
@@ -254,7 +251,7 @@ def _render(app: web.Application, lang: str) -> str:
     labels = {
         f"queue-programme:{p.id}": (p.names.cy if lang == "cy" else p.names.en)
         for p in programmes
-        if _LABEL_ID.fullmatch(p.id)  # it becomes part of an attribute's name
+        if _QUEUE.fullmatch(f"programme:{p.id}")  # part of an attribute's name: plain ids only
     }
     return pages.render(app, "console", lang, labels)
 

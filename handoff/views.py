@@ -29,7 +29,7 @@ def summary(answers: dict[str, Any]) -> dict[str, str]:
         if key.startswith("_") or key == "queue" or value in (None, "", [], {}):
             continue
         if isinstance(value, dict):  # the area found: its council, police force area, nation
-            ordered = [value.get(k) for k in ("la", "force", "nation")] or []
+            ordered = [value.get(k) for k in ("la", "force", "nation")]
             rest = [v for k, v in value.items() if k not in ("la", "force", "nation")]
             value = [v for v in [*ordered, *rest] if v not in (None, "")]
         if isinstance(value, list | tuple):

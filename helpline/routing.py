@@ -688,7 +688,7 @@ class Routing:
         conversation's risk."""
         return QueueEntry(
             conv.id,
-            queue if isinstance(queue, str) and queue else DEFAULT_QUEUE,
+            _named(queue),
             conv.language,
             Priority.for_risk(conv.risk_level),
             self.clock(),
@@ -718,7 +718,11 @@ def _said_as(conv: Conversation, key: str) -> str:
 
 def _queue_of(conv: Conversation) -> str:
     """The queue the conversation waits in (the helpline's if none is named)."""
-    queue = conv.answers.get("queue")
+    return _named(conv.answers.get("queue"))
+
+
+def _named(queue: object) -> str:
+    """`queue` if it names one, else the helpline's."""
     return queue if isinstance(queue, str) and queue else DEFAULT_QUEUE
 
 
