@@ -426,14 +426,18 @@
   function named(kind, code) {
     var own = kind === 'queue' && /^adviser:/.test(code || '');
     if (own) {
-      return label('queue-adviser').replace('{name}', code.slice('adviser:'.length));
+      return filled('queue-adviser', { name: code.slice('adviser:'.length) });
     }
     return label(kind + '-' + code) || code;
   }
 
+  // The journey's answer, named: "Who they are", "Friend or family", not "who", "other".
+  function answerValue(key, value) {
+    return key === 'who' ? named('who', value) : value;
+  }
+
   function answer(key, value) {
-    // The journey's answer, named: "Who they are: Friend or family", not "who: other".
-    return named('answer', key) + ': ' + (key === 'who' ? named('who', value) : value);
+    return named('answer', key) + ': ' + answerValue(key, value);
   }
 
   function reasons(flags) {
@@ -697,7 +701,7 @@
     fact(details, label('language'), named('language', view.language));
     fact(details, label('queue'), named('queue', view.queue));
     Object.keys(view.summary || {}).forEach(function (k) {
-      fact(details, named('answer', k), k === 'who' ? named('who', view.summary[k]) : view.summary[k]);
+      fact(details, named('answer', k), answerValue(k, view.summary[k]));
     });
   }
 
