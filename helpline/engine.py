@@ -1001,9 +1001,8 @@ class Engine:
             if self.handoffs is not None:
                 await self.handoffs.publish("activity", conversation_id)
             turn = Turn(conv, self.content)
-            if conv.owner is Owner.ADVISER:
-                turn.say("handover.joined_adviser")
-            elif conv.owner is Owner.QUEUE and self.handoffs is not None:
+            if conv.owner in (Owner.ADVISER, Owner.QUEUE) and self.handoffs is not None:
+                # Whoever holds it (an adviser, or a programme's staff) or their place.
                 turn.say("handover.joined")
                 turn.replies.extend(await self.handoffs.waiting_replies(conv))
             else:

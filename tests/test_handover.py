@@ -118,6 +118,25 @@ async def test_a_person_carries_their_journey_to_another_channel_with_a_code_wor
         assert len(other.texts()) > len(said_there)
 
 
+async def test_someone_a_programme_holds_is_told_of_the_programme_not_an_adviser_after_moving(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with _two_channels(database_url, tmp_path) as (app, sms, other):
+        engine, store, routing = engine_of(app), app[STORE], app[ROUTING]
+        await _handle(engine, InboundMessage("test", PHONE, "hi"))
+        await _handle(engine, InboundMessage("test", PHONE, "talk to someone"))
+        conv = await store.open_conversation(Privacy(SECRET).contact_key("test", PHONE))
+        assert conv is not None
+        await routing.claim(conv.id, "pat", 3, programme=True)
+        await _handle(engine, InboundMessage("test", PHONE, "code word"))
+        await _handle(engine, InboundMessage("other", CHAT, f"continue {_code(sms.texts())}"))
+
+        t = app[CONTENT].text
+        told = other.texts()
+        assert told == [t("handover.joined", "en"), t("programme.held_with_adviser", "en")]
+        assert not [said for said in told if "adviser" in said.lower()]
+
+
 async def test_an_adviser_conversation_follows_the_person(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -134,7 +153,9 @@ async def test_an_adviser_conversation_follows_the_person(
         # The new channel may already have greeted them: the code word still carries them over.
         await _handle(engine, InboundMessage("other", CHAT, "hello"))
         await _handle(engine, InboundMessage("other", CHAT, f"continue {code}"))
-        assert other.texts()[-1] == app[CONTENT].text("handover.joined_adviser", "en")
+
+        t = app[CONTENT].text
+        assert other.texts()[-2:] == [t("handover.joined", "en"), t("handoff.with_adviser", "en")]
 
         await routing.say(conv.id, "alex", "Thanks for moving over. How are you doing?")
         assert other.texts()[-1] == "Thanks for moving over. How are you doing?"
