@@ -288,13 +288,15 @@ async def _waiting_to_helpline(app: web.Application, conv: Conversation, *, decl
         return False  # the queue has lost its place: put back, then moved the next round
     t = app[CONTENT].text
     programme = programme_of(str(before))
-    told = "referral.declined_waiting" if declined else "referral.helpline_waiting"
+    told = "referral.declined" if declined else "referral.handed_back"
     replies = [
         Reply(
             t("event.referral_handed_back", conv.language, programme=programme),
             author=Author.SYSTEM,
         ),
         Reply(t(told, conv.language)),
+        # Their place, or when the helpline opens: not "as soon as they can" at night.
+        *await app[ROUTING].waiting_replies(conv),
     ]
     stored = await app[STORE].save_turn(conv, [], replies)
     await app[ENGINE].deliver(conv, stored)

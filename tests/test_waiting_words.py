@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpline.app import CONTENT, ENGINE, ROUTING
+from handoff import referrals
+from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.hours import HORIZON_DAYS
 from tests.journey_support import Person, content_copy, with_test_programme
 from tests.support import Clock, running, settings_for
@@ -133,6 +134,57 @@ async def test_after_a_programme_referral_the_programme_s_staff_will_reply_not_a
         answer = await _said(person, POSITION[language])
         _no_minutes(answer, language)
         assert answer == [t("programme.waiting", language)]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_programme_declining_at_night_hands_back_to_a_closed_helpline_truthfully(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Referred at noon; the programme declines at 02:30. The person was told "one of our own
+    # advisers ... will join you here as soon as they can" while nobody would until 09:00.
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    clock = Clock(TUESDAY_NOON)
+    async with running(settings, clock=clock) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        await _referred(person)
+        [referral] = await referrals.referrals(app[STORE])
+        clock.now = NIGHT
+        await referrals.set_status(app[STORE], referral["id"], "declined", "pat", programme_id=None)
+        sent = len(fake.sent)
+        assert await referrals.hand_back(
+            app, person.conversation_id, "gwent-community-programme", declined=True
+        )
+        told = [m.reply.text for m in fake.sent[sent:]]
+        assert told == [
+            t("referral.declined", language),
+            t("handoff.waiting_closed", language, opens=OPENS[language]),
+        ]
+        _no_minutes(told, language)
+        assert (await person.conversation()).answers["queue"] == "helpline"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_a_programme_handing_back_by_day_gives_the_helpline_s_place_in_its_queue(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings, clock=Clock(TUESDAY_NOON)) as (app, fake, _):
+        t = app[CONTENT].text
+        person = Person(app, fake, language=language)
+        await _referred(person)
+        await referrals.withdraw(app[STORE], person.conversation_id, "gwent-community-programme")
+        sent = len(fake.sent)
+        assert await referrals.hand_back_unconsented(app) == 1
+        told = [m.reply.text for m in fake.sent[sent:]]
+        assert told == [
+            t("referral.handed_back", language),
+            t("handoff.waiting", language, position=1, minutes=8),
+        ]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
