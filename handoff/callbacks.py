@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from handoff.models import CallbackRow
 from helpline.domain import utcnow
+from helpline.engine import LEFT_BY_QUICK_EXIT
 from helpline.errors import HelplineError, NotFound
 from helpline.ports import Hub
 from helpline.privacy import Privacy
@@ -101,6 +102,8 @@ async def callbacks(store: SqlStore, *, open_only: bool = True) -> list[dict[str
             "status": cb.status,
             "requested_at": _aware(cb.created_at).isoformat(),
             "updated_by": cb.updated_by,
+            # Left with the quick exit after asking (when): someone may have come in.
+            "left_by_quick_exit": (conv.answers or {}).get(LEFT_BY_QUICK_EXIT),
         }
         for cb, conv in rows
     ]

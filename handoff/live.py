@@ -165,6 +165,9 @@ class LiveConsole:
 
     async def _on_queue(self, event: dict[str, Any]) -> None:
         self.dirty.set()
+        if event.get("type") == "quick_exit" and self.user.helpline:
+            # Marked on a call-back they booked (callbacks.callbacks): whoever phones is told.
+            await self._on_callback(event)
 
     async def _on_referral(self, event: dict[str, Any]) -> None:
         mine = event.get("type") == RESYNC or event.get("programme") == self.user.programme

@@ -98,6 +98,9 @@ HAND_OFF_DUE = "_handoff_due"
 # Never an answer kept sealed, nor a whole sentence or question ("will you call the police?"
 # answered, then "help me stop shouting" is no danger). Kept as the transcript is.
 SAID_LAST = "_said_last"
+# When the person left with the quick exit (ISO time): shown with a call-back they booked, so
+# whoever calls knows someone may have come in (handoff/callbacks.py).
+LEFT_BY_QUICK_EXIT = "_left_by_quick_exit"
 EDGE_WORDS = 6
 PIECES_WITHIN = timedelta(minutes=2)
 # A hand-off owed after danger waits while the person is at a question whose answer is not
@@ -1416,7 +1419,8 @@ class Engine:
         """The person left a live page with its quick exit, which forgets the page's address
         (the web chat's token), so nobody can come back to this conversation from it. The
         transcript says so, live on the console: an adviser who holds it, or takes it from
-        the queue, knows the person has gone before writing to nobody or phoning a call-back.
+        the queue, knows the person has gone before writing to nobody; a call-back they booked
+        is marked in the console's list, so whoever phones knows someone may have come in.
         Nothing else changes: the page is told nothing, and a conversation at risk stays
         queued at its priority, since the quick exit is most often pressed when danger
         arrives, and an adviser may still need to act on what was said."""
@@ -1428,11 +1432,15 @@ class Engine:
             conv = await self.store.conversation(found.id)
             if conv.closed:
                 return
+            conv.answers[LEFT_BY_QUICK_EXIT] = self.clock().isoformat()
             event = Reply(
                 self.content.text("event.quick_exit", conv.language), author=Author.SYSTEM
             )
             stored = await self.store.save_turn(conv, [], [event])
             await self.deliver(conv, stored)
+        if self.handoffs is not None:
+            # Open consoles show it on the call-back they booked, if they did.
+            await self.handoffs.publish("quick_exit", conv.id)
         log.info("left by quick exit", extra={"conversation": conv.reference})
 
     async def close_idle(self, idle: timedelta) -> int:

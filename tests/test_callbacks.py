@@ -26,7 +26,7 @@ from helpline.content import DEFAULT_ROOT
 from helpline.domain import InboundMessage, Owner
 from helpline.hours import OpeningHours
 from helpline.logs import quiet_libraries
-from tests.console_support import PLUGINS, Console, add_staff
+from tests.console_support import PLUGINS, Console, add_staff, next_frame
 from tests.journey_support import Person
 from tests.loopback import loopback
 from tests.support import Clock, log_text, running, settings_for
@@ -165,6 +165,46 @@ async def test_web_chat_asks_for_a_number_and_keeps_only_a_redacted_line(
         assert [r[0] for r in rows] == ["evenings after 7"] and rows[0][1]
         stored = b"".join(p.read_bytes() for p in tmp_path.glob("helpline.db*"))
         assert DIGITS.encode() not in stored and TYPED.encode() not in stored
+
+
+async def test_a_call_back_booked_before_a_quick_exit_warns_whoever_will_call(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Booked, then the quick exit: someone may have come in. The call-back list said nothing
+    # of it, and only the transcript (which the caller may never open) had the line.
+    async with (
+        running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+            app,
+            _fake,
+            url,
+        ),
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{url}/chat/ws") as ws,
+    ):
+        t = app[CONTENT].text
+        await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+        for n, said in enumerate(["1", "1", "1", "2", "2", "evenings after 7", TYPED]):
+            await ws.send_json({"type": "message", "text": said, "id": f"c{n}"})
+        await _frames_until(ws, t("own.callback_done", "en"))
+        await app[ENGINE].drain()
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            [before] = (await alice.get("/console/api/callbacks"))[1]
+            assert before["left_by_quick_exit"] is None
+            page = await alice.socket()
+            await next_frame(page, lambda f: f.get("type") == "callbacks")
+            await ws.send_json({"type": "exit"})
+            # An open console's list shows it at once, as a reload does.
+            frame = await next_frame(
+                page,
+                lambda f: f.get("type") == "callbacks" and f["items"][0]["left_by_quick_exit"],
+            )
+            left = frame["items"][0]["left_by_quick_exit"]
+            assert datetime.fromisoformat(left).tzinfo is not None
+            [item] = (await alice.get("/console/api/callbacks"))[1]
+            assert item["left_by_quick_exit"] == left
+            await page.close()
 
 
 # -- SMS: the number they text from, or another ----------------------------------------------

@@ -999,6 +999,9 @@
       var ref = el('strong', cb.reference);
       ref.id = 'callback-' + cb.id;
       li.appendChild(ref);
+      if (cb.left_by_quick_exit) {
+        li.appendChild(el('p', label('callback-quick-exit'), 'callback-warning'));
+      }
       var facts = el('dl', null, 'facts');
       fact(facts, label('callback-window'), cb.window);
       fact(facts, label('channel'), named('channel', cb.channel));

@@ -220,6 +220,12 @@ async def test_declining_a_referral_and_a_call_back_done_ask_first(
         await _until(lambda: len(asked_alice.seen) == 1)
         await expect(done).to_be_visible()
 
+        # They leave the chat with the quick exit: the call-back says so at once.
+        warning = alice.locator("#callback-list .callback-warning")
+        await expect(warning).to_have_count(0)
+        await engine_of(app).quick_exit("test", "+447700900908")
+        await expect(warning).to_contain_text("left the chat with the quick exit")
+
 
 async def test_signing_off_without_a_decision_says_what_is_missing(
     browser: Browser, sqlite_url: str, tmp_path: Path
