@@ -58,13 +58,19 @@ def _shared(shared: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _view(row: ReferralRow, conversation_reference: str | None) -> dict[str, Any]:
+def _view(
+    row: ReferralRow, conversation_reference: str | None, *, programme: bool = False
+) -> dict[str, Any]:
+    """A referral as the console lists it. `programme`: for the programme's own staff, who
+    see what the person shared only while their consent stands: once it is withdrawn or
+    declined they keep the reference and what became of it, nothing of the person."""
+    shared = {} if programme and row.status in FINAL else dict(row.shared or {})
     return {
         "id": row.id,
         "reference": row.reference,
         "conversation": conversation_reference,
         "programme": row.programme_id,
-        "shared": dict(row.shared or {}),
+        "shared": shared,
         "status": row.status,
         "created_at": _aware(row.created_at).isoformat(),
         "updated_at": _aware(row.updated_at).isoformat(),
@@ -192,7 +198,9 @@ async def referrals(store: SqlStore, programme_id: str | None = None) -> list[di
         query = query.where(ReferralRow.programme_id == programme_id)
     async with store.session() as session:
         rows = (await session.execute(query)).all()
-    return [_view(r, None if programme_id is not None else ref) for r, ref in rows]
+    if programme_id is not None:
+        return [_view(r, None, programme=True) for r, _ in rows]
+    return [_view(r, ref) for r, ref in rows]
 
 
 async def set_status(
@@ -224,7 +232,7 @@ async def set_status(
             raise ReferralFinal("this referral was withdrawn or declined")
         await session.refresh(row)
         conversation_id = row.conversation_id
-        view = _view(row, None)
+        view = _view(row, None, programme=programme_id is not None)
     if hub is not None:
         await hub.publish(TOPIC, {"type": "referral", "programme": view["programme"]})
     view["conversation_id"] = conversation_id

@@ -286,6 +286,12 @@ async def test_a_referral_is_withdrawn_when_the_person_leaves_the_programmes_que
             status = {r["reference"]: r["status"] for r in listed}
             # Nobody is waiting on the first any more; the second was taken up, and stands.
             assert status == {gone: "withdrawn", taken_up: "new"}
+            # What they shared went with their consent: the programme keeps only the
+            # reference and what became of it. The helpline's own staff still see it all.
+            shared = {r["reference"]: r["shared"] for r in listed}
+            assert shared[gone] == {}
+            _, everything = await alice.get("/console/api/referrals")
+            assert {r["reference"]: r["shared"] for r in everything}[gone] == {"area": "Newport"}
             # Consent withdrawn is no consent: the helpline cannot send them there again.
             await engine.handle(InboundMessage("test", OTHER, "adviser"))
             base = f"/console/api/conversations/{left}"

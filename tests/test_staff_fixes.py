@@ -292,8 +292,8 @@ async def test_a_withdrawn_or_declined_referral_cannot_be_brought_back(
             await pat.login("pat")
             await sue.login("sue")
             await alice.login("alice")
-            _, listed = await pat.get("/console/api/referrals")
-            status_of = {r["shared"]["area"]: r for r in listed}
+            _, everything = await alice.get("/console/api/referrals")
+            status_of = {r["shared"]["area"]: r for r in everything}
             gone, kept = status_of["Newport"], status_of["Cardiff"]
             assert gone["status"] == "withdrawn"
             for who in (pat, sue):
