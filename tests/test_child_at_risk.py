@@ -97,3 +97,17 @@ async def test_the_guidance_for_a_child_is_never_held_for_quiet_hours(
         assert sent[0] == "risk.child"
         held = await app[STORE].undelivered([Delivery.HELD])
         assert app[CONTENT].text("risk.child", "en") not in [m.text for m in held]
+
+
+async def test_someone_supporting_a_young_person_who_is_hurt_is_given_childline(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # A parent whose 15-year-old is hit by her boyfriend was told only of adult helplines.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        for n, (language, greeting) in enumerate((("en", "hello"), ("cy", "helo"))):
+            person = Person(app, fake, language=language, address=f"+44770090031{n}")
+            for text in (greeting, "1", "2"):  # safe to talk; someone I know
+                await person.says(text)
+            assert await person.says("2") == ["family.victim", "family.more"]  # being hurt
+            told = fake.texts()[-2]
+            assert "Childline" in told and "0800 1111" in told and "0808 800 5000" in told
