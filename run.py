@@ -27,6 +27,7 @@ from helpline.errors import ConfigError, HelplineError
 from helpline.flowkit import FlowSpec
 from helpline.logs import setup_logging
 from helpline.ports import Hub
+from helpline.proxy import warn_if_unproxied
 
 PLUGINS: tuple[Plugin, ...] = (*channels.PLUGINS, *handoff.PLUGINS)
 
@@ -161,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Content is complete in English and Welsh.")
             return 0
         log_channels(app)
+        warn_if_unproxied(settings)
         if command == "telegram":  # poll
             if not settings.telegram_token:
                 raise ConfigError("telegram poll needs HELPLINE_TELEGRAM_TOKEN")
