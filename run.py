@@ -21,7 +21,13 @@ from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
 from helpline import risk
 from helpline.app import REDIS, SETTINGS, Plugin, create_app, log_channels, open_store
-from helpline.config import Settings, ensure_data_dir, load_settings, with_dev_secret
+from helpline.config import (
+    Settings,
+    ensure_data_dir,
+    load_settings,
+    warn_at_start,
+    with_dev_secret,
+)
 from helpline.domain import utcnow
 from helpline.errors import ConfigError, HelplineError
 from helpline.flowkit import FlowSpec
@@ -126,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(given)
         setup_logging(settings.log_level, settings.log_json)
+        warn_at_start(settings)
         if command == "diagrams":
             from flows.diagrams import write_diagrams
 

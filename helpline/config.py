@@ -3,8 +3,10 @@ validated, and passed down. Nothing else reads the environment."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -204,6 +206,43 @@ def _problem(err: Any) -> str:
     if not err["loc"]:  # a check across settings: its message names them
         return message
     return f"HELPLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {message}"
+
+
+# HELPLINE_* variables that are read but are not settings: the new password for `user add`
+# and `user password`, and the tests' and benchmarks' own (HELPLINE_TEST_*, HELPLINE_BENCH_*).
+NOT_SETTINGS = ("HELPLINE_NEW_PASSWORD",)
+NOT_SETTINGS_PREFIXES = ("HELPLINE_TEST_", "HELPLINE_BENCH_")
+
+
+def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What to warn about at start: settings that are accepted but would quietly split a
+    deployment. Names settings only, never their values."""
+    found = []
+    names = [f"HELPLINE_{name.upper()}" for name in Settings.model_fields]
+    for given in sorted(os.environ if environ is None else environ):
+        name = given.upper()
+        if not name.startswith("HELPLINE_") or name in names or name in NOT_SETTINGS:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, names, n=1)
+        meant = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{given} is not a setting and is ignored{meant}")
+    # A warning, not a refusal: one instance on SQLite with Redis is how the tests run the
+    # Redis queue, locks and hub without PostgreSQL.
+    if settings.redis_url and is_sqlite(settings.db_url):
+        found.append(
+            "HELPLINE_REDIS_URL is set but the database is SQLite (HELPLINE_DATABASE_URL is "
+            "not set): instances sharing this Redis would each keep their own conversations, "
+            "accounts and messages. Several instances need HELPLINE_DATABASE_URL set to one "
+            "PostgreSQL as well"
+        )
+    return found
+
+
+def warn_at_start(settings: Settings) -> None:
+    for warning in start_warnings(settings):
+        log.warning("%s", warning)
 
 
 def ensure_data_dir(settings: Settings) -> None:
