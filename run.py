@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ensure_data_dir(settings)
         if command == "migrate":
             asyncio.run(_migrate(settings))
-            print("The database schema is up to date.")
+            print(f"The database schema of {settings.database_shown} is up to date.")
             return 0
         if command == "user":
             return asyncio.run(_user(settings, args))
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"Deleted {counts['conversations']} conversations, {counts['messages']} "
                 f"messages and {counts['addresses']} reply addresses older than "
-                f"{settings.retention_days} days."
+                f"{settings.retention_days} days from {settings.database_shown}."
             )
             return 0
         app = build(settings)
@@ -256,6 +256,7 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
     from handoff import accounts
 
     store = await open_store(settings)
+    db = settings.database_shown
     try:
         action = args.user_command
         if action == "add":
@@ -268,8 +269,9 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
                 capacity=args.capacity,
                 programmes=_programme_ids(settings),
             )
-            print(f"Added {args.name} ({args.role}).")
+            print(f"Added {args.name} ({args.role}) to {db}.")
         elif action == "list":
+            print(f"Accounts in {db}:")
             for u in await accounts.list_users(store):
                 state = "disabled" if u.disabled else "active"
                 extra = f" programme={u.programme}" if u.programme else ""
@@ -277,16 +279,16 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
         elif action == "disable":
             async with _hub(settings) as hub:
                 await accounts.disable_user(store, args.name, hub=hub)
-            print(f"Disabled {args.name}.")
+            print(f"Disabled {args.name} in {db}.")
         elif action == "password":
             password = _new_password()
             async with _hub(settings) as hub:
                 await accounts.set_password(store, args.name, password, hub=hub)
-            print(f"Password changed for {args.name}.")
+            print(f"Password changed for {args.name} in {db}.")
         elif action == "capacity":
             value = None if args.conversations == "default" else _whole(args.conversations)
             await accounts.set_capacity(store, args.name, value)
-            print(f"Capacity of {args.name}: {value or 'the default'}.")
+            print(f"Capacity of {args.name} in {db}: {value or 'the default'}.")
         elif action == "totp":
             async with _hub(settings) as hub:
                 print(await accounts.enable_totp(store, args.name, hub=hub))
@@ -325,10 +327,11 @@ async def _hours(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.hours_command == "list":
             found = await hours_overrides.overrides(store, now=utcnow())
+            print(f"Closures and weekly hours set in {settings.database_shown}:")
             for override in found:
                 print(override.describe())
             if not found:
-                print("No closures or weekly hours are set outside the content files.")
+                print("None: only the content files' hours apply.")
             return 0
         changed = await _hours_change(settings, store, args)
     finally:
@@ -345,7 +348,7 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     from helpline.hours import DAYS, OpeningHours
     from helpline.hours import FILE as HOURS_FILE
 
-    actor, now = "run.py", utcnow()
+    actor, now, db = "run.py", utcnow(), settings.database_shown
     if args.hours_command in ("close", "weekly"):
         _check_queue(settings, args.queue)
     if args.hours_command == "close":
@@ -358,11 +361,11 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
             by=actor,
             now=now,
         )
-        print(f"Closure {changed} added.")
+        print(f"Closure {changed} added in {db}.")
         return changed
     if args.hours_command == "open":
         gone = await ho.remove(store, args.id, by=actor)
-        print(f"Removed {gone.kind} {gone.id}.")
+        print(f"Removed {gone.kind} {gone.id} from {db}.")
         return gone.id
     root = settings.content_dir or DEFAULT_ROOT
     base = OpeningHours.load(root) if (root / HOURS_FILE).exists() else None
@@ -370,7 +373,7 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     week: dict[str, str | list[str]] = dict(ho.weekly_text(current.hours_for(args.queue)))
     week.update({d: getattr(args, d) for d in DAYS if getattr(args, d) is not None})
     changed = await ho.set_weekly(store, queue=args.queue, weekly=week, by=actor, now=now)
-    print(f"Weekly hours {changed} set for {args.queue}.")
+    print(f"Weekly hours {changed} set for {args.queue} in {db}.")
     return changed
 
 

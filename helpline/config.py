@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from helpline.errors import ConfigError
 from helpline.storage.engine import is_sqlite
@@ -177,6 +178,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'helpline.db').resolve()}"
+
+    @property
+    def database_shown(self) -> str:
+        """The database, as a command says which one it changed: its password masked."""
+        if self.database_url is None:
+            return f"SQLite at {self.data_dir / 'helpline.db'}"
+        url = make_url(self.database_url)
+        if is_sqlite(self.database_url):
+            return f"SQLite at {url.database}"
+        return url.render_as_string(hide_password=True)
 
     @property
     def secret(self) -> str:
