@@ -225,8 +225,15 @@ def _new_password() -> str:
     given = os.environ.get("HELPLINE_NEW_PASSWORD")
     if given:
         return given
-    first = getpass.getpass("New password: ")
-    if first != getpass.getpass("Again: "):
+    try:
+        first = getpass.getpass("New password: ")
+        again = getpass.getpass("Again: ")
+    except EOFError:  # no terminal, and nothing on standard input
+        print(file=sys.stderr)  # after the prompt getpass left unfinished
+        raise HelplineError(
+            "no terminal to ask for the password: set HELPLINE_NEW_PASSWORD"
+        ) from None
+    if first != again:
         raise HelplineError("the passwords do not match")
     return first
 

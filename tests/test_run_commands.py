@@ -3,10 +3,13 @@ password), and a mistake is one line naming what to set (exit 2), never a traceb
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support import SECRET
-from tests.test_startup import PASSWORD, run
+from tests.test_startup import PASSWORD, ROOT, assert_one_line_naming, run
 
 NEW_PASSWORD = "a long enough password"  # noqa: S105 - a test account's
 
@@ -64,3 +67,23 @@ def test_hours_and_purge_name_the_database_they_changed(tmp_path: Path) -> None:
     purged = run(tmp_path, "purge", secret_key=SECRET)
     assert purged.returncode == 0, purged.stderr
     assert "from SQLite at data/helpline.db" in purged.stdout
+
+
+def test_adding_an_account_with_no_terminal_and_no_password_says_what_to_set(
+    tmp_path: Path,
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HELPLINE_")}
+    clean |= {"PYTHONPATH": str(ROOT), "HELPLINE_SECRET_KEY": SECRET}
+    result = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, str(ROOT / "run.py"), "user", "add", "bob", "--role", "adviser"],
+        cwd=tmp_path,
+        env=clean,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # no controlling terminal for getpass to open
+    )
+    assert result.returncode == 2
+    assert_one_line_naming(result, "no terminal", "HELPLINE_NEW_PASSWORD")
