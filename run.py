@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import os
 import re
+import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -175,17 +178,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError("telegram poll needs HELPLINE_TELEGRAM_TOKEN")
             asyncio.run(_poll(app, settings))
             return 0
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            print=lambda text: _listening(settings, text),
-        )
+        with _cannot_listen(settings):
+            web.run_app(
+                app,
+                host=settings.host,
+                port=settings.port,
+                access_log=None,
+                print=lambda text: _listening(settings, text),
+            )
         return 0
     except HelplineError as exc:
         print(f"helpline: {exc}", file=sys.stderr)
         return 2
+
+
+# What binding the listening socket fails with when the address or port is the mistake.
+_LISTEN_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+@contextlib.contextmanager
+def _cannot_listen(settings: Settings) -> Iterator[None]:
+    """A host that does not resolve, is not this machine's, or a port in use or not allowed:
+    one line naming the settings, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if not isinstance(exc, socket.gaierror) and exc.errno not in _LISTEN_ERRORS:
+            raise
+        reason = os.strerror(exc.errno) if exc.errno in _LISTEN_ERRORS else exc.strerror
+        raise ConfigError(
+            f"HELPLINE_HOST/HELPLINE_PORT: cannot listen on {settings.host}:{settings.port} "
+            f"({reason or exc})"
+        ) from None
 
 
 def _listening(settings: Settings, aiohttp_text: str) -> None:
@@ -204,7 +228,8 @@ async def _poll(app: web.Application, settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        with _cannot_listen(settings):
+            await web.TCPSite(runner, settings.host, settings.port).start()
         print(f"Web chat: {settings.base_url}/  (Telegram by polling; Ctrl+C to stop)")
         await poll(app)
     finally:
@@ -220,7 +245,6 @@ def _whole(text: str) -> int:
 
 def _new_password() -> str:
     import getpass
-    import os
 
     given = os.environ.get("HELPLINE_NEW_PASSWORD")
     if given:

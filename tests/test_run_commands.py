@@ -4,6 +4,7 @@ password), and a mistake is one line naming what to set (exit 2), never a traceb
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,19 @@ def test_adding_an_account_with_no_terminal_and_no_password_says_what_to_set(
     )
     assert result.returncode == 2
     assert_one_line_naming(result, "no terminal", "HELPLINE_NEW_PASSWORD")
+
+
+def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run(tmp_path, "serve", secret_key=SECRET, port=port)
+    assert result.returncode == 2
+    assert_one_line_naming(result, "HELPLINE_HOST/HELPLINE_PORT", f"127.0.0.1:{port}")
+
+
+def test_a_host_that_does_not_exist_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", secret_key=SECRET, port="0", host="no-such-host.invalid")
+    assert result.returncode == 2
+    assert_one_line_naming(result, "HELPLINE_HOST/HELPLINE_PORT", "no-such-host.invalid")
