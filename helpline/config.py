@@ -57,7 +57,9 @@ class Settings(BaseSettings):
         "https://www.bbc.co.uk/weather", description="neutral page the quick exit goes to"
     )
     frame_ancestors: str = Field(
-        "'self'", description="sites allowed to embed the chat widget (CSP frame-ancestors)"
+        "'self'",
+        description="sites allowed to embed the chat widget (CSP frame-ancestors), separated "
+        "by spaces or commas; keep 'self' in the list for the helpline's own pages",
     )
     idle_minutes: int = Field(30, ge=1, description="close a quiet bot conversation after this")
     idle_warning_minutes: int = Field(
@@ -105,6 +107,20 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http:// or https:// address")
         return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _ancestors(cls, value: str) -> str:
+        # Pasted into the Content-Security-Policy as it is: a ';' or a line break would end
+        # the directive (or the header), and a comma is not a separator there.
+        if any(c in value for c in ";\r\n"):
+            raise ValueError(
+                "must be sites separated by spaces or commas, with no ';' or line break"
+            )
+        sources = value.replace(",", " ").split()
+        if not sources:
+            raise ValueError("must name at least one site (or 'none' for no embedding at all)")
+        return " ".join(sources)
 
     @field_validator("database_url")
     @classmethod

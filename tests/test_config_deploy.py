@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from helpline.config import Settings, start_warnings
+from helpline.config import Settings, load_settings, start_warnings
+from helpline.errors import ConfigError
 from helpline.proxy import warn_if_unproxied
 from tests.support import SECRET
 from tests.test_startup import run
@@ -98,3 +99,33 @@ def test_a_misspelt_setting_is_logged_when_a_command_runs(tmp_path: Path) -> Non
     result = run(tmp_path, "migrate", secret_key=SECRET, databse_url="postgresql+asyncpg://x/y")
     assert result.returncode == 0, result.stderr
     assert "HELPLINE_DATABSE_URL" in result.stderr
+
+
+# -- the sites allowed to embed the chat -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("'self' https://www.example.org", "'self' https://www.example.org"),
+        ("'self', https://www.example.org", "'self' https://www.example.org"),
+        (
+            "https://a.example.org,https://b.example.org",
+            "https://a.example.org https://b.example.org",
+        ),
+    ],
+)
+def test_frame_ancestors_may_be_separated_by_spaces_or_commas(
+    tmp_path: Path, given: str, kept: str
+) -> None:
+    assert load_settings({"data_dir": tmp_path, "frame_ancestors": given}).frame_ancestors == kept
+
+
+@pytest.mark.parametrize(
+    "given", ["'self'; script-src *", "'self'\nhttps://a.example.org", "", " , "]
+)
+def test_frame_ancestors_that_would_break_the_policy_are_refused(
+    tmp_path: Path, given: str
+) -> None:
+    with pytest.raises(ConfigError, match="HELPLINE_FRAME_ANCESTORS"):
+        load_settings({"data_dir": tmp_path, "frame_ancestors": given})
