@@ -1,4 +1,5 @@
-# The two commands in the README: `make run` and `make test`. Both set up everything first.
+# The two commands in the README: `make run` and `make test`. Both set up the venv first;
+# `make test` also installs Debian's chromium and starts (never installs) Redis and PostgreSQL.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -32,7 +33,8 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
-# Redis and PostgreSQL on this machine, started if they are not answering.
+# Redis and PostgreSQL installed on this machine, started if they are not answering
+# (PostgreSQL as root); a clear message and a failure if they are not installed.
 services:
 	@bash .ci/services
 

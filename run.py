@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import os
 import re
+import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,12 +24,19 @@ from handoff.queue_memory import MemoryQueue
 from handoff.queue_redis import RedisQueue
 from helpline import risk
 from helpline.app import REDIS, SETTINGS, Plugin, create_app, log_channels, open_store
-from helpline.config import Settings, ensure_data_dir, load_settings, with_dev_secret
+from helpline.config import (
+    Settings,
+    ensure_data_dir,
+    load_settings,
+    warn_at_start,
+    with_dev_secret,
+)
 from helpline.domain import utcnow
 from helpline.errors import ConfigError, HelplineError
 from helpline.flowkit import FlowSpec
 from helpline.logs import setup_logging
 from helpline.ports import Hub
+from helpline.proxy import warn_if_unproxied
 
 PLUGINS: tuple[Plugin, ...] = (*channels.PLUGINS, *handoff.PLUGINS)
 
@@ -125,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(given)
         setup_logging(settings.log_level, settings.log_json)
+        warn_at_start(settings)
         if command == "diagrams":
             from flows.diagrams import write_diagrams
 
@@ -137,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ensure_data_dir(settings)
         if command == "migrate":
             asyncio.run(_migrate(settings))
-            print("The database schema is up to date.")
+            print(f"The database schema of {settings.database_shown} is up to date.")
             return 0
         if command == "user":
             return asyncio.run(_user(settings, args))
@@ -153,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"Deleted {counts['conversations']} conversations, {counts['messages']} "
                 f"messages and {counts['addresses']} reply addresses older than "
-                f"{settings.retention_days} days."
+                f"{settings.retention_days} days from {settings.database_shown}."
             )
             return 0
         app = build(settings)
@@ -161,22 +172,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Content is complete in English and Welsh.")
             return 0
         log_channels(app)
+        warn_if_unproxied(settings)
         if command == "telegram":  # poll
             if not settings.telegram_token:
                 raise ConfigError("telegram poll needs HELPLINE_TELEGRAM_TOKEN")
             asyncio.run(_poll(app, settings))
             return 0
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            print=lambda text: _listening(settings, text),
-        )
+        with _cannot_listen(settings):
+            web.run_app(
+                app,
+                host=settings.host,
+                port=settings.port,
+                access_log=None,
+                print=lambda text: _listening(settings, text),
+            )
         return 0
     except HelplineError as exc:
         print(f"helpline: {exc}", file=sys.stderr)
         return 2
+
+
+# What binding the listening socket fails with when the address or port is the mistake.
+_LISTEN_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+@contextlib.contextmanager
+def _cannot_listen(settings: Settings) -> Iterator[None]:
+    """A host that does not resolve, is not this machine's, or a port in use or not allowed:
+    one line naming the settings, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if not isinstance(exc, socket.gaierror) and exc.errno not in _LISTEN_ERRORS:
+            raise
+        reason = os.strerror(exc.errno) if exc.errno in _LISTEN_ERRORS else exc.strerror
+        raise ConfigError(
+            f"HELPLINE_HOST/HELPLINE_PORT: cannot listen on {settings.host}:{settings.port} "
+            f"({reason or exc})"
+        ) from None
 
 
 def _listening(settings: Settings, aiohttp_text: str) -> None:
@@ -195,7 +228,8 @@ async def _poll(app: web.Application, settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        with _cannot_listen(settings):
+            await web.TCPSite(runner, settings.host, settings.port).start()
         print(f"Web chat: {settings.base_url}/  (Telegram by polling; Ctrl+C to stop)")
         await poll(app)
     finally:
@@ -211,13 +245,19 @@ def _whole(text: str) -> int:
 
 def _new_password() -> str:
     import getpass
-    import os
 
     given = os.environ.get("HELPLINE_NEW_PASSWORD")
     if given:
         return given
-    first = getpass.getpass("New password: ")
-    if first != getpass.getpass("Again: "):
+    try:
+        first = getpass.getpass("New password: ")
+        again = getpass.getpass("Again: ")
+    except EOFError:  # no terminal, and nothing on standard input
+        print(file=sys.stderr)  # after the prompt getpass left unfinished
+        raise HelplineError(
+            "no terminal to ask for the password: set HELPLINE_NEW_PASSWORD"
+        ) from None
+    if first != again:
         raise HelplineError("the passwords do not match")
     return first
 
@@ -247,6 +287,7 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
     from handoff import accounts
 
     store = await open_store(settings)
+    db = settings.database_shown
     try:
         action = args.user_command
         if action == "add":
@@ -259,8 +300,9 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
                 capacity=args.capacity,
                 programmes=_programme_ids(settings),
             )
-            print(f"Added {args.name} ({args.role}).")
+            print(f"Added {args.name} ({args.role}) to {db}.")
         elif action == "list":
+            print(f"Accounts in {db}:")
             for u in await accounts.list_users(store):
                 state = "disabled" if u.disabled else "active"
                 extra = f" programme={u.programme}" if u.programme else ""
@@ -268,16 +310,16 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
         elif action == "disable":
             async with _hub(settings) as hub:
                 await accounts.disable_user(store, args.name, hub=hub)
-            print(f"Disabled {args.name}.")
+            print(f"Disabled {args.name} in {db}.")
         elif action == "password":
             password = _new_password()
             async with _hub(settings) as hub:
                 await accounts.set_password(store, args.name, password, hub=hub)
-            print(f"Password changed for {args.name}.")
+            print(f"Password changed for {args.name} in {db}.")
         elif action == "capacity":
             value = None if args.conversations == "default" else _whole(args.conversations)
             await accounts.set_capacity(store, args.name, value)
-            print(f"Capacity of {args.name}: {value or 'the default'}.")
+            print(f"Capacity of {args.name} in {db}: {value or 'the default'}.")
         elif action == "totp":
             async with _hub(settings) as hub:
                 print(await accounts.enable_totp(store, args.name, hub=hub))
@@ -316,10 +358,11 @@ async def _hours(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.hours_command == "list":
             found = await hours_overrides.overrides(store, now=utcnow())
+            print(f"Closures and weekly hours set in {settings.database_shown}:")
             for override in found:
                 print(override.describe())
             if not found:
-                print("No closures or weekly hours are set outside the content files.")
+                print("None: only the content files' hours apply.")
             return 0
         changed = await _hours_change(settings, store, args)
     finally:
@@ -336,7 +379,7 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     from helpline.hours import DAYS, OpeningHours
     from helpline.hours import FILE as HOURS_FILE
 
-    actor, now = "run.py", utcnow()
+    actor, now, db = "run.py", utcnow(), settings.database_shown
     if args.hours_command in ("close", "weekly"):
         _check_queue(settings, args.queue)
     if args.hours_command == "close":
@@ -349,11 +392,11 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
             by=actor,
             now=now,
         )
-        print(f"Closure {changed} added.")
+        print(f"Closure {changed} added in {db}.")
         return changed
     if args.hours_command == "open":
         gone = await ho.remove(store, args.id, by=actor)
-        print(f"Removed {gone.kind} {gone.id}.")
+        print(f"Removed {gone.kind} {gone.id} from {db}.")
         return gone.id
     root = settings.content_dir or DEFAULT_ROOT
     base = OpeningHours.load(root) if (root / HOURS_FILE).exists() else None
@@ -361,7 +404,7 @@ async def _hours_change(settings: Settings, store: Any, args: argparse.Namespace
     week: dict[str, str | list[str]] = dict(ho.weekly_text(current.hours_for(args.queue)))
     week.update({d: getattr(args, d) for d in DAYS if getattr(args, d) is not None})
     changed = await ho.set_weekly(store, queue=args.queue, weekly=week, by=actor, now=now)
-    print(f"Weekly hours {changed} set for {args.queue}.")
+    print(f"Weekly hours {changed} set for {args.queue} in {db}.")
     return changed
 
 

@@ -3,8 +3,10 @@ validated, and passed down. Nothing else reads the environment."""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -13,6 +15,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from helpline.errors import ConfigError
 from helpline.storage.engine import is_sqlite
@@ -54,7 +57,9 @@ class Settings(BaseSettings):
         "https://www.bbc.co.uk/weather", description="neutral page the quick exit goes to"
     )
     frame_ancestors: str = Field(
-        "'self'", description="sites allowed to embed the chat widget (CSP frame-ancestors)"
+        "'self'",
+        description="sites allowed to embed the chat widget (CSP frame-ancestors), separated "
+        "by spaces or commas; keep 'self' in the list for the helpline's own pages",
     )
     idle_minutes: int = Field(30, ge=1, description="close a quiet bot conversation after this")
     idle_warning_minutes: int = Field(
@@ -102,6 +107,20 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http:// or https:// address")
         return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _ancestors(cls, value: str) -> str:
+        # Pasted into the Content-Security-Policy as it is: a ';' or a line break would end
+        # the directive (or the header), and a comma is not a separator there.
+        if any(c in value for c in ";\r\n"):
+            raise ValueError(
+                "must be sites separated by spaces or commas, with no ';' or line break"
+            )
+        sources = value.replace(",", " ").split()
+        if not sources:
+            raise ValueError("must name at least one site (or 'none' for no embedding at all)")
+        return " ".join(sources)
 
     @field_validator("database_url")
     @classmethod
@@ -177,6 +196,16 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'helpline.db').resolve()}"
 
     @property
+    def database_shown(self) -> str:
+        """The database, as a command says which one it changed: its password masked."""
+        if self.database_url is None:
+            return f"SQLite at {self.data_dir / 'helpline.db'}"
+        url = make_url(self.database_url)
+        if is_sqlite(self.database_url):
+            return f"SQLite at {url.database}"
+        return url.render_as_string(hide_password=True)
+
+    @property
     def secret(self) -> str:
         if self.secret_key is None:
             raise ConfigError("HELPLINE_SECRET_KEY is not set (call with_dev_secret first)")
@@ -204,6 +233,43 @@ def _problem(err: Any) -> str:
     if not err["loc"]:  # a check across settings: its message names them
         return message
     return f"HELPLINE_{'_'.join(str(p) for p in err['loc']).upper()}: {message}"
+
+
+# HELPLINE_* variables that are read but are not settings: the new password for `user add`
+# and `user password`, and the tests' and benchmarks' own (HELPLINE_TEST_*, HELPLINE_BENCH_*).
+NOT_SETTINGS = ("HELPLINE_NEW_PASSWORD",)
+NOT_SETTINGS_PREFIXES = ("HELPLINE_TEST_", "HELPLINE_BENCH_")
+
+
+def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What to warn about at start: settings that are accepted but would quietly split a
+    deployment. Names settings only, never their values."""
+    found = []
+    names = [f"HELPLINE_{name.upper()}" for name in Settings.model_fields]
+    for given in sorted(os.environ if environ is None else environ):
+        name = given.upper()
+        if not name.startswith("HELPLINE_") or name in names or name in NOT_SETTINGS:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, names, n=1)
+        meant = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{given} is not a setting and is ignored{meant}")
+    # A warning, not a refusal: one instance on SQLite with Redis is how the tests run the
+    # Redis queue, locks and hub without PostgreSQL.
+    if settings.redis_url and is_sqlite(settings.db_url):
+        found.append(
+            "HELPLINE_REDIS_URL is set but the database is SQLite (HELPLINE_DATABASE_URL is "
+            "not set): instances sharing this Redis would each keep their own conversations, "
+            "accounts and messages. Several instances need HELPLINE_DATABASE_URL set to one "
+            "PostgreSQL as well"
+        )
+    return found
+
+
+def warn_at_start(settings: Settings) -> None:
+    for warning in start_warnings(settings):
+        log.warning("%s", warning)
 
 
 def ensure_data_dir(settings: Settings) -> None:

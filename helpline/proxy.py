@@ -1,12 +1,13 @@
 """Behind a reverse proxy: who a request is from, as the proxy forwards it (aiohttp-remotes'
-strict check), and a request it refuses answered with 400 and logged without an address."""
+strict check), and a request it refuses answered with 400 and logged without an address; a
+start behind a proxy that is not trusted is warned about."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from ipaddress import ip_address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp_remotes import XForwardedStrict
@@ -19,6 +20,11 @@ from aiohttp_remotes.exceptions import (
     UntrustedIP,
 )
 from aiohttp_remotes.utils import remote_ip
+
+from helpline.ratelimit import NEW_CHATS
+
+if TYPE_CHECKING:
+    from helpline.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,22 @@ REFUSALS: dict[type[Exception], str] = {
     IncorrectHostCount: "more than one X-Forwarded-Host",
     web.HTTPBadRequest: "X-Forwarded-For holds something that is not an address",
 }
+
+
+def warn_if_unproxied(settings: Settings) -> None:
+    """Once at start: a public URL says the service is behind a proxy, and without
+    HELPLINE_TRUSTED_PROXIES every request seems to come from that proxy, so the per-address
+    limits (new web chats, console logins) are shared by everyone. Names no address."""
+    if settings.public_url is not None and not settings.proxies:
+        limit = NEW_CHATS[0]
+        log.warning(
+            "HELPLINE_PUBLIC_URL is set but HELPLINE_TRUSTED_PROXIES is not: behind a proxy "
+            "every request seems to come from it, so the limit on new web chats (%d in %d "
+            "minutes) and the console's login throttle apply to everyone together. Set "
+            "HELPLINE_TRUSTED_PROXIES to the proxy's address (docs/deployment.md)",
+            limit.count,
+            limit.seconds // 60,
+        )
 
 
 class ProxyCheck(XForwardedStrict):
