@@ -306,6 +306,96 @@ def test_an_ordinary_word_near_a_key_term_is_not_corrected_into_one() -> None:
     assert assess("my daughter is called Violet").level == "none"
 
 
+# Real English words one typo from a fuzzy term (same first letter, one edit): every word of a
+# British English word list (Debian's wbritish) that is, plus a few the list lacks. Correcting
+# one of these turned "i do all the cooking" into choking and "not breaching the order" into
+# "not breathing": a 999 alert for nothing. A new fuzzy term needs its neighbours in `keep`.
+REAL_WORDS_NEAR_KEY_TERMS = [
+    "ambulances",
+    "breaching",
+    "chocked",
+    "chocking",
+    "choke",
+    "choker",
+    "chokes",
+    "chowed",
+    "chowing",
+    "coked",
+    "coking",
+    "cooked",
+    "cooking",
+    "hamming",
+    "haring",
+    "harking",
+    "harping",
+    "hospitals",
+    "injunctions",
+    "killings",
+    "kilning",
+    "knaves",
+    "knifed",
+    "knifes",
+    "murderer",
+    "murders",
+    "overdoes",
+    "overdone",
+    "overdoses",
+    "retraining",
+    "scabbed",
+    "scabbing",
+    "slabbed",
+    "slabbing",
+    "stabbings",
+    "stabled",
+    "stabling",
+    "straggle",
+    "straggled",
+    "straggling",
+    "strange",
+    "strangler",
+    "strangles",
+    "stubbed",
+    "stubbing",
+    "suicides",
+    "swabbed",
+    "swabbing",
+    "violet",
+    "stranger",
+    "strangers",
+    "strangely",
+    "violets",
+    "breathe",
+    "breathes",
+    "tonights",
+    "hospice",
+    "harmony",
+    "charming",
+    "murmur",
+    "hunting",
+    "hurling",
+    "tablet",
+]
+
+
+@pytest.mark.parametrize("word", REAL_WORDS_NEAR_KEY_TERMS)
+def test_a_real_word_is_never_corrected_into_a_key_term(word: str) -> None:
+    assert lexicon().correct(word) == word
+
+
+@pytest.mark.parametrize(
+    ("typo", "term"),
+    [
+        ("strangeld", "strangled"),
+        ("sucidal", "suicidal"),
+        ("stabed", "stabbed"),
+        ("chokd", "choked"),
+        ("breathng", "breathing"),
+    ],
+)
+def test_a_typo_of_a_key_term_is_still_corrected(typo: str, term: str) -> None:
+    assert lexicon().correct(typo) == term
+
+
 # --- Welsh ------------------------------------------------------------------------------------
 
 
@@ -591,6 +681,47 @@ def test_ordinary_touching_and_other_abuse_are_not_a_child_at_risk(text: str) ->
 )
 def test_hurt_feelings_play_and_accidents_are_not_a_child_hurt(text: str) -> None:
     assert not {"child_harmed", "child_in_danger"} & set(assess(text).reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my daughter told me her stepdad touches her",
+        "my son says his uncle touched him",
+        "my stepdaughter says i touched her",
+        "mae fy merch wedi dweud bod ei llystad yn ei chyffwrdd",
+        "my toddler has burns",
+        "the baby's got bruises all over",
+        "mae gan y babi gleisiau",
+        "he said he'll jump with the baby",
+        "my partner's drunk and driving with the kids in the car",
+        "i left the baby alone",
+        "dw i wedi gadael y babi ar ei ben ei hun",
+    ],
+)
+def test_a_child_at_risk_told_sideways_is_named_as_a_child_at_risk(text: str) -> None:
+    # The engine's child guidance fires on these reason ids only (helpline/engine.py).
+    assert {"child_harmed", "child_in_danger"} & set(assess(text).reasons)
+
+
+def test_a_suicide_plan_taking_the_children_is_also_a_child_in_danger() -> None:
+    risk = assess("she said she'll drive into a wall with the kids in the car")
+    assert risk.level == "immediate"
+    assert {"child_in_danger", "suicide_plan"} <= set(risk.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i'm thinking about ending things with her",
+        "im planning to end things and move out",
+        "we're ending things",
+        "dw i eisiau rhoi diwedd ar bethau gyda hi",
+        "I hurt my arm when he pushed me over",
+    ],
+)
+def test_ending_a_relationship_or_an_accidental_hurt_is_not_suicide(text: str) -> None:
+    assert assess(text).level not in ("immediate", "suicide")
 
 
 def test_screening_keeps_none_of_the_words_it_read() -> None:
