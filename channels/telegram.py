@@ -11,9 +11,12 @@ import hmac
 import logging
 import re
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
+import httpx
 from aiohttp import web
 from redis.exceptions import RedisError
 from telegram import (
@@ -25,8 +28,9 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, MessageLimit
-from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
+from telegram.warnings import PTBDeprecationWarning
 
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, REDIS, SENDERS, SETTINGS, STORE
@@ -40,7 +44,7 @@ from helpline.domain import (
     json_object,
     storable,
 )
-from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound
+from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound, NotSent
 from helpline.ratelimit import RateLimited
 from helpline.tasks import cancel_and_wait
 
@@ -221,13 +225,27 @@ class TelegramChannel:
                 return
             else:
                 log.info("Telegram reached: the Telegram channel is on")
+                await self._resend_waiting()
                 return
+
+    async def _resend_waiting(self) -> None:
+        """Replies kept while Telegram could not be reached (the 999 guidance among them)
+        go now, not at their next try."""
+        if ENGINE not in self.app:
+            return
+        try:
+            await self.app[ENGINE].resend_waiting()
+        except Exception:  # noqa: BLE001 - their own tries, and housekeeping, still come
+            log.warning("replies waiting for Telegram could not be sent yet", exc_info=True)
 
     # -- outbound --------------------------------------------------------------------------
 
     async def send(self, message: OutboundMessage) -> str | None:
         if not self.application.running:
-            raise DeliveryError("Telegram has not been reached since the start")
+            # Sent once it is (_keep_trying): Engine.deliver tries again.
+            raise NotSent(
+                "Telegram has not been reached since the start", kind="Telegram not started"
+            )
         key = self.app[PRIVACY].contact_key(self.name, message.address)
         if await self.app[STORE].sealed_address(key) is None and message.message_id != 0:
             # Never message first. (message_id 0 is the unstored "deleted" confirmation,
@@ -263,11 +281,18 @@ class TelegramChannel:
                 await texting.withdraw_callbacks(self.app, message.conversation_id)
                 raise DeliveryError("Telegram: the person has blocked the bot") from exc
             except TelegramError as exc:
+                kind = f"Telegram {type(exc).__name__}"
+                if not sent_ids and _not_sent(exc):
+                    raise NotSent(
+                        f"Telegram did not take the message ({kind})",
+                        kind=kind,
+                        retry_after=_retry_after(exc),
+                    ) from exc
                 # Parts already in the chat are not stored with a failed reply: kept for the
-                # tidy-up all the same.
+                # tidy-up all the same. (Sent again, they would be said twice.)
                 if sent_ids:
                     await self.unstored.add(key, *map(int, sent_ids))
-                raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
+                raise DeliveryError(f"Telegram refused ({type(exc).__name__})", kind=kind) from exc
         if message.message_id == UNSTORED and sent_ids:
             # A reply the store does not hold (emergency guidance sent before its turn):
             # kept for a tidy-up all the same.
@@ -455,6 +480,22 @@ class TelegramChannel:
         await self.unstored.add(key, sent.message_id)
 
 
+def _not_sent(exc: TelegramError) -> bool:
+    """Telegram certainly did not send it: flood control (RetryAfter), or no connection
+    made (refused, or none free in the pool). A timeout may have sent it."""
+    cause = exc.__cause__
+    return isinstance(exc, RetryAfter) or isinstance(cause, httpx.ConnectError | httpx.PoolTimeout)
+
+
+def _retry_after(exc: TelegramError) -> float | None:
+    if not isinstance(exc, RetryAfter):
+        return None
+    with warnings.catch_warnings():  # PTB 22 warns that it will become a timedelta
+        warnings.simplefilter("ignore")
+        after = exc.retry_after
+    return after.total_seconds() if isinstance(after, timedelta) else float(after)
+
+
 _DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -555,6 +596,11 @@ def setup(app: web.Application) -> None:
     if not settings.telegram_token:
         return
     texting.quiet_library_loggers()
+    # PTB 22 warns, as it builds every RetryAfter (flood control), that its retry_after will
+    # become a timedelta: _retry_after reads either.
+    warnings.filterwarnings(
+        "ignore", message=".*`retry_after`.*", category=PTBDeprecationWarning, module="telegram"
+    )
     texting.words_of(app)
     channel = TelegramChannel(app, settings)
     app[TELEGRAM] = channel

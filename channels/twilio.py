@@ -34,7 +34,7 @@ from helpline.domain import (
     Reply,
     storable,
 )
-from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+from helpline.errors import DeliveryError, DuplicateMessage, NotFound, NotSent
 from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ BODY_LIMIT = 1600  # characters per message, Twilio's limit for SMS and WhatsApp
 MAX_REQUEST = 32 * 1024  # a Twilio webhook is a few hundred bytes
 SEND_TIMEOUT = 15.0  # the async client ignores its own timeout (twilio-python #925)
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
+# HTTP statuses with which Twilio refuses a request it has not acted on: too many requests at
+# once (error 20429), or the service unavailable. The message was not sent: it may be again.
+NOT_TAKEN = (429, 503)
 OUTSIDE_WINDOW = 63016  # WhatsApp: free-form text only within 24 h of the person's last message
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 STATUSES = {
@@ -70,8 +73,13 @@ class TwilioRefused(DeliveryError):
     which can contain the phone number)."""
 
     def __init__(self, code: int | None, status: int) -> None:
-        super().__init__(f"Twilio refused the message (error {code}, HTTP {status})")
+        what = f"Twilio refused the message (error {code}, HTTP {status})"
+        super().__init__(what, kind=f"Twilio error {code}, HTTP {status}")
         self.code = code
+
+
+class TwilioBusy(NotSent):
+    """Twilio did not take the message (HTTP 429 or 503, or no connection): it was not sent."""
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -136,7 +144,7 @@ class TwilioTransport:
 
     async def create(self, **params: Any) -> str:
         if self.client is None:
-            raise DeliveryError("the Twilio client is not running")
+            raise TwilioBusy("the Twilio client is not running", kind="Twilio client not running")
         try:
             async with asyncio.timeout(self.timeout):
                 message = await self.client.messages.create_async(**params)
@@ -145,7 +153,14 @@ class TwilioTransport:
                 "Twilio did not answer in time (the message may have gone)"
             ) from exc
         except TwilioRestException as exc:
+            if exc.status in NOT_TAKEN:
+                kind = f"Twilio error {exc.code}, HTTP {exc.status}"
+                raise TwilioBusy(f"Twilio did not take the message ({kind})", kind=kind) from exc
             raise TwilioRefused(exc.code, exc.status) from exc
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+            # No connection was made: nothing reached Twilio.
+            kind = f"Twilio not reached ({type(exc).__name__})"
+            raise TwilioBusy(kind, kind=kind) from exc
         except (TwilioException, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"Twilio could not be reached ({type(exc).__name__})") from exc
         return str(message.sid)
@@ -195,6 +210,11 @@ class TwilioChannel:
                     # and nobody may phone them now either.
                     await self._settings(key, opted_out=True)
                     await texting.withdraw_callbacks(self.app, message.conversation_id)
+                raise
+            except NotSent as exc:
+                if sids:
+                    # Its first parts went: sent again, they would be said twice.
+                    raise DeliveryError(str(exc), kind=exc.kind) from exc
                 raise
         return _every_part(sids)
 

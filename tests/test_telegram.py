@@ -491,6 +491,67 @@ async def test_a_person_who_blocked_the_bot_is_marked_and_not_retried(env: Env) 
     assert (await env.app[STORE].transcript(conv.id))[-1].status is Delivery.FAILED
 
 
+async def _sent_in_the_end(app: web.Application, conversation_id: str) -> list[Delivery]:
+    await wait_for(lambda: not app[ENGINE]._resending, timeout=15)
+    await app[ENGINE].drain()
+    return [
+        m.status
+        for m in await app[STORE].transcript(conversation_id)
+        if m.direction is Direction.OUT
+    ]
+
+
+async def test_danger_guidance_held_back_by_telegram_flood_control_is_sent_again_first(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            await env.say("Hello")
+            before = len(lb.telegram_texts())
+            lb.fail_telegram(429, "Too Many Requests: retry after 1")
+            caplog.set_level(logging.INFO)
+            await env.say("I've got a knife and I'm going to use it")
+            # Refused once, and the replies after it wait behind it rather than overtake it.
+            assert len(lb.telegram_texts()) == before + 1
+            await wait_for(lambda: len(lb.telegram_texts()) >= before + 3, timeout=15)
+            again = lb.telegram_texts()[before + 1 :]
+            assert again[0] == env.text("risk.immediate")
+            assert "adviser" in again[1]
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            assert set(await _sent_in_the_end(app, conv.id)) == {Delivery.SENT}
+            logged = "\n".join(log_text(r) for r in caplog.records)
+            assert "RetryAfter" in logged
+            assert str(CHAT_ID) not in logged and "knife" not in logged
+
+
+async def test_someone_who_wrote_while_telegram_was_out_of_reach_is_answered_once_it_is_back(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram, "START_RETRY_SECONDS", 0.2)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        lb.telegram_down = True
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            await env.say("I want to kill myself tonight")
+            assert lb.telegram_texts() == []
+            lb.telegram_down = False  # back well before the replies' own next try
+            await wait_for(lambda: len(lb.telegram_texts()) >= 3, timeout=15)
+            assert lb.telegram_texts()[0] == env.text("risk.suicide")
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            assert set(await _sent_in_the_end(app, conv.id)) == {Delivery.SENT}
+
+
 async def test_the_bot_never_messages_a_chat_that_has_not_written_in(env: Env) -> None:
     channel = env.app[SENDERS]["telegram"]
     with pytest.raises(DeliveryError):

@@ -18,6 +18,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from channels import texting
+from helpline import engine
 from helpline.app import CONTENT, ENGINE, PRIVACY, ROUTING, SENDERS, STORE
 from helpline.config import Settings
 from helpline.content import Content
@@ -26,7 +27,7 @@ from helpline.errors import DeliveryError, Forbidden
 from helpline.logs import quiet_libraries
 from helpline.ratelimit import MemoryLimiter
 from tests.loopback import Loopback, loopback
-from tests.support import OPEN_NOON, log_text, running, settings_for
+from tests.support import OPEN_NOON, log_text, running, settings_for, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -306,6 +307,50 @@ async def test_a_send_refused_as_unsubscribed_marks_the_person_opted_out_and_is_
     assert conv is not None
     last = (await env.app[STORE].transcript(conv.id))[-1]
     assert last.status is Delivery.FAILED
+
+
+async def _replies(env: Env) -> list[Delivery]:
+    await wait_for(lambda: not env.app[ENGINE]._resending, timeout=15)
+    await env.app[ENGINE].drain()
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    return [
+        m.status for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.OUT
+    ]
+
+
+async def test_danger_guidance_twilio_was_too_busy_to_take_is_sent_again_first(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(engine, "RESEND_FIRST_SECONDS", 0.05)
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    env.loop.fail_twilio(20429, 429)  # too many requests
+    env.loop.fail_twilio(20003, 503)  # then the service unavailable
+    caplog.set_level(logging.INFO)
+    await env.say("I've got a knife and I'm going to use it")
+    await wait_for(lambda: len(env.loop.sms_bodies()) >= before + 4, timeout=15)
+    bodies = env.loop.sms_bodies()[before:]
+    assert bodies[:3] == [env.text("risk.immediate")] * 3  # nothing overtook it
+    assert "adviser" in bodies[3]
+    assert set(await _replies(env)) == {Delivery.SENT}
+    logged = "\n".join(log_text(r) for r in caplog.records)
+    assert "Twilio error 20429, HTTP 429" in logged
+    assert PHONE not in logged and "knife" not in logged
+
+
+async def test_a_reply_twilio_never_takes_is_given_up_after_a_few_tries_and_the_next_goes(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "RESEND_FIRST_SECONDS", 0.01)
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    for _ in range(engine.SEND_TRIES):
+        env.loop.fail_twilio(20429, 429)
+    await env.say("I've got a knife and I'm going to use it")
+    await wait_for(lambda: len(env.loop.sms_bodies()) >= before + engine.SEND_TRIES + 1)
+    assert "adviser" in env.loop.sms_bodies()[-1]
+    assert (await _replies(env))[-2:] == [Delivery.FAILED, Delivery.SENT]
 
 
 async def test_whatsapp_outside_the_24_hour_window_is_a_failed_delivery(env: Env) -> None:
