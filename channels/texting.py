@@ -103,6 +103,8 @@ def _pack(pieces: list[str], joiner: str, limit: int) -> list[str]:
     parts: list[str] = []
     current = ""
     for piece in pieces:
+        if not piece.strip():
+            continue  # a blank run (spaces between paragraphs) says nothing, however long
         candidate = f"{current}{joiner}{piece}" if current else piece
         if len(candidate) <= limit:
             current = candidate
@@ -110,7 +112,7 @@ def _pack(pieces: list[str], joiner: str, limit: int) -> list[str]:
         if current:
             parts.append(current.strip())
         if len(piece) > limit:
-            *whole, current = split_text(piece, limit)
+            *whole, current = split_text(piece, limit) or [""]
             parts.extend(whole)
         else:
             current = piece

@@ -821,6 +821,21 @@ def test_a_single_word_longer_than_a_message_is_still_cut_to_size() -> None:
     assert [len(p) for p in parts] == [1600, 1600, 300]
 
 
+async def test_an_adviser_reply_with_a_long_blank_run_reaches_the_person_by_text(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    before = len(env.loop.sms_bodies())
+    text = "Thanks for waiting.\n\n" + " " * 1700 + "\n\nI'm here."
+    message = OutboundMessage(5, conv.id, "sms", PHONE, Reply(text), "en", conv.contact_key)
+    assert await env.app[SENDERS]["sms"].send(message)
+    assert env.loop.sms_bodies()[before:] == ["Thanks for waiting.\n\nI'm here."]
+    assert texting.split_text("a\n\n" + " " * 2000 + "\n\nb", 1600) == ["a\n\nb"]
+    assert texting.split_text(" " * 2000 + "\n\n" + " " * 2000, 1600) == []
+
+
 def test_options_become_numbered_lines_under_the_text() -> None:
     reply = Reply("Which is closest?", ("Me", "Someone else"))
     assert texting.numbered(reply, "Reply with a number:") == (
