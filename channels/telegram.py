@@ -638,15 +638,19 @@ async def poll(app: web.Application, *, stop: asyncio.Event | None = None) -> No
     """Fetch updates with getUpdates instead of a webhook (development, or no public URL).
 
     Run it beside the started app. The webhook is removed first (Telegram allows one or the
-    other). An update is confirmed (offset moved on) only once it is stored."""
+    other). An update is confirmed (offset moved on) only once it is stored. Telegram out of
+    reach, at the start too, is tried again with a growing pause: polling never gives up."""
     channel = app[TELEGRAM]
     bot = channel.bot
     stop = stop or asyncio.Event()
-    await bot.delete_webhook()
+    webhook_removed = False
     offset: int | None = None
     delay = 1.0
     while not stop.is_set():
         try:
+            if not webhook_removed:
+                await bot.delete_webhook()
+                webhook_removed = True
             updates = await bot.get_updates(
                 offset=offset, timeout=POLL_SECONDS, allowed_updates=list(ALLOWED_UPDATES)
             )

@@ -629,6 +629,28 @@ async def test_polling_stores_and_answers_updates_without_a_webhook(
                 await task
 
 
+async def test_polling_started_while_telegram_is_out_of_reach_answers_once_it_is_back(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram, "START_RETRY_SECONDS", 0.05)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        lb.telegram_down = True
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url, telegram_secret=None)
+        async with running(settings, clock=noon) as (app, _, _):
+            stop = asyncio.Event()
+            task = asyncio.create_task(telegram.poll(app, stop=stop))
+            try:
+                await wait_for(lambda: len(lb.telegram("deleteWebhook")) >= 2)  # tried again
+                assert not task.done()
+                lb.telegram_down = False
+                lb.queue_update(text_update("Hello"))
+                await wait_for(lambda: len(lb.telegram_texts()) >= 1, timeout=15)
+                assert lb.telegram_texts()[0] == app[CONTENT].text("welcome.intro", "en")
+            finally:
+                stop.set()
+                await task
+
+
 async def test_polling_moves_on_past_a_message_over_the_rate_limit(
     sqlite_url: str, tmp_path: Path
 ) -> None:
