@@ -21,13 +21,14 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from telegram import (
     Bot,
+    ChatMemberUpdated,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatType, MessageLimit
+from telegram.constants import ChatMemberStatus, ChatType, MessageLimit
 from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning
@@ -52,7 +53,9 @@ log = logging.getLogger(__name__)
 
 PATH = "/channels/telegram"
 MAX_REQUEST = 64 * 1024  # an update with a 4,096-character text is well under this
-ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
+# my_chat_member: the person blocking the bot (an opt-out). Telegram keeps the list given to
+# setWebhook: run set-webhook again after a change.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 POLL_SECONDS = 25
 # Telegram out of reach at start: the first retry after this, doubling up to the maximum.
 START_RETRY_SECONDS = 5.0
@@ -359,6 +362,9 @@ class TelegramChannel:
         if update.callback_query is not None:
             await self._button(update)
             return
+        if update.my_chat_member is not None:
+            await self._membership(update.my_chat_member)
+            return
         message = update.message
         if message is None:
             edited = update.edited_message
@@ -387,6 +393,21 @@ class TelegramChannel:
             await self._first_of_album(message, album)
         # Words with a photo or file: the words are read, and the person told the rest is not.
         await self._submit(message, text, str(message.message_id), media=message.text is None)
+
+    async def _membership(self, change: ChatMemberUpdated) -> None:
+        """The person blocked the bot (it is "kicked" from their private chat): an opt-out,
+        noted as a refused send notes it, and their call-backs withdrawn at once (nobody
+        phones them), rather than at the next reply that fails. Nothing else is stored."""
+        if change.chat.type != ChatType.PRIVATE:
+            return
+        if change.new_chat_member.status != ChatMemberStatus.BANNED:
+            return  # unblocked: their next message opts them back in (Engine._writing_again)
+        key = self.app[PRIVACY].contact_key(self.name, str(change.chat.id))
+        await self._settings(key, opted_out=True)
+        conv = await self.app[STORE].open_conversation(key)
+        if conv is not None:
+            await texting.withdraw_callbacks(self.app, conv)
+        log.info("a Telegram contact blocked the bot: opted out")
 
     async def _media_notice(self, message: Message) -> None:
         """After the answer to words sent with a photo or file (never before the welcome;
@@ -569,12 +590,39 @@ def _is_message(value: Any) -> bool:
     )
 
 
+def _is_member_change(value: Any) -> bool:
+    """A ChatMemberUpdated as this channel reads it: the chat, and the bot's new status."""
+    if not isinstance(value, dict):
+        return False
+    chat, new, old, sender = (
+        value.get(k) for k in ("chat", "new_chat_member", "old_chat_member", "from")
+    )
+    return (
+        isinstance(chat, dict)
+        and _id(chat.get("id"))
+        and isinstance(chat.get("type"), str)
+        and _date(value.get("date"))
+        and isinstance(sender, dict)
+        and _id(sender.get("id"))
+        and all(
+            isinstance(member, dict)
+            and isinstance(member.get("status"), str)
+            and isinstance(member.get("user"), dict)
+            and _id(member["user"].get("id"))
+            and _date(member.get("until_date", 0))
+            for member in (new, old)
+        )
+    )
+
+
 def _well_formed(data: dict[str, Any]) -> bool:
     """The parts of an update this channel reads have the types the Bot API documents.
     (PTB's de_json takes any types, and a wrong one would fail later, as a 500.)"""
     if not _id(data.get("update_id")):
         return False
     if any(name in data and not _is_message(data[name]) for name in ("message", "edited_message")):
+        return False
+    if "my_chat_member" in data and not _is_member_change(data["my_chat_member"]):
         return False
     query = data.get("callback_query")
     if query is None:

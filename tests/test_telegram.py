@@ -394,6 +394,25 @@ async def test_updates_that_are_not_a_private_message_are_acknowledged_and_ignor
 # -- refusals and bad requests -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"new_chat_member": {"status": 5}},
+        {"new_chat_member": None},
+        {"chat": {"id": "x", "type": "private"}},
+        {"date": "today"},
+    ],
+)
+async def test_a_malformed_block_report_is_refused_and_nothing_changes(
+    env: Env, change: dict[str, Any]
+) -> None:
+    await env.say("Hello")
+    data = update("telegram_my_chat_member.json")
+    data["my_chat_member"].update(change)
+    assert await env.post(data) == 400
+    assert not (await env.app[STORE].contact_settings(env.key())).get("opted_out")
+
+
 async def test_a_webhook_without_the_right_secret_is_refused_and_nothing_stored(
     env: Env,
 ) -> None:
