@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp import web
@@ -34,7 +35,8 @@ from helpline.domain import (
     Reply,
     storable,
 )
-from helpline.errors import DeliveryError, DuplicateMessage, NotFound, NotSent
+from helpline.engine import URGENT, worst
+from helpline.errors import DeliveryError, DuplicateMessage, NotFound, NotSent, StoreUnavailable
 from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -291,7 +293,34 @@ class TwilioChannel:
             # Acknowledged all the same: an error would only bring the same webhook back.
             if await texting.slow_down_due(self.app, self.name, address):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.slow_down"))
+        except StoreUnavailable:
+            log.warning("a %s message could not be stored: the person is asked again", self.name)
+            if opt == "STOP":
+                # Twilio has confirmed the opt-out to them and refuses anything we send.
+                return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+            return self._not_received(text)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    def _not_received(self, text: str) -> web.Response:
+        """The message was not stored, and Twilio does not deliver it again: the answer
+        itself (TwiML, no database needed) asks the person to send it again, after the
+        emergency guidance if the risk screen flags it. In English and Welsh: with nothing
+        stored, their language is not known."""
+        content = self.app[CONTENT]
+        screen = self.app[ENGINE].screen
+        level = worst(screen(text, "en").level, screen(text, "cy").level) if text else "none"
+        keys = [f"risk.{level}"] if level in URGENT else []
+        keys.append("channels.not_received")
+        bodies = [
+            part
+            for key in keys
+            for part in texting.split_text(
+                "\n\n".join(content.text(key, lang) for lang in ("en", "cy")), BODY_LIMIT
+            )
+        ]
+        messages = "".join(f"<Message>{escape(body)}</Message>" for body in bodies)
+        twiml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{messages}</Response>'
+        return web.Response(text=twiml, content_type="text/xml")
 
     async def _media_notice(self, address: str, key: str) -> None:
         """After the answer to words sent with a picture (never before the welcome; not at

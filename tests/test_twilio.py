@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from channels import texting
@@ -351,6 +353,46 @@ async def test_a_reply_twilio_never_takes_is_given_up_after_a_few_tries_and_the_
     await wait_for(lambda: len(env.loop.sms_bodies()) >= before + engine.SEND_TRIES + 1)
     assert "adviser" in env.loop.sms_bodies()[-1]
     assert (await _replies(env))[-2:] == [Delivery.FAILED, Delivery.SENT]
+
+
+def _database_down(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def locked(**_: Any) -> None:
+        raise OperationalError("INSERT INTO messages", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(env.app[STORE], "accept_inbound", locked)
+
+
+def _twiml_messages(body: str) -> list[str]:
+    root = ElementTree.fromstring(body)  # noqa: S314 - our own answer, in a test
+    assert root.tag == "Response"
+    return [m.text or "" for m in root.findall("Message")]
+
+
+async def test_a_text_that_cannot_be_stored_asks_the_person_to_send_it_again_in_both_languages(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _database_down(env, monkeypatch)
+    status, content_type, body = await env.post(SMS_PATH, sms("Hello"))
+    assert (status, content_type) == (200, "text/xml")
+    [said] = _twiml_messages(body)
+    assert env.text("channels.not_received") in said
+    assert env.text("channels.not_received", "cy") in said
+
+
+async def test_danger_in_a_text_that_cannot_be_stored_still_gets_the_guidance_first(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    _database_down(env, monkeypatch)
+    status, _, body = await env.post(SMS_PATH, sms("I've got a knife and I'm going to use it"))
+    assert status == 200
+    said = _twiml_messages(body)
+    assert said[0].startswith(env.text("risk.immediate"))
+    assert env.text("risk.immediate", "cy") in "\n\n".join(said)
+    assert env.text("channels.not_received") in said[-1]
+    assert all(len(m) <= 1600 for m in said)
+    logged = "\n".join(log_text(r) for r in caplog.records)
+    assert PHONE not in logged and "knife" not in logged
 
 
 async def test_whatsapp_outside_the_24_hour_window_is_a_failed_delivery(env: Env) -> None:
