@@ -489,12 +489,16 @@ class TelegramChannel:
 
     async def _send_notice(self, chat_id: int, message: Message, content_key: str) -> None:
         """Not stored (there is nothing of the person's to keep); the person wrote, so this
-        is a reply, not a first message."""
+        is a reply, not a first message. In their conversation's language; before they have
+        one, in English and Welsh (their Telegram app's language first)."""
         key = self.app[PRIVACY].contact_key(self.name, str(chat_id))
         conv = await self.app[STORE].open_conversation(key)
-        lang = conv.language if conv else _language(message)
+        if conv is None:
+            text = texting.in_both_languages(self.app, content_key, _language(message))
+        else:
+            text = self.app[CONTENT].text(content_key, conv.language)
         try:
-            sent = await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
+            sent = await self.bot.send_message(chat_id, text)
         except TelegramError:
             log.warning("a notice could not be sent")
             return

@@ -85,6 +85,13 @@ def numbered(reply: Reply, intro: str) -> str:
     return "\n".join([reply.text, "", intro, *lines])
 
 
+def in_both_languages(app: web.Application, key: str, first: str = "en") -> str:
+    """A message in English and Welsh together (`first` first), for someone whose language
+    is not known: nothing of theirs stored yet, or the database out of reach."""
+    order = sorted(LANGUAGES, key=lambda lang: lang != first)
+    return "\n\n".join(app[CONTENT].text(key, lang) for lang in order)
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Cut text into parts of at most `limit` characters, at paragraph, line, sentence or
     word boundaries in that order of preference, keeping the order."""

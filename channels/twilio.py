@@ -306,7 +306,6 @@ class TwilioChannel:
         itself (TwiML, no database needed) asks the person to send it again, after the
         emergency guidance if the risk screen flags it. In English and Welsh: with nothing
         stored, their language is not known."""
-        content = self.app[CONTENT]
         screen = self.app[ENGINE].screen
         level = worst(screen(text, "en").level, screen(text, "cy").level) if text else "none"
         keys = [f"risk.{level}"] if level in URGENT else []
@@ -314,9 +313,7 @@ class TwilioChannel:
         bodies = [
             part
             for key in keys
-            for part in texting.split_text(
-                "\n\n".join(content.text(key, lang) for lang in ("en", "cy")), BODY_LIMIT
-            )
+            for part in texting.split_text(texting.in_both_languages(self.app, key), BODY_LIMIT)
         ]
         messages = "".join(f"<Message>{escape(body)}</Message>" for body in bodies)
         twiml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{messages}</Response>'
@@ -361,10 +358,13 @@ class TwilioChannel:
 
     async def _notice(self, address: str, key: str, content_key: str) -> None:
         """A calm word about a message the journey never sees (media with no text, too many
-        at once). Not stored; the person did write in, so this is not texting first."""
+        at once). Not stored; the person did write in, so this is not texting first. In their
+        conversation's language; before they have one, in English and Welsh."""
         conv = await self.app[STORE].open_conversation(key)
-        lang = conv.language if conv else "en"
-        body = self.app[CONTENT].text(content_key, lang)
+        if conv is None:
+            body = texting.in_both_languages(self.app, content_key)
+        else:
+            body = self.app[CONTENT].text(content_key, conv.language)
         try:
             await self.transport.create(to=address, body=body, **self.sender)
         except DeliveryError:

@@ -77,6 +77,10 @@ class Env:
     def text(self, key: str, lang: str = "en", **params: Any) -> str:
         return self.app[CONTENT].text(key, lang, **params)
 
+    def both(self, key: str) -> str:
+        """Said before the person has a conversation: English, then Welsh."""
+        return f"{self.text(key)}\n\n{self.text(key, 'cy')}"
+
     async def post(
         self, data: Any, *, secret: str | None = SECRET, raw: bytes | None = None
     ) -> int:
@@ -279,7 +283,7 @@ async def test_stickers_and_photos_get_a_calm_text_only_reply_and_nothing_stored
     for _ in range(2):  # the update delivered again: told once
         assert await env.post(update(name)) == 200
         await env.app[ENGINE].drain()
-    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert env.loop.telegram_texts() == [env.both("channels.text_only")]
     assert await env.app[STORE].sealed_address(env.key()) is None
 
 
@@ -297,7 +301,7 @@ async def test_a_flood_of_stickers_or_an_album_without_words_brings_one_reply(en
     for n in range(3):
         assert await env.post(numbered(update("telegram_album_photo.json"), n)) == 200
     await env.app[ENGINE].drain()
-    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert env.loop.telegram_texts() == [env.both("channels.text_only")]
 
 
 async def test_an_album_with_words_has_them_read_and_no_text_only_reply(env: Env) -> None:
@@ -324,7 +328,7 @@ async def test_a_live_location_gets_one_reply_not_one_for_every_move(env: Env) -
         moved["edited_message"]["edit_date"] += 30 * n
         assert await env.post(moved) == 200
     await env.app[ENGINE].drain()
-    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert env.loop.telegram_texts() == [env.both("channels.text_only")]
     assert await env.app[STORE].sealed_address(env.key()) is None
 
 

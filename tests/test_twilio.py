@@ -89,6 +89,10 @@ class Env:
     def text(self, key: str, lang: str = "en", **params: Any) -> str:
         return self.content.text(key, lang, **params)
 
+    def both(self, key: str) -> str:
+        """Said before the person has a conversation: English, then Welsh."""
+        return f"{self.text(key)}\n\n{self.text(key, 'cy')}"
+
     async def post(
         self, path: str, params: dict[str, str], *, signature: str | None = None
     ) -> tuple[int, str, str]:
@@ -693,7 +697,7 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
         status, _, _ = await env.post(SMS_PATH, picture)
         assert status == 200
         await env.app[ENGINE].drain()
-    assert env.loop.sms_bodies(PHONE) == [env.text("channels.text_only")]
+    assert env.loop.sms_bodies(PHONE) == [env.both("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key()) is None
 
 
@@ -713,15 +717,35 @@ async def test_several_whatsapp_pictures_at_once_bring_one_text_only_reply(env: 
         )
         assert (await env.post(WA_PATH, picture))[0] == 200
     await env.app[ENGINE].drain()
-    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert env.loop.sms_bodies(WHATSAPP) == [env.both("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
+
+
+async def test_a_first_whatsapp_voice_note_is_answered_in_english_and_welsh(env: Env) -> None:
+    sid = sms("")["MessageSid"]
+    voice = fixture(
+        "twilio_whatsapp_inbound.json",
+        Body="",
+        NumMedia="1",
+        MessageType="audio",
+        MediaContentType0="audio/ogg",
+        MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}/Media/ME1",
+        MessageSid=sid,
+        SmsSid=sid,
+        SmsMessageSid=sid,
+    )
+    assert (await env.post(WA_PATH, voice))[0] == 200
+    await env.app[ENGINE].drain()
+    [said] = env.loop.sms_bodies(WHATSAPP)
+    assert env.text("channels.text_only") in said
+    assert env.text("channels.text_only", "cy") in said
 
 
 async def test_a_whatsapp_location_gets_the_text_only_reply_and_nothing_stored(env: Env) -> None:
     status, _, _ = await env.post(WA_PATH, fixture("twilio_whatsapp_location.json"))
     assert status == 200
     await env.app[ENGINE].drain()
-    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert env.loop.sms_bodies(WHATSAPP) == [env.both("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
 
 
