@@ -247,7 +247,9 @@ class TelegramChannel:
         if not self.application.running:
             # Sent once it is (_keep_trying): Engine.deliver tries again.
             raise NotSent(
-                "Telegram has not been reached since the start", kind="Telegram not started"
+                "Telegram has not been reached since the start",
+                kind="Telegram not started",
+                channel_down=True,
             )
         key = self.app[PRIVACY].contact_key(self.name, message.address)
         if await self.app[STORE].sealed_address(key) is None and message.message_id != 0:

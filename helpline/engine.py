@@ -1325,7 +1325,9 @@ class Engine:
     def _send_later(self, conv: Conversation, m: StoredMessage, exc: NotSent) -> bool:
         """A reply the channel did not send: True if it is to be tried again (after the
         platform's retry_after, or a pause doubling each try), False once tried enough."""
-        tries = self._send_tries.get(m.id, 0) + 1
+        tries = self._send_tries.get(m.id, 0) + (0 if exc.channel_down else 1)
+        if exc.channel_down and m.created_at < utcnow() - UNSENT_GIVEN_UP:
+            return False  # too late to answer anything: as housekeeping gives up
         if tries >= SEND_TRIES:
             log.error(
                 "a reply was not sent after %d tries (%s): given up",
@@ -1335,7 +1337,9 @@ class Engine:
             )
             return False
         _remember(self._send_tries, m.id, tries)
-        pause = RESEND_FIRST_SECONDS * 2 ** (tries - 1)
+        # A channel that is down sends what waits once it is back (resend_waiting); looked
+        # at again now and then all the same, in case that was missed.
+        pause = RESEND_MAX_SECONDS if exc.channel_down else RESEND_FIRST_SECONDS * 2 ** (tries - 1)
         if exc.retry_after is not None:
             pause = max(exc.retry_after, 0.0)
         pause = min(pause, RESEND_MAX_SECONDS)

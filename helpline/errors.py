@@ -61,6 +61,16 @@ class NotSent(DeliveryError):
     platform said how long (Engine.deliver). A send that may have gone (a timeout) is a plain
     DeliveryError: sending it again could say it twice."""
 
-    def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retry_after: float | None = None,
+        channel_down: bool = False,
+    ) -> None:
         super().__init__(message, kind=kind)
         self.retry_after = retry_after
+        # The channel itself is not running yet (not the reply's fault): the reply waits for
+        # it, however long, up to the engine's horizon, and goes when it is back.
+        self.channel_down = channel_down
