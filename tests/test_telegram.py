@@ -554,6 +554,36 @@ async def test_danger_guidance_held_back_by_telegram_flood_control_is_sent_again
             assert str(CHAT_ID) not in logged and "knife" not in logged
 
 
+async def test_guidance_held_back_on_one_instance_is_sent_once_when_another_answers_first(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two instances on one database, their locks not shared (a lapsed lease, Redis
+    # restarted): the person writes again to the other instance before the first one's
+    # next try. The other sends the guidance first; the first one's try sends nothing twice.
+    monkeypatch.setattr(engine, "RESEND_FIRST_SECONDS", 1.0)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(pg_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (first, _, first_url),
+            running(settings, serve=True, clock=noon) as (other, _, other_url),
+            aiohttp.ClientSession() as http,
+        ):
+            await Env(first, first_url, settings, lb, http).say("Hello")
+            before = len(lb.telegram_texts())
+            lb.fail_telegram(429, "Too Many Requests: retry after 1")
+            await Env(first, first_url, settings, lb, http).say("I want to kill myself tonight")
+            assert len(lb.telegram_texts()) == before + 1  # refused: waits for its next try
+            await Env(other, other_url, settings, lb, http).say("are you there?")
+            conv = await first[STORE].open_conversation(Env(first, "", settings, lb, http).key())
+            assert conv is not None
+            await _sent_in_the_end(first, conv.id)
+            await _sent_in_the_end(other, conv.id)
+            texts = lb.telegram_texts()[before:]
+            guidance = first[CONTENT].text("risk.suicide", "en")
+            assert texts[0] == texts[1] == guidance  # refused, then sent by the other
+            assert texts.count(guidance) == 2  # and not a third time by the first's try
+
+
 async def test_someone_who_wrote_while_telegram_was_out_of_reach_is_answered_once_it_is_back(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
