@@ -120,7 +120,8 @@ class _HttpClient(AsyncTwilioHttpClient):
 
 class TwilioTransport:
     """The one REST client both names share, created inside the running loop and closed at
-    shutdown. Sends are never retried: the Messages API has no idempotency key."""
+    shutdown. Sends are never retried by the client: the Messages API has no idempotency key.
+    What Twilio certainly did not take (TwilioBusy) the engine sends again (Engine.deliver)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

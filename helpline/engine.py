@@ -1254,7 +1254,9 @@ class Engine:
     ) -> None:
         """Hand stored replies to the conversation's channel, in order; mark each. `instead`
         sends other words than the stored ones (a code word: the transcript keeps a stand-in).
-        `urgent`: the answer to danger, never held for quiet hours however late it is."""
+        `urgent`: the answer to danger, never held for quiet hours however late it is.
+        A reply the channel certainly did not send (NotSent) stays pending, and it and those
+        after it are sent again later, in order (_send_later); any other failure is final."""
         outbound = [m for m in messages if m.status is Delivery.PENDING]
         for m in messages:
             await self.hub.publish(f"transcript:{conv.id}", _event(m))
