@@ -11,22 +11,27 @@ import hmac
 import logging
 import re
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
+import httpx
 from aiohttp import web
 from redis.exceptions import RedisError
 from telegram import (
     Bot,
+    ChatMemberUpdated,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatType, MessageLimit
-from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.constants import ChatMemberStatus, ChatType, MessageLimit
+from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
+from telegram.warnings import PTBDeprecationWarning
 
 from channels import texting
 from helpline.app import CONTENT, ENGINE, PRIVACY, REDIS, SENDERS, SETTINGS, STORE
@@ -40,7 +45,7 @@ from helpline.domain import (
     json_object,
     storable,
 )
-from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound
+from helpline.errors import ConfigError, DeliveryError, DuplicateMessage, NotFound, NotSent
 from helpline.ratelimit import RateLimited
 from helpline.tasks import cancel_and_wait
 
@@ -48,7 +53,9 @@ log = logging.getLogger(__name__)
 
 PATH = "/channels/telegram"
 MAX_REQUEST = 64 * 1024  # an update with a 4,096-character text is well under this
-ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
+# my_chat_member: the person blocking the bot (an opt-out). Telegram keeps the list given to
+# setWebhook: run set-webhook again after a change.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 POLL_SECONDS = 25
 # Telegram out of reach at start: the first retry after this, doubling up to the maximum.
 START_RETRY_SECONDS = 5.0
@@ -221,13 +228,29 @@ class TelegramChannel:
                 return
             else:
                 log.info("Telegram reached: the Telegram channel is on")
+                await self._resend_waiting()
                 return
+
+    async def _resend_waiting(self) -> None:
+        """Replies kept while Telegram could not be reached (the 999 guidance among them)
+        go now, not at their next try."""
+        if ENGINE not in self.app:
+            return
+        try:
+            await self.app[ENGINE].resend_waiting()
+        except Exception:  # noqa: BLE001 - their own tries, and housekeeping, still come
+            log.warning("replies waiting for Telegram could not be sent yet", exc_info=True)
 
     # -- outbound --------------------------------------------------------------------------
 
     async def send(self, message: OutboundMessage) -> str | None:
         if not self.application.running:
-            raise DeliveryError("Telegram has not been reached since the start")
+            # Sent once it is (_keep_trying): Engine.deliver tries again.
+            raise NotSent(
+                "Telegram has not been reached since the start",
+                kind="Telegram not started",
+                channel_down=True,
+            )
         key = self.app[PRIVACY].contact_key(self.name, message.address)
         if await self.app[STORE].sealed_address(key) is None and message.message_id != 0:
             # Never message first. (message_id 0 is the unstored "deleted" confirmation,
@@ -263,11 +286,18 @@ class TelegramChannel:
                 await texting.withdraw_callbacks(self.app, message.conversation_id)
                 raise DeliveryError("Telegram: the person has blocked the bot") from exc
             except TelegramError as exc:
+                kind = f"Telegram {type(exc).__name__}"
+                if not sent_ids and _not_sent(exc):
+                    raise NotSent(
+                        f"Telegram did not take the message ({kind})",
+                        kind=kind,
+                        retry_after=_retry_after(exc),
+                    ) from exc
                 # Parts already in the chat are not stored with a failed reply: kept for the
-                # tidy-up all the same.
+                # tidy-up all the same. (Sent again, they would be said twice.)
                 if sent_ids:
                     await self.unstored.add(key, *map(int, sent_ids))
-                raise DeliveryError(f"Telegram refused ({type(exc).__name__})") from exc
+                raise DeliveryError(f"Telegram refused ({type(exc).__name__})", kind=kind) from exc
         if message.message_id == UNSTORED and sent_ids:
             # A reply the store does not hold (emergency guidance sent before its turn):
             # kept for a tidy-up all the same.
@@ -334,6 +364,9 @@ class TelegramChannel:
         if update.callback_query is not None:
             await self._button(update)
             return
+        if update.my_chat_member is not None:
+            await self._membership(update.my_chat_member)
+            return
         message = update.message
         if message is None:
             edited = update.edited_message
@@ -362,6 +395,21 @@ class TelegramChannel:
             await self._first_of_album(message, album)
         # Words with a photo or file: the words are read, and the person told the rest is not.
         await self._submit(message, text, str(message.message_id), media=message.text is None)
+
+    async def _membership(self, change: ChatMemberUpdated) -> None:
+        """The person blocked the bot (it is "kicked" from their private chat): an opt-out,
+        noted as a refused send notes it, and their call-backs withdrawn at once (nobody
+        phones them), rather than at the next reply that fails. Nothing else is stored."""
+        if change.chat.type != ChatType.PRIVATE:
+            return
+        if change.new_chat_member.status != ChatMemberStatus.BANNED:
+            return  # unblocked: their next message opts them back in (Engine._writing_again)
+        key = self.app[PRIVACY].contact_key(self.name, str(change.chat.id))
+        await self._settings(key, opted_out=True)
+        conv = await self.app[STORE].open_conversation(key)
+        if conv is not None:
+            await texting.withdraw_callbacks(self.app, conv)
+        log.info("a Telegram contact blocked the bot: opted out")
 
     async def _media_notice(self, message: Message) -> None:
         """After the answer to words sent with a photo or file (never before the welcome;
@@ -443,16 +491,36 @@ class TelegramChannel:
 
     async def _send_notice(self, chat_id: int, message: Message, content_key: str) -> None:
         """Not stored (there is nothing of the person's to keep); the person wrote, so this
-        is a reply, not a first message."""
+        is a reply, not a first message. In their conversation's language; before they have
+        one, in English and Welsh (their Telegram app's language first)."""
         key = self.app[PRIVACY].contact_key(self.name, str(chat_id))
         conv = await self.app[STORE].open_conversation(key)
-        lang = conv.language if conv else _language(message)
+        if conv is None:
+            text = texting.in_both_languages(self.app, content_key, _language(message))
+        else:
+            text = self.app[CONTENT].text(content_key, conv.language)
         try:
-            sent = await self.bot.send_message(chat_id, self.app[CONTENT].text(content_key, lang))
+            sent = await self.bot.send_message(chat_id, text)
         except TelegramError:
             log.warning("a notice could not be sent")
             return
         await self.unstored.add(key, sent.message_id)
+
+
+def _not_sent(exc: TelegramError) -> bool:
+    """Telegram certainly did not send it: flood control (RetryAfter), or no connection
+    made (refused, or none free in the pool). A timeout may have sent it."""
+    cause = exc.__cause__
+    return isinstance(exc, RetryAfter) or isinstance(cause, httpx.ConnectError | httpx.PoolTimeout)
+
+
+def _retry_after(exc: TelegramError) -> float | None:
+    if not isinstance(exc, RetryAfter):
+        return None
+    with warnings.catch_warnings():  # PTB 22 warns that it will become a timedelta
+        warnings.simplefilter("ignore")
+        after = exc.retry_after
+    return after.total_seconds() if isinstance(after, timedelta) else float(after)
 
 
 _DEEP_LINK = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -528,12 +596,39 @@ def _is_message(value: Any) -> bool:
     )
 
 
+def _is_member_change(value: Any) -> bool:
+    """A ChatMemberUpdated as this channel reads it: the chat, and the bot's new status."""
+    if not isinstance(value, dict):
+        return False
+    chat, new, old, sender = (
+        value.get(k) for k in ("chat", "new_chat_member", "old_chat_member", "from")
+    )
+    return (
+        isinstance(chat, dict)
+        and _id(chat.get("id"))
+        and isinstance(chat.get("type"), str)
+        and _date(value.get("date"))
+        and isinstance(sender, dict)
+        and _id(sender.get("id"))
+        and all(
+            isinstance(member, dict)
+            and isinstance(member.get("status"), str)
+            and isinstance(member.get("user"), dict)
+            and _id(member["user"].get("id"))
+            and _date(member.get("until_date", 0))
+            for member in (new, old)
+        )
+    )
+
+
 def _well_formed(data: dict[str, Any]) -> bool:
     """The parts of an update this channel reads have the types the Bot API documents.
     (PTB's de_json takes any types, and a wrong one would fail later, as a 500.)"""
     if not _id(data.get("update_id")):
         return False
     if any(name in data and not _is_message(data[name]) for name in ("message", "edited_message")):
+        return False
+    if "my_chat_member" in data and not _is_member_change(data["my_chat_member"]):
         return False
     query = data.get("callback_query")
     if query is None:
@@ -555,6 +650,11 @@ def setup(app: web.Application) -> None:
     if not settings.telegram_token:
         return
     texting.quiet_library_loggers()
+    # PTB 22 warns, as it builds every RetryAfter (flood control), that its retry_after will
+    # become a timedelta: _retry_after reads either.
+    warnings.filterwarnings(
+        "ignore", message=".*`retry_after`.*", category=PTBDeprecationWarning, module="telegram"
+    )
     texting.words_of(app)
     channel = TelegramChannel(app, settings)
     app[TELEGRAM] = channel
@@ -592,15 +692,19 @@ async def poll(app: web.Application, *, stop: asyncio.Event | None = None) -> No
     """Fetch updates with getUpdates instead of a webhook (development, or no public URL).
 
     Run it beside the started app. The webhook is removed first (Telegram allows one or the
-    other). An update is confirmed (offset moved on) only once it is stored."""
+    other). An update is confirmed (offset moved on) only once it is stored. Telegram out of
+    reach, at the start too, is tried again with a growing pause: polling never gives up."""
     channel = app[TELEGRAM]
     bot = channel.bot
     stop = stop or asyncio.Event()
-    await bot.delete_webhook()
+    webhook_removed = False
     offset: int | None = None
     delay = 1.0
     while not stop.is_set():
         try:
+            if not webhook_removed:
+                await bot.delete_webhook()
+                webhook_removed = True
             updates = await bot.get_updates(
                 offset=offset, timeout=POLL_SECONDS, allowed_updates=list(ALLOWED_UPDATES)
             )

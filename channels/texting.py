@@ -85,6 +85,13 @@ def numbered(reply: Reply, intro: str) -> str:
     return "\n".join([reply.text, "", intro, *lines])
 
 
+def in_both_languages(app: web.Application, key: str, first: str = "en") -> str:
+    """A message in English and Welsh together (`first` first), for someone whose language
+    is not known: nothing of theirs stored yet, or the database out of reach."""
+    order = sorted(LANGUAGES, key=lambda lang: lang != first)
+    return "\n\n".join(app[CONTENT].text(key, lang) for lang in order)
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Cut text into parts of at most `limit` characters, at paragraph, line, sentence or
     word boundaries in that order of preference, keeping the order."""
@@ -103,6 +110,8 @@ def _pack(pieces: list[str], joiner: str, limit: int) -> list[str]:
     parts: list[str] = []
     current = ""
     for piece in pieces:
+        if not piece.strip():
+            continue  # a blank run (spaces between paragraphs) says nothing, however long
         candidate = f"{current}{joiner}{piece}" if current else piece
         if len(candidate) <= limit:
             current = candidate
@@ -110,7 +119,7 @@ def _pack(pieces: list[str], joiner: str, limit: int) -> list[str]:
         if current:
             parts.append(current.strip())
         if len(piece) > limit:
-            *whole, current = split_text(piece, limit)
+            *whole, current = split_text(piece, limit) or [""]
             parts.extend(whole)
         else:
             current = piece

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp import web
@@ -34,7 +35,8 @@ from helpline.domain import (
     Reply,
     storable,
 )
-from helpline.errors import DeliveryError, DuplicateMessage, NotFound
+from helpline.engine import URGENT, worst
+from helpline.errors import DeliveryError, DuplicateMessage, NotFound, NotSent, StoreUnavailable
 from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ BODY_LIMIT = 1600  # characters per message, Twilio's limit for SMS and WhatsApp
 MAX_REQUEST = 32 * 1024  # a Twilio webhook is a few hundred bytes
 SEND_TIMEOUT = 15.0  # the async client ignores its own timeout (twilio-python #925)
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
+# HTTP statuses with which Twilio refuses a request it has not acted on: too many requests at
+# once (error 20429), or the service unavailable. The message was not sent: it may be again.
+NOT_TAKEN = (429, 503)
 OUTSIDE_WINDOW = 63016  # WhatsApp: free-form text only within 24 h of the person's last message
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 STATUSES = {
@@ -70,8 +75,13 @@ class TwilioRefused(DeliveryError):
     which can contain the phone number)."""
 
     def __init__(self, code: int | None, status: int) -> None:
-        super().__init__(f"Twilio refused the message (error {code}, HTTP {status})")
+        what = f"Twilio refused the message (error {code}, HTTP {status})"
+        super().__init__(what, kind=f"Twilio error {code}, HTTP {status}")
         self.code = code
+
+
+class TwilioBusy(NotSent):
+    """Twilio did not take the message (HTTP 429 or 503, or no connection): it was not sent."""
 
 
 _FORM = "application/x-www-form-urlencoded"
@@ -110,7 +120,8 @@ class _HttpClient(AsyncTwilioHttpClient):
 
 class TwilioTransport:
     """The one REST client both names share, created inside the running loop and closed at
-    shutdown. Sends are never retried: the Messages API has no idempotency key."""
+    shutdown. Sends are never retried by the client: the Messages API has no idempotency key.
+    What Twilio certainly did not take (TwilioBusy) the engine sends again (Engine.deliver)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -136,7 +147,7 @@ class TwilioTransport:
 
     async def create(self, **params: Any) -> str:
         if self.client is None:
-            raise DeliveryError("the Twilio client is not running")
+            raise TwilioBusy("the Twilio client is not running", kind="Twilio client not running")
         try:
             async with asyncio.timeout(self.timeout):
                 message = await self.client.messages.create_async(**params)
@@ -145,7 +156,14 @@ class TwilioTransport:
                 "Twilio did not answer in time (the message may have gone)"
             ) from exc
         except TwilioRestException as exc:
+            if exc.status in NOT_TAKEN:
+                kind = f"Twilio error {exc.code}, HTTP {exc.status}"
+                raise TwilioBusy(f"Twilio did not take the message ({kind})", kind=kind) from exc
             raise TwilioRefused(exc.code, exc.status) from exc
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+            # No connection was made: nothing reached Twilio.
+            kind = f"Twilio not reached ({type(exc).__name__})"
+            raise TwilioBusy(kind, kind=kind) from exc
         except (TwilioException, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"Twilio could not be reached ({type(exc).__name__})") from exc
         return str(message.sid)
@@ -195,6 +213,11 @@ class TwilioChannel:
                     # and nobody may phone them now either.
                     await self._settings(key, opted_out=True)
                     await texting.withdraw_callbacks(self.app, message.conversation_id)
+                raise
+            except NotSent as exc:
+                if sids:
+                    # Its first parts went: sent again, they would be said twice.
+                    raise DeliveryError(str(exc), kind=exc.kind) from exc
                 raise
         return _every_part(sids)
 
@@ -271,7 +294,31 @@ class TwilioChannel:
             # Acknowledged all the same: an error would only bring the same webhook back.
             if await texting.slow_down_due(self.app, self.name, address):
                 self.app[ENGINE].spawn(self._notice(address, key, "channels.slow_down"))
+        except StoreUnavailable:
+            log.warning("a %s message could not be stored: the person is asked again", self.name)
+            if opt == "STOP":
+                # Twilio has confirmed the opt-out to them and refuses anything we send.
+                return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+            return self._not_received(text)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    def _not_received(self, text: str) -> web.Response:
+        """The message was not stored, and Twilio does not deliver it again: the answer
+        itself (TwiML, no database needed) asks the person to send it again, after the
+        emergency guidance if the risk screen flags it. In English and Welsh: with nothing
+        stored, their language is not known."""
+        screen = self.app[ENGINE].screen
+        level = worst(screen(text, "en").level, screen(text, "cy").level) if text else "none"
+        keys = [f"risk.{level}"] if level in URGENT else []
+        keys.append("channels.not_received")
+        bodies = [
+            part
+            for key in keys
+            for part in texting.split_text(texting.in_both_languages(self.app, key), BODY_LIMIT)
+        ]
+        messages = "".join(f"<Message>{escape(body)}</Message>" for body in bodies)
+        twiml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{messages}</Response>'
+        return web.Response(text=twiml, content_type="text/xml")
 
     async def _media_notice(self, address: str, key: str) -> None:
         """After the answer to words sent with a picture (never before the welcome; not at
@@ -312,10 +359,13 @@ class TwilioChannel:
 
     async def _notice(self, address: str, key: str, content_key: str) -> None:
         """A calm word about a message the journey never sees (media with no text, too many
-        at once). Not stored; the person did write in, so this is not texting first."""
+        at once). Not stored; the person did write in, so this is not texting first. In their
+        conversation's language; before they have one, in English and Welsh."""
         conv = await self.app[STORE].open_conversation(key)
-        lang = conv.language if conv else "en"
-        body = self.app[CONTENT].text(content_key, lang)
+        if conv is None:
+            body = texting.in_both_languages(self.app, content_key)
+        else:
+            body = self.app[CONTENT].text(content_key, conv.language)
         try:
             await self.transport.create(to=address, body=body, **self.sender)
         except DeliveryError:

@@ -33,6 +33,7 @@ from helpline.errors import (
     DuplicateMessage,
     HelplineError,
     NotFound,
+    NotSent,
     StoreUnavailable,
     TurnSuperseded,
 )
@@ -120,6 +121,13 @@ UNSENT_GIVEN_UP = timedelta(days=1)
 # one delay a reply after a crash (and until it lapses, the answer to a new message goes
 # before it).
 UNSENT_CLAIM = timedelta(minutes=1)
+# A reply the channel certainly did not send (NotSent: a rate limit, the platform out of
+# reach) stays pending and is sent again, it and those after it in order, after the platform's
+# retry_after or a pause doubling from the first to the longest; given up (failed) after this
+# many tries in all, so that a reply the platform never takes does not hold the rest for ever.
+SEND_TRIES = 6
+RESEND_FIRST_SECONDS = 5.0
+RESEND_MAX_SECONDS = 300.0
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
 # Marks an inbound text stored sealed: it may answer a question whose answer is not kept in
 # clear (State.redacted, State.scrub); what the transcript keeps is settled once it is
@@ -265,6 +273,10 @@ class Engine:
         self._risky: OrderedDict[str, str] = OrderedDict()
         # Those already sent emergency guidance while their lock could not be taken: the level.
         self._guided_unlocked: OrderedDict[str, str] = OrderedDict()
+        # Replies a channel did not send: tries so far (by reply id), and the conversations
+        # whose replies wait for their next try here (each with the try that is to send them).
+        self._send_tries: OrderedDict[int, int] = OrderedDict()
+        self._resending: dict[str, object] = {}
 
     # -- entry points for channels ---------------------------------------------------------
 
@@ -1242,7 +1254,9 @@ class Engine:
     ) -> None:
         """Hand stored replies to the conversation's channel, in order; mark each. `instead`
         sends other words than the stored ones (a code word: the transcript keeps a stand-in).
-        `urgent`: the answer to danger, never held for quiet hours however late it is."""
+        `urgent`: the answer to danger, never held for quiet hours however late it is.
+        A reply the channel certainly did not send (NotSent) stays pending, and it and those
+        after it are sent again later, in order (_send_later); any other failure is final."""
         outbound = [m for m in messages if m.status is Delivery.PENDING]
         for m in messages:
             await self.hub.publish(f"transcript:{conv.id}", _event(m))
@@ -1259,6 +1273,10 @@ class Engine:
         address = await self._reply_address(sender, conv)
         if address is None:
             return
+        if conv.id in self._resending:
+            # An earlier reply waits for its next try: these go after it, not before.
+            await self._send_stopped([], outbound)
+            return
         sent: list[int] = []
         for n, m in enumerate(outbound):
             out = OutboundMessage(
@@ -1272,16 +1290,20 @@ class Engine:
             )
             try:
                 platform_id = await sender.send(out)
-            except DeliveryError:
-                log.warning(
-                    "delivery failed", extra={"conversation": conv.reference, "message_id": m.id}
-                )
-                await self.store.mark(m.id, Delivery.FAILED)
-                self.metrics.delivery_failures.labels(conv.channel).inc()
+            except NotSent as exc:
+                if self._send_later(conv, m, exc):
+                    # It and every reply after it wait for the next try, in order.
+                    await self._send_stopped(sent, outbound[n:])
+                    return
+                await self._failed(conv, m, exc)
+                continue
+            except DeliveryError as exc:
+                await self._failed(conv, m, exc)
                 continue
             except Exception:
                 await self._send_stopped(sent, outbound[n:])
                 raise
+            self._send_tries.pop(m.id, None)
             if platform_id is None:
                 sent.append(m.id)  # marked together below: one write, not one each
             else:
@@ -1290,6 +1312,74 @@ class Engine:
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
         if sent:
             await self.store.mark_sent(sent)
+
+    async def _failed(self, conv: Conversation, m: StoredMessage, exc: DeliveryError) -> None:
+        # The error's kind only: its text may quote the platform, which may quote a number.
+        log.warning(
+            "delivery failed (%s)",
+            exc.kind,
+            extra={"conversation": conv.reference, "message_id": m.id},
+        )
+        self._send_tries.pop(m.id, None)
+        await self.store.mark(m.id, Delivery.FAILED)
+        self.metrics.delivery_failures.labels(conv.channel).inc()
+
+    def _send_later(self, conv: Conversation, m: StoredMessage, exc: NotSent) -> bool:
+        """A reply the channel did not send: True if it is to be tried again (after the
+        platform's retry_after, or a pause doubling each try), False once tried enough."""
+        tries = self._send_tries.get(m.id, 0) + (0 if exc.channel_down else 1)
+        if exc.channel_down and m.created_at < utcnow() - UNSENT_GIVEN_UP:
+            return False  # too late to answer anything: as housekeeping gives up
+        if tries >= SEND_TRIES:
+            log.error(
+                "a reply was not sent after %d tries (%s): given up",
+                tries,
+                exc.kind,
+                extra={"conversation": conv.reference, "message_id": m.id},
+            )
+            return False
+        _remember(self._send_tries, m.id, tries)
+        # A channel that is down sends what waits once it is back (resend_waiting); looked
+        # at again now and then all the same, in case that was missed.
+        pause = RESEND_MAX_SECONDS if exc.channel_down else RESEND_FIRST_SECONDS * 2 ** (tries - 1)
+        if exc.retry_after is not None:
+            pause = max(exc.retry_after, 0.0)
+        pause = min(pause, RESEND_MAX_SECONDS)
+        log.warning(
+            "a reply was not sent (%s): trying again in %.0f s",
+            exc.kind,
+            pause,
+            extra={"conversation": conv.reference, "message_id": m.id},
+        )
+        token = object()
+        self._resending[conv.id] = token
+        self._later(self._resend(conv.id, token, pause))
+        return True
+
+    async def _resend(self, conversation_id: str, token: object, pause: float) -> None:
+        """The next try of a conversation's replies a channel did not send. (If this
+        instance stops first, they are still pending: the next start, or another instance's
+        housekeeping, sends them.)"""
+        if await stopped_within(self._stop_retries, pause):
+            return
+        if self._resending.get(conversation_id) is not token:
+            return  # sent meanwhile (resend_waiting), or another try is due instead
+        del self._resending[conversation_id]
+        try:
+            await self._redeliver(conversation_id)
+        except Exception:  # noqa: BLE001 - housekeeping tries again (retry_unanswered)
+            log.warning("replies could not be sent again", exc_info=True)
+
+    async def resend_waiting(self) -> int:
+        """A channel that could not send (not started, out of reach) can again: replies
+        waiting for their next try (up to a day old) go now. Returns how many conversations."""
+        since = utcnow() - UNSENT_GIVEN_UP  # as replies are stamped (real time)
+        unsent = await self.store.undelivered([Delivery.PENDING])
+        waiting = list(dict.fromkeys(m.conversation_id for m in unsent if m.created_at > since))
+        for conversation_id in waiting:
+            self._resending.pop(conversation_id, None)
+            self.spawn(self._redeliver(conversation_id))
+        return len(waiting)
 
     async def _send_stopped(self, sent: list[int], unsent: list[StoredMessage]) -> None:
         """The channel failed unexpectedly (it went away): what it took is marked sent, and

@@ -44,4 +44,33 @@ class TurnSuperseded(HelplineError):
 
 
 class DeliveryError(HelplineError):
-    """A channel could not deliver a message; the message stays stored for a retry."""
+    """A channel could not deliver a message; the message stays stored for a retry.
+
+    `kind` says what went wrong in a few words safe to log (an error's name or a platform's
+    code): never the message's text, an address or a platform's own words."""
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind or message
+
+
+class NotSent(DeliveryError):
+    """The channel certainly did not send the message and may take it later (a platform's
+    rate limit, its service unavailable, a connection refused, the channel not started yet):
+    the reply stays pending and is sent again, in order, after `retry_after` seconds if the
+    platform said how long (Engine.deliver). A send that may have gone (a timeout) is a plain
+    DeliveryError: sending it again could say it twice."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retry_after: float | None = None,
+        channel_down: bool = False,
+    ) -> None:
+        super().__init__(message, kind=kind)
+        self.retry_after = retry_after
+        # The channel itself is not running yet (not the reply's fault): the reply waits for
+        # it, however long, up to the engine's horizon, and goes when it is back.
+        self.channel_down = channel_down

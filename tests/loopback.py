@@ -151,9 +151,11 @@ class Loopback:
             )
         if self.telegram_failures and method == "sendMessage":
             code, description = self.telegram_failures.popleft()
-            return web.json_response(
-                {"ok": False, "error_code": code, "description": description}, status=code
-            )
+            answer: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+            if code == 429:  # flood control: Telegram says when to try again
+                after = description.rpartition(" ")[2]
+                answer["parameters"] = {"retry_after": int(after) if after.isdigit() else 1}
+            return web.json_response(answer, status=code)
         if method == "getMe":
             return _ok(BOT_USER)
         if method == "sendMessage":

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from channels import telegram
 from flows.own import without_numbers
 from handoff import callbacks
 from helpline.app import ENGINE, PRIVACY, STORE
@@ -174,3 +175,31 @@ async def test_blocking_the_telegram_bot_withdraws_the_call_back(
             await env.say("hello again")
             assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
             await _nobody_can_phone_them(app, events)
+
+
+async def test_blocking_the_telegram_bot_withdraws_the_call_back_before_anything_is_sent(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Telegram reports the block itself (my_chat_member, the bot "kicked"): nobody phones
+    # them even if the helpline never writes to them again.
+    async with loopback(bot_token=tg.BOT_TOKEN) as lb:
+        settings = tg.telegram_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=tg.noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = tg.Env(app, url, settings, lb, http)
+            for said in ("hi", "1", "1", "1", "2", "call me back", "after 6", TYPED):
+                await env.say(said)
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            kept = len(await app[STORE].transcript(conv.id))
+            sent = len(lb.telegram_texts())
+            events = _record_hub(app)
+            assert "my_chat_member" in telegram.ALLOWED_UPDATES
+            assert await env.post(tg.update("telegram_my_chat_member.json")) == 200
+            await app[ENGINE].drain()
+            assert (await app[STORE].contact_settings(env.key()))["opted_out"] is True
+            await _nobody_can_phone_them(app, events)
+            assert len(lb.telegram_texts()) == sent
+            assert len(await app[STORE].transcript(conv.id)) == kept  # nothing else stored

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from channels import telegram
+from helpline import engine
 from helpline.app import CONTENT, ENGINE, PRIVACY, SENDERS, STORE
 from helpline.config import Settings
 from helpline.domain import UNSTORED, Delivery, Direction, OutboundMessage, Reply
@@ -76,6 +77,10 @@ class Env:
 
     def text(self, key: str, lang: str = "en", **params: Any) -> str:
         return self.app[CONTENT].text(key, lang, **params)
+
+    def both(self, key: str) -> str:
+        """Said before the person has a conversation: English, then Welsh."""
+        return f"{self.text(key)}\n\n{self.text(key, 'cy')}"
 
     async def post(
         self, data: Any, *, secret: str | None = SECRET, raw: bytes | None = None
@@ -279,7 +284,7 @@ async def test_stickers_and_photos_get_a_calm_text_only_reply_and_nothing_stored
     for _ in range(2):  # the update delivered again: told once
         assert await env.post(update(name)) == 200
         await env.app[ENGINE].drain()
-    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert env.loop.telegram_texts() == [env.both("channels.text_only")]
     assert await env.app[STORE].sealed_address(env.key()) is None
 
 
@@ -297,7 +302,7 @@ async def test_a_flood_of_stickers_or_an_album_without_words_brings_one_reply(en
     for n in range(3):
         assert await env.post(numbered(update("telegram_album_photo.json"), n)) == 200
     await env.app[ENGINE].drain()
-    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert env.loop.telegram_texts() == [env.both("channels.text_only")]
 
 
 async def test_an_album_with_words_has_them_read_and_no_text_only_reply(env: Env) -> None:
@@ -324,7 +329,7 @@ async def test_a_live_location_gets_one_reply_not_one_for_every_move(env: Env) -
         moved["edited_message"]["edit_date"] += 30 * n
         assert await env.post(moved) == 200
     await env.app[ENGINE].drain()
-    assert env.loop.telegram_texts() == [env.text("channels.text_only")]
+    assert env.loop.telegram_texts() == [env.both("channels.text_only")]
     assert await env.app[STORE].sealed_address(env.key()) is None
 
 
@@ -392,6 +397,25 @@ async def test_updates_that_are_not_a_private_message_are_acknowledged_and_ignor
 
 
 # -- refusals and bad requests -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"new_chat_member": {"status": 5}},
+        {"new_chat_member": None},
+        {"chat": {"id": "x", "type": "private"}},
+        {"date": "today"},
+    ],
+)
+async def test_a_malformed_block_report_is_refused_and_nothing_changes(
+    env: Env, change: dict[str, Any]
+) -> None:
+    await env.say("Hello")
+    data = update("telegram_my_chat_member.json")
+    data["my_chat_member"].update(change)
+    assert await env.post(data) == 400
+    assert not (await env.app[STORE].contact_settings(env.key())).get("opted_out")
 
 
 async def test_a_webhook_without_the_right_secret_is_refused_and_nothing_stored(
@@ -491,6 +515,99 @@ async def test_a_person_who_blocked_the_bot_is_marked_and_not_retried(env: Env) 
     assert (await env.app[STORE].transcript(conv.id))[-1].status is Delivery.FAILED
 
 
+async def _sent_in_the_end(app: web.Application, conversation_id: str) -> list[Delivery]:
+    await wait_for(lambda: not app[ENGINE]._resending, timeout=15)
+    await app[ENGINE].drain()
+    return [
+        m.status
+        for m in await app[STORE].transcript(conversation_id)
+        if m.direction is Direction.OUT
+    ]
+
+
+async def test_danger_guidance_held_back_by_telegram_flood_control_is_sent_again_first(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            await env.say("Hello")
+            before = len(lb.telegram_texts())
+            lb.fail_telegram(429, "Too Many Requests: retry after 1")
+            caplog.set_level(logging.INFO)
+            await env.say("I've got a knife and I'm going to use it")
+            # Refused once, and the replies after it wait behind it rather than overtake it.
+            assert len(lb.telegram_texts()) == before + 1
+            await wait_for(lambda: len(lb.telegram_texts()) >= before + 3, timeout=15)
+            again = lb.telegram_texts()[before + 1 :]
+            assert again[0] == env.text("risk.immediate")
+            assert "adviser" in again[1]
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            assert set(await _sent_in_the_end(app, conv.id)) == {Delivery.SENT}
+            logged = "\n".join(log_text(r) for r in caplog.records)
+            assert "RetryAfter" in logged
+            assert str(CHAT_ID) not in logged and "knife" not in logged
+
+
+async def test_guidance_held_back_on_one_instance_is_sent_once_when_another_answers_first(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two instances on one database, their locks not shared (a lapsed lease, Redis
+    # restarted): the person writes again to the other instance before the first one's
+    # next try. The other sends the guidance first; the first one's try sends nothing twice.
+    monkeypatch.setattr(engine, "RESEND_FIRST_SECONDS", 1.0)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        settings = telegram_settings(pg_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (first, _, first_url),
+            running(settings, serve=True, clock=noon) as (other, _, other_url),
+            aiohttp.ClientSession() as http,
+        ):
+            await Env(first, first_url, settings, lb, http).say("Hello")
+            before = len(lb.telegram_texts())
+            lb.fail_telegram(429, "Too Many Requests: retry after 1")
+            await Env(first, first_url, settings, lb, http).say("I want to kill myself tonight")
+            assert len(lb.telegram_texts()) == before + 1  # refused: waits for its next try
+            await Env(other, other_url, settings, lb, http).say("are you there?")
+            conv = await first[STORE].open_conversation(Env(first, "", settings, lb, http).key())
+            assert conv is not None
+            await _sent_in_the_end(first, conv.id)
+            await _sent_in_the_end(other, conv.id)
+            texts = lb.telegram_texts()[before:]
+            guidance = first[CONTENT].text("risk.suicide", "en")
+            assert texts[0] == texts[1] == guidance  # refused, then sent by the other
+            assert texts.count(guidance) == 2  # and not a third time by the first's try
+
+
+async def test_someone_who_wrote_while_telegram_was_out_of_reach_is_answered_once_it_is_back(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram, "START_RETRY_SECONDS", 0.2)
+    # However long it is out of reach: waiting for the bot to start is no failed try.
+    monkeypatch.setattr(engine, "SEND_TRIES", 1)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        lb.telegram_down = True
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = Env(app, url, settings, lb, http)
+            await env.say("I want to kill myself tonight")
+            assert lb.telegram_texts() == []
+            lb.telegram_down = False  # back well before the replies' own next try
+            await wait_for(lambda: len(lb.telegram_texts()) >= 3, timeout=15)
+            assert lb.telegram_texts()[0] == env.text("risk.suicide")
+            conv = await app[STORE].open_conversation(env.key())
+            assert conv is not None
+            assert set(await _sent_in_the_end(app, conv.id)) == {Delivery.SENT}
+
+
 async def test_the_bot_never_messages_a_chat_that_has_not_written_in(env: Env) -> None:
     channel = env.app[SENDERS]["telegram"]
     with pytest.raises(DeliveryError):
@@ -563,6 +680,28 @@ async def test_polling_stores_and_answers_updates_without_a_webhook(
                 await app[ENGINE].drain()
                 assert lb.telegram_texts()[0] == app[CONTENT].text("welcome.intro", "en")
                 assert lb.telegram("deleteWebhook")
+            finally:
+                stop.set()
+                await task
+
+
+async def test_polling_started_while_telegram_is_out_of_reach_answers_once_it_is_back(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram, "START_RETRY_SECONDS", 0.05)
+    async with loopback(bot_token=BOT_TOKEN) as lb:
+        lb.telegram_down = True
+        settings = telegram_settings(sqlite_url, tmp_path, lb.url, telegram_secret=None)
+        async with running(settings, clock=noon) as (app, _, _):
+            stop = asyncio.Event()
+            task = asyncio.create_task(telegram.poll(app, stop=stop))
+            try:
+                await wait_for(lambda: len(lb.telegram("deleteWebhook")) >= 2)  # tried again
+                assert not task.done()
+                lb.telegram_down = False
+                lb.queue_update(text_update("Hello"))
+                await wait_for(lambda: len(lb.telegram_texts()) >= 1, timeout=15)
+                assert lb.telegram_texts()[0] == app[CONTENT].text("welcome.intro", "en")
             finally:
                 stop.set()
                 await task

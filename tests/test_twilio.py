@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from channels import texting
+from helpline import engine
 from helpline.app import CONTENT, ENGINE, PRIVACY, ROUTING, SENDERS, STORE
 from helpline.config import Settings
 from helpline.content import Content
@@ -26,7 +29,7 @@ from helpline.errors import DeliveryError, Forbidden
 from helpline.logs import quiet_libraries
 from helpline.ratelimit import MemoryLimiter
 from tests.loopback import Loopback, loopback
-from tests.support import OPEN_NOON, log_text, running, settings_for
+from tests.support import OPEN_NOON, log_text, running, settings_for, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -85,6 +88,10 @@ class Env:
 
     def text(self, key: str, lang: str = "en", **params: Any) -> str:
         return self.content.text(key, lang, **params)
+
+    def both(self, key: str) -> str:
+        """Said before the person has a conversation: English, then Welsh."""
+        return f"{self.text(key)}\n\n{self.text(key, 'cy')}"
 
     async def post(
         self, path: str, params: dict[str, str], *, signature: str | None = None
@@ -306,6 +313,90 @@ async def test_a_send_refused_as_unsubscribed_marks_the_person_opted_out_and_is_
     assert conv is not None
     last = (await env.app[STORE].transcript(conv.id))[-1]
     assert last.status is Delivery.FAILED
+
+
+async def _replies(env: Env) -> list[Delivery]:
+    await wait_for(lambda: not env.app[ENGINE]._resending, timeout=15)
+    await env.app[ENGINE].drain()
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    return [
+        m.status for m in await env.app[STORE].transcript(conv.id) if m.direction is Direction.OUT
+    ]
+
+
+async def test_danger_guidance_twilio_was_too_busy_to_take_is_sent_again_first(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(engine, "RESEND_FIRST_SECONDS", 0.05)
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    env.loop.fail_twilio(20429, 429)  # too many requests
+    env.loop.fail_twilio(20003, 503)  # then the service unavailable
+    caplog.set_level(logging.INFO)
+    await env.say("I've got a knife and I'm going to use it")
+    await wait_for(lambda: len(env.loop.sms_bodies()) >= before + 4, timeout=15)
+    bodies = env.loop.sms_bodies()[before:]
+    assert bodies[:3] == [env.text("risk.immediate")] * 3  # nothing overtook it
+    assert "adviser" in bodies[3]
+    assert set(await _replies(env)) == {Delivery.SENT}
+    logged = "\n".join(log_text(r) for r in caplog.records)
+    assert "Twilio error 20429, HTTP 429" in logged
+    assert PHONE not in logged and "knife" not in logged
+
+
+async def test_a_reply_twilio_never_takes_is_given_up_after_a_few_tries_and_the_next_goes(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "RESEND_FIRST_SECONDS", 0.01)
+    await env.say("Hello")
+    before = len(env.loop.sms_bodies())
+    for _ in range(engine.SEND_TRIES):
+        env.loop.fail_twilio(20429, 429)
+    await env.say("I've got a knife and I'm going to use it")
+    await wait_for(lambda: len(env.loop.sms_bodies()) >= before + engine.SEND_TRIES + 1)
+    assert "adviser" in env.loop.sms_bodies()[-1]
+    assert (await _replies(env))[-2:] == [Delivery.FAILED, Delivery.SENT]
+
+
+def _database_down(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def locked(**_: Any) -> None:
+        raise OperationalError("INSERT INTO messages", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(env.app[STORE], "accept_inbound", locked)
+
+
+def _twiml_messages(body: str) -> list[str]:
+    root = ElementTree.fromstring(body)  # noqa: S314 - our own answer, in a test
+    assert root.tag == "Response"
+    return [m.text or "" for m in root.findall("Message")]
+
+
+async def test_a_text_that_cannot_be_stored_asks_the_person_to_send_it_again_in_both_languages(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _database_down(env, monkeypatch)
+    status, content_type, body = await env.post(SMS_PATH, sms("Hello"))
+    assert (status, content_type) == (200, "text/xml")
+    [said] = _twiml_messages(body)
+    assert env.text("channels.not_received") in said
+    assert env.text("channels.not_received", "cy") in said
+
+
+async def test_danger_in_a_text_that_cannot_be_stored_still_gets_the_guidance_first(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    _database_down(env, monkeypatch)
+    status, _, body = await env.post(SMS_PATH, sms("I've got a knife and I'm going to use it"))
+    assert status == 200
+    said = _twiml_messages(body)
+    assert said[0].startswith(env.text("risk.immediate"))
+    assert env.text("risk.immediate", "cy") in "\n\n".join(said)
+    assert env.text("channels.not_received") in said[-1]
+    assert all(len(m) <= 1600 for m in said)
+    logged = "\n".join(log_text(r) for r in caplog.records)
+    assert PHONE not in logged and "knife" not in logged
 
 
 async def test_whatsapp_outside_the_24_hour_window_is_a_failed_delivery(env: Env) -> None:
@@ -606,7 +697,7 @@ async def test_a_picture_without_words_gets_a_calm_text_only_reply_and_nothing_s
         status, _, _ = await env.post(SMS_PATH, picture)
         assert status == 200
         await env.app[ENGINE].drain()
-    assert env.loop.sms_bodies(PHONE) == [env.text("channels.text_only")]
+    assert env.loop.sms_bodies(PHONE) == [env.both("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key()) is None
 
 
@@ -626,15 +717,35 @@ async def test_several_whatsapp_pictures_at_once_bring_one_text_only_reply(env: 
         )
         assert (await env.post(WA_PATH, picture))[0] == 200
     await env.app[ENGINE].drain()
-    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert env.loop.sms_bodies(WHATSAPP) == [env.both("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
+
+
+async def test_a_first_whatsapp_voice_note_is_answered_in_english_and_welsh(env: Env) -> None:
+    sid = sms("")["MessageSid"]
+    voice = fixture(
+        "twilio_whatsapp_inbound.json",
+        Body="",
+        NumMedia="1",
+        MessageType="audio",
+        MediaContentType0="audio/ogg",
+        MediaUrl0=f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}/Media/ME1",
+        MessageSid=sid,
+        SmsSid=sid,
+        SmsMessageSid=sid,
+    )
+    assert (await env.post(WA_PATH, voice))[0] == 200
+    await env.app[ENGINE].drain()
+    [said] = env.loop.sms_bodies(WHATSAPP)
+    assert env.text("channels.text_only") in said
+    assert env.text("channels.text_only", "cy") in said
 
 
 async def test_a_whatsapp_location_gets_the_text_only_reply_and_nothing_stored(env: Env) -> None:
     status, _, _ = await env.post(WA_PATH, fixture("twilio_whatsapp_location.json"))
     assert status == 200
     await env.app[ENGINE].drain()
-    assert env.loop.sms_bodies(WHATSAPP) == [env.text("channels.text_only")]
+    assert env.loop.sms_bodies(WHATSAPP) == [env.both("channels.text_only")]
     assert await env.app[STORE].open_conversation(env.key(WHATSAPP)) is None
 
 
@@ -774,6 +885,21 @@ def test_long_replies_are_split_in_order_at_sentence_or_paragraph_ends() -> None
 def test_a_single_word_longer_than_a_message_is_still_cut_to_size() -> None:
     parts = texting.split_text("a" * 3500, 1600)
     assert [len(p) for p in parts] == [1600, 1600, 300]
+
+
+async def test_an_adviser_reply_with_a_long_blank_run_reaches_the_person_by_text(
+    env: Env,
+) -> None:
+    await env.say("Hello")
+    conv = await env.app[STORE].open_conversation(env.key())
+    assert conv is not None
+    before = len(env.loop.sms_bodies())
+    text = "Thanks for waiting.\n\n" + " " * 1700 + "\n\nI'm here."
+    message = OutboundMessage(5, conv.id, "sms", PHONE, Reply(text), "en", conv.contact_key)
+    assert await env.app[SENDERS]["sms"].send(message)
+    assert env.loop.sms_bodies()[before:] == ["Thanks for waiting.\n\nI'm here."]
+    assert texting.split_text("a\n\n" + " " * 2000 + "\n\nb", 1600) == ["a\n\nb"]
+    assert texting.split_text(" " * 2000 + "\n\n" + " " * 2000, 1600) == []
 
 
 def test_options_become_numbered_lines_under_the_text() -> None:
