@@ -1472,7 +1472,8 @@ class Engine:
         """Before an idle close, warn live chats once and let them keep the chat open
         (WCAG 2.2.1: a warning and a way to extend before any time-out)."""
         warned = 0
-        for conversation_id in await self.store.idle_conversations(self.clock() - idle + warning):
+        cutoff = self.clock() - idle + warning
+        for conversation_id in await self.store.idle_conversations(cutoff):
             async with self.locks.hold(conversation_id):
                 conv = await self.store.conversation(conversation_id)
                 sender = self.senders.get(conv.channel)
@@ -1480,6 +1481,7 @@ class Engine:
                     conv.closed
                     or conv.answers.get("_idle_warned")
                     or not getattr(sender, "live", False)
+                    or await self._active_since(conv, cutoff)
                 ):
                     continue
                 conv.answers["_idle_warned"] = True
@@ -1537,10 +1539,13 @@ class Engine:
         """Close bot conversations nobody has written in for `idle`. Only live channels (web
         chat) are told; a text message out of the blue could be read by someone else."""
         closed = 0
-        for conversation_id in await self.store.idle_conversations(self.clock() - idle):
+        cutoff = self.clock() - idle
+        for conversation_id in await self.store.idle_conversations(cutoff):
             async with self.locks.hold(conversation_id):
                 conv = await self.store.conversation(conversation_id)
                 if conv.closed or conv.owner is not Owner.BOT:
+                    continue
+                if await self._active_since(conv, cutoff):
                     continue
                 conv.closed = True
                 sender = self.senders.get(conv.channel)
@@ -1552,6 +1557,16 @@ class Engine:
                 await self.notify(conv, "ended")
                 closed += 1
         return closed
+
+    async def _active_since(self, conv: Conversation, cutoff: datetime) -> bool:
+        """Whether a conversation listed as quiet has come alive since it was listed (read
+        again inside its lock): touched or written in since `cutoff`, a message of theirs
+        not yet answered, or a hand-off still owed after danger. Closed, the message would
+        be answered inside a closed conversation, and the hand-off dropped for good."""
+        written = conv.last_inbound_at
+        if conv.updated_at >= cutoff or (written is not None and written >= cutoff):
+            return True
+        return HAND_OFF_DUE in conv.answers or bool(await self.store.pending_inbound(conv.id))
 
     async def _erase(self, conv: Conversation) -> None:
         """Erase the person's data, then say what was erased without storing that reply."""

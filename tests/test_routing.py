@@ -155,6 +155,38 @@ async def test_a_quiet_bot_conversation_is_closed_and_the_next_message_starts_af
         assert fake.texts().count(app[CONTENT].text("welcome.intro", "en")) == 2
 
 
+async def test_a_quiet_conversation_someone_has_just_written_in_is_not_closed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The idle close lists quiet conversations, then closes each under its lock. Someone
+    # quiet for half an hour writes meanwhile: their message was answered inside a closed
+    # conversation, and the hand-off owed after danger (the queue down for a moment) was
+    # dropped, closed, with nobody ever queued for them.
+    clock = Clock(datetime.now(UTC))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, store, routing = app[ENGINE], app[STORE], app[ROUTING]
+        cid = (await engine.handle(InboundMessage("test", PERSON, "hello"))).conversation_id
+        clock.now += timedelta(minutes=31)
+        # Written, stored, not yet answered: not closed under them.
+        await engine.accept(InboundMessage("test", PERSON, "1"))
+        assert await engine.close_idle(timedelta(minutes=30)) == 0
+        await engine.process(cid)
+        assert not (await store.conversation(cid)).closed
+
+        # Danger while the queue cannot take them: the hand-off is owed, so not closed.
+        clock.now += timedelta(minutes=31)
+        routing.queue = flaky = QueueThatCannotEnqueue(routing.queue)
+        await engine.handle(InboundMessage("test", PERSON, "he's back and he has a knife"))
+        assert app[CONTENT].text("risk.immediate", "en") in fake.texts()
+        assert await engine.close_idle(timedelta(minutes=30)) == 0
+        flaky.down = False
+        await engine.stop_retries()
+        assert await engine.retry_handoffs() == 1
+        conv = await store.conversation(cid)
+        assert not conv.closed and conv.owner is Owner.QUEUE
+        assert cid in [e.conversation_id for e in await routing.queue.waiting()]
+
+
 async def test_retention_deletes_old_transcripts_and_addresses(
     database_url: str, tmp_path: Path
 ) -> None:
