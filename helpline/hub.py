@@ -105,7 +105,17 @@ class RedisHub:
             await cancel_and_wait(self._task)
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
-        await self._client.publish(self._channel_prefix + topic, json.dumps(event))
+        """Through Redis to every process. With Redis out of reach, still to this process's
+        own subscribers (a page connected here gets its guidance now, not when Redis is
+        back; the other processes' subscribers catch up with RESYNC once it is); raised only
+        when nobody here was listening for it, so the caller knows it did not go."""
+        try:
+            await self._client.publish(self._channel_prefix + topic, json.dumps(event))
+        except (redis.RedisError, OSError):
+            if topic not in self._local.topics():
+                raise
+            log.warning("Redis out of reach: a live event went to this process only")
+            self._local.deliver_local(topic, event)
 
     def subscribe(
         self, *topics: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -98,3 +99,25 @@ async def test_a_subscription_that_goes_silent_is_renewed_and_subscribers_catch_
             await live.stop()
             await client.aclose()
             await publisher.aclose()
+
+
+async def test_with_redis_out_of_reach_an_event_still_reaches_this_process_s_subscribers(
+    redis_prefix: str,
+) -> None:
+    # The guidance for someone in danger on a page connected here waited for Redis to come
+    # back (half a minute, or more), although page and service share this process.
+    with socket.socket() as s:  # a port nothing listens on: Redis out of reach
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    client = redis.Redis.from_url(nowhere, socket_timeout=1, socket_connect_timeout=1)
+    live = RedisHub(client, redis_prefix)  # not started: it cannot subscribe either
+    try:
+        async with live.subscribe("chat:here") as events:
+            await live.publish("chat:here", {"n": 1})
+            async with asyncio.timeout(1):
+                assert await anext(aiter(events)) == {"n": 1}
+        # Nobody here to give it to: the caller is told it did not go (and keeps it).
+        with pytest.raises((redis.RedisError, OSError)):
+            await live.publish("chat:elsewhere", {"n": 2})
+    finally:
+        await client.aclose()
