@@ -51,7 +51,7 @@ from helpline.app import (
     same_origin,
 )
 from helpline.domain import Owner, json_object, storable
-from helpline.errors import AtCapacity, Forbidden, HelplineError, NotFound, QueueError
+from helpline.errors import AtCapacity, Forbidden, HelplineError, JustWritten, NotFound, QueueError
 from helpline.ports import adviser_of, programme_of
 from helpline.routing import OUTCOMES
 from helpline.storage.models import HandoffRow
@@ -200,6 +200,8 @@ def api(
                 return _error(404, "not_found")
             except AtCapacity:
                 return _error(409, "at_capacity")
+            except JustWritten:
+                return _error(409, "just_written")
             except QueueError:
                 return _error(409, "conflict")
             except HelplineError:

@@ -33,6 +33,11 @@ class AtCapacity(QueueError):
     """An adviser asked for another conversation while holding as many as they may."""
 
 
+class JustWritten(QueueError):
+    """An adviser ended a conversation as the person wrote: what they wrote is not yet read
+    (ended, it would be answered by the journey as if said to it)."""
+
+
 class StoreUnavailable(HelplineError):
     """The database failed while a message was being stored: it was not stored, and the
     channel says so (web chat) or lets the platform deliver it again (webhooks)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from helpline.content import Content
 from helpline.domain import Author, Conversation, Owner, Reply, StoredMessage, utcnow
-from helpline.errors import Forbidden, NotFound, QueueError
+from helpline.errors import Forbidden, JustWritten, NotFound, QueueError
 from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import (
@@ -636,6 +636,10 @@ class Routing:
             # A conversation the person closed meanwhile can still be ended (and so leave
             # the adviser's list).
             conv = await self._owned(conversation_id, adviser, closed_too=True)
+            if not conv.closed and await self.store.pending_inbound(conversation_id):
+                # Read first: ended, it would be answered as a reply to "who is this for?".
+                # Its turn, next once the lock is let go, shows it on the console.
+                raise JustWritten("the person has just written: read it before ending")
             await self.queue.remove(conversation_id)
             await self.store.update_handoff(conv.id, ended_at=self.clock(), outcome=outcome)
             self.metrics.outcomes.labels(outcome).inc()

@@ -300,6 +300,24 @@ async def test_a_referral_is_withdrawn_when_the_person_leaves_the_programmes_que
             assert (status, answer) == (409, {"error": "no_referral"})
 
 
+async def test_ending_as_the_person_writes_asks_the_adviser_to_read_it_first(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with console_service(database_url, tmp_path, ("alice",)) as (app, _fake, url):
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        base = f"/console/api/conversations/{conv_id}"
+        async with Console(url) as alice:
+            await alice.login("alice")
+            assert (await alice.post(base + "/claim"))[0] == 200
+            await engine_of(app).accept(InboundMessage("test", PHONE, "wait, one more thing"))
+            ended = await alice.post(base + "/end", {"outcome": "signposted"})
+            assert ended == (409, {"error": "just_written"})
+            await engine_of(app).process(conv_id)
+            _, view = await alice.get(base)
+            assert "wait, one more thing" in json.dumps(view)
+            assert (await alice.post(base + "/end", {"outcome": "signposted"}))[0] == 200
+
+
 async def test_programme_staff_no_longer_see_a_conversation_once_they_have_ended_it(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ from helpline import app as app_module
 from helpline import engine as engine_module
 from helpline.app import CONTENT, ENGINE, ROUTING, STORE
 from helpline.domain import InboundMessage, Owner
-from helpline.errors import Forbidden, HelplineError, NotFound, QueueError
+from helpline.errors import Forbidden, HelplineError, JustWritten, NotFound, QueueError
 from helpline.ports import Priority
 from helpline.routing import UNJOINED_AFTER
 from tests.journey_support import Person, content_copy, with_test_programme
@@ -185,6 +185,31 @@ async def test_a_quiet_conversation_someone_has_just_written_in_is_not_closed(
         conv = await store.conversation(cid)
         assert not conv.closed and conv.owner is Owner.QUEUE
         assert cid in [e.conversation_id for e in await routing.queue.waiting()]
+
+
+async def test_an_adviser_cannot_end_as_the_person_writes_unread(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The person typed "1" to the adviser as the adviser pressed End: after the end the
+    # conversation was back at "who is this for?", so "1" was taken as "my own behaviour"
+    # and the journey began, and the adviser never saw the message.
+    async with running(settings_for(sqlite_url, tmp_path), clock=Clock(OPEN_NOON)) as (
+        app,
+        fake,
+        _,
+    ):
+        engine, routing, store = app[ENGINE], app[ROUTING], app[STORE]
+        cid = await _to_queue(app)
+        await routing.claim(cid, "alex", 3)
+        await engine.accept(InboundMessage("test", PERSON, "1"))
+        with pytest.raises(JustWritten):
+            await routing.end(cid, "alex", "signposted")
+        conv = await store.conversation(cid)
+        assert conv.owner is Owner.ADVISER and conv.adviser == "alex"
+        await engine.process(cid)  # read by the adviser, not by the journey
+        assert (await store.conversation(cid)).flow != "own"
+        await routing.end(cid, "alex", "signposted")
+        assert (await store.conversation(cid)).owner is Owner.BOT
 
 
 async def test_retention_deletes_old_transcripts_and_addresses(

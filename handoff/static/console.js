@@ -102,6 +102,8 @@
       alertText(label('error-callback-final'));
     } else if (result.status === 409 && result.data && result.data.error === 'at_capacity') {
       alertText(label('error-at-capacity'));
+    } else if (result.status === 409 && result.data && result.data.error === 'just_written') {
+      alertText(label('error-just-written'));
     } else if (result.status === 409) {
       alertText(label('error-conflict'));
     } else {
