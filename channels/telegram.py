@@ -406,9 +406,7 @@ class TelegramChannel:
             return  # unblocked: their next message opts them back in (Engine._writing_again)
         key = self.app[PRIVACY].contact_key(self.name, str(change.chat.id))
         await self._settings(key, opted_out=True)
-        conv = await self.app[STORE].open_conversation(key)
-        if conv is not None:
-            await texting.withdraw_callbacks(self.app, conv)
+        await texting.withdraw_contact_callbacks(self.app, self.name, key)
         log.info("a Telegram contact blocked the bot: opted out")
 
     async def _media_notice(self, message: Message) -> None:

@@ -353,6 +353,17 @@ async def withdraw_callbacks(app: web.Application, conversation: Conversation | 
     await withdraw(conversation, {})
 
 
+async def withdraw_contact_callbacks(app: web.Application, channel: str, contact_key: str) -> None:
+    """As `withdraw_callbacks`, from a report that names only the contact (a blocked bot),
+    whether or not a conversation of theirs is still open: one closed as idle may have
+    booked a call-back that still waits, and nothing more will be sent there to fail."""
+    conv = await app[STORE].open_conversation(contact_key)
+    if conv is None:
+        # The effect withdraws by whose the call-backs are (every conversation of theirs).
+        conv = Conversation(id="", contact_key=contact_key, channel=channel, reference="")
+    await withdraw_callbacks(app, conv)
+
+
 async def own_words(
     app: web.Application, conv: Conversation, text: str, *, safe_key: str
 ) -> list[Reply] | None:

@@ -308,7 +308,14 @@ class TwilioChannel:
         emergency guidance if the risk screen flags it. In English and Welsh: with nothing
         stored, their language is not known."""
         screen = self.app[ENGINE].screen
-        level = worst(screen(text, "en").level, screen(text, "cy").level) if text else "none"
+        try:
+            level = worst(screen(text, "en").level, screen(text, "cy").level) if text else "none"
+        except Exception as exc:  # noqa: BLE001 - the answer must go; its type only is logged
+            # Unread, it may be danger: the guidance errs that way.
+            log.error(
+                "a text that could not be stored could not be screened (%s)", type(exc).__name__
+            )
+            level = "immediate"
         keys = [f"risk.{level}"] if level in URGENT else []
         keys.append("channels.not_received")
         bodies = [

@@ -260,9 +260,9 @@ def start_warnings(settings: Settings, environ: Mapping[str, str] | None = None)
     if settings.redis_url and is_sqlite(settings.db_url):
         found.append(
             "HELPLINE_REDIS_URL is set but the database is SQLite (HELPLINE_DATABASE_URL is "
-            "not set): instances sharing this Redis would each keep their own conversations, "
-            "accounts and messages. Several instances need HELPLINE_DATABASE_URL set to one "
-            "PostgreSQL as well"
+            "unset or an SQLite URL): instances sharing this Redis would each keep their own "
+            "conversations, accounts and messages. Several instances need "
+            "HELPLINE_DATABASE_URL set to one PostgreSQL as well"
         )
     return found
 

@@ -5,6 +5,7 @@ kept in clear with the safe time to call, and an opt-out made through the platfo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,26 @@ async def test_blocking_the_telegram_bot_withdraws_the_call_back_before_anything
             await _nobody_can_phone_them(app, events)
             assert len(lb.telegram_texts()) == sent
             assert len(await app[STORE].transcript(conv.id)) == kept  # nothing else stored
+
+
+async def test_blocking_the_bot_after_the_chat_was_closed_still_withdraws_the_call_back(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # A quiet chat is closed after half an hour; the call-back it booked still waits. The
+    # block found no open conversation and withdrew nothing, and with nothing more to send
+    # no refused reply would ever withdraw it: an adviser could phone them.
+    async with loopback(bot_token=tg.BOT_TOKEN) as lb:
+        settings = tg.telegram_settings(sqlite_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=tg.noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            env = tg.Env(app, url, settings, lb, http)
+            for said in ("hi", "1", "1", "1", "2", "call me back", "after 6", TYPED):
+                await env.say(said)
+            assert await app[ENGINE].close_idle(timedelta(days=-3650)) == 1  # all are quiet
+            assert await app[STORE].open_conversation(env.key()) is None
+            events = _record_hub(app)
+            assert await env.post(tg.update("telegram_my_chat_member.json")) == 200
+            await app[ENGINE].drain()
+            await _nobody_can_phone_them(app, events)

@@ -399,6 +399,27 @@ async def test_danger_in_a_text_that_cannot_be_stored_still_gets_the_guidance_fi
     assert PHONE not in logged and "knife" not in logged
 
 
+async def test_a_text_that_can_be_neither_stored_nor_screened_still_gets_an_answer(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The screen failing as well left the person with a 500 and nothing at all.
+    _database_down(env, monkeypatch)
+    screen = env.app[ENGINE].screen
+
+    def failing(text: str, language: str) -> Any:
+        if language == "cy":
+            raise RuntimeError("the screen broke")
+        return screen(text, language)
+
+    monkeypatch.setattr(env.app[ENGINE], "screen", failing)
+    status, _, body = await env.post(SMS_PATH, sms("can we talk"))
+    assert status == 200
+    said = _twiml_messages(body)
+    # Unread, it may be danger: the guidance first, then "please send it again".
+    assert said[0].startswith(env.text("risk.immediate"))
+    assert env.text("channels.not_received") in said[-1]
+
+
 async def test_whatsapp_outside_the_24_hour_window_is_a_failed_delivery(env: Env) -> None:
     await env.say("Hi", WHATSAPP)
     env.loop.fail_twilio(63016)
