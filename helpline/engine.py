@@ -1274,9 +1274,15 @@ class Engine:
         if address is None:
             return
         if conv.id in self._resending:
-            # An earlier reply waits for its next try: these go after it, not before.
-            await self._send_stopped([], outbound)
-            return
+            if not urgent and not instead:
+                # An earlier reply waits for its next try: these go after it, not before.
+                await self._send_stopped([], outbound)
+                return
+            # Danger's answer does not wait minutes behind an earlier reply (a new message
+            # says they can be reached), nor does a code word (a resend would carry its
+            # stand-in): they go now, and what waited follows them at once.
+            del self._resending[conv.id]
+            self.spawn(self._redeliver(conv.id))
         sent: list[int] = []
         for n, m in enumerate(outbound):
             out = OutboundMessage(
@@ -1291,7 +1297,8 @@ class Engine:
             try:
                 platform_id = await sender.send(out)
             except NotSent as exc:
-                if self._send_later(conv, m, exc):
+                # A code word is never sent again: a resend would carry its stand-in.
+                if m.id not in (instead or {}) and self._send_later(conv, m, exc):
                     # It and every reply after it wait for the next try, in order.
                     await self._send_stopped(sent, outbound[n:])
                     return

@@ -15,8 +15,8 @@ import flows
 from handoff.locks_redis import LockUnavailable, RedisLocks
 from helpline import app as app_module
 from helpline.app import CONTENT, RETRY_UNANSWERED_AFTER, ROUTING, STORE
-from helpline.domain import Delivery, InboundMessage
-from helpline.errors import DuplicateMessage
+from helpline.domain import Delivery, InboundMessage, OutboundMessage
+from helpline.errors import DuplicateMessage, NotSent
 from helpline.flowkit import FlowSpec, State, Turn
 from helpline.storage import SqlStore
 from tests.support import (
@@ -350,3 +350,62 @@ async def test_a_turn_waiting_when_danger_is_disclosed_is_moved_up_with_it(
         ]
         for p in people:
             assert fake.texts(p) == [f"heard: from {p}"]
+
+
+class RefusingChannel(FakeChannel):
+    """Refuses the next `refuse` sends as a platform's rate limit does (NotSent), asking to
+    be tried again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("test")
+        self.refuse = 0
+        self.retry_after = retry_after
+
+    async def send(self, message: OutboundMessage) -> str | None:
+        if self.refuse:
+            self.refuse -= 1
+            raise NotSent("rate limited", kind="test 429", retry_after=self.retry_after)
+        return await super().send(message)
+
+
+async def test_danger_does_not_wait_behind_an_earlier_reply_the_platform_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The reply to "1" was refused for two minutes (flood control); "I have a knife" then
+    # waited behind it, its 999 guidance with it.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _, _url):
+        engine = engine_of(app)
+        channel = RefusingChannel(retry_after=120)
+        engine.senders["test"] = channel
+        await engine.handle(InboundMessage("test", PHONE, "hi"))
+        channel.refuse = 1
+        await engine.handle(InboundMessage("test", PHONE, "1"))
+        asked = len(channel.sent)
+        await engine.handle(InboundMessage("test", PHONE, "he has a knife and he's coming"))
+        await engine.drain()
+        said = channel.texts()[asked:]
+        guidance = app[CONTENT].text("risk.immediate", "en")
+        assert said[0] == guidance  # first, not in two minutes
+        await wait_for(lambda: len(channel.texts()) > asked + 2)
+        await engine.drain()
+        # What waited went straight after it, once each.
+        assert app[CONTENT].text("welcome.who", "en") in channel.texts()[asked + 1 :]
+        assert len(channel.texts()) == len(set(channel.texts()))
+
+
+async def test_a_code_word_the_platform_refused_is_not_sent_later_as_its_stand_in(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, _, _url):
+        engine = engine_of(app)
+        channel = RefusingChannel(retry_after=0.1)
+        engine.senders["test"] = channel
+        for said in ("hi", "1", "1"):
+            await engine.handle(InboundMessage("test", PHONE, said))
+        before = len(channel.sent)
+        channel.refuse = 1
+        await engine.handle(InboundMessage("test", PHONE, "code word"))
+        await asyncio.sleep(0.5)
+        await engine.drain()
+        stand_in = app[CONTENT].text("handover.code_kept", "en")
+        assert stand_in not in channel.texts()[before:]
