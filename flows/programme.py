@@ -8,6 +8,7 @@ unless a professional is asking). Only the area found is kept, never what was ty
 import re
 from collections.abc import Sequence
 
+from flows.answers import UNCLEAR, UNSURE, yes_or_no
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
 from helpline.flowkit import FlowSpec, Option, State, Turn
@@ -148,7 +149,18 @@ def _shared(turn: Turn) -> dict[str, str]:
     return shared
 
 
+def _lead(turn: Turn, found: str) -> None:
+    turn.vars["lead"] = f"programme.consent_{found}"
+
+
 def _ask_consent(turn: Turn) -> None:
+    """What will be shared, then "do you agree?". Asked again after a question or a doubt,
+    a short answer first, then all of it; after a yes among other words, only the question."""
+    lead = turn.vars.pop("lead", None)
+    if lead is not None:
+        turn.say(lead)
+    if lead == f"programme.consent_{UNCLEAR}":
+        return
     p = _directory(turn).programme(str(turn.answers["programme"]))
     lang = turn.language
     shared = _shared(turn)
@@ -220,6 +232,8 @@ FLOW = FlowSpec(
         State(
             "consent",
             enter=(_ask_consent,),
+            # Only a clear yes refers: "what happens if I agree?" is a question, not consent.
+            interpret_first=yes_or_no("agree", "decline", _lead),
             options=(
                 Option("programme.opt_agree", "agree", keywords="yes"),
                 Option("programme.opt_decline", "decline", keywords="no", rank=1),
@@ -241,6 +255,8 @@ FLOW = FlowSpec(
         {"trigger": "picked", "source": "which", "dest": "picked"},
         {"trigger": "agree", "source": "consent", "dest": "referred"},
         {"trigger": "decline", "source": "consent", "dest": "declined"},
+        {"trigger": UNSURE, "source": "consent", "dest": "consent"},
+        {"trigger": UNCLEAR, "source": "consent", "dest": "consent"},
         {
             "trigger": "adviser",
             "source": ["offer_referral", "offer_more", "none", "declined"],
