@@ -5,7 +5,14 @@ What runs in an area is told as a practitioner needs it: confirmed community pro
 first, or plainly that none is listed; then Drive for what it is (referral only through MARAC
 or a police-led panel); then Respect Phoneline, which advises frontline workers."""
 
-from flows.programme import area_name, entry_lines, keep_area, stored_area, without_postcodes
+from flows.programme import (
+    KEPT,
+    area_name,
+    entry_lines,
+    keep_area,
+    stored_area,
+    without_postcodes,
+)
 from helpline.content import normalise
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
@@ -98,18 +105,21 @@ FLOW = FlowSpec(
             say=("professional.start",),
             options=TOPICS,
             interpret_first=_area_named,
+            **KEPT,
         ),
         State(
             "referral",
             say=("professional.referral", "professional.more"),
             options=MORE,
             interpret_first=_area_named,
+            **KEPT,
         ),
         State(
             "services",
             say=("professional.services", "professional.more"),
             options=MORE,
             interpret_first=_area_named,
+            **KEPT,
         ),
         State(
             "area",
@@ -125,12 +135,14 @@ FLOW = FlowSpec(
             say=("professional.more",),
             options=MORE,
             interpret_first=_area_named,
+            **KEPT,
         ),
-        State("support", enter=(_hand_off,)),
+        State("support", enter=(_hand_off,), **KEPT),
         State(
             "end",
             say=("professional.end",),
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            **KEPT,
         ),
     ),
     transitions=(

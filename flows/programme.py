@@ -7,6 +7,7 @@ unless a professional is asking). Only the area found is kept, never what was ty
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from flows.answers import UNCLEAR, UNSURE, yes_or_no
 from helpline.directory import AreaMatch, Directory, Programme
@@ -23,6 +24,12 @@ def without_postcodes(text: str) -> str:
     """The answer to "where are you?" as the transcript keeps it: any postcode in it left out
     ("near NP20 1" -> "near …"); a council or town name stays, as the adviser may need it."""
     return _POSTCODE.sub("…", text)
+
+
+# Every answer in these journeys is kept without a postcode in it ("another area, NP20 1AB",
+# "what runs near CF10 2AT?"), not only the answer to "where are you?"; words about danger
+# are kept whole, as whoever decides on calling 999 may need to know where.
+KEPT: dict[str, Any] = {"scrub": without_postcodes, "scrub_in_danger": False}
 
 
 def _directory(turn: Turn) -> Directory:
@@ -207,7 +214,7 @@ FLOW = FlowSpec(
             scrub=without_postcodes,
             scrub_in_danger=False,  # "he's hurting her now at CF10 3AT": the adviser needs it
         ),
-        State("found", enter=(_show,), exits=("offer_referral", "offer_more")),
+        State("found", enter=(_show,), exits=("offer_referral", "offer_more"), **KEPT),
         State(
             "offer_referral",
             say=("programme.next",),
@@ -217,18 +224,26 @@ FLOW = FlowSpec(
                 AGAIN,
                 DONE,
             ),
+            **KEPT,
         ),
-        State("offer_more", say=("programme.next",), options=(ADVISER, AGAIN, DONE)),
-        State("none", say=("programme.none",), enter=(_area_vars,), options=(ADVISER, AGAIN, DONE)),
-        State("refer", enter=(_choose,), exits=("consent", "which")),
+        State("offer_more", say=("programme.next",), options=(ADVISER, AGAIN, DONE), **KEPT),
+        State(
+            "none",
+            say=("programme.none",),
+            enter=(_area_vars,),
+            options=(ADVISER, AGAIN, DONE),
+            **KEPT,
+        ),
+        State("refer", enter=(_choose,), exits=("consent", "which"), **KEPT),
         State(
             "which",
             say=("programme.which",),
             choices=_names,
             chose="picked",
             store_as="programme_index",
+            **KEPT,
         ),
-        State("picked", enter=(_picked,), exits=("consent",)),
+        State("picked", enter=(_picked,), exits=("consent",), **KEPT),
         State(
             "consent",
             enter=(_ask_consent,),
@@ -238,14 +253,16 @@ FLOW = FlowSpec(
                 Option("programme.opt_agree", "agree", keywords="yes"),
                 Option("programme.opt_decline", "decline", keywords="no", rank=1),
             ),
+            **KEPT,
         ),
-        State("referred", enter=(_refer,)),
-        State("declined", say=("programme.declined",), options=(ADVISER, DONE)),
-        State("adviser", enter=(_hand_off,)),
+        State("referred", enter=(_refer,), **KEPT),
+        State("declined", say=("programme.declined",), options=(ADVISER, DONE), **KEPT),
+        State("adviser", enter=(_hand_off,), **KEPT),
         State(
             "end",
             say=("programme.end",),
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            **KEPT,
         ),
     ),
     transitions=(
