@@ -6,10 +6,15 @@ first, or plainly that none is listed; then Drive for what it is (referral only 
 or a police-led panel); then Respect Phoneline, which advises frontline workers."""
 
 from flows.programme import (
+    AGAIN_FROM_START,
     KEPT,
     area_name,
+    elsewhere,
+    elsewhere_vars,
     entry_lines,
+    goodbye,
     keep_area,
+    not_a_place,
     stored_area,
     without_postcodes,
 )
@@ -34,11 +39,20 @@ def _directory(turn: Turn) -> Directory:
 
 
 def _find(turn: Turn, text: str) -> str | None:
+    if elsewhere(turn, text):
+        return "outside"
     match = _directory(turn).find_area(text)
     if match is None:
         return None
     keep_area(turn, match)
     return "found"
+
+
+def _placed(turn: Turn, text: str) -> str | None:
+    found = _find(turn, text)
+    if found is None and not_a_place(turn, text):
+        return "no_area"
+    return found
 
 
 def _area_named(turn: Turn, text: str) -> str | None:
@@ -94,7 +108,7 @@ TOPICS = (
     Option("professional.opt_services", "services", keywords="topic_services"),
 )
 MORE = (*TOPICS, Option("flow.opt_done", "done", keywords="done"))
-INFO = ("referral", "services", "area_shown")
+INFO = ("referral", "services", "area_shown", "outside", "no_area")
 
 FLOW = FlowSpec(
     name="professional",
@@ -124,7 +138,7 @@ FLOW = FlowSpec(
         State(
             "area",
             say=("professional.area_ask",),
-            interpret=_find,
+            interpret=_placed,
             retry="programme.retry",
             scrub=without_postcodes,
             scrub_in_danger=False,  # a place said with danger: whoever decides on 999 needs it
@@ -137,12 +151,31 @@ FLOW = FlowSpec(
             interpret_first=_area_named,
             **KEPT,
         ),
+        State(
+            "outside",
+            enter=(elsewhere_vars,),
+            say=("programme.outside", "professional.more"),
+            options=MORE,
+            interpret_first=_area_named,
+            **KEPT,
+        ),
+        State(
+            "no_area",
+            say=("professional.no_area", "professional.more"),
+            options=MORE,
+            interpret_first=_area_named,
+            **KEPT,
+        ),
         State("support", enter=(_hand_off,), **KEPT),
         State(
             "end",
             say=("professional.end",),
-            options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            options=(AGAIN_FROM_START,),
+            interpret=goodbye,
             **KEPT,
+        ),
+        State(
+            "bye", say=("programme.bye",), options=(AGAIN_FROM_START,), interpret=goodbye, **KEPT
         ),
     ),
     transitions=(
@@ -150,8 +183,11 @@ FLOW = FlowSpec(
         {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
         {"trigger": "area", "source": ["start", *INFO], "dest": "area"},
         {"trigger": "found", "source": ["area", "start", *INFO], "dest": "area_shown"},
+        {"trigger": "outside", "source": ["area", "start", *INFO], "dest": "outside"},
+        {"trigger": "no_area", "source": "area", "dest": "no_area"},
         {"trigger": "support", "source": ["start", *INFO], "dest": "support"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},
-        {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
+        {"trigger": "bye", "source": ["end", "bye"], "dest": "bye"},
+        {"trigger": "again", "source": ["end", "bye"], "dest": "goto:welcome.who"},
     ),
 )
