@@ -315,7 +315,7 @@ FLOW = FlowSpec(
             **KEPT,
         ),
         State("referred", enter=(_refer,), **KEPT),
-        State("declined", say=("programme.declined",), options=(ADVISER, AGAIN, DONE), **KEPT),
+        State("declined", say=("programme.declined",), options=(ADVISER, DONE, AGAIN), **KEPT),
         State("adviser", enter=(_hand_off,), **KEPT),
         State(
             "end",

@@ -885,7 +885,9 @@ class Engine:
         conv.answers.pop(ACKED_AT, None)
         conv.answers.pop(RAILED_WAITING, None)
         back = conv.answers.pop(BEFORE_QUEUE, None)
-        from helpline.routing import PROGRAMME_HOLDS  # routing imports the engine
+        # Routing's own mark that a programme's staff took the conversation up (only that
+        # name: the engine otherwise knows routing through Handoffs alone).
+        from helpline.routing import PROGRAMME_HOLDS
 
         said = "handoff.cancelled"
         queue = conv.answers.get("queue")  # the queue left stays named
