@@ -1,6 +1,11 @@
 """Delete my data: confirm first, then erase everything held about this person."""
 
+from flows.answers import UNCLEAR, UNSURE, yes_or_no
 from helpline.flowkit import FlowSpec, Option, State, Turn
+
+
+def _lead(turn: Turn, found: str) -> None:
+    turn.say(f"erase.{found}")
 
 
 def _erase(turn: Turn) -> None:
@@ -19,6 +24,8 @@ FLOW = FlowSpec(
                 Option("erase.opt_no", "no", keywords="no", rank=1),
             ),
             retry="erase.retry",
+            # Only a clear yes deletes: "what happens if I agree?" is a question.
+            interpret_first=yes_or_no("yes", "no", _lead),
             # Answered while waiting for, or talking with, an adviser too: the person's
             # right to have their data deleted does not wait for the bot to have them back.
             while_queued=True,
@@ -28,5 +35,7 @@ FLOW = FlowSpec(
     transitions=(
         {"trigger": "yes", "source": "confirm", "dest": "erasing"},
         {"trigger": "no", "source": "confirm", "dest": "goto:resume"},
+        {"trigger": UNSURE, "source": "confirm", "dest": "confirm"},
+        {"trigger": UNCLEAR, "source": "confirm", "dest": "confirm"},
     ),
 )

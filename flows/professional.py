@@ -5,7 +5,19 @@ What runs in an area is told as a practitioner needs it: confirmed community pro
 first, or plainly that none is listed; then Drive for what it is (referral only through MARAC
 or a police-led panel); then Respect Phoneline, which advises frontline workers."""
 
-from flows.programme import area_name, entry_lines, keep_area, stored_area, without_postcodes
+from flows.programme import (
+    AGAIN_FROM_START,
+    KEPT,
+    area_name,
+    elsewhere,
+    elsewhere_vars,
+    entry_lines,
+    goodbye,
+    keep_area,
+    not_a_place,
+    stored_area,
+    without_postcodes,
+)
 from helpline.content import normalise
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
@@ -27,11 +39,20 @@ def _directory(turn: Turn) -> Directory:
 
 
 def _find(turn: Turn, text: str) -> str | None:
+    if elsewhere(turn, text):
+        return "outside"
     match = _directory(turn).find_area(text)
     if match is None:
         return None
     keep_area(turn, match)
     return "found"
+
+
+def _placed(turn: Turn, text: str) -> str | None:
+    found = _find(turn, text)
+    if found is None and not_a_place(turn, text):
+        return "no_area"
+    return found
 
 
 def _area_named(turn: Turn, text: str) -> str | None:
@@ -87,7 +108,7 @@ TOPICS = (
     Option("professional.opt_services", "services", keywords="topic_services"),
 )
 MORE = (*TOPICS, Option("flow.opt_done", "done", keywords="done"))
-INFO = ("referral", "services", "area_shown")
+INFO = ("referral", "services", "area_shown", "outside", "no_area")
 
 FLOW = FlowSpec(
     name="professional",
@@ -98,23 +119,26 @@ FLOW = FlowSpec(
             say=("professional.start",),
             options=TOPICS,
             interpret_first=_area_named,
+            **KEPT,
         ),
         State(
             "referral",
             say=("professional.referral", "professional.more"),
             options=MORE,
             interpret_first=_area_named,
+            **KEPT,
         ),
         State(
             "services",
             say=("professional.services", "professional.more"),
             options=MORE,
             interpret_first=_area_named,
+            **KEPT,
         ),
         State(
             "area",
             say=("professional.area_ask",),
-            interpret=_find,
+            interpret=_placed,
             retry="programme.retry",
             scrub=without_postcodes,
             scrub_in_danger=False,  # a place said with danger: whoever decides on 999 needs it
@@ -125,12 +149,33 @@ FLOW = FlowSpec(
             say=("professional.more",),
             options=MORE,
             interpret_first=_area_named,
+            **KEPT,
         ),
-        State("support", enter=(_hand_off,)),
+        State(
+            "outside",
+            enter=(elsewhere_vars,),
+            say=("programme.outside", "professional.more"),
+            options=MORE,
+            interpret_first=_area_named,
+            **KEPT,
+        ),
+        State(
+            "no_area",
+            say=("professional.no_area", "professional.more"),
+            options=MORE,
+            interpret_first=_area_named,
+            **KEPT,
+        ),
+        State("support", enter=(_hand_off,), **KEPT),
         State(
             "end",
             say=("professional.end",),
-            options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            options=(AGAIN_FROM_START,),
+            interpret=goodbye,
+            **KEPT,
+        ),
+        State(
+            "bye", say=("programme.bye",), options=(AGAIN_FROM_START,), interpret=goodbye, **KEPT
         ),
     ),
     transitions=(
@@ -138,8 +183,11 @@ FLOW = FlowSpec(
         {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
         {"trigger": "area", "source": ["start", *INFO], "dest": "area"},
         {"trigger": "found", "source": ["area", "start", *INFO], "dest": "area_shown"},
+        {"trigger": "outside", "source": ["area", "start", *INFO], "dest": "outside"},
+        {"trigger": "no_area", "source": "area", "dest": "no_area"},
         {"trigger": "support", "source": ["start", *INFO], "dest": "support"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},
-        {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
+        {"trigger": "bye", "source": ["end", "bye"], "dest": "bye"},
+        {"trigger": "again", "source": ["end", "bye"], "dest": "goto:welcome.who"},
     ),
 )

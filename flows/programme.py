@@ -7,10 +7,13 @@ unless a professional is asking). Only the area found is kept, never what was ty
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from flows.answers import UNCLEAR, UNSURE, yes_or_no
+from helpline.content import normalise
 from helpline.directory import AreaMatch, Directory, Programme
 from helpline.errors import ContentError
-from helpline.flowkit import FlowSpec, Option, State, Turn
+from helpline.flowkit import FlowSpec, Option, State, Turn, longest_mention
 from helpline.ports import helpline_queue
 
 # A postcode as typed, whole or in part ("NP20", "NP20 1", "np20 1ab"): the area found is
@@ -22,6 +25,12 @@ def without_postcodes(text: str) -> str:
     """The answer to "where are you?" as the transcript keeps it: any postcode in it left out
     ("near NP20 1" -> "near …"); a council or town name stays, as the adviser may need it."""
     return _POSTCODE.sub("…", text)
+
+
+# Every answer in these journeys is kept without a postcode in it ("another area, NP20 1AB",
+# "what runs near CF10 2AT?"), not only the answer to "where are you?"; words about danger
+# are kept whole, as whoever decides on calling 999 may need to know where.
+KEPT: dict[str, Any] = {"scrub": without_postcodes, "scrub_in_danger": False}
 
 
 def _directory(turn: Turn) -> Directory:
@@ -51,12 +60,18 @@ def keep_area(turn: Turn, match: AreaMatch) -> None:
     }
 
 
-def area_name(turn: Turn, area: AreaMatch, lang: str | None = None) -> str:
+def area_name(
+    turn: Turn, area: AreaMatch, lang: str | None = None, *, in_words: bool = True
+) -> str:
+    """The council's name, or the force's as an area ("the South Wales Police area"): a
+    force is not a place. `in_words=False`: the force's name alone (a referral's record)."""
     force = _directory(turn).force(area.police_force_area)
     lang = lang or turn.language
     if area.local_authority:
         return force.local_authority(area.local_authority).name(lang)
-    return force.name(lang)
+    if not in_words:
+        return force.name(lang)
+    return turn.content.text("programme.force_area", lang, force=force.name(lang))
 
 
 def _programmes(turn: Turn) -> list[Programme]:
@@ -78,6 +93,42 @@ def _find(turn: Turn, text: str) -> str | None:
         return None
     keep_area(turn, match)
     return "found" if _programmes(turn) else "none"
+
+
+def elsewhere(turn: Turn, text: str) -> bool:
+    """Whether the person named a place outside England and Wales; kept (only the nation or
+    island, as the service covers neither) for saying so."""
+    where = _directory(turn).elsewhere(text)
+    if where is None:
+        return False
+    turn.answers["elsewhere"] = {"en": where.en, "cy": where.cy}
+    return True
+
+
+def elsewhere_vars(turn: Turn) -> None:
+    where = turn.answers.get("elsewhere") or {}
+    turn.vars["where"] = where.get(turn.language, "")
+
+
+def not_a_place(turn: Turn, text: str) -> bool:
+    """ "Rather not say", "I'm homeless": no place to look up, and no reason to ask again."""
+    return longest_mention(normalise(text), _directory(turn).not_a_place) > 0
+
+
+def _placed(turn: Turn, text: str) -> str | None:
+    if elsewhere(turn, text):
+        return "outside"
+    found = _find(turn, text)
+    if found is None and not_a_place(turn, text):
+        return "no_area"
+    return found
+
+
+def goodbye(turn: Turn, text: str) -> str | None:
+    """At the end, "thanks", "bye" or "ok" is a goodbye, said back, not a misunderstanding."""
+    said = normalise(text)
+    words = ("done", "yes", "carry_on")
+    return "bye" if any(turn.content.is_exactly(w, said) for w in words) else None
 
 
 def _area_vars(turn: Turn) -> None:
@@ -141,14 +192,28 @@ def _shared(turn: Turn) -> dict[str, str]:
     """Only what a programme needs to start: the area, the language, and the relationship if
     the person told us. Never a name, a number, or what they wrote."""
     area = stored_area(turn)
-    shared = {"area": area_name(turn, area, "en") if area else "", "language": turn.language}
+    shared = {
+        "area": area_name(turn, area, "en", in_words=False) if area else "",
+        "language": turn.language,
+    }
     about = turn.answers.get("about")
     if about in ("partner", "ex", "family"):
         shared["relationship"] = str(about)
     return shared
 
 
+def _lead(turn: Turn, found: str) -> None:
+    turn.vars["lead"] = f"programme.consent_{found}"
+
+
 def _ask_consent(turn: Turn) -> None:
+    """What will be shared, then "do you agree?". Asked again after a question or a doubt,
+    a short answer first, then all of it; after a yes among other words, only the question."""
+    lead = turn.vars.pop("lead", None)
+    if lead is not None:
+        turn.say(lead)
+    if lead == f"programme.consent_{UNCLEAR}":
+        return
     p = _directory(turn).programme(str(turn.answers["programme"]))
     lang = turn.language
     shared = _shared(turn)
@@ -182,6 +247,10 @@ def _hand_off(turn: Turn) -> None:
 ADVISER = Option("own.opt_adviser", "adviser", keywords="want_adviser")
 AGAIN = Option("programme.opt_another", "another", keywords="another_area")
 DONE = Option("flow.opt_done", "done", keywords="done")
+NEITHER = Option("programme.opt_neither", "neither", keywords="no")
+AGAIN_FROM_START = Option("flow.opt_start_again", "again", keywords="start_again")
+# Where the person is offered an adviser, another area, or to finish.
+OFFERS = ("offer_referral", "offer_more", "none", "outside", "no_area")
 
 FLOW = FlowSpec(
     name="programme",
@@ -190,12 +259,12 @@ FLOW = FlowSpec(
         State(
             "ask",
             say=("programme.ask",),
-            interpret=_find,
+            interpret=_placed,
             retry="programme.retry",
             scrub=without_postcodes,
             scrub_in_danger=False,  # "he's hurting her now at CF10 3AT": the adviser needs it
         ),
-        State("found", enter=(_show,), exits=("offer_referral", "offer_more")),
+        State("found", enter=(_show,), exits=("offer_referral", "offer_more"), **KEPT),
         State(
             "offer_referral",
             say=("programme.next",),
@@ -205,53 +274,76 @@ FLOW = FlowSpec(
                 AGAIN,
                 DONE,
             ),
+            **KEPT,
         ),
-        State("offer_more", say=("programme.next",), options=(ADVISER, AGAIN, DONE)),
-        State("none", say=("programme.none",), enter=(_area_vars,), options=(ADVISER, AGAIN, DONE)),
-        State("refer", enter=(_choose,), exits=("consent", "which")),
+        State("offer_more", say=("programme.next",), options=(ADVISER, AGAIN, DONE), **KEPT),
+        State(
+            "none",
+            say=("programme.none",),
+            enter=(_area_vars,),
+            options=(ADVISER, AGAIN, DONE),
+            **KEPT,
+        ),
+        State(
+            "outside",
+            say=("programme.outside",),
+            enter=(elsewhere_vars,),
+            options=(ADVISER, AGAIN, DONE),
+            **KEPT,
+        ),
+        State("no_area", say=("programme.no_area",), options=(ADVISER, AGAIN, DONE), **KEPT),
+        State("refer", enter=(_choose,), exits=("consent", "which"), **KEPT),
         State(
             "which",
             say=("programme.which",),
             choices=_names,
             chose="picked",
             store_as="programme_index",
+            options=(NEITHER, AGAIN),
+            **KEPT,
         ),
-        State("picked", enter=(_picked,), exits=("consent",)),
+        State("picked", enter=(_picked,), exits=("consent",), **KEPT),
         State(
             "consent",
             enter=(_ask_consent,),
+            # Only a clear yes refers: "what happens if I agree?" is a question, not consent.
+            interpret_first=yes_or_no("agree", "decline", _lead),
             options=(
                 Option("programme.opt_agree", "agree", keywords="yes"),
                 Option("programme.opt_decline", "decline", keywords="no", rank=1),
             ),
+            **KEPT,
         ),
-        State("referred", enter=(_refer,)),
-        State("declined", say=("programme.declined",), options=(ADVISER, DONE)),
-        State("adviser", enter=(_hand_off,)),
+        State("referred", enter=(_refer,), **KEPT),
+        State("declined", say=("programme.declined",), options=(ADVISER, DONE, AGAIN), **KEPT),
+        State("adviser", enter=(_hand_off,), **KEPT),
         State(
             "end",
             say=("programme.end",),
-            options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            options=(AGAIN_FROM_START,),
+            interpret=goodbye,
+            **KEPT,
+        ),
+        State(
+            "bye", say=("programme.bye",), options=(AGAIN_FROM_START,), interpret=goodbye, **KEPT
         ),
     ),
     transitions=(
         {"trigger": "found", "source": "ask", "dest": "found"},
         {"trigger": "none", "source": "ask", "dest": "none"},
+        {"trigger": "outside", "source": "ask", "dest": "outside"},
+        {"trigger": "no_area", "source": "ask", "dest": "no_area"},
+        {"trigger": "neither", "source": "which", "dest": "offer_more"},
         {"trigger": "refer", "source": "offer_referral", "dest": "refer"},
         {"trigger": "picked", "source": "which", "dest": "picked"},
         {"trigger": "agree", "source": "consent", "dest": "referred"},
         {"trigger": "decline", "source": "consent", "dest": "declined"},
-        {
-            "trigger": "adviser",
-            "source": ["offer_referral", "offer_more", "none", "declined"],
-            "dest": "adviser",
-        },
-        {"trigger": "another", "source": ["offer_referral", "offer_more", "none"], "dest": "ask"},
-        {
-            "trigger": "done",
-            "source": ["offer_referral", "offer_more", "none", "declined"],
-            "dest": "end",
-        },
-        {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
+        {"trigger": UNSURE, "source": "consent", "dest": "consent"},
+        {"trigger": UNCLEAR, "source": "consent", "dest": "consent"},
+        {"trigger": "adviser", "source": [*OFFERS, "declined"], "dest": "adviser"},
+        {"trigger": "another", "source": [*OFFERS, "declined", "which"], "dest": "ask"},
+        {"trigger": "done", "source": [*OFFERS, "declined"], "dest": "end"},
+        {"trigger": "bye", "source": ["end", "bye"], "dest": "bye"},
+        {"trigger": "again", "source": ["end", "bye"], "dest": "goto:welcome.who"},
     ),
 )

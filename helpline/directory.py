@@ -46,6 +46,9 @@ _FILLER = frozenset(
 # one-word answer ("I live in Swansee"), so "hart" is not found in "my heart".
 SENTENCE_FUZZY_MIN = 6
 SENTENCE_FUZZY_CUTOFF = 85.0
+# A short name is one letter from many places ("Barrow" and Harrow, "Derry" and Derby): up to
+# this length a typo is matched only to a name with the same first letter.
+SHORT_NAME = 7
 
 
 # --------------------------------------------------------------------------- types
@@ -576,6 +579,28 @@ def outward_code(query: str) -> str | None:
     return m.group(1) if m else None
 
 
+# Welsh nasal mutation after "yn" ("in"): yng Nghaerdydd, ym Mangor, yn Nhorfaen. Longest
+# first, so "ngh" is read before "ng".
+_NASAL = (("ngh", "c"), ("mh", "p"), ("nh", "t"), ("ng", "g"), ("m", "b"), ("n", "d"))
+_AFTER_YN = re.compile(r"\b(yng|ym|yn) (\w+)")
+
+
+def unmutated(text: str) -> str:
+    """Normalised text with a place name after "yn" in its own form ("yng nghaerdydd" ->
+    "yng caerdydd"), or the text as it was if nothing looks mutated."""
+
+    def radical(m: re.Match[str]) -> str:
+        word = m.group(2)
+        for mutated, plain in _NASAL:
+            if word.startswith(mutated) and len(word) > len(mutated) + 2:
+                return f"{m.group(1)} {plain}{word[len(mutated) :]}"
+        return m.group(0)
+
+    said = normalise(text)
+    changed = _AFTER_YN.sub(radical, said)
+    return changed if changed != said else text
+
+
 def _word_runs(words: list[str], longest: int = 4) -> Iterator[str]:
     """Runs of up to `longest` consecutive words, joined without spaces, longest first."""
     words = [w for w in words if w not in _FILLER]
@@ -605,6 +630,11 @@ class Directory:
     _partly: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _by_area: dict[str, str] = field(default_factory=dict, repr=False)
     _names: dict[str, _Place] = field(default_factory=dict, repr=False)
+    # Outside England and Wales: postcode areas and names -> the place's name (Scotland...).
+    _elsewhere_areas: dict[str, Bilingual] = field(default_factory=dict, repr=False)
+    _elsewhere_names: dict[str, Bilingual] = field(default_factory=dict, repr=False)
+    # Answers to "where are you?" that are not a place ("rather not say", "homeless").
+    not_a_place: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, root: Path) -> Directory:
@@ -628,7 +658,47 @@ class Directory:
         _unique("directory/programmes.yaml", (p.id for p in programmes))
         directory = cls(services, programmes, by_id)
         directory._index(areas_doc.get("towns") or {})
+        directory._index_elsewhere(areas_doc)
         return directory
+
+    def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
+        file = "directory/areas.yaml"
+        for n, raw in enumerate(doc.get("elsewhere") or ()):
+            e = _Entry(file, raw, {"name", "postcode_areas", "names"}, n)
+            name = e.text("name")
+            for area in e.items("postcode_areas") if e.has("postcode_areas") else ():
+                if area in self._by_area:
+                    e.fail(f"postcode area {area!r} is in England or Wales")
+                self._elsewhere_areas[area] = name
+            for place in (name.en, name.cy, *e.items("names")):
+                key = _key(place)
+                if key in self._names:
+                    e.fail(f"{place!r} is a place in England or Wales")
+                self._elsewhere_names[key] = name
+        words = doc.get("not_a_place") or {}
+        self.not_a_place = tuple(
+            normalise(str(w)) for lang in LANGUAGES for w in (words.get(lang) or ())
+        )
+
+    def elsewhere(self, query: str) -> Bilingual | None:
+        """Where, outside England and Wales, someone says they are (Scotland, Northern
+        Ireland...): a postcode there, or a name of one of its places, said alone or in a
+        sentence. None for anywhere in England and Wales (TD15 is Berwick, in England)."""
+        district = outward_code(query)
+        if district is not None and district not in self._by_district:
+            found = self._elsewhere_areas.get(_postcode_area(district))
+            if found is not None:
+                return found
+        if district is not None:
+            return None
+        for reading in dict.fromkeys((unmutated(query), query)):
+            key = _key(reading)
+            if key in self._elsewhere_names:
+                return self._elsewhere_names[key]
+            for gram in _word_runs(normalise(reading).split()):
+                if gram in self._elsewhere_names:
+                    return self._elsewhere_names[gram]
+        return None
 
     # ---- building the lookup tables (and checking they do not contradict each other)
 
@@ -751,8 +821,9 @@ class Directory:
         return [p for p in self.programmes_for(area, self_referral=False) if not p.self_referral]
 
     def find_area(self, query: str) -> AreaMatch | None:
-        """Place a postcode, council or police force area name (typos tolerated), or None."""
-        if not query or not query.strip():
+        """Place a postcode, council or police force area name (typos tolerated), or None
+        (as for a place outside England and Wales: never its look-alike here)."""
+        if not query or not query.strip() or self.elsewhere(query) is not None:
             return None
         return self._by_postcode(query) or self._by_name(query)
 
@@ -776,22 +847,36 @@ class Directory:
         return self._match(_Place(force, None), "postcode_area", district) if force else None
 
     def _by_name(self, query: str) -> AreaMatch | None:
+        # "yng Nghaerdydd", "ym Mangor": the name as it is said after "yn", then as it is.
+        readings = dict.fromkeys((unmutated(query), query))
+        for reading in readings:
+            if found := self._exact_name(reading):
+                return found
+        for reading in readings:
+            if found := self._loose_name(reading):
+                return found
+        return None
+
+    def _exact_name(self, query: str) -> AreaMatch | None:
+        key = _key(query)
+        if key in self._names:
+            return self._named(self._names[key])
+        # A name inside a sentence ("I live in Caerdydd"), longest first.
+        for gram in _word_runs(normalise(query).split()):
+            if gram in self._names:
+                return self._named(self._names[gram])
+        return None
+
+    def _loose_name(self, query: str) -> AreaMatch | None:
         key = _key(query)
         if not key:
             return None
-        if key in self._names:
-            return self._named(self._names[key])
         if len(key) >= 4:
             found = self._fuzzy(key)
             if found:
                 return found
-        # A name inside a sentence ("I live in Caerdydd"): exact first, longest first; then
-        # loosely, for longer words only.
-        grams = list(_word_runs(normalise(query).split()))
-        for gram in grams:
-            if gram in self._names:
-                return self._named(self._names[gram])
-        for gram in grams:
+        # In a sentence, loosely, for longer words only.
+        for gram in _word_runs(normalise(query).split()):
             if len(gram) >= SENTENCE_FUZZY_MIN and (
                 found := self._fuzzy(gram, SENTENCE_FUZZY_CUTOFF)
             ):
@@ -800,7 +885,11 @@ class Directory:
 
     def _fuzzy(self, key: str, cutoff: float = FUZZY_CUTOFF) -> AreaMatch | None:
         found = process.extract(key, list(self._names), scorer=fuzz.ratio, limit=5)
-        hits = [(name, score) for name, score, _ in found if score >= cutoff]
+        hits = [
+            (name, score)
+            for name, score, _ in found
+            if score >= cutoff and (len(key) > SHORT_NAME or name[:1] == key[:1])
+        ]
         if not hits:
             return None
         best, score = hits[0]

@@ -897,6 +897,22 @@ class Engine:
         conv.answers.pop(ACKED_AT, None)
         conv.answers.pop(RAILED_WAITING, None)
         back = conv.answers.pop(BEFORE_QUEUE, None)
+        # Routing's own mark that a programme's staff took the conversation up (only that
+        # name: the engine otherwise knows routing through Handoffs alone).
+        from helpline.routing import PROGRAMME_HOLDS
+
+        said = "handoff.cancelled"
+        queue = conv.answers.get("queue")  # the queue left stays named
+        if (
+            back == ["programme", "consent"]
+            and isinstance(queue, str)
+            and programme_of(queue) is not None
+            and not conv.answers.get(PROGRAMME_HOLDS)
+        ):
+            # Left a programme's queue before its staff took it up: the referral is
+            # withdrawn (routing's on_left). Back to what to do next, never to "do you
+            # agree?" without what it is agreeing to.
+            said, back = "programme.withdrawn", ["programme", "offer_referral"]
         if (
             isinstance(back, list)
             and len(back) == 2
@@ -906,7 +922,7 @@ class Engine:
             and back != ["welcome", "start"]
         ):
             conv.flow, conv.state = back
-            await self.runner.ask_again(turn, "handoff.cancelled")
+            await self.runner.ask_again(turn, said)
             return
         turn.say("handoff.cancelled")
         await self.runner.start(turn, "welcome", "who")

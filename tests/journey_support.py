@@ -30,6 +30,8 @@ class KeyFinder:
         for key, versions in content.messages.items():
             if key.startswith("calendar."):
                 continue  # pieces of other messages (a date), never a reply of their own
+            if any(_FIELD.fullmatch(re.escape(text)) for text in versions.values()):
+                continue  # a name in other words ("{force}"), never a reply of its own
             for text in versions.values():
                 if "{" in text:
                     pattern = _FIELD.sub(r"(.+?)", re.escape(text))

@@ -107,7 +107,12 @@ async def test_with_two_programmes_the_person_chooses_by_number(tmp_path: Path) 
     await talk.says("Gwent")
     turn = await talk.says("refer me")
     assert turn.replies[-1].text == content.text("programme.which", "en")
-    assert len(turn.replies[-1].options) == 2
+    # The two programmes first, then "none of these" and "try another area" (never stuck).
+    assert turn.replies[-1].options[2:] == (
+        content.text("programme.opt_neither", "en"),
+        content.text("programme.opt_another", "en"),
+    )
+    assert len(turn.replies[-1].options) == 4
     turn = await talk.says("2")
     assert talk.conv.answers["programme"] == "gwent-second"
     assert content.text("programme.opt_agree", "en") in turn.replies[-1].options

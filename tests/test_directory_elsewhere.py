@@ -1,0 +1,83 @@
+"""Places the directory must get right or plainly not place: outside England and Wales (told
+so, never matched to a look-alike in England or Wales), short names typed close to another
+place's, and Welsh place names after "yn" (yng Nghaerdydd, ym Mangor)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpline.content import DEFAULT_ROOT
+from helpline.directory import Directory
+
+
+@pytest.fixture(scope="module")
+def directory() -> Directory:
+    return Directory.load(DEFAULT_ROOT)
+
+
+@pytest.mark.parametrize(
+    ("said", "where"),
+    [
+        ("Glasgow", "Scotland"),
+        ("G1 1AA", "Scotland"),
+        ("I live in Scotland", "Scotland"),
+        ("Perth", "Scotland"),
+        ("EH1", "Scotland"),
+        ("Belfast", "Northern Ireland"),
+        ("Derry", "Northern Ireland"),
+        ("Newry", "Northern Ireland"),
+        ("BT7 1NN", "Northern Ireland"),
+        ("dwi'n byw yng Ngogledd Iwerddon", "Northern Ireland"),
+        ("JE2 3AB", "Jersey"),
+    ],
+)
+def test_a_place_outside_england_and_wales_is_recognised_not_matched_elsewhere(
+    directory: Directory, said: str, where: str
+) -> None:
+    found = directory.elsewhere(said)
+    assert found is not None and found.en == where
+    assert directory.find_area(said) is None
+
+
+@pytest.mark.parametrize("said", ["TD15 1AA", "Cardiff", "NP20 1AB", "Bangor", "Newport"])
+def test_places_in_england_and_wales_are_not_elsewhere(directory: Directory, said: str) -> None:
+    assert directory.elsewhere(said) is None
+    assert directory.find_area(said) is not None
+
+
+@pytest.mark.parametrize(
+    ("said", "force", "council"),
+    [
+        ("Barrow", "cumbria", "Westmorland and Furness"),
+        ("Barrow in Furness", "cumbria", "Westmorland and Furness"),
+        ("Cardif", "south-wales", "Cardiff"),
+        ("Swansee", "south-wales", "Swansea"),
+    ],
+)
+def test_short_names_are_matched_to_the_right_place(
+    directory: Directory, said: str, force: str, council: str
+) -> None:
+    found = directory.find_area(said)
+    assert found is not None
+    assert (found.police_force_area, found.local_authority) == (force, council)
+
+
+@pytest.mark.parametrize(
+    ("said", "council"),
+    [
+        ("yng Nghaerdydd", "Cardiff"),
+        ("dwi'n byw yng Nghasnewydd", "Newport"),
+        ("ym Mangor", "Gwynedd"),
+        ("Sir Gâr", "Carmarthenshire"),
+        ("ym Mhowys", "Powys"),
+        ("yng Nghonwy", "Conwy"),
+        ("yng Ngheredigion", "Ceredigion"),
+        ("yn Nhorfaen", "Torfaen"),
+        ("beth sydd ar gael yng Nghaerdydd?", "Cardiff"),
+    ],
+)
+def test_welsh_place_names_after_yn_are_found(
+    directory: Directory, said: str, council: str
+) -> None:
+    found = directory.find_area(said)
+    assert found is not None and found.local_authority == council

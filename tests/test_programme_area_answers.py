@@ -1,0 +1,140 @@
+"""No dead end at "where are you?": a place outside England and Wales is told so, with a
+person to talk to; "rather not say" or no fixed address gets the same offer instead of the
+question again; Welsh place names are found as they are said; a goodbye at the end is one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpline.app import CONTENT
+from tests.journey_support import Person, content_copy, with_test_programme
+from tests.support import running, settings_for
+
+TO_ASK = {"en": ["hello", "1", "1", "1", "no", "3"], "cy": ["helo", "1", "1", "1", "na", "3"]}
+TO_PRACTITIONER_AREA = ["hi", "1", "4", "2"]
+
+
+@pytest.mark.parametrize(
+    ("said", "where"),
+    [("Glasgow", "Scotland"), ("G1 1AA", "Scotland"), ("I live in Scotland", "Scotland"),
+     ("Belfast", "Northern Ireland")],
+)  # fmt: skip
+async def test_somewhere_outside_england_and_wales_is_told_so_with_a_person_to_talk_to(
+    said: str, where: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        assert await person.says(said) == ["programme.outside"]
+        assert where in fake.texts()[-1] and "England and Wales" in fake.texts()[-1]
+        adviser = app[CONTENT].text("own.opt_adviser", "en")
+        assert adviser in person.last_options()
+        assert await person.says("another area") == ["programme.ask"]
+
+
+@pytest.mark.parametrize("said", ["rather not say", "skip", "I am homeless", "back", "no"])
+async def test_not_saying_where_gets_a_person_or_a_line_not_the_question_again(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        assert await person.says(said) == ["programme.no_area"]
+        assert "0808 802 4040" in fake.texts()[-1]
+        assert app[CONTENT].text("own.opt_adviser", "en") in person.last_options()
+
+
+async def test_a_practitioner_outside_england_and_wales_or_not_saying_where_is_not_stuck(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_PRACTITIONER_AREA:
+            await person.says(text)
+        assert await person.says("Glasgow") == ["programme.outside", "professional.more"]
+        assert await person.says("2") == ["professional.area_ask"]
+        assert await person.says("rather not say") == ["professional.no_area", "professional.more"]
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["yng Nghaerdydd", "dwi'n byw yng Nghasnewydd", "ym Mangor", "Sir Gâr", "ym Mhowys",
+     "yng Nghonwy", "yng Ngheredigion", "yn Nhorfaen"],
+)  # fmt: skip
+async def test_welsh_place_names_after_yn_are_found_at_the_area_question(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="cy")
+        for text in TO_ASK["cy"]:
+            await person.says(text)
+        keys = await person.says(said)
+        assert keys and keys[0] in ("programme.found", "programme.none")
+
+
+async def test_a_practitioner_asking_what_is_available_yng_nghaerdydd_is_shown_cardiff(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="cy")
+        for text in ("helo", "1", "4"):
+            await person.says(text)
+        keys = await person.says("beth sydd ar gael yng Nghaerdydd?")
+        assert keys[0] == "professional.area_none"
+        assert "Caerdydd" in fake.texts()[-len(keys)]
+
+
+async def test_neither_at_which_programme_and_another_area_after_declining_are_understood(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in [*TO_ASK["en"], "Gwent", "1"]:
+            await person.says(text)
+        assert await person.says("no") == ["programme.declined"]
+        assert await person.says("try another area") == ["programme.ask"]
+
+
+@pytest.mark.parametrize(
+    ("language", "said"), [("en", "thanks"), ("en", "bye"), ("en", "ok"), ("cy", "diolch"),
+                           ("cy", "hwyl")],
+)  # fmt: skip
+async def test_a_goodbye_at_the_end_is_answered_with_one(
+    language: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in [*TO_ASK[language], "Cardiff"]:
+            await person.says(text)
+        done = "3" if language == "en" else "3"
+        assert await person.says(done) == ["programme.end"]
+        assert await person.says(said) == ["programme.bye"]
+        practitioner = Person(app, fake, language=language, address="+447700900999")
+        for text in ["hi", "1", "4", "4"]:
+            await practitioner.says(text)
+        assert await practitioner.says("5") == ["professional.end"]
+        assert await practitioner.says(said) == ["programme.bye"]
+
+
+async def test_a_police_force_is_named_as_an_area_not_as_a_place(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_PRACTITIONER_AREA:
+            await person.says(text)
+        await person.says("South Wales Police")
+        said = "\n".join(fake.texts()[-4:])
+        assert "for the South Wales Police area" in said
+        assert "works in the South Wales Police area" in said
+        welsh = Person(app, fake, language="cy", address="+447700900998")
+        for text in ["helo", *TO_PRACTITIONER_AREA[1:]]:
+            await welsh.says(text)
+        await welsh.says("Heddlu De Cymru")
+        assert "ar gyfer ardal Heddlu De Cymru" in "\n".join(fake.texts()[-4:])
