@@ -42,6 +42,7 @@ from helpline.metrics import Metrics
 from helpline.ports import (
     DEFAULT_QUEUE,
     ERASED_TOPIC,
+    PROGRAMME_HOLDS,
     Hub,
     Locks,
     Priority,
@@ -897,10 +898,6 @@ class Engine:
         conv.answers.pop(ACKED_AT, None)
         conv.answers.pop(RAILED_WAITING, None)
         back = conv.answers.pop(BEFORE_QUEUE, None)
-        # Routing's own mark that a programme's staff took the conversation up (only that
-        # name: the engine otherwise knows routing through Handoffs alone).
-        from helpline.routing import PROGRAMME_HOLDS
-
         said = "handoff.cancelled"
         queue = conv.answers.get("queue")  # the queue left stays named
         if (

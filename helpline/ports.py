@@ -33,6 +33,10 @@ class Priority(enum.IntEnum):
 
 # The helpline's own queue: where a conversation goes unless a journey names another.
 DEFAULT_QUEUE = "helpline"
+# Kept in a conversation's answers while one of a programme's staff holds it (routing's
+# claim with `programme`): what the person is then told says so, and leaving the queue
+# withdraws a referral only before they took it up (Engine._back_from_queue).
+PROGRAMME_HOLDS = "_programme_holds"
 
 
 def programme_of(queue: str) -> str | None:

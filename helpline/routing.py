@@ -17,6 +17,7 @@ from helpline.flowkit import Turn
 from helpline.metrics import Metrics, queue_kind
 from helpline.ports import (
     DEFAULT_QUEUE,
+    PROGRAMME_HOLDS,
     Hub,
     Priority,
     QueueEntry,
@@ -69,10 +70,6 @@ UNJOINED_AFTER = timedelta(minutes=2)
 # Risk levels whose guidance (content risk.<level>) is said again to someone who asks about
 # their wait while the line is closed: it is where to get help until it opens.
 GUIDED_WHILE_CLOSED = ("immediate", "suicide")
-
-# Kept in the answers while one of a programme's staff holds the conversation (claimed with
-# `programme`): what the person is then told says so.
-PROGRAMME_HOLDS = "_programme_holds"
 
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]

@@ -1,4 +1,4 @@
-""""We keep only the council or police area, not your postcode": true of every answer in the
+""" "We keep only the council or police area, not your postcode": true of every answer in the
 programme and professional journeys, not only of the answer to "where are you?"."""
 
 from __future__ import annotations
