@@ -52,7 +52,11 @@ def _hurt(
     for name in not_hurt:
         for phrase in turn.content.all_words(name):
             padded = padded.replace(f" {phrase} ", " ")
-    return bool(longest_mention(padded.strip(), turn.content.all_words(hurt)))
+    words = turn.content.all_words
+    # The plain words the own-behaviour journey listens for are words of being hurt here too,
+    # whatever the welcome's own list says: the two lists drifted ("he punches me").
+    heard = (*words(hurt), *(words("who_hurt_clear") if hurt == "who_hurt" else ()))
+    return bool(longest_mention(padded.strip(), heard))
 
 
 def _both(
