@@ -60,9 +60,7 @@ BEING_HURT = [
 async def test_someone_hit_by_a_partner_or_relative_is_signposted_at_who_is_writing(
     lang: str, said: str, sqlite_url: str, tmp_path: Path
 ) -> None:
-    assert await _replies(tmp_path, sqlite_url, lang, HI[lang], "1", said) == [
-        "victim.signpost"
-    ]
+    assert await _replies(tmp_path, sqlite_url, lang, HI[lang], "1", said) == ["victim.signpost"]
 
 
 @pytest.mark.parametrize(("lang", "said"), BEING_HURT)
@@ -78,3 +76,42 @@ def test_every_plain_word_of_being_hurt_is_heard_at_the_welcome() -> None:
     content = Content.load()
     missed = [p for p in content.all_words("who_hurt_clear") if _who(content, p) != "hurt"]
     assert missed == []
+
+
+# -- 3 and 7. fear of themselves, not of someone ---------------------------------------------
+
+OWN_FEARS = [
+    ("cy", "Mae gen i ofn fy mod i'n brifo fy mhartner"),
+    ("cy", "Mae gen i ofn fy mod i'n colli fy nhymer gyda fy ngwraig"),
+    ("cy", "Alla i ddim fy rheoli fy hun pan dwi'n flin"),
+    ("cy", "Mae gen i ofn fy nghenfigen"),
+    ("en", "I'm scared of my jealousy"),
+    ("en", "I'm scared of my bad temper"),
+]
+
+
+@pytest.mark.parametrize(("lang", "said"), OWN_FEARS)
+async def test_fear_of_their_own_behaviour_first_gets_help_with_it_not_it_is_not_your_fault(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=lang)
+        assert await person.says(said) == WELCOME
+        assert await person.says("1") == ["own.start", "own.about"]
+
+
+async def test_fear_of_a_partner_leaving_first_is_not_read_as_being_hurt(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "I'm scared of my wife leaving me", "1")
+    assert got == ["welcome.who"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [("en", "I'm scared of my stepdad"), ("cy", "dwi ofn fy ngŵr"), ("en", "afraid of my ex")],
+)
+async def test_fear_of_a_person_is_still_heard_as_being_hurt(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, lang, said) == HEARD
