@@ -115,3 +115,121 @@ async def test_fear_of_a_person_is_still_heard_as_being_hurt(
     lang: str, said: str, sqlite_url: str, tmp_path: Path
 ) -> None:
     assert await _replies(tmp_path, sqlite_url, lang, said) == HEARD
+
+
+# -- 4. "she hurt me" from someone who has said what they do ---------------------------------
+
+
+async def test_i_shouted_at_her_because_she_hurt_me_first_is_offered_both(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        assert await person.says("I shouted at my wife because she hurt me") == WELCOME
+        assert await person.says("1") == ["welcome.both"]
+
+
+# -- 5. a victim's everyday words are not their own behaviour --------------------------------
+
+NOT_THEIR_BEHAVIOUR = [
+    ("en", "can I refer myself to a refuge?"),
+    ("en", "I want to change my number because my ex keeps messaging me"),
+    ("en", "my husband says I'm the problem and no one will believe me"),
+    ("cy", "Mae fy ngŵr yn dweud mai fi yw'r broblem"),
+]
+
+
+@pytest.mark.parametrize(("lang", "said"), NOT_THEIR_BEHAVIOUR)
+async def test_a_victims_everyday_words_first_do_not_start_the_own_behaviour_journey(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, lang, said, "1") == ["welcome.who"]
+
+
+@pytest.mark.parametrize(("lang", "said"), NOT_THEIR_BEHAVIOUR)
+async def test_a_victims_everyday_words_at_who_is_writing_are_asked_about_again(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, lang, HI[lang], "1", said) == ["who.retry"]
+
+
+@pytest.mark.parametrize("said", ["I want to change", "how do I refer myself"])
+async def test_wanting_to_change_said_alone_is_still_their_own_behaviour(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", said)
+    assert got == ["own.start", "own.about"]
+
+
+# -- 6. a friend's or a client's story is theirs, not the writer's ---------------------------
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "my sister is scared of her husband",
+        "I'm a social worker, my client is being abused by her partner",
+        "I'm a police officer, the victim is scared of him",
+    ],
+)
+async def test_someone_elses_fear_said_first_is_not_answered_as_the_writers_own(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, "en", said) == WELCOME
+
+
+@pytest.mark.parametrize(
+    ("said", "journey"),
+    [
+        ("my friend is being abused", "family.start"),
+        ("my best friend is terrified, she's afraid of her boyfriend", "family.start"),
+        ("my sister is scared of her husband", "family.start"),
+        ("I'm an IDVA, my client is being hurt by her ex", "professional.start"),
+        ("I'm a social worker, my client is being abused by her partner", "professional.start"),
+    ],
+)
+async def test_someone_elses_abuse_at_who_is_writing_goes_to_their_journey(
+    said: str, journey: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", said)
+    assert got[0] == journey, got
+
+
+@pytest.mark.parametrize("said", ["I'm scared of him", "scared of him", "I'm being abused"])
+async def test_the_writers_own_fear_is_still_heard_as_being_hurt(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, "en", "hi", "1", said) == ["victim.signpost"]
+
+
+# -- 9. what they did, said plainly -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "I punched my wife last night"),
+        ("cy", "Gwthiais hi neithiwr"),
+        ("cy", "Wnes i ei brifo hi neithiwr"),
+    ],
+)
+async def test_harm_they_did_said_first_goes_to_help_with_their_own_behaviour(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    assert await _replies(tmp_path, sqlite_url, lang, said, "1") == ["own.start", "own.about"]
+
+
+@pytest.mark.parametrize("said", ["I punched my wife", "I kicked my girlfriend"])
+async def test_harm_they_did_at_who_is_writing_goes_to_help_with_their_own_behaviour(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, "en", "hi", "1", said)
+    assert got == ["own.start", "own.about"]
+
+
+def test_every_harm_they_say_they_did_is_heard_as_their_own_behaviour() -> None:
+    # who_self_acts (with being hurt: both) and who_self drifted: "I punched my wife"
+    # alone was asked about again.
+    content = Content.load()
+    missed = [p for p in content.all_words("who_self_acts") if _who(content, p) != "self"]
+    assert missed == []
