@@ -163,6 +163,19 @@ def _answer_worry(turn: Turn) -> None:
     turn.say(key if length else "welcome.heard_general")
 
 
+def _still_not_safe(turn: Turn, text: str) -> str | None:
+    """After "not right now", any message means they can talk again, unless it says it is
+    still not safe ("he's here", "not now", "mae e yma o hyd"): then "that's OK" again, and
+    who they said they are meanwhile is kept for when it is safe. Else who they are, as at the
+    start, or back to the question of who they are."""
+    who = who_said(turn, text)
+    if not longest_mention(normalise(text), turn.content.all_words("not_now")):
+        return who
+    if who is not None:
+        turn.answers[FIRST_SAID] = who
+    return "wait"
+
+
 def _said(who: str) -> Callable[[Any], bool]:
     """A condition on "it's safe" (or "back" after "not right now"): the person has already
     said who they are, in their first message or in this one ("yes, he hits me")."""
@@ -267,7 +280,7 @@ FLOW = FlowSpec(
             interpret=_heard_at,
             retry="welcome.heard_general",
         ),
-        State("later", say=("welcome.not_safe",), interpret=who_said, free_text="back"),
+        State("later", say=("welcome.not_safe",), interpret=_still_not_safe, free_text="back"),
         State("danger", say=("risk.immediate",), enter=(_danger,)),
         State(
             "who",
@@ -298,6 +311,7 @@ FLOW = FlowSpec(
         {"trigger": "welsh", "source": ["heard", "heard_asked"], "dest": "heard"},
         {"trigger": "asked", "source": ["heard", "heard_asked"], "dest": "heard_asked"},
         *_moving_on("back", "later"),
+        {"trigger": "wait", "source": "later", "dest": "later"},
         {"trigger": "danger", "source": ASKING, "dest": "danger", "after": _forget},
         {"trigger": "both", "source": ASKING, "dest": "both", "after": _forget},
         {"trigger": "both", "source": "later", "dest": "both", "after": _forget},

@@ -202,6 +202,42 @@ async def test_the_writers_own_fear_is_still_heard_as_being_hurt(
     assert await _replies(tmp_path, sqlite_url, "en", "hi", "1", said) == ["victim.signpost"]
 
 
+# -- 8. still not safe -----------------------------------------------------------------------
+
+BACK = {"en": "I'm still here", "cy": "dwi dal yma"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "not_now", "still"),
+    [
+        ("en", "not now", "he's here"),
+        ("en", "not now", "he's still in the room"),
+        ("cy", "ddim nawr", "mae e yma o hyd"),
+    ],
+)
+async def test_saying_it_is_still_not_safe_after_not_right_now_is_not_taken_as_safe(
+    lang: str, not_now: str, still: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=lang)
+        await person.says(HI[lang])
+        assert await person.says(not_now) == ["welcome.not_safe"]
+        assert await person.says(still) == ["welcome.not_safe"]
+        # Their own "I'm still here" is not "he's still here": they can talk now.
+        assert await person.says(BACK[lang]) == ["welcome.who"]
+
+
+async def test_who_they_said_while_still_not_safe_is_kept_for_when_it_is(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hi")
+        await person.says("not now")
+        assert await person.says("not now, he's here, he hits me") == ["welcome.not_safe"]
+        assert await person.says("ok I can talk") == ["victim.signpost"]
+
+
 # -- 9. what they did, said plainly -----------------------------------------------------------
 
 
