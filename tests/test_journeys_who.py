@@ -78,6 +78,57 @@ def test_every_plain_word_of_being_hurt_is_heard_at_the_welcome() -> None:
     assert missed == []
 
 
+# -- 2. being hurt, said in the middle of the own-behaviour questions, and hurt feelings --
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "my husband keeps hitting me"),
+        ("en", "my husband's been hurting me for years"),
+        ("cy", "mae o'n fy hitio i"),
+    ],
+)
+async def test_being_hit_said_at_the_first_own_behaviour_question_switches_to_victim_help(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, lang, HI[lang], "1", "1", said)
+    assert got == ["victim.signpost"]
+
+
+async def test_hurt_feelings_at_who_is_it_about_are_not_read_as_being_hurt(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    said = "my girlfriend. she hurt me when she cheated, that's why I check her phone"
+    got = await _replies(tmp_path, sqlite_url, "en", "I shout at my partner", "1", said)
+    assert got == ["own.children"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "before", "said"),
+    [
+        ("en", ["I shout at my partner", "1", "1", "2"], "she hurt me first by cheating"),
+        (
+            "cy",
+            ["dwi'n gweiddi ar fy mhartner", "1", "1", "2"],
+            "mae hi wedi fy mrifo i drwy dwyllo",
+        ),
+    ],
+)
+async def test_hurt_feelings_at_what_would_help_keep_the_help_with_their_own_behaviour(
+    lang: str, before: list[str], said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=lang)
+        for text in before:
+            await person.says(text)
+        assert (await person.conversation()).state == "want"
+        got = await person.says(said)
+        assert "victim.signpost" not in got and "welcome.both" not in got, got
+        conv = await person.conversation()
+        assert conv.flow == "own" and conv.answers.get("who") == "self"
+
+
 # -- 3 and 7. fear of themselves, not of someone ---------------------------------------------
 
 OWN_FEARS = [
