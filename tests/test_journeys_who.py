@@ -171,12 +171,19 @@ async def test_fear_of_a_person_is_still_heard_as_being_hurt(
 # -- 4. "she hurt me" from someone who has said what they do ---------------------------------
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I shouted at my wife because she hurt me",
+        "she hurt me when she cheated so I keep checking her phone",
+    ],
+)
 async def test_i_shouted_at_her_because_she_hurt_me_first_is_offered_both(
-    sqlite_url: str, tmp_path: Path
+    said: str, sqlite_url: str, tmp_path: Path
 ) -> None:
     async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
         person = Person(app, fake)
-        assert await person.says("I shouted at my wife because she hurt me") == WELCOME
+        assert await person.says(said) == WELCOME
         assert await person.says("1") == ["welcome.both"]
 
 
