@@ -36,11 +36,17 @@ def _being_hurt(turn: Turn, text: str) -> str | None:
     Only on plain words (who_hurt_clear: "he hits me", "yn fy nharo"): they have already said
     they cause harm, and "I'm scared of my wife leaving" or "she pushed me to get help" must
     not take them from the help with it."""
-    if not longest_mention(normalise(text), turn.content.all_words("who_hurt_clear")):
+    said = normalise(text)
+    if not longest_mention(said, turn.content.all_words("who_hurt_clear")):
         return None
+    not_hurt = (*NOT_HURT, "who_hurt_unclear")
+    # "She hurt me when she cheated" is hurt feelings, not a reason to leave the help with
+    # what they do; a blow said beside it still is ("he hit me when I found out he cheated").
+    if longest_mention(said, turn.content.all_words("who_hurt_feelings")):
+        not_hurt = (*not_hurt, "who_hurt_emotional")
     # Judged by the same plain words: the welcome's wider list lacks many of them ("he
     # punches me", "she slaps me"), which would pass the check above and switch nobody.
-    who = who_said(turn, text, (*NOT_HURT, "who_hurt_unclear"), hurt="who_hurt_clear")
+    who = who_said(turn, text, not_hurt, hurt="who_hurt_clear")
     if who not in ("hurt", "both"):
         return None
     turn.answers["who"] = who

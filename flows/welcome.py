@@ -20,6 +20,9 @@ def _danger(turn: Turn) -> None:
 # Words that only look like being hurt: fear of their own temper ("I'm scared of my temper",
 # "mae gen i ofn fy nhymer") is not fear of someone else.
 NOT_HURT = ("who_own_fear",)
+# Words that only look like their own behaviour: what the person hurting them calls them ("he
+# says I'm the problem"), or help for themselves ("can I refer myself to a refuge?").
+NOT_SELF = ("who_self_not",)
 
 
 def who_said(
@@ -28,19 +31,28 @@ def who_said(
     """Someone who answers "is it safe to message?" by saying who they are ("my husband hits
     me", "I hit my wife and need help") is taken at their word, not asked again: above all,
     someone being hurt gets the help meant for them at once. Being hurt outranks the rest,
-    as in WHO below; only the answers whose words leave no doubt. Hurting and being hurt,
-    both said ("I hit her but she hits me too"), is neither: see `_both`. The own-behaviour
-    journey asks the same at each of its questions, with more words set aside (`not_hurt`:
-    keyword lists whose phrases do not count as being hurt) and only plain words of being
-    hurt (`hurt`: the keyword list that says so)."""
+    as in `_who_at_who` below; only the answers whose words leave no doubt. Hurting and being
+    hurt, both said ("I hit her but she hits me too"), is neither: see `_both`. The
+    own-behaviour journey asks the same at each of its questions, with more words set aside
+    (`not_hurt`: keyword lists whose phrases do not count as being hurt) and only plain words
+    of being hurt (`hurt`: the keyword list that says so)."""
     said = normalise(text)
     if _both(turn, said, not_hurt, hurt):
         return "both"
     if _hurt(turn, said, not_hurt, hurt):
         return "hurt"
-    if longest_mention(said, turn.content.all_words("who_self")):
+    if _own(turn, said):
         return "self"
     return None
+
+
+def _without(turn: Turn, said: str, lists: tuple[str, ...]) -> str:
+    """`said` (normalised) less the phrases of the keyword `lists`."""
+    padded = f" {said} "
+    for name in lists:
+        for phrase in turn.content.all_words(name):
+            padded = padded.replace(f" {phrase} ", " ")
+    return padded.strip()
 
 
 def _hurt(
@@ -48,36 +60,60 @@ def _hurt(
 ) -> bool:
     """Whether `said` (normalised) says they are being hurt in the words of the `hurt` list,
     less the phrases of `not_hurt` ("scared of my temper" is not "scared of my husband")."""
-    padded = f" {said} "
-    for name in not_hurt:
-        for phrase in turn.content.all_words(name):
-            padded = padded.replace(f" {phrase} ", " ")
-    return bool(longest_mention(padded.strip(), turn.content.all_words(hurt)))
+    words = turn.content.all_words
+    # The plain words the own-behaviour journey listens for are words of being hurt here too,
+    # whatever the welcome's own list says: the two lists drifted ("he punches me").
+    heard = (*words(hurt), *(words("who_hurt_clear") if hurt == "who_hurt" else ()))
+    if hurt == "who_hurt" and turn.content.is_exactly("who_hurt_whole", said):
+        return True
+    return bool(longest_mention(_without(turn, said, not_hurt), heard))
+
+
+def _own(turn: Turn, said: str, acts: bool = False) -> int:
+    """How plainly `said` (normalised) speaks of their own behaviour (the length of the
+    phrase that does, 0 if none): in who_self's words, or with `acts` only the harm they say
+    they did (who_self_acts), less what someone being hurt may say (`NOT_SELF`)."""
+    if not acts and turn.content.is_exactly("who_self_whole", said):
+        return len(said)
+    words = turn.content.all_words("who_self_acts" if acts else "who_self")
+    return longest_mention(_without(turn, said, NOT_SELF), words)
 
 
 def _both(
     turn: Turn, said: str, not_hurt: tuple[str, ...] = NOT_HURT, hurt: str = "who_hurt"
 ) -> bool:
     """Hurting someone and being hurt, both said: "I hit my wife but she hits me too", "she
-    hit me first so I hit her back", "it's mutual". Not "it is not your fault" (that would
-    agree the harm is all the other person's), and not only the victim's services (that would
-    drop the help with their own behaviour): both are offered (the `both` state). `said` is
-    normalised."""
+    hit me first so I hit her back", "it's mutual", "I shouted at her because she hurt me".
+    Not "it is not your fault" (that would agree the harm is all the other person's), and not
+    only the victim's services (that would drop the help with their own behaviour): both are
+    offered (the `both` state). `said` is normalised."""
     content = turn.content
     if content.is_exactly("who_mutual_whole", said) or longest_mention(
         said, content.all_words("who_mutual")
     ):
         return True
-    return _hurt(turn, said, not_hurt, hurt) and bool(
-        longest_mention(said, content.all_words("who_self_acts"))
-    )
+    return _hurt(turn, said, not_hurt, hurt) and bool(_own(turn, said, acts=True))
 
 
-def _both_at_who(turn: Turn, text: str) -> str | None:
-    if not _both(turn, normalise(text)):
-        return None
-    turn.answers["who"] = "both"
-    return "both"
+def _who_at_who(turn: Turn, text: str) -> str | None:
+    """Who they are, in their own words, at "why are you here?": as `who_said` reads it
+    (hurting and being hurt, being hurt, their own behaviour), else someone writing for work
+    before someone writing about a friend or relative ("I'm a social worker, my client's
+    partner hits her"). One reading for every answer, so that the words set aside there ("he
+    says I'm the problem") are set aside here too."""
+    who = who_said(turn, text)
+    if who is None:
+        said = normalise(text)
+        words = turn.content.all_words
+        found = [
+            (1, longest_mention(said, words("who_professional")), "professional"),
+            (0, longest_mention(said, words("who_other")), "other"),
+        ]
+        named = [answer for answer in found if answer[1]]
+        who = max(named)[2] if named else None
+    if who is not None:
+        turn.answers["who"] = who
+    return who
 
 
 def _first_message(turn: Turn) -> str | None:
@@ -125,6 +161,19 @@ def _answer_worry(turn: Turn) -> None:
     }
     key, length = max(found.items(), key=lambda item: item[1])
     turn.say(key if length else "welcome.heard_general")
+
+
+def _still_not_safe(turn: Turn, text: str) -> str | None:
+    """After "not right now", any message means they can talk again, unless it says it is
+    still not safe ("he's here", "not now", "mae e yma o hyd"): then "that's OK" again, and
+    who they said they are meanwhile is kept for when it is safe. Else who they are, as at the
+    start, or back to the question of who they are."""
+    who = who_said(turn, text)
+    if not longest_mention(normalise(text), turn.content.all_words("not_now")):
+        return who
+    if who is not None:
+        turn.answers[FIRST_SAID] = who
+    return "wait"
 
 
 def _said(who: str) -> Callable[[Any], bool]:
@@ -184,12 +233,13 @@ SAFE_NOW = (
 # The safety question's states: the welcome, and after "I'm being hurt" as a first message.
 ASKING = ["start", "heard", "heard_asked"]
 
+# Their own words are read by `_who_at_who`, not by each option's keywords: being hurt
+# outranks the rest ("my brother hits me" names a relative but needs victim help).
 WHO = (
-    Option("who.opt_self", "self", keywords="who_self", rank=1),
-    Option("who.opt_other", "other", keywords="who_other"),
-    # Being hurt outranks the rest: "my brother hits me" names a relative but needs victim help.
-    Option("who.opt_hurt", "hurt", keywords="who_hurt", rank=2),
-    Option("who.opt_professional", "professional", keywords="who_professional"),
+    Option("who.opt_self", "self"),
+    Option("who.opt_other", "other"),
+    Option("who.opt_hurt", "hurt"),
+    Option("who.opt_professional", "professional"),
 )
 
 FLOW = FlowSpec(
@@ -230,14 +280,14 @@ FLOW = FlowSpec(
             interpret=_heard_at,
             retry="welcome.heard_general",
         ),
-        State("later", say=("welcome.not_safe",), interpret=who_said, free_text="back"),
+        State("later", say=("welcome.not_safe",), interpret=_still_not_safe, free_text="back"),
         State("danger", say=("risk.immediate",), enter=(_danger,)),
         State(
             "who",
             say=("welcome.who",),
             options=WHO,
             store_as="who",
-            interpret_first=_both_at_who,
+            interpret_first=_who_at_who,
             retry="who.retry",
         ),
         # Hurting and being hurt, both said: help with their own behaviour, and the services
@@ -261,6 +311,7 @@ FLOW = FlowSpec(
         {"trigger": "welsh", "source": ["heard", "heard_asked"], "dest": "heard"},
         {"trigger": "asked", "source": ["heard", "heard_asked"], "dest": "heard_asked"},
         *_moving_on("back", "later"),
+        {"trigger": "wait", "source": "later", "dest": "later"},
         {"trigger": "danger", "source": ASKING, "dest": "danger", "after": _forget},
         {"trigger": "both", "source": ASKING, "dest": "both", "after": _forget},
         {"trigger": "both", "source": "later", "dest": "both", "after": _forget},
