@@ -1,6 +1,7 @@
 """Friends and family: how to respond safely to someone who is abusive and to the person being
 hurt, what not to do, services for both, and an adviser from the family queue."""
 
+from flows.programme import goodbye
 from helpline.content import normalise
 from helpline.flowkit import FlowSpec, Option, State, Turn, mentions
 
@@ -66,6 +67,13 @@ FLOW = FlowSpec(
             "end",
             say=("family.end",),
             options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            interpret=goodbye,
+        ),
+        State(
+            "bye",
+            say=("programme.bye",),
+            options=(Option("flow.opt_start_again", "again", keywords="start_again"),),
+            interpret=goodbye,
         ),
     ),
     transitions=(
@@ -74,6 +82,7 @@ FLOW = FlowSpec(
         {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
         {"trigger": "adviser", "source": ["start", *INFO], "dest": "adviser"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},
-        {"trigger": "again", "source": "end", "dest": "goto:welcome.who"},
+        {"trigger": "bye", "source": ["end", "bye"], "dest": "bye"},
+        {"trigger": "again", "source": ["end", "bye"], "dest": "goto:welcome.who"},
     ),
 )

@@ -7,6 +7,7 @@ call back (or other routes) here too: the queue shows them the `wait_offer` stat
 
 import re
 
+from flows.programme import KEPT
 from flows.welcome import NOT_HURT, who_said
 from helpline.content import normalise
 from helpline.directory import normalise_uk_callback_number
@@ -235,6 +236,8 @@ FLOW = FlowSpec(
             "want",
             say=("own.want",),
             interpret_first=_being_hurt,
+            # "a programme near NP20 1AB": kept as the area only, as the programme promises.
+            **KEPT,
             enter=(_children_note,),
             options=(
                 Option("own.opt_adviser", "adviser", keywords="want_adviser"),

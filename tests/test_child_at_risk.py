@@ -111,3 +111,20 @@ async def test_someone_supporting_a_young_person_who_is_hurt_is_given_childline(
             assert await person.says("2") == ["family.victim", "family.more"]  # being hurt
             told = fake.texts()[-2]
             assert "Childline" in told and "0800 1111" in told and "0808 800 5000" in told
+
+
+async def test_a_young_person_hit_at_home_is_given_childline_with_the_victim_services(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "My dad keeps hitting me" was sent to the friends-and-family journey; signposted as a
+    # victim now, the services named were all for adults.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        for n, (language, greeting, said) in enumerate(
+            (("en", "hello", "my dad keeps hitting me"), ("cy", "helo", "mae fy nhad yn fy mwrw i"))
+        ):
+            person = Person(app, fake, language=language, address=f"+44770090032{n}")
+            for text in (greeting, "1"):  # safe to talk
+                await person.says(text)
+            assert await person.says(said) == ["victim.signpost"]
+            told = fake.texts()[-1]
+            assert "Childline" in told and "0800 1111" in told

@@ -120,6 +120,11 @@ async def test_a_goodbye_at_the_end_is_answered_with_one(
             await practitioner.says(text)
         assert await practitioner.says("5") == ["professional.end"]
         assert await practitioner.says(said) == ["programme.bye"]
+        relative = Person(app, fake, language=language, address="+447700900998")
+        for text in ["hi", "1", "2", "1"]:  # safe; someone I know; how to respond
+            await relative.says(text)
+        assert await relative.says("5") == ["family.end"]
+        assert await relative.says(said) == ["programme.bye"]
 
 
 async def test_a_police_force_is_named_as_an_area_not_as_a_place(
