@@ -190,6 +190,7 @@ class Command:
 COMMANDS = (
     Command("cmd_position", True),
     Command("cmd_cancel", True),
+    Command("cmd_withdraw", True),
     Command("cmd_welsh", True),
     Command("cmd_english", True),
     Command("cmd_stop", True),
@@ -870,6 +871,8 @@ class Engine:
                 continue
             if command.keywords == "cmd_cancel" and not (queued or owed):
                 continue
+            if command.keywords == "cmd_withdraw" and not (queued and _programme_queue(conv)):
+                continue
             if command.keywords == "cmd_stop" and self._asks_to_stop(conv, said):
                 pass  # the whole message asks to stop: said below
             elif (
@@ -928,7 +931,7 @@ class Engine:
         conv = turn.conversation
         if name == "cmd_position":
             turn.effect("position")
-        elif name == "cmd_cancel" and self.handoffs is not None:
+        elif name in ("cmd_cancel", "cmd_withdraw") and self.handoffs is not None:
             if conv.answers.pop(HAND_OFF_DUE, None) is not None and conv.owner is Owner.BOT:
                 turn.say("handoff.not_connecting")
                 await self.runner.start(turn, "welcome", "who")
@@ -1721,11 +1724,15 @@ def _said_last(conv: Conversation, message: StoredMessage, turn: Turn, *, privat
         conv.answers[SAID_LAST] = [_words(text, first=False), message.created_at.isoformat()]
 
 
+def _programme_queue(conv: Conversation) -> bool:
+    """Whether the conversation is (or was last) in a programme's queue."""
+    queue = conv.answers.get("queue")
+    return isinstance(queue, str) and programme_of(queue) is not None
+
+
 def waiting_help(conv: Conversation) -> str:
     """What "help" says to someone waiting: for a programme's staff, or for an adviser."""
-    queue = conv.answers.get("queue")
-    programme = isinstance(queue, str) and programme_of(queue) is not None
-    return "programme.waiting_help" if programme else "handoff.waiting_help"
+    return "programme.waiting_help" if _programme_queue(conv) else "handoff.waiting_help"
 
 
 def _said_before(conv: Conversation, message: StoredMessage) -> str | None:
