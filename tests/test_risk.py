@@ -59,6 +59,16 @@ def test_ordinary_messages_rarely_raise_a_false_alarm() -> None:
     assert score(CASES).false_alarm_rate <= 0.05
 
 
+def test_every_labelled_case_is_read_at_its_level() -> None:
+    # The rates above leave room for a few misses, and a fix that broke cases it did not mean
+    # to (self-harm to an arm "when my wife left", a child whacked "at the playground") hid in
+    # that room. Every case was read right when it was added: none may slip back.
+    misses = [
+        f"{c.level} read as {r.level} {list(r.reasons)}: {c.text!r}" for c, r in score(CASES).misses
+    ]
+    assert not misses, "\n".join(misses)
+
+
 # --- levels ----------------------------------------------------------------------------------
 
 
