@@ -25,10 +25,12 @@ _ASKS = re.compile(
     r"should|shall|if|before|but|beth|be|sut|pwy|pryd|ble|lle|pam|fydd|a fydd|a oes|a yw|"
     r"ydy e|ydy o|oes rhaid|alla i|gaf i|ga i)\b"
 )
-# Said with a yes, these leave it a plain yes ("yes please", "yes, refer me").
+# Said with a yes, these leave it a plain yes ("yes please", "ok then"); alone, they are none
+# ("thanks" is not consent). Each question adds its own ("yes, refer me"), never another's:
+# the erase button's words at the referral question are not a yes to it.
 _FILLERS = (
-    "please", "thanks", "thank you", "ok", "okay", "then", "refer me", "do it", "delete them",
-    "delete it", "plis", "diolch", "diolch yn fawr", "atgyfeiriwch fi", "dilewch nhw",
+    "please", "thanks", "thank you", "then", "do it", "plis", "diolch",
+    "diolch yn fawr", "te",
 )  # fmt: skip
 
 
@@ -41,22 +43,30 @@ def _only(said: str, phrases: tuple[str, ...]) -> bool:
     return not rest.strip()
 
 
-def yes_or_no(yes: str, no: str, lead: Callable[[Turn, str], None]) -> Interpreter:
+def yes_or_no(
+    yes: str, no: str, lead: Callable[[Turn, str], None], fillers: tuple[str, ...] = ()
+) -> Interpreter:
     """An interpreter (State.interpret_first) firing `yes` or `no`, or UNSURE or UNCLEAR
     (asked again: `lead(turn, which)` says what comes first). None if the message has no yes
-    or no in it: the state's retry is said as usual."""
+    or no in it: the state's retry is said as usual. `fillers`: this question's own words
+    that may go with a yes ("refer me"). A yes to "is it safe to talk?" ("I'm safe") is no
+    yes here."""
+    own = (*_FILLERS, *fillers)
 
     def read(turn: Turn, text: str) -> str | None:
         said = normalise(text)
-        yes_words = turn.content.all_words("yes")
+        safe = turn.content.all_words("yes_safe")
+        yes_words = [w for w in turn.content.all_words("yes") if w not in safe]
         no_words = turn.content.all_words("no")
         if not said:
             return None
         padded = f" {said} "
         if any(f" {d} " in padded for d in _DOUBTS) or text.strip().endswith("?"):
             found = UNSURE
-        elif _only(said, (*yes_words, *_FILLERS)):
+        elif _only(said, (*yes_words, *own)) and not _only(said, own):
             return yes
+        elif _only(said, (*safe, *own)):
+            found = UNCLEAR  # "I'm safe": the answer to another question (the buttons' too)
         elif _ASKS.match(said):
             found = UNSURE
         elif longest_mention(said, no_words):

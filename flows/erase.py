@@ -25,7 +25,9 @@ FLOW = FlowSpec(
             ),
             retry="erase.retry",
             # Only a clear yes deletes: "what happens if I agree?" is a question.
-            interpret_first=yes_or_no("yes", "no", _lead),
+            interpret_first=yes_or_no(
+                "yes", "no", _lead, ("delete them", "delete it", "dilewch nhw")
+            ),
             # Answered while waiting for, or talking with, an adviser too: the person's
             # right to have their data deleted does not wait for the bot to have them back.
             while_queued=True,

@@ -871,7 +871,9 @@ class Engine:
                 continue
             if command.keywords == "cmd_cancel" and not (queued or owed):
                 continue
-            if command.keywords == "cmd_withdraw" and not (queued and _programme_queue(conv)):
+            if command.keywords == "cmd_withdraw" and not (
+                queued and _programme_queue(conv) and self._withdraws(text)
+            ):
                 continue
             if command.keywords == "cmd_stop" and self._asks_to_stop(conv, said):
                 pass  # the whole message asks to stop: said below
@@ -926,6 +928,23 @@ class Engine:
             return
         turn.say("handoff.cancelled")
         await self.runner.start(turn, "welcome", "who")
+
+    def _withdraws(self, text: str) -> bool:
+        """Whether a message asks to withdraw a referral: a withdrawing phrase, not in a
+        question ("can I cancel my referral later?") nor said not to ("please don't cancel
+        my referral", "peidiwch â chanslo fy atgyfeiriad")."""
+        if text.rstrip().endswith("?"):
+            return False
+        padded = f" {normalise(text)} "
+        negations = self.content.all_words("cmd_withdraw_not")
+        for phrase in self.content.all_words("cmd_withdraw"):
+            at = padded.find(f" {phrase} ")
+            if at < 0:
+                continue
+            before = f" {' '.join(padded[:at].split()[-3:])} "  # the three words before it
+            if not any(f" {word} " in before for word in negations):
+                return True
+        return False
 
     async def _run_command(self, turn: Turn, name: str, human: bool) -> None:
         conv = turn.conversation

@@ -89,3 +89,47 @@ async def test_a_question_at_delete_everything_deletes_nothing(
         conv = await person.conversation()
         assert conv.flow == "erase"
         assert await person.says("yes") == ["erase.done"]
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "refers"),
+    [
+        ("en", "thanks", False),
+        ("en", "ok then", True),
+        ("en", "go on", True),
+        ("en", "I'm safe", False),
+        ("en", "Yes, delete them", False),  # the erase question's button
+        ("en", "Yes, refer me", True),
+        ("cy", "diolch", False),
+        ("cy", "ydw diolch", True),
+        ("cy", "o'r gorau", True),
+    ],
+)
+async def test_only_a_yes_to_this_question_refers(
+    language: str, said: str, refers: bool, sqlite_url: str, tmp_path: Path
+) -> None:
+    # "thanks" alone, "I'm safe" (the yes to "is it safe to talk?") and the erase button's
+    # words all made a referral.
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in TO_CONSENT[language]:
+            await person.says(text)
+        got = await person.says(said)
+        assert ("programme.referred" in got) is refers, got
+        assert bool(await referrals.referrals(app[STORE])) is refers
+
+
+@pytest.mark.parametrize("said", ["thanks", "Yes, refer me", "I'm safe", "ok thanks"])
+async def test_delete_everything_needs_a_yes_to_it(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in ("hello", "1", "2"):
+            await person.says(text)
+        assert await person.says("delete my data") == ["erase.confirm"]
+        got = await person.says(said)
+        deleted = "erase.done" in got
+        assert deleted is (said == "ok thanks"), got

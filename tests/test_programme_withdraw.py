@@ -77,6 +77,32 @@ async def test_withdrawing_in_plain_words_while_waiting_for_a_programme_withdraw
         assert referral["status"] == "withdrawn"
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I haven't changed my mind",
+        "please don't cancel my referral",
+        "can I withdraw my referral later?",
+        "I changed my mind about the time, can they call in the evening",
+        "dwi ddim wedi newid fy meddwl",
+        "peidiwch â chanslo fy atgyfeiriad",
+    ],
+)
+async def test_keeping_or_asking_about_a_referral_does_not_withdraw_it(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in REFERRED:
+            await person.says(text)
+        assert "programme.withdrawn" not in await person.says(said)
+        assert (await person.conversation()).owner is Owner.QUEUE
+        [referral] = await referrals.referrals(app[STORE])
+        assert referral["status"] == "new"
+
+
 async def test_changing_one_s_mind_while_waiting_for_the_helpline_keeps_the_place(
     sqlite_url: str, tmp_path: Path
 ) -> None:
