@@ -53,6 +53,16 @@ BEING_HURT = [
     ("cy", "mae fy nhad yn fy mwrw i"),
     ("cy", "mae dad yn fy hitio"),
     ("cy", "mae fy ngŵr yn fy mwrw i"),
+    # From the review of these fixes: fear and being hurt in the writer's own words.
+    ("en", "I'm the one being hurt"),
+    ("en", "being hurt by my partner"),
+    ("en", "being abused by my husband"),
+    ("en", "I'm scared of my baby's dad"),
+    ("en", "I'm scared of my fella"),
+    ("en", "frightened of my baby daddy"),
+    ("en", "really scared of him tbh"),
+    ("en", "I'm afraid of my stepfather"),
+    ("cy", "mae gen i ofn fy nghymar"),
 ]
 
 
@@ -132,6 +142,8 @@ async def test_hurt_feelings_at_what_would_help_keep_the_help_with_their_own_beh
 # -- 3 and 7. fear of themselves, not of someone ---------------------------------------------
 
 OWN_FEARS = [
+    ("en", "I'm scared of my moods"),
+    ("en", "I'm afraid of my rage"),
     ("cy", "Mae gen i ofn fy mod i'n brifo fy mhartner"),
     ("cy", "Mae gen i ofn fy mod i'n colli fy nhymer gyda fy ngwraig"),
     ("cy", "Alla i ddim fy rheoli fy hun pan dwi'n flin"),
@@ -327,3 +339,30 @@ def test_every_harm_they_say_they_did_is_heard_as_their_own_behaviour() -> None:
     content = Content.load()
     missed = [p for p in content.all_words("who_self_acts") if _who(content, p) != "self"]
     assert missed == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "I'd like to refer myself please"),
+        ("en", "I want to refer myself onto a course"),
+        ("en", "I want to change and be a better dad"),
+        ("en", "I need to change, I scare my family"),
+    ],
+)
+async def test_asking_to_change_or_refer_themselves_in_a_sentence_is_their_own_behaviour(
+    lang: str, said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    got = await _replies(tmp_path, sqlite_url, lang, HI[lang], "1", said)
+    assert got[0] == "own.start", got
+
+
+@pytest.mark.parametrize(
+    "said", ["dwi ar ben fy hun nawr", "dwi'n beio fy hun", "dwi'n teimlo fy hun yn ofnus"]
+)
+async def test_being_on_their_own_or_blaming_themselves_in_welsh_is_not_their_behaviour(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The bare "fy hun" (myself) sent "I'm on my own now" to the own-behaviour journey.
+    got = await _replies(tmp_path, sqlite_url, "cy", HI["cy"], "1", said)
+    assert "own.start" not in got, got
