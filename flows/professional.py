@@ -39,11 +39,10 @@ def _directory(turn: Turn) -> Directory:
 
 
 def _find(turn: Turn, text: str) -> str | None:
-    if elsewhere(turn, text):
-        return "outside"
+    # A place here first: "I moved from Glasgow to Cardiff" is Cardiff (find_area).
     match = _directory(turn).find_area(text)
     if match is None:
-        return None
+        return "outside" if elsewhere(turn, text) else None
     keep_area(turn, match)
     return "found"
 

@@ -116,9 +116,10 @@ def not_a_place(turn: Turn, text: str) -> bool:
 
 
 def _placed(turn: Turn, text: str) -> str | None:
-    if elsewhere(turn, text):
-        return "outside"
+    # A place here first: "I moved from Glasgow to Cardiff" is Cardiff (find_area).
     found = _find(turn, text)
+    if found is None and elsewhere(turn, text):
+        return "outside"
     if found is None and not_a_place(turn, text):
         return "no_area"
     return found

@@ -821,11 +821,17 @@ class Directory:
         return [p for p in self.programmes_for(area, self_referral=False) if not p.self_referral]
 
     def find_area(self, query: str) -> AreaMatch | None:
-        """Place a postcode, council or police force area name (typos tolerated), or None
-        (as for a place outside England and Wales: never its look-alike here)."""
-        if not query or not query.strip() or self.elsewhere(query) is not None:
+        """Place a postcode, council or police force area name (typos tolerated), or None.
+        A place here named exactly wins over one elsewhere in the same answer ("I live in
+        Newport, my ex is in Edinburgh"); a place outside England and Wales is never taken for
+        its look-alike here ("Perth" is not Penarth)."""
+        if not query or not query.strip():
             return None
-        return self._by_postcode(query) or self._by_name(query)
+        if found := self._by_postcode(query) or self._exact(query):
+            return found
+        if self.elsewhere(query) is not None:
+            return None
+        return self._loose(query)
 
     def _match(self, place: _Place, how: str, district: str | None = None) -> AreaMatch:
         also = tuple(f for f in self._partly.get(district or "", ()) if f != place.force)
@@ -846,13 +852,15 @@ class Directory:
         force = self._by_area.get(_postcode_area(district))
         return self._match(_Place(force, None), "postcode_area", district) if force else None
 
-    def _by_name(self, query: str) -> AreaMatch | None:
+    def _exact(self, query: str) -> AreaMatch | None:
         # "yng Nghaerdydd", "ym Mangor": the name as it is said after "yn", then as it is.
-        readings = dict.fromkeys((unmutated(query), query))
-        for reading in readings:
+        for reading in dict.fromkeys((unmutated(query), query)):
             if found := self._exact_name(reading):
                 return found
-        for reading in readings:
+        return None
+
+    def _loose(self, query: str) -> AreaMatch | None:
+        for reading in dict.fromkeys((unmutated(query), query)):
             if found := self._loose_name(reading):
                 return found
         return None

@@ -81,3 +81,21 @@ def test_welsh_place_names_after_yn_are_found(
 ) -> None:
     found = directory.find_area(said)
     assert found is not None and found.local_authority == council
+
+
+@pytest.mark.parametrize(
+    ("said", "council"),
+    [
+        ("I live in Newport, my ex is in Edinburgh", "Newport"),
+        ("I moved from Glasgow to Cardiff last year", "Cardiff"),
+        ("I'm Scottish but I live in Swansea", "Swansea"),
+        ("Dw i'n byw yng Nghaerdydd ond dwi'n dod o'r Alban", "Cardiff"),
+    ],
+)
+def test_a_place_here_named_beside_one_elsewhere_is_the_place_here(
+    directory: Directory, said: str, council: str
+) -> None:
+    # A Scottish or Irish word anywhere in the answer was taken as "outside England and
+    # Wales", whatever else it said.
+    found = directory.find_area(said)
+    assert found is not None and council in str(found.local_authority), found
