@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from flows.welcome import who_said
+from helpline.app import CONTENT
 from helpline.content import Content
 from tests.journey_support import Person
 from tests.support import running, settings_for
@@ -366,3 +367,16 @@ async def test_being_on_their_own_or_blaming_themselves_in_welsh_is_not_their_be
     # The bare "fy hun" (myself) sent "I'm on my own now" to the own-behaviour journey.
     got = await _replies(tmp_path, sqlite_url, "cy", HI["cy"], "1", said)
     assert "own.start" not in got, got
+
+
+@pytest.mark.parametrize("lang", ["en", "cy"])
+async def test_the_being_hurt_button_s_own_words_typed_are_answered_as_the_button(
+    lang: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Typed (as a text message does), "Someone is hurting me" read as violence happening now.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=lang)
+        await person.says(HI[lang])
+        await person.says("1")
+        label = app[CONTENT].text("who.opt_hurt", lang)
+        assert await person.says(label) == ["victim.signpost"]
