@@ -314,21 +314,26 @@ async def test_programme_staff_cannot_mark_a_withdrawn_or_declined_referral_agai
     ):
         await add_staff(app, "pat", "programme", "north")
         left = await person_asks_for_adviser(app, "+447700900501", queue="programme:north")
-        await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})
+        gone = await referrals.create_referral(app[STORE], left, "north", {"area": "Newport"})
         stayed = await person_asks_for_adviser(app, "+447700900502", queue="programme:north")
-        await referrals.create_referral(app[STORE], stayed, "north", {"area": "Cardiff"})
+        kept = await referrals.create_referral(app[STORE], stayed, "north", {"area": "Cardiff"})
         await engine_of(app).handle(InboundMessage("test", "+447700900501", "cancel"))
         page = await _log_in(browser, url, "pat")
         items = page.locator("#referral-list > li")
         await expect(items).to_have_count(2, timeout=15_000)
-        withdrawn = items.filter(has_text="Newport")
-        new = items.filter(has_text="Cardiff")
+        withdrawn = items.filter(has_text=gone)
+        new = items.filter(has_text=kept)
+        await expect(withdrawn).to_have_count(1)
         await expect(withdrawn.get_by_role("button")).to_have_count(0)
+        # What they shared went with their consent: their area is no longer on screen.
+        await expect(withdrawn).not_to_contain_text("Newport")
+        await expect(new).to_contain_text("Cardiff")
         await expect(new.get_by_role("button", name="Accepted", exact=True)).to_be_visible()
         page.on("dialog", lambda dialog: dialog.accept())  # declined is final: asked first
         await new.get_by_role("button", name="Declined", exact=True).click()
         await expect(new.get_by_text("Status")).to_be_visible()
         await expect(new.get_by_role("button")).to_have_count(0, timeout=15_000)
+        await expect(new).not_to_contain_text("Cardiff")
 
 
 async def _claim_first(page: Page) -> None:
