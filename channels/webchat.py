@@ -9,6 +9,7 @@ import contextlib
 import logging
 import re
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,22 @@ HELLO_TIMEOUT = 15
 TOO_MANY_NEW_CHATS = 4429  # application close code: too many new chats from one address
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# When a refused message may be sent again, in seconds: the limit on messages counts in
+# windows of a minute; a database that failed may well be back in a few seconds.
+RETRY_LIMITED = 60
+RETRY_STORE = 10
 # Each open socket, with the language its page said hello in (for the restart notice).
 SOCKETS: web.AppKey[weakref.WeakKeyDictionary[web.WebSocketResponse, str]] = web.AppKey(
     "web_sockets"
 )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message not stored: what the page is told, and when it may send it again."""
+
+    text: str
+    retry_after: int
 
 
 class WebChat:
@@ -245,24 +258,36 @@ class WebChat:
             # The page's language link was followed: the conversation follows the page, as
             # it would had the person typed "Cymraeg" or "English".
             await engine.switch_language(conv.id, lang)
-        await ws.send_json({"type": "session", "token": token, "conversation": conv.reference})
-        history = await self._history(conv.id)
+        # `acks`: each message is acknowledged by its id once stored (docs/webchat.md).
+        await ws.send_json(
+            {"type": "session", "token": token, "conversation": conv.reference, "acks": True}
+        )
+        history = await self._history(conv.id, token)
         await ws.send_json({"type": "history", "messages": history})
         return conv.id, max((m["id"] for m in history), default=0)
 
-    async def _history(self, conversation_id: str) -> list[dict[str, Any]]:
+    async def _history(
+        self, conversation_id: str, token: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The conversation as the page shows it; with the `token`, each of the page's own
+        messages names its client id, so a reconnecting page knows which it need not resend."""
+        prefix = None
+        if token is not None:
+            prefix = self.app[PRIVACY].contact_key(self.name, token)[:24] + ":"
         shown = []
         for m in await self.app[STORE].transcript(conversation_id):
             if m.direction in (Direction.IN, Direction.OUT):
-                shown.append(
-                    {
-                        "id": m.id,
-                        "author": m.author.value,
-                        "text": m.text,
-                        "options": list(m.options),
-                        "urgent": self.app[CONTENT].is_guidance(m.text),
-                    }
-                )
+                item = {
+                    "id": m.id,
+                    "author": m.author.value,
+                    "text": m.text,
+                    "options": list(m.options),
+                    "urgent": self.app[CONTENT].is_guidance(m.text),
+                }
+                client_id = _client_id(m.external_id, prefix)
+                if m.direction == Direction.IN and client_id is not None:
+                    item["client_id"] = client_id
+                shown.append(item)
         # Only the newest message's options are still live.
         for item in shown[:-1]:
             item["options"] = []
@@ -355,32 +380,51 @@ class WebChat:
             client_id = frame.get("id")
             if not isinstance(text, str) or not text.strip():
                 continue
-            text = storable(text)
-            base = None
-            if isinstance(client_id, str) and _CLIENT_ID.match(client_id):
-                base = f"{key[:24]}:{client_id}"
-            # Longer than a message may be (a client other than our page, which splits it
-            # itself): taken in pieces as the page would send them, never refused, since
-            # what comes last may be about danger. (A frame is at most MAX_FRAME bytes.)
-            pieces = _pieces(text)
-            taken = False
-            for n, piece in enumerate(pieces):
-                external = base if base is None or len(pieces) == 1 else f"{base}:{n}"
-                taken = await self._take(ws, key, token, lang, piece, external) or taken
-            if taken:
-                await _send_quietly(ws, {"type": "typing", "on": True})
+            if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+                client_id = None
+            await self._message(ws, key, token, lang, storable(text), client_id)
 
-    async def _take(
+    async def _message(
         self,
         ws: web.WebSocketResponse,
         key: str,
         token: str,
         lang: str,
         text: str,
-        external: str | None,
-    ) -> bool:
-        """Store one message and have it handled; False if it was not taken (a duplicate,
-        too fast, or the store failing: the page is told which)."""
+        client_id: str | None,
+    ) -> None:
+        """Take one message frame: `ack` with its id once all of it is stored (or was
+        already), or an `error` naming its id, for the page to keep it and send it again."""
+        base = None if client_id is None else f"{key[:24]}:{client_id}"
+        # Longer than a message may be (a client other than our page, which splits it
+        # itself): taken in pieces as the page would send them, never refused, since
+        # what comes last may be about danger. (A frame is at most MAX_FRAME bytes.)
+        # A piece refused stops the rest, which come again, in order, with the resend.
+        pieces = _pieces(text)
+        taken = False
+        refused = None
+        for n, piece in enumerate(pieces):
+            external = base if base is None or len(pieces) == 1 else f"{base}:{n}"
+            outcome = await self._take(key, token, lang, piece, external)
+            if isinstance(outcome, Refused):
+                refused = outcome
+                break
+            taken = taken or outcome
+        if refused is not None:
+            error: dict[str, Any] = {"type": "error", "text": refused.text}
+            if client_id is not None:
+                error |= {"id": client_id, "retry_after": refused.retry_after}
+            await _send_quietly(ws, error)
+        elif client_id is not None:
+            await _send_quietly(ws, {"type": "ack", "id": client_id})
+        if taken:
+            await _send_quietly(ws, {"type": "typing", "on": True})
+
+    async def _take(
+        self, key: str, token: str, lang: str, text: str, external: str | None
+    ) -> bool | Refused:
+        """Store one message and have it handled: True once stored, False if it was stored
+        already (a resend), or why it was refused (too fast, or the store failing)."""
         content = self.app[CONTENT]
         try:
             await self.app[ENGINE].submit(InboundMessage(self.name, token, text, external))
@@ -389,15 +433,19 @@ class WebChat:
         except RateLimited:
             conv = await self.app[STORE].open_conversation(key)
             said = content.text("web.error_slow_down", conv.language if conv else lang)
-            await _send_quietly(ws, {"type": "error", "text": said})
-            return False
+            return Refused(said, RETRY_LIMITED)
         except HelplineError:
             log.exception("a web chat message could not be stored")
-            await _send_quietly(
-                ws, {"type": "error", "text": content.text("web.error_store", lang)}
-            )
-            return False
+            return Refused(content.text("web.error_store", lang), RETRY_STORE)
         return True
+
+
+def _client_id(external_id: str | None, prefix: str | None) -> str | None:
+    """The page's own id of a message it sent whole (not one taken in pieces)."""
+    if prefix is None or external_id is None or not external_id.startswith(prefix):
+        return None
+    rest = external_id[len(prefix) :]
+    return rest if _CLIENT_ID.match(rest) else None
 
 
 def _pieces(text: str) -> list[str]:

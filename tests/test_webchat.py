@@ -499,12 +499,18 @@ async def test_a_web_chat_message_the_database_cannot_store_is_refused_calmly_th
             _rename(db, "messages", "messages_away")
             with caplog.at_level(logging.INFO):
                 await ws.send_json({"type": "message", "text": "1", "id": "c1"})
-                error = (await _frames_until(ws, "error"))[-1]
+                frames = await _frames_until(ws, "error")
+            error = frames[-1]
             assert error["text"] == content.text("web.error_store", "en")
+            # It names the message it refuses, and when to try again; nothing acknowledges it.
+            assert error["id"] == "c1" and error["retry_after"] > 0
+            assert not [f for f in frames if f["type"] == "ack"]
             assert not any(r.name == "aiohttp.server" for r in caplog.records)
             _rename(db, "messages_away", "messages")
             # The page sends it again (chat.js keeps it as "not sent yet"): taken now.
             await ws.send_json({"type": "message", "text": "1", "id": "c1"})
+            frames = await _frames_until(ws, "ack")
+            assert frames[-1] == {"type": "ack", "id": "c1"}
             frames = await _frames_until(ws, "message")
             while frames[-1]["text"] != content.text("welcome.who", "en"):
                 frames += await _frames_until(ws, "message")
@@ -543,3 +549,101 @@ async def test_the_quick_exit_is_told_to_the_adviser_and_leaves_the_queue_as_it_
         assert after.risk_level == conv.risk_level
         entry = await app[ROUTING].queue.entry(conv.id)
         assert entry is not None, "still waiting, at its priority"
+
+
+async def test_each_message_is_acknowledged_by_its_id_once_stored_and_a_resend_again(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The page used to take any reply or "typing" on the socket as proof that everything it
+    # had sent was stored: a message refused in between was shown as sent and never resent.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (app, _, url):
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            token = (await _frames_until(ws, "session"))[-1]["token"]
+            await _frames_until(ws, "history")
+            stored: list[str] = []
+            real = app[ENGINE].store.accept_inbound
+
+            async def accept_inbound(**kw: Any) -> Any:
+                accepted = await real(**kw)
+                stored.append(kw["text"])
+                return accepted
+
+            app[ENGINE].store.accept_inbound = accept_inbound
+            await ws.send_json({"type": "message", "text": "first", "id": "m1"})
+            await ws.send_json({"type": "message", "text": "second", "id": "m2"})
+            acks = []
+            while len(acks) < 2:
+                frame = await ws.receive_json(timeout=10)
+                if frame["type"] == "ack":
+                    # Acknowledged only once it is stored.
+                    assert len(stored) > len(acks)
+                    acks.append(frame["id"])
+            assert acks == ["m1", "m2"]
+            # A resend of a stored message (its ack lost with a dropped connection) is
+            # acknowledged again and handled once.
+            async with http.ws_connect(f"{url}/chat/ws") as again:
+                await again.send_json({"type": "hello", "token": token, "lang": "en"})
+                await _frames_until(again, "history")
+                await again.send_json({"type": "message", "text": "second", "id": "m2"})
+                assert (await _frames_until(again, "ack"))[-1] == {"type": "ack", "id": "m2"}
+        assert await _client_ids(app, token) == ["m1", "m2"]
+
+
+async def test_a_message_over_the_limit_is_refused_by_its_id_and_a_resend_of_a_stored_one_is_not(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path, messages_per_minute=2)
+    async with running(settings, serve=True) as (app, _, url):
+        content = app[CONTENT]
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/chat/ws") as ws:
+            await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+            token = (await _frames_until(ws, "session"))[-1]["token"]
+            await _frames_until(ws, "history")
+            for n in range(3):
+                await ws.send_json({"type": "message", "text": f"line {n}", "id": f"n{n}"})
+            answers: dict[str, dict[str, Any]] = {}
+            while len(answers) < 3:
+                frame = await ws.receive_json(timeout=10)
+                if frame["type"] in ("ack", "error"):
+                    answers[frame["id"]] = frame
+            assert answers["n0"]["type"] == answers["n1"]["type"] == "ack"
+            refused = answers["n2"]
+            assert refused["type"] == "error"
+            assert refused["text"] == content.text("web.error_slow_down", "en")
+            assert refused["retry_after"] == 60
+            # Still over the limit, a stored message sent again is acknowledged, not refused.
+            await ws.send_json({"type": "message", "text": "line 1", "id": "n1"})
+            assert (await _frames_until(ws, "ack"))[-1] == {"type": "ack", "id": "n1"}
+        assert await _client_ids(app, token) == ["n0", "n1"]
+
+
+async def test_the_history_names_the_page_s_own_id_for_each_of_its_messages(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # So a page that reconnects knows exactly which of its unacknowledged messages are
+    # stored (shown once, from the history) and which to send again.
+    async with running(settings_for(sqlite_url, tmp_path), serve=True) as (_, _, url):
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": None, "lang": "en"})
+                frames = await _frames_until(ws, "history")
+                assert frames[0]["acks"] is True, "the server says it acknowledges by id"
+                token = frames[0]["token"]
+                await ws.send_json({"type": "message", "text": "1", "id": "mine-1"})
+                await _frames_until(ws, "ack")
+            async with http.ws_connect(f"{url}/chat/ws") as ws:
+                await ws.send_json({"type": "hello", "token": token, "lang": "en"})
+                history = (await _frames_until(ws, "history"))[-1]["messages"]
+        person = [m for m in history if m["author"] == "person"]
+        assert [(m["text"], m["client_id"]) for m in person] == [("1", "mine-1")]
+        assert all("client_id" not in m for m in history if m["author"] != "person")
+
+
+async def _client_ids(app: Any, token: str) -> list[str]:
+    """The page's ids of the person's messages stored, in order (their text may be sealed
+    while it waits to be handled, so it is not compared)."""
+    conv = await app[STORE].open_conversation(app[PRIVACY].contact_key("web", token))
+    assert conv is not None
+    said = [m for m in await app[STORE].transcript(conv.id) if m.author.value == "person"]
+    return [str(m.external_id).rsplit(":", 1)[-1] for m in said]

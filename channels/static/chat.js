@@ -43,6 +43,14 @@
   // server's limit on messages a minute is never reached by one press of Send.
   var MAX_PARTS_AT_ONCE = 5;
   var ACK_TIMEOUT_MS = 10000; // no answer to a message in this long: the socket is dead
+  // A message refused without a wait named is sent again after this long; a named wait is
+  // taken up to MAX_RETRY_MS.
+  var RETRY_MS = 60000;
+  var MAX_RETRY_MS = 600000;
+  // The server acknowledges each message by its id once stored, and names the ids of the
+  // page's own messages in its history (the session says so). An older server does not: a
+  // "typing" or a reply then stands for everything sent before it, as it used to.
+  var acks = false;
   var limitedUntil = 0; // after TOO_MANY_NEW_CHATS: no new try before this time
   var ended = false;
   var sawHistory = false; // a history has been rendered since the page loaded
@@ -59,7 +67,9 @@
 
   // What the log shows, in order: {author, text, el, pending (an outbox entry or null)}.
   var shown = [];
-  // Messages the server may not have yet: {id, text, conn (socket they went out on, or 0)}.
+  // Messages the server may not have yet: {id, text, conn (socket they went out on, or 0),
+  // el, retry (timer to send again after a refusal, or null)}. An entry leaves only when
+  // the server says it has it: its ack, or a history naming its id.
   var outbox = [];
 
   function label(name) {
@@ -596,11 +606,48 @@
     }
   }
 
-  // A reply on the socket a message went out on means the server read it (frames keep order).
+  // An older server (no acks): a reply on the socket a message went out on stands for it.
   function confirmSent(conn) {
     outbox = outbox.filter(function (entry) {
       return entry.conn !== conn;
     });
+  }
+
+  function outboxEntry(id) {
+    for (var i = 0; i < outbox.length; i += 1) {
+      if (outbox[i].id === id) {
+        return outbox[i];
+      }
+    }
+    return null;
+  }
+
+  // The server stored it (or had already): it need not go again.
+  function acknowledge(id) {
+    dropFromOutbox(outboxEntry(id));
+  }
+
+  // The server did not store it (too many at once, its database failing): "Not sent yet",
+  // and sent again, with the same id, after the wait the server names.
+  function refused(id, retryAfter) {
+    var entry = outboxEntry(id);
+    if (!entry) {
+      return;
+    }
+    entry.conn = 0;
+    markPending(entry, true);
+    var wait = typeof retryAfter === 'number' && retryAfter > 0 ?
+      Math.min(retryAfter * 1000, MAX_RETRY_MS) : RETRY_MS;
+    if (entry.retry !== null) {
+      window.clearTimeout(entry.retry);
+    }
+    entry.retry = window.setTimeout(function () {
+      entry.retry = null;
+      // Unless it went again meanwhile (a reconnect sends every unacknowledged message).
+      if (outbox.indexOf(entry) !== -1 && entry.conn === 0) {
+        transmit(entry);
+      }
+    }, wait);
   }
 
   function sendMessage(text) {
@@ -609,7 +656,7 @@
     }
     clearOptions();
     showKeepOpen(false);
-    var entry = { id: newId(), text: text, conn: 0, el: null };
+    var entry = { id: newId(), text: text, conn: 0, el: null, retry: null };
     outbox.push(entry);
     addMessage('person', text, entry);
     transmit(entry);
@@ -655,9 +702,24 @@
     historyAt = Date.now();
     sawHistory = true;
     ready = true;
+    if (acks) {
+      // The history names each of our stored messages by its id: those are shown from it,
+      // once, and not sent again; every other one in the outbox is certainly not stored.
+      var stored = {};
+      for (var s = 0; s < (list || []).length; s += 1) {
+        if (list[s] && typeof list[s].client_id === 'string') {
+          stored[list[s].client_id] = true;
+        }
+      }
+      outbox.slice().forEach(function (entry) {
+        if (stored[entry.id] === true) {
+          dropFromOutbox(entry);
+        }
+      });
+    }
     var i = 0;
     var n = Math.min(shown.length, history.length);
-    while (i < n && sameMessage(shown[i], history[i])) {
+    while (i < n && sameMessage(shown[i], history[i]) && !unsent(shown[i])) {
       i += 1;
     }
     var changed = true;
@@ -700,6 +762,12 @@
     flushOutbox();
   }
 
+  // A message on screen the server has not stored (when it names what it has stored): never
+  // to be taken for a message of the history with the same words.
+  function unsent(item) {
+    return acks && item.pending !== null && outbox.indexOf(item.pending) !== -1;
+  }
+
   function confirmShown(count) {
     for (var a = 0; a < count; a += 1) {
       dropFromOutbox(shown[a].pending);
@@ -709,6 +777,15 @@
   // The log and the server disagree: the server's history wins, quietly, and messages the
   // server may not have are put back after it (and resent; it drops any it already has).
   function redrawFrom(history, agreed) {
+    if (acks) {
+      // What is left in the outbox is not in the history (see applyHistory).
+      renderQuietly(history);
+      for (var o = 0; o < outbox.length; o += 1) {
+        addMessage('person', outbox[o].text, outbox[o]);
+        markPending(outbox[o], true);
+      }
+      return;
+    }
     var tail = history.slice(agreed).filter(function (h) {
       return h.author === 'person';
     }).map(function (h) {
@@ -738,12 +815,17 @@
       Date.now() - historyAt < HISTORY_OVERLAP_MS;
   }
 
-  // The server has this message (it is in the history): no resend, no "Not sent yet".
+  // The server has this message (acknowledged, or in the history): no resend, no "Not sent
+  // yet".
   function dropFromOutbox(entry) {
     if (entry) {
       var at = outbox.indexOf(entry);
       if (at !== -1) {
         outbox.splice(at, 1);
+      }
+      if (entry.retry !== null) {
+        window.clearTimeout(entry.retry);
+        entry.retry = null;
       }
       markPending(entry, false);
     }
@@ -796,6 +878,7 @@
         }
         attempt = 0;
         everConnected = true;
+        acks = frame.acks === true;
         setStatus(label('connected'));
         if (!helloToken) {
           // A brand-new conversation has no history to reconcile: send what is waiting.
@@ -812,7 +895,7 @@
           return;
         }
         setTyping(false);
-        if (m.author !== 'person') {
+        if (m.author !== 'person' && !acks) {
           confirmSent(conn);
         }
         if (isHistoryEcho(m, frame.id)) {
@@ -829,8 +912,13 @@
       }
       case 'typing':
         setTyping(frame.on === true);
-        if (frame.on === true) {
+        if (frame.on === true && !acks) {
           confirmSent(conn);
+        }
+        break;
+      case 'ack':
+        if (typeof frame.id === 'string') {
+          acknowledge(frame.id);
         }
         break;
       case 'status':
@@ -839,6 +927,9 @@
       case 'error':
         if (typeof frame.text === 'string') {
           setStatus(frame.text, true);
+        }
+        if (typeof frame.id === 'string') {
+          refused(frame.id, frame.retry_after);
         }
         break;
       case 'language':
