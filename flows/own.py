@@ -40,7 +40,7 @@ def _being_hurt(turn: Turn, text: str) -> str | None:
     said = normalise(text)
     if not longest_mention(said, turn.content.all_words("who_hurt_clear")):
         return None
-    not_hurt = (*NOT_HURT, "who_hurt_unclear")
+    not_hurt: tuple[str, ...] = (*NOT_HURT, "who_hurt_unclear")
     # "She hurt me when she cheated" is hurt feelings, not a reason to leave the help with
     # what they do; a blow said beside it still is ("he hit me when I found out he cheated").
     if longest_mention(said, turn.content.all_words("who_hurt_feelings")):
