@@ -302,7 +302,7 @@ async def _user(settings: Settings, args: argparse.Namespace) -> int:
             )
             print(f"Added {args.name} ({args.role}) to {db}.")
         elif action == "list":
-            print(f"Accounts in {db}:")
+            print(f"Accounts in {db}:", file=sys.stderr)  # on stderr: stdout is the list
             for u in await accounts.list_users(store):
                 state = "disabled" if u.disabled else "active"
                 extra = f" programme={u.programme}" if u.programme else ""
@@ -358,11 +358,13 @@ async def _hours(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.hours_command == "list":
             found = await hours_overrides.overrides(store, now=utcnow())
-            print(f"Closures and weekly hours set in {settings.database_shown}:")
+            # Which database, on stderr: stdout stays the list, for scripts.
+            shown = settings.database_shown
+            print(f"Closures and weekly hours set in {shown}:", file=sys.stderr)
             for override in found:
                 print(override.describe())
             if not found:
-                print("None: only the content files' hours apply.")
+                print("No closures or weekly hours are set outside the content files.")
             return 0
         changed = await _hours_change(settings, store, args)
     finally:
