@@ -64,15 +64,14 @@ def _hurt(
     # The plain words the own-behaviour journey listens for are words of being hurt here too,
     # whatever the welcome's own list says: the two lists drifted ("he punches me").
     heard = (*words(hurt), *(words("who_hurt_clear") if hurt == "who_hurt" else ()))
-    if hurt == "who_hurt" and turn.content.is_exactly("who_hurt_whole", said):
-        return True
     if (
         hurt == "who_hurt"
         and longest_mention(said, words("who_hurt_whole"))
         and not longest_mention(said, (*words("who_other"), *words("who_professional")))
     ):
-        # "really scared of him tbh": the writer's own fear, unless they write of someone
-        # else ("my sister is scared of her husband", "my client is being hurt").
+        # "scared of him", said alone or within more ("really scared of him tbh"): the
+        # writer's own fear, unless they write of someone else ("my sister is scared of her
+        # husband", "my client is being hurt").
         return True
     return bool(longest_mention(_without(turn, said, not_hurt), heard))
 

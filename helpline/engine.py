@@ -904,11 +904,10 @@ class Engine:
         conv.answers.pop(RAILED_WAITING, None)
         back = conv.answers.pop(BEFORE_QUEUE, None)
         said = "handoff.cancelled"
-        queue = conv.answers.get("queue")  # the queue left stays named
+        # The queue left stays named.
         if (
             back == ["programme", "consent"]
-            and isinstance(queue, str)
-            and programme_of(queue) is not None
+            and _programme_queue(conv)
             and not conv.answers.get(PROGRAMME_HOLDS)
         ):
             # Left a programme's queue before its staff took it up: the referral is
