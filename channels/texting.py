@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from helpline.app import CONTENT, ENGINE, SETTINGS, STORE
@@ -20,6 +19,7 @@ from helpline.domain import LANGUAGES, Conversation, Owner, Reply
 from helpline.engine import waiting_help
 from helpline.errors import ContentError, NotFound
 from helpline.ratelimit import Limit
+from helpline.yamlfile import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,7 @@ class ChannelWords:
     @classmethod
     def load(cls, root: Path | None = None) -> ChannelWords:
         path = (root or DEFAULT_ROOT) / KEYWORDS_FILE
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ContentError(f"{path}: cannot be read: {exc}") from exc
+        data: Any = read_yaml(path, str(path))
         lists: dict[str, dict[str, tuple[str, ...]]] = {}
         for name in ("help", "safe", "quiet", "quiet_off"):
             langs = (data or {}).get(name)

@@ -41,8 +41,10 @@ _PROGRAMME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SESSIONS_TOPIC = "console-sessions"
 
 _hasher = PasswordHasher()
-# Verified when the name is unknown, so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Verified when the name is unknown, so that a wrong name costs as long as a wrong password:
+# made by the hasher in use on the first such login (not at import: every start, and every
+# run.py command, would pay for a hash most never need).
+_DUMMY_HASHES: dict[PasswordHasher, str] = {}
 
 
 class AccountError(HelplineError):
@@ -128,6 +130,12 @@ def _token_id(token: str) -> str:
 
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _dummy_hash() -> str:
+    if _hasher not in _DUMMY_HASHES:
+        _DUMMY_HASHES[_hasher] = await hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASHES[_hasher]
 
 
 async def _verify(stored: str, password: str) -> bool:
@@ -299,7 +307,7 @@ async def authenticate(
     async with store.session() as session:
         row = await session.scalar(select(UserRow).where(UserRow.name == name))
     if row is None or row.disabled:
-        await _verify(_DUMMY_HASH, password)
+        await _verify(await _dummy_hash(), password)
         raise LoginRefused("invalid")
     locked = _aware(row.locked_until)
     if locked is not None and locked > now:

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from helpline.domain import LANGUAGES
 from helpline.errors import ContentError
+from helpline.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from helpline.directory import Directory
@@ -61,10 +60,7 @@ def _placeholders(text: str) -> set[str]:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ContentError(f"{path.name}: not valid YAML: {exc}") from exc
+    return read_yaml(path)
 
 
 @dataclass(frozen=True)
@@ -320,11 +316,12 @@ def _check_wording(
     banned = data.get("never_say") if isinstance(data, dict) else None
     if not isinstance(banned, dict) or any(not isinstance(banned.get(g), list) for g in LANGUAGES):
         raise ContentError(f"{path.name}: never_say needs a list for each of {LANGUAGES}")
+    phrases = {lang: [(p, f" {normalise(str(p))} ") for p in banned[lang]] for lang in LANGUAGES}
     for key, versions in messages.items():
         for lang, text in versions.items():
             padded = f" {normalise(text)} "
-            for phrase in banned[lang]:
-                if f" {normalise(str(phrase))} " in padded:
+            for phrase, said in phrases[lang]:
+                if said in padded:
                     raise ContentError(
                         f"{sources[key]}: {key}: the {lang} version says {phrase!r}, wording "
                         "that minimises or excuses abuse or blames the person harmed"

@@ -14,15 +14,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
 from rapidfuzz import fuzz, process
 
 from helpline.content import normalise
 from helpline.domain import LANGUAGES
 from helpline.errors import ContentError, NotFound
-
-# The C parser when PyYAML has it (several times faster); same safe constructor.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from helpline.yamlfile import read_yaml
 
 AUDIENCES = ("self", "family", "practitioner", "victim", "child", "anyone")
 NATIONS = ("england", "wales")
@@ -371,12 +368,7 @@ class _Entry:
 
 def _read_doc(path: Path) -> dict[str, Any]:
     where = f"directory/{path.name}"
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506
-    except FileNotFoundError:
-        raise ContentError(f"{where}: file is missing") from None
-    except yaml.YAMLError as exc:
-        raise ContentError(f"{where}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, where)
     if not isinstance(data, dict):
         raise ContentError(f"{where}: expected a mapping at the top")
     return data

@@ -14,12 +14,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from helpline.errors import ContentError
-
-# The C parser when PyYAML has it (several times faster); same safe constructor.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from helpline.yamlfile import read_yaml
 
 FILE = "hours.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -129,12 +125,7 @@ class OpeningHours:
     def load(cls, root: Path) -> OpeningHours:
         """Read and check content/hours.yaml under `root` (the content folder)."""
         path = root / FILE
-        try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506
-        except FileNotFoundError:
-            raise ContentError(f"{FILE}: file is missing") from None
-        except yaml.YAMLError as exc:
-            raise ContentError(f"{FILE}: not valid YAML: {exc}") from exc
+        data = read_yaml(path, FILE)
         if not isinstance(data, dict):
             _fail("top level", "expected timezone, queues, bank_holidays and closures")
         try:

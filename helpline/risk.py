@@ -54,10 +54,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rapidfuzz.distance import OSA
 
 from helpline.errors import ContentError
+from helpline.yamlfile import read_yaml
 
 LEVELS = ("immediate", "suicide", "concern", "none")
 _RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -255,15 +255,8 @@ class _Remembered:
         return value
 
 
-# The C loader when PyYAML has it (several times faster); both are safe loaders.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContentError(f"{path}: cannot read the risk lexicon: {exc}") from exc
+    data = read_yaml(path, str(path))
     if not isinstance(data, dict):
         raise ContentError(f"{path}: expected a mapping")
     return data
