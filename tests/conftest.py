@@ -5,13 +5,20 @@ In CI (CI=true) a missing server fails the test; elsewhere it is skipped with th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
+
+from handoff import accounts
+from helpline.content import DEFAULT_ROOT, Content
 
 REDIS_URL = os.environ.get("HELPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_DSN = os.environ.get("HELPLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -80,8 +87,33 @@ async def pg_url() -> AsyncIterator[str]:
         await conn.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database the migrations built from empty, once per test process."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from helpline.storage.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("migrated") / "helpline.db"
+
+    async def build() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(build())
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path, sqlite_migrated: Path) -> str:
+    """A database of this test's own at the newest schema, as the service finds its file after
+    the first start: a copy of `sqlite_migrated` (building the schema takes a tenth of a second
+    on SQLite, and most tests start the app; PostgreSQL tests still build it from empty, as do
+    the migration tests that ask for one)."""
+    shutil.copyfile(sqlite_migrated, tmp_path / "helpline.db")
     return f"sqlite+aiosqlite:///{tmp_path / 'helpline.db'}"
 
 
@@ -91,3 +123,45 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def content_read_once() -> Iterator[None]:
+    """Each test starts the whole app, which reads and checks every file under content/ (about
+    a fifth of a second). The same files make the same Content, which nothing changes once
+    loaded, so each test process reads a folder once: keyed by the folder and every file's
+    size and modification time, a test that writes its own content folder, or changes a file,
+    still gets what it wrote (and its errors, which are never kept)."""
+    load = Content.load.__func__  # type: ignore[attr-defined]
+    kept: dict[tuple[Any, ...], Content] = {}
+
+    def fingerprint(root: Path) -> tuple[Any, ...]:
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        return (root.resolve(), *((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+    def load_once(cls: type[Content], root: Path = DEFAULT_ROOT) -> Content:
+        key = fingerprint(root)
+        if key not in kept:
+            kept[key] = load(cls, root)
+        return kept[key]
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(Content, "load", classmethod(load_once))
+        yield
+
+
+# The service's own password hasher, before the fixture below swaps it (test_accounts checks
+# that what it stores costs what it should).
+SERVICE_HASHER = accounts._hasher
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes() -> Iterator[None]:
+    """argon2 at the service's cost takes a seventh of a second of CPU a hash or a check, on
+    purpose; the tests add and log in hundreds of accounts. Here hashes are argon2id at its
+    lowest cost: the same answers (a wrong password fails, what is stored is not the
+    password) in a fraction of the time."""
+    quick = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(accounts, "_hasher", quick)
+        yield

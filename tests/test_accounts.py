@@ -19,6 +19,7 @@ from handoff.console import THROTTLE, LoginThrottle
 from handoff.models import SessionRow, UserRow
 from helpline.app import STORE
 from helpline.domain import utcnow
+from tests.conftest import SERVICE_HASHER
 from tests.console_support import (
     PASSWORD,
     PLUGINS,
@@ -31,13 +32,21 @@ from tests.console_support import (
 from tests.support import SECRET, Clock, running, settings_for
 
 
-async def test_passwords_are_kept_only_as_argon2_hashes(sqlite_url: str, tmp_path: Path) -> None:
+async def test_passwords_are_kept_only_as_argon2_hashes(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accounts, "_hasher", SERVICE_HASHER)  # the tests' own is cheaper
     async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _fake, _):
         await add_staff(app, "alice")
         async with app[STORE].session() as session:
             stored = await session.scalar(select(UserRow.password_hash))
         assert stored is not None and stored.startswith("$argon2id$")
         assert PASSWORD not in stored
+        # At least OWASP's least cost for argon2id (19 MiB of memory, two passes).
+        cost = dict(p.split("=") for p in stored.split("$")[3].split(","))
+        assert int(cost["m"]) >= 19 * 1024 and int(cost["t"]) >= 2, cost
+        user = await accounts.authenticate(app[STORE], "alice", PASSWORD, now=utcnow())
+        assert user.name == "alice"
         users = await accounts.list_users(app[STORE])
         assert [(u.name, u.role, u.disabled) for u in users] == [("alice", "adviser", False)]
 
