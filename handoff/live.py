@@ -213,14 +213,17 @@ class LiveConsole:
                 self._forget(conv_id, cancel=True)
                 await self.send({"type": "unwatched", "conversation": conv_id})
                 continue
-            # It ended (the person said "stop", or it closed as idle): the page stops offering
-            # replies, once. (If they write again it is the bot's, not this adviser's: the
-            # page's replies stay hidden.)
-            if conv.closed and conv_id not in self.closed:
-                self.closed.add(conv_id)
-                await self.send(_closed_frame(conv))
-            elif not conv.closed:
-                self.closed.discard(conv_id)
+            await self._tell_if_closed(conv)
+
+    async def _tell_if_closed(self, conv: Conversation) -> None:
+        # It ended (the person said "stop", or it closed as idle): the page stops offering
+        # replies, once. (If they write again it is the bot's, not this adviser's: the
+        # page's replies stay hidden.)
+        if conv.closed and conv.id not in self.closed:
+            self.closed.add(conv.id)
+            await self.send(_closed_frame(conv))
+        elif not conv.closed:
+            self.closed.discard(conv.id)
 
     async def _on_session_ended(self, event: dict[str, Any]) -> None:
         # A check that fails closes the socket too (the page reconnects and checks afresh).
@@ -282,9 +285,6 @@ class LiveConsole:
             # Shown afresh on the page (opened again): what it fetched may already be behind.
             await self._or_close(lambda: self._send_transcript(conv_id))
             return
-        if conv.closed:
-            self.closed.add(conv_id)
-            await self.send(_closed_frame(conv))
         if len(self.watched) >= MAX_WATCHED:
             oldest = next(iter(self.watched))
             self.watched.pop(oldest).cancel()
@@ -299,6 +299,15 @@ class LiveConsole:
             # after the page fetched the conversation, nor while its socket was down (the
             # page sends `watch` again on reconnecting), nor what the hub lost (RESYNC).
             await self._send_transcript(conv_id)
+            # Whether it has ended, read now too: it may have ended since the watch found it
+            # open, before this watch was listed for the queue's snapshots to check.
+            try:
+                conv, _ = await visible(self.app, self.user, conv_id)
+            except (NotFound, Forbidden):  # and it left this user's scope meanwhile
+                await self.send({"type": "unwatched", "conversation": conv_id})
+                self._forget(conv_id, cancel=False)  # this task ends here by itself
+                return
+            await self._tell_if_closed(conv)
             await self.send({"type": "watching", "conversation": conv_id})
             authors = await note_authors(self.app, self.user)
             async for event in events:

@@ -373,3 +373,27 @@ async def test_watching_again_is_checked_again(database_url: str, tmp_path: Path
             await next_frame(ws, lambda f: f["type"] == "refused", seen)
             assert "for the helpline only" not in said(seen, conv_id)
             await ws.close()
+
+
+async def test_a_person_who_stops_while_the_console_starts_watching_is_shown_as_ended(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The person says "stop" just as the adviser's page asks to watch their conversation:
+    # after the watch found it open, before the watch was in place. The page must still be
+    # told it ended (it went on offering replies to someone who had left: a browser test
+    # caught it once the suite ran faster).
+    async with watching(database_url, tmp_path) as (app, alice, ws):
+        conv_id = await person_asks_for_adviser(app, PHONE)
+        status, _view = await alice.post(f"/console/api/conversations/{conv_id}/claim")
+        assert status == 200
+        audit = live.accounts.audit
+
+        async def person_stops_meanwhile(store: Any, name: str, action: str, *a: Any) -> None:
+            if action == "watch":
+                await engine_of(app).handle(InboundMessage("test", PHONE, "stop"))
+            await audit(store, name, action, *a)
+
+        monkeypatch.setattr(live.accounts, "audit", person_stops_meanwhile)
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        ended = await next_frame(ws, lambda f: f["type"] == "closed", timeout=5)
+        assert ended == {"type": "closed", "conversation": conv_id, "by": "person"}
