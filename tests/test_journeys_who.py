@@ -98,6 +98,14 @@ def test_every_plain_word_of_being_hurt_is_heard_at_the_welcome() -> None:
         ("en", "my husband keeps hitting me"),
         ("en", "my husband's been hurting me for years"),
         ("cy", "mae o'n fy hitio i"),
+        # Stalked or threatened is being hurt too ("ex" was taken as the answer to "who is it
+        # about?", and the questions about their own behaviour went on).
+        ("en", "my ex is stalking me"),
+        ("en", "my ex keeps threatening me"),
+        ("en", "he's been stalking me for months"),
+        ("en", "she's threatening me"),
+        ("cy", "mae fy nghyn-bartner yn fy stelcian i"),
+        ("cy", "mae e'n fy mygwth i"),
     ],
 )
 async def test_being_hit_said_at_the_first_own_behaviour_question_switches_to_victim_help(
