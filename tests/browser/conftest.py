@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
 from tests.conftest import IN_CI
@@ -23,8 +24,10 @@ ARGS = [
 ]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    """One chromium for each test process's browser tests: starting one takes most of a
+    second, and there are fifty of them."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
         if IN_CI:
@@ -36,3 +39,16 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium: Browser) -> AsyncIterator[Browser]:
+    """The browser for one test. Each page it opens is in a context of its own
+    (Browser.new_page, or the test's new_context), so no cookie, storage or history passes
+    from one test to the next; every context is closed after the test, so no page of it goes
+    on running (a chat page retrying its socket) into the next."""
+    try:
+        yield chromium
+    finally:
+        for context in list(chromium.contexts):
+            await context.close()

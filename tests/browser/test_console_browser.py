@@ -23,6 +23,9 @@ from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 # Markup a person might type (on purpose or not); it must reach the adviser as plain text.
 MARKUP = '<img src=x onerror="document.title=1"> <b>thanks</b>'
 
+# One browser for the whole run (tests/browser/conftest.py): its tests share its event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
 
 @asynccontextmanager
 async def _served(

@@ -19,7 +19,8 @@ from helpline.domain import InboundMessage
 from tests.console_support import PASSWORD, console_service, person_asks_for_adviser
 from tests.support import engine_of
 
-pytestmark = pytest.mark.browser
+# One browser for the whole run (tests/browser/conftest.py): its tests share its event loop.
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 
 @asynccontextmanager

@@ -16,7 +16,8 @@ from helpline.app import CONTENT, ENGINE, PRIVACY, STORE
 from helpline.domain import Reply, utcnow
 from tests.support import LoopbackProxy, engine_of, eventually, running, settings_for
 
-pytestmark = pytest.mark.browser
+# One browser for the whole run (tests/browser/conftest.py): its tests share its event loop.
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 TOKEN_JS = (
     "() => { try { return sessionStorage.getItem('helpline.token') } catch (e) { return null } }"

@@ -18,7 +18,8 @@ from helpline.errors import StoreUnavailable
 from helpline.ratelimit import MemoryLimiter
 from tests.support import eventually, running, settings_for
 
-pytestmark = pytest.mark.browser
+# One browser for the whole run (tests/browser/conftest.py): its tests share its event loop.
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 TOKEN_JS = "() => sessionStorage.getItem('helpline.token')"
 
