@@ -248,6 +248,14 @@ async def test_fear_of_their_own_temper_is_not_read_as_being_hurt(
         ("en", "my ex hurt me badly years ago, so now I get jealous and check her phone"),
         ("en", "they hit me as a kid and now I shout at my own kids"),
         ("cy", "mae gen i ofn amdani hi"),
+        # ...and a partner's threat of what will follow, after stalking and threats were heard
+        # as being hurt (a review of that change).
+        ("en", "my wife is threatening me with divorce"),
+        ("en", "she's threatening me that she'll leave"),
+        ("en", "my ex is threatening me with court, I just want to see my kids"),
+        ("en", "she's threatening me with the police if I don't get help"),
+        ("en", "I've been stalking me ex on facebook"),
+        ("cy", "mae hi'n fy mygwth i efo'r heddlu"),
     ],
 )
 async def test_fears_and_complaints_at_the_first_question_stay_with_their_own_behaviour(
