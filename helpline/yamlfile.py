@@ -21,7 +21,7 @@ def read_yaml(path: Path, where: str | None = None) -> Any:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506
     except FileNotFoundError:
         raise ContentError(f"{where}: file is missing") from None
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ContentError(f"{where}: cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ContentError(f"{where}: not valid YAML: {exc}") from exc

@@ -36,6 +36,21 @@ def test_the_real_content_loads_with_every_journey() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "path", ["messages/own.yaml", "keywords.yaml", "hours.yaml", "directory/services.yaml"]
+)
+def test_a_file_saved_in_another_encoding_stops_start_up_naming_it(
+    tmp_path: Path, path: str
+) -> None:
+    # Saved as Windows-1252 by an editor: "Cymraeg" files hold ŵ and ô. It used to stop the
+    # start with a bare UnicodeDecodeError, naming no file.
+    root = content_copy(tmp_path)
+    file = root / path
+    file.write_bytes(file.read_bytes() + "\n# caf\u00e9\n".encode("cp1252"))
+    with pytest.raises(ContentError, match=rf"{file.name}: cannot be read"):
+        build(settings_for("sqlite+aiosqlite://", tmp_path, content_dir=root))
+
+
 def test_a_missing_welsh_version_stops_start_up_naming_file_and_key(tmp_path: Path) -> None:
     root = content_copy(tmp_path)
     _edit(root / "messages" / "own.yaml", lambda d: d["own.today"].pop("cy"))
