@@ -307,7 +307,8 @@ class LiveConsole:
                 await self.send({"type": "unwatched", "conversation": conv_id})
                 self._forget(conv_id, cancel=False)  # this task ends here by itself
                 return
-            await self._tell_if_closed(conv)
+            if conv.closed:  # (an open reading is left to the snapshots: it may be stale)
+                await self._tell_if_closed(conv)
             await self.send({"type": "watching", "conversation": conv_id})
             authors = await note_authors(self.app, self.user)
             async for event in events:
