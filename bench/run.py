@@ -384,6 +384,43 @@ class Bench:
             )
         )
 
+    def start(self, kind: str) -> None:
+        """Not one of issue 7's items: how long from starting a process to its listening,
+        which a rolling restart or a new instance waits for each time (and every test of
+        run.py waits for). The echo's own start is the baseline; the service is timed on a
+        new, empty database (its first start, the migrations included) and again on that
+        database (a restart)."""
+
+        def once() -> dict[str, float]:
+            began = time.perf_counter()
+            with server("echo", log=self.log):
+                echo = time.perf_counter() - began
+            with Backend(kind, self.workdir) as extra:
+                began = time.perf_counter()
+                with server("full", *extra, log=self.log):
+                    first = time.perf_counter() - began
+                began = time.perf_counter()
+                with server("full", *extra, log=self.log):
+                    again = time.perf_counter() - began
+            return {
+                "echo_ms": echo * 1000,
+                "first_ms": first * 1000,
+                "again_ms": again * 1000,
+                "ratio": again / echo,
+            }
+
+        m = self.repeat(f"start {kind}", once)
+        self.rows.append(
+            Row(
+                f"Start-up {kind}: ms to listening, first start / restart",
+                f"{m['echo_ms']:.0f} ms",
+                f"{m['first_ms']:.0f} / {m['again_ms']:.0f} ms",
+                f"{m['ratio']:.1f}x (restart)",
+                "-",
+                "-",
+            )
+        )
+
     def sms(self, kind: str) -> None:
         if not (tree_path() / "channels" / "twilio.py").exists():
             self.notes.append("SMS webhooks: channels/twilio.py is not in the measured tree yet.")
@@ -412,7 +449,7 @@ class Bench:
 
 
 # Cheapest and most telling first, so a spent --budget skips the slow ones.
-SCENARIOS = ("chat", "risk", "sms", "handoff", "burst", "idle")
+SCENARIOS = ("chat", "risk", "sms", "handoff", "burst", "idle", "start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                     for kind in backends:
                         for c in args.conversations.split(","):
                             bench.chat(kind, int(c))
-                elif scenario in ("handoff", "burst", "sms"):
+                elif scenario in ("handoff", "burst", "sms", "start"):
                     for kind in backends:
                         getattr(bench, scenario)(kind)
                 else:
