@@ -650,6 +650,9 @@ class Directory:
     # Outside England and Wales: postcode areas and names -> the place's name (Scotland...).
     _elsewhere_areas: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     _elsewhere_names: dict[str, Bilingual] = field(default_factory=dict, repr=False)
+    # Districts mainly outside England and Wales with a part here (TD12: Coldstream, and
+    # Cornhill-on-Tweed in England) -> the place outside.
+    _border: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     # Answers to "where are you?" that are not a place ("rather not say", "homeless").
     not_a_place: tuple[str, ...] = ()
 
@@ -678,6 +681,7 @@ class Directory:
         directory._index_shared_towns(areas_doc.get("shared_towns") or {})
         directory._index_regions(areas_doc.get("regions") or ())
         directory._index_elsewhere(areas_doc)
+        directory._index_partly()
         return directory
 
     def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
@@ -705,7 +709,8 @@ class Directory:
         Ireland...): a postcode there, or a name of one of its places, said alone or in a
         sentence. None for anywhere in England and Wales (TD15 is Berwick, in England)."""
         district = outward_code(query)
-        if district is not None and district not in self._by_district:
+        here = district in self._by_district or district in self._border
+        if district is not None and not here:
             found = self._elsewhere_areas.get(_postcode_area(district))
             if found is not None:
                 return found
@@ -719,6 +724,14 @@ class Directory:
                 if gram in self._elsewhere_names:
                     return self._elsewhere_names[gram]
         return None
+
+    def across_border(self, query: str) -> Bilingual | None:
+        """Where outside England and Wales a postcode district also reaches, when it is
+        mainly there and partly here (TD12 is Coldstream, in Scotland, and Cornhill-on-Tweed,
+        in England): which side someone is on cannot be told from it, so a flow asks which
+        town or village rather than turn them away or guess. None for any other answer."""
+        district = outward_code(query)
+        return self._border.get(district) if district is not None else None
 
     # ---- building the lookup tables (and checking they do not contradict each other)
 
@@ -755,6 +768,10 @@ class Directory:
                 raise ContentError(f"{file}: towns: {town}: unknown council {council!r}")
             self._add_name(_key(str(town)), _Place(councils[council], council))
             self._towns.add(_key(str(town)))
+
+    def _index_partly(self) -> None:
+        """Districts partly policed by a force other than their main one, which may be outside
+        England and Wales (read after `elsewhere`)."""
         for f in self.forces.values():
             for d in f.postcode_districts_partly:
                 main = self._by_district.get(d) or (
@@ -762,9 +779,13 @@ class Directory:
                     if _postcode_area(d) in self._by_area
                     else None
                 )
-                if main is None or main.force == f.id:
+                outside = self._elsewhere_areas.get(_postcode_area(d))
+                if main is None and outside is not None:
+                    self._border[d] = outside
+                elif main is None or main.force == f.id:
                     raise ContentError(
-                        f"{file}: {f.id}: partly district {d!r} has no other main force"
+                        f"directory/areas.yaml: {f.id}: partly district {d!r} has no other "
+                        "main force"
                     )
                 self._partly[d] = (*self._partly.get(d, ()), f.id)
 
@@ -942,11 +963,13 @@ class Directory:
     def _mentions(self, words: list[str]) -> list[_Mention]:
         """Places, regions and countries named in these words, in the order said; where two
         overlap the longer is meant ("Newport Pagnell" is not Newport)."""
+        # Names outside England and Wales too, so "North Berwick" is not Berwick-upon-Tweed.
+        tables = (self._names, self._regions, self._countries, self._elsewhere_names)
         found: list[_Mention] = []
         for size in range(min(4, len(words)), 0, -1):
             for start in range(len(words) - size + 1):
                 key, end = "".join(words[start : start + size]), start + size
-                known = key in self._names or key in self._regions or key in self._countries
+                known = any(key in table for table in tables)
                 if known and not any(m.start < end and start < m.end for m in found):
                     found.append(_Mention(key, start, end))
         return sorted(found, key=lambda m: m.start)
