@@ -139,9 +139,12 @@ def test_the_english_side_of_the_border_is_placed(
     )
 
 
-@pytest.mark.parametrize("said", ["Coldstream", "Kelso", "Hawick", "North Berwick", "TD5 7AA"])
+@pytest.mark.parametrize(
+    "said", ["Coldstream", "Kelso", "Hawick", "North Berwick", "Berwickshire", "TD5 7AA"]
+)
 def test_the_scottish_side_of_the_border_is_outside(directory: Directory, said: str) -> None:
-    # "North Berwick" is in East Lothian, not Berwick-upon-Tweed.
+    # "North Berwick" is in East Lothian, not Berwick-upon-Tweed; "Berwickshire" (Coldstream,
+    # Duns, Eyemouth) was taken for a typo of Berkshire.
     assert directory.find_area(said) is None
     found = directory.elsewhere(said)
     assert found is not None and found.en == "Scotland"
