@@ -893,7 +893,9 @@ class Directory:
         """Place a postcode, council or police force area name (typos tolerated), or None.
         A place here named exactly wins over one elsewhere in the same answer ("I live in
         Newport, my ex is in Edinburgh"); a place outside England and Wales is never taken for
-        its look-alike here ("Perth" is not Penarth)."""
+        its look-alike here ("Perth" is not Penarth). A region said with a town only tells
+        apart towns of the same name ("Newport, Shropshire"; "Newport, South Wales" is
+        Newport). A district across the border with Scotland is None: see across_border."""
         if not query or not query.strip():
             return None
         if found := self._by_postcode(query) or self._exact(query):
