@@ -8,6 +8,7 @@ or a police-led panel); then Respect Phoneline, which advises frontline workers.
 from flows.programme import (
     AGAIN_FROM_START,
     KEPT,
+    across_border,
     area_name,
     elsewhere,
     elsewhere_vars,
@@ -41,6 +42,8 @@ def _directory(turn: Turn) -> Directory:
 def _find(turn: Turn, text: str) -> str | None:
     # A place here first: "I moved from Glasgow to Cardiff" is Cardiff (find_area).
     match = _directory(turn).find_area(text)
+    if match is None and across_border(turn, text):
+        return "border"
     if match is None:
         return "outside" if elsewhere(turn, text) else None
     keep_area(turn, match)
@@ -143,6 +146,15 @@ FLOW = FlowSpec(
             scrub_in_danger=False,  # a place said with danger: whoever decides on 999 needs it
         ),
         State(
+            "border",
+            say=("programme.border",),
+            enter=(elsewhere_vars,),
+            interpret=_placed,
+            retry="programme.retry",
+            scrub=without_postcodes,
+            scrub_in_danger=False,
+        ),
+        State(
             "area_shown",
             enter=(_show_area,),
             say=("professional.more",),
@@ -181,9 +193,10 @@ FLOW = FlowSpec(
         {"trigger": "referral", "source": ["start", *INFO], "dest": "referral"},
         {"trigger": "services", "source": ["start", *INFO], "dest": "services"},
         {"trigger": "area", "source": ["start", *INFO], "dest": "area"},
-        {"trigger": "found", "source": ["area", "start", *INFO], "dest": "area_shown"},
-        {"trigger": "outside", "source": ["area", "start", *INFO], "dest": "outside"},
-        {"trigger": "no_area", "source": "area", "dest": "no_area"},
+        {"trigger": "found", "source": ["area", "border", "start", *INFO], "dest": "area_shown"},
+        {"trigger": "outside", "source": ["area", "border", "start", *INFO], "dest": "outside"},
+        {"trigger": "border", "source": ["area", "border", "start", *INFO], "dest": "border"},
+        {"trigger": "no_area", "source": ["area", "border"], "dest": "no_area"},
         {"trigger": "support", "source": ["start", *INFO], "dest": "support"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},
         {"trigger": "bye", "source": ["end", "bye"], "dest": "bye"},

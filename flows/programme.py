@@ -105,6 +105,17 @@ def elsewhere(turn: Turn, text: str) -> bool:
     return True
 
 
+def across_border(turn: Turn, text: str) -> bool:
+    """Whether the person gave a postcode district on both sides of the border with Scotland
+    (TD12: Coldstream and Cornhill-on-Tweed): they are asked which town or village, never
+    told the service does not cover them. Only the nation over the border is kept."""
+    where = _directory(turn).across_border(text)
+    if where is None:
+        return False
+    turn.answers["elsewhere"] = {"en": where.en, "cy": where.cy}
+    return True
+
+
 def elsewhere_vars(turn: Turn) -> None:
     where = turn.answers.get("elsewhere") or {}
     turn.vars["where"] = where.get(turn.language, "")
@@ -118,6 +129,8 @@ def not_a_place(turn: Turn, text: str) -> bool:
 def _placed(turn: Turn, text: str) -> str | None:
     # A place here first: "I moved from Glasgow to Cardiff" is Cardiff (find_area).
     found = _find(turn, text)
+    if found is None and across_border(turn, text):
+        return "border"
     if found is None and elsewhere(turn, text):
         return "outside"
     if found is None and not_a_place(turn, text):
@@ -252,6 +265,8 @@ NEITHER = Option("programme.opt_neither", "neither", keywords="no")
 AGAIN_FROM_START = Option("flow.opt_start_again", "again", keywords="start_again")
 # Where the person is offered an adviser, another area, or to finish.
 OFFERS = ("offer_referral", "offer_more", "none", "outside", "no_area")
+# Where the person is asked where they are: first, and again for a town over a border.
+ASKED = ["ask", "border"]
 
 FLOW = FlowSpec(
     name="programme",
@@ -264,6 +279,15 @@ FLOW = FlowSpec(
             retry="programme.retry",
             scrub=without_postcodes,
             scrub_in_danger=False,  # "he's hurting her now at CF10 3AT": the adviser needs it
+        ),
+        State(
+            "border",
+            say=("programme.border",),
+            enter=(elsewhere_vars,),
+            interpret=_placed,
+            retry="programme.retry",
+            scrub=without_postcodes,
+            scrub_in_danger=False,
         ),
         State("found", enter=(_show,), exits=("offer_referral", "offer_more"), **KEPT),
         State(
@@ -330,10 +354,11 @@ FLOW = FlowSpec(
         ),
     ),
     transitions=(
-        {"trigger": "found", "source": "ask", "dest": "found"},
-        {"trigger": "none", "source": "ask", "dest": "none"},
-        {"trigger": "outside", "source": "ask", "dest": "outside"},
-        {"trigger": "no_area", "source": "ask", "dest": "no_area"},
+        {"trigger": "found", "source": ASKED, "dest": "found"},
+        {"trigger": "none", "source": ASKED, "dest": "none"},
+        {"trigger": "outside", "source": ASKED, "dest": "outside"},
+        {"trigger": "no_area", "source": ASKED, "dest": "no_area"},
+        {"trigger": "border", "source": ASKED, "dest": "border"},
         {"trigger": "neither", "source": "which", "dest": "offer_more"},
         {"trigger": "refer", "source": "offer_referral", "dest": "refer"},
         {"trigger": "picked", "source": "which", "dest": "picked"},

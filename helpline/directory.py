@@ -46,6 +46,8 @@ SENTENCE_FUZZY_CUTOFF = 85.0
 # A short name is one letter from many places ("Barrow" and Harrow, "Derry" and Derby): up to
 # this length a typo is matched only to a name with the same first letter.
 SHORT_NAME = 7
+# Words that may stand between a town and the region said with it ("Newport in Shropshire").
+_BETWEEN = frozenset({"in", "yn", "ym", "yng", "near", "ger"})
 
 
 # --------------------------------------------------------------------------- types
@@ -611,6 +613,21 @@ class _Place:
     local_authority: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Mention:
+    """A name said in an answer, and which of its words (filler left out) it spans."""
+
+    key: str
+    start: int
+    end: int
+
+
+def _next_to(words: list[str], first: _Mention, then: _Mention) -> bool:
+    """Whether `then` is said right after `first` ("Newport, Shropshire", "Newport in
+    Shropshire"): the region that says which town is meant."""
+    return then.start >= first.end and all(w in _BETWEEN for w in words[first.end : then.start])
+
+
 @dataclass
 class Directory:
     """Services, programmes and areas, checked, with the lookups flows need."""
@@ -622,9 +639,20 @@ class Directory:
     _partly: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     _by_area: dict[str, str] = field(default_factory=dict, repr=False)
     _names: dict[str, _Place] = field(default_factory=dict, repr=False)
+    # Town names (more precise than a council or force), and those shared by several places,
+    # each with its places, the one taken when nothing else is said first.
+    _towns: set[str] = field(default_factory=set, repr=False)
+    _shared: dict[str, tuple[_Place, ...]] = field(default_factory=dict, repr=False)
+    # Regions said after a town ("Newport, South Wales") -> the forces they reach into.
+    _regions: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    # Names of the countries outside England and Wales ("Bangor, Northern Ireland").
+    _countries: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     # Outside England and Wales: postcode areas and names -> the place's name (Scotland...).
     _elsewhere_areas: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     _elsewhere_names: dict[str, Bilingual] = field(default_factory=dict, repr=False)
+    # Districts mainly outside England and Wales with a part here (TD12: Coldstream, and
+    # Cornhill-on-Tweed in England) -> the place outside.
+    _border: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     # Answers to "where are you?" that are not a place ("rather not say", "homeless").
     not_a_place: tuple[str, ...] = ()
 
@@ -650,7 +678,10 @@ class Directory:
         _unique("directory/programmes.yaml", (p.id for p in programmes))
         directory = cls(services, programmes, by_id)
         directory._index(areas_doc.get("towns") or {})
+        directory._index_shared_towns(areas_doc.get("shared_towns") or {})
+        directory._index_regions(areas_doc.get("regions") or ())
         directory._index_elsewhere(areas_doc)
+        directory._index_partly()
         return directory
 
     def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
@@ -658,6 +689,7 @@ class Directory:
         for n, raw in enumerate(doc.get("elsewhere") or ()):
             e = _Entry(file, raw, {"name", "postcode_areas", "names"}, n)
             name = e.text("name")
+            self._countries.update({_key(name.en): name, _key(name.cy): name})
             for area in e.items("postcode_areas") if e.has("postcode_areas") else ():
                 if area in self._by_area:
                     e.fail(f"postcode area {area!r} is in England or Wales")
@@ -677,7 +709,8 @@ class Directory:
         Ireland...): a postcode there, or a name of one of its places, said alone or in a
         sentence. None for anywhere in England and Wales (TD15 is Berwick, in England)."""
         district = outward_code(query)
-        if district is not None and district not in self._by_district:
+        here = district in self._by_district or district in self._border
+        if district is not None and not here:
             found = self._elsewhere_areas.get(_postcode_area(district))
             if found is not None:
                 return found
@@ -691,6 +724,14 @@ class Directory:
                 if gram in self._elsewhere_names:
                     return self._elsewhere_names[gram]
         return None
+
+    def across_border(self, query: str) -> Bilingual | None:
+        """Where outside England and Wales a postcode district also reaches, when it is
+        mainly there and partly here (TD12 is Coldstream, in Scotland, and Cornhill-on-Tweed,
+        in England): which side someone is on cannot be told from it, so a flow asks which
+        town or village rather than turn them away or guess. None for any other answer."""
+        district = outward_code(query)
+        return self._border.get(district) if district is not None else None
 
     # ---- building the lookup tables (and checking they do not contradict each other)
 
@@ -721,11 +762,16 @@ class Directory:
             for la in f.local_authorities:
                 for name in (la.names.en, la.names.cy, *la.aliases):
                     self._add_name(_key(name), _Place(f.id, la.names.en))
-        councils = {la.names.en: f.id for f in self.forces.values() for la in f.local_authorities}
+        councils = self._councils()
         for town, council in towns.items():
             if council not in councils:
                 raise ContentError(f"{file}: towns: {town}: unknown council {council!r}")
             self._add_name(_key(str(town)), _Place(councils[council], council))
+            self._towns.add(_key(str(town)))
+
+    def _index_partly(self) -> None:
+        """Districts partly policed by a force other than their main one, which may be outside
+        England and Wales (read after `elsewhere`)."""
         for f in self.forces.values():
             for d in f.postcode_districts_partly:
                 main = self._by_district.get(d) or (
@@ -733,11 +779,42 @@ class Directory:
                     if _postcode_area(d) in self._by_area
                     else None
                 )
-                if main is None or main.force == f.id:
+                outside = self._elsewhere_areas.get(_postcode_area(d))
+                if main is None and outside is not None:
+                    self._border[d] = outside
+                elif main is None or main.force == f.id:
                     raise ContentError(
-                        f"{file}: {f.id}: partly district {d!r} has no other main force"
+                        f"directory/areas.yaml: {f.id}: partly district {d!r} has no other "
+                        "main force"
                     )
                 self._partly[d] = (*self._partly.get(d, ()), f.id)
+
+    def _councils(self) -> dict[str, str]:
+        return {la.names.en: f.id for f in self.forces.values() for la in f.local_authorities}
+
+    def _index_shared_towns(self, shared: Mapping[str, Any]) -> None:
+        where = "directory/areas.yaml: shared_towns"
+        councils = self._councils()
+        for town, listed in shared.items():
+            if not isinstance(listed, list) or len(listed) < 2:
+                raise ContentError(f"{where}: {town}: expected a list of two or more councils")
+            unknown = [c for c in listed if c not in councils]
+            if unknown:
+                raise ContentError(f"{where}: {town}: unknown council(s) {', '.join(unknown)}")
+            key = _key(str(town))
+            if key in self._towns:
+                raise ContentError(f"{where}: {town} is under towns too")
+            places = tuple(_Place(councils[c], c) for c in listed)
+            self._add_name(key, places[0])
+            self._towns.add(key)
+            self._shared[key] = places
+
+    def _index_regions(self, regions: Iterable[Any]) -> None:
+        for n, raw in enumerate(regions):
+            e = _Entry("directory/areas.yaml", raw, {"names", "police_force_areas"}, n)
+            forces = frozenset(e.items("police_force_areas", self.forces))
+            for name in e.items("names"):
+                self._regions[_key(name)] = forces
 
     def _add_name(self, key: str, place: _Place) -> None:
         old = self._names.get(key)
@@ -816,13 +893,15 @@ class Directory:
         """Place a postcode, council or police force area name (typos tolerated), or None.
         A place here named exactly wins over one elsewhere in the same answer ("I live in
         Newport, my ex is in Edinburgh"); a place outside England and Wales is never taken for
-        its look-alike here ("Perth" is not Penarth)."""
+        its look-alike here ("Perth" is not Penarth). A region said with a town only tells
+        apart towns of the same name ("Newport, Shropshire"; "Newport, South Wales" is
+        Newport). A district across the border with Scotland is None: see across_border."""
         if not query or not query.strip():
             return None
         if found := self._by_postcode(query) or self._exact(query):
             return found
-        if self.elsewhere(query) is not None:
-            return None
+        if self.elsewhere(query) is not None or self._names_a_place(query):
+            return None  # "Newcastle, Wales": a place we know, but not the one meant
         return self._loose(query)
 
     def _match(self, place: _Place, how: str, district: str | None = None) -> AreaMatch:
@@ -861,11 +940,65 @@ class Directory:
         key = _key(query)
         if key in self._names:
             return self._named(self._names[key])
-        # A name inside a sentence ("I live in Caerdydd"), longest first.
-        for gram in _word_runs(normalise(query).split()):
-            if gram in self._names:
-                return self._named(self._names[gram])
-        return None
+        # A name inside a sentence ("I live in Caerdydd"): the first place said, with the
+        # region said right after it ("Newport, South Wales" is Newport, not South Wales).
+        words = [w for w in normalise(query).split() if w not in _FILLER]
+        said = self._mentions(words)
+        here = [i for i, m in enumerate(said) if m.key in self._names]
+        if not here:
+            return None
+        place, region = said[here[0]], None
+        if here[0] + 1 < len(said) and _next_to(words, place, said[here[0] + 1]):
+            region = said[here[0] + 1]
+            if region.key in self._names and self._precision(region) > self._precision(place):
+                place, region = region, place  # "South Wales, Newport"
+        return self._town(place.key, region.key if region else None)
+
+    def _names_a_place(self, query: str) -> bool:
+        """Whether a place here is named exactly, in either reading of the answer."""
+        return any(
+            m.key in self._names
+            for reading in (unmutated(query), query)
+            for m in self._mentions([w for w in normalise(reading).split() if w not in _FILLER])
+        )
+
+    def _mentions(self, words: list[str]) -> list[_Mention]:
+        """Places, regions and countries named in these words, in the order said; where two
+        overlap the longer is meant ("Newport Pagnell" is not Newport)."""
+        # Names outside England and Wales too, so "North Berwick" is not Berwick-upon-Tweed.
+        tables = (self._names, self._regions, self._countries, self._elsewhere_names)
+        found: list[_Mention] = []
+        for size in range(min(4, len(words)), 0, -1):
+            for start in range(len(words) - size + 1):
+                key, end = "".join(words[start : start + size]), start + size
+                known = any(key in table for table in tables)
+                if known and not any(m.start < end and start < m.end for m in found):
+                    found.append(_Mention(key, start, end))
+        return sorted(found, key=lambda m: m.start)
+
+    def _precision(self, said: _Mention) -> int:
+        """A town is more precise than a council, a council than a police force area."""
+        if said.key in self._towns:
+            return 2
+        return 1 if self._names[said.key].local_authority else 0
+
+    def _town(self, town: str, region: str | None) -> AreaMatch | None:
+        """The place a name stands for, told from places of the same name by the region said
+        with it ("Newport, Shropshire"); with none, the best known ("Newport" is in Gwent)."""
+        if region in self._countries:
+            return None  # "Bangor, Northern Ireland": a namesake outside England and Wales
+        places = self._shared.get(town, (self._names[town],))
+        if region is None or len(places) == 1:
+            return self._named(places[0])
+        near = self._names.get(region)
+        council = near.local_authority if near else None
+        forces = self._regions.get(region) or frozenset({near.force} if near else ())
+        fits = [p for p in places if council is not None and p.local_authority == council]
+        fits += [p for p in places if p.force in forces]
+        if fits:
+            return self._named(fits[0])
+        # A namesake we do not list ("Newport, Kent"): the region is the surer of the two.
+        return self._named(near) if near else None
 
     def _loose_name(self, query: str) -> AreaMatch | None:
         key = _key(query)

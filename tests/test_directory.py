@@ -142,6 +142,76 @@ def test_towns_are_placed_in_their_council(
 
 
 @pytest.mark.parametrize(
+    ("query", "force", "council"),
+    [
+        ("Newport, South Wales", "gwent", "Newport"),
+        ("Newport South Wales", "gwent", "Newport"),
+        ("I live in Newport, South Wales", "gwent", "Newport"),
+        ("Newport, Gwent", "gwent", "Newport"),
+        ("Newport, Wales", "gwent", "Newport"),
+        ("Casnewydd, De Cymru", "gwent", "Newport"),
+        ("Newport, Shropshire", "west-mercia", "Telford and Wrekin"),
+        ("Newport in Shropshire", "west-mercia", "Telford and Wrekin"),
+        ("Newport, Isle of Wight", "hampshire", "Isle of Wight"),
+        ("Newport, Pembrokeshire", "dyfed-powys", "Pembrokeshire"),
+        ("Newport, Pembs", "dyfed-powys", "Pembrokeshire"),
+        ("Newport, Kent", "kent", "Kent"),
+        ("Newport Pagnell", "thames-valley", "Milton Keynes"),
+        ("Newcastle, Staffordshire", "staffordshire", "Newcastle-under-Lyme"),
+        ("Newcastle upon Tyne", "northumbria", "Newcastle upon Tyne"),
+        ("Swansea, South Wales", "south-wales", "Swansea"),
+        ("Pontypool, South Wales", "gwent", "Torfaen"),
+        ("Bangor, North Wales", "north-wales", "Gwynedd"),
+        ("Rhyl North Wales", "north-wales", "Denbighshire"),
+        ("Leeds, West Yorkshire", "west-yorkshire", "Leeds"),
+        ("Chester, Cheshire", "cheshire", "Cheshire West and Chester"),
+        ("South Wales, Newport", "gwent", "Newport"),
+    ],
+)
+def test_a_town_named_with_its_region_is_placed_by_the_town(
+    directory: Directory, query: str, force: str, council: str
+) -> None:
+    # "Newport, South Wales" was South Wales Police: the longest name said won, and Newport
+    # is policed by Gwent. The region only tells apart towns of the same name.
+    match = directory.find_area(query)
+    assert match is not None, query
+    assert (match.police_force_area, match.local_authority) == (force, council)
+
+
+@pytest.mark.parametrize(
+    ("query", "force"),
+    [("South Wales", "south-wales"), ("I live in South Wales", "south-wales"),
+     ("North Wales", "north-wales"), ("Shropshire", "west-mercia")],
+)  # fmt: skip
+def test_a_region_said_alone_is_still_its_police_force_area(
+    directory: Directory, query: str, force: str
+) -> None:
+    match = directory.find_area(query)
+    assert match is not None and match.police_force_area == force
+
+
+def test_a_same_named_town_said_alone_is_the_best_known_one(directory: Directory) -> None:
+    newport = directory.find_area("Newport")
+    assert newport is not None and newport.local_authority == "Newport"
+    newcastle = directory.find_area("Newcastle")
+    assert newcastle is not None and newcastle.police_force_area == "northumbria"
+
+
+def test_a_town_named_with_a_place_none_of_its_namesakes_here_is_in_is_not_placed(
+    directory: Directory,
+) -> None:
+    # Bangor in Gwynedd has a namesake in County Down.
+    assert directory.find_area("Bangor, Northern Ireland") is None
+    where = directory.elsewhere("Bangor, Northern Ireland")
+    assert where is not None and where.en == "Northern Ireland"
+    # A town we know, with a region none of its namesakes here is in: asked again, not
+    # matched loosely to the one we know (Newcastle Emlyn is in Carmarthenshire).
+    assert directory.find_area("Newcastle, Wales") is None
+    found = directory.find_area("I live in Newport, my ex is in Edinburgh")
+    assert found is not None and found.local_authority == "Newport"
+
+
+@pytest.mark.parametrize(
     "query",
     [
         "I am worried about my anger",

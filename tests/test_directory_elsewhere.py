@@ -99,3 +99,52 @@ def test_a_place_here_named_beside_one_elsewhere_is_the_place_here(
     # Wales", whatever else it said.
     found = directory.find_area(said)
     assert found is not None and council in str(found.local_authority), found
+
+
+@pytest.mark.parametrize("said", ["TD12 4AA", "td12", "TD9 7AA", "DG16 5AA"])
+def test_a_postcode_district_across_the_scottish_border_is_not_called_outside(
+    directory: Directory, said: str
+) -> None:
+    # TD12 is Coldstream, in Scotland, and Cornhill-on-Tweed and Mindrum, in Northumberland;
+    # TD9 and DG16 reach into Cumbria. Told "outside England and Wales", someone in England
+    # was turned away. Which side they are on cannot be told from the district: ask.
+    assert directory.elsewhere(said) is None
+    assert directory.find_area(said) is None
+    across = directory.across_border(said)
+    assert across is not None and across.en == "Scotland"
+
+
+@pytest.mark.parametrize("said", ["TD15 1AA", "TD5 7AA", "Cardiff", "NP16 7AA", "CH4 8AA"])
+def test_other_postcodes_are_not_across_the_scottish_border(
+    directory: Directory, said: str
+) -> None:
+    assert directory.across_border(said) is None
+
+
+@pytest.mark.parametrize(
+    ("said", "force", "council"),
+    [("Cornhill-on-Tweed", "northumbria", "Northumberland"),
+     ("Cornhill on Tweed", "northumbria", "Northumberland"),
+     ("Mindrum", "northumbria", "Northumberland"),
+     ("Berwick-upon-Tweed", "northumbria", "Northumberland"),
+     ("TD15 1AA", "northumbria", None)],
+)  # fmt: skip
+def test_the_english_side_of_the_border_is_placed(
+    directory: Directory, said: str, force: str, council: str | None
+) -> None:
+    found = directory.find_area(said)
+    assert found is not None and (found.police_force_area, found.local_authority) == (
+        force,
+        council,
+    )
+
+
+@pytest.mark.parametrize(
+    "said", ["Coldstream", "Kelso", "Hawick", "North Berwick", "Berwickshire", "TD5 7AA"]
+)
+def test_the_scottish_side_of_the_border_is_outside(directory: Directory, said: str) -> None:
+    # "North Berwick" is in East Lothian, not Berwick-upon-Tweed; "Berwickshire" (Coldstream,
+    # Duns, Eyemouth) was taken for a typo of Berkshire.
+    assert directory.find_area(said) is None
+    found = directory.elsewhere(said)
+    assert found is not None and found.en == "Scotland"

@@ -143,3 +143,38 @@ async def test_a_police_force_is_named_as_an_area_not_as_a_place(
             await welsh.says(text)
         await welsh.says("Heddlu De Cymru")
         assert "ar gyfer ardal Heddlu De Cymru" in "\n".join(fake.texts()[-4:])
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_a_postcode_across_the_scottish_border_asks_which_town_not_outside(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # TD12 is Coldstream (Scotland) and Cornhill-on-Tweed (England): someone there was told
+    # the service does not cover them.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in TO_ASK[language]:
+            await person.says(text)
+        assert await person.says("TD12 4AA") == ["programme.border"]
+        said = fake.texts()[-1]
+        assert ("Scotland" if language == "en" else "yr Alban") in said
+        assert "TD12" not in said  # only the area found is ever kept or said back
+        keys = await person.says("Cornhill-on-Tweed")
+        assert keys[0] in ("programme.found", "programme.none")
+        other = Person(app, fake, language=language, address="+447700900998")
+        for text in TO_ASK[language]:
+            await other.says(text)
+        await other.says("TD12 4AA")
+        assert await other.says("Coldstream") == ["programme.outside"]
+
+
+async def test_a_practitioner_asking_about_a_postcode_across_the_border_is_asked_the_town(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_PRACTITIONER_AREA:
+            await person.says(text)
+        assert await person.says("TD12 4AA") == ["programme.border"]
+        keys = await person.says("Cornhill-on-Tweed")
+        assert keys[0] in ("professional.area_found", "professional.area_none")
