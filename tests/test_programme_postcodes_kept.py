@@ -3,6 +3,7 @@ programme and professional journeys, not only of the answer to "where are you?".
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 
 from tests.journey_support import Person
 from tests.support import running, settings_for
+
+# The postcodes' inward halves, not inside a longer run of letters and digits: a row's random
+# ids in hex can hold "1AB" ("...421AB227..."), which failed this test now and then.
+_INWARD = re.compile(r"(?<![0-9A-Z])(1AB|2AT)(?![0-9A-Z])|NP20\s*1AB|CF10\s*2AT")
 
 
 @pytest.mark.parametrize(
@@ -40,4 +45,4 @@ async def test_a_full_postcode_said_anywhere_in_these_journeys_is_not_kept(
         tables = [t for (t,) in raw.execute("select name from sqlite_master where type='table'")]
         for table in tables:
             for row in raw.execute(f"select * from {table}"):  # noqa: S608 - our own names
-                assert "1AB" not in repr(row).upper() and "2AT" not in repr(row).upper(), table
+                assert not _INWARD.search(repr(row).upper()), table
