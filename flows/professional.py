@@ -3,7 +3,8 @@ services for practitioners, and the helpline's practitioner support (an adviser)
 
 What runs in an area is told as a practitioner needs it: confirmed community programmes
 first, or plainly that none is listed; then Drive for what it is (referral only through MARAC
-or a police-led panel); then Respect Phoneline, which advises frontline workers."""
+or a police-led panel); then the same for another force area a postcode district is partly in;
+then Respect Phoneline, which advises frontline workers."""
 
 from flows.programme import (
     AGAIN_FROM_START,
@@ -17,6 +18,7 @@ from flows.programme import (
     keep_area,
     not_a_place,
     stored_area,
+    with_edges,
     without_postcodes,
 )
 from helpline.content import normalise
@@ -76,21 +78,24 @@ def _community(turn: Turn, p: Programme) -> str:
     return "\n".join(entry_lines(turn, p))
 
 
-def _show_area(turn: Turn) -> None:
+def _tell_area(turn: Turn, area: AreaMatch, edge: bool, told: set[str]) -> None:
+    """What runs in one force area; `edge`: another force area the postcode district is
+    partly in, told only if something is listed there. `told`: programmes already told."""
     directory = _directory(turn)
-    area = _area(turn)
     name = area_name(turn, area)
     lang = turn.language
     # The same lookup as a person referring themselves: confirmed programmes open to
     # self-referral and to professionals' referrals. Never Drive, never a placeholder.
-    community = directory.programmes_for(area)
-    if community:
-        turn.say("professional.area_found", area=name)
-        for p in community:
-            turn.say_text(_community(turn, p))
-    else:
-        turn.say("professional.area_none", area=name)
-    for p in directory.referral_only_programmes(area):
+    community = [p for p in directory.programmes_for(area) if p.id not in told]
+    only = [p for p in directory.referral_only_programmes(area) if p.id not in told]
+    told.update(p.id for p in (*community, *only))
+    if edge and (community or only):
+        turn.say("professional.area_edge", area=name)
+    elif not edge:
+        turn.say("professional.area_found" if community else "professional.area_none", area=name)
+    for p in community:
+        turn.say_text(_community(turn, p))
+    for p in only:
         turn.say(
             "professional.area_referral_only",
             name=p.name(lang),
@@ -98,6 +103,14 @@ def _show_area(turn: Turn) -> None:
             offer=p.offer.get(lang),
             referral=p.referral_route.get(lang),
         )
+
+
+def _show_area(turn: Turn) -> None:
+    directory = _directory(turn)
+    lang = turn.language
+    told: set[str] = set()
+    for n, area in enumerate(with_edges(turn, _area(turn))):
+        _tell_area(turn, area, n > 0, told)
     line = directory.service(PRACTITIONER_LINE)
     phone = next(c.value for c in line.contacts if c.channel == "phone")
     turn.say("professional.area_line", name=line.name(lang), phone=phone)

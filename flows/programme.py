@@ -3,7 +3,8 @@ police force area (typos tolerated), say what each offers, who it is for and how
 with explicit consent, make a minimal referral (what will be shared is shown first).
 
 Drive is never offered to someone referring themselves (Directory.programmes_for leaves it out
-unless a professional is asking). Only the area found is kept, never what was typed."""
+unless a professional is asking). Only the area found is kept, never what was typed; for a
+postcode district on the edge of two police force areas, the other's programmes are shown too."""
 
 import re
 from collections.abc import Sequence
@@ -48,16 +49,32 @@ def stored_area(turn: Turn) -> AreaMatch | None:
     found = turn.answers.get("area")
     if not isinstance(found, dict):
         return None
-    return AreaMatch(found["force"], found.get("la"), found["nation"], "stored")
+    also = tuple(str(force) for force in found.get("also", ()))
+    return AreaMatch(found["force"], found.get("la"), found["nation"], "stored", also)
 
 
 def keep_area(turn: Turn, match: AreaMatch) -> None:
-    """Only the area found is kept, never what was typed."""
-    turn.answers["area"] = {
+    """Only the area found is kept, never what was typed; for a postcode district partly
+    policed by another force (HR3, Hay-on-Wye), that force's id too."""
+    kept: dict[str, Any] = {
         "force": match.police_force_area,
         "la": match.local_authority,
         "nation": match.nation,
     }
+    if match.also_possible:
+        kept["also"] = list(match.also_possible)
+    turn.answers["area"] = kept
+
+
+def with_edges(turn: Turn, area: AreaMatch) -> list[AreaMatch]:
+    """The area found, then each other force area its postcode district is partly in (the
+    whole force: which of its councils is not known)."""
+    directory = _directory(turn)
+    others = [
+        AreaMatch(force, None, directory.force(force).nation, "stored")
+        for force in area.also_possible
+    ]
+    return [area, *others]
 
 
 def area_name(
@@ -74,11 +91,23 @@ def area_name(
     return turn.content.text("programme.force_area", lang, force=force.name(lang))
 
 
-def _programmes(turn: Turn) -> list[Programme]:
+def _groups(turn: Turn) -> list[tuple[AreaMatch, list[Programme]]]:
+    """The programmes of the area found, then of any other force area on the edge of it,
+    each programme once."""
     area = stored_area(turn)
     if area is None:
         return []
-    return _directory(turn).programmes_for(area, self_referral=not _professional(turn))
+    groups: list[tuple[AreaMatch, list[Programme]]] = []
+    seen: set[str] = set()
+    for where in with_edges(turn, area):
+        found = _directory(turn).programmes_for(where, self_referral=not _professional(turn))
+        groups.append((where, [p for p in found if p.id not in seen]))
+        seen.update(p.id for p in found)
+    return groups
+
+
+def _programmes(turn: Turn) -> list[Programme]:
+    return [p for _, programmes in _groups(turn) for p in programmes]
 
 
 def _referable(turn: Turn) -> list[Programme]:
@@ -176,10 +205,12 @@ def _describe(turn: Turn, p: Programme) -> str:
 
 
 def _show(turn: Turn) -> str:
-    _area_vars(turn)
-    turn.say("programme.found", area=turn.vars["area"])
-    for p in _programmes(turn):
-        turn.say_text(_describe(turn, p))
+    for n, (where, programmes) in enumerate(_groups(turn)):
+        if programmes:
+            key = "programme.found" if n == 0 else "programme.edge"
+            turn.say(key, area=area_name(turn, where))
+        for p in programmes:
+            turn.say_text(_describe(turn, p))
     return "offer_referral" if _referable(turn) else "offer_more"
 
 
@@ -202,10 +233,20 @@ def _picked(turn: Turn) -> str:
     return "consent"
 
 
+def _referral_area(turn: Turn) -> AreaMatch | None:
+    """The area a referral names: the one found, unless the programme chosen is one of the
+    other force area's on its edge (then that force's area, as it is where they may live)."""
+    chosen = turn.answers.get("programme")
+    for where, programmes in _groups(turn):
+        if any(p.id == chosen for p in programmes):
+            return where
+    return stored_area(turn)
+
+
 def _shared(turn: Turn) -> dict[str, str]:
     """Only what a programme needs to start: the area, the language, and the relationship if
     the person told us. Never a name, a number, or what they wrote."""
-    area = stored_area(turn)
+    area = _referral_area(turn)
     shared = {
         "area": area_name(turn, area, "en", in_words=False) if area else "",
         "language": turn.language,
@@ -231,7 +272,7 @@ def _ask_consent(turn: Turn) -> None:
     p = _directory(turn).programme(str(turn.answers["programme"]))
     lang = turn.language
     shared = _shared(turn)
-    area = stored_area(turn)
+    area = _referral_area(turn)
     lines = [turn.t("programme.shared_area", value=area_name(turn, area) if area else "")]
     lines.append(turn.t("programme.shared_language", value=turn.t("language.name")))
     if "relationship" in shared:

@@ -97,13 +97,16 @@ def content_copy(tmp_path: Path) -> Path:
     return root
 
 
-def with_test_programme(root: Path, **changes: Any) -> dict[str, Any]:
-    """Make Gwent's programme a confirmed one that takes referrals through the helpline."""
+def with_test_programme(
+    root: Path, programme_id: str = "gwent-community-programme", **changes: Any
+) -> dict[str, Any]:
+    """Make a programme (Gwent's unless told) a confirmed one that takes referrals through
+    the helpline."""
     path = root / "directory" / "programmes.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data.pop("templates", None)
     for entry in data["programmes"]:
-        if entry["id"] == "gwent-community-programme":
+        if entry["id"] == programme_id:
             entry.update(
                 placeholder=False,
                 verified_on=date(2026, 1, 1),

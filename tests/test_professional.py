@@ -131,3 +131,28 @@ async def test_after_the_area_a_practitioner_can_go_on_and_nonsense_gets_a_retry
         assert await person.says("5") == ["professional.end"]
         conv = await person.conversation()
         assert (conv.flow, conv.state) == ("professional", "end")
+
+
+async def test_a_postcode_on_the_edge_of_two_areas_shows_a_practitioner_both(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # HR3 is mostly West Mercia's, but Hay-on-Wye itself is in Powys (Dyfed-Powys).
+    root = content_copy(tmp_path)
+    choices = with_test_programme(root, "dyfed-powys-choices")
+    mercia = with_test_programme(root, police_force_areas=["west-mercia"])
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings) as (app, fake, _):
+        person = Person(app, fake)
+        await _ask_about_area(person)
+        assert await person.says("HR3 5") == [
+            "professional.area_found",
+            "programme.entry",
+            "professional.area_edge",
+            "programme.entry",
+            "professional.area_line",
+            "professional.more",
+        ]
+        found, first, edge, second, _, _ = fake.texts()[-6:]
+        assert "West Mercia" in found and first.startswith(mercia["name"]["en"])
+        assert "the Dyfed-Powys Police area" in edge and "address" in edge
+        assert second.startswith(choices["name"]["en"])

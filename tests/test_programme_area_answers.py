@@ -5,10 +5,12 @@ question again; Welsh place names are found as they are said; a goodbye at the e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from helpline.app import CONTENT
+from handoff import referrals
+from helpline.app import CONTENT, STORE
 from tests.journey_support import Person, content_copy, with_test_programme
 from tests.support import running, settings_for
 
@@ -178,3 +180,98 @@ async def test_a_practitioner_asking_about_a_postcode_across_the_border_is_asked
         assert await person.says("TD12 4AA") == ["programme.border"]
         keys = await person.says("Cornhill-on-Tweed")
         assert keys[0] in ("professional.area_found", "professional.area_none")
+
+
+def _either_side_of_the_border(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A confirmed programme each side of the Welsh border near Hay-on-Wye and Presteigne:
+    Dyfed-Powys's CHOICES, and the test programme moved to West Mercia."""
+    choices = with_test_programme(root, "dyfed-powys-choices")
+    mercia = with_test_programme(
+        root,
+        police_force_areas=["west-mercia"],
+        name={"en": "West Mercia test programme", "cy": "Rhaglen brawf Gorllewin Mersia"},
+    )
+    return choices, mercia
+
+
+BOTH_SIDES = ["programme.found", "programme.entry", "programme.edge", "programme.entry",
+              "programme.next"]  # fmt: skip
+
+
+async def test_a_postcode_on_the_edge_of_two_areas_shows_both_and_refers_to_the_one_chosen(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # HR3 is mostly West Mercia's, but Hay-on-Wye itself is in Powys (Dyfed-Powys): someone
+    # there was given only West Mercia's programmes.
+    root = content_copy(tmp_path)
+    choices, mercia = _either_side_of_the_border(root)
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        assert await person.says("HR3 5") == BOTH_SIDES
+        found, first, edge, second, _ = fake.texts()[-5:]
+        assert "West Mercia" in found and first.startswith(mercia["name"]["en"])
+        assert "edge of two areas" in edge and "the Dyfed-Powys Police area" in edge
+        assert "check your address" in edge and "HR3" not in edge
+        assert second.startswith(choices["name"]["en"])
+        answers = (await person.conversation()).answers
+        assert answers["area"] == {
+            "force": "west-mercia", "la": None, "nation": "england", "also": ["dyfed-powys"]
+        }  # fmt: skip
+        assert await person.says("refer me") == ["programme.which"]
+        assert person.last_options()[:2] == (mercia["name"]["en"], choices["name"]["en"])
+        assert await person.says("2") == ["programme.consent"]
+        consent = fake.texts()[-1]
+        assert "the Dyfed-Powys Police area" in consent and "West Mercia" not in consent
+        await person.says("yes")
+        [referral] = await referrals.referrals(app[STORE])
+        assert referral["programme"] == "dyfed-powys-choices"
+        assert referral["shared"]["area"] == "Dyfed-Powys Police"
+        assert "HR3" not in str((await person.conversation()).answers)
+
+
+async def test_in_welsh_a_programme_of_the_area_found_is_referred_with_that_area(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # LD8 (Presteigne) is in Powys, but part of it is policed by West Mercia.
+    root = content_copy(tmp_path)
+    choices, mercia = _either_side_of_the_border(root)
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake, language="cy")
+        for text in TO_ASK["cy"]:
+            await person.says(text)
+        assert await person.says("LD8 2") == BOTH_SIDES
+        found, first, edge, second, _ = fake.texts()[-5:]
+        assert "Powys" in found and first.startswith(choices["name"]["cy"])
+        edge_words = app[CONTENT].text("programme.edge", "cy")
+        assert edge == edge_words.format(area="Heddlu Gorllewin Mersia")
+        assert second.startswith(mercia["name"]["cy"])
+        answers = (await person.conversation()).answers
+        assert answers["area"] == {
+            "force": "dyfed-powys", "la": "Powys", "nation": "wales", "also": ["west-mercia"]
+        }  # fmt: skip
+        assert await person.says("1") == ["programme.which"]
+        assert person.last_options()[:2] == (choices["name"]["cy"], mercia["name"]["cy"])
+        assert await person.says("1") == ["programme.consent"]
+        assert "Mersia" not in fake.texts()[-1]
+        await person.says("1")
+        [referral] = await referrals.referrals(app[STORE])
+        assert referral["programme"] == "dyfed-powys-choices"
+        assert referral["shared"]["area"] == "Powys"
+
+
+async def test_the_other_areas_programme_is_offered_when_the_area_found_has_none(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    choices = with_test_programme(root, "dyfed-powys-choices")
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        assert await person.says("HR3 5") == ["programme.edge", "programme.entry", "programme.next"]
+        assert "the Dyfed-Powys Police area" in fake.texts()[-3]
+        assert fake.texts()[-2].startswith(choices["name"]["en"])
+        assert await person.says("refer me") == ["programme.consent"]
+        assert "the Dyfed-Powys Police area" in fake.texts()[-1]
