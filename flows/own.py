@@ -166,6 +166,16 @@ def _book_callback(turn: Turn) -> None:
     turn.answers["callback"] = True
 
 
+def _book_callback_waiting(turn: Turn) -> str:
+    """The number typed once danger had handed them to an adviser at "what number should we
+    call?": the call-back is booked with it, sealed, and they stay where they are (queued,
+    or with the adviser, who sees the call-back and can show its number). Leaving the queue
+    then brings them to the booked call-back's options, not the question again."""
+    _book_callback(turn)
+    turn.say("own.callback_kept_waiting")
+    return "callback_done"
+
+
 # What a person who came through another door is told where the own-behaviour journey's words
 # would not fit them: someone being hurt (welcome's "who" answer "hurt") gets the victim
 # services, never the Respect Phoneline first or "a partner who is affected"; a friend or
@@ -274,6 +284,7 @@ FLOW = FlowSpec(
             retry="own.callback_number_retry",
             redacted="own.callback_number_given",
             scrub=without_numbers,
+            answered_later=(_book_callback_waiting,),
         ),
         State(
             "callback_done",

@@ -130,6 +130,12 @@ SEND_TRIES = 6
 RESEND_FIRST_SECONDS = 5.0
 RESEND_MAX_SECONDS = 300.0
 LEVEL_ORDER = ("immediate", "suicide", "concern", "none")
+# A question whose answer is not kept in clear, still open when a hand-off was made ([flow,
+# state]: danger at "what number should we call?"). While the queue or an adviser has them,
+# a message that answers it is still taken as its answer (the call-back booked, the number
+# sealed) and kept as the journey keeps it; any other message reaches the adviser as written.
+# Gone once answered, or when the bot has them again (the question is then asked as usual).
+ASKED_WHEN_QUEUED = "_asked_when_queued"
 # Marks an inbound text stored sealed: it may answer a question whose answer is not kept in
 # clear (State.redacted, State.scrub); what the transcript keeps is settled once it is
 # handled. (A person who types this prefix only gets their own message unreadable.)
@@ -585,14 +591,21 @@ class Engine:
                 message = replace(message, text=self._open_text(conv, message.text))
             answers = (conv.flow, conv.state) if conv.owner is Owner.BOT else None
             turn.text = message.text
-            level = await self._step(turn, message)
+            later = self._answers_later(turn, message.text)
+            level = await self._step(turn, message, later)
+            self._take_later(turn)  # if no branch of the step took it
             urgent = (
                 level in URGENT
                 or urgent
                 or (not child_guided and bool(conv.answers.get(CHILD_GUIDED)))
             )
             private = sealed and answers is not None and self.runner.private(*answers)
-            if sealed:
+            if later is not None:
+                # The answer to a question a hand-off cut short (the number): kept as the
+                # journey keeps it, the words around it for the adviser.
+                redact[message.id] = self.runner.kept_later(*later, message.text, conv.language)
+                private = True
+            elif sealed:
                 # If it answered a question whose answer is not kept (a phone number), the
                 # transcript keeps the journey's stand-in line or the words less the number;
                 # otherwise it is an ordinary message, kept as written, because an adviser
@@ -639,8 +652,12 @@ class Engine:
             await self.notify(conv, "stopped" if conv.flow == "stop" else "ended")
         self.metrics.turn_seconds.observe(time.perf_counter() - started)
 
-    async def _step(self, turn: Turn, message: StoredMessage) -> str:
-        """One message of the turn; returns the risk level it was screened at."""
+    async def _step(
+        self, turn: Turn, message: StoredMessage, later: tuple[str, str] | None = None
+    ) -> str:
+        """One message of the turn; returns the risk level it was screened at. `later`: the
+        question a hand-off cut short that it answers (_answers_later), taken once what is
+        owed to danger has been said."""
         conv = turn.conversation
         screened = self._screened.pop(message.id, None)
         if screened is not None and screened[:2] == (conv.language, hash(message.text)):
@@ -651,8 +668,15 @@ class Engine:
         if risk.level == "none" and before:
             risk = self._across(before, _words(message.text, first=True), conv.language, risk)
         if self.handoffs is not None and conv.owner in (Owner.QUEUE, Owner.ADVISER):
-            # With the level it was screened at: a console marks a risky message.
-            await self.handoffs.forward(conv, message, risk.level)
+            # With the level it was screened at: a console marks a risky message. An answer
+            # kept out of the transcript is shown as the transcript keeps it.
+            shown = message
+            if later is not None:
+                kept = self.runner.kept_later(*later, message.text, conv.language)
+                shown = replace(message, text=kept)
+            await self.handoffs.forward(conv, shown, risk.level)
+        if conv.owner is Owner.BOT:
+            conv.answers.pop(ASKED_WHEN_QUEUED, None)  # the bot asks its questions itself
         if conv.owner is not Owner.QUEUE:
             conv.answers.pop(RAILED_WAITING, None)  # no longer waiting: that wait is over
         self.metrics.risk.labels(risk.level).inc()
@@ -686,12 +710,14 @@ class Engine:
             self.runner.leave_detour(turn)
         if risk.level in URGENT:
             await self._urgent(turn, risk.level, first)
+            self._take_later(turn)  # after the guidance
             return risk.level
         if _child_at_risk(conv, risk):
             # A child hurt, in the past or not said when: not a 999 matter on its face, but a
             # child at risk all the same. The flow is interrupted as for danger, once.
             conv.answers[CHILD_GUIDED] = True
             await self._urgent(turn, "child", first)
+            self._take_later(turn)
             return risk.level
         if risk.level == "concern" and self.handoffs is not None and conv.owner is Owner.QUEUE:
             await self.handoffs.escalate(conv)
@@ -700,9 +726,11 @@ class Engine:
         if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
             return risk.level  # they took up an offer made while waiting (a call-back instead)
         if conv.owner is Owner.QUEUE:
+            self._take_later(turn)  # what it was taken for, before who will read it
             self._while_waiting(turn, message.text)
             return risk.level
         if human:
+            self._take_later(turn)
             return risk.level  # an adviser has it: the bot stays silent
         journey, where, asked = conv.flow, [conv.flow, conv.state], len(turn.effects)
         if first:
@@ -717,6 +745,34 @@ class Engine:
         if not first and any(e.kind == "handoff" for e in turn.effects[asked:]):
             conv.answers[BEFORE_QUEUE] = where
         return risk.level
+
+    def _answers_later(self, turn: Turn, text: str) -> tuple[str, str] | None:
+        """The question a hand-off cut short (ASKED_WHEN_QUEUED) if `text`, written while the
+        queue or an adviser has them, answers it; read into the turn for _take_later."""
+        conv = turn.conversation
+        asked = conv.answers.get(ASKED_WHEN_QUEUED)
+        if conv.owner is Owner.BOT or not (isinstance(asked, list) and len(asked) == 2):
+            return None
+        flow, state = str(asked[0]), str(asked[1])
+        if not self.runner.reads_later_answer(turn, flow, state, text):
+            return None
+        turn.vars[ASKED_WHEN_QUEUED] = (flow, state)
+        return flow, state
+
+    def _take_later(self, turn: Turn) -> None:
+        """Take the answer _answers_later read (the call-back booked), once. With an adviser
+        the bot stays silent: what the journey would say is not said."""
+        later = turn.vars.pop(ASKED_WHEN_QUEUED, None)
+        if later is None:
+            return
+        conv = turn.conversation
+        conv.answers.pop(ASKED_WHEN_QUEUED, None)  # answered
+        said = len(turn.replies)
+        reached = self.runner.take_later_answer(turn, *later)
+        if reached is not None and conv.answers.get(BEFORE_QUEUE) == list(later):
+            conv.answers[BEFORE_QUEUE] = [later[0], reached]  # "cancel" goes on from there
+        if conv.owner is Owner.ADVISER:
+            del turn.replies[said:]
 
     def _across(self, before: str, after: str, language: str, risk: RiskResult) -> RiskResult:
         """Danger sent in pieces ("I want to end" ... "my life"): the words either side of
@@ -1107,13 +1163,21 @@ class Engine:
         their place), they are asked to keep waiting; if it fails before, the error is
         raised."""
         assert self.handoffs is not None
+        # Where the journey was: the queue's offer out of hours moves it on.
+        asked, bot = [conv.flow, conv.state], conv.owner is Owner.BOT
         try:
-            return await self.handoffs.request(conv, queue, reason)
+            replies = await self.handoffs.request(conv, queue, reason)
         except HelplineError:
             if conv.owner is Owner.BOT:
                 raise
             log.exception("a hand-off could not be made", extra={"conversation": conv.reference})
             return [Reply(self.content.text("handoff.keep_waiting", conv.language))]
+        if bot and conv.owner is not Owner.BOT:
+            if self.runner.answered_later(*asked):
+                conv.answers[ASKED_WHEN_QUEUED] = asked  # its answer may still come
+            else:
+                conv.answers.pop(ASKED_WHEN_QUEUED, None)
+        return replies
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """A retry in the background that a shutdown stops rather than waits out."""

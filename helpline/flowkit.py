@@ -74,6 +74,13 @@ class State:
     # Whether it scrubs words about danger too. A phone number is, as it is asked for on its
     # own; a place is not, as whoever decides on calling 999 may need it.
     scrub_in_danger: bool = True
+    # The answer may still come once the question has been cut short by a hand-off (danger,
+    # at "what number should we call?"): while the queue or an adviser has them, a message
+    # `interpret` reads as the answer is taken by these actions (the call-back booked), and
+    # the transcript keeps it as `scrub` leaves it, or the `redacted` words if nothing else
+    # was said. Any other message is for the adviser, kept as written. An action may return
+    # the state the answer reaches: "cancel" then goes back there, not to the question.
+    answered_later: tuple[Action, ...] = ()
     # An offer made to someone waiting for an adviser: its options are answered even while
     # the queue owns the conversation; any other words go to the adviser as usual.
     while_queued: bool = False
@@ -315,6 +322,40 @@ class FlowRunner:
         stores it sealed until it is handled)."""
         state = self._state(flow_name, state_name)
         return state is not None and (state.redacted is not None or state.scrub is not None)
+
+    def answered_later(self, flow_name: str, state_name: str) -> bool:
+        """Whether this question's answer may still come after a hand-off cut it short."""
+        state = self._state(flow_name, state_name)
+        return state is not None and bool(state.answered_later)
+
+    def reads_later_answer(self, turn: Turn, flow_name: str, state_name: str, text: str) -> bool:
+        """After a hand-off cut this question short: whether `text` answers it (read as the
+        state reads an answer, into the turn, for `take_later_answer`)."""
+        state = self._state(flow_name, state_name)
+        if state is None or not state.answered_later or state.interpret is None:
+            return False
+        return state.interpret(turn, text) is not None
+
+    def take_later_answer(self, turn: Turn, flow_name: str, state_name: str) -> str | None:
+        """Take the answer `reads_later_answer` read: the state's `answered_later` actions.
+        Returns the state the journey has reached with it, if one says (where leaving the
+        queue brings them back to, rather than the question again)."""
+        state = self._state(flow_name, state_name)
+        reached = None
+        for action in state.answered_later if state is not None else ():
+            reached = action(turn) or reached
+        return reached
+
+    def kept_later(self, flow_name: str, state_name: str, text: str, language: str) -> str:
+        """What the transcript keeps of an answer taken after a hand-off: the words around
+        it are for the adviser (less what the state scrubs); the stand-in if there are none."""
+        state = self._state(flow_name, state_name)
+        if state is None or state.scrub is None:
+            return text
+        scrubbed = state.scrub(text)
+        if state.redacted and not any(c.isalnum() for c in scrubbed):
+            return self.content.text(state.redacted, language)
+        return scrubbed
 
     def kept(
         self, flow_name: str, state_name: str, text: str, language: str, *, risky: bool

@@ -29,7 +29,7 @@ from helpline.logs import quiet_libraries
 from tests.console_support import PLUGINS, Console, add_staff, next_frame
 from tests.journey_support import Person
 from tests.loopback import loopback
-from tests.support import Clock, log_text, running, settings_for
+from tests.support import Clock, QueueThatCannotEnqueue, log_text, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
 
 TYPED = "07700 900987"  # the number a person types (Ofcom's drama range)
@@ -653,3 +653,223 @@ def test_a_number_typed_into_the_safe_time_is_not_kept_with_it(typed: str, kept:
     from flows.own import without_numbers
 
     assert without_numbers(typed) == kept
+
+
+# -- danger at the number question: handed to an adviser, the number still sealed -------------
+
+DANGER = "he has just come home, he has a knife"
+
+
+async def _queued_after_danger_at_the_number_question(person: Person) -> None:
+    await _to_number_question(person)
+    said = await person.says(DANGER)
+    assert said[0] == "risk.immediate"
+    assert (await person.conversation()).owner is Owner.QUEUE
+
+
+async def _nothing_in_clear(app: web.Application, *secrets: str) -> None:
+    """No trace of the number anywhere a person's words are stored (messages, the
+    conversation's answers: the ends of messages kept for the next one's screening)."""
+    everything = await _raw(app, "SELECT * FROM messages") + await _raw(
+        app, "SELECT * FROM conversations"
+    )
+    assert not _leaks(everything, *secrets)
+
+
+async def test_a_number_typed_once_danger_has_queued_them_is_booked_sealed_and_kept_out(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Danger written at "what number should we call?" hands them to an adviser at once, the
+    # question still open. The number they type next answers it: the call-back is booked
+    # with it sealed, the transcript keeps the stand-in, and they stay in the queue.
+    caplog.set_level(logging.DEBUG)
+    quiet_libraries()
+    async with running(settings_for(database_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        events = _record_hub(app)
+        # Told it is kept, then who will read what they write, as anyone waiting is.
+        assert await person.says(TYPED) == ["own.callback_kept_waiting", "handoff.waiting_ack"]
+
+        conv = await person.conversation()
+        assert conv.owner is Owner.QUEUE  # their safety first: an adviser still joins them
+        assert [e.conversation_id for e in await app[ROUTING].queue.waiting()] == [conv.id]
+        (window, sealed), *more = await _raw(app, 'SELECT "window", sealed_number FROM callbacks')
+        assert not more and window == "weekday mornings before 9"
+        assert app[PRIVACY].open(sealed, f"callback:{conv.id}") == DIGITS
+
+        texts = [m.text for m in await app[STORE].transcript(conv.id)]
+        assert app[CONTENT].text("own.callback_number_given", "en") in texts
+        assert DANGER in texts  # what the adviser must act on, as written
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+        # The consoles saw the message live: as the transcript keeps it.
+        shown = [e for _, e in events if e.get("type") == "message" and e.get("author") == "person"]
+        assert [e["text"] for e in shown] == [app[CONTENT].text("own.callback_number_given", "en")]
+        assert not _leaks(events, DIGITS, TYPED, "900987")
+        assert not _leaks([log_text(r) for r in caplog.records], DIGITS, TYPED, "900987")
+
+        # Answered: a number said to the adviser later is an ordinary message again.
+        await person.says("thank you")
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+
+
+async def test_words_about_danger_with_the_number_reach_the_adviser_marked_less_the_number(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        events = _record_hub(app)
+        said = await person.says(f"he is kicking the door in, ring me on {TYPED}")
+        assert said == ["risk.immediate", "own.callback_kept_waiting"]  # the guidance first
+        conv = await person.conversation()
+        texts = [m.text for m in await app[STORE].transcript(conv.id)]
+        assert "he is kicking the door in, ring me on …" in texts
+        [shown] = [
+            e for _, e in events if e.get("type") == "message" and e.get("author") == "person"
+        ]
+        assert shown["text"] == "he is kicking the door in, ring me on …"
+        assert shown["risk"] == "immediate"  # marked for the adviser
+        [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
+        assert app[PRIVACY].open(sealed, f"callback:{conv.id}") == DIGITS
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_a_number_typed_after_danger_queued_them_two_minutes_later_is_sealed(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The queue refused them when they wrote about danger at the number question: the
+    # hand-off waited while they might be typing the number, then was made once they had
+    # written nothing for two minutes. The number they type after that is still theirs to
+    # be called on, and is never kept in clear.
+    clock = Clock(_noon())
+    async with running(settings_for(database_url, tmp_path), clock=clock) as (app, fake, _):
+        engine, routing = app[ENGINE], app[ROUTING]
+        person = Person(app, fake)
+
+        async def says(text: str) -> list[str]:
+            before = len(fake.sent)
+            await engine.handle(InboundMessage("test", person.address, text, received_at=clock.now))
+            return [person.keys.key(m.reply.text) for m in fake.sent[before:]]
+
+        for text in ("hi", "1", "1", "1", "2", "call me back", "weekday mornings before 9"):
+            await says(text)
+        queue = QueueThatCannotEnqueue(routing.queue)
+        routing.queue = queue
+        assert await says(DANGER) == ["risk.immediate", "handoff.unavailable"]
+        await engine.stop_retries()  # housekeeping's turn, below
+        queue.down = False
+        clock.now += timedelta(minutes=3)
+        assert await engine.retry_handoffs() == 1
+        assert await says(TYPED) == ["own.callback_kept_waiting", "handoff.waiting_ack"]
+        [(conv_id, sealed)] = await _raw(
+            app, "SELECT conversation_id, sealed_number FROM callbacks"
+        )
+        assert app[PRIVACY].open(sealed, f"callback:{conv_id}") == DIGITS
+        assert (await app[STORE].conversation(conv_id)).owner is Owner.QUEUE
+        texts = [m.text for m in await app[STORE].transcript(conv_id)]
+        assert app[CONTENT].text("own.callback_number_given", "en") in texts
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_out_of_hours_a_number_typed_after_danger_queued_them_is_sealed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Closed, the queue's message moves the journey to its offer (leave a message, or a
+    # call back): the number they type is still the answer to the question danger cut short.
+    clock = Clock(_noon(line_open=False))
+    async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        # Nobody reads it until the line opens, they are told, and where to get help now.
+        assert await person.says(TYPED) == [
+            "own.callback_kept_waiting",
+            "handoff.waiting_closed",
+            "risk.immediate",
+        ]
+        conv = await person.conversation()
+        assert conv.owner is Owner.QUEUE
+        [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
+        assert app[PRIVACY].open(sealed, f"callback:{conv.id}") == DIGITS
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_with_an_adviser_the_number_is_a_booked_call_back_they_can_show_audited(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await add_staff(app, "alice")
+        await add_staff(app, "sam", "supervisor")
+        async with Console(url) as alice, Console(url) as sam:
+            await alice.login("alice")
+            await sam.login("sam")
+            conv_path = f"/console/api/conversations/{person.conversation_id}"
+            assert (await alice.post(conv_path + "/claim"))[0] == 200
+            sent = len(fake.sent)
+            await person.says(f"it's {TYPED}")
+            assert len(fake.sent) == sent  # an adviser has them: the bot stays silent
+
+            _, view = await alice.get(conv_path)
+            assert not _leaks(view, DIGITS, TYPED, "900987")
+            said = [m["text"] for m in view["messages"] if m["author"] == "person"]
+            assert said[-2:] == [DANGER, "it's …"]
+            _, listed = await alice.get("/console/api/callbacks")
+            [item] = listed
+            assert item["has_number"] is True and item["window"] == "weekday mornings before 9"
+            status, shown = await alice.post(f"/console/api/callbacks/{item['id']}/number")
+            assert (status, shown) == (200, {"number": DIGITS})
+            _, audit = await sam.get(f"/console/api/audit?conversation={person.conversation_id}")
+            assert [e["actor"] for e in audit if e["action"] == "callback_number_shown"] == [
+                "alice"
+            ]
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_an_ordinary_message_to_the_adviser_after_danger_is_kept_as_written(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await person.says("I'm at my sister's on Elm Road, flat 12")
+        texts = [m.text for m in await app[STORE].transcript(person.conversation_id or "")]
+        assert "I'm at my sister's on Elm Road, flat 12" in texts
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+
+
+async def test_leaving_the_queue_after_the_number_is_booked_does_not_ask_for_it_again(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await person.says(TYPED)
+        said = await person.says("cancel")
+        assert "own.callback_number" not in said, said
+        conv = await person.conversation()
+        assert conv.owner is Owner.BOT and (conv.flow, conv.state) == ("own", "callback_done")
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+
+
+async def test_danger_then_the_number_sent_together_books_it_and_keeps_it_out(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Both land before either is handled: the first hands them to an adviser, the second
+    # still answers "what number should we call?".
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, _f, _u):
+        engine, store = app[ENGINE], app[STORE]
+        first = await engine.handle(InboundMessage("test", "4242", "hi"))
+        await _place(app, first.conversation_id, "own", "callback_number")
+        await engine.accept(InboundMessage("test", "4242", DANGER))
+        await engine.accept(InboundMessage("test", "4242", TYPED))
+        await engine.process(first.conversation_id)
+        texts = [m.text for m in await store.transcript(first.conversation_id)]
+        assert DANGER in texts
+        assert app[CONTENT].text("own.callback_number_given", "en") in texts
+        assert (await store.conversation(first.conversation_id)).owner is Owner.QUEUE
+        [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
+        assert app[PRIVACY].open(sealed, f"callback:{first.conversation_id}") == DIGITS
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
