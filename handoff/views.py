@@ -4,6 +4,7 @@ the supervisor's overview. Advisers see a reference, never a phone number or pla
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,7 +145,7 @@ async def transcript(
 ) -> list[dict[str, Any]]:
     """What the console's live socket sends of a conversation: as its page shows it."""
     conv = await app[STORE].conversation(conversation_id)
-    return transcript_items(app, (await _scoped(app, user, conversation_id))[0], conv.language)
+    return transcript_items(app, (await _scoped(app, user, conversation_id))[0], conv)
 
 
 async def conversation_view(
@@ -167,23 +168,28 @@ async def conversation_view(
         "queue": current,
         "summary": shown,
         "mine": conv.owner is Owner.ADVISER and conv.adviser == user.name,
-        "messages": transcript_items(app, messages, conv.language),
+        "messages": transcript_items(app, messages, conv),
     }
 
 
 def transcript_items(
-    app: web.Application, messages: list[StoredMessage], language: str
+    app: web.Application, messages: list[StoredMessage], conv: Conversation
 ) -> list[dict[str, Any]]:
     """A transcript as the console shows it (notes included), each of the person's messages
     with the risk level the screen gives it: as the live event that brought it carried it
     (Routing.forward), so that a risky message stays marked when the console opens the
     conversation, reconnects or catches up. (Levels are not stored with messages; the screen
-    is quick: tens of microseconds a message.)"""
-    screen = app[ENGINE].screen
-    return [
-        transcript_item(m, screen(m.text, language).level if m.author is Author.PERSON else None)
-        for m in messages
-    ]
+    is quick: tens of microseconds a message.) A message stored sealed that its turn has not
+    yet read is shown as the transcript will keep it, never as ciphertext."""
+    engine = app[ENGINE]
+    items = []
+    for m in messages:
+        if m.author is not Author.PERSON:
+            items.append(transcript_item(m))
+            continue
+        shown = replace(m, text=engine.kept(conv, m.text))
+        items.append(transcript_item(shown, engine.screen(shown.text, conv.language).level))
+    return items
 
 
 def transcript_item(m: StoredMessage, risk: str | None = None) -> dict[str, Any]:

@@ -315,11 +315,13 @@ class Engine:
 
         def private(flow: str, state: str, owner: str, queued: bool) -> str | None:
             # Sealed when it may answer a question whose answer is not kept: the journey is
-            # at one now, or messages still waiting before it may bring it there. Which it
-            # was is known once it is handled (see process()).
+            # at one now, or messages still waiting before it may bring it there; with the
+            # queue or an adviser, one a hand-off cut short (ASKED_WHEN_QUEUED), if it holds
+            # a number. Which it was is known once it is handled (see process()).
             if owner != Owner.BOT.value:
-                return None
-            if not self.runner.private(flow, state) and not queued:
+                if not self.runner.may_answer_later(msg.text):
+                    return None
+            elif not self.runner.private(flow, state) and not queued:
                 return None
             return SEALED_TEXT + self.privacy.seal(msg.text, key)
 
@@ -1724,7 +1726,8 @@ class Engine:
             return stored
         text = self._open_text(conv, stored)
         if conv.owner is not Owner.BOT:
-            return text
+            later = self._answers_later(Turn(conv, self.content), text)
+            return text if later is None else self.runner.kept_later(*later, text, conv.language)
         risky = self.screen(text, conv.language).level != "none"
         return self.runner.kept(conv.flow, conv.state, text, conv.language, risky=risky)
 

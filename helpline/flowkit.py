@@ -328,6 +328,16 @@ class FlowRunner:
         state = self._state(flow_name, state_name)
         return state is not None and bool(state.answered_later)
 
+    def may_answer_later(self, text: str) -> bool:
+        """Whether `text` may be the answer to any such question (it holds what one's
+        `scrub` takes out: a number): quick, with no turn, to store it sealed as it arrives."""
+        return any(
+            state.scrub(text) != text
+            for flow in self.flows.values()
+            for state in flow.spec.states
+            if state.answered_later and state.scrub is not None
+        )
+
     def reads_later_answer(self, turn: Turn, flow_name: str, state_name: str, text: str) -> bool:
         """After a hand-off cut this question short: whether `text` answers it (read as the
         state reads an answer, into the turn, for `take_later_answer`)."""

@@ -828,6 +828,32 @@ async def test_with_an_adviser_the_number_is_a_booked_call_back_they_can_show_au
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
 
 
+async def test_a_number_waiting_for_its_turn_after_danger_is_stored_sealed_and_shown_kept(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Stored before its turn reads it: never in clear at rest, and a console that reads the
+    # transcript in between shows what the transcript will keep, never ciphertext.
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await app[ENGINE].accept(InboundMessage("test", person.address, TYPED))
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
+            said = [m["text"] for m in view["messages"] if m["author"] == "person"]
+            assert said[-1] == app[CONTENT].text("own.callback_number_given", "en")
+        assert person.conversation_id is not None
+        await app[ENGINE].process(person.conversation_id)
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
 async def test_an_ordinary_message_to_the_adviser_after_danger_is_kept_as_written(
     sqlite_url: str, tmp_path: Path
 ) -> None:
