@@ -899,3 +899,17 @@ async def test_danger_then_the_number_sent_together_books_it_and_keeps_it_out(
         [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
         assert app[PRIVACY].open(sealed, f"callback:{first.conversation_id}") == DIGITS
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_a_number_typed_after_asking_for_an_adviser_at_the_number_question_is_booked(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Not only danger: asked for a number, they asked for an adviser instead, then typed it.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        await person.says("talk to an adviser")
+        assert (await person.conversation()).owner is Owner.QUEUE
+        assert await person.says(TYPED) == ["own.callback_kept_waiting", "handoff.waiting_ack"]
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
