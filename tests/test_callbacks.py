@@ -913,3 +913,20 @@ async def test_a_number_typed_after_asking_for_an_adviser_at_the_number_question
         assert await person.says(TYPED) == ["own.callback_kept_waiting", "handoff.waiting_ack"]
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_in_welsh_the_number_typed_after_danger_is_kept_for_the_call_back_in_welsh(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language="cy")
+        for said in ("helo", "1", "1", "1", "2", "ffoniwch fi yn ôl", "boreau"):
+            await person.says(said)
+        assert (await person.conversation()).state == "callback_number"
+        assert (await person.says("mae ganddo gyllell, mae e yma nawr"))[0] == "risk.immediate"
+        await person.says(TYPED)
+        assert app[CONTENT].text("own.callback_kept_waiting", "cy") in fake.texts()
+        texts = [m.text for m in await app[STORE].transcript(person.conversation_id or "")]
+        assert app[CONTENT].text("own.callback_number_given", "cy") in texts
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
