@@ -595,7 +595,10 @@ class Engine:
             turn.text = message.text
             later = self._answers_later(turn, message.text)
             level = await self._step(turn, message, later)
-            self._take_later(turn)  # if no branch of the step took it
+            # If no branch of the step took it: unless they have left ("stop", "cancel").
+            if conv.closed or conv.owner is Owner.BOT:
+                turn.vars.pop(ASKED_WHEN_QUEUED, None)
+            self._take_later(turn)
             urgent = (
                 level in URGENT
                 or urgent
