@@ -840,7 +840,8 @@ async def test_a_number_waiting_for_its_turn_after_danger_is_stored_sealed_and_s
     ):
         person = Person(app, fake)
         await _queued_after_danger_at_the_number_question(person)
-        await app[ENGINE].accept(InboundMessage("test", person.address, TYPED))
+        engine = app[ENGINE]
+        await engine.accept(InboundMessage("test", person.address, TYPED))
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
         await add_staff(app, "alice")
         async with Console(url) as alice:
@@ -849,8 +850,29 @@ async def test_a_number_waiting_for_its_turn_after_danger_is_stored_sealed_and_s
             said = [m["text"] for m in view["messages"] if m["author"] == "person"]
             assert said[-1] == app[CONTENT].text("own.callback_number_given", "en")
         assert person.conversation_id is not None
-        await app[ENGINE].process(person.conversation_id)
+        await engine.process(person.conversation_id)
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_danger_with_the_number_waiting_for_its_turn_is_shown_marked_less_the_number(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
+        app,
+        fake,
+        url,
+    ):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await app[ENGINE].accept(InboundMessage("test", person.address, f"he has a gun, {TYPED}"))
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
+            last = [m for m in view["messages"] if m["author"] == "person"][-1]
+            # Marked as danger: not ciphertext nobody can screen.
+            assert (last["text"], last["risk"]) == ("he has a gun, …", "immediate")
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
 
 
