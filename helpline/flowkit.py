@@ -235,6 +235,15 @@ class FlowRunner:
     def __init__(self, flows: Iterable[FlowSpec], content: Content) -> None:
         self.flows = {spec.name: Flow(spec) for spec in flows}
         self.content = content
+        # What the questions answered after a hand-off keep out (may_answer_later), once.
+        self._later_scrubs = tuple(
+            {
+                state.scrub
+                for flow in self.flows.values()
+                for state in flow.spec.states
+                if state.answered_later and state.scrub is not None
+            }
+        )
         for flow in self.flows.values():
             flow.check(content, self.flows)
 
@@ -331,12 +340,7 @@ class FlowRunner:
     def may_answer_later(self, text: str) -> bool:
         """Whether `text` may be the answer to any such question (it holds what one's
         `scrub` takes out: a number): quick, with no turn, to store it sealed as it arrives."""
-        return any(
-            state.scrub(text) != text
-            for flow in self.flows.values()
-            for state in flow.spec.states
-            if state.answered_later and state.scrub is not None
-        )
+        return any(scrub(text) != text for scrub in self._later_scrubs)
 
     def reads_later_answer(self, turn: Turn, flow_name: str, state_name: str, text: str) -> bool:
         """After a hand-off cut this question short: whether `text` answers it (read as the
