@@ -9,7 +9,7 @@ import contextlib
 import logging
 import re
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from helpline.domain import (
     json_object,
     storable,
 )
+from helpline.engine import SEALED_TEXT
 from helpline.errors import DuplicateMessage, HelplineError
 from helpline.ports import RESYNC
 from helpline.ratelimit import NEW_CHATS, RateLimited
@@ -275,7 +276,17 @@ class WebChat:
         if token is not None:
             prefix = self.app[PRIVACY].contact_key(self.name, token)[:24] + ":"
         shown = []
-        for m in await self.app[STORE].transcript(conversation_id):
+        messages = await self.app[STORE].transcript(conversation_id)
+        # A message stored sealed that its turn has not read yet (a number asked for) is shown
+        # as the transcript will keep it, never as the sealed text (Engine.kept).
+        if any(m.direction == Direction.IN and m.text.startswith(SEALED_TEXT) for m in messages):
+            conv = await self.app[STORE].conversation(conversation_id)
+            engine = self.app[ENGINE]
+            messages = [
+                replace(m, text=engine.kept(conv, m.text)) if m.direction == Direction.IN else m
+                for m in messages
+            ]
+        for m in messages:
             if m.direction in (Direction.IN, Direction.OUT):
                 item = {
                     "id": m.id,

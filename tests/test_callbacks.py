@@ -20,7 +20,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from handoff import referrals
-from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, ROUTING, STORE
+from helpline.app import CONTENT, ENGINE, HUB, PRIVACY, ROUTING, SENDERS, STORE
 from helpline.config import Settings
 from helpline.content import DEFAULT_ROOT
 from helpline.domain import InboundMessage, Owner
@@ -952,3 +952,23 @@ async def test_in_welsh_the_number_typed_after_danger_is_kept_for_the_call_back_
         assert app[CONTENT].text("own.callback_number_given", "cy") in texts
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+@pytest.mark.parametrize("danger_first", [False, True])
+async def test_a_number_waiting_for_its_turn_is_never_shown_to_a_reconnecting_page_as_ciphertext(
+    danger_first: bool, sqlite_url: str, tmp_path: Path
+) -> None:
+    # A web chat page that reconnects between a message's arriving (stored sealed) and its
+    # turn is sent the history: the person must see their message as it will be kept (the
+    # stand-in), never the sealed text. At the bot's number question, and after danger.
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, fake, _):
+        person = Person(app, fake)
+        if danger_first:
+            await _queued_after_danger_at_the_number_question(person)
+        else:
+            await _to_number_question(person)
+        await app[ENGINE].accept(InboundMessage("test", person.address, TYPED))
+        assert person.conversation_id is not None
+        history = await app[SENDERS]["web"]._history(person.conversation_id)
+        said = [m["text"] for m in history if m["author"] == "person"]
+        assert said[-1] == app[CONTENT].text("own.callback_number_given", "en")
