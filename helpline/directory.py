@@ -46,8 +46,9 @@ SENTENCE_FUZZY_CUTOFF = 85.0
 # A short name is one letter from many places ("Barrow" and Harrow, "Derry" and Derby): up to
 # this length a typo is matched only to a name with the same first letter.
 SHORT_NAME = 7
-# Words that may stand between a town and the region said with it ("Newport in Shropshire").
-_BETWEEN = frozenset({"in", "yn", "ym", "yng", "near", "ger"})
+# Words that may stand between a town and the region said with it ("Newport in Shropshire",
+# "Newport on the Isle of Wight"). Never "near" or "ger": "Wrexham, near Chester" is Wrexham.
+_BETWEEN = frozenset({"in", "on", "yn", "ym", "yng"})
 
 
 # --------------------------------------------------------------------------- types
@@ -645,8 +646,14 @@ class Directory:
     _shared: dict[str, tuple[_Place, ...]] = field(default_factory=dict, repr=False)
     # Regions said after a town ("Newport, South Wales") -> the forces they reach into.
     _regions: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
-    # Names of the countries outside England and Wales ("Bangor, Northern Ireland").
+    # Names of the countries outside England and Wales ("Bangor, Northern Ireland"), and the
+    # towns here with a namesake in each (a country said right after one of them is abroad).
     _countries: dict[str, Bilingual] = field(default_factory=dict, repr=False)
+    _namesakes: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    # Councils and police force areas by their own names, not an alias or abbreviation: said
+    # with a town none of whose namesakes is there, they may be where an unlisted one is
+    # ("Berwick, East Sussex"); "Newport, Mon" (Monmouthshire, not Môn) is still Newport.
+    _full_names: set[str] = field(default_factory=set, repr=False)
     # Outside England and Wales: postcode areas and names -> the place's name (Scotland...).
     _elsewhere_areas: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     _elsewhere_names: dict[str, Bilingual] = field(default_factory=dict, repr=False)
@@ -687,9 +694,14 @@ class Directory:
     def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
         file = "directory/areas.yaml"
         for n, raw in enumerate(doc.get("elsewhere") or ()):
-            e = _Entry(file, raw, {"name", "postcode_areas", "names"}, n)
+            e = _Entry(file, raw, {"name", "postcode_areas", "names", "namesakes"}, n)
             name = e.text("name")
             self._countries.update({_key(name.en): name, _key(name.cy): name})
+            listed = e.items("namesakes") if e.has("namesakes") else ()
+            namesakes = frozenset(_key(t) for t in listed)
+            for town in namesakes - self._names.keys():
+                e.fail(f"namesakes: {town!r} is not a place in England or Wales")
+            self._namesakes.update({_key(name.en): namesakes, _key(name.cy): namesakes})
             for area in e.items("postcode_areas") if e.has("postcode_areas") else ():
                 if area in self._by_area:
                     e.fail(f"postcode area {area!r} is in England or Wales")
@@ -757,11 +769,13 @@ class Directory:
             names = [f.names.en, f.names.cy, *f.aliases]
             for name in names:
                 self._add_name(_key(name), _Place(f.id, None))
+            self._full_names.update({_key(f.names.en), _key(f.names.cy)})
         # Councils after forces, so "Leeds" (council) beats "Leeds" (alias of the force).
         for f in self.forces.values():
             for la in f.local_authorities:
                 for name in (la.names.en, la.names.cy, *la.aliases):
                     self._add_name(_key(name), _Place(f.id, la.names.en))
+                self._full_names.update({_key(la.names.en), _key(la.names.cy)})
         councils = self._councils()
         for town, council in towns.items():
             if council not in councils:
@@ -895,7 +909,8 @@ class Directory:
         Newport, my ex is in Edinburgh"); a place outside England and Wales is never taken for
         its look-alike here ("Perth" is not Penarth). A region said with a town only tells
         apart towns of the same name ("Newport, Shropshire"; "Newport, South Wales" is
-        Newport). A district across the border with Scotland is None: see across_border."""
+        Newport); a place said "near" another is the first ("Wrexham, near Chester"). A
+        district across the border with Scotland is None: see across_border."""
         if not query or not query.strip():
             return None
         if found := self._by_postcode(query) or self._exact(query):
@@ -950,8 +965,12 @@ class Directory:
         place, region = said[here[0]], None
         if here[0] + 1 < len(said) and _next_to(words, place, said[here[0] + 1]):
             region = said[here[0] + 1]
-            if region.key in self._names and self._precision(region) > self._precision(place):
-                place, region = region, place  # "South Wales, Newport"
+            if (
+                region.key in self._names
+                and self._precision(region) > self._precision(place)
+                and self._fits(self._places(region.key), place.key)
+            ):
+                place, region = region, place  # "South Wales, Newport"; not "Wrexham, Chester"
         return self._town(place.key, region.key if region else None)
 
     def _names_a_place(self, query: str) -> bool:
@@ -982,23 +1001,36 @@ class Directory:
             return 2
         return 1 if self._names[said.key].local_authority else 0
 
-    def _town(self, town: str, region: str | None) -> AreaMatch | None:
-        """The place a name stands for, told from places of the same name by the region said
-        with it ("Newport, Shropshire"); with none, the best known ("Newport" is in Gwent)."""
-        if region in self._countries:
-            return None  # "Bangor, Northern Ireland": a namesake outside England and Wales
-        places = self._shared.get(town, (self._names[town],))
-        if region is None or len(places) == 1:
-            return self._named(places[0])
+    def _places(self, town: str) -> tuple[_Place, ...]:
+        """The places a name stands for, the best known first."""
+        return self._shared.get(town, (self._names[town],))
+
+    def _fits(self, places: tuple[_Place, ...], region: str) -> list[_Place]:
+        """Those of these places that are in the region, council first."""
         near = self._names.get(region)
         council = near.local_authority if near else None
         forces = self._regions.get(region) or frozenset({near.force} if near else ())
         fits = [p for p in places if council is not None and p.local_authority == council]
-        fits += [p for p in places if p.force in forces]
-        if fits:
+        return fits + [p for p in places if p.force in forces]
+
+    def _town(self, town: str, region: str | None) -> AreaMatch | None:
+        """The place a name stands for, told from places of the same name by the region said
+        with it ("Newport, Shropshire"); with none, the best known ("Newport" is in Gwent)."""
+        places = self._places(town)
+        if region is None:
+            return self._named(places[0])
+        if region in self._countries:
+            # "Bangor, Northern Ireland" is the namesake there; "Leeds, Scotland" is Leeds.
+            abroad = town in self._namesakes.get(region, frozenset())
+            return None if abroad else self._named(places[0])
+        if fits := self._fits(places, region):
             return self._named(fits[0])
-        # A namesake we do not list ("Newport, Kent"): the region is the surer of the two.
-        return self._named(near) if near else None
+        if region in self._full_names:
+            # A namesake we do not list ("Newport, Essex"): the county is the surer of the two.
+            return self._named(self._names[region])
+        if region in self._regions:
+            return None  # "Newcastle, Wales": a place we know, but not the one meant
+        return self._named(places[0])  # "Newport, Mon": an abbreviation that fits no Newport
 
     def _loose_name(self, query: str) -> AreaMatch | None:
         key = _key(query)

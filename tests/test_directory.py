@@ -179,6 +179,94 @@ def test_a_town_named_with_its_region_is_placed_by_the_town(
 
 
 @pytest.mark.parametrize(
+    ("query", "force", "council"),
+    [
+        ("Wrexham, near Chester", "north-wales", "Wrexham"),
+        ("I live in Wrexham near Chester", "north-wales", "Wrexham"),
+        ("Flintshire near Chester", "north-wales", "Flintshire"),
+        ("Newport near Cardiff", "gwent", "Newport"),
+        ("Newport, near Cardiff", "gwent", "Newport"),
+        ("Newport near Bristol", "gwent", "Newport"),
+        ("Newport near Swansea", "gwent", "Newport"),
+        ("Newport near Bath", "gwent", "Newport"),
+        ("I live in Swansea near Llanelli", "south-wales", "Swansea"),
+        ("Abertawe ger Llanelli", "south-wales", "Swansea"),
+        ("Newcastle near Durham", "northumbria", "Newcastle upon Tyne"),
+        ("Newcastle near Carlisle", "northumbria", "Newcastle upon Tyne"),
+        ("Swansea near Neath", "south-wales", "Swansea"),
+        ("Cardiff near Penarth", "south-wales", "Cardiff"),
+        ("Bristol near Bath", "avon-and-somerset", "Bristol"),
+        ("Newcastle-under-Lyme near Stoke", "staffordshire", "Newcastle-under-Lyme"),
+        ("just outside Newport", "gwent", "Newport"),
+        ("my partner lives near Carmarthen", "dyfed-powys", "Carmarthenshire"),
+    ],
+)
+def test_a_place_said_near_another_is_the_first_place(
+    directory: Directory, query: str, force: str, council: str
+) -> None:
+    # "Wrexham, near Chester" was Cheshire: "near" made Chester the region said with
+    # Wrexham, and a town more precise than a council took its place.
+    match = directory.find_area(query)
+    assert match is not None, query
+    assert (match.police_force_area, match.local_authority) == (force, council)
+
+
+@pytest.mark.parametrize(
+    ("query", "force", "council"),
+    [
+        ("Newport, Mon", "gwent", "Newport"),
+        ("Newport (Mon)", "gwent", "Newport"),
+        ("Newport Mon.", "gwent", "Newport"),
+        ("Newport, Essex", "essex", "Essex"),
+        ("Berwick, East Sussex", "sussex", "East Sussex"),
+        ("Newport on the Isle of Wight", "hampshire", "Isle of Wight"),
+        ("Newport, South Wales", "gwent", "Newport"),
+        ("South Wales, Newport", "gwent", "Newport"),
+        ("Newport, Shropshire", "west-mercia", "Telford and Wrekin"),
+        ("Leeds, West Yorkshire", "west-yorkshire", "Leeds"),
+    ],
+)
+def test_a_region_said_with_a_town_that_fits_none_of_its_namesakes(
+    directory: Directory, query: str, force: str, council: str
+) -> None:
+    # "Newport, Mon" (Monmouthshire's old postal abbreviation) was Anglesey ("Môn"): an
+    # abbreviation that fits no Newport is not taken instead of the town. A county named in
+    # full may be where an unlisted namesake is ("Berwick, East Sussex").
+    match = directory.find_area(query)
+    assert match is not None, query
+    assert (match.police_force_area, match.local_authority) == (force, council)
+
+
+@pytest.mark.parametrize(
+    ("query", "force", "council"),
+    [
+        ("Longtown", "cumbria", "Cumberland"),
+        ("Longtown near Gretna", "cumbria", "Cumberland"),
+        ("Kershopefoot", "cumbria", "Cumberland"),
+        ("Metal Bridge", "cumbria", "Cumberland"),
+        ("Cornhill", "northumbria", "Northumberland"),
+        ("Wark", "northumbria", "Northumberland"),
+        ("Etal", "northumbria", "Northumberland"),
+        ("Crookham", "northumbria", "Northumberland"),
+        ("Carham", "northumbria", "Northumberland"),
+        ("Newcastle Emlyn", "dyfed-powys", "Carmarthenshire"),
+        ("Castellnewydd Emlyn", "dyfed-powys", "Carmarthenshire"),
+        ("Hay-on-Wye", "dyfed-powys", "Powys"),
+        ("Hay on Wye", "dyfed-powys", "Powys"),
+        ("Crookham, Hampshire", "hampshire", "Hart"),
+        ("Church Crookham", "hampshire", "Hart"),
+        ("Y Gelli Gandryll", "dyfed-powys", "Powys"),
+    ],
+)
+def test_villages_by_the_borders_are_placed(
+    directory: Directory, query: str, force: str, council: str
+) -> None:
+    match = directory.find_area(query)
+    assert match is not None, query
+    assert (match.police_force_area, match.local_authority) == (force, council)
+
+
+@pytest.mark.parametrize(
     ("query", "force"),
     [("South Wales", "south-wales"), ("I live in South Wales", "south-wales"),
      ("North Wales", "north-wales"), ("Shropshire", "west-mercia")],
@@ -219,6 +307,7 @@ def test_a_town_named_with_a_place_none_of_its_namesakes_here_is_in_is_not_place
         "Prefer not to say",
         "I hit my partner and need help",
         "yes please",
+        "I have hay fever",
     ],
 )
 def test_ordinary_sentences_are_not_mistaken_for_places(directory: Directory, query: str) -> None:
@@ -653,6 +742,10 @@ def _district_claimed_twice(d: dict[str, Any]) -> None:
     gwent["postcode_districts"] = ["CF10"]
 
 
+def _namesake_abroad_not_here(d: dict[str, Any]) -> None:
+    d["elsewhere"][0]["namesakes"] = ["Perth"]
+
+
 def _town_in_unknown_council(d: dict[str, Any]) -> None:
     d["towns"]["Llandeilo"] = "Carmarthen"
 
@@ -683,6 +776,7 @@ def _town_in_unknown_council(d: dict[str, Any]) -> None:
             _district_claimed_twice,
             "south-wales: postcode district 'CF10' is mapped to gwent too",
         ),
+        ("areas.yaml", _namesake_abroad_not_here, "areas.yaml: entry 1: namesakes: 'perth'"),
     ],
 )
 def test_a_broken_directory_fails_to_load_naming_file_and_entry(

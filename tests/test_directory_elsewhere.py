@@ -148,3 +148,33 @@ def test_the_scottish_side_of_the_border_is_outside(directory: Directory, said: 
     assert directory.find_area(said) is None
     found = directory.elsewhere(said)
     assert found is not None and found.en == "Scotland"
+
+
+@pytest.mark.parametrize(
+    ("said", "force"),
+    [("Carlisle, near Scotland", "cumbria"),
+     ("I live in Berwick near Scotland", "northumbria"),
+     ("Berwick upon Tweed near Scotland", "northumbria"),
+     ("I live in Leeds, Scotland is where I grew up", "west-yorkshire"),
+     ("Cardiff, Wales", "south-wales")],
+)  # fmt: skip
+def test_a_town_here_said_with_a_country_it_has_no_namesake_in_is_placed(
+    directory: Directory, said: str, force: str
+) -> None:
+    # A country said after any town was taken for a namesake abroad: someone in Carlisle,
+    # near Scotland, was told the service does not cover them.
+    found = directory.find_area(said)
+    assert found is not None and found.police_force_area == force, found
+
+
+@pytest.mark.parametrize(
+    ("said", "where"),
+    [("Bangor, Northern Ireland", "Northern Ireland"), ("Newport, Ireland", "Ireland"),
+     ("Bangor in Northern Ireland", "Northern Ireland")],
+)  # fmt: skip
+def test_a_town_with_a_namesake_abroad_said_with_its_country_is_outside(
+    directory: Directory, said: str, where: str
+) -> None:
+    assert directory.find_area(said) is None
+    found = directory.elsewhere(said)
+    assert found is not None and found.en == where
