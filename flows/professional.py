@@ -6,11 +6,14 @@ first, or plainly that none is listed; then Drive for what it is (referral only 
 or a police-led panel); then the same for another force area a postcode district is partly in;
 then Respect Phoneline, which advises frontline workers."""
 
+from collections.abc import Sequence
+
 from flows.programme import (
     AGAIN_FROM_START,
     KEPT,
     across_border,
     area_name,
+    border_forces,
     elsewhere,
     elsewhere_vars,
     entry_lines,
@@ -41,9 +44,9 @@ def _directory(turn: Turn) -> Directory:
     return turn.content.directory
 
 
-def _find(turn: Turn, text: str) -> str | None:
+def _find(turn: Turn, text: str, within: Sequence[str] | None = None) -> str | None:
     # A place here first: "I moved from Glasgow to Cardiff" is Cardiff (find_area).
-    match = _directory(turn).find_area(text)
+    match = _directory(turn).find_area(text, loosely_within=within)
     if match is None and across_border(turn, text):
         return "border"
     if match is None:
@@ -52,11 +55,19 @@ def _find(turn: Turn, text: str) -> str | None:
     return "found"
 
 
-def _placed(turn: Turn, text: str) -> str | None:
-    found = _find(turn, text)
+def _placed(turn: Turn, text: str, within: Sequence[str] | None = None) -> str | None:
+    found = _find(turn, text, within)
     if found is None and not_a_place(turn, text):
         return "no_area"
     return found
+
+
+def _placed_at_border(turn: Turn, text: str) -> str | None:
+    """The town or village, after a postcode across the border: the postcode again is not
+    an answer (asked again, and counted, so an adviser is offered)."""
+    if across_border(turn, text):
+        return None
+    return _placed(turn, text, border_forces(turn))
 
 
 def _area_named(turn: Turn, text: str) -> str | None:
@@ -160,10 +171,10 @@ FLOW = FlowSpec(
         ),
         State(
             "border",
-            say=("programme.border",),
+            say=("programme.border", "programme.border_ask"),
             enter=(elsewhere_vars,),
-            interpret=_placed,
-            retry="programme.retry",
+            interpret=_placed_at_border,
+            retry="programme.border_retry",
             scrub=without_postcodes,
             scrub_in_danger=False,
         ),
@@ -208,7 +219,7 @@ FLOW = FlowSpec(
         {"trigger": "area", "source": ["start", *INFO], "dest": "area"},
         {"trigger": "found", "source": ["area", "border", "start", *INFO], "dest": "area_shown"},
         {"trigger": "outside", "source": ["area", "border", "start", *INFO], "dest": "outside"},
-        {"trigger": "border", "source": ["area", "border", "start", *INFO], "dest": "border"},
+        {"trigger": "border", "source": ["area", "start", *INFO], "dest": "border"},
         {"trigger": "no_area", "source": ["area", "border"], "dest": "no_area"},
         {"trigger": "support", "source": ["start", *INFO], "dest": "support"},
         {"trigger": "done", "source": list(INFO), "dest": "end"},

@@ -116,8 +116,8 @@ def _referable(turn: Turn) -> list[Programme]:
     return [p for p in _programmes(turn) if p.self_referral and p.accepts_referrals_via_helpline]
 
 
-def _find(turn: Turn, text: str) -> str | None:
-    match = _directory(turn).find_area(text)
+def _find(turn: Turn, text: str, within: Sequence[str] | None = None) -> str | None:
+    match = _directory(turn).find_area(text, loosely_within=within)
     if match is None:
         return None
     keep_area(turn, match)
@@ -142,7 +142,14 @@ def across_border(turn: Turn, text: str) -> bool:
     if where is None:
         return False
     turn.answers["elsewhere"] = {"en": where.en, "cy": where.cy}
+    turn.answers["border_forces"] = list(_directory(turn).border_forces(text))
     return True
+
+
+def border_forces(turn: Turn) -> list[str]:
+    """The police force areas here on the edge of the postcode district across the border
+    (TD12: Northumbria): only their places are taken for a typo of the town named next."""
+    return [str(force) for force in turn.answers.get("border_forces") or ()]
 
 
 def elsewhere_vars(turn: Turn) -> None:
@@ -155,9 +162,9 @@ def not_a_place(turn: Turn, text: str) -> bool:
     return longest_mention(normalise(text), _directory(turn).not_a_place) > 0
 
 
-def _placed(turn: Turn, text: str) -> str | None:
+def _placed(turn: Turn, text: str, within: Sequence[str] | None = None) -> str | None:
     # A place here first: "I moved from Glasgow to Cardiff" is Cardiff (find_area).
-    found = _find(turn, text)
+    found = _find(turn, text, within)
     if found is None and across_border(turn, text):
         return "border"
     if found is None and elsewhere(turn, text):
@@ -165,6 +172,14 @@ def _placed(turn: Turn, text: str) -> str | None:
     if found is None and not_a_place(turn, text):
         return "no_area"
     return found
+
+
+def _placed_at_border(turn: Turn, text: str) -> str | None:
+    """The town or village, after a postcode across the border: the postcode again is not
+    an answer (asked again, and counted, so an adviser is offered)."""
+    if across_border(turn, text):
+        return None
+    return _placed(turn, text, border_forces(turn))
 
 
 def goodbye(turn: Turn, text: str) -> str | None:
@@ -323,10 +338,11 @@ FLOW = FlowSpec(
         ),
         State(
             "border",
-            say=("programme.border",),
+            # The question last, on its own, so an empty message is answered with it again.
+            say=("programme.border", "programme.border_ask"),
             enter=(elsewhere_vars,),
-            interpret=_placed,
-            retry="programme.retry",
+            interpret=_placed_at_border,
+            retry="programme.border_retry",
             scrub=without_postcodes,
             scrub_in_danger=False,
         ),
@@ -399,7 +415,7 @@ FLOW = FlowSpec(
         {"trigger": "none", "source": ASKED, "dest": "none"},
         {"trigger": "outside", "source": ASKED, "dest": "outside"},
         {"trigger": "no_area", "source": ASKED, "dest": "no_area"},
-        {"trigger": "border", "source": ASKED, "dest": "border"},
+        {"trigger": "border", "source": "ask", "dest": "border"},
         {"trigger": "neither", "source": "which", "dest": "offer_more"},
         {"trigger": "refer", "source": "offer_referral", "dest": "refer"},
         {"trigger": "picked", "source": "which", "dest": "picked"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -745,6 +745,12 @@ class Directory:
         district = outward_code(query)
         return self._border.get(district) if district is not None else None
 
+    def border_forces(self, query: str) -> tuple[str, ...]:
+        """The police force areas here that a postcode district across the border with
+        Scotland reaches into (TD12: Northumbria), or () for any other answer."""
+        district = outward_code(query)
+        return self._partly.get(district, ()) if district in self._border else ()
+
     # ---- building the lookup tables (and checking they do not contradict each other)
 
     def _index(self, towns: Mapping[str, str]) -> None:
@@ -903,21 +909,25 @@ class Directory:
         for offering to someone referring themselves."""
         return [p for p in self.programmes_for(area, self_referral=False) if not p.self_referral]
 
-    def find_area(self, query: str) -> AreaMatch | None:
+    def find_area(
+        self, query: str, *, loosely_within: Collection[str] | None = None
+    ) -> AreaMatch | None:
         """Place a postcode, council or police force area name (typos tolerated), or None.
         A place here named exactly wins over one elsewhere in the same answer ("I live in
         Newport, my ex is in Edinburgh"); a place outside England and Wales is never taken for
         its look-alike here ("Perth" is not Penarth). A region said with a town only tells
         apart towns of the same name ("Newport, Shropshire"; "Newport, South Wales" is
         Newport); a place said "near" another is the first ("Wrexham, near Chester"). A
-        district across the border with Scotland is None: see across_border."""
+        district across the border with Scotland is None: see across_border.
+        `loosely_within`: a typo is matched only to a place in these police force areas (the
+        English side of a district across the border: "Wark" is not a typo of "Warks")."""
         if not query or not query.strip():
             return None
         if found := self._by_postcode(query) or self._exact(query):
             return found
         if self.elsewhere(query) is not None or self._names_a_place(query):
             return None  # "Newcastle, Wales": a place we know, but not the one meant
-        return self._loose(query)
+        return self._loose(query, loosely_within)
 
     def _match(self, place: _Place, how: str, district: str | None = None) -> AreaMatch:
         also = tuple(f for f in self._partly.get(district or "", ()) if f != place.force)
@@ -945,9 +955,12 @@ class Directory:
                 return found
         return None
 
-    def _loose(self, query: str) -> AreaMatch | None:
+    def _loose(self, query: str, within: Collection[str] | None) -> AreaMatch | None:
+        names = list(self._names)
+        if within is not None:
+            names = [n for n in names if self._names[n].force in within]
         for reading in dict.fromkeys((unmutated(query), query)):
-            if found := self._loose_name(reading):
+            if found := self._loose_name(reading, names):
                 return found
         return None
 
@@ -1032,24 +1045,24 @@ class Directory:
             return None  # "Newcastle, Wales": a place we know, but not the one meant
         return self._named(places[0])  # "Newport, Mon": an abbreviation that fits no Newport
 
-    def _loose_name(self, query: str) -> AreaMatch | None:
+    def _loose_name(self, query: str, names: list[str]) -> AreaMatch | None:
         key = _key(query)
         if not key:
             return None
         if len(key) >= 4:
-            found = self._fuzzy(key)
+            found = self._fuzzy(key, names)
             if found:
                 return found
         # In a sentence, loosely, for longer words only.
         for gram in _word_runs(normalise(query).split()):
             if len(gram) >= SENTENCE_FUZZY_MIN and (
-                found := self._fuzzy(gram, SENTENCE_FUZZY_CUTOFF)
+                found := self._fuzzy(gram, names, SENTENCE_FUZZY_CUTOFF)
             ):
                 return found
         return None
 
-    def _fuzzy(self, key: str, cutoff: float = FUZZY_CUTOFF) -> AreaMatch | None:
-        found = process.extract(key, list(self._names), scorer=fuzz.ratio, limit=5)
+    def _fuzzy(self, key: str, names: list[str], cutoff: float = FUZZY_CUTOFF) -> AreaMatch | None:
+        found = process.extract(key, names, scorer=fuzz.ratio, limit=5)
         hits = [
             (name, score)
             for name, score, _ in found

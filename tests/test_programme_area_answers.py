@@ -157,8 +157,8 @@ async def test_a_postcode_across_the_scottish_border_asks_which_town_not_outside
         person = Person(app, fake, language=language)
         for text in TO_ASK[language]:
             await person.says(text)
-        assert await person.says("TD12 4AA") == ["programme.border"]
-        said = fake.texts()[-1]
+        assert await person.says("TD12 4AA") == ["programme.border", "programme.border_ask"]
+        said = "\n".join(fake.texts()[-2:])
         assert ("Scotland" if language == "en" else "yr Alban") in said
         assert "TD12" not in said  # only the area found is ever kept or said back
         keys = await person.says("Cornhill-on-Tweed")
@@ -177,9 +177,18 @@ async def test_a_practitioner_asking_about_a_postcode_across_the_border_is_asked
         person = Person(app, fake)
         for text in TO_PRACTITIONER_AREA:
             await person.says(text)
-        assert await person.says("TD12 4AA") == ["programme.border"]
+        assert await person.says("TD12 4AA") == ["programme.border", "programme.border_ask"]
         keys = await person.says("Cornhill-on-Tweed")
         assert keys[0] in ("professional.area_found", "professional.area_none")
+        await person.says("2")
+        assert await person.says("TD9 7AA") == ["programme.border", "programme.border_ask"]
+        assert await person.says("TD9 7AA") == ["programme.border_retry"]
+        assert await person.says("Metal Brige") == [
+            "professional.area_none",
+            "professional.area_line",
+            "professional.more",
+        ]
+        assert "Cumberland" in fake.texts()[-3]
 
 
 def _either_side_of_the_border(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -275,3 +284,60 @@ async def test_the_other_areas_programme_is_offered_when_the_area_found_has_none
         assert fake.texts()[-2].startswith(choices["name"]["en"])
         assert await person.says("refer me") == ["programme.consent"]
         assert "the Dyfed-Powys Police area" in fake.texts()[-1]
+
+
+@pytest.mark.parametrize(
+    ("postcode", "said", "council"),
+    [("TD12 4AA", "Wark", "Northumberland"), ("TD12 4AA", "Cornhill", "Northumberland"),
+     ("TD12 4AA", "Etal", "Northumberland"), ("TD12 4AA", "Crookham", "Northumberland"),
+     ("TD12 4AA", "Carham", "Northumberland"), ("TD9 7AA", "Kershopefoot", "Cumberland"),
+     ("DG16 5AA", "Metal Bridge", "Cumberland"), ("DG16 5AA", "Longtown", "Cumberland")],
+)  # fmt: skip
+async def test_a_village_on_the_english_side_of_the_border_is_placed_after_the_question(
+    postcode: str, said: str, council: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # After the question about TD12, "Wark" was Warwickshire (a typo of "Warks"), "Metal
+    # Bridge" was Bridgend, and "Cornhill" or "Kershopefoot" were not understood.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        await person.says(postcode)
+        keys = await person.says(said)
+        assert keys[0] in ("programme.found", "programme.none"), keys
+        assert (await person.conversation()).answers["area"]["la"] == council
+
+
+async def test_at_the_border_question_a_near_miss_is_not_taken_for_a_place_far_away(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        await person.says("TD12 4AA")
+        assert await person.says("Brigend") == ["programme.border_retry"]
+        said = fake.texts()[-1]
+        assert "Northumberland" in said and "Cumberland" in said and "Scotland" in said
+        keys = await person.says("Northumberland")
+        assert keys[0] in ("programme.found", "programme.none")
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+async def test_the_border_postcode_again_or_an_empty_message_asks_the_town_again(
+    language: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # The postcode typed again went back to the question without counting as a miss, so an
+    # adviser was never offered; an empty message got only "your message came through
+    # empty", without the question.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake, language=language)
+        for text in TO_ASK[language]:
+            await person.says(text)
+        assert await person.says("TD12 4AA") == ["programme.border", "programme.border_ask"]
+        assert await person.says("  ") == ["flow.empty", "programme.border_ask"]
+        assert await person.says("TD12 4AA") == ["programme.border_retry"]
+        assert await person.says("td12") == ["programme.border_retry", "flow.offer_adviser"]
+        assert "TD12" not in str((await person.conversation()).answers)
+        keys = await person.says("Cornhill-on-Tweed")
+        assert keys[0] in ("programme.found", "programme.none")
