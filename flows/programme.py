@@ -68,10 +68,11 @@ def keep_area(turn: Turn, match: AreaMatch) -> None:
 
 def with_edges(turn: Turn, area: AreaMatch) -> list[AreaMatch]:
     """The area found, then each other force area its postcode district is partly in (the
-    whole force: which of its councils is not known)."""
+    whole force: which of its councils is not known, so a programme for only some of them is
+    not listed there; Directory.programmes_for)."""
     directory = _directory(turn)
     others = [
-        AreaMatch(force, None, directory.force(force).nation, "stored")
+        AreaMatch(force, None, directory.force(force).nation, "edge")
         for force in area.also_possible
     ]
     return [area, *others]

@@ -187,7 +187,9 @@ class AreaMatch:
     police_force_area: str
     local_authority: str | None
     nation: str
-    matched_by: str  # postcode_district | postcode_area | local_authority | police_force_area
+    # postcode_district | postcode_area | local_authority | police_force_area | stored, or
+    # edge: another force area a postcode district is partly in, which council not known
+    matched_by: str
     also_possible: tuple[str, ...] = ()
 
 
@@ -888,7 +890,9 @@ class Directory:
 
         With self_referral=True (the default) only programmes people can refer themselves to:
         never Drive. Placeholders (not yet confirmed by the operator) are left out unless
-        include_placeholders is set, as an operator preview would.
+        include_placeholders is set, as an operator preview would. A programme limited to
+        some councils is offered where the council is not known (ask the adviser), but not
+        on the edge of its force area (CH4 reaches Flintshire, not Anglesey).
         """
         out = []
         for p in self.programmes:
@@ -898,10 +902,16 @@ class Directory:
                 continue
             if p.placeholder and not include_placeholders:
                 continue
-            if p.local_authorities and area.local_authority not in (None, *p.local_authorities):
+            if p.local_authorities and not self._runs_in(p, area):
                 continue
             out.append(p)
         return out
+
+    @staticmethod
+    def _runs_in(p: Programme, area: AreaMatch) -> bool:
+        if area.local_authority is None:
+            return area.matched_by != "edge"
+        return area.local_authority in p.local_authorities
 
     def referral_only_programmes(self, area: AreaMatch) -> list[Programme]:
         """Confirmed programmes here that take people only through a multi-agency route (Drive,

@@ -616,6 +616,23 @@ def test_a_programme_limited_to_some_councils_is_only_offered_there(directory: D
     assert "dyfed-powys-choices" in ids("SA15 1AA")
 
 
+def test_a_programme_limited_to_some_councils_is_not_offered_on_the_edge_of_its_area(
+    directory: Directory,
+) -> None:
+    # CH4 (Saltney) is Cheshire's, on the edge of Flintshire: Caring Dads, for Anglesey,
+    # Gwynedd, Conwy and Denbighshire only, was listed there, as the edge's council is unknown.
+    def ids(area: AreaMatch) -> list[str]:
+        return [p.id for p in directory.programmes_for(area, include_placeholders=True)]
+
+    edge = AreaMatch("north-wales", None, "wales", "edge")
+    assert "north-wales-caring-dads" not in ids(edge)
+    assert "north-wales-caring-dads" in ids(dataclasses.replace(edge, matched_by="stored"))
+    south = AreaMatch("south-wales", None, "wales", "edge")
+    assert "swansea-equilibrium" not in [
+        p.id for p in directory.programmes_for(south, self_referral=False)
+    ]
+
+
 def test_no_unconfirmed_programme_carries_a_phone_number(directory: Directory) -> None:
     for p in directory.programmes:
         if p.placeholder:

@@ -156,3 +156,21 @@ async def test_a_postcode_on_the_edge_of_two_areas_shows_a_practitioner_both(
         assert "West Mercia" in found and first.startswith(mercia["name"]["en"])
         assert "the Dyfed-Powys Police area" in edge and "address" in edge
         assert second.startswith(choices["name"]["en"])
+
+
+async def test_a_programme_for_one_council_is_not_told_on_the_edge_of_its_area(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # SA9 (Ystradgynlais) is in Powys, partly in Neath Port Talbot: Swansea's Equilibrium
+    # programme was told as running there.
+    root = content_copy(tmp_path)
+    equilibrium = with_test_programme(root, "swansea-equilibrium")
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings) as (app, fake, _):
+        person = Person(app, fake)
+        await _ask_about_area(person)
+        await person.says("SA9 1AA")
+        assert equilibrium["name"]["en"] not in "\n".join(fake.texts())
+        await person.says("2")
+        await person.says("Swansea")
+        assert equilibrium["name"]["en"] in "\n".join(fake.texts()[-4:])

@@ -341,3 +341,22 @@ async def test_the_border_postcode_again_or_an_empty_message_asks_the_town_again
         assert "TD12" not in str((await person.conversation()).answers)
         keys = await person.says("Cornhill-on-Tweed")
         assert keys[0] in ("programme.found", "programme.none")
+
+
+async def test_a_programme_for_some_councils_is_not_shown_on_the_edge_of_its_area(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # CH4 (Saltney, Broughton) is Cheshire's, partly in Flintshire: Caring Dads, only for
+    # Anglesey, Gwynedd, Conwy and Denbighshire, was offered there.
+    root = content_copy(tmp_path)
+    dads = with_test_programme(root, "north-wales-caring-dads")
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        assert await person.says("CH4 8AA") == ["programme.none"]
+        assert dads["name"]["en"] not in "\n".join(fake.texts())
+        other = Person(app, fake, address="+447700900998")
+        for text in TO_ASK["en"]:
+            await other.says(text)
+        assert (await other.says("Gwynedd"))[:2] == ["programme.found", "programme.entry"]
