@@ -155,6 +155,7 @@ async def test_a_postcode_on_the_edge_of_two_areas_shows_a_practitioner_both(
         found, first, edge, second, _, _ = fake.texts()[-6:]
         assert "West Mercia" in found and first.startswith(mercia["name"]["en"])
         assert "the Dyfed-Powys Police area" in edge and "address" in edge
+        assert "two areas" not in edge
         assert second.startswith(choices["name"]["en"])
 
 

@@ -221,7 +221,8 @@ async def test_a_postcode_on_the_edge_of_two_areas_shows_both_and_refers_to_the_
         assert await person.says("HR3 5") == BOTH_SIDES
         found, first, edge, second, _ = fake.texts()[-5:]
         assert "West Mercia" in found and first.startswith(mercia["name"]["en"])
-        assert "edge of two areas" in edge and "the Dyfed-Powys Police area" in edge
+        assert "the first part of your postcode" in edge
+        assert "the Dyfed-Powys Police area" in edge
         assert "check your address" in edge and "HR3" not in edge
         assert second.startswith(choices["name"]["en"])
         answers = (await person.conversation()).answers
@@ -360,3 +361,25 @@ async def test_a_programme_for_some_councils_is_not_shown_on_the_edge_of_its_are
         for text in TO_ASK["en"]:
             await other.says(text)
         assert (await other.says("Gwynedd"))[:2] == ["programme.found", "programme.entry"]
+
+
+async def test_a_postcode_reaching_into_two_other_areas_reads_right_for_each(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # LA6 (Kirkby Lonsdale) is Lancashire's, and reaches into Cumbria and North Yorkshire:
+    # "your postcode is on the edge of two areas" was said twice.
+    root = content_copy(tmp_path)
+    with_test_programme(root, police_force_areas=["cumbria"])
+    with_test_programme(root, "south-wales-community-programme",
+                        police_force_areas=["north-yorkshire"])  # fmt: skip
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        for text in TO_ASK["en"]:
+            await person.says(text)
+        assert await person.says("LA6 2") == [
+            "programme.edge", "programme.entry", "programme.edge", "programme.entry",
+            "programme.next",
+        ]  # fmt: skip
+        cumbria, _, yorkshire, _, _ = fake.texts()[-5:]
+        for said, area in ((cumbria, "Cumbria"), (yorkshire, "North Yorkshire")):
+            assert area in said and "two areas" not in said and "LA6" not in said
