@@ -47,8 +47,12 @@ SENTENCE_FUZZY_CUTOFF = 85.0
 # this length a typo is matched only to a name with the same first letter.
 SHORT_NAME = 7
 # Words that may stand between a town and the region said with it ("Newport in Shropshire",
-# "Newport on the Isle of Wight"). Never "near" or "ger": "Wrexham, near Chester" is Wrexham.
+# "Newport on the Isle of Wight").
 _BETWEEN = frozenset({"in", "on", "yn", "ym", "yng"})
+# Words that say the place is near another ("Newport, near Telford"): that place is never
+# taken for where the person is ("Wrexham, near Chester" is Wrexham), but it may still tell
+# apart towns of the same name ("Newcastle near Stoke" is Newcastle-under-Lyme).
+_NEAR = frozenset({"near", "nr", "ger"})
 
 
 # --------------------------------------------------------------------------- types
@@ -625,10 +629,14 @@ class _Mention:
     end: int
 
 
-def _next_to(words: list[str], first: _Mention, then: _Mention) -> bool:
-    """Whether `then` is said right after `first` ("Newport, Shropshire", "Newport in
-    Shropshire"): the region that says which town is meant."""
-    return then.start >= first.end and all(w in _BETWEEN for w in words[first.end : then.start])
+def _said_with(words: list[str], first: _Mention, then: _Mention) -> str | None:
+    """How `then` is said right after `first`: as its region ("Newport, Shropshire",
+    "Newport in Shropshire"), as a place it is near ("Newport, near Telford"), or None if
+    not right after it."""
+    between = words[first.end : then.start]
+    if then.start < first.end or not all(w in _BETWEEN or w in _NEAR for w in between):
+        return None
+    return "near" if any(w in _NEAR for w in between) else "region"
 
 
 @dataclass
@@ -703,7 +711,7 @@ class Directory:
             namesakes = frozenset(_key(t) for t in listed)
             for town in namesakes - self._names.keys():
                 e.fail(f"namesakes: {town!r} is not a place in England or Wales")
-            self._namesakes.update({_key(name.en): namesakes, _key(name.cy): namesakes})
+            self._namesakes[_key(name.en)] = namesakes
             for area in e.items("postcode_areas") if e.has("postcode_areas") else ():
                 if area in self._by_area:
                     e.fail(f"postcode area {area!r} is in England or Wales")
@@ -985,16 +993,19 @@ class Directory:
         here = [i for i, m in enumerate(said) if m.key in self._names]
         if not here:
             return None
-        place, region = said[here[0]], None
-        if here[0] + 1 < len(said) and _next_to(words, place, said[here[0] + 1]):
-            region = said[here[0] + 1]
-            if (
-                region.key in self._names
-                and self._precision(region) > self._precision(place)
-                and self._fits(self._places(region.key), place.key)
-            ):
-                place, region = region, place  # "South Wales, Newport"; not "Wrexham, Chester"
-        return self._town(place.key, region.key if region else None)
+        place, region, how = said[here[0]], None, None
+        if here[0] + 1 < len(said):
+            how = _said_with(words, place, said[here[0] + 1])
+            region = said[here[0] + 1] if how else None
+        if (
+            region is not None
+            and how == "region"
+            and region.key in self._names
+            and self._precision(region) > self._precision(place)
+            and self._fits(self._places(region.key), place.key)
+        ):
+            place, region = region, place  # "South Wales, Newport"; not "Wrexham, Chester"
+        return self._town(place.key, region.key if region else None, near=how == "near")
 
     def _names_a_place(self, query: str) -> bool:
         """Whether a place here is named exactly, in either reading of the answer."""
@@ -1036,18 +1047,23 @@ class Directory:
         fits = [p for p in places if council is not None and p.local_authority == council]
         return fits + [p for p in places if p.force in forces]
 
-    def _town(self, town: str, region: str | None) -> AreaMatch | None:
+    def _town(self, town: str, region: str | None, *, near: bool = False) -> AreaMatch | None:
         """The place a name stands for, told from places of the same name by the region said
-        with it ("Newport, Shropshire"); with none, the best known ("Newport" is in Gwent)."""
+        with it ("Newport, Shropshire"), or by a place it is `near` ("Newport, near Telford");
+        with none, the best known ("Newport" is in Gwent)."""
         places = self._places(town)
         if region is None:
             return self._named(places[0])
-        if region in self._countries:
-            # "Bangor, Northern Ireland" is the namesake there; "Leeds, Scotland" is Leeds.
-            abroad = town in self._namesakes.get(region, frozenset())
+        country = self._countries.get(region) or self._elsewhere_names.get(region)
+        if country is not None:
+            # "Bangor, Northern Ireland" or "Bangor, Co Down" is the namesake there; "Leeds,
+            # Scotland" is Leeds, and so is "Berwick, near Scotland".
+            abroad = not near and town in self._namesakes.get(_key(country.en), frozenset())
             return None if abroad else self._named(places[0])
         if fits := self._fits(places, region):
             return self._named(fits[0])
+        if near or town not in self._towns:
+            return self._named(places[0])  # "Newport, near Cardiff"; "Cardiff, Gwent"
         if region in self._full_names:
             # A namesake we do not list ("Newport, Essex"): the county is the surer of the two.
             return self._named(self._names[region])

@@ -198,6 +198,9 @@ def test_a_town_named_with_its_region_is_placed_by_the_town(
         ("Bristol near Bath", "avon-and-somerset", "Bristol"),
         ("Newcastle-under-Lyme near Stoke", "staffordshire", "Newcastle-under-Lyme"),
         ("just outside Newport", "gwent", "Newport"),
+        ("Newport near Telford", "west-mercia", "Telford and Wrekin"),
+        ("Newcastle near Stoke", "staffordshire", "Newcastle-under-Lyme"),
+        ("Newport, nr Fishguard", "dyfed-powys", "Pembrokeshire"),
         ("my partner lives near Carmarthen", "dyfed-powys", "Carmarthenshire"),
     ],
 )
@@ -205,7 +208,8 @@ def test_a_place_said_near_another_is_the_first_place(
     directory: Directory, query: str, force: str, council: str
 ) -> None:
     # "Wrexham, near Chester" was Cheshire: "near" made Chester the region said with
-    # Wrexham, and a town more precise than a council took its place.
+    # Wrexham, and a town more precise than a council took its place. A place said "near"
+    # may still tell apart towns of the same name.
     match = directory.find_area(query)
     assert match is not None, query
     assert (match.police_force_area, match.local_authority) == (force, council)
@@ -224,6 +228,7 @@ def test_a_place_said_near_another_is_the_first_place(
         ("South Wales, Newport", "gwent", "Newport"),
         ("Newport, Shropshire", "west-mercia", "Telford and Wrekin"),
         ("Leeds, West Yorkshire", "west-yorkshire", "Leeds"),
+        ("Cardiff, Gwent", "south-wales", "Cardiff"),
     ],
 )
 def test_a_region_said_with_a_town_that_fits_none_of_its_namesakes(

@@ -170,7 +170,8 @@ def test_a_town_here_said_with_a_country_it_has_no_namesake_in_is_placed(
 @pytest.mark.parametrize(
     ("said", "where"),
     [("Bangor, Northern Ireland", "Northern Ireland"), ("Newport, Ireland", "Ireland"),
-     ("Bangor in Northern Ireland", "Northern Ireland")],
+     ("Bangor in Northern Ireland", "Northern Ireland"), ("Bangor, Co Down", "Northern Ireland"),
+     ("Newport, Co Mayo", "Ireland"), ("Newport, Glasgow", "Scotland")],
 )  # fmt: skip
 def test_a_town_with_a_namesake_abroad_said_with_its_country_is_outside(
     directory: Directory, said: str, where: str
