@@ -67,7 +67,7 @@ def _placed_at_border(turn: Turn, text: str) -> str | None:
     an answer (asked again, and counted, so an adviser is offered)."""
     if across_border(turn, text):
         return None
-    return _placed(turn, text, border_forces(turn))
+    return _placed(turn, text, border_forces(turn) or None)
 
 
 def _area_named(turn: Turn, text: str) -> str | None:

@@ -180,7 +180,8 @@ def _placed_at_border(turn: Turn, text: str) -> str | None:
     an answer (asked again, and counted, so an adviser is offered)."""
     if across_border(turn, text):
         return None
-    return _placed(turn, text, border_forces(turn))
+    # A conversation at this question from before the forces were kept: any typo, as before.
+    return _placed(turn, text, border_forces(turn) or None)
 
 
 def goodbye(turn: Turn, text: str) -> str | None:

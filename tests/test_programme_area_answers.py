@@ -182,6 +182,7 @@ async def test_a_practitioner_asking_about_a_postcode_across_the_border_is_asked
         assert keys[0] in ("professional.area_found", "professional.area_none")
         await person.says("2")
         assert await person.says("TD9 7AA") == ["programme.border", "programme.border_ask"]
+        assert await person.says("") == ["flow.empty", "programme.border_ask"]
         assert await person.says("TD9 7AA") == ["programme.border_retry"]
         assert await person.says("Metal Brige") == [
             "professional.area_none",
