@@ -13,7 +13,7 @@ from flows.programme import (
     KEPT,
     across_border,
     area_name,
-    border_forces,
+    border_state,
     elsewhere,
     elsewhere_vars,
     entry_lines,
@@ -60,14 +60,6 @@ def _placed(turn: Turn, text: str, within: Sequence[str] | None = None) -> str |
     if found is None and not_a_place(turn, text):
         return "no_area"
     return found
-
-
-def _placed_at_border(turn: Turn, text: str) -> str | None:
-    """The town or village, after a postcode across the border: the postcode again is not
-    an answer (asked again, and counted, so an adviser is offered)."""
-    if across_border(turn, text):
-        return None
-    return _placed(turn, text, border_forces(turn) or None)
 
 
 def _area_named(turn: Turn, text: str) -> str | None:
@@ -169,15 +161,7 @@ FLOW = FlowSpec(
             scrub=without_postcodes,
             scrub_in_danger=False,  # a place said with danger: whoever decides on 999 needs it
         ),
-        State(
-            "border",
-            say=("programme.border", "programme.border_ask"),
-            enter=(elsewhere_vars,),
-            interpret=_placed_at_border,
-            retry="programme.border_retry",
-            scrub=without_postcodes,
-            scrub_in_danger=False,
-        ),
+        border_state(_placed),
         State(
             "area_shown",
             enter=(_show_area,),

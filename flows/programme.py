@@ -7,7 +7,7 @@ unless a professional is asking). Only the area found is kept, never what was ty
 postcode district on the edge of two police force areas, the other's programmes are shown too."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flows.answers import UNCLEAR, UNSURE, yes_or_no
@@ -175,13 +175,27 @@ def _placed(turn: Turn, text: str, within: Sequence[str] | None = None) -> str |
     return found
 
 
-def _placed_at_border(turn: Turn, text: str) -> str | None:
-    """The town or village, after a postcode across the border: the postcode again is not
-    an answer (asked again, and counted, so an adviser is offered)."""
-    if across_border(turn, text):
-        return None
-    # A conversation at this question from before the forces were kept: any typo, as before.
-    return _placed(turn, text, border_forces(turn) or None)
+def border_state(placed: Callable[[Turn, str, Sequence[str] | None], str | None]) -> State:
+    """Which town or village, after a postcode district across the border with Scotland,
+    read by the journey's own `placed` (a typo only to a place in the forces the district
+    reaches). The postcode again is no answer: asked again, and counted, so an adviser is
+    offered. The question is said last, on its own, so an empty message gets it again."""
+
+    def at_border(turn: Turn, text: str) -> str | None:
+        if across_border(turn, text):
+            return None
+        # A conversation at this question from before the forces were kept: any typo.
+        return placed(turn, text, border_forces(turn) or None)
+
+    return State(
+        "border",
+        say=("programme.border", "programme.border_ask"),
+        enter=(elsewhere_vars,),
+        interpret=at_border,
+        retry="programme.border_retry",
+        scrub=without_postcodes,
+        scrub_in_danger=False,
+    )
 
 
 def goodbye(turn: Turn, text: str) -> str | None:
@@ -338,16 +352,7 @@ FLOW = FlowSpec(
             scrub=without_postcodes,
             scrub_in_danger=False,  # "he's hurting her now at CF10 3AT": the adviser needs it
         ),
-        State(
-            "border",
-            # The question last, on its own, so an empty message is answered with it again.
-            say=("programme.border", "programme.border_ask"),
-            enter=(elsewhere_vars,),
-            interpret=_placed_at_border,
-            retry="programme.border_retry",
-            scrub=without_postcodes,
-            scrub_in_danger=False,
-        ),
+        border_state(_placed),
         State("found", enter=(_show,), exits=("offer_referral", "offer_more"), **KEPT),
         State(
             "offer_referral",
