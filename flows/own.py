@@ -27,7 +27,11 @@ _DATE = r"(?P<d>\d{1,2})(?P<s>[/.])(?P<mo>\d{1,2})(?P=s)(?:\d{4}|\d{2})"
 _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
 _BARE_HOURS = 4
-_LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
+_LEADING_HOUR = re.compile(r"(?:\d{1,3}|\d{1,2}[.:]\d{2})\s+")
+# The groups of a run of digits as typed ("07700", "900123", "999-07700": two).
+_GROUP = re.compile(r"[^\s\-/]+")
+# The emergency and police numbers as a group of their own in a run of digits.
+_EMERGENCY = re.compile(r"(?<![\d.:])(999|112|101|111)(?![\d.:])")
 
 
 def _being_hurt(turn: Turn, text: str) -> str | None:
@@ -72,19 +76,30 @@ def _after_window(turn: Turn) -> str | None:
 
 def callback_number(text: str) -> str | None:
     """The UK mobile or landline in what was typed, or None (999, 101, helplines refused)."""
-    for candidate in (text, *(run for found in _DIGITS.findall(text) for run in _tails(found))):
-        try:
-            return normalise_uk_callback_number(candidate.strip())
-        except ValueError:
-            continue
+    found = _number_at(text)
+    return found[0] if found is not None else None
+
+
+def _number_at(text: str) -> tuple[str, int, int] | None:
+    """The number `callback_number` reads, and where it is in `text`: the whole message, or
+    the groups of a run of digits that make one ("call 999 07700 900123 now": not the 999;
+    "1/12/2026 07700 900123": not the date)."""
+    try:
+        number = normalise_uk_callback_number(text.strip())
+    except ValueError:
+        pass
+    else:
+        return number, len(text) - len(text.lstrip()), len(text.rstrip())
+    for run in _DIGITS.finditer(text):
+        groups = [g.span() for g in _GROUP.finditer(run.group(0))]
+        for i, (start, _) in enumerate(groups):
+            for _, end in reversed(groups[i:]):
+                try:
+                    number = normalise_uk_callback_number(run.group(0)[start:end])
+                except ValueError:
+                    continue
+                return number, run.start() + start, run.start() + end
     return None
-
-
-def _tails(run: str) -> list[str]:
-    """A run of digits, then the same less each leading group: "6 07700 900123" is the
-    hour, then the number."""
-    groups = run.split()
-    return [" ".join(groups[i:]) for i in range(len(groups))]
 
 
 def _number(turn: Turn, text: str) -> str | None:
@@ -100,17 +115,27 @@ def without_numbers(text: str) -> str:
     """The safe time as typed, less any phone number in it ("after 6 on 07700 900123"): the
     number is asked for on its own and kept only sealed. Any run of seven digits or more
     goes, not only a number we could call ("+44 (0)7700 900987", "0044 7700 900987"), but
-    a time or a date ("9.30-12.30", "1/12/2026") stays."""
+    a time or a date ("9.30-12.30", "1/12/2026") stays, and so does 999 (or 112, 101, 111)
+    beside a number: the console's danger mark is read from what is kept ("call 999 …")."""
     return _DIGITS.sub(lambda run: _scrubbed(run.group(0)), text)
 
 
 def _scrubbed(run: str) -> str:
+    # Only the digits read as the number go, whatever is typed beside it ("10-12 …").
+    found = _number_at(run)
+    if found is not None:
+        _, start, end = found
+        return without_numbers(run[:start]) + "…" + without_numbers(run[end:])
+    emergency = _EMERGENCY.search(run)
+    if emergency is not None:
+        start, end = emergency.span(1)
+        return without_numbers(run[:start]) + run[start:end] + without_numbers(run[end:])
     if _digits(run) <= _LONGEST_KEPT or _times_or_dates(run):
         return run
-    # "after 6 07700 900123": the hour before the number stays.
+    # "after 6 0161 496 000": the hour (or a short group) before the number stays.
     hour = _LEADING_HOUR.match(run)
     if hour and _digits(run[hour.end() :]) > _LONGEST_KEPT:
-        return hour.group(0) + _scrubbed(run[hour.end() :])
+        return hour.group(0) + "…"
     return "…"
 
 

@@ -647,6 +647,14 @@ async def test_danger_written_instead_of_the_number_is_kept_for_the_adviser(
         ("weekday mornings, +44 7700 900123 is best", "weekday mornings, … is best"),
         ("between 10 and 12", "between 10 and 12"),
         ("Tuesday 14:00-16:00", "Tuesday 14:00-16:00"),
+        # Only the digits read as the number go: 999, a date, hours beside it stay.
+        ("call 999 07700900987 now", "call 999 … now"),
+        ("I need 999 07700 900987", "I need 999 …"),
+        ("999-07700900987", "999-…"),
+        ("1/12/2026 07700 900987", "1/12/2026 …"),
+        ("10-12 07700900987", "10-12 …"),
+        ("07700 900987 2pm", "… 2pm"),
+        ("112 12345678", "112 …"),
     ],
 )
 def test_a_number_typed_into_the_safe_time_is_not_kept_with_it(typed: str, kept: str) -> None:
@@ -972,3 +980,17 @@ async def test_a_number_waiting_for_its_turn_is_never_shown_to_a_reconnecting_pa
         history = await app[SENDERS]["web"]._history(person.conversation_id)
         said = [m["text"] for m in history if m["author"] == "person"]
         assert said[-1] == app[CONTENT].text("own.callback_number_given", "en")
+
+
+async def test_at_the_bot_s_number_question_danger_with_999_keeps_999_and_its_mark(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The bot asked for the number: danger typed with it is kept less the number only.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        assert (await person.says(f"call 999 {DIGITS} now"))[0] == "risk.immediate"
+        texts = [m.text for m in await app[STORE].transcript(person.conversation_id or "")]
+        assert "call 999 … now" in texts
+        assert app[ENGINE].screen("call 999 … now", "en").level == "immediate"
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
