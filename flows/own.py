@@ -28,6 +28,8 @@ _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
 _BARE_HOURS = 4
 _LEADING_HOUR = re.compile(r"(?:\d{1,3}|\d{1,2}[.:]\d{2})\s+")
+# Digits beside the number that leave it theirs: an hour ("after 6pm"), 999 ("call 999 …").
+_SHORT_DIGITS = re.compile(r"\d{1,4}(?:am|pm)?")
 # The groups of a run of digits as typed ("07700", "900123", "999-07700": two).
 _GROUP = re.compile(r"[^\s\-/]+")
 # The emergency and police numbers as a group of their own in a run of digits.
@@ -109,6 +111,33 @@ def _number(turn: Turn, text: str) -> str | None:
     # Only in memory for this turn: the call-back effect seals it; never in answers.
     turn.vars["callback_number"] = number
     return "number"
+
+
+def _own_number_alone(turn: Turn, text: str) -> str | None:
+    """The number as the answer once a hand-off has cut the question short: only a number
+    sent on its own, or with words that make it theirs ("it's", "call me on", "ffoniwch fi
+    ar"; keywords callback_own_words), never beside words about someone else ("his number",
+    "the police on", "crime ref"; callback_someone_else). Anything else is for the adviser,
+    as written: an adviser must never be sent to call a partner, a victim or the police."""
+    found = _number_at(text)
+    if found is None:
+        return None
+    number, start, end = found
+    said = normalise(text)
+    if _says_any(said, turn.content.all_words("callback_someone_else")):
+        return None
+    own = set(turn.content.all_words("callback_own_words"))
+    rest = normalise(f"{text[:start]} {text[end:]}").split()
+    if not all(word in own or _SHORT_DIGITS.fullmatch(word) for word in rest):
+        return None
+    turn.vars["callback_number"] = number
+    return "number"
+
+
+def _says_any(said: str, words: tuple[str, ...]) -> bool:
+    """Whether normalised text holds any of these words, or phrases, anywhere in it."""
+    padded, single = f" {said} ", set(said.split())
+    return any(w in single or (" " in w and f" {w} " in padded) for w in words)
 
 
 def without_numbers(text: str) -> str:
@@ -310,6 +339,7 @@ FLOW = FlowSpec(
             redacted="own.callback_number_given",
             scrub=without_numbers,
             answered_later=(_book_callback_waiting,),
+            interpret_later=_own_number_alone,
         ),
         State(
             "callback_done",
