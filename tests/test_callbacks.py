@@ -27,7 +27,7 @@ from helpline.domain import InboundMessage, Owner
 from helpline.hours import OpeningHours
 from helpline.logs import quiet_libraries
 from tests.console_support import PLUGINS, Console, add_staff, next_frame
-from tests.journey_support import Person
+from tests.journey_support import Person, content_copy
 from tests.loopback import loopback
 from tests.support import Clock, QueueThatCannotEnqueue, log_text, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
@@ -1072,5 +1072,43 @@ async def test_after_danger_their_own_number_said_so_is_booked(
         person = Person(app, fake)
         await _queued_after_danger_at_the_number_question(person)
         assert (await person.says(written))[0] == "own.callback_kept_waiting"
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_delete_my_data_with_a_number_while_queued_after_danger_asks_and_books_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "Delete everything?" is the last thing said, with its yes/no buttons: no call-back
+    # booked, nothing said after it.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        said = await person.says(f"delete my data {TYPED}")
+        assert said[-1] == "erase.confirm" and "own.callback_kept_waiting" not in said
+        assert person.last_options()
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+
+
+async def test_a_command_that_reads_as_the_number_too_is_the_command_and_books_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Were "delete my data" among the words that leave a number theirs, the message would
+    # read as the answer too: the command has it, and the answer is taken only where the
+    # queue or an adviser has the message, never after a command or a detour.
+    root = content_copy(tmp_path)
+    words = root / "keywords.yaml"
+    own = "callback_own_words:\n  en: ["
+    words.write_text(words.read_text().replace(own, own + "delete, data, "))
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        said = await person.says(f"delete my data {TYPED}")
+        assert said[-1] == "erase.confirm" and "own.callback_kept_waiting" not in said
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+        assert await person.says("no") == ["erase.kept"]
+        # Not taken: the question is still open, and the number sent next is booked.
+        assert (await person.says(TYPED))[0] == "own.callback_kept_waiting"
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
