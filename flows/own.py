@@ -6,6 +6,7 @@ person. No name is ever asked for. Someone who waits a long time for an adviser 
 call back (or other routes) here too: the queue shows them the `wait_offer` state."""
 
 import re
+from collections.abc import Iterator
 
 from flows.programme import KEPT
 from flows.welcome import NOT_HURT, who_said
@@ -32,8 +33,12 @@ _LEADING_HOUR = re.compile(r"(?:\d{1,3}|\d{1,2}[.:]\d{2})\s+")
 _SHORT_DIGITS = re.compile(r"\d{1,4}(?:am|pm)?")
 # The groups of a run of digits as typed ("07700", "900123", "999-07700": two).
 _GROUP = re.compile(r"[^\s\-/]+")
-# The emergency and police numbers as a group of their own in a run of digits.
-_EMERGENCY = re.compile(r"(?<![\d.:])(999|112|101|111)(?![\d.:])")
+# The emergency and police numbers, kept as a group of their own in a run of digits.
+_EMERGENCY = frozenset({"999", "112", "101", "111"})
+# What may stand between the groups of a run of digits, around what is kept of it.
+_SEPARATORS = " \t\n-/"
+# The most digits one number we could call is typed with ("0044 (0)7700 900123").
+_LONGEST_NUMBER = 16
 
 
 def _being_hurt(turn: Turn, text: str) -> str | None:
@@ -93,15 +98,47 @@ def _number_at(text: str) -> tuple[str, int, int] | None:
     else:
         return number, len(text) - len(text.lstrip()), len(text.rstrip())
     for run in _DIGITS.finditer(text):
-        groups = [g.span() for g in _GROUP.finditer(run.group(0))]
-        for i, (start, _) in enumerate(groups):
-            for _, end in reversed(groups[i:]):
-                try:
-                    number = normalise_uk_callback_number(run.group(0)[start:end])
-                except ValueError:
-                    continue
-                return number, run.start() + start, run.start() + end
+        groups = _groups(run.group(0))
+        for i in range(len(groups)):
+            found = _number_from(run.group(0), groups, i)
+            if found is not None:
+                return found[0], run.start() + groups[i][0], run.start() + found[1]
     return None
+
+
+def _groups(typed: str) -> list[tuple[int, int, str]]:
+    """The groups of a run of digits: where each starts and ends, and its digits."""
+    return [(g.start(), g.end(), re.sub(r"\D", "", g.group(0))) for g in _GROUP.finditer(typed)]
+
+
+def _number_from(typed: str, groups: list[tuple[int, int, str]], i: int) -> tuple[str, int] | None:
+    """The number that starts at the i-th group of a run of digits, and where it ends: the
+    most groups that make one, of those few enough to ("0044 (0)7700 900123")."""
+    digits, ends = "", []
+    for _, end, more in groups[i:]:
+        digits += more
+        if len(digits) > _LONGEST_NUMBER:
+            break
+        if _may_be_number(digits):
+            ends.append(end)
+    for end in reversed(ends):
+        try:
+            return normalise_uk_callback_number(typed[groups[i][0] : end]), end
+        except ValueError:
+            continue
+    return None
+
+
+def _may_be_number(digits: str) -> bool:
+    """Quickly, whether these digits could be a UK mobile or landline (07..., 01..., 02...,
+    03..., after 44 or 0044 perhaps): only those are read as one, which keeps a long run of
+    digits quick to read."""
+    for prefix in ("0044", "44"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix) :]
+            digits = digits if digits.startswith("0") else "0" + digits
+            break
+    return 10 <= len(digits) <= 11 and digits[:2] in ("01", "02", "03", "07")
 
 
 def _number(turn: Turn, text: str) -> str | None:
@@ -150,22 +187,45 @@ def without_numbers(text: str) -> str:
 
 
 def _scrubbed(run: str) -> str:
-    # Only the digits read as the number go, whatever is typed beside it ("10-12 …").
-    found = _number_at(run)
-    if found is not None:
-        _, start, end = found
-        return without_numbers(run[:start]) + "…" + without_numbers(run[end:])
-    emergency = _EMERGENCY.search(run)
-    if emergency is not None:
-        start, end = emergency.span(1)
-        return without_numbers(run[:start]) + run[start:end] + without_numbers(run[end:])
-    if _digits(run) <= _LONGEST_KEPT or _times_or_dates(run):
-        return run
-    # "after 6 0161 496 000": the hour (or a short group) before the number stays.
-    hour = _LEADING_HOUR.match(run)
-    if hour and _digits(run[hour.end() :]) > _LONGEST_KEPT:
-        return hour.group(0) + "…"
-    return "…"
+    """A run of digits less the numbers in it: only the digits read as a number go, and 999
+    (112, 101, 111), a date or hours beside one stay ("call 999 …", "1/12/2026 …")."""
+    out, at = [], 0
+    for start, end, number in _pieces(run):
+        out += [_stretch(run[at:start]), "…" if number else run[start:end]]
+        at = end
+    out.append(_stretch(run[at:]))
+    return "".join(out)
+
+
+def _pieces(run: str) -> Iterator[tuple[int, int, bool]]:
+    """The numbers we could call in a run of digits (True) and the emergency numbers beside
+    them (False), left to right, where each starts and ends."""
+    groups = _groups(run)
+    i = 0
+    while i < len(groups):
+        found = _number_from(run, groups, i)
+        if found is not None:
+            yield groups[i][0], found[1], True
+            while i < len(groups) and groups[i][1] <= found[1]:
+                i += 1
+            continue
+        if run[groups[i][0] : groups[i][1]] in _EMERGENCY:
+            yield groups[i][0], groups[i][1], False
+        i += 1
+
+
+def _stretch(typed: str) -> str:
+    """The rest of a run of digits: seven digits or more go, unless they are times and dates
+    ("9.30-12.30"); an hour (or a short group) before them stays ("after 6 …")."""
+    core = typed.strip(_SEPARATORS)
+    if _digits(core) <= _LONGEST_KEPT or _times_or_dates(core):
+        return typed
+    lead = typed[: typed.index(core)]
+    tail = typed[len(lead) + len(core) :]
+    hour = _LEADING_HOUR.match(core)
+    if hour and _digits(core[hour.end() :]) > _LONGEST_KEPT:
+        return lead + hour.group(0) + "…" + tail
+    return lead + "…" + tail
 
 
 def _digits(text: str) -> int:
