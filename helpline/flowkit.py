@@ -76,10 +76,11 @@ class State:
     scrub_in_danger: bool = True
     # The answer may still come once the question has been cut short by a hand-off (danger,
     # at "what number should we call?"): while the queue or an adviser has them, a message
-    # `interpret` reads as the answer is taken by these actions (the call-back booked), and
-    # the transcript keeps it as `scrub` leaves it, or the `redacted` words if nothing else
-    # was said. Any other message is for the adviser, kept as written. An action may return
-    # the state the answer reaches: "cancel" then goes back there, not to the question.
+    # `interpret_later` (or `interpret`) reads as the answer is taken by these actions (the
+    # call-back booked), unless a command or a detour answered it, and the transcript keeps
+    # it as `scrub` leaves it, or the `redacted` words if nothing else was said. Any other
+    # message is for the adviser, kept as written. An action may return the state the
+    # answer reaches: "cancel" then goes back there, not to the question.
     answered_later: tuple[Action, ...] = ()
     # How such an answer is read, if more strictly than `interpret` reads it at the question
     # (the adviser may be told about someone else's number: only their own, said alone).
