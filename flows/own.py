@@ -6,6 +6,7 @@ person. No name is ever asked for. Someone who waits a long time for an adviser 
 call back (or other routes) here too: the queue shows them the `wait_offer` state."""
 
 import re
+from collections.abc import Iterator
 
 from flows.programme import KEPT
 from flows.welcome import NOT_HURT, who_said
@@ -27,7 +28,17 @@ _DATE = r"(?P<d>\d{1,2})(?P<s>[/.])(?P<mo>\d{1,2})(?P=s)(?:\d{4}|\d{2})"
 _PIECE = re.compile(rf"{_DATE}|{_TIME}|\d{{1,2}}")
 _BETWEEN = re.compile(r"\s*[-/]?\s*")
 _BARE_HOURS = 4
-_LEADING_HOUR = re.compile(r"\d{1,2}(?:[.:]\d{2})?\s+")
+_LEADING_HOUR = re.compile(r"(?:\d{1,3}|\d{1,2}[.:]\d{2})\s+")
+# Digits beside the number that leave it theirs: an hour ("after 6pm"), 999 ("call 999 …").
+_SHORT_DIGITS = re.compile(r"\d{1,4}(?:am|pm)?")
+# The groups of a run of digits as typed ("07700", "900123", "999-07700": two).
+_GROUP = re.compile(r"[^\s\-/]+")
+# The emergency and police numbers, kept as a group of their own in a run of digits.
+_EMERGENCY = frozenset({"999", "112", "101", "111"})
+# What may stand between the groups of a run of digits, around what is kept of it.
+_SEPARATORS = " \t\n-/"
+# The most digits one number we could call is typed with ("0044 (0)7700 900123").
+_LONGEST_NUMBER = 16
 
 
 def _being_hurt(turn: Turn, text: str) -> str | None:
@@ -72,19 +83,62 @@ def _after_window(turn: Turn) -> str | None:
 
 def callback_number(text: str) -> str | None:
     """The UK mobile or landline in what was typed, or None (999, 101, helplines refused)."""
-    for candidate in (text, *(run for found in _DIGITS.findall(text) for run in _tails(found))):
+    found = _number_at(text)
+    return found[0] if found is not None else None
+
+
+def _number_at(text: str) -> tuple[str, int, int] | None:
+    """The number `callback_number` reads, and where it is in `text`: the whole message, or
+    the groups of a run of digits that make one ("call 999 07700 900123 now": not the 999;
+    "1/12/2026 07700 900123": not the date)."""
+    try:
+        number = normalise_uk_callback_number(text.strip())
+    except ValueError:
+        pass
+    else:
+        return number, len(text) - len(text.lstrip()), len(text.rstrip())
+    for run in _DIGITS.finditer(text):
+        groups = _groups(run.group(0))
+        for i in range(len(groups)):
+            found = _number_from(run.group(0), groups, i)
+            if found is not None:
+                return found[0], run.start() + groups[i][0], run.start() + found[1]
+    return None
+
+
+def _groups(typed: str) -> list[tuple[int, int, str]]:
+    """The groups of a run of digits: where each starts and ends, and its digits."""
+    return [(g.start(), g.end(), re.sub(r"\D", "", g.group(0))) for g in _GROUP.finditer(typed)]
+
+
+def _number_from(typed: str, groups: list[tuple[int, int, str]], i: int) -> tuple[str, int] | None:
+    """The number that starts at the i-th group of a run of digits, and where it ends: the
+    most groups that make one, of those few enough to ("0044 (0)7700 900123")."""
+    digits, ends = "", []
+    for _, end, more in groups[i:]:
+        digits += more
+        if len(digits) > _LONGEST_NUMBER:
+            break
+        if _may_be_number(digits):
+            ends.append(end)
+    for end in reversed(ends):
         try:
-            return normalise_uk_callback_number(candidate.strip())
+            return normalise_uk_callback_number(typed[groups[i][0] : end]), end
         except ValueError:
             continue
     return None
 
 
-def _tails(run: str) -> list[str]:
-    """A run of digits, then the same less each leading group: "6 07700 900123" is the
-    hour, then the number."""
-    groups = run.split()
-    return [" ".join(groups[i:]) for i in range(len(groups))]
+def _may_be_number(digits: str) -> bool:
+    """Quickly, whether these digits could be a UK mobile or landline (07..., 01..., 02...,
+    03..., after 44 or 0044 perhaps): only those are read as one, which keeps a long run of
+    digits quick to read."""
+    for prefix in ("0044", "44"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix) :]
+            digits = digits if digits.startswith("0") else "0" + digits
+            break
+    return 10 <= len(digits) <= 11 and digits[:2] in ("01", "02", "03", "07")
 
 
 def _number(turn: Turn, text: str) -> str | None:
@@ -96,22 +150,82 @@ def _number(turn: Turn, text: str) -> str | None:
     return "number"
 
 
+def _own_number_alone(turn: Turn, text: str) -> str | None:
+    """The number as the answer once a hand-off has cut the question short: only a number
+    sent on its own, or with words that make it theirs ("it's", "call me on", "ffoniwch fi
+    ar"; keywords callback_own_words), never beside words about someone else ("his number",
+    "the police on", "crime ref"; callback_someone_else). Anything else is for the adviser,
+    as written: an adviser must never be sent to call a partner, a victim or the police."""
+    found = _number_at(text)
+    if found is None:
+        return None
+    number, start, end = found
+    said = normalise(text)
+    if _says_any(said, turn.content.all_words("callback_someone_else")):
+        return None
+    own = set(turn.content.all_words("callback_own_words"))
+    rest = normalise(f"{text[:start]} {text[end:]}").split()
+    if not all(word in own or _SHORT_DIGITS.fullmatch(word) for word in rest):
+        return None
+    turn.vars["callback_number"] = number
+    return "number"
+
+
+def _says_any(said: str, words: tuple[str, ...]) -> bool:
+    """Whether normalised text holds any of these words, or phrases, anywhere in it."""
+    padded, single = f" {said} ", set(said.split())
+    return any(w in single or (" " in w and f" {w} " in padded) for w in words)
+
+
 def without_numbers(text: str) -> str:
     """The safe time as typed, less any phone number in it ("after 6 on 07700 900123"): the
     number is asked for on its own and kept only sealed. Any run of seven digits or more
     goes, not only a number we could call ("+44 (0)7700 900987", "0044 7700 900987"), but
-    a time or a date ("9.30-12.30", "1/12/2026") stays."""
+    a time or a date ("9.30-12.30", "1/12/2026") stays, and so does 999 (or 112, 101, 111)
+    beside a number: the console's danger mark is read from what is kept ("call 999 …")."""
     return _DIGITS.sub(lambda run: _scrubbed(run.group(0)), text)
 
 
 def _scrubbed(run: str) -> str:
-    if _digits(run) <= _LONGEST_KEPT or _times_or_dates(run):
-        return run
-    # "after 6 07700 900123": the hour before the number stays.
-    hour = _LEADING_HOUR.match(run)
-    if hour and _digits(run[hour.end() :]) > _LONGEST_KEPT:
-        return hour.group(0) + _scrubbed(run[hour.end() :])
-    return "…"
+    """A run of digits less the numbers in it: only the digits read as a number go, and 999
+    (112, 101, 111), a date or hours beside one stay ("call 999 …", "1/12/2026 …")."""
+    out, at = [], 0
+    for start, end, number in _pieces(run):
+        out += [_stretch(run[at:start]), "…" if number else run[start:end]]
+        at = end
+    out.append(_stretch(run[at:]))
+    return "".join(out)
+
+
+def _pieces(run: str) -> Iterator[tuple[int, int, bool]]:
+    """The numbers we could call in a run of digits (True) and the emergency numbers beside
+    them (False), left to right, where each starts and ends."""
+    groups = _groups(run)
+    i = 0
+    while i < len(groups):
+        found = _number_from(run, groups, i)
+        if found is not None:
+            yield groups[i][0], found[1], True
+            while i < len(groups) and groups[i][1] <= found[1]:
+                i += 1
+            continue
+        if run[groups[i][0] : groups[i][1]] in _EMERGENCY:
+            yield groups[i][0], groups[i][1], False
+        i += 1
+
+
+def _stretch(typed: str) -> str:
+    """The rest of a run of digits: seven digits or more go, unless they are times and dates
+    ("9.30-12.30"); an hour (or a short group) before them stays ("after 6 …")."""
+    core = typed.strip(_SEPARATORS)
+    if _digits(core) <= _LONGEST_KEPT or _times_or_dates(core):
+        return typed
+    lead = typed[: typed.index(core)]
+    tail = typed[len(lead) + len(core) :]
+    hour = _LEADING_HOUR.match(core)
+    if hour and _digits(core[hour.end() :]) > _LONGEST_KEPT:
+        return lead + hour.group(0) + "…" + tail
+    return lead + "…" + tail
 
 
 def _digits(text: str) -> int:
@@ -285,6 +399,7 @@ FLOW = FlowSpec(
             redacted="own.callback_number_given",
             scrub=without_numbers,
             answered_later=(_book_callback_waiting,),
+            interpret_later=_own_number_alone,
         ),
         State(
             "callback_done",

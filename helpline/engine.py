@@ -595,10 +595,10 @@ class Engine:
             turn.text = message.text
             later = self._answers_later(turn, message.text)
             level = await self._step(turn, message, later)
-            # If no branch of the step took it: unless they have left ("stop", "cancel").
-            if conv.closed or conv.owner is Owner.BOT:
-                turn.vars.pop(ASKED_WHEN_QUEUED, None)
-            self._take_later(turn)
+            # Taken (booked) only where the queue, an adviser or danger had the message
+            # (_step), never by a command or a detour that answered it instead: the question
+            # stays open. Kept all the same as the consoles were shown it live (below).
+            turn.vars.pop(ASKED_WHEN_QUEUED, None)
             urgent = (
                 level in URGENT
                 or urgent

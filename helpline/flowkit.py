@@ -76,11 +76,15 @@ class State:
     scrub_in_danger: bool = True
     # The answer may still come once the question has been cut short by a hand-off (danger,
     # at "what number should we call?"): while the queue or an adviser has them, a message
-    # `interpret` reads as the answer is taken by these actions (the call-back booked), and
-    # the transcript keeps it as `scrub` leaves it, or the `redacted` words if nothing else
-    # was said. Any other message is for the adviser, kept as written. An action may return
-    # the state the answer reaches: "cancel" then goes back there, not to the question.
+    # `interpret_later` (or `interpret`) reads as the answer is taken by these actions (the
+    # call-back booked), unless a command or a detour answered it, and the transcript keeps
+    # it as `scrub` leaves it, or the `redacted` words if nothing else was said. Any other
+    # message is for the adviser, kept as written. An action may return the state the
+    # answer reaches: "cancel" then goes back there, not to the question.
     answered_later: tuple[Action, ...] = ()
+    # How such an answer is read, if more strictly than `interpret` reads it at the question
+    # (the adviser may be told about someone else's number: only their own, said alone).
+    interpret_later: Interpreter | None = None
     # An offer made to someone waiting for an adviser: its options are answered even while
     # the queue owns the conversation; any other words go to the adviser as usual.
     while_queued: bool = False
@@ -346,9 +350,10 @@ class FlowRunner:
         """After a hand-off cut this question short: whether `text` answers it (read as the
         state reads an answer, into the turn, for `take_later_answer`)."""
         state = self._state(flow_name, state_name)
-        if state is None or not state.answered_later or state.interpret is None:
+        read = None if state is None else state.interpret_later or state.interpret
+        if state is None or not state.answered_later or read is None:
             return False
-        return state.interpret(turn, text) is not None
+        return read(turn, text) is not None
 
     def take_later_answer(self, turn: Turn, flow_name: str, state_name: str) -> str | None:
         """Take the answer `reads_later_answer` read: the state's `answered_later` actions.

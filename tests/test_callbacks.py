@@ -27,7 +27,7 @@ from helpline.domain import InboundMessage, Owner
 from helpline.hours import OpeningHours
 from helpline.logs import quiet_libraries
 from tests.console_support import PLUGINS, Console, add_staff, next_frame
-from tests.journey_support import Person
+from tests.journey_support import Person, content_copy
 from tests.loopback import loopback
 from tests.support import Clock, QueueThatCannotEnqueue, log_text, running, settings_for
 from tests.test_twilio import ACCOUNT, PHONE, TOKEN, Env, twilio_settings
@@ -647,6 +647,14 @@ async def test_danger_written_instead_of_the_number_is_kept_for_the_adviser(
         ("weekday mornings, +44 7700 900123 is best", "weekday mornings, … is best"),
         ("between 10 and 12", "between 10 and 12"),
         ("Tuesday 14:00-16:00", "Tuesday 14:00-16:00"),
+        # Only the digits read as the number go: 999, a date, hours beside it stay.
+        ("call 999 07700900987 now", "call 999 … now"),
+        ("I need 999 07700 900987", "I need 999 …"),
+        ("999-07700900987", "999-…"),
+        ("1/12/2026 07700 900987", "1/12/2026 …"),
+        ("10-12 07700900987", "10-12 …"),
+        ("07700 900987 2pm", "… 2pm"),
+        ("112 12345678", "112 …"),
     ],
 )
 def test_a_number_typed_into_the_safe_time_is_not_kept_with_it(typed: str, kept: str) -> None:
@@ -713,26 +721,51 @@ async def test_a_number_typed_once_danger_has_queued_them_is_booked_sealed_and_k
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
 
 
-async def test_words_about_danger_with_the_number_reach_the_adviser_marked_less_the_number(
+async def test_call_999_with_the_number_after_danger_keeps_999_and_its_mark_in_the_console(
     sqlite_url: str, tmp_path: Path
 ) -> None:
+    # Only the number goes: "999" beside it stays, and with it the danger mark the console
+    # reads again from what is kept when it opens the conversation (or reconnects).
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running(settings, plugins=PLUGINS, serve=True) as (app, fake, url):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        events = _record_hub(app)
+        said = await person.says(f"call 999 {DIGITS} now")
+        assert said[:2] == ["risk.immediate", "own.callback_kept_waiting"]  # the guidance first
+        [shown] = [
+            e for _, e in events if e.get("type") == "message" and e.get("author") == "person"
+        ]
+        assert (shown["text"], shown["risk"]) == ("call 999 … now", "immediate")
+        await add_staff(app, "alice")
+        async with Console(url) as alice:
+            await alice.login("alice")
+            _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
+            last = [m for m in view["messages"] if m["author"] == "person"][-1]
+            assert (last["text"], last["risk"]) == ("call 999 … now", "immediate")
+        [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
+        assert app[PRIVACY].open(sealed, f"callback:{person.conversation_id}") == DIGITS
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_words_about_danger_with_a_number_reach_the_adviser_as_written_and_marked(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # More than the number and words that make it theirs: whose number it is is for the
+    # adviser to read, so nothing is booked and the message is theirs as written.
     async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
         person = Person(app, fake)
         await _queued_after_danger_at_the_number_question(person)
         events = _record_hub(app)
-        said = await person.says(f"he is kicking the door in, ring me on {TYPED}")
-        assert said == ["risk.immediate", "own.callback_kept_waiting"]  # the guidance first
-        conv = await person.conversation()
-        texts = [m.text for m in await app[STORE].transcript(conv.id)]
-        assert "he is kicking the door in, ring me on …" in texts
+        written = f"he is kicking the door in, ring me on {TYPED}"
+        assert await person.says(written) == ["risk.immediate"]
+        texts = [m.text for m in await app[STORE].transcript(person.conversation_id or "")]
+        assert written in texts
         [shown] = [
             e for _, e in events if e.get("type") == "message" and e.get("author") == "person"
         ]
-        assert shown["text"] == "he is kicking the door in, ring me on …"
-        assert shown["risk"] == "immediate"  # marked for the adviser
-        [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
-        assert app[PRIVACY].open(sealed, f"callback:{conv.id}") == DIGITS
-        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+        assert (shown["text"], shown["risk"]) == (written, "immediate")
+        assert await _raw(app, "SELECT id FROM callbacks") == []
 
 
 async def test_a_number_typed_after_danger_queued_them_two_minutes_later_is_sealed(
@@ -855,7 +888,7 @@ async def test_a_number_waiting_for_its_turn_after_danger_is_stored_sealed_and_s
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
 
 
-async def test_danger_with_the_number_waiting_for_its_turn_is_shown_marked_less_the_number(
+async def test_danger_with_the_number_waiting_for_its_turn_is_shown_marked_with_999_kept(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS, serve=True) as (
@@ -865,15 +898,22 @@ async def test_danger_with_the_number_waiting_for_its_turn_is_shown_marked_less_
     ):
         person = Person(app, fake)
         await _queued_after_danger_at_the_number_question(person)
-        await app[ENGINE].accept(InboundMessage("test", person.address, f"he has a gun, {TYPED}"))
+        engine = app[ENGINE]
+        await engine.accept(InboundMessage("test", person.address, f"call 999 {TYPED} now"))
         await add_staff(app, "alice")
         async with Console(url) as alice:
             await alice.login("alice")
             _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
             last = [m for m in view["messages"] if m["author"] == "person"][-1]
-            # Marked as danger: not ciphertext nobody can screen.
-            assert (last["text"], last["risk"]) == ("he has a gun, …", "immediate")
-        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+            # Marked as danger: not ciphertext nobody can screen, nor the 999 scrubbed away.
+            assert (last["text"], last["risk"]) == ("call 999 … now", "immediate")
+            await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+            # Someone else's number, waiting for its turn: shown as it will be kept, written.
+            other = f"he has a gun, his number is {TYPED}"
+            await engine.accept(InboundMessage("test", person.address, other))
+            _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
+            last = [m for m in view["messages"] if m["author"] == "person"][-1]
+            assert (last["text"], last["risk"]) == (other, "immediate")
 
 
 async def test_an_ordinary_message_to_the_adviser_after_danger_is_kept_as_written(
@@ -972,3 +1012,103 @@ async def test_a_number_waiting_for_its_turn_is_never_shown_to_a_reconnecting_pa
         history = await app[SENDERS]["web"]._history(person.conversation_id)
         said = [m["text"] for m in history if m["author"] == "person"]
         assert said[-1] == app[CONTENT].text("own.callback_number_given", "en")
+
+
+async def test_at_the_bot_s_number_question_danger_with_999_keeps_999_and_its_mark(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The bot asked for the number: danger typed with it is kept less the number only.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _to_number_question(person)
+        assert (await person.says(f"call 999 {DIGITS} now"))[0] == "risk.immediate"
+        texts = [m.text for m in await app[STORE].transcript(person.conversation_id or "")]
+        assert "call 999 … now" in texts
+        assert app[ENGINE].screen("call 999 … now", "en").level == "immediate"
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        f"his number is {TYPED}, he's outside",
+        "ring the police on 01632 960000 he has a knife",
+        "crime ref 01632960001",
+        f"her number is {TYPED}, please check she's ok",
+        f"ei rif yw {TYPED}",
+        f"stop {TYPED}",
+        f"cancel {TYPED}",
+    ],
+)
+async def test_after_danger_a_number_with_other_words_is_for_the_adviser_and_books_nothing(
+    written: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Someone else's number (a partner's, a victim's, the police's) must never become the
+    # call-back an adviser makes; nor do "stop" or "cancel" with a number take them out of
+    # the queue (only the word alone does): the adviser reads it as written.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        said = await person.says(written)
+        assert "own.callback_kept_waiting" not in said
+        conv = await person.conversation()
+        assert conv.owner is Owner.QUEUE and not conv.closed
+        texts = [m.text for m in await app[STORE].transcript(conv.id)]
+        assert written in texts
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+        # The question is still open: their own number, sent next, is booked.
+        assert (await person.says(TYPED))[0] == "own.callback_kept_waiting"
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+
+
+@pytest.mark.parametrize(
+    "written",
+    [f"my number is {TYPED}", f"call me on {TYPED} please", f"ffoniwch fi ar {TYPED}"],
+)
+async def test_after_danger_their_own_number_said_so_is_booked(
+    written: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        assert (await person.says(written))[0] == "own.callback_kept_waiting"
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_delete_my_data_with_a_number_while_queued_after_danger_asks_and_books_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # "Delete everything?" is the last thing said, with its yes/no buttons: no call-back
+    # booked, nothing said after it.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        said = await person.says(f"delete my data {TYPED}")
+        assert said[-1] == "erase.confirm" and "own.callback_kept_waiting" not in said
+        assert person.last_options()
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+
+
+async def test_a_command_that_reads_as_the_number_too_is_the_command_and_books_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Were "delete my data" among the words that leave a number theirs, the message would
+    # read as the answer too: the command has it, and the answer is taken only where the
+    # queue or an adviser has the message, never after a command or a detour.
+    root = content_copy(tmp_path)
+    words = root / "keywords.yaml"
+    own = "callback_own_words:\n  en: ["
+    words.write_text(words.read_text().replace(own, own + "delete, data, "))
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    async with running(settings) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        said = await person.says(f"delete my data {TYPED}")
+        assert said[-1] == "erase.confirm" and "own.callback_kept_waiting" not in said
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+        assert await person.says("no") == ["erase.kept"]
+        # Not taken: the question is still open, and the number sent next is booked.
+        assert (await person.says(TYPED))[0] == "own.callback_kept_waiting"
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
