@@ -316,10 +316,12 @@ class Engine:
         def private(flow: str, state: str, owner: str, queued: bool) -> str | None:
             # Sealed when it may answer a question whose answer is not kept: the journey is
             # at one now, or messages still waiting before it may bring it there; with the
-            # queue or an adviser, one a hand-off cut short (ASKED_WHEN_QUEUED), if it holds
-            # a number. Which it was is known once it is handled (see process()).
+            # queue or an adviser, if it holds a number, only at a question a hand-off cut
+            # short (its state is kept while they wait: ASKED_WHEN_QUEUED) or behind
+            # messages still waiting. Which it was is known once it is handled (process()).
             if owner != Owner.BOT.value:
-                if not self.runner.may_answer_later(msg.text):
+                at_question = queued or self.runner.answered_later(flow, state)
+                if not (at_question and self.runner.may_answer_later(msg.text)):
                     return None
             elif not self.runner.private(flow, state) and not queued:
                 return None

@@ -1112,3 +1112,20 @@ async def test_a_command_that_reads_as_the_number_too_is_the_command_and_books_n
         assert (await person.says(TYPED))[0] == "own.callback_kept_waiting"
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+async def test_a_long_number_to_an_adviser_with_no_number_asked_is_stored_as_written(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Sealing a message on arrival is for one that may answer "what number should we call?"
+    # cut short by a hand-off. Someone who asked for an adviser anywhere else and sends a
+    # reference or a card number is stored as written at once (no seal to open at its turn,
+    # and PostgreSQL's one-statement save of the turn stays open to it).
+    async with running(settings_for(sqlite_url, tmp_path), plugins=PLUGINS) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hello")
+        await person.says("adviser")
+        assert (await person.conversation()).owner is Owner.QUEUE
+        said = "my crime reference is 4417700900987"
+        await app[ENGINE].accept(InboundMessage("test", person.address, said))
+        assert (said,) in await _raw(app, "SELECT text FROM messages")
