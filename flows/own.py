@@ -37,8 +37,15 @@ _GROUP = re.compile(r"[^\s\-/]+")
 _EMERGENCY = frozenset({"999", "112", "101", "111"})
 # What may stand between the groups of a run of digits, around what is kept of it.
 _SEPARATORS = " \t\n-/"
+# The longest call-back time the console's list keeps (callbacks.window).
+_WINDOW_LONGEST = 200
 # The most digits one number we could call is typed with ("0044 (0)7700 900123").
 _LONGEST_NUMBER = 16
+# A date or a time written as one ("1/12/2026", "02.12.2026", "10:00", "9.30"), never part of a
+# number: "01/12/2026 10" has the digits of a landline.
+_DATE_OR_TIME = re.compile(
+    r"(?<!\d)(?:\d{1,2}(?P<sep>[/.])\d{1,2}(?P=sep)(?:\d{4}|\d{2})|\d{1,2}[.:]\d{2})(?!\d)"
+)
 
 
 def _being_hurt(turn: Turn, text: str) -> str | None:
@@ -92,6 +99,8 @@ def _number_at(text: str) -> tuple[str, int, int] | None:
     the groups of a run of digits that make one ("call 999 07700 900123 now": not the 999;
     "1/12/2026 07700 900123": not the date)."""
     try:
+        if _DATE_OR_TIME.search(text):
+            raise ValueError("a date or a time is no number")
         number = normalise_uk_callback_number(text.strip())
     except ValueError:
         pass
@@ -106,16 +115,29 @@ def _number_at(text: str) -> tuple[str, int, int] | None:
     return None
 
 
-def _groups(typed: str) -> list[tuple[int, int, str]]:
-    """The groups of a run of digits: where each starts and ends, and its digits."""
-    return [(g.start(), g.end(), re.sub(r"\D", "", g.group(0))) for g in _GROUP.finditer(typed)]
+def _groups(typed: str) -> list[tuple[int, int, str | None]]:
+    """The groups of a run of digits: where each starts and ends, and its digits (None for
+    a group in a date or a time, which no number may start in or reach into)."""
+    written = [m.span() for m in _DATE_OR_TIME.finditer(typed)]
+    groups: list[tuple[int, int, str | None]] = []
+    at = 0  # both in order: the first date or time not yet behind this group
+    for g in _GROUP.finditer(typed):
+        while at < len(written) and written[at][1] <= g.start():
+            at += 1
+        inside = at < len(written) and written[at][0] < g.end()
+        groups.append((g.start(), g.end(), None if inside else re.sub(r"\D", "", g.group(0))))
+    return groups
 
 
-def _number_from(typed: str, groups: list[tuple[int, int, str]], i: int) -> tuple[str, int] | None:
+def _number_from(
+    typed: str, groups: list[tuple[int, int, str | None]], i: int
+) -> tuple[str, int] | None:
     """The number that starts at the i-th group of a run of digits, and where it ends: the
     most groups that make one, of those few enough to ("0044 (0)7700 900123")."""
     digits, ends = "", []
     for _, end, more in groups[i:]:
+        if more is None:
+            break  # a date or a time
         digits += more
         if len(digits) > _LONGEST_NUMBER:
             break
@@ -168,6 +190,9 @@ def _own_number_alone(turn: Turn, text: str) -> str | None:
     if not all(word in own or _SHORT_DIGITS.fullmatch(word) for word in rest):
         return None
     turn.vars["callback_number"] = number
+    times = set(turn.content.all_words("callback_time_words"))
+    if any(word in times or any(c.isdigit() for c in word) for word in rest):
+        turn.vars["callback_when"] = without_numbers(text).strip()  # "call me now …"
     return "number"
 
 
@@ -209,7 +234,7 @@ def _pieces(run: str) -> Iterator[tuple[int, int, bool]]:
             while i < len(groups) and groups[i][1] <= found[1]:
                 i += 1
             continue
-        if run[groups[i][0] : groups[i][1]] in _EMERGENCY:
+        if groups[i][2] in _EMERGENCY:  # "999", "999.", "(999)"
             yield groups[i][0], groups[i][1], False
         i += 1
 
@@ -218,8 +243,8 @@ def _stretch(typed: str) -> str:
     """The rest of a run of digits: seven digits or more go, unless they are times and dates
     ("9.30-12.30"); an hour (or a short group) before them stays ("after 6 …")."""
     core = typed.strip(_SEPARATORS)
-    if _digits(core) <= _LONGEST_KEPT or _times_or_dates(core):
-        return typed
+    if _digits(_DATE_OR_TIME.sub(" ", core)) <= _LONGEST_KEPT or _times_or_dates(core):
+        return typed  # with its dates and times, a few digits ("1/12/2026 10", "6 9.30 10-12")
     lead = typed[: typed.index(core)]
     tail = typed[len(lead) + len(core) :]
     hour = _LEADING_HOUR.match(core)
@@ -284,7 +309,16 @@ def _book_callback_waiting(turn: Turn) -> str:
     """The number typed once danger had handed them to an adviser at "what number should we
     call?": the call-back is booked with it, sealed, and they stay where they are (queued,
     or with the adviser, who sees the call-back and can show its number). Leaving the queue
-    then brings them to the booked call-back's options, not the question again."""
+    then brings them to the booked call-back's options, not the question again. When to
+    call said with the number ("now", "after 6pm") is added to the time they gave."""
+    when = turn.vars.pop("callback_when", None)
+    if when:
+        window = str(turn.answers.get("callback_window", ""))
+        room = _WINDOW_LONGEST - len(turn.t("own.callback_window_then", window=window, said=""))
+        said = when if len(when) <= room else when[: max(room - 1, 0)] + "…"
+        turn.answers["callback_window"] = turn.t(
+            "own.callback_window_then", window=window, said=said
+        )
     _book_callback(turn)
     turn.say("own.callback_kept_waiting")
     return "callback_done"

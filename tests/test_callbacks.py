@@ -1129,3 +1129,25 @@ async def test_a_long_number_to_an_adviser_with_no_number_asked_is_stored_as_wri
         said = "my crime reference is 4417700900987"
         await app[ENGINE].accept(InboundMessage("test", person.address, said))
         assert (said,) in await _raw(app, "SELECT text FROM messages")
+
+
+@pytest.mark.parametrize(
+    ("said", "noted"),
+    [
+        (f"call me now {TYPED}", "call me now …"),
+        (f"{TYPED} after 6pm", "… after 6pm"),
+        (f"ffoniwch fi nawr ar {TYPED}", "ffoniwch fi nawr ar …"),
+    ],
+)
+async def test_a_time_said_with_the_number_after_danger_reaches_the_call_back(
+    said: str, noted: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Booked with the time they gave before danger, the call-back list (where the adviser
+    # works from) said nothing of "now" or "after 6pm" said with the number.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await person.says(said)
+        [(window,)] = await _raw(app, 'SELECT "window" FROM callbacks')
+        assert window.startswith("weekday mornings before 9") and noted in window, window
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")

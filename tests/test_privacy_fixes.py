@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from channels import telegram
-from flows.own import without_numbers
+from flows.own import callback_number, without_numbers
 from handoff import callbacks
 from helpline.app import ENGINE, PRIVACY, STORE
 from helpline.directory import normalise_uk_callback_number
@@ -231,3 +231,41 @@ def test_a_long_run_of_digits_is_scrubbed_in_one_pass_without_failing() -> None:
     # the last: a long run raised RecursionError and the turn failed.
     assert without_numbers("1 " * 2000) == "1 … "
     assert without_numbers("999 " * 999 + "07700 900987") == "999 " * 999 + "…"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "01/12/2026 10:00",
+        "Thursday 03/12/2026 9.30",
+        "on 02/12/2026 10-12 only",
+        "02.12.2026 10",
+        "01/12/2026 999",
+        "ring 999. 10-12",
+        "call 999, 1/12/2026",
+        "6 9.30 10-12",
+    ],
+)
+def test_a_date_or_time_with_hours_beside_it_is_never_read_as_a_number(typed: str) -> None:
+    # "01/12/2026 10" made 0112202610, a landline by its digits: the safe time lost its date
+    # and, at the number question, the date was booked as the number to call. 999 with a
+    # full stop after it went with the digits beside it, and the console's danger mark too.
+    assert without_numbers(typed) == typed
+    assert callback_number(typed) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept", "number"),
+    [
+        ("on 02/12/2026 10 07700900987", "on 02/12/2026 10 …", "07700900987"),
+        ("01/12/2026 10:00 07700900987", "01/12/2026 10:00 …", "07700900987"),
+        ("ring 999. 10-12 to 07700900987", "ring 999. 10-12 to …", "07700900987"),
+        ("call 999. 01/12/2026 07700900987", "call 999. 01/12/2026 …", "07700900987"),
+        ("(999) 07700 900987", "(999) …", "07700900987"),
+    ],
+)
+def test_the_number_beside_a_date_time_or_999_is_the_one_read(
+    typed: str, kept: str, number: str
+) -> None:
+    assert without_numbers(typed) == kept
+    assert callback_number(typed) == number
