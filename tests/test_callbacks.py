@@ -1151,3 +1151,27 @@ async def test_a_time_said_with_the_number_after_danger_reaches_the_call_back(
         [(window,)] = await _raw(app, 'SELECT "window" FROM callbacks')
         assert window.startswith("weekday mornings before 9") and noted in window, window
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        f"I'm on {TYPED}",
+        f"I am on {TYPED}",
+        f"I'll be on {TYPED} tonight",
+        f"my own number is {TYPED}",
+        f"{TYPED} between 9-5",
+        f"dyma'r rhif {TYPED}",
+        f"diolch yn fawr, {TYPED} unrhyw amser",
+    ],
+)
+async def test_their_own_number_said_in_everyday_words_after_danger_is_booked(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Refused, these reached the adviser as written with the number in clear.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await person.says(said)
+        assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
+        await _nothing_in_clear(app, DIGITS, TYPED, "900987")
