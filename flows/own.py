@@ -41,11 +41,29 @@ _SEPARATORS = " \t\n-/"
 _WINDOW_LONGEST = 200
 # The most digits one number we could call is typed with ("0044 (0)7700 900123").
 _LONGEST_NUMBER = 16
-# A date or a time written as one ("1/12/2026", "02.12.2026", "10:00", "9.30"), never part of a
-# number: "01/12/2026 10" has the digits of a landline.
+# A date or a time written as one ("1/12/2026", "02.12.2026", "01-12-26", "10:00", "9.30"),
+# never part of a number: "01/12/2026 10" has the digits of a landline (see _written).
 _DATE_OR_TIME = re.compile(
-    r"(?<!\d)(?:\d{1,2}(?P<sep>[/.])\d{1,2}(?P=sep)(?:\d{4}|\d{2})|\d{1,2}[.:]\d{2})(?!\d)"
+    r"(?<!\d)(?:(?P<d>\d{1,2})(?P<sep>[/.\-])(?P<mo>\d{1,2})(?P=sep)(?:\d{4}|\d{2})"
+    r"|(?P<h>\d{1,2})[.:](?P<mi>\d{2}))(?!\d)"
 )
+# A number's first digits just before what looks like a date ("07700 12.09.87").
+_NUMBER_BEFORE = re.compile(r"0\d{2,}[\s.\-/()]*$")
+
+
+def _written(typed: str) -> list[tuple[int, int]]:
+    """Where `typed` holds a date or a time written as one: a real day and month, or hour
+    and minute ("96.00.00" is the end of a number), and not straight after a number's first
+    digits ("07700 12.09.87" is a number, not the 12th of September)."""
+    spans = []
+    for m in _DATE_OR_TIME.finditer(typed):
+        if m.group("d") is not None:
+            real = 1 <= int(m.group("d")) <= 31 and 1 <= int(m.group("mo")) <= 12
+        else:
+            real = int(m.group("h")) <= 23 and int(m.group("mi")) <= 59
+        if real and not _NUMBER_BEFORE.search(typed[max(0, m.start() - 12) : m.start()]):
+            spans.append(m.span())
+    return spans
 
 
 def _being_hurt(turn: Turn, text: str) -> str | None:
@@ -99,7 +117,7 @@ def _number_at(text: str) -> tuple[str, int, int] | None:
     the groups of a run of digits that make one ("call 999 07700 900123 now": not the 999;
     "1/12/2026 07700 900123": not the date)."""
     try:
-        if _DATE_OR_TIME.search(text):
+        if _written(text):
             raise ValueError("a date or a time is no number")
         number = normalise_uk_callback_number(text.strip())
     except ValueError:
@@ -118,7 +136,7 @@ def _number_at(text: str) -> tuple[str, int, int] | None:
 def _groups(typed: str) -> list[tuple[int, int, str | None]]:
     """The groups of a run of digits: where each starts and ends, and its digits (None for
     a group in a date or a time, which no number may start in or reach into)."""
-    written = [m.span() for m in _DATE_OR_TIME.finditer(typed)]
+    written = _written(typed)
     groups: list[tuple[int, int, str | None]] = []
     at = 0  # both in order: the first date or time not yet behind this group
     for g in _GROUP.finditer(typed):
@@ -135,9 +153,11 @@ def _number_from(
     """The number that starts at the i-th group of a run of digits, and where it ends: the
     most groups that make one, of those few enough to ("0044 (0)7700 900123")."""
     digits, ends = "", []
-    for _, end, more in groups[i:]:
-        if more is None:
-            break  # a date or a time
+    # A number is at most _LONGEST_NUMBER groups of a digit or more: "0 7 7 0 0 ...". Groups
+    # with no digit (" . . .") end it too, or each start would read to the end of the run.
+    for _, end, more in groups[i : i + _LONGEST_NUMBER]:
+        if not more:
+            break  # a date or a time (None), or no digit
         digits += more
         if len(digits) > _LONGEST_NUMBER:
             break
@@ -188,6 +208,11 @@ def _own_number_alone(turn: Turn, text: str) -> str | None:
     own = set(turn.content.all_words("callback_own_words"))
     rest = normalise(f"{text[:start]} {text[end:]}").split()
     if not all(word in own or _SHORT_DIGITS.fullmatch(word) for word in rest):
+        return None
+    # "Call", "ring", "text" beside it make it theirs only with "me" ("call me on ..."): "I'll
+    # ring ...", "ring ...", "ffonia i ..." is a number they will ring, or want rung.
+    calling = set(turn.content.all_words("callback_call_words"))
+    if calling.intersection(rest) and not set(turn.content.all_words("callback_me")) & set(rest):
         return None
     turn.vars["callback_number"] = number
     times = set(turn.content.all_words("callback_time_words"))
@@ -243,7 +268,8 @@ def _stretch(typed: str) -> str:
     """The rest of a run of digits: seven digits or more go, unless they are times and dates
     ("9.30-12.30"); an hour (or a short group) before them stays ("after 6 …")."""
     core = typed.strip(_SEPARATORS)
-    if _digits(_DATE_OR_TIME.sub(" ", core)) <= _LONGEST_KEPT or _times_or_dates(core):
+    undated = "".join(core[b:e] for b, e in _gaps(core, _written(core)))
+    if _digits(undated) <= _LONGEST_KEPT or _times_or_dates(core):
         return typed  # with its dates and times, a few digits ("1/12/2026 10", "6 9.30 10-12")
     lead = typed[: typed.index(core)]
     tail = typed[len(lead) + len(core) :]
@@ -251,6 +277,15 @@ def _stretch(typed: str) -> str:
     if hour and _digits(core[hour.end() :]) > _LONGEST_KEPT:
         return lead + hour.group(0) + "…" + tail
     return lead + "…" + tail
+
+
+def _gaps(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The stretches of `text` outside these spans (in order, not overlapping)."""
+    gaps, at = [], 0
+    for start, end in spans:
+        gaps.append((at, start))
+        at = end
+    return [*gaps, (at, len(text))]
 
 
 def _digits(text: str) -> int:
@@ -313,9 +348,14 @@ def _book_callback_waiting(turn: Turn) -> str:
     call said with the number ("now", "after 6pm") is added to the time they gave."""
     when = turn.vars.pop("callback_when", None)
     if when:
+        # What they said now is kept whole (up to half the room); the time given before is
+        # shortened if the two do not fit the call-back list's 200 characters.
+        half = _WINDOW_LONGEST // 2
+        said = when if len(when) <= half else when[:half] + "…"
         window = str(turn.answers.get("callback_window", ""))
-        room = _WINDOW_LONGEST - len(turn.t("own.callback_window_then", window=window, said=""))
-        said = when if len(when) <= room else when[: max(room - 1, 0)] + "…"
+        room = _WINDOW_LONGEST - len(turn.t("own.callback_window_then", window="", said=said))
+        if len(window) > room:
+            window = window[: max(room - 1, 0)] + "…"
         turn.answers["callback_window"] = turn.t(
             "own.callback_window_then", window=window, said=said
         )

@@ -731,18 +731,18 @@ async def test_call_999_with_the_number_after_danger_keeps_999_and_its_mark_in_t
         person = Person(app, fake)
         await _queued_after_danger_at_the_number_question(person)
         events = _record_hub(app)
-        said = await person.says(f"call 999 {DIGITS} now")
+        said = await person.says(f"call 999 now, and call me on {DIGITS}")
         assert said[:2] == ["risk.immediate", "own.callback_kept_waiting"]  # the guidance first
         [shown] = [
             e for _, e in events if e.get("type") == "message" and e.get("author") == "person"
         ]
-        assert (shown["text"], shown["risk"]) == ("call 999 … now", "immediate")
+        assert (shown["text"], shown["risk"]) == ("call 999 now, and call me on …", "immediate")
         await add_staff(app, "alice")
         async with Console(url) as alice:
             await alice.login("alice")
             _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
             last = [m for m in view["messages"] if m["author"] == "person"][-1]
-            assert (last["text"], last["risk"]) == ("call 999 … now", "immediate")
+            assert (last["text"], last["risk"]) == ("call 999 now, and call me on …", "immediate")
         [(sealed,)] = await _raw(app, "SELECT sealed_number FROM callbacks")
         assert app[PRIVACY].open(sealed, f"callback:{person.conversation_id}") == DIGITS
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
@@ -899,14 +899,16 @@ async def test_danger_with_the_number_waiting_for_its_turn_is_shown_marked_with_
         person = Person(app, fake)
         await _queued_after_danger_at_the_number_question(person)
         engine = app[ENGINE]
-        await engine.accept(InboundMessage("test", person.address, f"call 999 {TYPED} now"))
+        await engine.accept(
+            InboundMessage("test", person.address, f"call 999 now, and call me on {TYPED}")
+        )
         await add_staff(app, "alice")
         async with Console(url) as alice:
             await alice.login("alice")
             _, view = await alice.get(f"/console/api/conversations/{person.conversation_id}")
             last = [m for m in view["messages"] if m["author"] == "person"][-1]
             # Marked as danger: not ciphertext nobody can screen, nor the 999 scrubbed away.
-            assert (last["text"], last["risk"]) == ("call 999 … now", "immediate")
+            assert (last["text"], last["risk"]) == ("call 999 now, and call me on …", "immediate")
             await _nothing_in_clear(app, DIGITS, TYPED, "900987")
             # Someone else's number, waiting for its turn: shown as it will be kept, written.
             other = f"he has a gun, his number is {TYPED}"
@@ -1175,3 +1177,42 @@ async def test_their_own_number_said_in_everyday_words_after_danger_is_booked(
         await person.says(said)
         assert len(await _raw(app, "SELECT id FROM callbacks")) == 1
         await _nothing_in_clear(app, DIGITS, TYPED, "900987")
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I'll ring 01632 960000 tonight",
+        "I'll text 07700900987 tonight",
+        "can I ring 01632 960000 tonight?",
+        "I've got the number 01632 960000",
+        "ffonia i 01632 960000 heno",
+        "ring my x tonight on 07700900987",
+        "ring 01632 960000",
+        "call 999 07700900987 now",
+    ],
+)
+async def test_a_number_they_will_call_after_danger_is_not_booked_as_their_own(
+    said: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    # "Call", "ring" or "text" beside a number is theirs only with "me" ("call me on ...");
+    # otherwise it is a number they will ring, or want rung: the adviser reads it as written.
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await _queued_after_danger_at_the_number_question(person)
+        await person.says(said)
+        assert await _raw(app, "SELECT id FROM callbacks") == []
+
+
+async def test_when_to_call_said_with_the_number_survives_a_long_safe_time(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    long_time = "weekday mornings before 9, " + "or when the children are at school, " * 5
+    async with running(settings_for(sqlite_url, tmp_path)) as (app, fake, _):
+        person = Person(app, fake)
+        await to_the_safe_time(person)
+        assert await person.says(long_time.strip()) == ["own.callback_number"]
+        assert (await person.says(DANGER))[0] == "risk.immediate"
+        await person.says(f"call me now {TYPED}")
+        [(window,)] = await _raw(app, 'SELECT "window" FROM callbacks')
+        assert "call me now …" in window and len(window) <= 200, window

@@ -269,3 +269,30 @@ def test_the_number_beside_a_date_time_or_999_is_the_one_read(
 ) -> None:
     assert without_numbers(typed) == kept
     assert callback_number(typed) == number
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "01632 96.00.00",
+        "01632.96.00.00",
+        "07700.90.09.87",
+        "07700 90.09.87",
+        "+44 1632 96.00.00",
+        "02079.46.00.00",
+        "07700 12.09.87",
+    ],
+)
+def test_a_number_typed_in_pairs_with_dots_is_no_date(typed: str) -> None:
+    # "96.00.00" read as a date (month 00) left the number in clear and unread; "07700
+    # 12.09.87" is a number's last digits, not the 12th of September.
+    assert without_numbers(f"after 6 on {typed}") == "after 6 on …"
+    assert callback_number(typed) is not None
+
+
+@pytest.mark.parametrize(
+    "typed", ["01-12-2026 10", "01-12-2026 10:00", "02-12-2026 10.30", "on 01-12-26 after 6"]
+)
+def test_a_date_with_dashes_is_no_number_either(typed: str) -> None:
+    assert without_numbers(typed) == typed
+    assert callback_number(typed) is None
