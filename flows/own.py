@@ -18,7 +18,7 @@ from helpline.flowkit import FlowSpec, Option, State, Turn, longest_mention
 PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
 # A run of digits with the spaces, dots, dashes, slashes and brackets people type between
 # them ("+44 (0)7700 900123", "07700/900123"), inside other words.
-_DIGITS = re.compile(r"\+?\d(?:[\s.\-/()]*\d)+")
+_DIGITS = re.compile(r"\+?\d(?:[\s.:\-/()]*\d)+")
 # Seven digits or more is a phone number, or as good as one, callable or not.
 _LONGEST_KEPT = 6
 # What a run of that length may be instead and is kept: times and dates ("9.30-12.30",
@@ -32,7 +32,7 @@ _LEADING_HOUR = re.compile(r"(?:\d{1,3}|\d{1,2}[.:]\d{2})\s+")
 # Digits beside the number that leave it theirs: an hour ("after 6pm"), 999 ("call 999 …").
 _SHORT_DIGITS = re.compile(r"\d{1,4}(?:am|pm)?")
 # The groups of a run of digits as typed ("07700", "900123", "999-07700": two).
-_GROUP = re.compile(r"[^\s\-/]+")
+_GROUP = re.compile(r"[^\s\-/.:()]+")
 # The emergency and police numbers, kept as a group of their own in a run of digits.
 _EMERGENCY = frozenset({"999", "112", "101", "111"})
 # What may stand between the groups of a run of digits, around what is kept of it.

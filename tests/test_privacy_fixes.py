@@ -296,3 +296,22 @@ def test_a_number_typed_in_pairs_with_dots_is_no_date(typed: str) -> None:
 def test_a_date_with_dashes_is_no_number_either(typed: str) -> None:
     assert without_numbers(typed) == typed
     assert callback_number(typed) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("999.07700900987", "999.…"),
+        ("(999)07700900987", "(999)…"),
+        ("call 999.07700 900987 now", "call 999.… now"),
+        ("07700:900987", "…"),
+        ("+44:7700:900:987", "…"),
+        ("07700 900:987", "…"),
+    ],
+)
+def test_999_glued_to_the_number_stays_and_colons_hide_no_number(typed: str, kept: str) -> None:
+    # "999." glued to the number went with it (and the console's danger mark); a number
+    # typed with colons was kept in clear. (Colons are not read as a number to call back.)
+    assert without_numbers(typed) == kept
+    if ":" not in typed:
+        assert callback_number(typed) == "07700900987"
