@@ -44,24 +44,25 @@ _LONGEST_NUMBER = 16
 # A date or a time written as one ("1/12/2026", "02.12.2026", "01-12-26", "10:00", "9.30"),
 # never part of a number: "01/12/2026 10" has the digits of a landline (see _written).
 _DATE_OR_TIME = re.compile(
-    r"(?<!\d)(?:(?P<d>\d{1,2})(?P<sep>[/.\-])(?P<mo>\d{1,2})(?P=sep)(?:\d{4}|\d{2})"
-    r"|(?P<h>\d{1,2})[.:](?P<mi>\d{2}))(?!\d)"
+    r"(?<![\d.:/\-])(?P<d>\d{1,2})(?P<sep>[/.\-])(?P<mo>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})"
+    r"(?!\d|[.:/\-]\d)"
+    r"|(?<![\d.:/])(?P<h>\d{1,2})[.:](?P<mi>\d{2})(?!\d|[.:/]\d)"  # "14:00-16:00" too
 )
-# A number's first digits just before what looks like a date ("07700 12.09.87").
-_NUMBER_BEFORE = re.compile(r"0\d{2,}[\s.\-/()]*$")
 
 
 def _written(typed: str) -> list[tuple[int, int]]:
-    """Where `typed` holds a date or a time written as one: a real day and month, or hour
-    and minute ("96.00.00" is the end of a number), and not straight after a number's first
-    digits ("07700 12.09.87" is a number, not the 12th of September)."""
+    """Where `typed` holds a date or a time written as one, never a number's digits: a real
+    day and month with a four-figure year, or a two-figure one after slashes ("1/12/26"; in
+    "07700 12.09.87" or "+44 1632 12-10-81" those are a number's last digits); or a real
+    hour and minute standing alone ("9.30", "18:30"; not the ".05.48" of "+447.946.25.05.48")."""
     spans = []
     for m in _DATE_OR_TIME.finditer(typed):
         if m.group("d") is not None:
             real = 1 <= int(m.group("d")) <= 31 and 1 <= int(m.group("mo")) <= 12
+            real = real and (len(m.group("y")) == 4 or m.group("sep") == "/")
         else:
             real = int(m.group("h")) <= 23 and int(m.group("mi")) <= 59
-        if real and not _NUMBER_BEFORE.search(typed[max(0, m.start() - 12) : m.start()]):
+        if real:
             spans.append(m.span())
     return spans
 

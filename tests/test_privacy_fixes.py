@@ -315,3 +315,28 @@ def test_999_glued_to_the_number_stays_and_colons_hide_no_number(typed: str, kep
     assert without_numbers(typed) == kept
     if ":" not in typed:
         assert callback_number(typed) == "07700900987"
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept", "number"),
+    [
+        # A number's last digits in pairs are no date: they were kept in clear.
+        ("+44 1632 12-10-81", "…", "01632121081"),
+        ("call me on +44 20-12-12-1234 after 6", "call me on … after 6", "02012121234"),
+        ("01-04-85-43-40-3 after 6pm", "… after 6pm", "01048543403"),
+        ("+447.946.25.05.48 18:30", "… 18:30", "07946250548"),
+        # A date or time after a number is no part of it: a digit joined it.
+        ("0161 496 000 1/12/2026", "… 1/12/2026", "0161496000"),
+        ("01632 96000 9.30", "… 9.30", "0163296000"),
+        ("07700 900123 01/12/2026 18:30", "… 01/12/2026 18:30", "07700900123"),
+        # Dates and times in a row stay, and make no number.
+        ("01/12/2026 02/12/2026 03/12/2026", "01/12/2026 02/12/2026 03/12/2026", None),
+        ("18:30 - 20:30 01/12/2026", "18:30 - 20:30 01/12/2026", None),
+        ("2026 09:30", "2026 09:30", None),
+    ],
+)
+def test_numbers_dates_and_times_side_by_side_are_told_apart(
+    typed: str, kept: str, number: str | None
+) -> None:
+    assert without_numbers(typed) == kept
+    assert callback_number(typed) == number
