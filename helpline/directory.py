@@ -1062,8 +1062,11 @@ class Directory:
             return None if abroad else self._named(places[0])
         if fits := self._fits(places, region):
             return self._named(fits[0])
-        if near or town not in self._towns:
-            return self._named(places[0])  # "Newport, near Cardiff"; "Cardiff, Gwent"
+        if near or len(places) == 1:
+            # "Newport, near Cardiff"; "Cardiff, Gwent"; a town with no namesake we list is
+            # that town whatever county is said with it, as people give their old or postal
+            # county ("Southport, Lancashire" is Sefton; "Chester, Wales" is Chester).
+            return self._named(places[0])
         if region in self._full_names:
             # A namesake we do not list ("Newport, Essex"): the county is the surer of the two.
             return self._named(self._names[region])

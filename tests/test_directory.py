@@ -836,3 +836,29 @@ def test_an_old_review_date_in_the_files_is_flagged(tmp_path: Path) -> None:
     assert old.stale_entries(date(2026, 11, 23)) == [
         "services.yaml: galop (review was due 2020-01-01)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "force", "council"),
+    [
+        ("Southport, Lancashire", "merseyside", "Sefton"),
+        ("Redcar, North Yorkshire", "cleveland", None),
+        ("Grimsby, Lincolnshire", "humberside", None),
+        ("Bournemouth, Hampshire", "dorset", None),
+        ("Barrow in Furness, Lancashire", "cumbria", None),
+        ("Chester, Wales", "cheshire", None),
+        ("Shrewsbury, Wales", "west-mercia", None),
+        ("Berwick, East Sussex", "sussex", "East Sussex"),
+        ("Berwick", "northumbria", "Northumberland"),
+    ],
+)
+def test_a_town_with_its_old_or_postal_county_is_that_town(
+    directory: Directory, query: str, force: str, council: str | None
+) -> None:
+    # A county said in full after a town that has no namesake we list took its place
+    # ("Southport, Lancashire" was Lancashire police, not Merseyside).
+    match = directory.find_area(query)
+    assert match is not None, query
+    assert match.police_force_area == force, query
+    if council is not None:
+        assert match.local_authority == council, query
