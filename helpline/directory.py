@@ -602,6 +602,15 @@ def unmutated(text: str) -> str:
     return changed if changed != said else text
 
 
+# An apostrophe inside a word ("I'm", "King's Lynn"): taken out, so "I'm on" is not "i m on",
+# whose "m on" would be read as Môn (Anglesey).
+_IN_WORD_APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
+
+
+def _joined(query: str) -> str:
+    return _IN_WORD_APOSTROPHE.sub("", query)
+
+
 def _word_runs(words: list[str], longest: int = 4) -> Iterator[str]:
     """Runs of up to `longest` consecutive words, joined without spaces, longest first."""
     words = [w for w in words if w not in _FILLER]
@@ -988,7 +997,7 @@ class Directory:
             return self._named(self._names[key])
         # A name inside a sentence ("I live in Caerdydd"): the first place said, with the
         # region said right after it ("Newport, South Wales" is Newport, not South Wales).
-        words = [w for w in normalise(query).split() if w not in _FILLER]
+        words = [w for w in normalise(_joined(query)).split() if w not in _FILLER]
         said = self._mentions(words)
         here = [i for i, m in enumerate(said) if m.key in self._names]
         if not here:
@@ -1012,7 +1021,9 @@ class Directory:
         return any(
             m.key in self._names
             for reading in (unmutated(query), query)
-            for m in self._mentions([w for w in normalise(reading).split() if w not in _FILLER])
+            for m in self._mentions(
+                [w for w in normalise(_joined(reading)).split() if w not in _FILLER]
+            )
         )
 
     def _mentions(self, words: list[str]) -> list[_Mention]:

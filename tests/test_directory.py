@@ -862,3 +862,12 @@ def test_a_town_with_its_old_or_postal_county_is_that_town(
     assert match.police_force_area == force, query
     if council is not None:
         assert match.local_authority == council, query
+
+
+@pytest.mark.parametrize(
+    "query", ["I'm on the English side", "I’m on my own", "I'm on the border", "Im on my own"]
+)
+def test_i_m_on_is_not_anglesey(directory: Directory, query: str) -> None:
+    # "I'm on" read as "i m on", and "m on" as Môn: a natural answer to the question after a
+    # postcode across the border placed them in North Wales.
+    assert directory.find_area(query) is None
