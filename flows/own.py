@@ -13,6 +13,7 @@ from flows.welcome import NOT_HURT, who_said
 from helpline.content import normalise
 from helpline.directory import normalise_uk_callback_number
 from helpline.flowkit import FlowSpec, Option, State, Turn, longest_mention
+from helpline.ports import CALLBACK_WINDOW_LONGEST
 
 # Channels whose address is a phone number an adviser can call back (Twilio SMS, WhatsApp).
 PHONE_CHANNELS = frozenset({"sms", "whatsapp"})
@@ -37,8 +38,6 @@ _GROUP = re.compile(r"[^\s\-/.:()]+")
 _EMERGENCY = frozenset({"999", "112", "101", "111"})
 # What may stand between the groups of a run of digits, around what is kept of it.
 _SEPARATORS = " \t\n-/"
-# The longest call-back time the console's list keeps (callbacks.window).
-_WINDOW_LONGEST = 200
 # The most digits one number we could call is typed with ("0044 (0)7700 900123").
 _LONGEST_NUMBER = 16
 # A date or a time written as one ("1/12/2026", "02.12.2026", "01-12-26", "10:00", "9.30"),
@@ -351,10 +350,12 @@ def _book_callback_waiting(turn: Turn) -> str:
     if when:
         # What they said now is kept whole (up to half the room); the time given before is
         # shortened if the two do not fit the call-back list's 200 characters.
-        half = _WINDOW_LONGEST // 2
+        half = CALLBACK_WINDOW_LONGEST // 2
         said = when if len(when) <= half else when[:half] + "…"
         window = str(turn.answers.get("callback_window", ""))
-        room = _WINDOW_LONGEST - len(turn.t("own.callback_window_then", window="", said=said))
+        room = CALLBACK_WINDOW_LONGEST - len(
+            turn.t("own.callback_window_then", window="", said=said)
+        )
         if len(window) > room:
             window = window[: max(room - 1, 0)] + "…"
         turn.answers["callback_window"] = turn.t(

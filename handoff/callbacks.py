@@ -18,14 +18,13 @@ from handoff.models import CallbackRow
 from helpline.domain import utcnow
 from helpline.engine import LEFT_BY_QUICK_EXIT
 from helpline.errors import HelplineError, NotFound
-from helpline.ports import Hub
+from helpline.ports import CALLBACK_WINDOW_LONGEST, Hub
 from helpline.privacy import Privacy
 from helpline.storage import SqlStore
 from helpline.storage.models import ConversationRow
 
 STATUSES = ("requested", "done", "not_reached", "withdrawn")
 TOPIC = "callbacks"
-MAX_WINDOW = 200
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ async def request_callback(
 ) -> int:
     """Store a request for a call-back in the person's own words about when it is safe, with
     the number to call already sealed (see `seal_number`)."""
-    window = " ".join(window.split())[:MAX_WINDOW]
+    window = " ".join(window.split())[:CALLBACK_WINDOW_LONGEST]
     now = utcnow()
     async with store.session() as session, session.begin():
         if await session.get(ConversationRow, conversation_id) is None:

@@ -607,8 +607,10 @@ def unmutated(text: str) -> str:
 _IN_WORD_APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
 
 
-def _joined(query: str) -> str:
-    return _IN_WORD_APOSTROPHE.sub("", query)
+def _words(query: str) -> list[str]:
+    """The words of an answer, normalised, less fillers ("I live in"), an apostrophe inside a
+    word taken out first."""
+    return [w for w in normalise(_IN_WORD_APOSTROPHE.sub("", query)).split() if w not in _FILLER]
 
 
 def _word_runs(words: list[str], longest: int = 4) -> Iterator[str]:
@@ -997,7 +999,7 @@ class Directory:
             return self._named(self._names[key])
         # A name inside a sentence ("I live in Caerdydd"): the first place said, with the
         # region said right after it ("Newport, South Wales" is Newport, not South Wales).
-        words = [w for w in normalise(_joined(query)).split() if w not in _FILLER]
+        words = _words(query)
         said = self._mentions(words)
         here = [i for i, m in enumerate(said) if m.key in self._names]
         if not here:
@@ -1021,9 +1023,7 @@ class Directory:
         return any(
             m.key in self._names
             for reading in (unmutated(query), query)
-            for m in self._mentions(
-                [w for w in normalise(_joined(reading)).split() if w not in _FILLER]
-            )
+            for m in self._mentions(_words(reading))
         )
 
     def _mentions(self, words: list[str]) -> list[_Mention]:

@@ -37,6 +37,9 @@ DEFAULT_QUEUE = "helpline"
 # claim with `programme`): what the person is then told says so, and leaving the queue
 # withdraws a referral only before they took it up (Engine._back_from_queue).
 PROGRAMME_HOLDS = "_programme_holds"
+# The longest call-back time kept (callbacks.window): the journey that books one fits what it
+# adds to the time in it; the console's side cuts anything longer.
+CALLBACK_WINDOW_LONGEST = 200
 
 
 def programme_of(queue: str) -> str | None:
