@@ -56,7 +56,7 @@ def build(
         memory_queue=lambda app: MemoryQueue(),
         redis_queue=lambda app: RedisQueue(app[REDIS], app[SETTINGS].redis_prefix),
         redis_locks=lambda app: RedisLocks(app[REDIS], app[SETTINGS].redis_prefix),
-        screen=risk.assess,
+        screen_for=risk.screen_for,
         clock=clock,
     )
 

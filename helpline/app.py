@@ -88,12 +88,13 @@ def create_app(
     memory_queue: QueueFactory,
     redis_queue: QueueFactory | None = None,
     redis_locks: LocksFactory | None = None,
-    screen: Callable[[str, str], object],
+    screen_for: Callable[[Path], Callable[[str, str], object]],
     clock: Callable[[], datetime] = utcnow,
     content: Content | None = None,
 ) -> web.Application:
     """Build the aiohttp application. Content is loaded (and checked) here, so a broken
-    content file stops the service before it listens."""
+    content file stops the service before it listens; `screen_for(root)` gives the risk
+    screen for the content folder in use, likewise loaded and checked when it is called."""
     app = web.Application(client_max_size=256 * 1024)
     if settings.proxies:
         # Behind a reverse proxy every connection comes from the proxy: the client's address
@@ -119,6 +120,7 @@ def create_app(
     hours_file = app[CONTENT].root / HOURS_FILE
     app[HOURS] = OpeningHours.load(app[CONTENT].root) if hours_file.exists() else None
     runner = FlowRunner(flows, app[CONTENT])
+    screen = screen_for(app[CONTENT].root)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if settings.redis_url:

@@ -173,11 +173,13 @@ class Lexicon:
         for rid, rspec in spec.items():
             reason = _build_reason(rid, rspec, langs, patterns)
             own = [
-                p for lang, d in langs.items() for p in patterns(f"{lang}.yaml: {rid}", _at(d, rid))
+                (f"{lang}.yaml: {rid}", p)
+                for lang, d in langs.items()
+                for p in patterns(f"{lang}.yaml: {rid}", _at(d, rid))
             ]
             if not own:
                 raise ContentError(f"risk lexicon: reason {rid} has no patterns in any language")
-            lines += [_Line(_compile([p], rid), _starts(p), reason) for p in own]
+            lines += [_Line(_compile([p], where), _starts(p), reason) for where, p in own]
         terms = words("fuzzy_terms")
         by_letter: dict[str, tuple[str, ...]] = {}
         for term in terms:
@@ -671,15 +673,44 @@ def _judge(reason: _Reason, sentence: str, lex: Lexicon) -> str | None:
     return reason.level
 
 
-@functools.lru_cache(maxsize=1)
-def lexicon() -> Lexicon:
-    """The lexicon from content/risk/, loaded on first use and kept for the process."""
-    return Lexicon.load()
+_FILES = ("reasons.yaml", *(f"{lang}.yaml" for lang in _LANGUAGES))
+# Lexicons already compiled, by what their files hold: the same phrase lists in another folder
+# (a copy of content/) are not compiled again; edited ones are.
+_COMPILED: dict[tuple[bytes, ...], Lexicon] = {}
+
+
+def lexicon(root: Path = DEFAULT_ROOT) -> Lexicon:
+    """The lexicon in `root` (content/risk/ by default), compiled once for the same files.
+    Raises ContentError naming the file for a missing or broken one."""
+    try:
+        held = tuple((root / name).read_bytes() for name in _FILES)
+    except OSError:
+        return Lexicon.load(root)  # names the file it cannot read
+    found = _COMPILED.get(held)
+    if found is None:
+        found = Lexicon.load(root)
+        if len(_COMPILED) >= 4:
+            _COMPILED.clear()
+        _COMPILED[held] = found
+    return found
+
+
+@functools.cache
+def _default() -> Lexicon:
+    return lexicon()
+
+
+def screen_for(content_root: Path) -> Callable[[str, str], Risk]:
+    """The screen for a content folder, its phrase lists (`risk/`) read and checked now: the
+    service loads them before it listens, so a broken list stops it at start, never at a
+    person's first message, and an operator's own copy of content/ is the one screened with."""
+    lex = lexicon(content_root / "risk")
+    return functools.partial(assess, lex=lex)
 
 
 def assess(text: str, language: str = "en", lex: Lexicon | None = None) -> Risk:
     """Screen one message. Pure: no I/O after the lexicon's first load; keeps nothing."""
-    lex = lex or lexicon()
+    lex = lex or _default()
     found = _find(text, lex)
     variant = _variant(text)
     if variant is not None:  # leetspeak or an emoji inside a word: the worse reading counts

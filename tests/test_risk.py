@@ -33,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from risk_report import load_cases, score  # noqa: E402
 
+from tests.journey_support import Person, content_copy  # noqa: E402
+from tests.support import running, settings_for  # noqa: E402
+
 CASES = load_cases(ROOT / "tests" / "risk_cases.yaml")
 REASON_IDS = set(yaml.safe_load((DEFAULT_ROOT / "reasons.yaml").read_text())) | {"violence_now"}
 
@@ -566,6 +569,26 @@ def test_an_operator_can_add_a_phrase_without_touching_code(lexicon_copy: Path) 
     tuned = Lexicon.load(lexicon_copy)
     assert assess("he has nunchucks", lex=tuned).level == "immediate"
     assert assess("he has nunchucks").level == "none"
+
+
+async def test_the_service_screens_with_the_operators_own_copy_of_content(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # HELPLINE_CONTENT_DIR is "the words, if you keep your own copy": its risk/ phrase lists
+    # too, not the ones shipped beside the code.
+    root = content_copy(tmp_path)
+    path = root / "risk" / "en.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["reasons"]["weapon"].append("nunchucks")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    async with running(settings_for(sqlite_url, tmp_path, content_dir=root)) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hello")
+        assert (await person.says("he has got nunchucks"))[0] == "risk.immediate"
+    async with running(settings_for(sqlite_url, tmp_path / "shipped")) as (app, fake, _):
+        person = Person(app, fake)
+        await person.says("hello")
+        assert "risk.immediate" not in await person.says("he has got nunchucks")
 
 
 def test_a_broken_pattern_fails_at_load_naming_the_reason(lexicon_copy: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 
 from helpline.app import log_channels
 from helpline.errors import ConfigError
@@ -349,3 +351,24 @@ def test_a_capacity_that_is_not_a_number_is_a_command_error(tmp_path: Path) -> N
     result = run(tmp_path, "user", "capacity", "alice", "abc", secret_key=SECRET)
     assert result.returncode == 2
     assert_one_line_naming(result, "not a whole number")
+
+
+def _broken_phrase_list(tmp_path: Path) -> Path:
+    """An operator's copy of content/ with a phrase of the risk screen mistyped."""
+    root = tmp_path / "content"
+    shutil.copytree(ROOT / "content", root)
+    path = root / "risk" / "en.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["reasons"]["weapon"].append("knife(")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("command", ["check-content", "serve"])
+def test_a_broken_risk_phrase_list_stops_the_service_before_anyone_writes(
+    tmp_path: Path, command: str
+) -> None:
+    # It used to pass check-content and start, then fail at the first person's message.
+    root = _broken_phrase_list(tmp_path)
+    result = run(tmp_path, command, secret_key=SECRET, port="0", content_dir=str(root))
+    assert_one_line_naming(result, "en.yaml", "weapon")
