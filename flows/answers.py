@@ -25,12 +25,13 @@ _ASKS = re.compile(
     r"should|shall|if|before|but|beth|be|sut|pwy|pryd|ble|lle|pam|fydd|a fydd|a oes|a yw|"
     r"ydy e|ydy o|oes rhaid|alla i|gaf i|ga i)\b"
 )
-# Said with a yes, these leave it a plain yes ("yes please", "ok then"); alone, they are none
-# ("thanks" is not consent). Each question adds its own ("yes, refer me"), never another's:
-# the erase button's words at the referral question are not a yes to it.
+# Said with a yes, these leave it a plain yes ("yes please", "ok then", "yes x": a text's
+# kiss); alone, they are none ("thanks" is not consent). Each question adds its own ("yes,
+# refer me"), never another's: the erase button's words at the referral question are not a
+# yes to it.
 _FILLERS = (
     "please", "thanks", "thank you", "then", "do it", "plis", "diolch",
-    "diolch yn fawr", "te",
+    "diolch yn fawr", "te", "x", "xx", "xxx",
 )  # fmt: skip
 
 

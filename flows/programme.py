@@ -396,7 +396,9 @@ FLOW = FlowSpec(
             "consent",
             enter=(_ask_consent,),
             # Only a clear yes refers: "what happens if I agree?" is a question, not consent.
-            interpret_first=yes_or_no("agree", "decline", _lead, ("refer me", "atgyfeiriwch fi")),
+            interpret_first=yes_or_no(
+                "agree", "decline", _lead, ("refer me", "atgyfeiriwch fi", "send it", "anfonwch e")
+            ),
             options=(
                 Option("programme.opt_agree", "agree", keywords="yes"),
                 Option("programme.opt_decline", "decline", keywords="no", rank=1),

@@ -54,6 +54,19 @@ async def test_a_question_or_doubt_at_consent_is_answered_not_taken_as_a_yes(
         ("cy", "dwi ddim yn cytuno", ["programme.declined"]),
         ("en", "I do not agree", ["programme.declined"]),
         ("en", "yes I agree", ["programme.referred"]),
+        # Plain consent in other words, and a text's kiss, were asked again and again.
+        ("en", "yes I consent", ["programme.referred"]),
+        ("en", "I give my consent", ["programme.referred"]),
+        ("en", "go for it", ["programme.referred"]),
+        ("en", "yes send it", ["programme.referred"]),
+        ("en", "yes x", ["programme.referred"]),
+        ("cy", "rwy'n cydsynio", ["programme.referred"]),
+        ("cy", "ydw plis x", ["programme.referred"]),
+        ("en", "I don't consent", ["programme.declined"]),
+        ("en", "I do not consent to that", ["programme.declined"]),
+        # Alone, a kiss or the question's own words are no answer: asked again.
+        ("en", "x", []),
+        ("en", "send it", []),
         ("en", "I agree but my partner won't like it", ["programme.consent_unclear"]),
     ],
 )
@@ -68,8 +81,9 @@ async def test_a_plain_answer_at_consent_is_taken_and_a_mixed_one_asked_again(
             await person.says(text)
         got = await person.says(said)
         assert [k for k in got if k in keys or k.startswith("programme.")][: len(keys)] == keys
-        if keys == ["programme.consent_unclear"]:
+        if keys in ([], ["programme.consent_unclear"]):
             assert await referrals.referrals(app[STORE]) == []
+            assert (await person.conversation()).state == "consent"
             assert person.last_options()  # the yes and no buttons again
 
 
