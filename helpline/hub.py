@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from helpline.ports import RESYNC
+from helpline.redisbatch import Pipelined
 from helpline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class RedisHub:
 
     def __init__(self, client: redis.Redis, prefix: str = "helpline:") -> None:
         self._client = client
+        self._sent = Pipelined(client)  # a turn's events, and other turns', in one round trip
         self._channel_prefix = f"{prefix}hub:"
         self._local = MemoryHub()
         self._task: asyncio.Task[None] | None = None
@@ -103,6 +105,7 @@ class RedisHub:
     async def stop(self) -> None:
         if self._task:
             await cancel_and_wait(self._task)
+        await self._sent.close()
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         """Through Redis to every process. With Redis out of reach, still to this process's
@@ -110,7 +113,7 @@ class RedisHub:
         back; the other processes' subscribers catch up with RESYNC once it is); raised only
         when nobody here was listening for it, so the caller knows it did not go."""
         try:
-            await self._client.publish(self._channel_prefix + topic, json.dumps(event))
+            await self._sent.run(("PUBLISH", self._channel_prefix + topic, json.dumps(event)))
         except (redis.RedisError, OSError):
             if topic not in self._local.topics():
                 raise

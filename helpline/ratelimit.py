@@ -12,6 +12,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from helpline.errors import HelplineError
+from helpline.redisbatch import Pipelined
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +87,20 @@ class RedisLimiter:
         self._client = client
         self._prefix = prefix
         self._refund = client.register_script(_REFUND)
+        # Other messages' counts in the same round trip (helpline/redisbatch.py).
+        self._counted = Pipelined(client)
 
     def _name(self, key: str, limit: Limit, now: float) -> str:
         return f"{self._prefix}rate:{limit.seconds}:{int(now // limit.seconds)}:{key}"
 
     async def allow(self, key: str, limits: tuple[Limit, ...]) -> bool:
         now = time.time()
-        pipe = self._client.pipeline(transaction=False)
+        commands: list[tuple[object, ...]] = []
         for limit in limits:
             name = self._name(key, limit, now)
-            pipe.incr(name)
-            pipe.expire(name, limit.seconds + 1)
+            commands += [("INCRBY", name, 1), ("EXPIRE", name, limit.seconds + 1)]
         try:
-            results = await pipe.execute()
+            results = await self._counted.run(*commands)
         except (RedisError, OSError, TimeoutError):
             # Let through, never refused: a limit exists to stop floods, and refusing
             # everyone while Redis is down would lose every ordinary text and WhatsApp
