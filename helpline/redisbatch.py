@@ -63,7 +63,7 @@ class Pipelined:
                 pipe.execute_command(*command)
         try:
             results = await pipe.execute(raise_on_error=False)
-        except (redis.RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it is, each caller hears it, none hangs
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
