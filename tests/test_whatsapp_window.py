@@ -1,0 +1,129 @@
+"""WhatsApp's 24 hours: a free-form reply reaches someone only within 24 hours of their last
+message (Twilio error 63016 after that). What the adviser sees when a reply is refused so,
+and what the person gets when they write again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from handoff.accounts import add_user
+from helpline.app import CONTENT, ROUTING, STORE
+from helpline.domain import Delivery, Direction, StoredMessage
+from tests.console_support import PASSWORD, Console, next_frame
+from tests.loopback import loopback
+from tests.support import running
+from tests.test_twilio import ACCOUNT, PHONE, TOKEN, WHATSAPP, Env, noon, twilio_settings
+from tests.test_twilio import env as env  # noqa: F401 - the fixture
+
+
+@pytest.fixture
+async def console_env(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    """Twilio's loopback and the console, served over plain HTTP (no public address: the
+    console's cookie would be Secure, and Twilio's webhooks are signed for the local one)."""
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(sqlite_url, tmp_path, lb.url, public_url=None)
+        async with (
+            running(settings, serve=True, clock=noon) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            yield Env(app, url, settings, lb, http)
+
+
+OUTSIDE_WINDOW = 63016
+
+
+async def _waiting_for_an_adviser(env: Env, address: str = WHATSAPP) -> str:
+    await env.say("Hello", address)
+    await env.say("adviser", address)
+    conv = await env.app[STORE].open_conversation(env.key(address))
+    assert conv is not None
+    return conv.id
+
+
+async def _replies(env: Env, conv_id: str) -> list[StoredMessage]:
+    return [m for m in await env.app[STORE].transcript(conv_id) if m.direction is Direction.OUT]
+
+
+async def test_a_reply_whatsapp_refuses_for_the_window_goes_when_the_person_writes_again(
+    env: Env,
+) -> None:
+    conv_id = await _waiting_for_an_adviser(env)
+    routing = env.app[ROUTING]
+    # Monday morning, 40 hours after they last wrote: WhatsApp refuses every free-form text.
+    env.loop.fail_twilio(OUTSIDE_WINDOW)
+    await routing.claim(conv_id, "sam", capacity=2)
+    await routing.say(conv_id, "sam", "Hi, I'm Sam. I've read your message.")
+    tried = len(env.loop.twilio_sent(WHATSAPP))
+    await routing.say(conv_id, "sam", "Write back whenever you can.")
+    # Not tried again, nor the next reply: nothing can reach them until they write.
+    assert len(env.loop.twilio_sent(WHATSAPP)) == tried
+    joined, first, second = (await _replies(env, conv_id))[-3:]
+    assert {joined.status, first.status, second.status} == {Delivery.UNREACHABLE}
+
+    before = len(env.loop.sms_bodies(WHATSAPP))
+    await env.say("hello? is anyone there", WHATSAPP)
+    # Everything that waited reaches them, in the order it was said.
+    assert env.loop.sms_bodies(WHATSAPP)[before:] == [
+        env.text("handoff.joined"),
+        "Hi, I'm Sam. I've read your message.",
+        "Write back whenever you can.",
+    ]
+    assert {m.status for m in (await _replies(env, conv_id))[-3:]} == {Delivery.SENT}
+    await routing.say(conv_id, "sam", "Thanks for writing back.")
+    assert env.loop.sms_bodies(WHATSAPP)[-1] == "Thanks for writing back."
+
+
+async def test_the_console_says_the_person_must_write_first_and_when_the_replies_went(
+    console_env: Env,
+) -> None:
+    env = console_env
+    await add_user(env.app[STORE], "sam", "adviser", PASSWORD)
+    conv_id = await _waiting_for_an_adviser(env)
+    unreachable = env.app[CONTENT].text("console.unreachable", "en")
+    assert "write first" in unreachable and "24 hours" in unreachable
+    async with Console(env.url) as sam:
+        await sam.login("sam")
+        page = await sam.http.get(env.url + "/console")
+        assert 'data-label-unreachable="' in await page.text()
+        ws = await sam.socket()
+        status, _ = await sam.post(f"/console/api/conversations/{conv_id}/claim")
+        assert status == 200
+        await ws.send_json({"type": "watch", "conversation": conv_id})
+        await next_frame(ws, lambda f: f["type"] == "watching")
+        env.loop.fail_twilio(OUTSIDE_WINDOW)
+        status, said = await sam.post(
+            f"/console/api/conversations/{conv_id}/say", {"text": "Hi, I'm Sam."}
+        )
+        assert status == 200
+        frame = await next_frame(
+            ws, lambda f: f["type"] == "delivery" and f["status"] == "unreachable"
+        )
+        assert frame["conversation"] == conv_id
+        reply = (await _replies(env, conv_id))[-1]
+        assert reply.id in frame["ids"]
+        # Opened afresh (another adviser, a reload), the reply still shows as waiting.
+        _, view = await sam.get(f"/console/api/conversations/{conv_id}")
+        shown = {m["id"]: m for m in view["messages"]}
+        assert shown[reply.id].get("status") == "unreachable"
+
+        await env.say("hi", WHATSAPP)
+        went = await next_frame(ws, lambda f: f["type"] == "delivery" and f["status"] == "sent")
+        assert reply.id in went["ids"]
+        _, view = await sam.get(f"/console/api/conversations/{conv_id}")
+        assert "status" not in {m["id"]: m for m in view["messages"]}[reply.id]
+        await ws.close()
+
+
+async def test_sms_replies_are_never_kept_waiting_for_a_window(env: Env) -> None:
+    conv_id = await _waiting_for_an_adviser(env, PHONE)
+    routing = env.app[ROUTING]
+    await routing.claim(conv_id, "sam", capacity=2)
+    env.loop.fail_twilio(30003)  # unreachable handset: an ordinary failure
+    await routing.say(conv_id, "sam", "Hi, I'm Sam.")
+    assert (await _replies(env, conv_id))[-1].status is Delivery.FAILED
+    await routing.say(conv_id, "sam", "Are you there?")
+    assert env.loop.sms_bodies(PHONE)[-1] == "Are you there?"
