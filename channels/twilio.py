@@ -408,11 +408,24 @@ class TwilioChannel:
             raise web.HTTPBadRequest(text="missing MessageSid or a wrong reply id")
         if state is None:
             pass  # queued, sending, accepted: nothing the transcript shows
+        elif reply is not None and state is Delivery.FAILED and self._outside_window(form):
+            # WhatsApp tried and refused it (more than 24 hours since the person last wrote):
+            # it waits for them to write again, as one refused at once does.
+            await self._report(int(reply), sid, Delivery.UNREACHABLE)
         elif reply is not None:
             await self._report(int(reply), sid, state)
         else:  # asked for before replies were named in the address
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)
         return web.Response(status=204)
+
+    def _outside_window(self, form: Mapping[str, str]) -> bool:
+        return self.reply_window is not None and form.get("ErrorCode") == str(OUTSIDE_WINDOW)
+
+    async def _mark(self, reply: int, sid: str, state: Delivery) -> bool:
+        """Keep a report for one of our replies; True if it changed the reply."""
+        if state is Delivery.UNREACHABLE:
+            return await self.app[ENGINE].refused_later(self.name, reply, sid)
+        return await self.app[STORE].mark_reported(self.name, reply, sid, state)
 
     async def _report(self, reply: int, sid: str, state: Delivery) -> None:
         """A report for one of our replies. Twilio may report a text (a number that cannot
@@ -422,12 +435,12 @@ class TwilioChannel:
         on whichever instance sends it."""
         store = self.app[STORE]
         for pause in EARLY_REPORT_WAITS:
-            if await store.mark_reported(self.name, reply, sid, state):
+            if await self._mark(reply, sid, state):
                 return
             if not await store.awaiting_platform_id(self.name, reply):
                 return  # already further on, or not ours: nothing to wait for
             await asyncio.sleep(pause)
-        await store.mark_reported(self.name, reply, sid, state)
+        await self._mark(reply, sid, state)
         # Still not kept if the send took longer than that: it fails after SEND_TIMEOUT, and
         # a reply its send gave up on is marked failed anyway.
 

@@ -1501,6 +1501,20 @@ class Engine:
             },
         )
 
+    async def refused_later(self, channel: str, message_id: int, platform_id: str) -> bool:
+        """A channel's report, after it took a reply, that the platform refused it until the
+        person writes again (WhatsApp can say so only once it has tried): the reply waits
+        for them as one refused at once does (_wait_for_person), and the consoles say so."""
+        conversation_id = await self.store.mark_refused_reported(channel, message_id, platform_id)
+        if conversation_id is None:
+            return False  # not ours, not yet sent, or further on (delivered, sent again)
+        _remember(self._unreachable, conversation_id, utcnow())
+        await self.hub.publish(
+            f"transcript:{conversation_id}",
+            {"type": "delivery", "status": Delivery.UNREACHABLE.value, "ids": [message_id]},
+        )
+        return True
+
     async def _failed(self, conv: Conversation, m: StoredMessage, exc: DeliveryError) -> None:
         # The error's kind only: its text may quote the platform, which may quote a number.
         log.warning(

@@ -16,7 +16,17 @@ from helpline.domain import Delivery, Direction, StoredMessage
 from tests.console_support import PASSWORD, Console, next_frame
 from tests.loopback import loopback
 from tests.support import running
-from tests.test_twilio import ACCOUNT, PHONE, TOKEN, WHATSAPP, Env, noon, twilio_settings
+from tests.test_twilio import (
+    ACCOUNT,
+    PHONE,
+    PUBLIC,
+    TOKEN,
+    WHATSAPP,
+    Env,
+    fixture,
+    noon,
+    twilio_settings,
+)
 from tests.test_twilio import env as env  # noqa: F401 - the fixture
 
 
@@ -127,3 +137,44 @@ async def test_sms_replies_are_never_kept_waiting_for_a_window(env: Env) -> None
     assert (await _replies(env, conv_id))[-1].status is Delivery.FAILED
     await routing.say(conv_id, "sam", "Are you there?")
     assert env.loop.sms_bodies(PHONE)[-1] == "Are you there?"
+
+
+async def test_a_refusal_whatsapp_reports_after_taking_the_reply_waits_for_the_person_too(
+    env: Env,
+) -> None:
+    # Twilio often takes the message (201) and reports error 63016 in the status callback.
+    conv_id = await _waiting_for_an_adviser(env)
+    routing = env.app[ROUTING]
+    await routing.claim(conv_id, "sam", capacity=2)
+    await routing.say(conv_id, "sam", "Hi, I'm Sam.")
+    sent = env.loop.twilio_sent(WHATSAPP)[-1]
+    sid = env.loop.sids[-1]
+    params = fixture("twilio_status_whatsapp_failed.json", MessageSid=sid, SmsSid=sid)
+    status, _, _ = await env.post(sent["StatusCallback"].removeprefix(PUBLIC), params)
+    assert status == 204
+    assert (await _replies(env, conv_id))[-1].status is Delivery.UNREACHABLE
+    tried = len(env.loop.twilio_sent(WHATSAPP))
+    await routing.say(conv_id, "sam", "Write back whenever you can.")
+    assert len(env.loop.twilio_sent(WHATSAPP)) == tried  # not tried: it would fail as well
+
+    await env.say("sorry, I'm here now", WHATSAPP)
+    assert env.loop.sms_bodies(WHATSAPP)[-2:] == ["Hi, I'm Sam.", "Write back whenever you can."]
+    assert {m.status for m in (await _replies(env, conv_id))[-2:]} == {Delivery.SENT}
+
+
+async def test_an_sms_failure_reported_with_the_same_code_is_still_a_failure(env: Env) -> None:
+    await env.say("Hello")
+    sent, sid = env.loop.twilio_sent(PHONE)[0], env.loop.sids[0]
+    params = fixture(
+        "twilio_status_delivered.json",
+        MessageSid=sid,
+        SmsSid=sid,
+        MessageStatus="failed",
+        SmsStatus="failed",
+        ErrorCode="63016",
+    )
+    status, _, _ = await env.post(sent["StatusCallback"].removeprefix(PUBLIC), params)
+    assert status == 204
+    conv = await env.app[STORE].open_conversation(env.key(PHONE))
+    assert conv is not None
+    assert (await _replies(env, conv.id))[0].status is Delivery.FAILED

@@ -1359,6 +1359,32 @@ class SqlStore:
         )
         return await self._reported(channel, which, status)
 
+    async def mark_refused_reported(
+        self, channel: str, message_id: int, platform_id: str
+    ) -> str | None:
+        """A platform's later report that one of our replies it took was refused until the
+        person writes again (WhatsApp's 24 hours, reported after the send): marked
+        UNREACHABLE if it was still only sent, its claim given up (the person's next message
+        sends it again). The conversation's id if it was so marked, else None."""
+        parts = literal(",") + MessageRow.platform_id + literal(",")
+
+        def run(conn: Connection) -> str | None:
+            found = conn.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.id == message_id,
+                    parts.contains(f",{platform_id},", autoescape=True),
+                    MessageRow.channel == channel,
+                    MessageRow.direction == Direction.OUT.value,
+                    MessageRow.status == Delivery.SENT.value,
+                )
+                .values(status=Delivery.UNREACHABLE.value, claimed_at=None)
+                .returning(MessageRow.conversation_id)
+            ).first()
+            return None if found is None else str(found.conversation_id)
+
+        return await self._write(run)
+
     async def awaiting_platform_id(self, channel: str, message_id: int) -> bool:
         """Whether this reply on this channel is still being sent: not yet given the
         platform's id (a report for it may have come first, see channels/twilio.py)."""
