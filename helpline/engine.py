@@ -179,6 +179,8 @@ class Handoffs(Protocol):
 
     def acknowledgement(self, conv: Conversation) -> list[Reply]: ...
 
+    def window_note(self, conv: Conversation) -> list[Reply]: ...
+
     async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None: ...
 
     async def erase(self, conv: Conversation) -> None: ...
@@ -740,7 +742,12 @@ class Engine:
         if await self._command(turn, message.text, first):
             return risk.level
         if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
-            return risk.level  # they took up an offer made while waiting (a call-back instead)
+            # They took up an offer made while waiting (a call-back instead). Still waiting
+            # (they chose to leave a message), they are promised a reply here: on WhatsApp,
+            # how to make sure it can reach them, if it may come after its 24 hours.
+            if self.handoffs is not None and conv.owner is Owner.QUEUE:
+                turn.replies.extend(self.handoffs.window_note(conv))
+            return risk.level
         if conv.owner is Owner.QUEUE:
             self._take_later(turn)  # what it was taken for, before who will read it
             self._while_waiting(turn, message.text)
@@ -1500,6 +1507,12 @@ class Engine:
                 "ids": [m.id for m in waiting],
             },
         )
+
+    def reply_window(self, conv: Conversation) -> timedelta | None:
+        """How long after the person's last message their channel takes replies, if it
+        limits that (WhatsApp: 24 hours; Sender.reply_window); None if it does not."""
+        window = getattr(self.senders.get(conv.channel), "reply_window", None)
+        return window if isinstance(window, timedelta) else None
 
     async def refused_later(self, channel: str, message_id: int, platform_id: str) -> bool:
         """A channel's report, after it took a reply, that the platform refused it until the

@@ -5,7 +5,10 @@ and what the person gets when they write again."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -14,8 +17,10 @@ from handoff.accounts import add_user
 from helpline.app import CONTENT, ROUTING, STORE
 from helpline.domain import Delivery, Direction, StoredMessage
 from tests.console_support import PASSWORD, Console, next_frame
+from tests.journey_support import Person, content_copy, with_test_programme
 from tests.loopback import loopback
-from tests.support import running
+from tests.support import Clock, running, settings_for
+from tests.test_programme_consent_answers import TO_CONSENT
 from tests.test_twilio import (
     ACCOUNT,
     PHONE,
@@ -178,3 +183,114 @@ async def test_an_sms_failure_reported_with_the_same_code_is_still_a_failure(env
     conv = await env.app[STORE].open_conversation(env.key(PHONE))
     assert conv is not None
     assert (await _replies(env, conv.id))[0].status is Delivery.FAILED
+
+
+# -- told at the moment a reply here is promised ----------------------------------------------
+
+LONDON = ZoneInfo("Europe/London")
+SATURDAY_5PM = datetime(2026, 11, 28, 17, 0, tzinfo=LONDON)  # closed until Monday 09:00
+MONDAY_9AM = datetime(2026, 11, 30, 9, 0, tzinfo=LONDON)
+MONDAY_9PM = datetime(2026, 11, 30, 21, 0, tzinfo=LONDON)  # closed until Tuesday 09:00
+
+
+@asynccontextmanager
+async def twilio_at(
+    database_url: str, tmp_path: Path, when: datetime
+) -> AsyncIterator[tuple[Env, Clock]]:
+    clock = Clock(when)
+    async with loopback(ACCOUNT, TOKEN) as lb:
+        settings = twilio_settings(database_url, tmp_path, lb.url)
+        async with (
+            running(settings, serve=True, clock=clock) as (app, _, url),
+            aiohttp.ClientSession() as http,
+        ):
+            yield Env(app, url, settings, lb, http), clock
+
+
+async def _leaves_a_message(env: Env, address: str) -> tuple[list[str], list[str]]:
+    """Asks for an adviser out of hours and chooses "Leave a message": what each said."""
+    await env.say("Hello", address)
+    before = len(env.loop.sms_bodies(address))
+    await env.say("adviser", address)
+    offered = env.loop.sms_bodies(address)[before:]
+    before = len(env.loop.sms_bodies(address))
+    await env.say("1", address)  # 1. Leave a message
+    return offered, env.loop.sms_bodies(address)[before:]
+
+
+async def test_leaving_a_message_on_whatsapp_on_saturday_says_to_write_again_after_monday_9(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with twilio_at(sqlite_url, tmp_path, SATURDAY_5PM) as (env, _):
+        offered, answered = await _leaves_a_message(env, WHATSAPP)
+        opens = env.content.when(MONDAY_9AM, "en")
+        assert offered[-1].startswith(env.text("handoff.closed", opens=opens))
+        assert answered == [
+            env.text("handoff.leave_message"),
+            env.text("handoff.reply_window", opens=opens),
+        ]
+        assert "Monday 30 November, 09:00" in answered[-1]
+        # Said once: their message itself is only acknowledged.
+        before = len(env.loop.sms_bodies(WHATSAPP))
+        await env.say("My son's dad keeps shouting at him, I don't know what to do", WHATSAPP)
+        told = env.loop.sms_bodies(WHATSAPP)[before:]
+        assert env.text("handoff.reply_window", opens=opens) not in told
+
+
+async def test_leaving_a_message_by_sms_says_nothing_of_a_window(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with twilio_at(sqlite_url, tmp_path, SATURDAY_5PM) as (env, _):
+        _, answered = await _leaves_a_message(env, PHONE)
+        assert answered == [env.text("handoff.leave_message")]
+
+
+async def test_leaving_a_message_on_whatsapp_the_evening_before_an_opening_says_nothing_more(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Monday 21:00 to Tuesday 09:00 is 12 hours: an adviser has time to reply within 24.
+    async with twilio_at(sqlite_url, tmp_path, MONDAY_9PM) as (env, _):
+        _, answered = await _leaves_a_message(env, WHATSAPP)
+        assert answered == [env.text("handoff.leave_message")]
+
+
+async def test_writing_on_whatsapp_to_a_queue_closed_all_weekend_is_told_once_per_opening(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Waiting without choosing "Leave a message": their message gets the closed words, and
+    # the way to keep the reply's way open with them.
+    async with twilio_at(sqlite_url, tmp_path, SATURDAY_5PM) as (env, clock):
+        await env.say("Hello", WHATSAPP)
+        await env.say("adviser", WHATSAPP)
+        before = len(env.loop.sms_bodies(WHATSAPP))
+        await env.say("I shouted at my partner again and I need to talk to someone", WHATSAPP)
+        opens = env.content.when(MONDAY_9AM, "en")
+        assert env.loop.sms_bodies(WHATSAPP)[before:] == [
+            env.text("handoff.waiting_closed", opens=opens),
+            env.text("handoff.reply_window", opens=opens),
+        ]
+        clock.now = clock.now + timedelta(hours=1)
+        before = len(env.loop.sms_bodies(WHATSAPP))
+        await env.say("position", WHATSAPP)
+        assert env.loop.sms_bodies(WHATSAPP)[before:] == [
+            env.text("handoff.waiting_closed", opens=opens)
+        ]
+
+
+async def test_a_referral_on_a_channel_with_a_reply_window_says_to_write_now_and_then(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    root = content_copy(tmp_path)
+    with_test_programme(root)
+    settings = settings_for(sqlite_url, tmp_path, content_dir=root)
+    for address, window in (("+447700900001", timedelta(hours=24)), ("+447700900002", None)):
+        async with running(settings) as (app, fake, _):
+            fake.reply_window = window  # type: ignore[attr-defined]
+            person = Person(app, fake, address=address)
+            for text in TO_CONSENT["en"]:
+                await person.says(text)
+            said = await person.says("yes")
+            assert ("programme.reply_window" in said) is (window is not None), said
+            assert "programme.waiting" in said
+            # Once a wait: not again with each message.
+            assert "programme.reply_window" not in await person.says("position")
