@@ -1434,7 +1434,13 @@ class Engine:
                     extra={"conversation": conv.reference, "message_id": m.id},
                 )
                 _remember(self._unreachable, conv.id, utcnow())
-                await self._wait_for_person(conv, outbound[n:])
+                waiting = outbound[n:]
+                for code in [w for w in waiting if w.id in (instead or {})]:
+                    # A code word is never sent later: it would carry its stand-in.
+                    await self._failed(conv, code, exc)
+                await self._wait_for_person(
+                    conv, [w for w in waiting if w.id not in (instead or {})]
+                )
                 break
             except NotSent as exc:
                 # A code word is never sent again: a resend would carry its stand-in.
@@ -1495,6 +1501,8 @@ class Engine:
         """Replies nothing can reach the person with until they write again: kept
         (UNREACHABLE) and sent, in order, when they do (_turn); never tried meanwhile. The
         consoles show each as waiting for the person to write first."""
+        if not waiting:
+            return
         for m in waiting:
             self._send_tries.pop(m.id, None)
             await self.store.mark(m.id, Delivery.UNREACHABLE)

@@ -294,3 +294,18 @@ async def test_a_referral_on_a_channel_with_a_reply_window_says_to_write_now_and
             assert "programme.waiting" in said
             # Once a wait: not again with each message.
             assert "programme.reply_window" not in await person.says("position")
+
+
+async def test_a_code_word_refused_for_the_window_is_never_sent_later(env: Env) -> None:
+    # The transcript keeps a stand-in for the code: sent later, it would carry the stand-in.
+    for said in ("Hello", "1", "1"):
+        await env.say(said, WHATSAPP)
+    env.loop.fail_twilio(OUTSIDE_WINDOW)
+    await env.say("code word", WHATSAPP)
+    conv = await env.app[STORE].open_conversation(env.key(WHATSAPP))
+    assert conv is not None
+    kept = env.text("handover.code_kept")
+    (stand_in,) = [m for m in await _replies(env, conv.id) if m.text == kept]
+    assert stand_in.status is Delivery.FAILED
+    await env.say("hello?", WHATSAPP)
+    assert kept not in env.loop.sms_bodies(WHATSAPP)
