@@ -301,7 +301,7 @@ class Routing:
             key, told = "programme.reply_window", queue
         elif opens is None:
             key, told = "handoff.reply_window_unknown", "unknown"
-        elif opens - self.clock() <= window - WINDOW_MARGIN:
+        elif opens - _last_written(conv, self.clock()) <= window - WINDOW_MARGIN:
             return []  # open again with time to reach them before the window closes
         else:
             key, told = "handoff.reply_window", opens.isoformat()
@@ -754,6 +754,13 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _last_written(conv: Conversation, now: datetime) -> datetime:
+    """When the person last wrote, as far as their reply window goes: now, in their own
+    turn; earlier when an adviser's action says something to them (a release)."""
+    last = conv.last_inbound_at
+    return now if last is None else min(now, last)
 
 
 def _said_as(conv: Conversation, key: str) -> str:

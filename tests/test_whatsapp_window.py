@@ -309,3 +309,24 @@ async def test_a_code_word_refused_for_the_window_is_never_sent_later(env: Env) 
     assert stand_in.status is Delivery.FAILED
     await env.say("hello?", WHATSAPP)
     assert kept not in env.loop.sms_bodies(WHATSAPP)
+
+
+async def test_the_window_counts_from_the_persons_last_message_not_from_now(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Told of their wait outside their own turn (a programme handing them back on Monday at
+    # 08:00): the line opens in an hour, but 40 hours after they last wrote.
+    async with twilio_at(sqlite_url, tmp_path, SATURDAY_5PM) as (env, clock):
+        await env.say("Hello", WHATSAPP)
+        await env.say("adviser", WHATSAPP)
+        clock.now = MONDAY_9AM - timedelta(hours=1)
+        conv = await env.app[STORE].open_conversation(env.key(WHATSAPP))
+        assert conv is not None
+        conv.last_inbound_at = SATURDAY_5PM
+        said = [r.text for r in await env.app[ROUTING].waiting_replies(conv)]
+        opens = env.content.when(MONDAY_9AM, "en")
+        assert said[-1] == env.text("handoff.reply_window", opens=opens)
+        conv.last_inbound_at = clock.now  # had they just written, nothing more is needed
+        conv.answers.pop("_window_told", None)
+        said = [r.text for r in await env.app[ROUTING].waiting_replies(conv)]
+        assert said == [env.text("handoff.waiting_closed", opens=opens)]
