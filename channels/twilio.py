@@ -11,6 +11,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape
@@ -36,7 +37,14 @@ from helpline.domain import (
     storable,
 )
 from helpline.engine import URGENT, worst
-from helpline.errors import DeliveryError, DuplicateMessage, NotFound, NotSent, StoreUnavailable
+from helpline.errors import (
+    DeliveryError,
+    DuplicateMessage,
+    NotFound,
+    NotSent,
+    OutsideReplyWindow,
+    StoreUnavailable,
+)
 from helpline.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,7 @@ OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
 # once (error 20429), or the service unavailable. The message was not sent: it may be again.
 NOT_TAKEN = (429, 503)
 OUTSIDE_WINDOW = 63016  # WhatsApp: free-form text only within 24 h of the person's last message
+WHATSAPP_WINDOW = timedelta(hours=24)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 STATUSES = {
     "sent": Delivery.SENT,
@@ -78,6 +87,11 @@ class TwilioRefused(DeliveryError):
         what = f"Twilio refused the message (error {code}, HTTP {status})"
         super().__init__(what, kind=f"Twilio error {code}, HTTP {status}")
         self.code = code
+
+
+class TwilioOutsideWindow(TwilioRefused, OutsideReplyWindow):
+    """WhatsApp's 24 hours since the person's last message have passed (error 63016): no
+    free-form reply reaches them until they write again."""
 
 
 class TwilioBusy(NotSent):
@@ -159,7 +173,8 @@ class TwilioTransport:
             if exc.status in NOT_TAKEN:
                 kind = f"Twilio error {exc.code}, HTTP {exc.status}"
                 raise TwilioBusy(f"Twilio did not take the message ({kind})", kind=kind) from exc
-            raise TwilioRefused(exc.code, exc.status) from exc
+            refused = TwilioOutsideWindow if exc.code == OUTSIDE_WINDOW else TwilioRefused
+            raise refused(exc.code, exc.status) from exc
         except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
             # No connection was made: nothing reached Twilio.
             kind = f"Twilio not reached ({type(exc).__name__})"
@@ -179,6 +194,9 @@ class TwilioChannel:
         self.name = name
         self.transport = transport
         self.sender = dict(sender)  # from_ or messaging_service_sid
+        # WhatsApp takes free-form replies only this long after the person's last message
+        # (what the queue tells someone waiting on WhatsApp: helpline/routing.py).
+        self.reply_window = WHATSAPP_WINDOW if name == "whatsapp" else None
         self.settings: Settings = app[SETTINGS]
         self.validator = RequestValidator(self.settings.twilio_auth_token)
 
@@ -213,6 +231,9 @@ class TwilioChannel:
                     # and nobody may phone them now either.
                     await self._settings(key, opted_out=True)
                     await texting.withdraw_callbacks(self.app, message.conversation_id)
+                elif sids and isinstance(exc, OutsideReplyWindow):
+                    # Its first parts went: sent again when they write, said twice.
+                    raise DeliveryError(str(exc), kind=exc.kind) from exc
                 raise
             except NotSent as exc:
                 if sids:
@@ -387,11 +408,24 @@ class TwilioChannel:
             raise web.HTTPBadRequest(text="missing MessageSid or a wrong reply id")
         if state is None:
             pass  # queued, sending, accepted: nothing the transcript shows
+        elif reply is not None and state is Delivery.FAILED and self._outside_window(form):
+            # WhatsApp tried and refused it (more than 24 hours since the person last wrote):
+            # it waits for them to write again, as one refused at once does.
+            await self._report(int(reply), sid, Delivery.UNREACHABLE)
         elif reply is not None:
             await self._report(int(reply), sid, state)
         else:  # asked for before replies were named in the address
             await self.app[STORE].mark_by_platform_id(self.name, sid, state)
         return web.Response(status=204)
+
+    def _outside_window(self, form: Mapping[str, str]) -> bool:
+        return self.reply_window is not None and form.get("ErrorCode") == str(OUTSIDE_WINDOW)
+
+    async def _mark(self, reply: int, sid: str, state: Delivery) -> bool:
+        """Keep a report for one of our replies; True if it changed the reply."""
+        if state is Delivery.UNREACHABLE:
+            return await self.app[ENGINE].refused_later(self.name, reply, sid)
+        return await self.app[STORE].mark_reported(self.name, reply, sid, state)
 
     async def _report(self, reply: int, sid: str, state: Delivery) -> None:
         """A report for one of our replies. Twilio may report a text (a number that cannot
@@ -401,12 +435,12 @@ class TwilioChannel:
         on whichever instance sends it."""
         store = self.app[STORE]
         for pause in EARLY_REPORT_WAITS:
-            if await store.mark_reported(self.name, reply, sid, state):
+            if await self._mark(reply, sid, state):
                 return
             if not await store.awaiting_platform_id(self.name, reply):
                 return  # already further on, or not ours: nothing to wait for
             await asyncio.sleep(pause)
-        await store.mark_reported(self.name, reply, sid, state)
+        await self._mark(reply, sid, state)
         # Still not kept if the send took longer than that: it fails after SEND_TIMEOUT, and
         # a reply its send gave up on is marked failed anyway.
 

@@ -14,7 +14,7 @@ from sqlalchemy import case, select
 from handoff import accounts, referrals
 from handoff.accounts import User
 from helpline.app import ENGINE, ROUTING, SETTINGS, STORE
-from helpline.domain import Author, Conversation, Direction, Owner, StoredMessage
+from helpline.domain import Author, Conversation, Delivery, Direction, Owner, StoredMessage
 from helpline.errors import Forbidden, NotFound
 from helpline.ports import Priority, QueueEntry
 from helpline.storage.models import ConversationRow
@@ -204,6 +204,9 @@ def transcript_item(m: StoredMessage, risk: str | None = None) -> dict[str, Any]
     }
     if risk is not None:
         item["risk"] = risk
+    if m.status is Delivery.UNREACHABLE:
+        # Refused until the person writes again (WhatsApp's 24 hours): the console says so.
+        item["status"] = m.status.value
     return item
 
 

@@ -45,6 +45,9 @@ class Delivery(enum.StrEnum):
     HANDLED = "handled"  # inbound, the engine has answered it
     PENDING = "pending"  # outbound, stored, not yet handed to the channel
     HELD = "held"  # outbound, waiting for the person's quiet hours to end
+    # Outbound, refused until the person writes again (WhatsApp's 24-hour window): sent, in
+    # order, when they do (Engine._turn).
+    UNREACHABLE = "unreachable"
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"

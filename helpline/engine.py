@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from helpline.errors import (
     HelplineError,
     NotFound,
     NotSent,
+    OutsideReplyWindow,
     StoreUnavailable,
     TurnSuperseded,
 )
@@ -178,6 +179,8 @@ class Handoffs(Protocol):
 
     def acknowledgement(self, conv: Conversation) -> list[Reply]: ...
 
+    def window_note(self, conv: Conversation) -> list[Reply]: ...
+
     async def forward(self, conv: Conversation, message: StoredMessage, risk: str) -> None: ...
 
     async def erase(self, conv: Conversation) -> None: ...
@@ -285,6 +288,10 @@ class Engine:
         # whose replies wait for their next try here (each with the try that is to send them).
         self._send_tries: OrderedDict[int, int] = OrderedDict()
         self._resending: dict[str, object] = {}
+        # Conversations whose channel refused a reply until the person writes again
+        # (OutsideReplyWindow), and when (real time): later replies wait with it, untried,
+        # unless they have written since.
+        self._unreachable: OrderedDict[str, datetime] = OrderedDict()
 
     # -- entry points for channels ---------------------------------------------------------
 
@@ -644,9 +651,13 @@ class Engine:
             await self._writing_again(conv)
         # Replies an earlier turn stored and an instance that stopped never sent: they were
         # said first, so they go first (not once they would answer something long gone).
-        unsent = await self._claim([m for m in unsent if m.created_at > utcnow() - UNSENT_GIVEN_UP])
+        # With them, in order, those the channel refused until the person wrote again (an
+        # adviser's reply after WhatsApp's 24 hours): this message opens the way for them.
+        refused = {m.id for m in unsent if m.status is Delivery.UNREACHABLE}
+        unsent = await self._unsent_first(conv, unsent)
         if unsent:
-            await self.deliver(conv, unsent, urgent=self._guidance_in(unsent))
+            released = [m.id for m in unsent if m.id in refused]
+            await self.deliver(conv, unsent, urgent=self._guidance_in(unsent), released=released)
         # The turn's own replies (the 999 guidance, say) go before anything its effects
         # add (the queue's "an adviser will join you").
         await self.deliver(conv, stored, urgent=urgent)
@@ -731,7 +742,12 @@ class Engine:
         if await self._command(turn, message.text, first):
             return risk.level
         if conv.owner is Owner.QUEUE and await self.runner.answer_offer(turn, message.text):
-            return risk.level  # they took up an offer made while waiting (a call-back instead)
+            # They took up an offer made while waiting (a call-back instead). Still waiting
+            # (they chose to leave a message), they are promised a reply here: on WhatsApp,
+            # how to make sure it can reach them, if it may come after its 24 hours.
+            if self.handoffs is not None and conv.owner is Owner.QUEUE:
+                turn.replies.extend(self.handoffs.window_note(conv))
+            return risk.level
         if conv.owner is Owner.QUEUE:
             self._take_later(turn)  # what it was taken for, before who will read it
             self._while_waiting(turn, message.text)
@@ -1356,12 +1372,16 @@ class Engine:
         *,
         instead: Mapping[int, str] | None = None,
         urgent: bool = False,
+        released: Collection[int] = (),
     ) -> None:
         """Hand stored replies to the conversation's channel, in order; mark each. `instead`
         sends other words than the stored ones (a code word: the transcript keeps a stand-in).
         `urgent`: the answer to danger, never held for quiet hours however late it is.
         A reply the channel certainly did not send (NotSent) stays pending, and it and those
-        after it are sent again later, in order (_send_later); any other failure is final."""
+        after it are sent again later, in order (_send_later). One it refuses until the person
+        writes again (OutsideReplyWindow) waits for that, with those after it, untried
+        (_wait_for_person). Any other failure is final. `released`: replies that waited so,
+        now sent: the consoles are told they went."""
         outbound = [m for m in messages if m.status is Delivery.PENDING]
         for m in messages:
             await self.hub.publish(f"transcript:{conv.id}", _event(m))
@@ -1375,6 +1395,11 @@ class Engine:
             outbound = await self._hold_in_quiet_hours(conv, outbound)
             if not outbound:
                 return
+        if self._still_unreachable(conv):
+            # An earlier reply waits for them to write: this one could not reach them either,
+            # and must not arrive before it.
+            await self._wait_for_person(conv, outbound)
+            return
         address = await self._reply_address(sender, conv)
         if address is None:
             return
@@ -1389,6 +1414,7 @@ class Engine:
             del self._resending[conv.id]
             self.spawn(self._redeliver(conv.id))
         sent: list[int] = []
+        marked: list[int] = []  # sent, and marked with the platform's id at once
         for n, m in enumerate(outbound):
             out = OutboundMessage(
                 m.id,
@@ -1401,6 +1427,21 @@ class Engine:
             )
             try:
                 platform_id = await sender.send(out)
+            except OutsideReplyWindow as exc:
+                log.warning(
+                    "a reply waits for the person to write again (%s)",
+                    exc.kind,
+                    extra={"conversation": conv.reference, "message_id": m.id},
+                )
+                _remember(self._unreachable, conv.id, utcnow())
+                waiting = outbound[n:]
+                for code in [w for w in waiting if w.id in (instead or {})]:
+                    # A code word is never sent later: it would carry its stand-in.
+                    await self._failed(conv, code, exc)
+                await self._wait_for_person(
+                    conv, [w for w in waiting if w.id not in (instead or {})]
+                )
+                break
             except NotSent as exc:
                 # A code word is never sent again: a resend would carry its stand-in.
                 if m.id not in (instead or {}) and self._send_later(conv, m, exc):
@@ -1421,9 +1462,79 @@ class Engine:
             else:
                 # At once: the platform's delivery report may follow within milliseconds.
                 await self.store.mark(m.id, Delivery.SENT, platform_id=platform_id)
+                marked.append(m.id)
             self.metrics.messages_out.labels(conv.channel, m.author.value).inc()
         if sent:
             await self.store.mark_sent(sent)
+        went = [i for i in released if i in sent or i in marked]
+        if went:
+            await self.hub.publish(
+                f"transcript:{conv.id}", {"type": "delivery", "status": "sent", "ids": went}
+            )
+
+    async def _unsent_first(
+        self, conv: Conversation, unsent: list[StoredMessage]
+    ) -> list[StoredMessage]:
+        """Of the replies waiting when a turn starts, those this instance claims to send first,
+        in order: those an instance that stopped left unsent (up to a day old), and those the
+        channel refused until the person wrote again (they just have), however old: the
+        conversation is still open, so the adviser's words still stand."""
+        since = utcnow() - UNSENT_GIVEN_UP
+        left = [m for m in unsent if m.status is Delivery.PENDING and m.created_at > since]
+        refused = [m for m in unsent if m.status is Delivery.UNREACHABLE]
+        self._unreachable.pop(conv.id, None)
+        claimed = await self._claim(left) + await self._claim(refused, Delivery.UNREACHABLE)
+        return sorted(claimed, key=lambda m: m.id)
+
+    def _still_unreachable(self, conv: Conversation) -> bool:
+        """Whether a reply of this conversation was refused until the person writes again,
+        and they have not written since (as far as this instance knows)."""
+        refused = self._unreachable.get(conv.id)
+        if refused is None:
+            return False
+        if conv.last_inbound_at is not None and conv.last_inbound_at > refused:
+            del self._unreachable[conv.id]
+            return False
+        return True
+
+    async def _wait_for_person(self, conv: Conversation, waiting: list[StoredMessage]) -> None:
+        """Replies nothing can reach the person with until they write again: kept
+        (UNREACHABLE) and sent, in order, when they do (_turn); never tried meanwhile. The
+        consoles show each as waiting for the person to write first."""
+        if not waiting:
+            return
+        for m in waiting:
+            self._send_tries.pop(m.id, None)
+            await self.store.mark(m.id, Delivery.UNREACHABLE)
+        self.metrics.delivery_failures.labels(conv.channel).inc(len(waiting))
+        await self.hub.publish(
+            f"transcript:{conv.id}",
+            {
+                "type": "delivery",
+                "status": Delivery.UNREACHABLE.value,
+                "ids": [m.id for m in waiting],
+            },
+        )
+
+    def reply_window(self, conv: Conversation) -> timedelta | None:
+        """How long after the person's last message their channel takes replies, if it
+        limits that (WhatsApp: 24 hours; Sender.reply_window); None if it does not."""
+        window = getattr(self.senders.get(conv.channel), "reply_window", None)
+        return window if isinstance(window, timedelta) else None
+
+    async def refused_later(self, channel: str, message_id: int, platform_id: str) -> bool:
+        """A channel's report, after it took a reply, that the platform refused it until the
+        person writes again (WhatsApp can say so only once it has tried): the reply waits
+        for them as one refused at once does (_wait_for_person), and the consoles say so."""
+        conversation_id = await self.store.mark_refused_reported(channel, message_id, platform_id)
+        if conversation_id is None:
+            return False  # not ours, not yet sent, or further on (delivered, sent again)
+        _remember(self._unreachable, conversation_id, utcnow())
+        await self.hub.publish(
+            f"transcript:{conversation_id}",
+            {"type": "delivery", "status": Delivery.UNREACHABLE.value, "ids": [message_id]},
+        )
+        return True
 
     async def _failed(self, conv: Conversation, m: StoredMessage, exc: DeliveryError) -> None:
         # The error's kind only: its text may quote the platform, which may quote a number.

@@ -79,3 +79,10 @@ class NotSent(DeliveryError):
         # The channel itself is not running yet (not the reply's fault): the reply waits for
         # it, however long, up to the engine's horizon, and goes when it is back.
         self.channel_down = channel_down
+
+
+class OutsideReplyWindow(DeliveryError):
+    """The platform takes replies only within a time after the person's last message
+    (WhatsApp: 24 hours), and that time has passed: nothing can reach them until they write
+    again. Not tried again: the reply waits for their next message (Delivery.UNREACHABLE),
+    which sends it, and the console tells whoever wrote it (Engine.deliver)."""

@@ -171,7 +171,11 @@ class Sender(Protocol):
     its own words, such as HELP or QUIET on the text channels; else None: asked in the
     conversation's turn, so a word is answered once and never read by the journey) and
     `tidy(address, sent_ids, received_ids)` (remove an erased conversation's messages from
-    the person's own chat app, where the platform allows it)."""
+    the person's own chat app, where the platform allows it) and
+    `reply_window` (a timedelta: the platform takes replies only this long after the
+    person's last message, as WhatsApp does for 24 hours; a send after it raises
+    helpline.errors.OutsideReplyWindow, and someone waiting is told how to keep the way
+    open: Routing.window_note)."""
 
     name: str
 

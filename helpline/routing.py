@@ -71,6 +71,14 @@ UNJOINED_AFTER = timedelta(minutes=2)
 # their wait while the line is closed: it is where to get help until it opens.
 GUIDED_WHILE_CLOSED = ("immediate", "suicide")
 
+# Someone waiting on a channel that takes replies only within a time of their last message
+# (WhatsApp: 24 hours, Sender.reply_window) is told how to keep the way open for the reply
+# (window_note) when the queue opens later than this long before that time runs out: an
+# adviser needs some of it, after opening, to reach them. Told once for each opening (the
+# programme's queue: once a wait), which WINDOW_TOLD keeps.
+WINDOW_MARGIN = timedelta(hours=4)
+WINDOW_TOLD = "_window_told"
+
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
 
@@ -147,12 +155,14 @@ class Routing:
         self._lapse_question(conv)  # "ok" to "an adviser will join you" must not erase
         conv.answers["queue"] = queue
         conv.answers.pop("_wait_offered", None)  # a new wait: one offer of a call-back
+        conv.answers.pop(WINDOW_TOLD, None)
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
         if closed and programme_of(queue) is not None:
             # The programme's staff will answer in their own hours; the helpline's offer of
             # a message for its advisers, or a call back from them, is not theirs to make
             # (nor, later, offer_waiting's).
-            return replies + [self._closed_words(conv, queue, opens)]
+            closed_words = self._closed_words(conv, queue, opens)
+            return [*replies, closed_words, *self._window_note(conv, queue, opens)]
         if closed:
             if opens is None:
                 replies.append(Reply(t("handoff.closed_unknown", conv.language)))
@@ -244,7 +254,7 @@ class Routing:
         if closed:
             return self._while_closed(conv, queue, opens)
         if programme_of(queue) is not None:
-            return [Reply(t("programme.waiting", conv.language))]
+            return [Reply(t("programme.waiting", conv.language)), *self._window_note(conv, queue)]
         if position is None:
             # Claimed but not yet joined, or not found at all: still waiting.
             return [Reply(t("handoff.still_waiting", conv.language))]
@@ -260,8 +270,46 @@ class Routing:
         closed, opens = self._closed(queue, self.clock())
         if closed:
             return self._while_closed(conv, queue, opens)
-        key = "programme.waiting_ack" if programme_of(queue) is not None else "handoff.waiting_ack"
-        return [Reply(self.content.text(key, conv.language))]
+        if programme_of(queue) is None:
+            return [Reply(self.content.text("handoff.waiting_ack", conv.language))]
+        said = Reply(self.content.text("programme.waiting_ack", conv.language))
+        return [said, *self._window_note(conv, queue)]
+
+    def window_note(self, conv: Conversation) -> list[Reply]:
+        """For someone waiting, on a channel that takes replies only within a time of their
+        last message (WhatsApp: 24 hours), if the reply may come after that: how to keep the
+        way open (write again after the line opens; to a programme's staff, now and then).
+        Said with the words that promise a reply here, once for each opening. Nothing on
+        any other channel, nor while the line is open."""
+        if conv.owner is not Owner.QUEUE:
+            return []
+        queue = _queue_of(conv)
+        closed, opens = self._closed(queue, self.clock())
+        if not closed and programme_of(queue) is None:
+            return []
+        return self._window_note(conv, queue, opens)
+
+    def _window_note(
+        self, conv: Conversation, queue: str, opens: datetime | None = None
+    ) -> list[Reply]:
+        """window_note, for a programme's queue or a closed one that opens at `opens`."""
+        window = self.engine.reply_window(conv) if self.engine is not None else None
+        if window is None:
+            return []
+        params: dict[str, str] = {}
+        if programme_of(queue) is not None:
+            key, told = "programme.reply_window", queue
+        elif opens is None:
+            key, told = "handoff.reply_window_unknown", "unknown"
+        elif opens - _last_written(conv, self.clock()) <= window - WINDOW_MARGIN:
+            return []  # open again with time to reach them before the window closes
+        else:
+            key, told = "handoff.reply_window", opens.isoformat()
+            params["opens"] = self.content.when(opens, conv.language)
+        if conv.answers.get(WINDOW_TOLD) == told:
+            return []
+        conv.answers[WINDOW_TOLD] = told
+        return [Reply(self.content.text(key, conv.language, **params))]
 
     def _while_closed(self, conv: Conversation, queue: str, opens: datetime | None) -> list[Reply]:
         """The closed words and, after danger, the guidance again: nobody can answer danger
@@ -269,7 +317,7 @@ class Routing:
         replies = [self._closed_words(conv, queue, opens)]
         if conv.risk_level in GUIDED_WHILE_CLOSED:
             replies.append(Reply(self.content.text(f"risk.{conv.risk_level}", conv.language)))
-        return replies
+        return replies + self._window_note(conv, queue, opens)
 
     def _closed(self, queue: str, now: datetime) -> tuple[bool, datetime | None]:
         """Whether `queue` is closed at `now`, and if so when it opens again (None: not
@@ -706,6 +754,13 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _last_written(conv: Conversation, now: datetime) -> datetime:
+    """When the person last wrote, as far as their reply window goes: now, in their own
+    turn; earlier when an adviser's action says something to them (a release)."""
+    last = conv.last_inbound_at
+    return now if last is None else min(now, last)
 
 
 def _said_as(conv: Conversation, key: str) -> str:

@@ -420,13 +420,15 @@ async def test_a_text_that_can_be_neither_stored_nor_screened_still_gets_an_answ
     assert env.text("channels.not_received") in said[-1]
 
 
-async def test_whatsapp_outside_the_24_hour_window_is_a_failed_delivery(env: Env) -> None:
+async def test_whatsapp_outside_the_24_hour_window_waits_for_the_person_to_write(env: Env) -> None:
+    # Refused (error 63016), the reply is not failed for good: it goes when they next write
+    # (tests/test_whatsapp_window.py).
     await env.say("Hi", WHATSAPP)
     env.loop.fail_twilio(63016)
     await env.say("1", WHATSAPP)
     conv = await env.app[STORE].open_conversation(env.key(WHATSAPP))
     assert conv is not None
-    assert (await env.app[STORE].transcript(conv.id))[-1].status is Delivery.FAILED
+    assert (await env.app[STORE].transcript(conv.id))[-1].status is Delivery.UNREACHABLE
 
 
 async def test_a_twilio_that_does_not_answer_fails_the_message_in_time_without_a_retry(

@@ -398,6 +398,11 @@
           personEnded(frame.by === 'person');
         }
         break;
+      case 'delivery':
+        if (current && frame.conversation === current.id && Array.isArray(frame.ids)) {
+          delivery(frame.ids, frame.status);
+        }
+        break;
       case 'transcript':
         // The whole transcript, in answer to each watch (and again if the server may have
         // missed messages): what was said since it was fetched, or while the socket was
@@ -815,6 +820,9 @@
       box.appendChild(el('span', ' — ' + riskLabel(m.risk), 'risk-mark'));
     }
     box.appendChild(el('p', m.text, 'text'));
+    if (m.status === 'unreachable') {
+      box.appendChild(el('p', label('unreachable'), 'delivery-note'));
+    }
     var log = $('transcript');
     // In the order they were said (by id), whichever way each arrived.
     var before = null;
@@ -826,6 +834,24 @@
     }
     log.insertBefore(box, before);
     log.scrollTop = log.scrollHeight;
+  }
+
+  // Replies the channel refused until the person writes again (WhatsApp's 24 hours), or
+  // that went once they did: said in words beside each reply, and on the status line.
+  function delivery(ids, state) {
+    var log = $('transcript');
+    ids.forEach(function (id) {
+      var box = log.querySelector('[data-id="' + Number(id) + '"]');
+      var note = box && box.querySelector('.delivery-note');
+      if (state === 'unreachable' && box && !note) {
+        box.appendChild(el('p', label('unreachable'), 'delivery-note'));
+      } else if (state === 'sent' && note) {
+        box.removeChild(note);
+      }
+    });
+    if (state === 'unreachable' || state === 'sent') {
+      announce(label(state === 'sent' ? 'reached' : 'unreachable'));
+    }
   }
 
   // The button is disabled while its request is on its way: a double click acts once.

@@ -151,15 +151,19 @@ _PENDING = (
     .order_by(MESSAGES.c.id)
 )
 # What a turn starts from: the messages waiting to be answered and the replies waiting to be
-# sent (left by an instance that stopped between storing and sending them), oldest first.
+# sent (left by an instance that stopped between storing and sending them, or refused until
+# the person wrote again), oldest first.
 _WAITING = (
     select(MESSAGES)
     .where(
         MESSAGES.c.conversation_id == bindparam("conv_id"),
-        MESSAGES.c.status.in_([Delivery.RECEIVED.value, Delivery.PENDING.value]),
+        MESSAGES.c.status.in_(
+            [Delivery.RECEIVED.value, Delivery.PENDING.value, Delivery.UNREACHABLE.value]
+        ),
     )
     .order_by(MESSAGES.c.id)
 )
+_UNSENT = (Delivery.PENDING, Delivery.UNREACHABLE)
 _ADDRESS = select(CONTACTS.c.sealed_address).where(CONTACTS.c.key == bindparam("key"))
 _SETTINGS = select(CONTACTS.c.settings).where(CONTACTS.c.key == bindparam("key"))
 # The SET clause of these two comes from the parameters given.
@@ -1048,8 +1052,9 @@ class SqlStore:
         self, conversation_id: str
     ) -> tuple[list[StoredMessage], Conversation | None, list[StoredMessage]]:
         """A conversation's unanswered messages and, if there are any, the conversation and
-        its replies stored but not yet sent (an instance stopped before sending them): what a
-        turn starts from, in one read."""
+        its replies stored but not yet sent (an instance stopped before sending them: PENDING;
+        the platform refused them until the person wrote again: UNREACHABLE): what a turn
+        starts from, in one read."""
 
         def run(
             conn: Connection,
@@ -1060,7 +1065,7 @@ class SqlStore:
             pending = [m for m in waiting if m.status is Delivery.RECEIVED]
             if not pending:
                 return pending, None, []
-            unsent = [m for m in waiting if m.status is Delivery.PENDING]
+            unsent = [m for m in waiting if m.status in _UNSENT]
             return pending, _get_conversation(self._sql, conn, conversation_id), unsent
 
         return await self._prepared_read(run)
@@ -1269,7 +1274,7 @@ class SqlStore:
         values: dict[str, object] = {"message_id": message_id, "status": status.value}
         if status is Delivery.SENT:
             values["sent_at"] = utcnow()
-        if status is Delivery.HELD:
+        if status in (Delivery.HELD, Delivery.UNREACHABLE):
             values["claimed_at"] = None  # nobody's to send until it is released (claim)
         if platform_id is not None:
             values["platform_id"] = platform_id
@@ -1301,7 +1306,8 @@ class SqlStore:
         claimed within `lease` before `now` are marked pending and claimed at `now`, and their
         ids returned. Two instances that read the same reply (a conversation's lock whose lease
         lapsed) cannot both take it; a claim of an instance that died lapses, so the reply is
-        still sent. `status` HELD releases replies held for quiet hours."""
+        still sent. `status` HELD releases replies held for quiet hours, UNREACHABLE those
+        refused until the person wrote again."""
         if not message_ids:
             return []
         params = {
@@ -1352,6 +1358,32 @@ class SqlStore:
             MessageRow.id == message_id, parts.contains(f",{platform_id},", autoescape=True)
         )
         return await self._reported(channel, which, status)
+
+    async def mark_refused_reported(
+        self, channel: str, message_id: int, platform_id: str
+    ) -> str | None:
+        """A platform's later report that one of our replies it took was refused until the
+        person writes again (WhatsApp's 24 hours, reported after the send): marked
+        UNREACHABLE if it was still only sent, its claim given up (the person's next message
+        sends it again). The conversation's id if it was so marked, else None."""
+        parts = literal(",") + MessageRow.platform_id + literal(",")
+
+        def run(conn: Connection) -> str | None:
+            found = conn.execute(
+                update(MessageRow)
+                .where(
+                    MessageRow.id == message_id,
+                    parts.contains(f",{platform_id},", autoescape=True),
+                    MessageRow.channel == channel,
+                    MessageRow.direction == Direction.OUT.value,
+                    MessageRow.status == Delivery.SENT.value,
+                )
+                .values(status=Delivery.UNREACHABLE.value, claimed_at=None)
+                .returning(MessageRow.conversation_id)
+            ).first()
+            return None if found is None else str(found.conversation_id)
+
+        return await self._write(run)
 
     async def awaiting_platform_id(self, channel: str, message_id: int) -> bool:
         """Whether this reply on this channel is still being sent: not yet given the
