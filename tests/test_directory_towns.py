@@ -223,6 +223,11 @@ def test_a_town_said_in_a_sentence_or_mistyped_is_found(
         ("Newquay", "devon-and-cornwall", "Cornwall"),
         ("New Quay, Ceredigion", "dyfed-powys", "Ceredigion"),
         ("Cei Newydd", "dyfed-powys", "Ceredigion"),
+        ("Kirkby", "merseyside", "Knowsley"),
+        ("Kirkby, Nottinghamshire", "nottinghamshire", "Ashfield"),
+        ("Normanton, Derby", "derbyshire", "Derby"),
+        ("Bourne End", "thames-valley", "Buckinghamshire"),
+        ("Stamford Bridge", "humberside", "East Riding of Yorkshire"),
     ],
 )
 def test_a_town_name_shared_by_several_places_is_told_apart_by_the_county(
@@ -321,6 +326,13 @@ def test_typos_of_places_listed_before_are_unchanged(
     match = directory.find_area(query)
     assert match is not None, query
     assert (match.police_force_area, match.local_authority) == (force, council), query
+
+
+def test_a_county_in_ireland_is_not_a_town_here(directory: Directory) -> None:
+    # Louth is a town in Lincolnshire and a county in Ireland.
+    assert directory.find_area("Dundalk, County Louth") is None
+    where = directory.elsewhere("Co Louth")
+    assert where is not None and where.en == "Ireland"
 
 
 def test_every_town_listed_is_found_as_its_council(
