@@ -328,6 +328,19 @@ def test_typos_of_places_listed_before_are_unchanged(
     assert (match.police_force_area, match.local_authority) == (force, council), query
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["Kingston", "Nelson", "Ashton", "Cobham", "Mersey", "Poland", "Austria", "Estonia", "Rome",
+     "Toronto", "Peterhead", "Prestwick"],
+)  # fmt: skip
+def test_places_we_do_not_list_are_not_taken_for_towns_added(
+    directory: Directory, query: str
+) -> None:
+    # "Kingston" was read as Eckington, "Poland" as Ponteland, "Rome" as Romsey: asked
+    # again instead, as before these towns were listed.
+    assert directory.find_area(query) is None, query
+
+
 def test_a_county_in_ireland_is_not_a_town_here(directory: Directory) -> None:
     # Louth is a town in Lincolnshire and a county in Ireland.
     assert directory.find_area("Dundalk, County Louth") is None
