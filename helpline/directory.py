@@ -665,6 +665,9 @@ class Directory:
     # each with its places, the one taken when nothing else is said first.
     _towns: set[str] = field(default_factory=set, repr=False)
     _shared: dict[str, tuple[_Place, ...]] = field(default_factory=dict, repr=False)
+    # Towns found only as said, never as a typo: a slip of an ordinary word would be taken
+    # for them ("consent" for Consett, "I am able" for Amble).
+    _exact_only: set[str] = field(default_factory=set, repr=False)
     # Regions said after a town ("Newport, South Wales") -> the forces they reach into.
     _regions: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     # Names of the countries outside England and Wales ("Bangor, Northern Ireland"), and the
@@ -707,6 +710,7 @@ class Directory:
         directory = cls(services, programmes, by_id)
         directory._index(areas_doc.get("towns") or {})
         directory._index_shared_towns(areas_doc.get("shared_towns") or {})
+        directory._index_exact_only(areas_doc.get("exact_only") or ())
         directory._index_regions(areas_doc.get("regions") or ())
         directory._index_elsewhere(areas_doc)
         directory._index_partly()
@@ -850,6 +854,13 @@ class Directory:
             self._towns.add(key)
             self._shared[key] = places
 
+    def _index_exact_only(self, names: Iterable[Any]) -> None:
+        for name in names:
+            key = _key(str(name))
+            if key not in self._towns:
+                raise ContentError(f"directory/areas.yaml: exact_only: {name} is not a town")
+            self._exact_only.add(key)
+
     def _index_regions(self, regions: Iterable[Any]) -> None:
         for n, raw in enumerate(regions):
             e = _Entry("directory/areas.yaml", raw, {"names", "police_force_areas"}, n)
@@ -985,7 +996,7 @@ class Directory:
         return None
 
     def _loose(self, query: str, within: Collection[str] | None) -> AreaMatch | None:
-        names = list(self._names)
+        names = [n for n in self._names if n not in self._exact_only]
         if within is not None:
             names = [n for n in names if self._names[n].force in within]
         for reading in dict.fromkeys((unmutated(query), query)):
