@@ -43,6 +43,10 @@ _FILLER = frozenset(
 # one-word answer ("I live in Swansee"), so "hart" is not found in "my heart".
 SENTENCE_FUZZY_MIN = 6
 SENTENCE_FUZZY_CUTOFF = 85.0
+# A place is looked for loosely only among a message's first words (exactly, in all of it): a
+# typo of a town deep in a long story is likelier an ordinary word than a place, and reading
+# all of a 4,000-character message so held the event loop for a third of a second.
+SENTENCE_FUZZY_WORDS = 40
 # A short name is one letter from many places ("Barrow" and Harrow, "Derry" and Derby): up to
 # this length a typo is matched only to a name with the same first letter.
 SHORT_NAME = 7
@@ -1105,7 +1109,7 @@ class Directory:
             if found:
                 return found
         # In a sentence, loosely, for longer words only.
-        for gram in _word_runs(normalise(query).split()):
+        for gram in _word_runs(normalise(query).split()[:SENTENCE_FUZZY_WORDS]):
             if len(gram) >= SENTENCE_FUZZY_MIN and (
                 found := self._fuzzy(gram, names, SENTENCE_FUZZY_CUTOFF)
             ):
@@ -1113,7 +1117,7 @@ class Directory:
         return None
 
     def _fuzzy(self, key: str, names: list[str], cutoff: float = FUZZY_CUTOFF) -> AreaMatch | None:
-        found = process.extract(key, names, scorer=fuzz.ratio, limit=5)
+        found = process.extract(key, names, scorer=fuzz.ratio, limit=5, score_cutoff=cutoff)
         hits = [
             (name, score)
             for name, score, _ in found

@@ -391,3 +391,15 @@ def test_exact_only_naming_no_town_stops_the_directory_loading(tmp_path: Path) -
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ContentError, match="exact_only: Atlantis is not a town"):
         Directory.load(root)
+
+
+def test_a_long_story_is_read_loosely_only_at_its_start(directory: Directory) -> None:
+    # A typo of a town deep in a long message is likelier an ordinary word than a place: it
+    # is not looked for there (reading all of it held the event loop for a third of a second).
+    story = "he shouted at me and I shouted back and then I left the house " * 6
+    assert directory.find_area(f"I live near Tauntn. {story}") is not None
+    assert directory.find_area(f"{story} I live near Tauntn") is None
+    # A place named as it is spelt is found anywhere in it.
+    found = directory.find_area(f"{story} I live in Taunton")
+    assert found is not None
+    assert found.local_authority == "Somerset"
