@@ -29,10 +29,40 @@ SHORT = [
     "I live in a small village near Hexham",
     "somewhere in the north, I'd rather not say",
 ]
-WORDS = (
-    "the and he she it was I my partner kids home work near town live there never always "
-    "lost shouted angry sorry hit wife husband children son daughter help want talk today"
-).split()
+WORDS = [
+    "the",
+    "and",
+    "he",
+    "she",
+    "it",
+    "was",
+    "I",
+    "my",
+    "partner",
+    "kids",
+    "home",
+    "work",
+    "near",
+    "town",
+    "live",
+    "there",
+    "never",
+    "always",
+    "lost",
+    "shouted",
+    "angry",
+    "sorry",
+    "hit",
+    "wife",
+    "husband",
+    "children",
+    "son",
+    "daughter",
+    "help",
+    "want",
+    "talk",
+    "today",
+]
 
 
 def long_messages() -> dict[str, str]:
