@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # halve the suite's time even on a 2-core machine (more made the browser tests flaky there).
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint setup browser services clean
+.PHONY: run test lint setup browser wordlist services clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -33,6 +33,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Debian's British English word list, which tests/test_ordinary_words.py checks
+# content/directory/ordinary_words.yaml against (scripts/ordinary_words.py writes it).
+wordlist:
+	@test -f /usr/share/dict/british-english || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wbritish >/dev/null || { apt-get update -qq && apt-get install -y -qq wbritish >/dev/null; }; \
+	  else sudo apt-get install -y -qq wbritish >/dev/null || { sudo apt-get update -qq && sudo apt-get install -y -qq wbritish >/dev/null; }; fi; }
+
 # Redis and PostgreSQL installed on this machine, started if they are not answering
 # (PostgreSQL as root); a clear message and a failure if they are not installed.
 services:
@@ -44,7 +51,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) browser services lint
+test: $(STAMP) browser wordlist services lint
 	$(BIN)/python run.py check-content
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=15
 

@@ -387,6 +387,18 @@ def _read_doc(path: Path) -> dict[str, Any]:
     return data
 
 
+def _ordinary_words(path: Path) -> frozenset[str]:
+    """The ordinary words never taken for a typo of a place; none if the file is missing (a
+    content folder copied before it was added still loads, matching as loosely as before)."""
+    if not path.exists():
+        return frozenset()
+    words = _read(path, "words")
+    bad = [w for w in words if not isinstance(w, str) or not w.strip()]
+    if bad:
+        raise ContentError(f"directory/{path.name}: words: {bad[0]!r} is not a word")
+    return frozenset(_key(w) for w in words)
+
+
 def _read(path: Path, key: str, doc: dict[str, Any] | None = None) -> list[Any]:
     data = _read_doc(path) if doc is None else doc
     if not isinstance(data.get(key), list):
@@ -619,10 +631,21 @@ def _words(query: str) -> list[str]:
 
 def _word_runs(words: list[str], longest: int = 4) -> Iterator[str]:
     """Runs of up to `longest` consecutive words, joined without spaces, longest first."""
+    for run in _runs(words, longest):
+        yield "".join(run)
+
+
+def _runs(words: list[str], longest: int = 4) -> Iterator[list[str]]:
+    """Runs of up to `longest` consecutive words, fillers left out, longest first."""
     words = [w for w in words if w not in _FILLER]
     for size in range(min(longest, len(words)), 0, -1):
         for start in range(len(words) - size + 1):
-            yield "".join(words[start : start + size])
+            yield words[start : start + size]
+
+
+def _name_words(name: str) -> int:
+    """How many words a place's name has as people write it ("Stoke-on-Trent" has three)."""
+    return len([w for w in normalise(name).split() if w not in _FILLER])
 
 
 def _postcode_area(district: str) -> str:
@@ -690,6 +713,12 @@ class Directory:
     _border: dict[str, Bilingual] = field(default_factory=dict, repr=False)
     # Answers to "where are you?" that are not a place ("rather not say", "homeless").
     not_a_place: tuple[str, ...] = ()
+    # The most words each name is written with: a typo joining more words than that is
+    # words run together, not the place ("help son" is not Helston).
+    _name_words: dict[str, int] = field(default_factory=dict, repr=False)
+    # Ordinary words a letter or two from a place (directory/ordinary_words.yaml): never
+    # taken for a typo of one ("near" is not Newark, "baby" not Blaby).
+    _ordinary: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, root: Path) -> Directory:
@@ -718,6 +747,7 @@ class Directory:
         directory._index_regions(areas_doc.get("regions") or ())
         directory._index_elsewhere(areas_doc)
         directory._index_partly()
+        directory._ordinary = _ordinary_words(folder / "ordinary_words.yaml")
         return directory
 
     def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
@@ -803,19 +833,19 @@ class Directory:
                     )
             names = [f.names.en, f.names.cy, *f.aliases]
             for name in names:
-                self._add_name(_key(name), _Place(f.id, None))
+                self._add_name(_key(name), _Place(f.id, None), name)
             self._full_names.update({_key(f.names.en), _key(f.names.cy)})
         # Councils after forces, so "Leeds" (council) beats "Leeds" (alias of the force).
         for f in self.forces.values():
             for la in f.local_authorities:
                 for name in (la.names.en, la.names.cy, *la.aliases):
-                    self._add_name(_key(name), _Place(f.id, la.names.en))
+                    self._add_name(_key(name), _Place(f.id, la.names.en), name)
                 self._full_names.update({_key(la.names.en), _key(la.names.cy)})
         councils = self._councils()
         for town, council in towns.items():
             if council not in councils:
                 raise ContentError(f"{file}: towns: {town}: unknown council {council!r}")
-            self._add_name(_key(str(town)), _Place(councils[council], council))
+            self._add_name(_key(str(town)), _Place(councils[council], council), str(town))
             self._towns.add(_key(str(town)))
 
     def _index_partly(self) -> None:
@@ -854,7 +884,7 @@ class Directory:
             if key in self._towns:
                 raise ContentError(f"{where}: {town} is under towns too")
             places = tuple(_Place(councils[c], c) for c in listed)
-            self._add_name(key, places[0])
+            self._add_name(key, places[0], str(town))
             self._towns.add(key)
             self._shared[key] = places
 
@@ -872,7 +902,8 @@ class Directory:
             for name in e.items("names"):
                 self._regions[_key(name)] = forces
 
-    def _add_name(self, key: str, place: _Place) -> None:
+    def _add_name(self, key: str, place: _Place, name: str) -> None:
+        self._name_words[key] = max(self._name_words.get(key, 0), _name_words(name))
         old = self._names.get(key)
         if old is not None and old.force != place.force:
             raise ContentError(
@@ -1033,6 +1064,10 @@ class Directory:
             place, region = region, place  # "South Wales, Newport"; not "Wrexham, Chester"
         return self._town(place.key, region.key if region else None, near=how == "near")
 
+    def names_exactly(self, query: str) -> bool:
+        """Whether the answer names a place here as it is spelt, or gives its postcode."""
+        return self._by_postcode(query) is not None or self._exact(query) is not None
+
     def _names_a_place(self, query: str) -> bool:
         """Whether a place here is named exactly, in either reading of the answer."""
         return any(
@@ -1104,24 +1139,38 @@ class Directory:
         key = _key(query)
         if not key:
             return None
-        if len(key) >= 4:
-            found = self._fuzzy(key, names)
+        words = [w for w in normalise(query).split() if w not in _FILLER]
+        if len(key) >= 4 and self._typo_candidate(words):
+            found = self._fuzzy(key, names, joined=len(words))
             if found:
                 return found
         # In a sentence, loosely, for longer words only.
-        for gram in _word_runs(normalise(query).split()[:SENTENCE_FUZZY_WORDS]):
-            if len(gram) >= SENTENCE_FUZZY_MIN and (
-                found := self._fuzzy(gram, names, SENTENCE_FUZZY_CUTOFF)
+        for run in _runs(normalise(query).split()[:SENTENCE_FUZZY_WORDS]):
+            gram = "".join(run)
+            if (
+                len(gram) >= SENTENCE_FUZZY_MIN
+                and self._typo_candidate(run)
+                and (found := self._fuzzy(gram, names, SENTENCE_FUZZY_CUTOFF, joined=len(run)))
             ):
                 return found
         return None
 
-    def _fuzzy(self, key: str, names: list[str], cutoff: float = FUZZY_CUTOFF) -> AreaMatch | None:
+    def _typo_candidate(self, words: list[str]) -> bool:
+        """Whether these words may be a slip for a place: not one ordinary word ("near")."""
+        return not (len(words) == 1 and words[0] in self._ordinary)
+
+    def _fuzzy(
+        self, key: str, names: list[str], cutoff: float = FUZZY_CUTOFF, joined: int = 1
+    ) -> AreaMatch | None:
+        """The place `key` is a typo of, if one stands out. `joined`: how many words the key
+        was written as; a name written with fewer is not it ("help son" is not Helston)."""
         found = process.extract(key, names, scorer=fuzz.ratio, limit=5, score_cutoff=cutoff)
         hits = [
             (name, score)
             for name, score, _ in found
-            if score >= cutoff and (len(key) > SHORT_NAME or name[:1] == key[:1])
+            if score >= cutoff
+            and (len(key) > SHORT_NAME or name[:1] == key[:1])
+            and self._name_words.get(name, 1) >= joined
         ]
         if not hits:
             return None

@@ -403,3 +403,71 @@ def test_a_long_story_is_read_loosely_only_at_its_start(directory: Directory) ->
     found = directory.find_area(f"{story} I live in Taunton")
     assert found is not None
     assert found.local_authority == "Somerset"
+
+
+@pytest.mark.parametrize(
+    ("query", "was"),
+    [
+        # One ordinary word, a letter or two from a place: asked again, not placed there.
+        ("near", "Newark"),
+        ("baby", "Blaby"),
+        ("country", "Coventry"),
+        ("hurts", "Herts"),
+        ("having", "Havering"),
+        ("writing", "Worthing"),
+        ("machete", "Manchester"),
+        ("heart", "Hart"),
+        ("attending", "Tendring"),
+        ("rhywle", "Denbighshire"),  # "somewhere"
+        ("derbyn", "Derby"),  # "receive"
+        # Two ordinary words run together are not a one-word town.
+        ("help son", "Helston"),
+        ("never court", "Dovercourt"),
+        ("I was writing, sorry", "Worthing"),
+    ],
+)
+def test_ordinary_words_a_letter_from_a_place_are_not_taken_for_it(
+    directory: Directory, query: str, was: str
+) -> None:
+    assert directory.find_area(query) is None, f"{query!r} was taken for {was}"
+
+
+@pytest.mark.parametrize(
+    ("query", "council"),
+    [
+        ("swansee", "Swansea"),
+        ("I live in Manchster", "Manchester"),
+        ("newcastel upon tyne", "Newcastle upon Tyne"),
+        ("merthr tydfil", "Merthyr Tydfil"),
+        ("stoke on trnt", "Stoke-on-Trent"),
+        ("milton keyns", "Milton Keynes"),
+        ("Ponty pridd", "Rhondda Cynon Taf"),
+        ("Caerdyd", "Cardiff"),
+        # A place that is also a word is found as it is spelt.
+        ("Bath", "Bath and North East Somerset"),
+        ("Reading", "Reading"),
+    ],
+)
+def test_real_typos_of_places_are_still_found(
+    directory: Directory, query: str, council: str
+) -> None:
+    found = directory.find_area(query)
+    assert found is not None, query
+    assert found.local_authority == council
+
+
+def test_the_ordinary_words_list_is_read_from_the_content_folder(tmp_path: Path) -> None:
+    # An operator's own content folder: its list is the one used; one from before the list
+    # existed still loads, matching as loosely as before.
+    root = tmp_path / "content"
+    shutil.copytree(CONTENT / "directory", root / "directory")
+    words = root / "directory" / "ordinary_words.yaml"
+    words.write_text("words: [swansee]\n", encoding="utf-8")
+    assert Directory.load(root).find_area("swansee") is None
+    found = Directory.load(root).find_area("baby")
+    assert found is not None and found.local_authority == "Blaby"
+    words.unlink()
+    assert Directory.load(root).find_area("near") is not None
+    words.write_text("words: [near, 12]\n", encoding="utf-8")
+    with pytest.raises(ContentError, match="ordinary_words.yaml: words: 12 is not a word"):
+        Directory.load(root)
