@@ -338,8 +338,8 @@ def _hours(app: web.Application) -> Hours:
 async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
     """Every minute: answer messages whose turn failed, send messages held for quiet hours,
     queue people in danger whose hand-off the queue refused, close idle conversations, put
-    right claims no adviser joined, offer a call-back to anyone waiting long, and apply
-    retention.
+    right claims no adviser joined, tell anyone waiting that their queue has closed, offer a
+    call-back to anyone waiting long, and apply retention.
     Each step is safe to run on several instances at once."""
     settings = app[SETTINGS]
     engine = app[ENGINE]
@@ -355,6 +355,7 @@ async def _housekeeping(app: web.Application, stop: asyncio.Event) -> None:
         ("close idle conversations", lambda: engine.close_idle(idle)),
         ("put right claims no adviser joined", lambda: app[ROUTING].settle_claims()),
         ("put back what the queue has lost", lambda: app[ROUTING].repair_queue()),
+        ("tell those waiting that their queue has closed", lambda: app[ROUTING].tell_closing()),
         (
             "offer call-backs",
             lambda: app[ROUTING].offer_waiting(timedelta(minutes=settings.wait_offer_minutes)),

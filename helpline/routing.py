@@ -78,6 +78,9 @@ GUIDED_WHILE_CLOSED = ("immediate", "suicide")
 # programme's queue: once a wait), which WINDOW_TOLD keeps.
 WINDOW_MARGIN = timedelta(hours=4)
 WINDOW_TOLD = "_window_told"
+# In a conversation's answers: the opening (ISO time, or "unknown") that someone waiting was
+# last told their closed queue opens at: told at closing once, not again for the same one.
+CLOSED_TOLD = "_closed_told"
 
 IsOpen = Callable[[str, datetime], bool]
 NextOpening = Callable[[str, datetime], datetime | None]
@@ -158,12 +161,14 @@ class Routing:
         conv.answers.pop(WINDOW_TOLD, None)
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
         if closed and programme_of(queue) is not None:
+            conv.answers[CLOSED_TOLD] = _opening_key(opens)
             # The programme's staff will answer in their own hours; the helpline's offer of
             # a message for its advisers, or a call back from them, is not theirs to make
             # (nor, later, offer_waiting's).
             closed_words = self._closed_words(conv, queue, opens)
             return [*replies, closed_words, *self._window_note(conv, queue, opens)]
         if closed:
+            conv.answers[CLOSED_TOLD] = _opening_key(opens)
             if opens is None:
                 replies.append(Reply(t("handoff.closed_unknown", conv.language)))
             else:
@@ -314,6 +319,7 @@ class Routing:
     def _while_closed(self, conv: Conversation, queue: str, opens: datetime | None) -> list[Reply]:
         """The closed words and, after danger, the guidance again: nobody can answer danger
         here until the queue opens, and it is where to get help meanwhile."""
+        conv.answers[CLOSED_TOLD] = _opening_key(opens)
         replies = [self._closed_words(conv, queue, opens)]
         if conv.risk_level in GUIDED_WHILE_CLOSED:
             replies.append(Reply(self.content.text(f"risk.{conv.risk_level}", conv.language)))
@@ -388,6 +394,58 @@ class Routing:
                 await engine.deliver(conv, stored)
             offered += 1
         return offered
+
+    async def tell_closing(self) -> int:
+        """Tell anyone waiting whose queue has closed since they joined it, once for each
+        closing, that nobody will join them until it opens and when that is (in a
+        programme's queue, when its staff are back); in the helpline's queues, with the
+        offer of a call-back if they have not had it this wait; after danger, the guidance
+        again. Through the engine's delivery (quiet hours hold it on SMS). Returns how many
+        were told; safe to run on several instances at once."""
+        engine = self._engine()
+        now = self.clock()
+        told = 0
+        for entry in await self.queue.waiting():
+            closed, opens = self._closed(entry.queue, now)
+            if not closed:
+                continue
+            async with engine.locks.hold(entry.conversation_id):
+                try:
+                    conv = await self.store.conversation(entry.conversation_id)
+                except NotFound:
+                    continue  # erased meanwhile
+                if conv.owner is not Owner.QUEUE:
+                    continue
+                queue = _queue_of(conv)
+                closed, opens = self._closed(queue, now)
+                if not closed or conv.answers.get(CLOSED_TOLD) == _opening_key(opens):
+                    continue
+                replies = await self._closing_words(conv, queue, opens)
+                # Not the person's activity: it must not postpone an idle close.
+                stored = await self.store.save_turn(conv, [], replies, touch=False)
+                await engine.deliver(conv, stored)
+            told += 1
+        return told
+
+    async def _closing_words(
+        self, conv: Conversation, queue: str, opens: datetime | None
+    ) -> list[Reply]:
+        """tell_closing's words for one person (inside the conversation's lock)."""
+        conv.answers[CLOSED_TOLD] = _opening_key(opens)
+        replies = self._while_closed(conv, queue, opens)
+        if programme_of(queue) is not None:
+            return replies  # its staff answer in their own hours, as the person was told
+        if opens is None:
+            words = Reply(self.content.text("handoff.closing_unknown", conv.language))
+        else:
+            when = self.content.when(opens, conv.language)
+            words = Reply(self.content.text("handoff.closing", conv.language, opens=when))
+        replies[0] = words
+        if conv.answers.get("_wait_offered"):
+            return replies
+        # The call-back is offered as to someone arriving out of hours: options on the words.
+        conv.answers["_wait_offered"] = True
+        return [*await self._offer(conv, [words], CLOSED_OFFER), *replies[1:]]
 
     async def settle_claims(self) -> int:
         """Put right claims the queue holds that no adviser joined. Claiming takes the
@@ -754,6 +812,11 @@ class Routing:
             + [e for e in waiting if e.conversation_id in claims],
             claims,
         )
+
+
+def _opening_key(opens: datetime | None) -> str:
+    """How CLOSED_TOLD names an opening."""
+    return "unknown" if opens is None else opens.isoformat()
 
 
 def _last_written(conv: Conversation, now: datetime) -> datetime:
