@@ -115,6 +115,9 @@ class Routing:
         self.engine: Engine | None = None  # set by the app once both exist
         # Claims seen with no adviser joined, and since when (see settle_claims).
         self._unjoined: dict[str, datetime] = {}
+        # Conversations tell_closing has seen told of a closing, by the opening they were told
+        # of: not read again from the database every minute all night.
+        self._closing_seen: dict[str, str] = {}
 
     # -- called by the engine, inside the conversation's lock ------------------------------
 
@@ -405,9 +408,14 @@ class Routing:
         engine = self._engine()
         now = self.clock()
         told = 0
-        for entry in await self.queue.waiting():
+        waiting = await self.queue.waiting()
+        seen, self._closing_seen = self._closing_seen, {}
+        for entry in waiting:
             closed, opens = self._closed(entry.queue, now)
             if not closed:
+                continue
+            if seen.get(entry.conversation_id) == _opening_key(opens):
+                self._closing_seen[entry.conversation_id] = _opening_key(opens)
                 continue
             async with engine.locks.hold(entry.conversation_id):
                 try:
@@ -418,7 +426,10 @@ class Routing:
                     continue
                 queue = _queue_of(conv)
                 closed, opens = self._closed(queue, now)
-                if not closed or conv.answers.get(CLOSED_TOLD) == _opening_key(opens):
+                if not closed:
+                    continue
+                self._closing_seen[conv.id] = _opening_key(opens)
+                if conv.answers.get(CLOSED_TOLD) == _opening_key(opens):
                     continue
                 replies = await self._closing_words(conv, queue, opens)
                 # Not the person's activity: it must not postpone an idle close.
