@@ -399,6 +399,14 @@ def _ordinary_words(path: Path) -> frozenset[str]:
     return frozenset(_key(w) for w in words)
 
 
+def still_typos(areas_doc: Mapping[str, Any]) -> frozenset[str]:
+    """Ordinary words kept as typos of a place (areas.yaml, still_typos: "crew" is Crewe)."""
+    words = areas_doc.get("still_typos") or []
+    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise ContentError("directory/areas.yaml: still_typos: expected a list of words")
+    return frozenset(_key(w) for w in words)
+
+
 def _read(path: Path, key: str, doc: dict[str, Any] | None = None) -> list[Any]:
     data = _read_doc(path) if doc is None else doc
     if not isinstance(data.get(key), list):
@@ -719,6 +727,9 @@ class Directory:
     # Ordinary words a letter or two from a place (directory/ordinary_words.yaml): never
     # taken for a typo of one ("near" is not Newark, "baby" not Blaby).
     _ordinary: frozenset[str] = frozenset()
+    # The names a typo may be of (not exact_only), made once: on every loose lookup it was a
+    # tenth of a millisecond.
+    _typo_names: list[str] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> Directory:
@@ -747,7 +758,9 @@ class Directory:
         directory._index_regions(areas_doc.get("regions") or ())
         directory._index_elsewhere(areas_doc)
         directory._index_partly()
-        directory._ordinary = _ordinary_words(folder / "ordinary_words.yaml")
+        directory._ordinary = _ordinary_words(folder / "ordinary_words.yaml") - still_typos(
+            areas_doc
+        )
         return directory
 
     def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
@@ -1031,7 +1044,9 @@ class Directory:
         return None
 
     def _loose(self, query: str, within: Collection[str] | None) -> AreaMatch | None:
-        names = [n for n in self._names if n not in self._exact_only]
+        if self._typo_names is None:
+            self._typo_names = [n for n in self._names if n not in self._exact_only]
+        names = self._typo_names
         if within is not None:
             names = [n for n in names if self._names[n].force in within]
         for reading in dict.fromkeys((unmutated(query), query)):
@@ -1141,7 +1156,7 @@ class Directory:
             return None
         words = [w for w in normalise(query).split() if w not in _FILLER]
         if len(key) >= 4 and self._typo_candidate(words):
-            found = self._fuzzy(key, names, joined=len(words))
+            found = self._fuzzy(key, names, words)
             if found:
                 return found
         # In a sentence, loosely, for longer words only.
@@ -1150,7 +1165,7 @@ class Directory:
             if (
                 len(gram) >= SENTENCE_FUZZY_MIN
                 and self._typo_candidate(run)
-                and (found := self._fuzzy(gram, names, SENTENCE_FUZZY_CUTOFF, joined=len(run)))
+                and (found := self._fuzzy(gram, names, run, SENTENCE_FUZZY_CUTOFF))
             ):
                 return found
         return None
@@ -1160,18 +1175,22 @@ class Directory:
         return not (len(words) == 1 and words[0] in self._ordinary)
 
     def _fuzzy(
-        self, key: str, names: list[str], cutoff: float = FUZZY_CUTOFF, joined: int = 1
+        self, key: str, names: list[str], words: list[str], cutoff: float = FUZZY_CUTOFF
     ) -> AreaMatch | None:
-        """The place `key` is a typo of, if one stands out. `joined`: how many words the key
-        was written as; a name written with fewer is not it ("help son" is not Helston)."""
-        found = process.extract(key, names, scorer=fuzz.ratio, limit=5, score_cutoff=cutoff)
+        """The place `key` is a typo of, if one stands out. `words`: what the key was written
+        as. A name written with fewer words is it only if the first of them begins it, split
+        ("south hampton", "bridge end"), not words run together ("help son" is not Helston)."""
+        found = process.extract(key, names, scorer=fuzz.ratio, limit=None, score_cutoff=cutoff)
         hits = [
             (name, score)
             for name, score, _ in found
             if score >= cutoff
             and (len(key) > SHORT_NAME or name[:1] == key[:1])
-            and self._name_words.get(name, 1) >= joined
-        ]
+            and (
+                self._name_words.get(name, 1) >= len(words)
+                or (len(words[0]) >= 3 and name.startswith(words[0]))
+            )
+        ][:5]
         if not hits:
             return None
         best, score = hits[0]

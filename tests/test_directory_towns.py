@@ -471,3 +471,30 @@ def test_the_ordinary_words_list_is_read_from_the_content_folder(tmp_path: Path)
     words.write_text("words: [near, 12]\n", encoding="utf-8")
     with pytest.raises(ContentError, match="ordinary_words.yaml: words: 12 is not a word"):
         Directory.load(root)
+
+
+@pytest.mark.parametrize(
+    ("query", "council"),
+    [
+        # A name split in two, with a typo: the first word begins it, so it is a split, not
+        # words run together.
+        ("notting hamshre", None),
+        ("south hampton", "Southampton"),
+        ("bridge end", "Bridgend"),
+        ("swan see", "Swansea"),
+        ("aber tawi", "Swansea"),
+        ("walton on th naze", "Tendring"),
+        # Ordinary words kept as typos (areas.yaml, still_typos).
+        ("crew", "Cheshire East"),
+        ("bristle", "Bristol"),
+    ],
+)
+def test_a_split_name_and_words_kept_as_typos_are_found(
+    directory: Directory, query: str, council: str | None
+) -> None:
+    found = directory.find_area(query)
+    assert found is not None, query
+    if council is None:
+        assert found.police_force_area == "nottinghamshire"
+    else:
+        assert found.local_authority == council
