@@ -164,14 +164,14 @@ class Routing:
         conv.answers.pop(WINDOW_TOLD, None)
         replies = [Reply(t("event.queued", conv.language, queue=queue), author=Author.SYSTEM)]
         if closed and programme_of(queue) is not None:
-            conv.answers[CLOSED_TOLD] = _opening_key(opens)
+            conv.answers[CLOSED_TOLD] = _opening_key(queue, opens)
             # The programme's staff will answer in their own hours; the helpline's offer of
             # a message for its advisers, or a call back from them, is not theirs to make
             # (nor, later, offer_waiting's).
             closed_words = self._closed_words(conv, queue, opens)
             return [*replies, closed_words, *self._window_note(conv, queue, opens)]
         if closed:
-            conv.answers[CLOSED_TOLD] = _opening_key(opens)
+            conv.answers[CLOSED_TOLD] = _opening_key(queue, opens)
             if opens is None:
                 replies.append(Reply(t("handoff.closed_unknown", conv.language)))
             else:
@@ -322,7 +322,6 @@ class Routing:
     def _while_closed(self, conv: Conversation, queue: str, opens: datetime | None) -> list[Reply]:
         """The closed words and, after danger, the guidance again: nobody can answer danger
         here until the queue opens, and it is where to get help meanwhile."""
-        conv.answers[CLOSED_TOLD] = _opening_key(opens)
         replies = [self._closed_words(conv, queue, opens)]
         if conv.risk_level in GUIDED_WHILE_CLOSED:
             replies.append(Reply(self.content.text(f"risk.{conv.risk_level}", conv.language)))
@@ -414,8 +413,8 @@ class Routing:
             closed, opens = self._closed(entry.queue, now)
             if not closed:
                 continue
-            if seen.get(entry.conversation_id) == _opening_key(opens):
-                self._closing_seen[entry.conversation_id] = _opening_key(opens)
+            if seen.get(entry.conversation_id) == _opening_key(entry.queue, opens):
+                self._closing_seen[entry.conversation_id] = _opening_key(entry.queue, opens)
                 continue
             async with engine.locks.hold(entry.conversation_id):
                 try:
@@ -426,10 +425,10 @@ class Routing:
                     continue
                 queue = _queue_of(conv)
                 closed, opens = self._closed(queue, now)
-                if not closed:
-                    continue
-                self._closing_seen[conv.id] = _opening_key(opens)
-                if conv.answers.get(CLOSED_TOLD) == _opening_key(opens):
+                if not closed or await self.queue.position(conv.id) is None:
+                    continue  # open again, or claimed by an adviser since the list was read
+                self._closing_seen[conv.id] = _opening_key(queue, opens)
+                if conv.answers.get(CLOSED_TOLD) == _opening_key(queue, opens):
                     continue
                 replies = await self._closing_words(conv, queue, opens)
                 # Not the person's activity: it must not postpone an idle close.
@@ -442,7 +441,7 @@ class Routing:
         self, conv: Conversation, queue: str, opens: datetime | None
     ) -> list[Reply]:
         """tell_closing's words for one person (inside the conversation's lock)."""
-        conv.answers[CLOSED_TOLD] = _opening_key(opens)
+        conv.answers[CLOSED_TOLD] = _opening_key(queue, opens)
         replies = self._while_closed(conv, queue, opens)
         if programme_of(queue) is not None:
             return replies  # its staff answer in their own hours, as the person was told
@@ -452,11 +451,10 @@ class Routing:
             when = self.content.when(opens, conv.language)
             words = Reply(self.content.text("handoff.closing", conv.language, opens=when))
         replies[0] = words
-        if conv.answers.get("_wait_offered"):
-            return replies
-        # The call-back is offered as to someone arriving out of hours: options on the words.
+        # The call-back is offered as to someone arriving out of hours (the words offer it),
+        # its options on the last message, where every channel keeps them.
         conv.answers["_wait_offered"] = True
-        return [*await self._offer(conv, [words], CLOSED_OFFER), *replies[1:]]
+        return await self._offer(conv, replies, CLOSED_OFFER)
 
     async def settle_claims(self) -> int:
         """Put right claims the queue holds that no adviser joined. Claiming takes the
@@ -825,9 +823,9 @@ class Routing:
         )
 
 
-def _opening_key(opens: datetime | None) -> str:
-    """How CLOSED_TOLD names an opening."""
-    return "unknown" if opens is None else opens.isoformat()
+def _opening_key(queue: str, opens: datetime | None) -> str:
+    """How CLOSED_TOLD names a queue's opening (moved to another queue, they are told again)."""
+    return f"{queue}@{'unknown' if opens is None else opens.isoformat()}"
 
 
 def _last_written(conv: Conversation, now: datetime) -> datetime:

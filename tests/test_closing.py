@@ -110,6 +110,11 @@ async def test_after_danger_the_guidance_is_said_again_at_closing(
         said = [person.keys.key(m.reply.text) for m in fake.sent[sent:]]
         assert said[0] == "handoff.closing"
         assert any(key.startswith("risk.immediate") for key in said[1:]), said
+        # The call-back's options on the last message, where every channel keeps them.
+        assert fake.sent[-1].reply.options == (
+            app[CONTENT].text("handoff.opt_leave_message", "en"),
+            app[CONTENT].text("own.opt_callback", "en"),
+        )
 
 
 async def test_someone_with_an_adviser_at_closing_is_told_nothing(
