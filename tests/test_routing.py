@@ -29,6 +29,10 @@ from tests.support import (
 PERSON = "+447700900456"
 OTHER = "+447700900789"
 
+# A winter night still to come (GMT, so 23:30 UTC is 23:30 in London): a fixed date became a
+# past one, earlier than the messages' real arrival times, and the tests failed from then on.
+_WINTER = datetime.now(UTC).year + 1
+
 
 async def _to_queue(app, address: str = PERSON) -> str:  # type: ignore[no-untyped-def]
     engine = app[ENGINE]
@@ -119,7 +123,7 @@ async def test_adviser_messages_wait_for_the_end_of_quiet_hours(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     # 23:30 in London in winter (GMT): inside a 22:00-08:00 quiet window.
-    clock = Clock(datetime(2026, 12, 1, 23, 30, tzinfo=UTC))
+    clock = Clock(datetime(_WINTER, 12, 1, 23, 30, tzinfo=UTC))
     async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
         conv_id = await _to_queue(app)
         conv = await app[STORE].conversation(conv_id)
@@ -131,7 +135,7 @@ async def test_adviser_messages_wait_for_the_end_of_quiet_hours(
         assert "Is now a good time?" not in fake.texts()
 
         assert await app[ENGINE].release_held() == 0  # still quiet
-        clock.now = datetime(2026, 12, 2, 8, 5, tzinfo=UTC)
+        clock.now = datetime(_WINTER, 12, 2, 8, 5, tzinfo=UTC)
         assert await app[ENGINE].release_held() == 1
         assert fake.texts()[-2:] == [
             app[CONTENT].text("handoff.joined", "en"),
@@ -502,7 +506,7 @@ async def test_emergency_guidance_is_never_held_for_quiet_hours_even_when_answer
     sqlite_url: str, tmp_path: Path
 ) -> None:
     # 23:30 in London in winter (GMT): inside a 22:00-08:00 quiet window.
-    clock = Clock(datetime(2026, 12, 1, 23, 30, tzinfo=UTC))
+    clock = Clock(datetime(_WINTER, 12, 1, 23, 30, tzinfo=UTC))
     async with running(settings_for(sqlite_url, tmp_path), clock=clock) as (app, fake, _):
         engine, store, content = app[ENGINE], app[STORE], app[CONTENT]
         first = await engine.handle(InboundMessage("test", PERSON, "hello", None, clock.now))
