@@ -387,24 +387,27 @@ def _read_doc(path: Path) -> dict[str, Any]:
     return data
 
 
+def _word_set(words: Any, where: str) -> frozenset[str]:
+    """A list of words from a content file, as keys; a clear error for anything else."""
+    if not isinstance(words, list):
+        raise ContentError(f"{where}: expected a list of words")
+    bad = [w for w in words if not isinstance(w, str) or not w.strip()]
+    if bad:
+        raise ContentError(f"{where}: {bad[0]!r} is not a word")
+    return frozenset(_key(w) for w in words)
+
+
 def _ordinary_words(path: Path) -> frozenset[str]:
     """The ordinary words never taken for a typo of a place; none if the file is missing (a
     content folder copied before it was added still loads, matching as loosely as before)."""
     if not path.exists():
         return frozenset()
-    words = _read(path, "words")
-    bad = [w for w in words if not isinstance(w, str) or not w.strip()]
-    if bad:
-        raise ContentError(f"directory/{path.name}: words: {bad[0]!r} is not a word")
-    return frozenset(_key(w) for w in words)
+    return _word_set(_read(path, "words"), f"directory/{path.name}: words")
 
 
 def still_typos(areas_doc: Mapping[str, Any]) -> frozenset[str]:
     """Ordinary words kept as typos of a place (areas.yaml, still_typos: "crew" is Crewe)."""
-    words = areas_doc.get("still_typos") or []
-    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
-        raise ContentError("directory/areas.yaml: still_typos: expected a list of words")
-    return frozenset(_key(w) for w in words)
+    return _word_set(areas_doc.get("still_typos") or [], "directory/areas.yaml: still_typos")
 
 
 def _read(path: Path, key: str, doc: dict[str, Any] | None = None) -> list[Any]:
@@ -727,9 +730,9 @@ class Directory:
     # Ordinary words a letter or two from a place (directory/ordinary_words.yaml): never
     # taken for a typo of one ("near" is not Newark, "baby" not Blaby).
     _ordinary: frozenset[str] = frozenset()
-    # The names a typo may be of (not exact_only), made once: on every loose lookup it was a
-    # tenth of a millisecond.
-    _typo_names: list[str] | None = field(default=None, repr=False)
+    # The names a typo may be of (not exact_only), made at load: made on every loose lookup,
+    # it was a tenth of a millisecond.
+    _typo_names: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> Directory:
@@ -761,6 +764,7 @@ class Directory:
         directory._ordinary = _ordinary_words(folder / "ordinary_words.yaml") - still_typos(
             areas_doc
         )
+        directory._typo_names = [n for n in directory._names if n not in directory._exact_only]
         return directory
 
     def _index_elsewhere(self, doc: Mapping[str, Any]) -> None:
@@ -1044,8 +1048,6 @@ class Directory:
         return None
 
     def _loose(self, query: str, within: Collection[str] | None) -> AreaMatch | None:
-        if self._typo_names is None:
-            self._typo_names = [n for n in self._names if n not in self._exact_only]
         names = self._typo_names
         if within is not None:
             names = [n for n in names if self._names[n].force in within]
@@ -1151,10 +1153,10 @@ class Directory:
         return self._named(places[0])  # "Newport, Mon": an abbreviation that fits no Newport
 
     def _loose_name(self, query: str, names: list[str]) -> AreaMatch | None:
-        key = _key(query)
+        words = [w for w in normalise(query).split() if w not in _FILLER]
+        key = "".join(words)  # _key(query)
         if not key:
             return None
-        words = [w for w in normalise(query).split() if w not in _FILLER]
         if len(key) >= 4 and self._typo_candidate(words):
             found = self._fuzzy(key, names, words)
             if found:

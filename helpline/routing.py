@@ -382,18 +382,13 @@ class Routing:
                 # take them out of it.
                 continue
             async with engine.locks.hold(entry.conversation_id):
-                try:
-                    conv = await self.store.conversation(entry.conversation_id)
-                except NotFound:
-                    continue  # erased meanwhile
-                if conv.owner is not Owner.QUEUE or conv.answers.get("_wait_offered"):
+                conv = await self._still_queued(entry.conversation_id)
+                if conv is None or conv.answers.get("_wait_offered"):
                     continue
                 conv.answers["_wait_offered"] = True
                 turn = Turn(conv, self.content)
                 await engine.runner.start(turn, flow, state)
-                # Not the person's activity: it must not postpone an idle close.
-                stored = await self.store.save_turn(conv, [], turn.replies, touch=False)
-                await engine.deliver(conv, stored)
+                await self._say_unasked(conv, turn.replies)
             offered += 1
         return offered
 
@@ -413,29 +408,39 @@ class Routing:
             closed, opens = self._closed(entry.queue, now)
             if not closed:
                 continue
-            if seen.get(entry.conversation_id) == _opening_key(entry.queue, opens):
-                self._closing_seen[entry.conversation_id] = _opening_key(entry.queue, opens)
+            key = _opening_key(entry.queue, opens)
+            if seen.get(entry.conversation_id) == key:
+                self._closing_seen[entry.conversation_id] = key
                 continue
             async with engine.locks.hold(entry.conversation_id):
-                try:
-                    conv = await self.store.conversation(entry.conversation_id)
-                except NotFound:
-                    continue  # erased meanwhile
-                if conv.owner is not Owner.QUEUE:
+                conv = await self._still_queued(entry.conversation_id)
+                if conv is None:
                     continue
                 queue = _queue_of(conv)
                 closed, opens = self._closed(queue, now)
                 if not closed or await self.queue.position(conv.id) is None:
                     continue  # open again, or claimed by an adviser since the list was read
-                self._closing_seen[conv.id] = _opening_key(queue, opens)
-                if conv.answers.get(CLOSED_TOLD) == _opening_key(queue, opens):
+                key = self._closing_seen[conv.id] = _opening_key(queue, opens)
+                if conv.answers.get(CLOSED_TOLD) == key:
                     continue
-                replies = await self._closing_words(conv, queue, opens)
-                # Not the person's activity: it must not postpone an idle close.
-                stored = await self.store.save_turn(conv, [], replies, touch=False)
-                await engine.deliver(conv, stored)
+                await self._say_unasked(conv, await self._closing_words(conv, queue, opens))
             told += 1
         return told
+
+    async def _still_queued(self, conversation_id: str) -> Conversation | None:
+        """The conversation, if it is still waiting (inside its lock): None if it was erased
+        or has left the queue since the queue's list was read."""
+        try:
+            conv = await self.store.conversation(conversation_id)
+        except NotFound:
+            return None  # erased meanwhile
+        return conv if conv.owner is Owner.QUEUE else None
+
+    async def _say_unasked(self, conv: Conversation, replies: list[Reply]) -> None:
+        """Store and send what the queue says unasked (inside the conversation's lock). Not
+        the person's activity: it must not postpone an idle close."""
+        stored = await self.store.save_turn(conv, [], replies, touch=False)
+        await self._engine().deliver(conv, stored)
 
     async def _closing_words(
         self, conv: Conversation, queue: str, opens: datetime | None
